@@ -1,0 +1,49 @@
+//===- MoEDialect.td - the moe dialect ---------------------*- tablegen -*-===//
+//
+// The `moe` dialect: tensor-level operations of a Mixture-of-Experts layer
+// (routing, dispatch, expert FFN, combine, auxiliary losses, collectives).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEDIALECT_TD
+#define MOE_DIALECT_MOE_IR_MOEDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def MoE_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-Experts layers: routing, dispatch, experts, combine";
+  let description = [{
+    The `moe` dialect describes a whole Mixture-of-Experts layer at tensor
+    level, with the semantics of the `.moe` language's builtins. Its ops keep
+    the structure that the fast implementations exploit (top-k routing, a
+    routed value grouped by expert, stacked expert weights, a weighted
+    combine), so the lowering passes can build device-side schedules for
+    dropless grouped GEMMs instead of rediscovering them from loops.
+
+    Elementwise broadcasting follows Julia (and NumPy): a size-1 dimension
+    stretches to the other operand's size; rank-0 tensors are scalars.
+    Expert indices in the IR are 0-based `i32` (the language's are 1-based:
+    the frontend shifts them once, where it would matter).
+  }];
+  let useDefaultTypePrinterParser = 1;
+  let hasConstantMaterializer = 0;
+  let hasRegionArgAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Names of the function-argument attributes that bind a layer's
+    /// arguments to its inputs and parameters.
+    static constexpr ::llvm::StringLiteral getInputAttrName() { return "moe.input"; }
+    static constexpr ::llvm::StringLiteral getParamAttrName() { return "moe.param"; }
+    static constexpr ::llvm::StringLiteral getTrainableAttrName() { return "moe.trainable"; }
+  private:
+    void registerTypes();
+  public:
+  }];
+}
+
+class MoE_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic, traits>;
+
+#endif // MOE_DIALECT_MOE_IR_MOEDIALECT_TD

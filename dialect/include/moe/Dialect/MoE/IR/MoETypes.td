@@ -1,0 +1,52 @@
+//===- MoETypes.td - moe types -----------------------------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOETYPES_TD
+#define MOE_DIALECT_MOE_IR_MOETYPES_TD
+
+include "moe/Dialect/MoE/IR/MoEDialect.td"
+include "mlir/IR/BuiltinTypeInterfaces.td"
+
+def MoE_RoutedType : TypeDef<MoE_Dialect, "Routed"> {
+  let mnemonic = "routed";
+  let summary = "tokens grouped by expert, as produced by `moe.dispatch`";
+  let description = [{
+    A routed value is the set of (token, slot) assignments of a `[tokens, d]`
+    activation to `experts` experts, `k` assignments per token, grouped by
+    expert. It is deliberately opaque at tensor level: the lowering chooses its
+    storage (a permuted `[tokens * k, d]` buffer plus per-expert counts, offsets
+    and the row-to-(token, slot) permutation, all computed on the device), so no
+    size of it depends on the host knowing how many tokens each expert got.
+
+    `capacity`, when present, is the Switch Transformer capacity factor: each
+    expert keeps at most `ceil(capacity * tokens * k / experts)` assignments and
+    the later ones, in (token, slot) order, are dropped. Without it the value is
+    dropless.
+
+    ```mlir
+    !moe.routed<tensor<?x4096xbf16>, experts = 8, k = 2>
+    !moe.routed<tensor<?x512xf32>, experts = 64, k = 1, capacity = 1.25>
+    ```
+  }];
+  let parameters = (ins
+    "::mlir::RankedTensorType":$tokens,
+    "int64_t":$experts,
+    "int64_t":$k,
+    OptionalParameter<"::mlir::FloatAttr">:$capacity);
+  let assemblyFormat = [{
+    `<` $tokens `,` `experts` `=` $experts `,` `k` `=` $k
+        (`,` `capacity` `=` $capacity^)? `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The hidden (model) dimension of each routed row.
+    int64_t getHidden() const { return getTokens().getDimSize(1); }
+    ::mlir::Type getElementType() const { return getTokens().getElementType(); }
+    bool isDropless() const { return !getCapacity(); }
+    /// The same assignments carrying rows of another hidden size/type.
+    RoutedType withTokens(::mlir::RankedTensorType tokens) const {
+      return RoutedType::get(getContext(), tokens, getExperts(), getK(), getCapacity());
+    }
+  }];
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOETYPES_TD

@@ -1,0 +1,165 @@
+//===- MoECollectives.cpp - device mesh and collectives ---------*- C++ -*-===//
+//
+// Collectives name an axis of a `moe.mesh`; their result shapes depend on the
+// axis size, so they are verified against the mesh symbol (SymbolUserOpInterface).
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "llvm/ADT/DenseSet.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+//===----------------------------------------------------------------------===//
+// MeshOp
+//===----------------------------------------------------------------------===//
+
+std::optional<int64_t> MeshOp::getAxisSize(StringRef axis) {
+  for (auto [name, size] : llvm::zip(getAxes(), getShape()))
+    if (cast<StringAttr>(name).getValue() == axis)
+      return size;
+  return std::nullopt;
+}
+
+LogicalResult MeshOp::verify() {
+  if (getAxes().empty())
+    return emitOpError() << "expects at least one axis";
+  if (getAxes().size() != getShape().size())
+    return emitOpError() << "expects as many axis names (" << getAxes().size()
+                         << ") as axis sizes (" << getShape().size() << ")";
+  llvm::DenseSet<StringRef> seen;
+  for (auto [name, size] : llvm::zip(getAxes(), getShape())) {
+    StringRef axis = cast<StringAttr>(name).getValue();
+    if (!seen.insert(axis).second)
+      return emitOpError() << "expects unique axis names, \"" << axis
+                           << "\" appears twice";
+    if (size <= 0)
+      return emitOpError() << "expects positive axis sizes, got " << size
+                           << " for axis \"" << axis << "\"";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Shared collective checks
+//===----------------------------------------------------------------------===//
+
+/// Looks up the mesh axis a collective runs over; emits and fails when the
+/// symbol is not a mesh or the mesh has no such axis.
+static FailureOr<int64_t> lookupAxisSize(Operation *op,
+                                         SymbolTableCollection &symbols,
+                                         FlatSymbolRefAttr meshRef,
+                                         StringRef axis) {
+  auto mesh = symbols.lookupNearestSymbolFrom<MeshOp>(op, meshRef);
+  if (!mesh)
+    return op->emitOpError() << "expects " << meshRef
+                             << " to name a 'moe.mesh'";
+  std::optional<int64_t> size = mesh.getAxisSize(axis);
+  if (!size)
+    return op->emitOpError() << "expects mesh " << meshRef
+                             << " to have an axis \"" << axis << "\"";
+  return *size;
+}
+
+static LogicalResult verifyDimIndex(Operation *op, StringRef name, int64_t dim,
+                                    int64_t rank) {
+  if (dim < rank)
+    return success();
+  return op->emitOpError() << "expects " << name << " (" << dim
+                           << ") to be less than the rank (" << rank << ")";
+}
+
+static LogicalResult verifyDivisible(Operation *op, StringRef name,
+                                     int64_t size, int64_t axisSize) {
+  if (ShapedType::isDynamic(size) || size % axisSize == 0)
+    return success();
+  return op->emitOpError() << "expects the " << name << " size (" << size
+                           << ") to be divisible by the axis size ("
+                           << axisSize << ")";
+}
+
+static int64_t scaleDim(int64_t size, int64_t num, int64_t den) {
+  return ShapedType::isDynamic(size) ? size : size * num / den;
+}
+
+/// The result must have `want`'s shape (dynamic matches anything) and the
+/// input's element type.
+static LogicalResult verifyCollectiveResult(Operation *op,
+                                            RankedTensorType input,
+                                            ArrayRef<int64_t> want,
+                                            RankedTensorType result) {
+  if (input.getElementType() != result.getElementType())
+    return op->emitOpError() << "expects result element type "
+                             << result.getElementType()
+                             << " to match the input element type "
+                             << input.getElementType();
+  auto expected = RankedTensorType::get(want, input.getElementType());
+  for (auto [a, b] : llvm::zip(want, result.getShape()))
+    if (!ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b)
+      return op->emitOpError() << "expects result type " << expected
+                               << ", got " << result;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllToAllOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  if (failed(n))
+    return failure();
+  RankedTensorType in = getInput().getType();
+  int64_t split = getSplitDim(), concat = getConcatDim();
+  if (failed(verifyDimIndex(*this, "split_dim", split, in.getRank())) ||
+      failed(verifyDimIndex(*this, "concat_dim", concat, in.getRank())) ||
+      failed(verifyDivisible(*this, "split_dim", in.getDimSize(split), *n)))
+    return failure();
+  SmallVector<int64_t> want(in.getShape());
+  want[split] = scaleDim(want[split], 1, *n);
+  want[concat] = scaleDim(want[concat], *n, 1);
+  return verifyCollectiveResult(*this, in, want, getResult().getType());
+}
+
+LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  if (failed(n))
+    return failure();
+  RankedTensorType in = getInput().getType();
+  int64_t dim = getGatherDim();
+  if (failed(verifyDimIndex(*this, "gather_dim", dim, in.getRank())))
+    return failure();
+  SmallVector<int64_t> want(in.getShape());
+  want[dim] = scaleDim(want[dim], *n, 1);
+  return verifyCollectiveResult(*this, in, want, getResult().getType());
+}
+
+LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  if (failed(n))
+    return failure();
+  RankedTensorType in = getInput().getType();
+  int64_t dim = getScatterDim();
+  if (failed(verifyDimIndex(*this, "scatter_dim", dim, in.getRank())) ||
+      failed(verifyDivisible(*this, "scatter_dim", in.getDimSize(dim), *n)))
+    return failure();
+  SmallVector<int64_t> want(in.getShape());
+  want[dim] = scaleDim(want[dim], 1, *n);
+  return verifyCollectiveResult(*this, in, want, getResult().getType());
+}
+
+LogicalResult AllReduceOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+}
+
+#define MOE_DEFINE_AXIS_SIZE(OpTy)                                            \
+  int64_t OpTy::getAxisSize(SymbolTableCollection &symbols) {                 \
+    auto mesh = symbols.lookupNearestSymbolFrom<MeshOp>(*this, getMeshAttr()); \
+    return *mesh.getAxisSize(getAxis());                                      \
+  }
+MOE_DEFINE_AXIS_SIZE(AllToAllOp)
+MOE_DEFINE_AXIS_SIZE(AllGatherOp)
+MOE_DEFINE_AXIS_SIZE(ReduceScatterOp)
+MOE_DEFINE_AXIS_SIZE(AllReduceOp)
+#undef MOE_DEFINE_AXIS_SIZE

@@ -1,0 +1,56 @@
+//===- MoEDialect.cpp - the moe dialect -------------------------*- C++ -*-===//
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "moe/Dialect/MoE/IR/MoEOpsDialect.cpp.inc"
+
+#define GET_TYPEDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOpsTypes.cpp.inc"
+
+void MoEDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
+      >();
+  registerTypes();
+}
+
+void MoEDialect::registerTypes() {
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "moe/Dialect/MoE/IR/MoEOpsTypes.cpp.inc"
+      >();
+}
+
+// `moe.input = "x"` and `moe.param = "router.weight"` bind a layer function's
+// arguments to the names the runtime and checkpoints use.
+LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
+                                                   unsigned regionIndex,
+                                                   unsigned argIndex,
+                                                   NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == getInputAttrName() || name == getParamAttrName()) {
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || str.getValue().empty())
+      return op->emitError() << "expects '" << name << "' of argument #"
+                             << argIndex << " to be a non-empty string";
+    return success();
+  }
+  if (name == getTrainableAttrName()) {
+    if (!isa<BoolAttr>(attr.getValue()))
+      return op->emitError() << "expects '" << name << "' of argument #"
+                             << argIndex << " to be a boolean";
+    return success();
+  }
+  return op->emitError() << "unknown moe argument attribute '" << name << "'";
+}

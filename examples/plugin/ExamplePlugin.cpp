@@ -1,0 +1,15 @@
+//===- ExamplePlugin.cpp - entry point of the example plugin ----*- C++ -*-===//
+#include "mlir/Tools/Plugins/PassPlugin.h"
+#include "llvm/Config/llvm-config.h"
+#include "llvm/Support/Compiler.h"
+
+namespace mlir::moe_example {
+void registerExamplePasses();
+} // namespace mlir::moe_example
+
+/// The symbol `moe-opt --load-pass-plugin` looks up.
+extern "C" LLVM_ATTRIBUTE_WEAK ::mlir::PassPluginLibraryInfo
+mlirGetPassPluginInfo() {
+  return {MLIR_PLUGIN_API_VERSION, "MoEExamplePlugin", LLVM_VERSION_STRING,
+          [] { mlir::moe_example::registerExamplePasses(); }};
+}

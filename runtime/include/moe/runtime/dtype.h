@@ -1,0 +1,44 @@
+/* moe/runtime/dtype.h - element types the runtime stores and converts.
+ *
+ * bf16 and f16 are storage types: arithmetic happens in f32. Conversions to
+ * the narrow types round to nearest even, as hardware and PyTorch do. */
+#ifndef MOE_RUNTIME_DTYPE_H
+#define MOE_RUNTIME_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum moe_dtype_t {
+  MOE_F32 = 0,
+  MOE_F16 = 1,
+  MOE_BF16 = 2,
+  MOE_I32 = 3
+} moe_dtype_t;
+
+/* Bytes per element, or 0 for an unknown dtype. */
+size_t moe_dtype_size(moe_dtype_t dtype);
+
+/* The safetensors / MLIR spelling: "F32", "F16", "BF16", "I32"; NULL if unknown. */
+const char *moe_dtype_name(moe_dtype_t dtype);
+
+#ifdef __cplusplus
+} /* extern "C" */
+
+#include <optional>
+#include <string_view>
+
+namespace moe::runtime {
+std::optional<moe_dtype_t> parseDType(std::string_view name);
+
+uint16_t f32ToBf16(float value);
+float bf16ToF32(uint16_t bits);
+uint16_t f32ToF16(float value);
+float f16ToF32(uint16_t bits);
+} // namespace moe::runtime
+#endif
+
+#endif /* MOE_RUNTIME_DTYPE_H */

@@ -1,0 +1,35 @@
+//===- moe-opt.cpp - the moe optimizer driver -------------------*- C++ -*-===//
+//
+// MlirOptMain with the moe dialect, the dialects a layer is written in, every
+// moe pass and pipeline, and the upstream passes the pipelines use. Pass
+// plugins are loaded with --load-pass-plugin=<lib.so>.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+
+int main(int argc, char **argv) {
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerInlinerPass();
+  mlir::registerSymbolDCEPass();
+  mlir::moe::registerMoETransformsPasses();
+  mlir::moe::registerMoEPipelines();
+
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::math::MathDialect,
+                  mlir::tensor::TensorDialect>();
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "moe optimizer driver: the moe dialect and its passes\n",
+      registry));
+}
