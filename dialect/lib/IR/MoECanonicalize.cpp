@@ -25,8 +25,9 @@ struct FoldScoreFnIntoTopK : OpRewritePattern<TopKOp> {
 
   LogicalResult matchAndRewrite(TopKOp op,
                                 PatternRewriter &rewriter) const override {
-    // Renormalising or scaling before the score function would change it.
-    if (op.getScore() || op.getRenormalize() || op.getScale())
+    // Renormalisation and scale apply after the score and the selection, so
+    // they may already be folded; a second score function may not.
+    if (op.getScore())
       return failure();
     Value source;
     ScoreFn score;
