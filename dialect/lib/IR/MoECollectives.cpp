@@ -6,6 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "VerifyUtils.h"
+
 #include "llvm/ADT/DenseSet.h"
 
 using namespace mlir;
@@ -62,14 +64,6 @@ static FailureOr<int64_t> lookupAxisSize(Operation *op,
   return *size;
 }
 
-static LogicalResult verifyDimIndex(Operation *op, StringRef name, int64_t dim,
-                                    int64_t rank) {
-  if (dim < rank)
-    return success();
-  return op->emitOpError() << "expects " << name << " (" << dim
-                           << ") to be less than the rank (" << rank << ")";
-}
-
 static LogicalResult verifyDivisible(Operation *op, StringRef name,
                                      int64_t size, int64_t axisSize) {
   if (ShapedType::isDynamic(size) || size % axisSize == 0)
@@ -112,8 +106,8 @@ LogicalResult AllToAllOp::verifySymbolUses(SymbolTableCollection &symbols) {
     return failure();
   RankedTensorType in = getInput().getType();
   int64_t split = getSplitDim(), concat = getConcatDim();
-  if (failed(verifyDimIndex(*this, "split_dim", split, in.getRank())) ||
-      failed(verifyDimIndex(*this, "concat_dim", concat, in.getRank())) ||
+  if (failed(detail::verifyDimInRank(*this, "split_dim", split, in.getRank())) ||
+      failed(detail::verifyDimInRank(*this, "concat_dim", concat, in.getRank())) ||
       failed(verifyDivisible(*this, "split_dim", in.getDimSize(split), *n)))
     return failure();
   SmallVector<int64_t> want(in.getShape());
@@ -128,7 +122,7 @@ LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
     return failure();
   RankedTensorType in = getInput().getType();
   int64_t dim = getGatherDim();
-  if (failed(verifyDimIndex(*this, "gather_dim", dim, in.getRank())))
+  if (failed(detail::verifyDimInRank(*this, "gather_dim", dim, in.getRank())))
     return failure();
   SmallVector<int64_t> want(in.getShape());
   want[dim] = scaleDim(want[dim], *n, 1);
@@ -141,7 +135,7 @@ LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) 
     return failure();
   RankedTensorType in = getInput().getType();
   int64_t dim = getScatterDim();
-  if (failed(verifyDimIndex(*this, "scatter_dim", dim, in.getRank())) ||
+  if (failed(detail::verifyDimInRank(*this, "scatter_dim", dim, in.getRank())) ||
       failed(verifyDivisible(*this, "scatter_dim", in.getDimSize(dim), *n)))
     return failure();
   SmallVector<int64_t> want(in.getShape());
@@ -152,14 +146,3 @@ LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) 
 LogicalResult AllReduceOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
 }
-
-#define MOE_DEFINE_AXIS_SIZE(OpTy)                                            \
-  int64_t OpTy::getAxisSize(SymbolTableCollection &symbols) {                 \
-    auto mesh = symbols.lookupNearestSymbolFrom<MeshOp>(*this, getMeshAttr()); \
-    return *mesh.getAxisSize(getAxis());                                      \
-  }
-MOE_DEFINE_AXIS_SIZE(AllToAllOp)
-MOE_DEFINE_AXIS_SIZE(AllGatherOp)
-MOE_DEFINE_AXIS_SIZE(ReduceScatterOp)
-MOE_DEFINE_AXIS_SIZE(AllReduceOp)
-#undef MOE_DEFINE_AXIS_SIZE

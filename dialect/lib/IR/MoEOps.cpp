@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "VerifyUtils.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
@@ -84,8 +86,8 @@ static LogicalResult verifySameTokens(Operation *op, StringRef lhsName,
                            << " rows) to have the same number of tokens";
 }
 
-static LogicalResult verifyDim(Operation *op, StringRef name, int64_t dim,
-                               int64_t rank) {
+LogicalResult mlir::moe::detail::verifyDimInRank(Operation *op, StringRef name,
+                                                int64_t dim, int64_t rank) {
   if (dim < rank)
     return success();
   return op->emitOpError() << "expects " << name << " (" << dim
@@ -392,7 +394,7 @@ void ReduceOp::build(OpBuilder &b, OperationState &state, ReduceFn fn,
 
 LogicalResult ReduceOp::verify() {
   auto inTy = getInput().getType();
-  if (failed(verifyDim(*this, "dim", getDim(), inTy.getRank())))
+  if (failed(detail::verifyDimInRank(*this, "dim", getDim(), inTy.getRank())))
     return failure();
   if (inTy.getElementType() != getResult().getType().getElementType())
     return emitOpError() << "expects result element type "
@@ -405,7 +407,7 @@ LogicalResult ReduceOp::verify() {
 }
 
 LogicalResult SoftmaxOp::verify() {
-  if (failed(verifyDim(*this, "dim", getDim(), getInput().getType().getRank())))
+  if (failed(detail::verifyDimInRank(*this, "dim", getDim(), getInput().getType().getRank())))
     return failure();
   return verifyShape(*this, "result", shapeOf(getInput()),
                      shapeOf(getResult()));

@@ -426,12 +426,7 @@ def MoE_MeshOp : MoE_Op<"mesh", [Symbol]> {
 
 class MoE_CollectiveOp<string mnemonic, list<Trait> traits = []>
     : MoE_Op<mnemonic, !listconcat(traits,
-        [DeclareOpInterfaceMethods<SymbolUserOpInterface>])> {
-  code extraCollectiveDecl = [{
-    /// Size of the mesh axis this collective runs over (verified to exist).
-    int64_t getAxisSize(::mlir::SymbolTableCollection &symbols);
-  }];
-}
+        [DeclareOpInterfaceMethods<SymbolUserOpInterface>])>;
 
 def MoE_AllToAllOp : MoE_CollectiveOp<"all_to_all"> {
   let summary = "all-to-all over a mesh axis";
@@ -452,7 +447,6 @@ def MoE_AllToAllOp : MoE_CollectiveOp<"all_to_all"> {
     $input `on` $mesh `axis` `=` $axis `split_dim` `=` $split_dim `concat_dim` `=` $concat_dim
         attr-dict `:` type($input) `->` type($result)
   }];
-  let extraClassDeclaration = extraCollectiveDecl;
 }
 
 def MoE_AllGatherOp : MoE_CollectiveOp<"all_gather"> {
@@ -473,7 +467,6 @@ def MoE_AllGatherOp : MoE_CollectiveOp<"all_gather"> {
     $input `on` $mesh `axis` `=` $axis `gather_dim` `=` $gather_dim
         attr-dict `:` type($input) `->` type($result)
   }];
-  let extraClassDeclaration = extraCollectiveDecl;
 }
 
 def MoE_ReduceScatterOp : MoE_CollectiveOp<"reduce_scatter"> {
@@ -494,7 +487,6 @@ def MoE_ReduceScatterOp : MoE_CollectiveOp<"reduce_scatter"> {
     $input `on` $mesh `axis` `=` $axis `scatter_dim` `=` $scatter_dim `reduction` `=` $reduction
         attr-dict `:` type($input) `->` type($result)
   }];
-  let extraClassDeclaration = extraCollectiveDecl;
 }
 
 def MoE_AllReduceOp : MoE_CollectiveOp<"all_reduce", [SameOperandsAndResultType]> {
@@ -513,7 +505,6 @@ def MoE_AllReduceOp : MoE_CollectiveOp<"all_reduce", [SameOperandsAndResultType]
   let assemblyFormat = [{
     $input `on` $mesh `axis` `=` $axis `reduction` `=` $reduction attr-dict `:` type($input)
   }];
-  let extraClassDeclaration = extraCollectiveDecl;
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD
