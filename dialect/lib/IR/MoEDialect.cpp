@@ -14,6 +14,20 @@ using namespace mlir::moe;
 
 #include "moe/Dialect/MoE/IR/MoEOpsDialect.cpp.inc"
 
+// The capacity factor prints as a bare number (`capacity = 1.25`), not as a
+// typed float attribute (`1.25 : f64`).
+static ParseResult parseCapacityFactor(AsmParser &parser, FloatAttr &capacity) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  capacity = parser.getBuilder().getF64FloatAttr(value);
+  return success();
+}
+
+static void printCapacityFactor(AsmPrinter &printer, FloatAttr capacity) {
+  printer << capacity.getValueAsDouble();
+}
+
 #define GET_TYPEDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOpsTypes.cpp.inc"
 

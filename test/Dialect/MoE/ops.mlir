@@ -46,7 +46,7 @@ func.func @dispatch_swiglu_combine(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %
 // CHECK-LABEL: func.func @capacity_geglu_mlp
 func.func @capacity_geglu_mlp(%x: tensor<16x32xf32>, %e: tensor<16x1xi32>,
     %g: tensor<4x32x64xf32>, %u: tensor<4x32x64xf32>, %d: tensor<4x64x32xf32>) {
-  // CHECK: !moe.routed<tensor<16x32xf32>, experts = 4, k = 1, capacity = 1.250000e+00 : f64>
+  // CHECK: !moe.routed<tensor<16x32xf32>, experts = 4, k = 1, capacity = 1.250000e+00>
   %r = moe.dispatch %x, %e : tensor<16x32xf32>, tensor<16x1xi32> -> !moe.routed<tensor<16x32xf32>, experts = 4, k = 1, capacity = 1.25>
   // CHECK: moe.expert_ffn geglu
   %y = moe.expert_ffn geglu %r, %g, %u, %d : !moe.routed<tensor<16x32xf32>, experts = 4, k = 1, capacity = 1.25>, tensor<4x32x64xf32>, tensor<4x32x64xf32>, tensor<4x64x32xf32>

@@ -34,7 +34,7 @@ def MoE_RoutedType : TypeDef<MoE_Dialect, "Routed"> {
     OptionalParameter<"::mlir::FloatAttr">:$capacity);
   let assemblyFormat = [{
     `<` $tokens `,` `experts` `=` $experts `,` `k` `=` $k
-        (`,` `capacity` `=` $capacity^)? `>`
+        (`,` `capacity` `=` custom<CapacityFactor>($capacity)^)? `>`
   }];
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
