@@ -1,6 +1,8 @@
 //===- MoEDialect.cpp - the moe dialect -------------------------*- C++ -*-===//
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 
@@ -64,6 +66,27 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
     if (!isa<BoolAttr>(attr.getValue()))
       return op->emitError() << "expects '" << name << "' of argument #"
                              << argIndex << " to be a boolean";
+    return success();
+  }
+  if (name == getInitAttrName()) {
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || !llvm::is_contained({"normal", "zeros", "ones"}, str.getValue()))
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to be \"normal\", \"zeros\" or \"ones\"";
+    return success();
+  }
+  if (name == getDimsAttrName()) {
+    auto dims = dyn_cast<ArrayAttr>(attr.getValue());
+    auto fn = dyn_cast<FunctionOpInterface>(op);
+    auto type = fn ? dyn_cast<RankedTensorType>(fn.getArgumentTypes()[argIndex]) : nullptr;
+    if (!dims || !type || dims.size() != static_cast<size_t>(type.getRank()) ||
+        !llvm::all_of(dims, [](Attribute a) { return isa<StringAttr>(a); }))
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to hold one string per dimension";
+    for (auto [i, d] : llvm::enumerate(dims.getAsValueRange<StringAttr>()))
+      if (d.empty() != !ShapedType::isDynamic(type.getDimSize(i)))
+        return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                               << " to name exactly its dynamic dimensions";
     return success();
   }
   return op->emitError() << "unknown moe argument attribute '" << name << "'";

@@ -27,8 +27,6 @@ using namespace mlir::moe;
 // Shape helpers
 //===----------------------------------------------------------------------===//
 
-static constexpr int64_t kDyn = ShapedType::kDynamic;
-
 static bool isCompatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
 }

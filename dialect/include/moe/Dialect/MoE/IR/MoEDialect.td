@@ -37,6 +37,10 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getInputAttrName() { return "moe.input"; }
     static constexpr ::llvm::StringLiteral getParamAttrName() { return "moe.param"; }
     static constexpr ::llvm::StringLiteral getTrainableAttrName() { return "moe.trainable"; }
+    /// A parameter's initialiser for random weights: "normal", "zeros", "ones".
+    static constexpr ::llvm::StringLiteral getInitAttrName() { return "moe.init"; }
+    /// An input's dimension names: a symbol ("tokens") or "" for a static size.
+    static constexpr ::llvm::StringLiteral getDimsAttrName() { return "moe.dims"; }
   private:
     void registerTypes();
   public:
