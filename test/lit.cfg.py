@@ -18,5 +18,5 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_lib_dir", config.moe_lib_dir))
 
-tools = [ToolSubst("moe-opt", unresolved="fatal")]
+tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])

@@ -213,6 +213,8 @@ Token Lexer::lexIdentifier(const char *start) {
       return make(TokenKind::GreaterEqual, start);
     if (first == 0x2260)
       return make(TokenKind::NotEqual, start);
+    if (first == 0xF7)
+      return error(start, "'÷' (integer division) is not supported; write div(a, b)");
     return error(start, llvm::Twine("unexpected character U+") +
                             llvm::Twine::utohexstr(first) + " '" +
                             llvm::StringRef(start, p - start) + "'");

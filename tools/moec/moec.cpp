@@ -48,6 +48,11 @@ cl::list<std::string> overrides("set",
                                          "--set top_k=4 --set T=f32 (or --set a=1,b=2)"),
                                 cl::value_desc("name=value"), cl::CommaSeparated,
                                 cl::cat(moecCategory));
+cl::opt<bool> splitInputFile(
+    "split-input-file",
+    cl::desc("Compile each chunk between '# -----' lines on its own (for tests); line "
+             "numbers stay those of the whole file"),
+    cl::cat(moecCategory));
 cl::opt<bool> noOptimize("O0", cl::desc("Print the IR as elaborated, without the default "
                                         "pipeline (verify, canonicalize, cse)"),
                          cl::cat(moecCategory));
@@ -87,6 +92,53 @@ bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
   }
   return true;
 }
+/// Parses, elaborates, optimises and prints one buffer; false after an error.
+bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
+                   const std::vector<std::pair<std::string, std::string>> &overrides,
+                   llvm::raw_ostream &os) {
+  llvm::SourceMgr sourceMgr;
+  unsigned buffer = sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+  installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
+  Diagnostics diags(sourceMgr);
+  Program program = parseSource(diags, buffer);
+  // Elaborating after syntax errors would only add noise.
+  if (diags.getNumErrors() != 0)
+    return false;
+  if (emit == Emit::Ast && !checkOnly) {
+    printProgram(program, sourceMgr, os);
+    return true;
+  }
+
+  mlir::MLIRContext context;
+  registerFrontendDialects(context);
+  // MLIR diagnostics (verifier, passes) point into the .moe source too.
+  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, &context);
+  ElaborationOptions options;
+  options.layer = layerName;
+  options.allLayers = checkOnly && layerName.empty();
+  options.overrides = overrides;
+  mlir::OwningOpRef<mlir::ModuleOp> module = elaborate(program, diags, context, options);
+  if (!module)
+    return false;
+
+  if (!noOptimize) {
+    mlir::PassManager pm(&context);
+    if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+      return false;
+    mlir::DefaultTimingManager timing;
+    mlir::applyDefaultTimingManagerCLOptions(timing);
+    mlir::TimingScope rootTiming = timing.getRootScope();
+    pm.enableTiming(rootTiming);
+    mlir::moe::buildMoEDefaultPipeline(pm);
+    if (mlir::failed(pm.run(*module)))
+      return false;
+  }
+  if (!checkOnly) {
+    module->print(os, mlir::OpPrintingFlags());
+    os << "\n";
+  }
+  return true;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -119,63 +171,32 @@ int main(int argc, char **argv) {
     llvm::WithColor::error(llvm::errs(), "moec") << errorMessage << "\n";
     return 1;
   }
-  llvm::SourceMgr sourceMgr;
-  unsigned buffer = sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-  Diagnostics diags(sourceMgr);
-  Program program = parseSource(diags, buffer);
-
-  if (emit == Emit::Ast && !checkOnly) {
-    if (diags.getNumErrors() != 0)
-      return 1;
-    auto output = mlir::openOutputFile(outputFile, &errorMessage);
-    if (!output) {
-      llvm::WithColor::error(llvm::errs(), "moec") << errorMessage << "\n";
-      return 1;
-    }
-    printProgram(program, sourceMgr, output->os());
-    output->keep();
-    return 0;
-  }
-
-  // Elaborate even after syntax errors would report noise; stop here.
-  if (diags.getNumErrors() != 0)
-    return 1;
-
-  mlir::MLIRContext context;
-  registerFrontendDialects(context);
-  // MLIR diagnostics (verifier, passes) point into the .moe source too.
-  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, &context);
-
-  ElaborationOptions options;
-  options.layer = layerName;
-  options.allLayers = checkOnly && layerName.empty();
-  options.overrides = parsedOverrides;
-  mlir::OwningOpRef<mlir::ModuleOp> module = elaborate(program, diags, context, options);
-  if (!module)
-    return 1;
-
-  if (!noOptimize) {
-    mlir::PassManager pm(&context);
-    if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
-      return 1;
-    mlir::DefaultTimingManager timing;
-    mlir::applyDefaultTimingManagerCLOptions(timing);
-    mlir::TimingScope rootTiming = timing.getRootScope();
-    pm.enableTiming(rootTiming);
-    mlir::moe::buildMoEDefaultPipeline(pm);
-    if (mlir::failed(pm.run(*module)))
-      return 1;
-  }
-  if (checkOnly)
-    return 0;
-
   auto output = mlir::openOutputFile(outputFile, &errorMessage);
   if (!output) {
     llvm::WithColor::error(llvm::errs(), "moec") << errorMessage << "\n";
     return 1;
   }
-  module->print(output->os(), mlir::OpPrintingFlags());
-  output->os() << "\n";
+  bool ok = true;
+  if (!splitInputFile) {
+    ok = compileBuffer(std::move(input), checkOnly, parsedOverrides, output->os());
+  } else {
+    // Each chunk keeps its place: the other chunks' lines become empty lines.
+    llvm::SmallVector<llvm::StringRef> lines;
+    input->getBuffer().split(lines, '\n');
+    size_t begin = 0;
+    for (size_t i = 0; i <= lines.size(); ++i) {
+      if (i < lines.size() && !lines[i].trim().starts_with("# -----"))
+        continue;
+      std::string text;
+      for (size_t j = 0; j < lines.size(); ++j)
+        text += (j >= begin && j < i ? lines[j].str() : std::string()) + "\n";
+      ok &= compileBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, input->getBufferIdentifier()),
+                          checkOnly, parsedOverrides, output->os());
+      if (!checkOnly && i < lines.size())
+        output->os() << "// -----\n";
+      begin = i + 1;
+    }
+  }
   output->keep();
-  return 0;
+  return ok ? 0 : 1;
 }

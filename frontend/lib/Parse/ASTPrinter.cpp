@@ -1,6 +1,7 @@
 //===- ASTPrinter.cpp - `moec --emit=ast` -----------------------*- C++ -*-===//
 #include "moe/Frontend/AST.h"
 
+#include "llvm/Support/Format.h"
 #include "llvm/Support/SourceMgr.h"
 
 using namespace moe::frontend;
@@ -151,7 +152,8 @@ private:
       return;
     case K::Float: {
       const auto &f = llvm::cast<FloatExpr>(e);
-      line(e.getLoc()) << "(float " << f.value << (f.isFloat32 ? " f32" : "") << ")\n";
+      line(e.getLoc()) << "(float " << llvm::format("%.16g", f.value) << (f.isFloat32 ? " f32" : "")
+                       << ")\n";
       return;
     }
     case K::Bool:

@@ -48,21 +48,22 @@ bool Parser::consumeIf(TokenKind kind) {
   return true;
 }
 
-void Parser::error(SMLoc loc, const llvm::Twine &message) {
+bool Parser::error(SMLoc loc, const llvm::Twine &message) {
   // One error per place: the lexer has already reported its Error tokens, and
   // a failed construct should not be reported again by its parents.
   if (loc == lastErrorLoc)
-    return;
+    return false;
   lastErrorLoc = loc;
   diags.error(loc, message);
+  return true;
 }
 
-void Parser::errorHere(const llvm::Twine &message) {
+bool Parser::errorHere(const llvm::Twine &message) {
   if (tok.is(TokenKind::Error)) {
     lastErrorLoc = tok.loc();
-    return;
+    return false;
   }
-  error(tok.loc(), message);
+  return error(tok.loc(), message);
 }
 
 bool Parser::expect(TokenKind kind, llvm::StringRef context) {
@@ -173,13 +174,15 @@ bool Parser::parseLayer(Program &program, std::string doc) {
   }
   layer.name = tok.text.str();
   advance();
-  if (consumeIf(TokenKind::LBrace) &&
-      !parseParameters(TokenKind::RBrace, layer.typeParams, nullptr))
-    return false;
-  if (consumeIf(TokenKind::LParen) &&
-      !parseParameters(TokenKind::RParen, layer.hyperParams, nullptr))
-    return false;
-  if (!tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon)) {
+  // A bad header is reported, and the body is still parsed (to its `end`).
+  bool headerOk = true;
+  if (consumeIf(TokenKind::LBrace))
+    headerOk = parseParameters(TokenKind::RBrace, layer.typeParams, nullptr);
+  if (headerOk && consumeIf(TokenKind::LParen))
+    headerOk = parseParameters(TokenKind::RParen, layer.hyperParams, nullptr);
+  if (!headerOk) {
+    skipLine();
+  } else if (!tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon)) {
     errorHere("expected end of line after the layer's header, found " + describe(tok.kind));
     skipLine();
   }
@@ -193,8 +196,8 @@ bool Parser::parseLayer(Program &program, std::string doc) {
       break;
     }
     if (tok.is(TokenKind::Eof)) {
-      error(tok.loc(), "expected 'end' to close layer '" + layer.name + "'");
-      diags.note(layerLoc, "the layer starts here");
+      if (error(tok.loc(), "expected 'end' to close layer '" + layer.name + "'"))
+        diags.note(layerLoc, "the layer starts here");
       program.layers.push_back(std::move(layer));
       return true;
     }
@@ -212,8 +215,8 @@ bool Parser::parseLayer(Program &program, std::string doc) {
         continue;
       }
       if (layer.forward) {
-        error(loc, "layer '" + layer.name + "' has more than one forward method");
-        diags.note(layer.forward->loc, "the first one is here");
+        if (error(loc, "layer '" + layer.name + "' has more than one forward method"))
+          diags.note(layer.forward->loc, "the first one is here");
         continue;
       }
       layer.forward = std::move(fn);
@@ -261,9 +264,11 @@ std::unique_ptr<FunctionDecl> Parser::parseFunction(std::string doc, bool anonym
   if (!expect(TokenKind::LParen, anonymous ? "after 'function' in a layer (the forward method)"
                                            : "after the function's name"))
     return nullptr;
-  if (!parseParameters(TokenKind::RParen, fn->params, &fn->keywordParams))
-    return nullptr;
-  if (!parseBody(fn->body, functionLoc, "function"))
+  // After a bad parameter list, the body is still parsed to find its `end`.
+  bool paramsOk = parseParameters(TokenKind::RParen, fn->params, &fn->keywordParams);
+  if (!paramsOk)
+    skipLine();
+  if (!parseBody(fn->body, functionLoc, "function") || !paramsOk)
     return nullptr;
   return fn;
 }
@@ -357,13 +362,13 @@ bool Parser::parseBody(std::vector<Stmt> &body, SMLoc openLoc, llvm::StringRef w
       return true;
     }
     if (tok.is(TokenKind::Eof)) {
-      errorHere("expected 'end' to close the " + what);
-      diags.note(openLoc, "the " + what + " starts here");
+      if (errorHere("expected 'end' to close the " + what))
+        diags.note(openLoc, "the " + what + " starts here");
       return true;
     }
     if (tok.is(TokenKind::KwLayer) || tok.is(TokenKind::KwConst)) {
-      errorHere(describe(tok.kind) + " is only allowed at top level; is an 'end' missing?");
-      diags.note(openLoc, "the " + what + " starts here");
+      if (errorHere(describe(tok.kind) + " is only allowed at top level; is an 'end' missing?"))
+        diags.note(openLoc, "the " + what + " starts here");
       return true; // let the top level parse it
     }
     if (tok.is(TokenKind::KwFunction)) {

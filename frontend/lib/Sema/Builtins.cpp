@@ -459,7 +459,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       if (!capacity)
         return Val::poison();
       if (!(*capacity > 0.0)) {
-        error(c->loc, "capacity = " + std::to_string(*capacity) + " must be a positive factor");
+        error(c->loc, "capacity = " + formatNumber(*capacity) + " must be a positive factor");
         return Val::poison();
       }
     }
@@ -525,7 +525,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       if (!v)
         return Val::poison();
       if (!(*v > 0.0)) {
-        error(e->loc, "eps must be positive, got " + std::to_string(*v));
+        error(e->loc, "eps must be positive, got " + formatNumber(*v));
         return Val::poison();
       }
       eps = *v;

@@ -419,7 +419,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
     locals.assign(1, {});
     returnLoc = decl.forward->loc;
     Val result = execBody(decl.forward->body, /*isForward=*/true, decl.forward->loc);
-    if (!result.isPoison())
+    if (!result.isPoison() && result.kind != Val::Kind::Nothing)
       emitReturn(result, returnLoc);
   }
 
@@ -651,9 +651,9 @@ Val Elaborator::lookup(const NameExpr &n) {
       v.s = n.name;
       return v;
     }
-  // Suggest the closest visible name.
+  // Suggest the closest visible name, if it is close for the name's length.
   std::string best;
-  unsigned bestDistance = 3;
+  unsigned bestDistance = std::min<unsigned>(3, n.name.size() / 3 + 1);
   for (const std::string &candidate : visibleNames()) {
     unsigned d = llvm::StringRef(candidate).edit_distance(n.name, true, bestDistance);
     if (d < bestDistance) {

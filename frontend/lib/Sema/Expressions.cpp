@@ -88,7 +88,7 @@ Val Elaborator::eval(const Expr &expr) {
     return base;
   }
   case K::Index:
-    error(expr.getLoc(), "indexing 'a[...]' is not part of the language; tensor types "
+    error(expr.getLoc(), "indexing 'x[...]' is not part of the language; tensor types "
                          "'Tensor{T}[...]' are only allowed on forward arguments");
     return Val::poison();
   case K::Binary: {
@@ -467,7 +467,7 @@ Val Elaborator::applyUnary(UnaryFn fn, Val operand, SMLoc at) {
     std::optional<double> r =
         foldScalarFunction(mlir::moe::stringifyUnaryFn(fn), operand.asDouble());
     if (!r || !std::isfinite(*r)) {
-      error(at, mlir::moe::stringifyUnaryFn(fn) + "(" + std::to_string(operand.asDouble()) +
+      error(at, mlir::moe::stringifyUnaryFn(fn) + "(" + formatNumber(operand.asDouble()) +
                     ") is not a finite number");
       return Val::poison();
     }

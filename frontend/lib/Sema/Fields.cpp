@@ -186,7 +186,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
       if (!eps)
         return Val::poison();
       if (!(*eps > 0.0)) {
-        error(e->loc, "eps must be positive, got " + std::to_string(*eps));
+        error(e->loc, "eps must be positive, got " + formatNumber(*eps));
         return Val::poison();
       }
       spec->eps = *eps;

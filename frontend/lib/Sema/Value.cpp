@@ -3,6 +3,8 @@
 
 #include "mlir/IR/BuiltinTypes.h"
 
+#include <cstdio>
+
 using namespace moe::frontend::sema;
 
 llvm::StringRef moe::frontend::sema::name(ElemType t) {
@@ -69,17 +71,19 @@ llvm::StringRef moe::frontend::sema::name(FieldSpec::Kind kind) {
   return "?";
 }
 
+std::string moe::frontend::sema::formatNumber(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.10g", value);
+  return buffer;
+}
+
 std::string moe::frontend::sema::describe(const Val &v) {
   using K = Val::Kind;
   switch (v.kind) {
   case K::Poison: return "an invalid value";
   case K::Int: return "the integer " + std::to_string(v.i);
-  case K::Float: {
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    os << "the number " << v.f;
-    return s;
-  }
+  case K::Float:
+    return "the number " + formatNumber(v.f);
   case K::Bool: return v.b ? "true" : "false";
   case K::Nothing: return "nothing";
   case K::Symbol: return "the symbol :" + v.s;

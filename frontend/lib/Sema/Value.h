@@ -119,6 +119,9 @@ struct Val {
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
 };
 
+/// `2.5`, `1e-06`: numbers as a user wrote them.
+std::string formatNumber(double value);
+
 /// "a 2-d tensor [tokens, 8] of bf16", "an integer (4)", ... for diagnostics.
 std::string describe(const Val &v);
 

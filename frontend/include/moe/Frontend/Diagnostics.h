@@ -40,6 +40,12 @@ private:
   bool lastPrinted = true;
 };
 
+/// Makes `sourceMgr` print every diagnostic (the frontend's and MLIR's) as
+/// `file:line:col: kind: message`, the source line and a caret under the
+/// column, also on lines with non-ASCII text (which llvm::SourceMgr prints
+/// without a caret) or with control bytes (shown as spaces or '?').
+void installCaretDiagnosticPrinter(llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os);
+
 } // namespace moe::frontend
 
 #endif // MOE_FRONTEND_DIAGNOSTICS_H

@@ -36,8 +36,10 @@ private:
   void skipNewlines();
   /// Error recovery: skips to the end of the current line.
   void skipLine();
-  void error(llvm::SMLoc loc, const llvm::Twine &message);
-  void errorHere(const llvm::Twine &message);
+  /// Reports an error unless one was already reported here; returns whether
+  /// it was reported (so a note can follow it).
+  bool error(llvm::SMLoc loc, const llvm::Twine &message);
+  bool errorHere(const llvm::Twine &message);
 
   // Declarations.
   std::string takeDocString();
