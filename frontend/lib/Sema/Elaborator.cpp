@@ -119,6 +119,18 @@ mlir::OwningOpRef<mlir::ModuleOp> Elaborator::run() {
   builder.setInsertionPointToEnd(module->getBody());
   collectGlobals();
 
+  // Layers become symbols of one module: their names must be unique.
+  llvm::StringMap<const LayerDecl *> layerNames;
+  for (const LayerDecl &l : program.layers) {
+    auto [it, inserted] = layerNames.try_emplace(l.name, &l);
+    if (!inserted) {
+      diags.error(l.loc, "layer '" + l.name + "' is declared twice");
+      diags.note(it->second->loc, "the first declaration is here");
+    }
+  }
+  if (diags.getNumErrors() != 0)
+    return nullptr;
+
   std::vector<const LayerDecl *> layers;
   if (options.allLayers) {
     for (const LayerDecl &l : program.layers)
