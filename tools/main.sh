@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: build moe-opt and run the default pipeline on the Mixtral example layer.
-# (The .moe frontend, `moec` and execution on the CPU come with the next issues.)
+# The main job: set up, build, and compile the Mixtral example layer from its
+# .moe source to moe-dialect MLIR with moec. (Running it on the CPU comes with
+# the CPU backend.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
-echo "== moe-opt examples/mixtral_moe.mlir --moe-default-pipeline"
-build/bin/moe-opt examples/mixtral_moe.mlir --moe-default-pipeline
+echo "== moec examples/mixtral.moe"
+build/bin/moec examples/mixtral.moe

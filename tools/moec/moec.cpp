@@ -31,6 +31,7 @@ namespace {
 enum class Emit { Ast, Mlir };
 
 cl::OptionCategory moecCategory("moec options");
+cl::OptionCategory mlirCategory("MLIR options (they apply to the pipeline moec runs)");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.moe>"), cl::init("-"),
                                cl::cat(moecCategory));
@@ -159,6 +160,13 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
+  // --help shows moec's options and MLIR's, not the hundreds of LLVM's.
+  for (auto &entry : cl::getRegisteredOptions()) {
+    llvm::StringRef name = entry.first;
+    if (name.starts_with("mlir-") || name.starts_with("pass-"))
+      entry.second->addCategory(mlirCategory);
+  }
+  cl::HideUnrelatedOptions({&moecCategory, &mlirCategory});
   cl::ParseCommandLineOptions(static_cast<int>(args.size()), args.data(), kOverview);
 
   std::vector<std::pair<std::string, std::string>> parsedOverrides;
