@@ -8,6 +8,11 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Conversion/Passes.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/InitAllExtensions.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -23,9 +28,14 @@ int main(int argc, char **argv) {
   mlir::registerInlinerPass();
   mlir::registerSymbolDCEPass();
   mlir::moe::registerMoETransformsPasses();
+  mlir::moe::registerMoEConversionPasses();
+  // The upstream passes the moe-lower-to-* pipelines use.
+  mlir::registerAllPasses();
   mlir::moe::registerMoEPipelines();
 
   mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
   registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::tensor::TensorDialect>();

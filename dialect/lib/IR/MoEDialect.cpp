@@ -78,8 +78,12 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
   if (name == getDimsAttrName()) {
     auto dims = dyn_cast<ArrayAttr>(attr.getValue());
     auto fn = dyn_cast<FunctionOpInterface>(op);
-    auto type = fn ? dyn_cast<RankedTensorType>(fn.getArgumentTypes()[argIndex]) : nullptr;
-    if (!dims || !type || dims.size() != static_cast<size_t>(type.getRank()) ||
+    // A tensor, or the memref it becomes once bufferized; once lowered to LLVM
+    // pointers, the attribute only documents the signature.
+    auto type = fn ? dyn_cast<ShapedType>(fn.getArgumentTypes()[argIndex]) : nullptr;
+    if (fn && !type)
+      return success();
+    if (!dims || !type || !type.hasRank() || dims.size() != static_cast<size_t>(type.getRank()) ||
         !llvm::all_of(dims, [](Attribute a) { return isa<StringAttr>(a); }))
       return op->emitError() << "expects '" << name << "' of argument #" << argIndex
                              << " to hold one string per dimension";

@@ -15,6 +15,15 @@ namespace mlir::moe {
 /// and removes common subexpressions.
 void buildMoEDefaultPipeline(OpPassManager &pm);
 
+/// The textual pipeline of `moe-lower-to-cpu`: the default pipeline, the moe
+/// conversions (kernel calls, linalg), bufferization and the upstream lowering
+/// to the LLVM dialect.
+llvm::StringRef getMoELowerToCPUPipeline();
+
+/// Lowers a verified moe module to the LLVM dialect for the CPU; each layer
+/// function gets a `_mlir_ciface_` entry point, kernels are `moe_cpu_*` calls.
+LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
+
 /// Registers every moe pipeline with the global pipeline registry.
 void registerMoEPipelines();
 

@@ -1,0 +1,300 @@
+//===- ConvertMoEToCPUKernels.cpp - convert-moe-to-cpu-kernels --*- C++ -*-===//
+//
+// Matrix products, routing and the dispatch -> experts -> combine chain become
+// calls of the runtime's CPU kernels (runtime/include/moe/runtime/cpu_kernels.h).
+// Operands travel as buffer addresses plus sizes and dtype codes, so one kernel
+// symbol serves every element type.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Conversion/Passes.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+#define DEBUG_TYPE "convert-moe-to-cpu-kernels"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOCPUKERNELS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The runtime's dtype codes (moe_dtype_t).
+int32_t dtypeCode(Type t) {
+  if (t.isF16()) return 1;
+  if (t.isBF16()) return 2;
+  if (t.isInteger(32)) return 3;
+  return 0; // f32
+}
+
+/// What the ops of one kernel call have in common: a builder at the op, the
+/// argument list being built, and the kernel declaration.
+class KernelCall {
+public:
+  KernelCall(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  /// The address of `tensor`'s buffer (read only).
+  void input(Value tensor) {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = bufferization::ToBufferOp::create(b, loc, memrefType, tensor, /*read_only=*/true);
+    address(buffer);
+  }
+
+  /// A fresh buffer for a result of `type`; returns it as a tensor.
+  Value output(RankedTensorType type, ValueRange dynamicSizes) {
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = memref::AllocOp::create(b, loc, memrefType, dynamicSizes);
+    address(buffer);
+    return bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+  }
+
+  /// A null address (an absent optional operand).
+  void none() { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0))); }
+
+  void i64(Value index) { args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), index)); }
+  void i64(int64_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v))); }
+  void i32(int32_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v))); }
+  void f64(double v) { args.push_back(arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v))); }
+  void dtype(Value v) { i32(dtypeCode(getElementTypeOrSelf(v.getType()))); }
+
+  /// Emits `call @name(args)`, declaring the kernel in `module` on first use.
+  void call(ModuleOp module, StringRef name) {
+    SmallVector<Type> types;
+    for (Value a : args)
+      types.push_back(a.getType());
+    auto fnType = b.getFunctionType(types, {});
+    if (!module.lookupSymbol<func::FuncOp>(name)) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto decl = func::FuncOp::create(b, loc, name, fnType);
+      decl.setPrivate();
+    }
+    func::CallOp::create(b, loc, name, TypeRange{}, args);
+  }
+
+private:
+  void address(Value buffer) {
+    // aligned base + offset * element size: kernels take plain addresses.
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, buffer);
+    unsigned bytes = getElementTypeOrSelf(buffer.getType()).getIntOrFloatBitWidth() / 8;
+    Value offset = arith::MulIOp::create(b, loc, metadata.getOffset(),
+                                         arith::ConstantIndexOp::create(b, loc, bytes));
+    Value addr = arith::AddIOp::create(b, loc, base, offset);
+    args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), addr));
+  }
+
+  OpBuilder &b;
+  Location loc;
+  SmallVector<Value> args;
+};
+
+Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
+  return tensor::DimOp::create(b, loc, tensor, d);
+}
+
+/// The dynamic sizes of `type` taken from `source` (same leading dims).
+SmallVector<Value> dynamicSizesFrom(OpBuilder &b, Location loc, RankedTensorType type, Value source) {
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(dim(b, loc, source, d));
+  return sizes;
+}
+
+/// The fused-kernel code of an expert FFN: 0 swiglu, 1 geglu, 2/3/4 mlp with
+/// relu/gelu/silu, 5 identity (dispatch straight into combine).
+int32_t ffnCode(ExpertFfnOp ffn) {
+  if (!ffn)
+    return 5;
+  switch (ffn.getKind()) {
+  case FfnKind::swiglu: return 0;
+  case FfnKind::geglu: return 1;
+  case FfnKind::mlp:
+    switch (*ffn.getActivation()) {
+    case Activation::relu: return 2;
+    case Activation::gelu: return 3;
+    case Activation::silu: return 4;
+    }
+  }
+  return 5;
+}
+
+struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    // Layer functions get a C entry point (`_mlir_ciface_<layer>`) for the runtime.
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (fn.isPublic() && !fn.isDeclaration())
+        fn->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      if (failed(lower(rewriter, module, op)))
+        return signalPassFailure();
+    }
+    // The routed chains are now dead.
+    SmallVector<Operation *> dead;
+    module.walk([&](Operation *op) {
+      if (isa<ExpertFfnOp, DispatchOp>(op))
+        dead.push_back(op);
+    });
+    for (Operation *op : llvm::reverse(dead)) {
+      if (!op->use_empty()) {
+        op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
+                           "supported by the CPU backend";
+        return signalPassFailure();
+      }
+      rewriter.eraseOp(op);
+    }
+  }
+
+  LogicalResult lower(IRRewriter &b, ModuleOp module, Operation *op) {
+    Location loc = op->getLoc();
+    KernelCall k(b, loc);
+    if (auto d = dyn_cast<DenseOp>(op)) {
+      auto type = d.getResult().getType();
+      k.input(d.getInput());
+      k.input(d.getWeight());
+      Value out = k.output(type, dynamicSizesFrom(b, loc, type, d.getInput()));
+      k.i64(dim(b, loc, d.getInput(), 0));
+      k.i64(dim(b, loc, d.getInput(), 1));
+      k.i64(type.getDimSize(1));
+      k.dtype(d.getInput());
+      k.dtype(d.getWeight());
+      k.dtype(d.getResult());
+      k.call(module, "moe_cpu_dense");
+      if (Value bias = d.getBias()) {
+        // out .+ bias, as a broadcasting moe.binary that convert-moe-to-linalg lowers.
+        Value biasRow = tensor::ExpandShapeOp::create(
+            b, loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
+            ArrayRef<ReassociationIndices>{{0, 1}});
+        if (getElementTypeOrSelf(bias) != type.getElementType())
+          biasRow = arith::ExtFOp::create(
+              b, loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()), biasRow);
+        out = BinaryOp::create(b, loc, BinaryFn::add, out, biasRow);
+      }
+      b.replaceOp(op, out);
+      return success();
+    }
+    if (auto t = dyn_cast<TopKOp>(op)) {
+      Value logits = t.getLogits();
+      k.input(logits);
+      Value values = k.output(t.getValues().getType(), dynamicSizesFrom(b, loc, t.getValues().getType(), logits));
+      Value indices = k.output(t.getIndices().getType(), dynamicSizesFrom(b, loc, t.getIndices().getType(), logits));
+      k.i64(dim(b, loc, logits, 0));
+      k.i64(t.getNumExperts());
+      k.i64(static_cast<int64_t>(t.getK()));
+      k.i32(!t.getScore() ? 0 : *t.getScore() == ScoreFn::softmax ? 1 : 2);
+      k.i32(t.getRenormalize() ? 1 : 0);
+      k.f64(t.getScaleOrOne());
+      k.dtype(logits);
+      k.call(module, "moe_cpu_topk");
+      b.replaceOp(op, ValueRange{values, indices});
+      return success();
+    }
+    if (auto g = dyn_cast<GroupTopKOp>(op)) {
+      Value scores = g.getScores();
+      auto type = g.getIndices().getType();
+      k.input(scores);
+      Value indices = k.output(type, dynamicSizesFrom(b, loc, type, scores));
+      k.i64(dim(b, loc, scores, 0));
+      k.i64(cast<RankedTensorType>(scores.getType()).getDimSize(1));
+      k.i64(static_cast<int64_t>(g.getK()));
+      k.i64(static_cast<int64_t>(g.getGroups()));
+      k.i64(static_cast<int64_t>(g.getTopGroups()));
+      k.dtype(scores);
+      k.call(module, "moe_cpu_group_topk");
+      b.replaceOp(op, indices);
+      return success();
+    }
+    if (auto g = dyn_cast<GatherOp>(op)) {
+      auto type = g.getResult().getType();
+      k.input(g.getInput());
+      k.input(g.getIndices());
+      Value out = k.output(type, dynamicSizesFrom(b, loc, type, g.getInput()));
+      k.i64(dim(b, loc, g.getInput(), 0));
+      k.i64(dim(b, loc, g.getInput(), 1));
+      k.i64(type.getDimSize(1));
+      k.dtype(g.getInput());
+      k.call(module, "moe_cpu_gather");
+      b.replaceOp(op, out);
+      return success();
+    }
+    if (auto l = dyn_cast<LoadBalanceLossOp>(op)) {
+      k.input(l.getProbs());
+      k.input(l.getIndices());
+      Value out = k.output(l.getLoss().getType(), {});
+      k.i64(dim(b, loc, l.getProbs(), 0));
+      k.i64(cast<RankedTensorType>(l.getProbs().getType()).getDimSize(1));
+      k.i64(cast<RankedTensorType>(l.getIndices().getType()).getDimSize(1));
+      k.dtype(l.getProbs());
+      k.call(module, "moe_cpu_load_balance_loss");
+      b.replaceOp(op, out);
+      return success();
+    }
+    if (auto z = dyn_cast<ZLossOp>(op)) {
+      k.input(z.getLogits());
+      Value out = k.output(z.getLoss().getType(), {});
+      k.i64(dim(b, loc, z.getLogits(), 0));
+      k.i64(dim(b, loc, z.getLogits(), 1));
+      k.dtype(z.getLogits());
+      k.call(module, "moe_cpu_z_loss");
+      b.replaceOp(op, out);
+      return success();
+    }
+    return lowerChain(b, module, cast<CombineOp>(op));
+  }
+
+  /// dispatch -> [expert_ffn] -> combine as one fused call.
+  LogicalResult lowerChain(IRRewriter &b, ModuleOp module, CombineOp combine) {
+    Location loc = combine.getLoc();
+    auto ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
+    Value routed = ffn ? ffn.getRouted() : combine.getRouted();
+    auto dispatch = routed.getDefiningOp<DispatchOp>();
+    if (!dispatch)
+      return combine.emitError()
+             << "the CPU backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+    RoutedType type = dispatch.getRouted().getType();
+    Value x = dispatch.getInput();
+    KernelCall k(b, loc);
+    k.input(x);
+    k.input(dispatch.getIndices());
+    k.input(combine.getWeights());
+    SmallVector<Value> weights = ffn ? SmallVector<Value>(ffn.getWeights()) : SmallVector<Value>{};
+    for (size_t i = 0; i < 3; ++i)
+      i < weights.size() ? k.input(weights[i]) : k.none();
+    auto resultType = combine.getResult().getType();
+    Value out = k.output(resultType, dynamicSizesFrom(b, loc, resultType, x));
+    k.i64(dim(b, loc, x, 0));
+    k.i64(type.getHidden());
+    k.i64(ffn ? ffn.getInnerDim() : 0);
+    k.i64(type.getExperts());
+    k.i64(type.getK());
+    k.i32(ffnCode(ffn));
+    k.f64(type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0);
+    k.dtype(x);
+    k.dtype(combine.getWeights());
+    k.i32(weights.empty() ? 0 : dtypeCode(getElementTypeOrSelf(weights[0].getType())));
+    k.dtype(combine.getResult());
+    k.call(module, "moe_cpu_moe_ffn");
+    b.replaceOp(combine, out);
+    if (ffn && ffn->use_empty())
+      b.eraseOp(ffn);
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,104 @@
+// moe_ffn.cc - the fused dispatch -> expert FFN -> combine kernel (dropless
+// or with a capacity), MegaBlocks-style: the assignments are grouped by
+// expert in (token, slot) order, each expert runs its FFN as GEMMs over its
+// own rows only (no padding), and combine sums each token's slots in order.
+#include "moe/runtime/cpu_kernels.h"
+
+#include "elements.h"
+#include "gemm.h"
+#include "thread_pool.h"
+
+#include <cmath>
+#include <vector>
+
+using namespace moe::runtime::cpu;
+
+namespace {
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float gelu(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+float activate(int32_t kind, float g) {
+  switch (kind) {
+  case 0: case 4: return g * sigmoid(g); // swiglu gate, mlp(silu)
+  case 1: case 3: return gelu(g);        // geglu gate, mlp(gelu)
+  default: return g > 0 ? g : 0.0f;      // mlp(relu)
+  }
+}
+
+} // namespace
+
+extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1,
+                                int64_t w2, int64_t out, int64_t tokens, int64_t d, int64_t f,
+                                int64_t experts, int64_t k, int32_t kind, double capacity,
+                                int32_t xDtype, int32_t weightsDtype, int32_t wDtype,
+                                int32_t outDtype) {
+  const int64_t assignments = tokens * k;
+  int64_t limit = assignments;
+  if (capacity > 0)
+    limit = static_cast<int64_t>(std::ceil(capacity * static_cast<double>(assignments) /
+                                           static_cast<double>(experts)));
+  // Group the kept assignments by expert, in (token, slot) order.
+  std::vector<std::vector<int64_t>> rowsOf(experts);
+  std::vector<char> kept(assignments, 0);
+  for (int64_t a = 0; a < assignments; ++a) {
+    int64_t e = ptr<int32_t>(indices)[a];
+    if (e < 0 || e >= experts || static_cast<int64_t>(rowsOf[e].size()) >= limit)
+      continue;
+    rowsOf[e].push_back(a);
+    kept[a] = 1;
+  }
+
+  // y[a, :] for every kept assignment, rounded to the routed (x) dtype.
+  std::vector<float> y(static_cast<size_t>(assignments * d), 0.0f);
+  size_t wBytes = moe_dtype_size(static_cast<moe_dtype_t>(wDtype));
+  bool glu = kind == 0 || kind == 1;
+  for (int64_t e = 0; e < experts; ++e) {
+    const std::vector<int64_t> &rows = rowsOf[e];
+    int64_t m = static_cast<int64_t>(rows.size());
+    if (m == 0)
+      continue;
+    std::vector<float> xe(static_cast<size_t>(m * d));
+    parallelFor(m, [&](int64_t i) {
+      loadRow(ptr<void>(x), (rows[i] / k) * d, d, xDtype, xe.data() + i * d);
+    });
+    std::vector<float> ye;
+    if (kind == 5) {
+      ye = std::move(xe);
+    } else {
+      // h = act(xe * W0[e]) (.* xe * W1[e] for GLUs); y = h * Wdown[e].
+      const char *gate = ptr<char>(w0) + e * d * f * wBytes;
+      std::vector<float> h(static_cast<size_t>(m * f)), up;
+      gemm(xe.data(), d, gate, wDtype, h.data(), f, m, d, f);
+      if (glu) {
+        up.resize(static_cast<size_t>(m * f));
+        gemm(xe.data(), d, ptr<char>(w1) + e * d * f * wBytes, wDtype, up.data(), f, m, d, f);
+      }
+      parallelFor(m, [&](int64_t i) {
+        for (int64_t j = i * f; j < (i + 1) * f; ++j)
+          h[j] = glu ? activate(kind, h[j]) * up[j] : activate(kind, h[j]);
+      });
+      const char *down = ptr<char>(glu ? w2 : w1) + e * f * d * wBytes;
+      ye.resize(static_cast<size_t>(m * d));
+      gemm(h.data(), f, down, wDtype, ye.data(), d, m, f, d);
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t c = 0; c < d; ++c)
+        y[rows[i] * d + c] = roundTo(ye[i * d + c], xDtype);
+  }
+
+  // Combine: each token's slots in order, no atomics.
+  parallelFor(tokens, [&](int64_t t) {
+    for (int64_t c = 0; c < d; ++c) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t a = t * k + j;
+        if (kept[a])
+          acc += loadF32(ptr<void>(weights), a, weightsDtype) * y[a * d + c];
+      }
+      storeF32(ptr<void>(out), t * d + c, outDtype, acc);
+    }
+  });
+}
