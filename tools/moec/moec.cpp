@@ -6,6 +6,8 @@
 // with the source line and a caret; the exit status is 1 after any error.
 //
 //===----------------------------------------------------------------------===//
+#include "Commands.h"
+
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -54,6 +56,25 @@ cl::opt<bool> splitInputFile(
     cl::desc("Compile each chunk between '# -----' lines on its own (for tests); line "
              "numbers stay those of the whole file"),
     cl::cat(moecCategory));
+cl::OptionCategory runCategory("moec build / run options");
+cl::opt<std::string> target("target", cl::desc("Code generation target of 'build' and 'run' (cpu)"),
+                            cl::init("cpu"), cl::cat(runCategory));
+cl::opt<std::string> weightsFile("weights", cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
+                                 cl::value_desc("W.safetensors"), cl::cat(runCategory));
+cl::opt<std::string> inputFileOpt("input", cl::desc("run: inputs from a safetensors file, named after the forward arguments (default: random)"),
+                                  cl::value_desc("X.safetensors"), cl::cat(runCategory));
+cl::opt<std::string> outputTensors("output", cl::desc("run: write the outputs (output, or output1, output2, ...) to a safetensors file"),
+                                   cl::value_desc("Y.safetensors"), cl::cat(runCategory));
+cl::opt<unsigned> seed("seed", cl::desc("run: seed of the random weights and inputs"), cl::init(0), cl::cat(runCategory));
+cl::opt<unsigned> tokens("tokens", cl::desc("run: size of every symbolic dimension (tokens) of random inputs"),
+                         cl::init(16), cl::cat(runCategory));
+cl::opt<bool> bench("bench", cl::desc("run: time the layer (median of --iterations calls) and print GFLOP/s"),
+                    cl::cat(runCategory));
+cl::opt<bool> checkReference("check", cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 beyond 1e-5 for f32, 1e-2 for bf16/f16)"),
+                             cl::cat(runCategory));
+cl::opt<unsigned> iterations("iterations", cl::desc("run --bench: timed calls"), cl::init(10), cl::cat(runCategory));
+cl::opt<unsigned> threads("num-threads", cl::desc("run: CPU threads of the kernels (default: MOE_NUM_THREADS, else all)"), cl::init(0),
+                          cl::cat(runCategory));
 cl::opt<bool> noOptimize("O0", cl::desc("Print the IR as elaborated, without the default "
                                         "pipeline (verify, canonicalize, cse)"),
                          cl::cat(moecCategory));
@@ -68,12 +89,17 @@ USAGE
   moec FILE.moe [options]          print the layer as moe-dialect MLIR
   moec FILE.moe --emit=ast         print the syntax tree
   moec check FILE.moe [options]    check every layer of FILE; print nothing on success
+  moec build FILE.moe -o L.moeb    compile the layer for the CPU into an artifact
+  moec run FILE.moe|L.moeb         run it: random or given weights and inputs, a summary
 
 EXAMPLES
   moec examples/mixtral.moe
   moec examples/mixtral.moe --set top_k=4 --set T=f32 -o mixtral.mlir
   moec examples/deepseek_v3.moe -mlir-print-ir-after-all
   moec check my_layer.moe
+  moec build examples/switch.moe -o switch.moeb
+  moec run switch.moeb --tokens 128 --bench
+  moec run examples/mixtral.moe --weights w.safetensors --input x.safetensors --output y.safetensors
 
 The MLIR IR-printing, timing and debug-info flags (-mlir-print-ir-after-all,
 -mlir-timing, -mlir-print-debuginfo, ...) apply to the pipeline moec runs.
@@ -146,14 +172,17 @@ int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
   // A leading subcommand.
   bool checkOnly = false;
+  enum class Command { Compile, Build, Run } command = Command::Compile;
   std::vector<char *> args(argv, argv + argc);
   if (argc > 1 && std::strcmp(argv[1], "check") == 0) {
     checkOnly = true;
     args.erase(args.begin() + 1);
-  } else if (argc > 1 && (std::strcmp(argv[1], "build") == 0 || std::strcmp(argv[1], "run") == 0)) {
-    llvm::WithColor::error(llvm::errs(), "moec")
-        << "'" << argv[1] << "' is not available in this version: it needs the CPU backend\n";
-    return 1;
+  } else if (argc > 1 && std::strcmp(argv[1], "build") == 0) {
+    command = Command::Build;
+    args.erase(args.begin() + 1);
+  } else if (argc > 1 && std::strcmp(argv[1], "run") == 0) {
+    command = Command::Run;
+    args.erase(args.begin() + 1);
   }
 
   mlir::registerAsmPrinterCLOptions();
@@ -166,12 +195,39 @@ int main(int argc, char **argv) {
     if (name.starts_with("mlir-") || name.starts_with("pass-"))
       entry.second->addCategory(mlirCategory);
   }
-  cl::HideUnrelatedOptions({&moecCategory, &mlirCategory});
+  cl::HideUnrelatedOptions({&moecCategory, &runCategory, &mlirCategory});
   cl::ParseCommandLineOptions(static_cast<int>(args.size()), args.data(), kOverview);
 
   std::vector<std::pair<std::string, std::string>> parsedOverrides;
   if (!parseOverrides(parsedOverrides))
     return 1;
+
+  if (command != Command::Compile) {
+    if (target != "cpu") {
+      llvm::WithColor::error(llvm::errs(), "moec")
+          << "--target=" << target << " is not available yet; the targets are: cpu\n";
+      return 1;
+    }
+    moec::LayerSource source{inputFile, layerName, parsedOverrides};
+    if (command == Command::Build) {
+      if (outputFile == "-") {
+        llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";
+        return 1;
+      }
+      return moec::build(source, outputFile);
+    }
+    moec::RunOptions run;
+    run.weights = weightsFile;
+    run.inputs = inputFileOpt;
+    run.outputs = outputTensors;
+    run.seed = seed;
+    run.tokens = tokens;
+    run.bench = bench;
+    run.iterations = iterations;
+    run.threads = threads;
+    run.check = checkReference;
+    return moec::run(source, run);
+  }
 
   std::string errorMessage;
   std::unique_ptr<llvm::MemoryBuffer> input = mlir::openInputFile(inputFile, &errorMessage);

@@ -549,6 +549,7 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
   std::vector<Val> values =
       result.kind == Val::Kind::Tuple ? result.elements : std::vector<Val>{result};
   llvm::SmallVector<mlir::Value> operands;
+  llvm::SmallVector<mlir::Attribute> resultDims;
   for (Val v : values) {
     if (v.isPoison())
       return false;
@@ -582,10 +583,17 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
       v = convert(v, promote(*firstInputType, v.dtype), at);
     }
     operands.push_back(v.value);
+    llvm::SmallVector<mlir::Attribute> names;
+    for (const Dim &d : v.shape)
+      names.push_back(builder.getStringAttr(d.symbol));
+    resultDims.push_back(builder.getArrayAttr(names));
   }
   mlir::func::ReturnOp::create(builder, loc(at), operands);
   llvm::SmallVector<mlir::Type> argTypes(func.getBody().front().getArgumentTypes());
   func.setType(builder.getFunctionType(argTypes, mlir::ValueRange(operands).getTypes()));
+  // Each result's dimension names ("tokens" or "" for static), for the artifact's signature.
+  for (auto [i, dims] : llvm::enumerate(resultDims))
+    func.setResultAttr(i, "moe.dims", dims);
   return true;
 }
 

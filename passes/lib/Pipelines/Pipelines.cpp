@@ -22,7 +22,7 @@ llvm::StringRef moe::getMoELowerToCPUPipeline() {
          "function-boundary-type-conversion=identity-layout-map},"
          "buffer-deallocation-pipeline,"
          "func.func(convert-linalg-to-loops),expand-strided-metadata,lower-affine,"
-         "convert-scf-to-cf,convert-math-to-llvm,convert-math-to-libm,"
+         "convert-scf-to-cf,arith-expand{include-bf16=true},convert-math-to-llvm,convert-math-to-libm,"
          "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
          "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts";
 }

@@ -1,0 +1,306 @@
+//===- CPU.cpp - compile a moe layer to a CPU artifact ----------*- C++ -*-===//
+#include "moe/Target/CPU.h"
+
+#include "moe/runtime/json.h"
+#include "moe/runtime/layer.h"
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Triple.h"
+
+using namespace mlir;
+namespace rt = ::moe::runtime;
+
+namespace {
+
+std::optional<moe_dtype_t> dtypeOf(Type t) {
+  if (t.isF32()) return MOE_F32;
+  if (t.isF16()) return MOE_F16;
+  if (t.isBF16()) return MOE_BF16;
+  if (t.isInteger(32)) return MOE_I32;
+  return std::nullopt;
+}
+
+/// Shape of `type` with the names of its dynamic dimensions from `dims`.
+LogicalResult specShape(Operation *op, RankedTensorType type, ArrayAttr dims,
+                        std::vector<rt::Dim> &out) {
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    rt::Dim dim;
+    if (type.isDynamicDim(d)) {
+      auto name = dims && d < static_cast<int64_t>(dims.size()) ? dyn_cast<StringAttr>(dims[d]) : nullptr;
+      if (!name || name.getValue().empty())
+        return op->emitError() << "dynamic dimension " << d << " has no name (moe.dims)";
+      dim.symbol = name.getValue().str();
+    } else {
+      dim.size = type.getDimSize(d);
+    }
+    out.push_back(dim);
+  }
+  return success();
+}
+
+std::string jsonOf(Attribute a) {
+  std::string out;
+  if (auto i = dyn_cast<IntegerAttr>(a)) {
+    if (i.getType().isInteger(1))
+      return i.getValue().getBoolValue() ? "true" : "false";
+    return std::to_string(i.getInt());
+  }
+  if (auto b = dyn_cast<BoolAttr>(a))
+    return b.getValue() ? "true" : "false";
+  if (auto f = dyn_cast<FloatAttr>(a)) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.17g", f.getValueAsDouble());
+    return buffer;
+  }
+  std::string text;
+  if (auto s = dyn_cast<StringAttr>(a))
+    text = s.getValue().str();
+  else if (auto t = dyn_cast<TypeAttr>(a))
+    llvm::raw_string_ostream(text) << t.getValue();
+  else
+    llvm::raw_string_ostream(text) << a;
+  rt::json::writeString(out, text);
+  return out;
+}
+
+/// Adds `void moe_entry_<layer>(void **args)` calling `_mlir_ciface_<layer>`
+/// with args[0] (the results) and args[1..] (one descriptor per argument).
+LogicalResult addEntryPoint(llvm::Module &module, StringRef layer, std::string &entryName) {
+  llvm::Function *ciface = module.getFunction(("_mlir_ciface_" + layer).str());
+  if (!ciface)
+    return failure();
+  llvm::LLVMContext &ctx = module.getContext();
+  auto *ptrType = llvm::PointerType::getUnqual(ctx);
+  entryName = ("moe_entry_" + layer).str();
+  auto *fn = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrType}, false),
+                                    llvm::Function::ExternalLinkage, entryName, module);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", fn));
+  llvm::SmallVector<llvm::Value *> args;
+  for (unsigned i = 0; i < ciface->arg_size(); ++i) {
+    llvm::Value *slot = b.CreateConstGEP1_64(ptrType, fn->getArg(0), i);
+    args.push_back(b.CreateLoad(ptrType, slot));
+  }
+  b.CreateCall(ciface, args);
+  b.CreateRetVoid();
+  return success();
+}
+
+} // namespace
+
+void mlir::moe::registerCPUTarget(DialectRegistry &registry) {
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  static bool passesRegistered = [] {
+    registerAllPasses();
+    mlir::moe::registerMoETransformsPasses();
+    mlir::moe::registerMoEConversionPasses();
+    return true;
+  }();
+  (void)passesRegistered;
+}
+
+LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
+  out = rt::Signature();
+  out.layer = layer.getName().str();
+  out.target = "cpu-x86_64";
+  if (auto doc = layer->getAttrOfType<StringAttr>("moe.description"))
+    out.description = doc.getValue().str();
+  if (auto hyper = layer->getAttrOfType<DictionaryAttr>("moe.hyperparameters")) {
+    out.hyperparameters = "{";
+    for (auto [i, entry] : llvm::enumerate(hyper)) {
+      if (i)
+        out.hyperparameters += ",";
+      rt::json::writeString(out.hyperparameters, entry.getName().getValue());
+      out.hyperparameters += ":" + jsonOf(entry.getValue());
+    }
+    out.hyperparameters += "}";
+  }
+  for (unsigned i = 0; i < layer.getNumArguments(); ++i) {
+    auto type = dyn_cast<RankedTensorType>(layer.getArgumentTypes()[i]);
+    std::optional<moe_dtype_t> dtype = type ? dtypeOf(type.getElementType()) : std::nullopt;
+    if (!dtype)
+      return layer.emitError() << "argument #" << i << " is not a tensor the runtime supports";
+    rt::TensorSpec spec;
+    spec.dtype = *dtype;
+    auto dims = layer.getArgAttrOfType<ArrayAttr>(i, "moe.dims");
+    if (failed(specShape(layer, type, dims, spec.shape)))
+      return failure();
+    if (auto input = layer.getArgAttrOfType<StringAttr>(i, "moe.input")) {
+      spec.name = input.getValue().str();
+      out.inputs.push_back(spec);
+    } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, "moe.param")) {
+      spec.name = param.getValue().str();
+      if (auto init = layer.getArgAttrOfType<StringAttr>(i, "moe.init"))
+        spec.init = init.getValue().str();
+      if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, "moe.trainable"))
+        spec.trainable = trainable.getValue();
+      out.params.push_back(spec);
+    } else {
+      return layer.emitError() << "argument #" << i << " is neither a moe.input nor a moe.param";
+    }
+    if (!out.params.empty() && !out.inputs.empty() && spec.name == out.inputs.back().name &&
+        &spec != &out.inputs.back() && layer.getArgAttr(i, "moe.param"))
+      return layer.emitError() << "inputs must come before parameters";
+  }
+  for (unsigned i = 0; i < layer.getNumResults(); ++i) {
+    auto type = dyn_cast<RankedTensorType>(layer.getResultTypes()[i]);
+    std::optional<moe_dtype_t> dtype = type ? dtypeOf(type.getElementType()) : std::nullopt;
+    if (!dtype)
+      return layer.emitError() << "result #" << i << " is not a tensor the runtime supports";
+    rt::TensorSpec spec;
+    spec.name = rt::outputName(i, layer.getNumResults());
+    spec.dtype = *dtype;
+    auto dims = dyn_cast_or_null<ArrayAttr>(layer.getResultAttr(i, "moe.dims"));
+    if (!dims) {
+      // Without names, a result's dynamic dimension is the first input's first one (tokens).
+      SmallVector<Attribute> names;
+      for (int64_t d = 0; d < type.getRank(); ++d)
+        names.push_back(StringAttr::get(layer.getContext(),
+                                        type.isDynamicDim(d) && !out.inputs.empty() &&
+                                                !out.inputs[0].shape.empty()
+                                            ? out.inputs[0].shape[0].symbol
+                                            : ""));
+      dims = ArrayAttr::get(layer.getContext(), names);
+    }
+    if (failed(specShape(layer, type, dims, spec.shape)))
+      return failure();
+    out.outputs.push_back(spec);
+  }
+  if (out.inputs.empty())
+    return layer.emitError() << "a layer needs at least one input";
+  return success();
+}
+
+LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
+                                      std::string *commandLog) {
+  MLIRContext *context = module.getContext();
+  Location loc = layer.getLoc();
+  if (failed(extractSignature(layer, out.signature)))
+    return failure();
+  std::string layerName = layer.getName().str();
+  // Keep only the layer being compiled.
+  for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+    if (fn != layer)
+      fn.erase();
+
+  PassManager pm(context);
+  if (failed(applyPassManagerCLOptions(pm)) || failed(mlir::moe::buildMoELowerToCPUPipeline(pm)))
+    return emitError(loc) << "cannot build the moe-lower-to-cpu pipeline";
+  if (failed(pm.run(module)))
+    return failure();
+
+  // The moe.* argument attributes documented the signature; LLVM has no use for them.
+  module.walk([](FunctionOpInterface fn) {
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      for (NamedAttribute a : fn.getArgAttrs(i))
+        if (a.getName().getValue().starts_with("moe."))
+          fn.removeArgAttr(i, a.getName());
+    for (unsigned i = 0; i < fn.getNumResults(); ++i)
+      for (NamedAttribute a : fn.getResultAttrs(i))
+        if (a.getName().getValue().starts_with("moe."))
+          fn.removeResultAttr(i, a.getName());
+  });
+
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(module, llvmContext, layerName);
+  if (!llvmModule)
+    return emitError(loc) << "translation to LLVM IR failed";
+  std::string entry;
+  if (failed(addEntryPoint(*llvmModule, layerName, entry)))
+    return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName;
+  out.signature.entry = entry;
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple("x86_64-unknown-linux-gnu");
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return emitError(loc) << "no x86-64 code generator: " << error;
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, "x86-64-v2", "", options, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  llvmModule->setTargetTriple(triple);
+  llvmModule->setDataLayout(machine->createDataLayout());
+  if (llvm::verifyModule(*llvmModule, &llvm::errs()))
+    return emitError(loc) << "the generated LLVM IR does not verify";
+
+  // O3, as clang would.
+  {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(machine.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(*llvmModule, mam);
+  }
+
+  // Object file, then a shared object through the system linker.
+  llvm::SmallString<128> objectPath, libraryPath;
+  int objectFd;
+  if (llvm::sys::fs::createTemporaryFile("moe-layer", "o", objectFd, objectPath))
+    return emitError(loc) << "cannot create a temporary file";
+  {
+    llvm::raw_fd_ostream os(objectFd, /*shouldClose=*/true);
+    llvm::legacy::PassManager codegen;
+    if (machine->addPassesToEmitFile(codegen, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+      return emitError(loc) << "the x86-64 target cannot emit an object file";
+    codegen.run(*llvmModule);
+  }
+  llvm::sys::fs::createTemporaryFile("moe-layer", "so", libraryPath);
+  auto cleanup = llvm::make_scope_exit([&] {
+    llvm::sys::fs::remove(objectPath);
+    llvm::sys::fs::remove(libraryPath);
+  });
+  llvm::ErrorOr<std::string> linker = llvm::sys::findProgramByName("ld");
+  if (!linker)
+    return emitError(loc) << "no system linker 'ld' on PATH (install binutils)";
+  llvm::SmallVector<llvm::StringRef> argv{*linker, "-shared", "-o", libraryPath, objectPath};
+  std::string command;
+  for (llvm::StringRef a : argv)
+    command += (command.empty() ? "" : " ") + a.str();
+  if (commandLog)
+    *commandLog = command;
+  std::string linkError;
+  if (llvm::sys::ExecuteAndWait(*linker, argv, std::nullopt, {}, 0, 0, &linkError) != 0)
+    return emitError(loc) << "linking the layer failed: " << linkError << "\n  command: " << command;
+  auto library = llvm::MemoryBuffer::getFile(libraryPath);
+  if (!library)
+    return emitError(loc) << "cannot read the linked layer " << libraryPath;
+  out.sections.emplace_back("code.cpu.so",
+                            std::vector<uint8_t>((*library)->getBufferStart(), (*library)->getBufferEnd()));
+  return success();
+}

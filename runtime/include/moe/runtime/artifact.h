@@ -1,0 +1,71 @@
+// artifact.h - the .moeb artifact: a compiled layer and its signature.
+//
+// Layout (little-endian; docs/artifact.md):
+//   magic "MOEB\r\n\x1a\n" | u32 version | u32 section count | u64 file size |
+//   u32 reserved | u32 reserved | section table (48 bytes each: name[24],
+//   u64 offset, u64 size, u32 crc32, u32 reserved) | section bytes (16-aligned)
+// Sections: "signature" (JSON: layer, inputs, parameters, outputs, symbolic
+// dims), "code.cpu.so" (an ELF shared object with the entry point), and later
+// "code.ptx.<arch>". Reading validates everything before anything is used.
+#ifndef MOE_RUNTIME_ARTIFACT_H
+#define MOE_RUNTIME_ARTIFACT_H
+
+#include "moe/runtime/dtype.h"
+#include "moe/runtime/status.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moe::runtime {
+
+constexpr uint32_t kArtifactVersion = 1;
+
+/// A dimension of a signature tensor: a size, or a symbol bound at call time.
+struct Dim {
+  int64_t size = 0;
+  std::string symbol; ///< "tokens"; empty for a static size
+  bool isSymbolic() const { return !symbol.empty(); }
+};
+
+struct TensorSpec {
+  std::string name; ///< "x", "router.weight", "output"
+  moe_dtype_t dtype = MOE_F32;
+  std::vector<Dim> shape;
+  std::string init = "normal"; ///< parameters: "normal", "zeros", "ones"
+  bool trainable = true;
+};
+
+struct Signature {
+  std::string layer;       ///< "MixtralMoE"
+  std::string description; ///< the layer's docstring
+  std::string entry;       ///< the code's entry symbol
+  std::string target;      ///< "cpu-x86_64"
+  std::vector<TensorSpec> inputs, params, outputs;
+  std::string hyperparameters = "{}"; ///< a JSON object, for people and tools
+  /// Useful FLOPs per token (router, experts at k per token, dense layers), for
+  /// `moec run --bench`; 0 when unknown.
+  double flopsPerToken = 0;
+};
+
+struct Artifact {
+  Signature signature;
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> sections; ///< besides "signature"
+
+  const std::vector<uint8_t> *section(const std::string &name) const;
+};
+
+std::string signatureToJson(const Signature &signature);
+moe_status_t signatureFromJson(const std::string &text, Signature &out);
+
+moe_status_t parseArtifact(const uint8_t *bytes, size_t size, Artifact &out);
+moe_status_t readArtifact(const std::string &path, Artifact &out);
+moe_status_t serializeArtifact(const Artifact &artifact, std::vector<uint8_t> &out);
+moe_status_t writeArtifact(const std::string &path, const Artifact &artifact);
+
+uint32_t crc32(const uint8_t *bytes, size_t size);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_ARTIFACT_H

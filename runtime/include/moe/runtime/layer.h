@@ -1,0 +1,65 @@
+// layer.h - a compiled layer, loaded from an artifact and ready to run.
+//
+//   std::unique_ptr<Layer> layer;
+//   if (Layer::loadFile("mixtral.moeb", layer) != MOE_OK) puts(moe_last_error());
+//   layer->bindParameters(weights);          // by name: "router.weight", ...
+//   layer->run({x}, outputs);                // inputs by name: "x"
+//
+// The artifact's CPU code is a shared object loaded from memory (memfd); like
+// any native library it is trusted code: the runtime checks the artifact's
+// integrity and every tensor's dtype and shape, not the code's intent.
+#ifndef MOE_RUNTIME_LAYER_H
+#define MOE_RUNTIME_LAYER_H
+
+#include "moe/runtime/artifact.h"
+#include "moe/runtime/tensor.h"
+
+#include <map>
+#include <memory>
+
+namespace moe::runtime {
+
+class Layer {
+public:
+  ~Layer();
+  Layer(const Layer &) = delete;
+  Layer &operator=(const Layer &) = delete;
+
+  static moe_status_t load(Artifact artifact, std::unique_ptr<Layer> &out);
+  static moe_status_t loadFile(const std::string &path, std::unique_ptr<Layer> &out);
+
+  const Signature &signature() const { return artifact.signature; }
+  /// The bound parameters, in signature order.
+  const std::vector<Tensor> &parameters() const { return params; }
+
+  /// Binds every parameter by its checkpoint name; dtypes and shapes must
+  /// match the signature exactly. Extra tensors are an error too (a typo in a
+  /// name must not go unnoticed).
+  moe_status_t bindParameters(std::vector<Tensor> params);
+
+  /// Runs the layer. `inputs` are matched by name; symbolic dimensions are
+  /// bound from them and must agree. Outputs are named "output" (one) or
+  /// "output1", "output2", ... (several).
+  moe_status_t run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
+
+  /// Deterministic random parameters following each one's init (normal scaled
+  /// by 1/sqrt(first dimension), zeros, ones), and random inputs with the
+  /// symbolic dimensions set from `symbols`.
+  std::vector<Tensor> randomParameters(uint64_t seed) const;
+  moe_status_t randomInputs(uint64_t seed, const std::map<std::string, int64_t> &symbols,
+                            std::vector<Tensor> &out) const;
+
+private:
+  Layer() = default;
+  Artifact artifact;
+  void *library = nullptr;
+  void (*entry)(void **) = nullptr;
+  std::vector<Tensor> params;
+};
+
+/// Output names: "output" for one result, else "output1", "output2", ...
+std::string outputName(size_t index, size_t count);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_LAYER_H

@@ -1,0 +1,36 @@
+// tensor.h - a named host tensor (row-major, owning its bytes).
+#ifndef MOE_RUNTIME_TENSOR_H
+#define MOE_RUNTIME_TENSOR_H
+
+#include "moe/runtime/dtype.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe::runtime {
+
+struct Tensor {
+  std::string name;
+  moe_dtype_t dtype = MOE_F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+
+  int64_t numElements() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+  /// The element at flat index i as f32 (any dtype).
+  float at(int64_t i) const;
+  /// Allocates zeroed storage for `shape`.
+  static Tensor zeros(std::string name, moe_dtype_t dtype, std::vector<int64_t> shape);
+};
+
+/// "[4, 4096]".
+std::string shapeString(const std::vector<int64_t> &shape);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_TENSOR_H

@@ -1,0 +1,307 @@
+// layer.cc - loading a compiled layer's shared object and calling its entry.
+#include "moe/runtime/layer.h"
+
+#include "moe/runtime/safetensors.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <set>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace moe::runtime {
+namespace {
+
+/// An MLIR memref descriptor of rank r: {allocated, aligned, offset, sizes[r], strides[r]}.
+std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &shape) {
+  std::vector<int64_t> d;
+  d.push_back(reinterpret_cast<int64_t>(data));
+  d.push_back(reinterpret_cast<int64_t>(data));
+  d.push_back(0);
+  for (int64_t s : shape)
+    d.push_back(s);
+  int64_t stride = 1;
+  std::vector<int64_t> strides(shape.size());
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
+  d.insert(d.end(), strides.begin(), strides.end());
+  return d;
+}
+
+moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *what,
+                         std::map<std::string, int64_t> *symbols) {
+  if (t.dtype != spec.dtype)
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" is " +
+                                          moe_dtype_name(t.dtype) + "; the layer needs " +
+                                          moe_dtype_name(spec.dtype));
+  if (t.shape.size() != spec.shape.size())
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " +
+                                          shapeString(t.shape) + "; the layer needs rank " +
+                                          std::to_string(spec.shape.size()));
+  for (size_t d = 0; d < spec.shape.size(); ++d) {
+    const Dim &want = spec.shape[d];
+    if (!want.isSymbolic()) {
+      if (t.shape[d] != want.size)
+        return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " +
+                                              shapeString(t.shape) + "; dimension " + std::to_string(d + 1) +
+                                              " must be " + std::to_string(want.size));
+      continue;
+    }
+    if (!symbols)
+      continue;
+    auto [it, inserted] = symbols->emplace(want.symbol, t.shape[d]);
+    if (!inserted && it->second != t.shape[d])
+      return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has " +
+                                            want.symbol + " = " + std::to_string(t.shape[d]) +
+                                            ", but another input set it to " + std::to_string(it->second));
+  }
+  if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" holds " +
+                                          std::to_string(t.data.size()) + " bytes for shape " +
+                                          shapeString(t.shape));
+  return MOE_OK;
+}
+
+} // namespace
+
+std::string outputName(size_t index, size_t count) {
+  return count == 1 ? "output" : "output" + std::to_string(index + 1);
+}
+
+Layer::~Layer() {
+  if (library)
+    dlclose(library);
+}
+
+moe_status_t Layer::loadFile(const std::string &path, std::unique_ptr<Layer> &out) {
+  Artifact artifact;
+  if (moe_status_t s = readArtifact(path, artifact))
+    return s;
+  return load(std::move(artifact), out);
+}
+
+moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
+  if (artifact.signature.target != "cpu-x86_64")
+    return fail(MOE_UNAVAILABLE, "artifact for target \"" + artifact.signature.target +
+                                     "\": this runtime executes cpu-x86_64 artifacts");
+  const std::vector<uint8_t> *code = artifact.section("code.cpu.so");
+  if (!code || code->size() < 4 || std::memcmp(code->data(), "\x7f" "ELF", 4) != 0)
+    return fail(MOE_INVALID_FORMAT, "artifact has no CPU code (an ELF section \"code.cpu.so\")");
+  // Load the shared object from memory: a memfd, opened through /proc.
+  int fd = memfd_create("moe-layer", MFD_CLOEXEC);
+  if (fd < 0)
+    return fail(MOE_INTERNAL, std::string("memfd_create: ") + std::strerror(errno));
+  size_t written = 0;
+  while (written < code->size()) {
+    ssize_t n = write(fd, code->data() + written, code->size() - written);
+    if (n <= 0) {
+      close(fd);
+      return fail(MOE_INTERNAL, "cannot stage the layer's code");
+    }
+    written += static_cast<size_t>(n);
+  }
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  close(fd);
+  if (!library)
+    return fail(MOE_INVALID_FORMAT, std::string("cannot load the layer's code: ") + dlerror());
+  auto entry = reinterpret_cast<void (*)(void **)>(dlsym(library, artifact.signature.entry.c_str()));
+  if (!entry) {
+    dlclose(library);
+    return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
+  }
+  out.reset(new Layer());
+  out->artifact = std::move(artifact);
+  out->library = library;
+  out->entry = entry;
+  return MOE_OK;
+}
+
+moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
+  std::vector<Tensor> bound;
+  std::set<std::string> used;
+  for (const TensorSpec &spec : signature().params) {
+    Tensor *match = nullptr;
+    for (Tensor &t : given)
+      if (t.name == spec.name)
+        match = &t;
+    if (!match)
+      return fail(MOE_NOT_FOUND, "parameter \"" + spec.name + "\" " + shapeString([&] {
+                                   std::vector<int64_t> s;
+                                   for (const Dim &d : spec.shape) s.push_back(d.size);
+                                   return s;
+                                 }()) + " is missing from the weights");
+    if (moe_status_t s = checkTensor(spec, *match, "parameter", nullptr))
+      return s;
+    used.insert(spec.name);
+    bound.push_back(std::move(*match));
+  }
+  for (const Tensor &t : given)
+    if (!used.count(t.name) && !t.name.empty())
+      return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + t.name +
+                                            "\", which layer " + signature().layer + " has no parameter of");
+  params = std::move(bound);
+  return MOE_OK;
+}
+
+moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) {
+  const Signature &sig = signature();
+  if (params.size() != sig.params.size())
+    return fail(MOE_INVALID_ARGUMENT, "bind the layer's parameters before running it");
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  for (const TensorSpec &spec : sig.inputs) {
+    const Tensor *match = nullptr;
+    for (const Tensor &t : inputs)
+      if (t.name == spec.name)
+        match = &t;
+    if (!match)
+      return fail(MOE_NOT_FOUND, "input \"" + spec.name + "\" is missing");
+    if (moe_status_t s = checkTensor(spec, *match, "input", &symbols))
+      return s;
+    ordered.push_back(match);
+  }
+  for (const Tensor &p : params)
+    ordered.push_back(&p);
+
+  // The C interface: result descriptors first, then one descriptor per argument.
+  size_t resultWords = 0;
+  for (const TensorSpec &o : sig.outputs)
+    resultWords += 3 + 2 * o.shape.size();
+  std::vector<int64_t> results(resultWords, 0);
+  std::vector<std::vector<int64_t>> descriptors;
+  std::vector<void *> args{results.data()};
+  for (const Tensor *t : ordered)
+    descriptors.push_back(descriptor(t->data.data(), t->shape));
+  for (auto &d : descriptors)
+    args.push_back(d.data());
+  entry(args.data());
+
+  std::set<int64_t> argumentData, freed;
+  for (const Tensor *t : ordered)
+    argumentData.insert(reinterpret_cast<int64_t>(t->data.data()));
+  outputs.clear();
+  size_t at = 0;
+  moe_status_t status = MOE_OK;
+  for (size_t i = 0; i < sig.outputs.size(); ++i) {
+    const TensorSpec &spec = sig.outputs[i];
+    size_t rank = spec.shape.size();
+    const int64_t *d = results.data() + at;
+    at += 3 + 2 * rank;
+    Tensor out;
+    out.name = outputName(i, sig.outputs.size());
+    out.dtype = spec.dtype;
+    out.shape.assign(d + 3, d + 3 + rank);
+    for (size_t k = 0; k < rank; ++k)
+      if (!spec.shape[k].isSymbolic() ? out.shape[k] != spec.shape[k].size
+                                      : symbols.count(spec.shape[k].symbol) &&
+                                            out.shape[k] != symbols[spec.shape[k].symbol])
+        status = fail(MOE_INTERNAL, "output \"" + out.name + "\" came back with shape " +
+                                        shapeString(out.shape) + ", not the signature's");
+    size_t bytes = static_cast<size_t>(out.numElements()) * moe_dtype_size(out.dtype);
+    const uint8_t *src = reinterpret_cast<const uint8_t *>(d[1]) + d[2] * moe_dtype_size(out.dtype);
+    out.data.assign(src, src + bytes);
+    outputs.push_back(std::move(out));
+  }
+  // The code returns buffers it allocated (malloc); free each one once.
+  at = 0;
+  for (const TensorSpec &spec : sig.outputs) {
+    int64_t allocated = results[at];
+    at += 3 + 2 * spec.shape.size();
+    if (allocated && !argumentData.count(allocated) && freed.insert(allocated).second)
+      std::free(reinterpret_cast<void *>(allocated));
+  }
+  return status;
+}
+
+namespace {
+
+/// A fast, seedable source of standard normal floats (splitmix64 + Box-Muller):
+/// random weights for billion-element layers must not take minutes.
+class Normals {
+public:
+  explicit Normals(uint64_t seed) : state(seed * 0x9e3779b97f4a7c15ull + 1) {}
+  float next() {
+    if (haveSpare) {
+      haveSpare = false;
+      return spare;
+    }
+    double u1 = (static_cast<double>(bits() >> 11) + 1.0) * 0x1.0p-53; // (0, 1]
+    double u2 = static_cast<double>(bits() >> 11) * 0x1.0p-53;
+    double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
+    spare = static_cast<float>(r * std::sin(t));
+    haveSpare = true;
+    return static_cast<float>(r * std::cos(t));
+  }
+
+private:
+  uint64_t bits() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  uint64_t state;
+  float spare = 0;
+  bool haveSpare = false;
+};
+
+void store(Tensor &t, int64_t i, float v) {
+  void *base = t.data.data();
+  switch (t.dtype) {
+  case MOE_BF16: reinterpret_cast<uint16_t *>(base)[i] = f32ToBf16(v); break;
+  case MOE_F16: reinterpret_cast<uint16_t *>(base)[i] = f32ToF16(v); break;
+  default: reinterpret_cast<float *>(base)[i] = v; break;
+  }
+}
+
+} // namespace
+
+std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
+  std::vector<Tensor> out;
+  uint64_t stream = 0;
+  for (const TensorSpec &spec : signature().params) {
+    Normals normal(seed * 1000003ull + ++stream);
+    std::vector<int64_t> shape;
+    for (const Dim &d : spec.shape)
+      shape.push_back(d.size);
+    Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
+    // Stacked expert weights [E, in, out] scale by their input width, others by dimension 1.
+    double fanIn = shape.empty() ? 1.0 : static_cast<double>(shape.size() == 3 ? shape[1] : shape[0]);
+    float scale = static_cast<float>(1.0 / std::sqrt(std::max(1.0, fanIn)));
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      store(t, i, spec.init == "zeros" ? 0.0f : spec.init == "ones" ? 1.0f : normal.next() * scale);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int64_t> &symbols,
+                                 std::vector<Tensor> &out) const {
+  Normals normal(seed ^ 0x5bd1e995u);
+  out.clear();
+  for (const TensorSpec &spec : signature().inputs) {
+    std::vector<int64_t> shape;
+    for (const Dim &d : spec.shape) {
+      if (!d.isSymbolic()) {
+        shape.push_back(d.size);
+        continue;
+      }
+      auto it = symbols.find(d.symbol);
+      if (it == symbols.end())
+        return fail(MOE_INVALID_ARGUMENT, "input \"" + spec.name + "\" needs a size for '" + d.symbol + "'");
+      shape.push_back(it->second);
+    }
+    Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      store(t, i, normal.next());
+    out.push_back(std::move(t));
+  }
+  return MOE_OK;
+}
+
+} // namespace moe::runtime

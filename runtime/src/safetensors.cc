@@ -1,0 +1,169 @@
+// safetensors.cc - strict safetensors reading, and writing.
+#include "moe/runtime/safetensors.h"
+
+#include "moe/runtime/json.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+namespace moe::runtime {
+
+moe_status_t readFile(const std::string &path, std::vector<uint8_t> &out) {
+  FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    return fail(MOE_NOT_FOUND, "cannot open '" + path + "': " + std::strerror(errno));
+  out.clear();
+  uint8_t buffer[1 << 16];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+    out.insert(out.end(), buffer, buffer + n);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad)
+    return fail(MOE_INVALID_ARGUMENT, "cannot read '" + path + "'");
+  return MOE_OK;
+}
+
+moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Tensor> &out) {
+  out.clear();
+  auto bad = [](const std::string &m) { return fail(MOE_INVALID_FORMAT, "safetensors: " + m); };
+  if (size < 8)
+    return bad("file of " + std::to_string(size) + " bytes is shorter than the 8-byte header length");
+  uint64_t headerSize = 0;
+  for (int i = 7; i >= 0; --i)
+    headerSize = (headerSize << 8) | bytes[i];
+  if (headerSize > size - 8)
+    return bad("header length " + std::to_string(headerSize) + " exceeds the file (" +
+               std::to_string(size - 8) + " bytes after the length)");
+  std::string_view headerText(reinterpret_cast<const char *>(bytes + 8), headerSize);
+  json::Value header;
+  std::string error;
+  if (!json::parse(headerText, header, error))
+    return bad("header is not valid JSON: " + error);
+  if (!header.isObject())
+    return bad("header must be a JSON object");
+  const uint64_t dataSize = size - 8 - headerSize;
+  const uint8_t *data = bytes + 8 + headerSize;
+
+  struct Span {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Span> spans;
+  for (const auto &[name, entry] : header.object) {
+    if (name == "__metadata__") {
+      if (!entry.isObject())
+        return bad("__metadata__ must be an object");
+      for (const auto &[k, v] : entry.object)
+        if (!v.isString())
+          return bad("__metadata__ value of \"" + k + "\" must be a string");
+      continue;
+    }
+    if (!entry.isObject())
+      return bad("entry \"" + name + "\" must be an object");
+    const json::Value *dtype = entry.find("dtype"), *shape = entry.find("shape"),
+                      *offsets = entry.find("data_offsets");
+    if (!dtype || !dtype->isString() || !shape || !shape->isArray() || !offsets ||
+        !offsets->isArray() || offsets->array.size() != 2)
+      return bad("entry \"" + name + "\" needs \"dtype\", \"shape\" and \"data_offsets\": [begin, end]");
+    std::optional<moe_dtype_t> dt = parseDType(dtype->string);
+    if (!dt)
+      return bad("tensor \"" + name + "\" has unsupported dtype \"" + dtype->string +
+                 "\" (supported: F32, F16, BF16, I32)");
+    Tensor t;
+    t.name = name;
+    t.dtype = *dt;
+    uint64_t elements = 1;
+    for (const json::Value &d : shape->array) {
+      if (!d.isInteger || d.integer < 0)
+        return bad("tensor \"" + name + "\" has a dimension that is not a non-negative integer");
+      if (d.integer > 0 && elements > std::numeric_limits<uint64_t>::max() / 16 / static_cast<uint64_t>(d.integer))
+        return bad("tensor \"" + name + "\" is too large");
+      elements *= static_cast<uint64_t>(d.integer);
+      t.shape.push_back(d.integer);
+    }
+    const json::Value &b = offsets->array[0], &e = offsets->array[1];
+    if (!b.isInteger || !e.isInteger || b.integer < 0 || e.integer < b.integer)
+      return bad("tensor \"" + name + "\" has bad data_offsets");
+    uint64_t begin = static_cast<uint64_t>(b.integer), end = static_cast<uint64_t>(e.integer);
+    uint64_t want = elements * moe_dtype_size(*dt);
+    if (end - begin != want)
+      return bad("tensor \"" + name + "\" of shape " + shapeString(t.shape) + " and dtype " +
+                 dtype->string + " needs " + std::to_string(want) + " bytes, data_offsets span " +
+                 std::to_string(end - begin));
+    if (end > dataSize)
+      return bad("tensor \"" + name + "\" ends at byte " + std::to_string(end) +
+                 " past the data region of " + std::to_string(dataSize) + " bytes");
+    t.data.assign(data + begin, data + end);
+    spans.push_back({begin, end, name});
+    out.push_back(std::move(t));
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span &a, const Span &b) { return a.begin < b.begin; });
+  uint64_t covered = 0;
+  for (const Span &s : spans) {
+    if (s.begin < covered)
+      return bad("tensor \"" + s.name + "\" overlaps the previous tensor's data");
+    if (s.begin > covered)
+      return bad("a hole in the data region before tensor \"" + s.name + "\" (bytes " +
+                 std::to_string(covered) + " to " + std::to_string(s.begin) + ")");
+    covered = s.end;
+  }
+  if (covered != dataSize)
+    return bad(std::to_string(dataSize - covered) + " bytes after the last tensor are not indexed");
+  return MOE_OK;
+}
+
+moe_status_t readSafetensors(const std::string &path, std::vector<Tensor> &out) {
+  std::vector<uint8_t> bytes;
+  if (moe_status_t s = readFile(path, bytes))
+    return s;
+  moe_status_t s = parseSafetensors(bytes.data(), bytes.size(), out);
+  if (s)
+    return fail(s, path + ": " + moe_last_error());
+  return MOE_OK;
+}
+
+moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor> &tensors) {
+  std::string header = "{";
+  uint64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor &t = tensors[i];
+    for (size_t j = 0; j < i; ++j)
+      if (tensors[j].name == t.name)
+        return fail(MOE_INVALID_ARGUMENT, "safetensors: two tensors named \"" + t.name + "\"");
+    if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
+      return fail(MOE_INVALID_ARGUMENT, "safetensors: tensor \"" + t.name + "\" has " +
+                                            std::to_string(t.data.size()) + " bytes for shape " +
+                                            shapeString(t.shape));
+    if (i)
+      header += ",";
+    json::writeString(header, t.name);
+    header += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[";
+    for (size_t d = 0; d < t.shape.size(); ++d)
+      header += (d ? "," : "") + std::to_string(t.shape[d]);
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
+              std::to_string(offset + t.data.size()) + "]}";
+    offset += t.data.size();
+  }
+  header += "}";
+  while (header.size() % 8)
+    header += ' '; // keep the data region 8-byte aligned, as the format recommends
+  FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return fail(MOE_INVALID_ARGUMENT, "cannot write '" + path + "': " + std::strerror(errno));
+  uint8_t length[8];
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i)
+    length[i] = static_cast<uint8_t>(n >> (8 * i));
+  bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  for (const Tensor &t : tensors)
+    ok = ok && std::fwrite(t.data.data(), 1, t.data.size(), f) == t.data.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok)
+    return fail(MOE_INVALID_ARGUMENT, "cannot write '" + path + "'");
+  return MOE_OK;
+}
+
+} // namespace moe::runtime

@@ -1,0 +1,33 @@
+//===- Commands.h - moec's build and run commands ---------------*- C++ -*-===//
+#ifndef MOEC_COMMANDS_H
+#define MOEC_COMMANDS_H
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moec {
+
+/// A layer to compile: a .moe file (with --layer and --set) or a .moeb artifact.
+struct LayerSource {
+  std::string path;
+  std::string layer;
+  std::vector<std::pair<std::string, std::string>> overrides;
+};
+
+struct RunOptions {
+  std::string weights, inputs, outputs;
+  unsigned seed = 0, tokens = 16, iterations = 10, threads = 0;
+  bool bench = false;
+  bool check = false; ///< compare with the float64 reference evaluator
+};
+
+/// `moec build`: compiles the layer for the CPU into an artifact at `output`.
+int build(const LayerSource &source, const std::string &output);
+
+/// `moec run`: runs a .moe (compiled in memory) or a .moeb on the CPU.
+int run(const LayerSource &source, const RunOptions &options);
+
+} // namespace moec
+
+#endif // MOEC_COMMANDS_H

@@ -1,0 +1,30 @@
+//===- Compile.h - a layer source to a CPU artifact, in memory --*- C++ -*-===//
+#ifndef MOEC_COMPILE_H
+#define MOEC_COMPILE_H
+
+#include "Commands.h"
+
+#include "moe/runtime/artifact.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <memory>
+
+namespace moec {
+
+struct CompiledLayer {
+  std::unique_ptr<mlir::MLIRContext> context;
+  /// The layer as moe IR, before lowering: what the reference evaluator runs.
+  mlir::OwningOpRef<mlir::ModuleOp> moeModule;
+  moe::runtime::Artifact artifact;
+};
+
+/// Parses, elaborates and compiles `source` (a .moe file) for the CPU;
+/// diagnostics are printed. Returns false after an error.
+bool compileLayer(const LayerSource &source, CompiledLayer &out);
+
+} // namespace moec
+
+#endif // MOEC_COMPILE_H
