@@ -70,7 +70,7 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
       maxRef = std::max(maxRef, std::fabs(want.data[j]));
     }
     double relative = maxDiff / std::max(maxRef, 1e-30);
-    double tolerance = got.dtype == MOE_F32 ? 1e-5 : 1e-2;
+    double tolerance = got.dtype == MOE_I32 ? 0.0 : got.dtype == MOE_F32 ? 1e-5 : 1e-2;
     bool ok = relative <= tolerance && got.shape == want.shape;
     llvm::outs() << "check: " << got.name << " max |compiled - reference| / max |reference| = "
                  << llvm::format("%.3g", relative) << " (tolerance " << llvm::format("%g", tolerance)
