@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CPU benchmark: moec's compiled layer against the PyTorch CPU peer
+# (../shared/bench/torch_cpu_moe.py: the HF-style loop over experts and the
+# FLOP-equivalent dense GEMMs) on the same three shapes, f32, same threads,
+# side by side in one run. Needs Debian's python3-torch and libopenblas0-pthread;
+# OpenBLAS 0.3.21 mis-detects AVX-512 Xeons, hence OPENBLAS_CORETYPE=SkylakeX
+# for the peer only (see ../shared/bench/README.md).
+#   bash bench/cpu_moe.sh [THREADS]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+threads="${1:-2}"
+moec="$root/build/bin/moec"
+peer="${MOE_PEERS:-$root/../shared/bench/torch_cpu_moe.py}"
+
+echo "== PyTorch peer ($peer), $threads threads"
+if [ -f "$peer" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  sed "s/torch.set_num_threads(2)/torch.set_num_threads($threads)/" "$peer" > /tmp/moe_peer_$$.py
+  OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS="$threads" /usr/bin/python3 /tmp/moe_peer_$$.py
+  rm -f /tmp/moe_peer_$$.py
+else
+  echo "SKIPPED: no peer script or no python3-torch"
+fi
+
+echo "== moec (the same layers: softmax top-k, renormalised, SwiGLU experts, f32)"
+# name T D F E K, as in torch_cpu_moe.py
+while read -r name t d f e k; do
+  printf '%s: ' "$name"
+  "$moec" run "$root/examples/qwen3_30b_a3b.moe" --set "T=f32,d_model=$d,d_ff=$f,n_experts=$e,top_k=$k" \
+    --tokens "$t" --bench --iterations 5 --num-threads "$threads" | grep '^bench:'
+done <<'SHAPES'
+mixtral-like 512 1024 3584 8 2
+qwen3-like 512 1024 384 64 8
+dsv3-like 512 1024 256 128 8
+SHAPES
