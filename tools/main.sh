@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and compile the Mixtral example layer from its
-# .moe source to moe-dialect MLIR with moec. (Running it on the CPU comes with
-# the CPU backend.)
+# The main job: set up, build, compile an example layer (Mixtral's block, at a
+# CPU-sized width) from its .moe source into an artifact, and run it on the CPU
+# with random weights, checking the result against the float64 reference
+# evaluator and timing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
-echo "== moec examples/mixtral.moe"
-build/bin/moec examples/mixtral.moe
+set -x
+build/bin/moec build examples/mixtral.moe --set d_model=1024,d_ff=3584 -o build/mixtral.moeb
+build/bin/moec run build/mixtral.moeb --tokens 512 --bench --iterations 5
+build/bin/moec run examples/mixtral.moe --set d_model=256,d_ff=512 --tokens 64 --check
