@@ -75,6 +75,8 @@ std::string outputName(size_t index, size_t count) {
 Layer::~Layer() {
   if (library)
     dlclose(library);
+  if (libraryFd >= 0)
+    close(libraryFd);
 }
 
 moe_status_t Layer::loadFile(const std::string &path, std::unique_ptr<Layer> &out) {
@@ -104,19 +106,25 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     }
     written += static_cast<size_t>(n);
   }
+  // The descriptor stays open while the library is loaded: dlopen recognises
+  // an already loaded object by its path, so two live layers must never share
+  // a /proc/self/fd/N name.
   std::string path = "/proc/self/fd/" + std::to_string(fd);
   void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  close(fd);
-  if (!library)
+  if (!library) {
+    close(fd);
     return fail(MOE_INVALID_FORMAT, std::string("cannot load the layer's code: ") + dlerror());
+  }
   auto entry = reinterpret_cast<void (*)(void **)>(dlsym(library, artifact.signature.entry.c_str()));
   if (!entry) {
     dlclose(library);
+    close(fd);
     return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
   }
   out.reset(new Layer());
   out->artifact = std::move(artifact);
   out->library = library;
+  out->libraryFd = fd;
   out->entry = entry;
   return MOE_OK;
 }

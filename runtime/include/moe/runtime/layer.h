@@ -53,6 +53,7 @@ private:
   Layer() = default;
   Artifact artifact;
   void *library = nullptr;
+  int libraryFd = -1;
   void (*entry)(void **) = nullptr;
   std::vector<Tensor> params;
 };

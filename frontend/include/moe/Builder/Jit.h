@@ -1,0 +1,89 @@
+//===- Jit.h - compile-on-first-call layers with a cache --------*- C++ -*-===//
+//
+// Julia's method specialisation for MoE layers: a jit::Function holds a
+// layer *definition* (a C++ function that builds a Graph for given input
+// dtypes and shapes). The first call with a new signature — input names,
+// dtypes and every dimension but the first (the token count, left symbolic) —
+// builds the graph, compiles it for the CPU and caches the artifact in memory
+// and on disk; later calls with that signature run the cached layer.
+//
+//   moe::jit::Function layer("Tiny", [](moe::builder::Graph &g, const auto &in) {
+//     auto x = g.input("x", "f32", {"tokens", in[0].shape[1]});
+//     ...
+//   });
+//   layer({x}, outputs);   // compiles
+//   layer({x2}, outputs);  // same dtypes and widths: no compilation
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_BUILDER_JIT_H
+#define MOE_BUILDER_JIT_H
+
+#include "moe/Builder/GraphBuilder.h"
+#include "moe/runtime/layer.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moe::jit {
+
+/// One input of a call, as the definition sees it.
+struct InputSpec {
+  std::string name;
+  moe_dtype_t dtype;
+  std::vector<int64_t> shape;
+};
+
+using Definition = std::function<void(builder::Graph &, const std::vector<InputSpec> &)>;
+
+struct Options {
+  /// Disk cache directory; empty: $MOE_CACHE_DIR, else $HOME/.cache/moec; "-": none.
+  std::string cacheDir;
+  /// Seed of the random parameters given to names setParameters did not bind.
+  uint64_t seed = 0;
+};
+
+struct Stats {
+  int compilations = 0; ///< layers compiled (cache misses everywhere)
+  int memoryHits = 0;   ///< calls served by an already loaded specialisation
+  int diskHits = 0;     ///< specialisations loaded from the disk cache
+};
+
+class Function {
+public:
+  Function(std::string name, Definition define, Options options = {});
+  ~Function();
+
+  /// Parameters by checkpoint name, shared by every specialisation.
+  void setParameters(std::vector<runtime::Tensor> params);
+
+  /// Runs the layer, compiling it first for a new signature.
+  moe_status_t operator()(const std::vector<runtime::Tensor> &inputs,
+                          std::vector<runtime::Tensor> &outputs);
+
+  const Stats &stats() const { return counters; }
+  /// The .moe source of the last specialisation built.
+  const std::string &lastSource() const { return source; }
+
+private:
+  moe_status_t specialise(const std::vector<InputSpec> &specs, runtime::Layer *&out);
+
+  std::string name;
+  Definition define;
+  Options options;
+  std::vector<runtime::Tensor> params;
+  std::map<std::string, std::unique_ptr<runtime::Layer>> loaded; ///< by signature key
+  Stats counters;
+  std::string source;
+};
+
+/// Compiles `.moe` source text (buffer `bufferName`) for the CPU; diagnostics
+/// go to stderr. Shared by the JIT and `moec`.
+moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
+                                 runtime::Artifact &out);
+
+} // namespace moe::jit
+
+#endif // MOE_BUILDER_JIT_H

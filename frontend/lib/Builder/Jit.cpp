@@ -1,0 +1,163 @@
+//===- Jit.cpp - compile-on-first-call layers with a cache ------*- C++ -*-===//
+#include "moe/Builder/Jit.h"
+
+#include "moe/Frontend/Parser.h"
+#include "moe/Frontend/Sema.h"
+#include "moe/Target/CPU.h"
+#include "moe/runtime/safetensors.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <unistd.h>
+
+namespace rt = moe::runtime;
+
+namespace moe::jit {
+namespace {
+
+/// The compiler's identity in cache keys: a new artifact format or code
+/// generator changes it, so stale artifacts are never reused.
+constexpr const char *kCompilerId = "moec-cpu-1";
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string signatureKey(const std::vector<InputSpec> &specs) {
+  std::string key;
+  for (const InputSpec &s : specs) {
+    key += s.name + ":" + moe_dtype_name(s.dtype) + "[";
+    for (size_t d = 1; d < s.shape.size(); ++d) // the first dimension stays symbolic
+      key += std::to_string(s.shape[d]) + ",";
+    key += "];";
+  }
+  return key;
+}
+
+std::string cacheDirectory(const Options &options) {
+  if (options.cacheDir == "-")
+    return "";
+  if (!options.cacheDir.empty())
+    return options.cacheDir;
+  if (const char *env = std::getenv("MOE_CACHE_DIR"))
+    return env;
+  if (const char *home = std::getenv("HOME"))
+    return std::string(home) + "/.cache/moec";
+  return "";
+}
+
+} // namespace
+
+moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
+                                 rt::Artifact &out) {
+  llvm::SourceMgr sourceMgr;
+  unsigned buffer = sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
+  frontend::installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
+  frontend::Diagnostics diags(sourceMgr);
+  frontend::Program program = frontend::parseSource(diags, buffer);
+  if (diags.getNumErrors() != 0)
+    return rt::fail(MOE_INVALID_ARGUMENT, "layer source " + bufferName + " has errors (printed above)");
+  mlir::DialectRegistry registry;
+  mlir::moe::registerCPUTarget(registry);
+  mlir::MLIRContext context(registry);
+  frontend::registerFrontendDialects(context);
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      frontend::elaborate(program, diags, context, frontend::ElaborationOptions());
+  if (!module)
+    return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
+  auto layer = *module->getOps<mlir::func::FuncOp>().begin();
+  if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out)))
+    return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for the CPU failed (printed above)");
+  return MOE_OK;
+}
+
+Function::Function(std::string name, Definition define, Options options)
+    : name(std::move(name)), define(std::move(define)), options(std::move(options)) {}
+
+Function::~Function() = default;
+
+void Function::setParameters(std::vector<rt::Tensor> p) {
+  params = std::move(p);
+  loaded.clear(); // rebind on the next call
+}
+
+moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer *&out) {
+  builder::Graph graph(name, specs.empty() || specs[0].dtype == MOE_F32 ? "f32"
+                             : specs[0].dtype == MOE_BF16                ? "bf16"
+                                                                         : "f16");
+  define(graph, specs);
+  source = graph.source();
+
+  rt::Artifact artifact;
+  std::string dir = cacheDirectory(options), path;
+  bool haveArtifact = false;
+  if (!dir.empty()) {
+    char hash[17];
+    std::snprintf(hash, sizeof hash, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(std::string(kCompilerId) + "\n" + source)));
+    path = dir + "/" + name + "-" + hash + ".moeb";
+    if (llvm::sys::fs::exists(path) && rt::readArtifact(path, artifact) == MOE_OK) {
+      haveArtifact = true;
+      ++counters.diskHits;
+    }
+  }
+  if (!haveArtifact) {
+    if (moe_status_t s = compileSourceForCPU(source, name + ".moe (generated)", artifact))
+      return s;
+    ++counters.compilations;
+    if (!path.empty() && !llvm::sys::fs::create_directories(dir)) {
+      // Write then rename: a concurrent reader never sees half a file.
+      std::string temp = path + ".tmp" + std::to_string(::getpid());
+      if (rt::writeArtifact(temp, artifact) == MOE_OK)
+        llvm::sys::fs::rename(temp, path);
+    }
+  }
+  std::unique_ptr<rt::Layer> layer;
+  if (moe_status_t s = rt::Layer::load(std::move(artifact), layer))
+    return s;
+  // Bind the given parameters; the others get random values by their init.
+  std::vector<rt::Tensor> random = layer->randomParameters(options.seed), bound;
+  for (rt::Tensor &r : random) {
+    const rt::Tensor *given = nullptr;
+    for (const rt::Tensor &p : params)
+      if (p.name == r.name)
+        given = &p;
+    bound.push_back(given ? *given : std::move(r));
+  }
+  if (moe_status_t s = layer->bindParameters(std::move(bound)))
+    return s;
+  out = layer.get();
+  loaded[signatureKey(specs)] = std::move(layer);
+  return MOE_OK;
+}
+
+moe_status_t Function::operator()(const std::vector<rt::Tensor> &inputs,
+                                  std::vector<rt::Tensor> &outputs) {
+  std::vector<InputSpec> specs;
+  for (const rt::Tensor &t : inputs)
+    specs.push_back({t.name, t.dtype, t.shape});
+  rt::Layer *layer = nullptr;
+  auto it = loaded.find(signatureKey(specs));
+  if (it != loaded.end()) {
+    layer = it->second.get();
+    ++counters.memoryHits;
+  } else if (moe_status_t s = specialise(specs, layer)) {
+    return s;
+  }
+  return layer->run(inputs, outputs);
+}
+
+} // namespace moe::jit

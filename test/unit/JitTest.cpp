@@ -1,0 +1,160 @@
+// JitTest.cpp - the C++ graph builder and the JIT: the builder yields the
+// frontend's IR for the same layer, the JIT compiles once per signature (the
+// compilation counter proves it), reuses its disk cache across processes'
+// Function objects, and its results match the reference evaluator.
+#include "moe/Builder/Jit.h"
+#include "moe/Dialect/MoE/Reference/Evaluator.h"
+#include "moe/Frontend/Parser.h"
+#include "moe/Frontend/Sema.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+using namespace moe;
+
+namespace {
+
+void defineMixtral(builder::Graph &g, int64_t d, int64_t f, const char *dtype) {
+  builder::Tensor x = g.input("x", dtype, {"tokens", d});
+  builder::Field router = g.dense("router", d, 8);
+  builder::Field experts = g.experts("experts", 8, builder::Ffn::swiglu(d, f));
+  auto [w, e] = topk(softmax(router(x), 2), 2);
+  builder::Tensor normalised = w / sum(w, 2); // before dispatch, in the example's order
+  g.returns({combine(experts(dispatch(x, e)), normalised)});
+}
+
+/// Elaborates .moe text and prints the layer's IR without attributes that
+/// only describe it (name of the source, hyperparameters, docstring).
+std::string elaborateToIR(const std::string &text, std::vector<std::pair<std::string, std::string>> set = {}) {
+  llvm::SourceMgr sm;
+  unsigned buffer = sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, "t.moe"), llvm::SMLoc());
+  frontend::Diagnostics diags(sm);
+  frontend::Program program = frontend::parseSource(diags, buffer);
+  mlir::MLIRContext context;
+  frontend::ElaborationOptions options;
+  options.overrides = std::move(set);
+  auto module = frontend::elaborate(program, diags, context, options);
+  EXPECT_TRUE(module);
+  if (!module)
+    return "";
+  for (auto fn : module->getOps<mlir::func::FuncOp>()) {
+    fn->removeAttr("moe.hyperparameters");
+    fn->removeAttr("moe.description");
+    fn.setName("Layer");
+  }
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  module->print(os);
+  return out;
+}
+
+TEST(GraphBuilder, YieldsTheFrontendsIR) {
+  builder::Graph g("Built", "bf16");
+  defineMixtral(g, 64, 128, "bf16");
+  std::ifstream file(std::string(MOE_SOURCE_DIR) + "/examples/mixtral.moe");
+  std::stringstream example;
+  example << file.rdbuf();
+  std::string fromBuilder = elaborateToIR(g.source());
+  std::string fromExample = elaborateToIR(example.str(), {{"d_model", "64"}, {"d_ff", "128"}});
+  EXPECT_FALSE(fromBuilder.empty());
+  EXPECT_EQ(fromBuilder, fromExample) << g.source();
+}
+
+TEST(Jit, CompilesOncePerSignatureAndCachesOnDisk) {
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-jit-test", dir));
+  jit::Options options;
+  options.cacheDir = dir.str().str();
+  int definitions = 0;
+  auto define = [&](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+    ++definitions;
+    defineMixtral(g, in[0].shape[1], 32, "f32");
+  };
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> normal;
+  auto input = [&](int64_t tokens, int64_t d) {
+    runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {tokens, d});
+    for (int64_t i = 0; i < x.numElements(); ++i)
+      reinterpret_cast<float *>(x.data.data())[i] = normal(rng);
+    return x;
+  };
+  std::vector<runtime::Tensor> out;
+  jit::Function layer("JitMixtral", define, options);
+  ASSERT_EQ(layer({input(5, 16)}, out), MOE_OK) << moe_last_error();
+  EXPECT_EQ(layer.stats().compilations, 1);
+  // Same dtypes and widths, another token count: no compilation.
+  ASSERT_EQ(layer({input(9, 16)}, out), MOE_OK) << moe_last_error();
+  EXPECT_EQ(layer.stats().compilations, 1);
+  EXPECT_EQ(layer.stats().memoryHits, 1);
+  EXPECT_EQ(out[0].shape, (std::vector<int64_t>{9, 16}));
+  // A new width is a new specialisation.
+  ASSERT_EQ(layer({input(3, 24)}, out), MOE_OK) << moe_last_error();
+  EXPECT_EQ(layer.stats().compilations, 2);
+  EXPECT_EQ(definitions, 2);
+  // A fresh Function finds both on disk and compiles nothing.
+  jit::Function again("JitMixtral", define, options);
+  ASSERT_EQ(again({input(4, 16)}, out), MOE_OK) << moe_last_error();
+  ASSERT_EQ(again({input(4, 24)}, out), MOE_OK) << moe_last_error();
+  EXPECT_EQ(again.stats().compilations, 0);
+  EXPECT_EQ(again.stats().diskHits, 2);
+  llvm::sys::fs::remove_directories(dir);
+}
+
+TEST(Jit, MatchesTheReferenceEvaluator) {
+  jit::Options options;
+  options.cacheDir = "-";
+  jit::Function layer("JitRef", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+    defineMixtral(g, in[0].shape[1], 24, "f32");
+  }, options);
+  runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {11, 16});
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> normal;
+  for (int64_t i = 0; i < x.numElements(); ++i)
+    reinterpret_cast<float *>(x.data.data())[i] = normal(rng);
+  std::vector<runtime::Tensor> out;
+  ASSERT_EQ(layer({x}, out), MOE_OK) << moe_last_error();
+
+  // The same layer through the reference evaluator, with the same (seeded) weights.
+  llvm::SourceMgr sm;
+  unsigned buffer = sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(layer.lastSource(), "t.moe"), llvm::SMLoc());
+  frontend::Diagnostics diags(sm);
+  frontend::Program program = frontend::parseSource(diags, buffer);
+  mlir::MLIRContext context;
+  auto module = frontend::elaborate(program, diags, context, frontend::ElaborationOptions());
+  ASSERT_TRUE(module);
+  runtime::Artifact artifact;
+  ASSERT_EQ(jit::compileSourceForCPU(layer.lastSource(), "t.moe", artifact), MOE_OK);
+  std::unique_ptr<runtime::Layer> loaded;
+  ASSERT_EQ(runtime::Layer::load(std::move(artifact), loaded), MOE_OK);
+  std::vector<runtime::Tensor> params = loaded->randomParameters(0);
+  std::vector<mlir::moe::reference::Tensor> args;
+  auto toRef = [](const runtime::Tensor &t) {
+    mlir::moe::reference::Tensor r{t.shape, {}};
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      r.data.push_back(t.at(i));
+    return r;
+  };
+  args.push_back(toRef(x));
+  for (const runtime::Tensor &p : params)
+    args.push_back(toRef(p));
+  std::string error;
+  auto want = mlir::moe::reference::evaluate(*module->getOps<mlir::func::FuncOp>().begin(), args, error);
+  ASSERT_TRUE(mlir::succeeded(want)) << error;
+  double maxDiff = 0, maxRef = 0;
+  for (int64_t i = 0; i < out[0].numElements(); ++i) {
+    maxDiff = std::max(maxDiff, std::fabs(out[0].at(i) - (*want)[0].data[i]));
+    maxRef = std::max(maxRef, std::fabs((*want)[0].data[i]));
+  }
+  EXPECT_LE(maxDiff / maxRef, 1e-5);
+}
+
+} // namespace
