@@ -10,13 +10,14 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".moe", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = config.moe_obj_root
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py", "c_api_main.c"]
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_lib_dir", config.moe_lib_dir))
+config.substitutions.append(("%cc", config.moe_c_compiler))
 
 tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])
