@@ -57,40 +57,63 @@ bool haveAvx512() {
 
 } // namespace
 
-void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
-          int64_t m, int64_t k, int64_t n) {
+namespace {
+
+/// One column panel: pack B[:, panel] as f32 and sweep every micro-tile of A.
+void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c,
+                  int64_t ldc, int64_t m, int64_t k, int64_t n, int64_t panel) {
+  auto micro = haveAvx512() ? microAvx512 : microGeneric;
+  int64_t j0 = panel * kNR, cols = std::min(kNR, n - j0);
+  // Pack B[:, j0 : j0 + cols] as f32, zero-padded to kNR columns.
+  thread_local std::vector<float> packed;
+  packed.assign(static_cast<size_t>(k * kNR), 0.0f);
+  for (int64_t p = 0; p < k; ++p)
+    loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
+  // Rows past m read a zero-padded copy of the last micro-tile.
+  thread_local std::vector<float> edge;
+  for (int64_t i0 = 0; i0 < m; i0 += kMR) {
+    int64_t rows = std::min(kMR, m - i0);
+    const float *ap = a + i0 * lda;
+    int64_t aStride = lda;
+    if (rows < kMR) {
+      edge.assign(static_cast<size_t>(kMR * k), 0.0f);
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy(ap + r * lda, ap + r * lda + k, edge.data() + r * k);
+      ap = edge.data();
+      aStride = k;
+    }
+    micro(ap, aStride, packed.data(), k, c + i0 * ldc + j0, ldc, rows, cols);
+  }
+}
+
+bool trivial(float *c, int64_t ldc, int64_t m, int64_t k, int64_t n) {
   if (m <= 0 || n <= 0)
-    return;
+    return true;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i)
       std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
-    return;
+    return true;
   }
-  auto micro = haveAvx512() ? microAvx512 : microGeneric;
-  int64_t panels = (n + kNR - 1) / kNR;
-  parallelFor(panels, [&](int64_t panel) {
-    int64_t j0 = panel * kNR, cols = std::min(kNR, n - j0);
-    // Pack B[:, j0 : j0 + cols] as f32, zero-padded to kNR columns.
-    thread_local std::vector<float> packed;
-    packed.assign(static_cast<size_t>(k * kNR), 0.0f);
-    for (int64_t p = 0; p < k; ++p)
-      loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
-    // Rows past m read a zero-padded copy of the last micro-tile.
-    thread_local std::vector<float> edge;
-    for (int64_t i0 = 0; i0 < m; i0 += kMR) {
-      int64_t rows = std::min(kMR, m - i0);
-      const float *ap = a + i0 * lda;
-      int64_t aStride = lda;
-      if (rows < kMR) {
-        edge.assign(static_cast<size_t>(kMR * k), 0.0f);
-        for (int64_t r = 0; r < rows; ++r)
-          std::copy(ap + r * lda, ap + r * lda + k, edge.data() + r * k);
-        ap = edge.data();
-        aStride = k;
-      }
-      micro(ap, aStride, packed.data(), k, c + i0 * ldc + j0, ldc, rows, cols);
-    }
+  return false;
+}
+
+} // namespace
+
+void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
+          int64_t m, int64_t k, int64_t n) {
+  if (trivial(c, ldc, m, k, n))
+    return;
+  parallelFor((n + kNR - 1) / kNR, [&](int64_t panel) {
+    panelProduct(a, lda, b, bDtype, c, ldc, m, k, n, panel);
   });
+}
+
+void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
+                int64_t m, int64_t k, int64_t n) {
+  if (trivial(c, ldc, m, k, n))
+    return;
+  for (int64_t panel = 0; panel < (n + kNR - 1) / kNR; ++panel)
+    panelProduct(a, lda, b, bDtype, c, ldc, m, k, n, panel);
 }
 
 } // namespace moe::runtime::cpu

@@ -13,6 +13,11 @@ namespace moe::runtime::cpu {
 void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
           int64_t m, int64_t k, int64_t n);
 
+/// The same product on the calling thread only (for callers that already
+/// parallelise over independent GEMMs, e.g. one per expert).
+void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
+                int64_t m, int64_t k, int64_t n);
+
 } // namespace moe::runtime::cpu
 
 #endif // MOE_RUNTIME_CPU_GEMM_H

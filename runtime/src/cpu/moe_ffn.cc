@@ -8,7 +8,9 @@
 #include "gemm.h"
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 using namespace moe::runtime::cpu;
@@ -55,15 +57,23 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
   std::vector<float> y(static_cast<size_t>(assignments * d), 0.0f);
   size_t wBytes = moe_dtype_size(static_cast<moe_dtype_t>(wDtype));
   bool glu = kind == 0 || kind == 1;
-  for (int64_t e = 0; e < experts; ++e) {
+
+  // One expert's FFN over its rows; `serial` keeps it on the calling thread.
+  auto runExpert = [&](int64_t e, bool serial) {
     const std::vector<int64_t> &rows = rowsOf[e];
     int64_t m = static_cast<int64_t>(rows.size());
     if (m == 0)
-      continue;
+      return;
+    auto forRows = [&](const std::function<void(int64_t)> &fn) {
+      if (serial)
+        for (int64_t i = 0; i < m; ++i)
+          fn(i);
+      else
+        parallelFor(m, fn);
+    };
+    auto product = serial ? gemmSerial : gemm;
     std::vector<float> xe(static_cast<size_t>(m * d));
-    parallelFor(m, [&](int64_t i) {
-      loadRow(ptr<void>(x), (rows[i] / k) * d, d, xDtype, xe.data() + i * d);
-    });
+    forRows([&](int64_t i) { loadRow(ptr<void>(x), (rows[i] / k) * d, d, xDtype, xe.data() + i * d); });
     std::vector<float> ye;
     if (kind == 5) {
       ye = std::move(xe);
@@ -71,23 +81,37 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
       // h = act(xe * W0[e]) (.* xe * W1[e] for GLUs); y = h * Wdown[e].
       const char *gate = ptr<char>(w0) + e * d * f * wBytes;
       std::vector<float> h(static_cast<size_t>(m * f)), up;
-      gemm(xe.data(), d, gate, wDtype, h.data(), f, m, d, f);
+      product(xe.data(), d, gate, wDtype, h.data(), f, m, d, f);
       if (glu) {
         up.resize(static_cast<size_t>(m * f));
-        gemm(xe.data(), d, ptr<char>(w1) + e * d * f * wBytes, wDtype, up.data(), f, m, d, f);
+        product(xe.data(), d, ptr<char>(w1) + e * d * f * wBytes, wDtype, up.data(), f, m, d, f);
       }
-      parallelFor(m, [&](int64_t i) {
+      forRows([&](int64_t i) {
         for (int64_t j = i * f; j < (i + 1) * f; ++j)
           h[j] = glu ? activate(kind, h[j]) * up[j] : activate(kind, h[j]);
       });
       const char *down = ptr<char>(glu ? w2 : w1) + e * f * d * wBytes;
       ye.resize(static_cast<size_t>(m * d));
-      gemm(h.data(), f, down, wDtype, ye.data(), d, m, f, d);
+      product(h.data(), f, down, wDtype, ye.data(), d, m, f, d);
     }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t c = 0; c < d; ++c)
         y[rows[i] * d + c] = roundTo(ye[i * d + c], xDtype);
-  }
+  };
+
+  // Many small experts (DeepSeek/Qwen-style): one expert per thread at a time,
+  // each GEMM serial, so no fork/join per GEMM. Few large experts (Mixtral):
+  // experts in turn, each GEMM spread over the threads. Either way every
+  // output element is the same sequential sum, so results do not change.
+  int64_t keptRows = 0;
+  for (const auto &rows : rowsOf)
+    keptRows += static_cast<int64_t>(rows.size());
+  bool manySmall = experts >= 4 * numThreads() && keptRows / std::max<int64_t>(experts, 1) < 128;
+  if (manySmall)
+    parallelFor(experts, [&](int64_t e) { runExpert(e, true); });
+  else
+    for (int64_t e = 0; e < experts; ++e)
+      runExpert(e, false);
 
   // Combine: each token's slots in order, no atomics.
   parallelFor(tokens, [&](int64_t t) {
