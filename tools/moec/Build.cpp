@@ -50,20 +50,15 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   unsigned buffer = sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
   installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
   Diagnostics diags(sourceMgr);
-  Program program = parseSource(diags, buffer);
-  if (diags.getNumErrors() != 0)
-    return false;
-
   mlir::DialectRegistry registry;
   mlir::moe::registerCPUTarget(registry);
   out.context = std::make_unique<mlir::MLIRContext>(registry);
-  mlir::MLIRContext &context = *out.context;
-  registerFrontendDialects(context);
-  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, &context);
+  registerFrontendDialects(*out.context);
+  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, out.context.get());
   ElaborationOptions options;
   options.layer = source.layer;
   options.overrides = source.overrides;
-  mlir::OwningOpRef<mlir::ModuleOp> module = elaborate(program, diags, context, options);
+  mlir::OwningOpRef<mlir::ModuleOp> module = parseAndElaborate(diags, buffer, *out.context, options);
   if (!module)
     return false;
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();

@@ -66,16 +66,13 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
       llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
   frontend::installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
   frontend::Diagnostics diags(sourceMgr);
-  frontend::Program program = frontend::parseSource(diags, buffer);
-  if (diags.getNumErrors() != 0)
-    return rt::fail(MOE_INVALID_ARGUMENT, "layer source " + bufferName + " has errors (printed above)");
   mlir::DialectRegistry registry;
   mlir::moe::registerCPUTarget(registry);
   mlir::MLIRContext context(registry);
   frontend::registerFrontendDialects(context);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      frontend::elaborate(program, diags, context, frontend::ElaborationOptions());
+      frontend::parseAndElaborate(diags, buffer, context, frontend::ElaborationOptions());
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();

@@ -600,6 +600,20 @@ bool Parser::parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordA
   return true;
 }
 
+bool Parser::parseExprsUntil(TokenKind close, llvm::StringRef separatorContext,
+                             std::vector<ExprPtr> &out) {
+  while (!tok.is(close)) {
+    ExprPtr e = parseExpr();
+    if (!e)
+      return false;
+    out.push_back(std::move(e));
+    if (!tok.is(close) && !expect(TokenKind::Comma, separatorContext))
+      return false;
+  }
+  advance(); // close
+  return true;
+}
+
 ExprPtr Parser::parsePostfix() {
   ExprPtr expr = parsePrimary();
   while (expr) {
@@ -629,28 +643,14 @@ ExprPtr Parser::parsePostfix() {
     } else if (tok.is(TokenKind::LBrace)) {
       advance();
       std::vector<ExprPtr> params;
-      while (!tok.is(TokenKind::RBrace)) {
-        ExprPtr param = parseExpr();
-        if (!param)
-          return nullptr;
-        params.push_back(std::move(param));
-        if (!tok.is(TokenKind::RBrace) && !expect(TokenKind::Comma, "between type parameters"))
-          return nullptr;
-      }
-      advance();
+      if (!parseExprsUntil(TokenKind::RBrace, "between type parameters", params))
+        return nullptr;
       expr = std::make_unique<CurlyExpr>(expr->getLoc(), std::move(expr), std::move(params));
     } else if (tok.is(TokenKind::LBracket)) {
       advance();
       std::vector<ExprPtr> indices;
-      while (!tok.is(TokenKind::RBracket)) {
-        ExprPtr index = parseExpr();
-        if (!index)
-          return nullptr;
-        indices.push_back(std::move(index));
-        if (!tok.is(TokenKind::RBracket) && !expect(TokenKind::Comma, "between dimensions"))
-          return nullptr;
-      }
-      advance();
+      if (!parseExprsUntil(TokenKind::RBracket, "between dimensions", indices))
+        return nullptr;
       expr = std::make_unique<IndexExpr>(expr->getLoc(), std::move(expr), std::move(indices));
     } else if (tok.is(TokenKind::ColonColon)) {
       error(loc, "type annotations '::' are only allowed on parameters");

@@ -26,6 +26,15 @@ moe::frontend::elaborate(const Program &program, Diagnostics &diags, mlir::MLIRC
   return elaborator.run();
 }
 
+mlir::OwningOpRef<mlir::ModuleOp>
+moe::frontend::parseAndElaborate(Diagnostics &diags, unsigned bufferId, mlir::MLIRContext &context,
+                                 const ElaborationOptions &options) {
+  Program program = parseSource(diags, bufferId);
+  if (diags.getNumErrors() != 0)
+    return nullptr;
+  return elaborate(program, diags, context, options);
+}
+
 Elaborator::Elaborator(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
                        const ElaborationOptions &options)
     : builder(&context), program(program), diags(diags), context(context), options(options) {}

@@ -65,6 +65,8 @@ private:
   ExprPtr parsePostfix();
   ExprPtr parsePrimary();
   ExprPtr parseNumber();
+  /// Comma-separated expressions up to and including `close`.
+  bool parseExprsUntil(TokenKind close, llvm::StringRef separatorContext, std::vector<ExprPtr> &out);
   bool parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordArg> &keywords);
 
   Diagnostics &diags;

@@ -13,6 +13,7 @@
 
 #include "moe/Frontend/AST.h"
 #include "moe/Frontend/Diagnostics.h"
+#include "moe/Frontend/Parser.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -39,6 +40,13 @@ struct ElaborationOptions {
 mlir::OwningOpRef<mlir::ModuleOp> elaborate(const Program &program, Diagnostics &diags,
                                             mlir::MLIRContext &context,
                                             const ElaborationOptions &options);
+
+/// Parses buffer `bufferId` of `diags`' SourceMgr and elaborates it: the
+/// frontend in one call. Returns null after reporting errors (syntax errors
+/// stop before elaboration, which would only add noise).
+mlir::OwningOpRef<mlir::ModuleOp> parseAndElaborate(Diagnostics &diags, unsigned bufferId,
+                                                    mlir::MLIRContext &context,
+                                                    const ElaborationOptions &options);
 
 /// Registers what the elaborated IR uses (moe, func, arith, tensor).
 void registerFrontendDialects(mlir::MLIRContext &context);
