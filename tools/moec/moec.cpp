@@ -11,6 +11,7 @@
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Target/CPU.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -30,7 +31,7 @@ namespace cl = llvm::cl;
 using namespace moe::frontend;
 
 namespace {
-enum class Emit { Ast, Mlir };
+enum class Emit { Ast, Mlir, Llvm };
 
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory mlirCategory("MLIR options (they apply to the pipeline moec runs)");
@@ -39,7 +40,8 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.moe>"), cl::init(
                                cl::cat(moecCategory));
 cl::opt<Emit> emit("emit", cl::desc("What to print"), cl::init(Emit::Mlir),
                    cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree, with line:col"),
-                              clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)")),
+                              clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)"),
+                              clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer compiled for the CPU (O3)")),
                    cl::cat(moecCategory));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output here instead of stdout"),
                                 cl::value_desc("file"), cl::init("-"), cl::cat(moecCategory));
@@ -88,6 +90,7 @@ MLIR. Errors are reported as file:line:col with the source line and a caret.
 USAGE
   moec FILE.moe [options]          print the layer as moe-dialect MLIR
   moec FILE.moe --emit=ast         print the syntax tree
+  moec FILE.moe --emit=llvm        print the LLVM IR of the layer compiled for the CPU
   moec check FILE.moe [options]    check every layer of FILE; print nothing on success
   moec build FILE.moe -o L.moeb    compile the layer for the CPU into an artifact
   moec run FILE.moe|L.moeb         run it: random or given weights and inputs, a summary
@@ -136,7 +139,9 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     return true;
   }
 
-  mlir::MLIRContext context;
+  mlir::DialectRegistry registry;
+  mlir::moe::registerCPUTarget(registry);
+  mlir::MLIRContext context(registry);
   registerFrontendDialects(context);
   // MLIR diagnostics (verifier, passes) point into the .moe source too.
   mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, &context);
@@ -160,10 +165,19 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     if (mlir::failed(pm.run(*module)))
       return false;
   }
-  if (!checkOnly) {
-    module->print(os, mlir::OpPrintingFlags());
-    os << "\n";
+  if (checkOnly)
+    return true;
+  if (emit == Emit::Llvm) {
+    moe::runtime::Artifact artifact;
+    std::string llvmIR;
+    auto layer = *module->getOps<mlir::func::FuncOp>().begin();
+    if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR)))
+      return false;
+    os << llvmIR;
+    return true;
   }
+  module->print(os, mlir::OpPrintingFlags());
+  os << "\n";
   return true;
 }
 } // namespace

@@ -200,7 +200,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
 }
 
 LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
-                                      std::string *commandLog) {
+                                      std::string *commandLog, std::string *llvmIR) {
   MLIRContext *context = module.getContext();
   Location loc = layer.getLoc();
   if (failed(extractSignature(layer, out.signature)))
@@ -268,6 +268,10 @@ LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer,
     pb.registerLoopAnalyses(lam);
     pb.crossRegisterProxies(lam, fam, cgam, mam);
     pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(*llvmModule, mam);
+  }
+  if (llvmIR) {
+    llvm::raw_string_ostream os(*llvmIR);
+    llvmModule->print(os, nullptr);
   }
 
   // Object file, then a shared object through the system linker.

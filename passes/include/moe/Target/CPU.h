@@ -25,9 +25,10 @@ LogicalResult extractSignature(func::FuncOp layer, ::moe::runtime::Signature &ou
 
 /// Compiles `layer` (a function of `module`, which is consumed) into a CPU
 /// artifact. Diagnostics go to the module's context; `commandLog`, if set,
-/// receives the linker command that ran.
+/// receives the linker command that ran, and `llvmIR` the optimised LLVM IR.
 LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer,
-                                 ::moe::runtime::Artifact &out, std::string *commandLog = nullptr);
+                                 ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
+                                 std::string *llvmIR = nullptr);
 
 /// Registers what compileLayerForCPU needs in a context and the pass registry.
 void registerCPUTarget(DialectRegistry &registry);
