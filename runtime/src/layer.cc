@@ -173,6 +173,19 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
       return s;
     ordered.push_back(match);
   }
+  for (const Tensor &t : inputs) {
+    bool known = false;
+    for (const TensorSpec &spec : sig.inputs)
+      known = known || spec.name == t.name;
+    if (!known)
+      return fail(MOE_INVALID_ARGUMENT, "the inputs hold \"" + t.name + "\", which layer " + sig.layer +
+                                            " has no input of (it takes: " + [&] {
+                                              std::string names;
+                                              for (const TensorSpec &spec : sig.inputs)
+                                                names += (names.empty() ? "" : ", ") + spec.name;
+                                              return names;
+                                            }() + ")");
+  }
   for (const Tensor &p : params)
     ordered.push_back(&p);
 
@@ -304,6 +317,13 @@ moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int6
         return fail(MOE_INVALID_ARGUMENT, "input \"" + spec.name + "\" needs a size for '" + d.symbol + "'");
       shape.push_back(it->second);
     }
+    double bytes = static_cast<double>(moe_dtype_size(spec.dtype));
+    for (int64_t d : shape)
+      bytes *= static_cast<double>(d);
+    if (bytes > 64.0 * (1ull << 30))
+      return fail(MOE_OUT_OF_MEMORY, "input \"" + spec.name + "\" " + shapeString(shape) +
+                                         " would need " + std::to_string(static_cast<long long>(bytes / (1 << 30))) +
+                                         " GiB; use fewer tokens");
     Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
     for (int64_t i = 0; i < t.numElements(); ++i)
       store(t, i, normal.next());
