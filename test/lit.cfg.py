@@ -19,5 +19,6 @@ config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_lib_dir", config.moe_lib_dir))
 config.substitutions.append(("%cc", config.moe_c_compiler))
 
-tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal")]
+tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal"),
+         ToolSubst("moe-run", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])

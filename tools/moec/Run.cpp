@@ -13,6 +13,7 @@
 #include "moe/runtime/cpu_kernels.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/session.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Format.h"
@@ -81,9 +82,6 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
   return status;
 }
 
-std::string describe(const rt::Tensor &t) {
-  return t.name + " " + rt::shapeString(t.shape) + " " + moe_dtype_name(t.dtype);
-}
 
 } // namespace
 
@@ -100,90 +98,27 @@ int run(const LayerSource &source, const RunOptions &options) {
   } else if (!compileLayer(source, compiled)) {
     return 1;
   }
-  if (options.threads)
-    moe_cpu_set_num_threads(static_cast<int>(options.threads));
-  double flopsPerToken = artifact.signature.flopsPerToken;
   std::unique_ptr<rt::Layer> layer;
   if (rt::Layer::load(std::move(artifact), layer) != MOE_OK)
     return runtimeError();
-  const rt::Signature &sig = layer->signature();
-
-  std::vector<rt::Tensor> weights;
-  if (!options.weights.empty()) {
-    if (rt::readSafetensors(options.weights, weights) != MOE_OK)
-      return runtimeError();
-  } else {
-    weights = layer->randomParameters(options.seed);
-  }
-  if (layer->bindParameters(std::move(weights)) != MOE_OK)
-    return runtimeError();
-
-  std::vector<rt::Tensor> inputs;
-  if (!options.inputs.empty()) {
-    if (rt::readSafetensors(options.inputs, inputs) != MOE_OK)
-      return runtimeError();
-  } else {
-    std::map<std::string, int64_t> symbols;
-    for (const rt::TensorSpec &in : sig.inputs)
-      for (const rt::Dim &d : in.shape)
-        if (d.isSymbolic())
-          symbols[d.symbol] = options.tokens;
-    if (layer->randomInputs(options.seed, symbols, inputs) != MOE_OK)
-      return runtimeError();
-  }
-
-  std::vector<rt::Tensor> outputs;
-  auto start = std::chrono::steady_clock::now();
-  if (layer->run(inputs, outputs) != MOE_OK)
-    return runtimeError();
-  double firstMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-
-  if (!options.outputs.empty() && rt::writeSafetensors(options.outputs, outputs) != MOE_OK)
-    return runtimeError();
-  int checkStatus = 0;
+  rt::SessionOptions session;
+  session.weights = options.weights;
+  session.inputs = options.inputs;
+  session.outputs = options.outputs;
+  session.seed = options.seed;
+  session.tokens = options.tokens;
+  session.iterations = options.iterations;
+  session.threads = options.threads;
+  session.bench = options.bench;
+  session.tool = "moec";
+  rt::SessionCheck check;
   if (options.check)
-    checkStatus = checkAgainstReference(*compiled.moeModule, inputs, layer->parameters(), outputs);
-
-  // Summary: shapes, and a few statistics of each output to eyeball.
-  std::string summary = sig.layer + ": ";
-  for (size_t i = 0; i < inputs.size(); ++i)
-    summary += (i ? ", " : "") + describe(inputs[i]);
-  summary += " ->";
-  for (const rt::Tensor &o : outputs) {
-    double sumAbs = 0;
-    bool finite = true;
-    for (int64_t i = 0; i < o.numElements(); ++i) {
-      float v = o.at(i);
-      finite = finite && std::isfinite(v);
-      sumAbs += std::fabs(v);
-    }
-    char stats[96];
-    std::snprintf(stats, sizeof stats, " (mean |v| %.4g%s)",
-                  o.numElements() ? sumAbs / static_cast<double>(o.numElements()) : 0.0,
-                  finite ? "" : ", NOT FINITE");
-    summary += " " + describe(o) + stats;
-  }
-  llvm::outs() << summary << "; " << llvm::format("%.2f", firstMs) << " ms, "
-               << moe_cpu_get_num_threads() << " threads\n";
-
-  if (options.bench) {
-    std::vector<double> times;
-    for (unsigned i = 0; i < std::max(1u, options.iterations); ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      if (layer->run(inputs, outputs) != MOE_OK)
-        return runtimeError();
-      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(times.begin(), times.end());
-    double median = times[times.size() / 2];
-    int64_t tokenCount = inputs.empty() || inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
-    double gflops = flopsPerToken * static_cast<double>(tokenCount) / median / 1e9;
-    llvm::outs() << "bench: " << sig.layer << " tokens=" << tokenCount << " median "
-                 << llvm::format("%.3f", median * 1e3) << " ms over " << times.size() << " calls, "
-                 << llvm::format("%.1f", gflops) << " GFLOP/s (" << moe_cpu_get_num_threads()
-                 << " threads)\n";
-  }
-  return checkStatus;
+    check = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
+                const std::vector<rt::Tensor> &outputs) {
+      return checkAgainstReference(*compiled.moeModule, inputs, params, outputs);
+    };
+  llvm::outs().flush();
+  return rt::runSession(*layer, session, stdout, check);
 }
 
 } // namespace moec

@@ -1,0 +1,35 @@
+// session.h - one "run a layer" session: weights, inputs, a call, outputs,
+// a summary, an optional benchmark. Shared by `moec run` and the runtime-only
+// runner `moe-run`, so both behave the same.
+#ifndef MOE_RUNTIME_SESSION_H
+#define MOE_RUNTIME_SESSION_H
+
+#include "moe/runtime/layer.h"
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace moe::runtime {
+
+struct SessionOptions {
+  std::string weights, inputs, outputs; ///< safetensors paths; empty: random / none
+  unsigned seed = 0, tokens = 16, iterations = 10, threads = 0;
+  bool bench = false;
+  std::string tool = "moe-run"; ///< the program name errors start with
+};
+
+/// Called after the first run with (inputs, parameters, outputs); returns an
+/// exit status (e.g. moec's comparison with the reference evaluator).
+using SessionCheck = std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &,
+                                       const std::vector<Tensor> &)>;
+
+/// Runs `layer` as the options say, printing the summary (and benchmark) to
+/// `out` and errors to stderr. Returns the process exit status.
+int runSession(Layer &layer, const SessionOptions &options, FILE *out,
+               const SessionCheck &check = nullptr);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_SESSION_H

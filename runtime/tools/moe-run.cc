@@ -1,0 +1,92 @@
+// moe-run.cc - the runtime-only runner: executes a .moeb artifact without the
+// compiler (no MLIR, no LLVM), e.g. on a machine that only has the runtime.
+//
+//   moe-run LAYER.moeb [--weights W.safetensors] [--input X.safetensors]
+//           [--output Y.safetensors] [--tokens N] [--seed N] [--bench]
+//           [--iterations N] [--threads N]
+#include "moe/runtime/session.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+const char *kUsage =
+    "usage: moe-run LAYER.moeb [options]\n"
+    "Runs a layer compiled by `moec build` on the CPU.\n"
+    "  --weights FILE     parameters (safetensors); default: random, by --seed\n"
+    "  --input FILE       inputs named after the forward arguments; default: random\n"
+    "  --output FILE      write the outputs (output, or output1, output2, ...)\n"
+    "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
+    "  --seed N           seed of random weights and inputs (default 0)\n"
+    "  --bench            time the layer (median of --iterations calls, default 10)\n"
+    "  --threads N        kernel threads (default: MOE_NUM_THREADS, else all)\n";
+
+bool number(const char *text, unsigned &out) {
+  char *end = nullptr;
+  unsigned long v = std::strtoul(text, &end, 10);
+  if (!*text || *end || v > 0xFFFFFFFFul)
+    return false;
+  out = static_cast<unsigned>(v);
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  moe::runtime::SessionOptions options;
+  std::string artifact;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char *name) -> const char * {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "error: %s needs a value\n%s", name, kUsage);
+        std::exit(1);
+      }
+      return argv[++i];
+    };
+    auto count = [&](const char *name, unsigned &out) {
+      if (!number(value(name), out)) {
+        std::fprintf(stderr, "error: %s needs a non-negative integer, got '%s'\n", name, argv[i]);
+        std::exit(1);
+      }
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--weights") {
+      options.weights = value("--weights");
+    } else if (arg == "--input") {
+      options.inputs = value("--input");
+    } else if (arg == "--output") {
+      options.outputs = value("--output");
+    } else if (arg == "--tokens") {
+      count("--tokens", options.tokens);
+    } else if (arg == "--seed") {
+      count("--seed", options.seed);
+    } else if (arg == "--iterations") {
+      count("--iterations", options.iterations);
+    } else if (arg == "--threads") {
+      count("--threads", options.threads);
+    } else if (arg == "--bench") {
+      options.bench = true;
+    } else if (arg.rfind("--", 0) == 0 || !artifact.empty()) {
+      std::fprintf(stderr, "error: unexpected argument '%s'\n%s", arg.c_str(), kUsage);
+      return 1;
+    } else {
+      artifact = arg;
+    }
+  }
+  if (artifact.empty()) {
+    std::fputs(kUsage, stderr);
+    return 1;
+  }
+  std::unique_ptr<moe::runtime::Layer> layer;
+  if (moe::runtime::Layer::loadFile(artifact, layer) != MOE_OK) {
+    std::fprintf(stderr, "moe-run: error: %s\n", moe_last_error());
+    return 1;
+  }
+  return moe::runtime::runSession(*layer, options, stdout);
+}
