@@ -287,7 +287,7 @@ LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer,
     codegen.run(*llvmModule);
   }
   llvm::sys::fs::createTemporaryFile("moe-layer", "so", libraryPath);
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     llvm::sys::fs::remove(objectPath);
     llvm::sys::fs::remove(libraryPath);
   });
