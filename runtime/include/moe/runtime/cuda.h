@@ -1,0 +1,125 @@
+// cuda.h - the runtime's CUDA backend: one GPU, its stream, a device memory
+// pool, modules loaded from PTX, kernel launches and CUDA-graph capture.
+//
+// The driver is loaded at run time; on a machine without it every entry point
+// returns MOE_UNAVAILABLE with the reason, so callers (and tests) can skip.
+//
+//   std::unique_ptr<CudaDevice> gpu;
+//   if (CudaDevice::open(0, gpu) != MOE_OK) ...;       // moe_last_error() says why
+//   CudaModule module;  gpu->loadModule(ptx, module);    // the PTX's JIT log on error
+//   void *fn;           module.function("saxpy", fn);
+//   DeviceBuffer x = gpu->allocate(bytes);               // from the pool
+//   gpu->launch(fn, {blocks, 1, 1}, {256, 1, 1}, args);   // on the device's stream
+//   CudaGraph graph;    gpu->capture([&] { ... launches ... }, graph);  gpu->replay(graph);
+#ifndef MOE_RUNTIME_CUDA_H
+#define MOE_RUNTIME_CUDA_H
+
+#include "moe/runtime/status.h"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moe::runtime {
+
+class CudaDevice;
+
+/// Device memory from the pool; returned to it (not freed) on destruction.
+class DeviceBuffer {
+public:
+  DeviceBuffer() = default;
+  DeviceBuffer(DeviceBuffer &&other) noexcept { *this = std::move(other); }
+  DeviceBuffer &operator=(DeviceBuffer &&other) noexcept;
+  ~DeviceBuffer();
+  uint64_t address() const { return ptr; }
+  size_t size() const { return bytes; }
+  explicit operator bool() const { return ptr != 0; }
+
+private:
+  friend class CudaDevice;
+  CudaDevice *owner = nullptr;
+  uint64_t ptr = 0;
+  size_t bytes = 0, capacity = 0;
+};
+
+class CudaModule {
+public:
+  CudaModule() = default;
+  CudaModule(CudaModule &&other) noexcept { *this = std::move(other); }
+  CudaModule &operator=(CudaModule &&other) noexcept;
+  ~CudaModule();
+  /// A kernel of the module, by its symbol name.
+  moe_status_t function(const std::string &name, void *&out) const;
+
+private:
+  friend class CudaDevice;
+  void *module = nullptr;
+};
+
+class CudaGraph {
+public:
+  CudaGraph() = default;
+  CudaGraph(CudaGraph &&other) noexcept { *this = std::move(other); }
+  CudaGraph &operator=(CudaGraph &&other) noexcept;
+  ~CudaGraph();
+
+private:
+  friend class CudaDevice;
+  void *graph = nullptr, *exec = nullptr;
+};
+
+class CudaDevice {
+public:
+  ~CudaDevice();
+  CudaDevice(const CudaDevice &) = delete;
+  CudaDevice &operator=(const CudaDevice &) = delete;
+
+  static moe_status_t open(int ordinal, std::unique_ptr<CudaDevice> &out);
+
+  const std::string &name() const { return deviceName; }
+  /// Compute capability, e.g. 90 for sm_90.
+  int computeCapability() const { return capability; }
+
+  /// Loads PTX (or a cubin); a bad image is MOE_INVALID_FORMAT with the JIT log.
+  moe_status_t loadModule(const std::string &image, CudaModule &out);
+
+  /// A buffer of at least `bytes` from the pool (sizes rounded to powers of two
+  /// from 256 bytes); returned to the pool when the buffer dies.
+  moe_status_t allocate(size_t bytes, DeviceBuffer &out);
+
+  moe_status_t upload(const DeviceBuffer &to, const void *from, size_t bytes);
+  moe_status_t download(void *to, const DeviceBuffer &from, size_t bytes);
+  moe_status_t launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
+                      std::vector<void *> args, unsigned sharedBytes = 0);
+  moe_status_t synchronize();
+
+  /// Records what `body` enqueues on the device's stream as a CUDA graph
+  /// (nothing runs while capturing), ready to replay.
+  moe_status_t capture(const std::function<moe_status_t()> &body, CudaGraph &out);
+  moe_status_t replay(const CudaGraph &graph);
+
+  /// Pool statistics: buffers handed out by cuMemAlloc, and reused ones.
+  size_t allocations() const { return deviceAllocations; }
+  size_t reuses() const { return poolReuses; }
+
+private:
+  CudaDevice() = default;
+  friend class DeviceBuffer;
+  void release(uint64_t ptr, size_t capacity);
+
+  int ordinal = 0, capability = 0;
+  std::string deviceName;
+  void *context = nullptr, *stream = nullptr;
+  std::multimap<size_t, uint64_t> freeBuffers; ///< capacity -> address
+  std::vector<uint64_t> allBuffers;
+  size_t deviceAllocations = 0, poolReuses = 0;
+};
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_CUDA_H

@@ -1,0 +1,243 @@
+// device.cc - one GPU: context, stream, memory pool, modules, launches, graphs.
+#include "moe/runtime/cuda.h"
+
+#include "driver.h"
+
+namespace moe::runtime {
+
+using namespace cuda;
+
+namespace {
+const Driver *api() {
+  const Driver *d = nullptr;
+  (void)loadDriver(d);
+  return d;
+}
+} // namespace
+
+DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&other) noexcept {
+  if (this != &other) {
+    if (owner && ptr)
+      owner->release(ptr, capacity);
+    owner = other.owner;
+    ptr = other.ptr;
+    bytes = other.bytes;
+    capacity = other.capacity;
+    other.owner = nullptr;
+    other.ptr = 0;
+  }
+  return *this;
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (owner && ptr)
+    owner->release(ptr, capacity);
+}
+
+CudaModule &CudaModule::operator=(CudaModule &&other) noexcept {
+  if (this != &other) {
+    if (module)
+      api()->cuModuleUnload(static_cast<CUmodule>(module));
+    module = other.module;
+    other.module = nullptr;
+  }
+  return *this;
+}
+
+CudaModule::~CudaModule() {
+  if (module)
+    api()->cuModuleUnload(static_cast<CUmodule>(module));
+}
+
+moe_status_t CudaModule::function(const std::string &name, void *&out) const {
+  CUfunction fn = nullptr;
+  CUresult r = api()->cuModuleGetFunction(&fn, static_cast<CUmodule>(module), name.c_str());
+  if (r != CUDA_SUCCESS)
+    return fail(MOE_NOT_FOUND, "the GPU module has no kernel \"" + name + "\" (CUDA error " +
+                                   std::to_string(r) + ")");
+  out = fn;
+  return MOE_OK;
+}
+
+CudaGraph &CudaGraph::operator=(CudaGraph &&other) noexcept {
+  if (this != &other) {
+    this->~CudaGraph();
+    graph = other.graph;
+    exec = other.exec;
+    other.graph = other.exec = nullptr;
+  }
+  return *this;
+}
+
+CudaGraph::~CudaGraph() {
+  if (exec)
+    api()->cuGraphExecDestroy(static_cast<CUgraphExec>(exec));
+  if (graph)
+    api()->cuGraphDestroy(static_cast<CUgraph>(graph));
+  exec = graph = nullptr;
+}
+
+moe_status_t CudaDevice::open(int ordinal, std::unique_ptr<CudaDevice> &out) {
+  const Driver *d;
+  if (moe_status_t s = loadDriver(d))
+    return s;
+  int count = 0;
+  if (moe_status_t s = check(d->cuDeviceGetCount(&count), "cuDeviceGetCount"))
+    return s;
+  if (ordinal < 0 || ordinal >= count)
+    return fail(MOE_UNAVAILABLE, "GPU " + std::to_string(ordinal) + " does not exist (" +
+                                     std::to_string(count) + " GPUs)");
+  std::unique_ptr<CudaDevice> device(new CudaDevice());
+  device->ordinal = ordinal;
+  CUdevice dev;
+  if (moe_status_t s = check(d->cuDeviceGet(&dev, ordinal), "cuDeviceGet"))
+    return s;
+  char name[256] = {};
+  d->cuDeviceGetName(name, sizeof name, dev);
+  device->deviceName = name;
+  int major = 0, minor = 0;
+  d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+  d->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
+  device->capability = major * 10 + minor;
+  CUcontext ctx;
+  if (moe_status_t s = check(d->cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain"))
+    return s;
+  device->context = ctx;
+  if (moe_status_t s = check(d->cuCtxSetCurrent(ctx), "cuCtxSetCurrent"))
+    return s;
+  CUstream stream;
+  if (moe_status_t s = check(d->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate"))
+    return s;
+  device->stream = stream;
+  out = std::move(device);
+  return MOE_OK;
+}
+
+CudaDevice::~CudaDevice() {
+  const Driver *d = api();
+  if (!d || !context)
+    return;
+  d->cuCtxSetCurrent(static_cast<CUcontext>(context));
+  if (stream) {
+    d->cuStreamSynchronize(static_cast<CUstream>(stream));
+    d->cuStreamDestroy(static_cast<CUstream>(stream));
+  }
+  for (uint64_t p : allBuffers)
+    d->cuMemFree(p);
+  d->cuDevicePrimaryCtxRelease(ordinal);
+}
+
+moe_status_t CudaDevice::loadModule(const std::string &image, CudaModule &out) {
+  const Driver *d = api();
+  d->cuCtxSetCurrent(static_cast<CUcontext>(context));
+  std::string log(8192, '\0');
+  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size()))};
+  CUmodule module = nullptr;
+  // The driver needs a NUL-terminated PTX image.
+  std::string terminated = image;
+  terminated.push_back('\0');
+  CUresult r = d->cuModuleLoadDataEx(&module, terminated.data(), 2, options, values);
+  if (r != CUDA_SUCCESS) {
+    log.resize(log.find('\0'));
+    return fail(MOE_INVALID_FORMAT, "the GPU code does not load (CUDA error " + std::to_string(r) +
+                                        ")" + (log.empty() ? "" : ": " + log));
+  }
+  out = CudaModule();
+  out.module = module;
+  return MOE_OK;
+}
+
+moe_status_t CudaDevice::allocate(size_t bytes, DeviceBuffer &out) {
+  size_t capacity = 256;
+  while (capacity < bytes)
+    capacity *= 2;
+  uint64_t ptr = 0;
+  auto it = freeBuffers.find(capacity);
+  if (it != freeBuffers.end()) {
+    ptr = it->second;
+    freeBuffers.erase(it);
+    ++poolReuses;
+  } else {
+    const Driver *d = api();
+    d->cuCtxSetCurrent(static_cast<CUcontext>(context));
+    CUdeviceptr p = 0;
+    if (moe_status_t s = check(d->cuMemAlloc(&p, capacity), "allocating " + std::to_string(capacity) +
+                                                                  " bytes on the GPU"))
+      return s;
+    ptr = p;
+    allBuffers.push_back(p);
+    ++deviceAllocations;
+  }
+  out = DeviceBuffer();
+  out.owner = this;
+  out.ptr = ptr;
+  out.bytes = bytes;
+  out.capacity = capacity;
+  return MOE_OK;
+}
+
+void CudaDevice::release(uint64_t ptr, size_t capacity) { freeBuffers.emplace(capacity, ptr); }
+
+moe_status_t CudaDevice::upload(const DeviceBuffer &to, const void *from, size_t bytes) {
+  if (bytes > to.size())
+    return fail(MOE_INVALID_ARGUMENT, "upload of " + std::to_string(bytes) + " bytes into a buffer of " +
+                                          std::to_string(to.size()));
+  return check(api()->cuMemcpyHtoDAsync(to.address(), from, bytes, static_cast<CUstream>(stream)),
+               "copying to the GPU");
+}
+
+moe_status_t CudaDevice::download(void *to, const DeviceBuffer &from, size_t bytes) {
+  if (bytes > from.size())
+    return fail(MOE_INVALID_ARGUMENT, "download of " + std::to_string(bytes) + " bytes from a buffer of " +
+                                          std::to_string(from.size()));
+  if (moe_status_t s = check(api()->cuMemcpyDtoHAsync(to, from.address(), bytes, static_cast<CUstream>(stream)),
+                             "copying from the GPU"))
+    return s;
+  return synchronize();
+}
+
+moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid,
+                                std::array<unsigned, 3> block, std::vector<void *> args,
+                                unsigned sharedBytes) {
+  return check(api()->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2],
+                                     block[0], block[1], block[2], sharedBytes,
+                                     static_cast<CUstream>(stream), args.data(), nullptr),
+               "launching a kernel");
+}
+
+moe_status_t CudaDevice::synchronize() {
+  return check(api()->cuStreamSynchronize(static_cast<CUstream>(stream)), "waiting for the GPU");
+}
+
+moe_status_t CudaDevice::capture(const std::function<moe_status_t()> &body, CudaGraph &out) {
+  const Driver *d = api();
+  CUstream s = static_cast<CUstream>(stream);
+  if (moe_status_t st = check(d->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                              "beginning a CUDA graph capture"))
+    return st;
+  moe_status_t inner = body();
+  CUgraph graph = nullptr;
+  moe_status_t ended = check(d->cuStreamEndCapture(s, &graph), "ending a CUDA graph capture");
+  if (inner != MOE_OK || ended != MOE_OK) {
+    if (graph)
+      d->cuGraphDestroy(graph);
+    return inner != MOE_OK ? inner : ended;
+  }
+  CUgraphExec exec = nullptr;
+  if (moe_status_t st = check(d->cuGraphInstantiateWithFlags(&exec, graph, 0), "instantiating a CUDA graph")) {
+    d->cuGraphDestroy(graph);
+    return st;
+  }
+  out = CudaGraph();
+  out.graph = graph;
+  out.exec = exec;
+  return MOE_OK;
+}
+
+moe_status_t CudaDevice::replay(const CudaGraph &graph) {
+  return check(api()->cuGraphLaunch(static_cast<CUgraphExec>(graph.exec), static_cast<CUstream>(stream)),
+               "launching a CUDA graph");
+}
+
+} // namespace moe::runtime
