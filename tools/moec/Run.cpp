@@ -115,7 +115,9 @@ int run(const LayerSource &source, const RunOptions &options) {
   if (options.check)
     check = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
                 const std::vector<rt::Tensor> &outputs) {
-      return checkAgainstReference(*compiled.moeModule, inputs, params, outputs);
+      int status = checkAgainstReference(*compiled.moeModule, inputs, params, outputs);
+      llvm::outs().flush(); // before the session's summary, which goes to stdout
+      return status;
     };
   llvm::outs().flush();
   return rt::runSession(*layer, session, stdout, check);
