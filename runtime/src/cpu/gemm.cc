@@ -23,8 +23,8 @@ template <bool kAvx512> struct Kernel;
 #define MOE_MICRO_KERNEL_BODY                                                                      \
   v16 acc[kMR][2] = {};                                                                            \
   for (int64_t p = 0; p < k; ++p) {                                                                \
-    v16 b0 = *reinterpret_cast<const v16 *>(bp + p * kNR);                                         \
-    v16 b1 = *reinterpret_cast<const v16 *>(bp + p * kNR + 16);                                    \
+    v16 b0 = *reinterpret_cast<const v16 *>(bp + p * ldb);                                         \
+    v16 b1 = *reinterpret_cast<const v16 *>(bp + p * ldb + 16);                                    \
     for (int64_t r = 0; r < kMR; ++r) {                                                            \
       float av = a[r * lda + p];                                                                   \
       acc[r][0] += b0 * av;                                                                        \
@@ -38,15 +38,15 @@ template <bool kAvx512> struct Kernel;
     std::copy(tmp, tmp + cols, c + r * ldc);                                                       \
   }
 
-/// A full-height micro-tile: a[kMR rows, k] * bp[k, kNR] -> c[rows, cols].
+/// A full-height micro-tile: a[kMR rows, k] * b[k, kNR] (row stride ldb) -> c[rows, cols].
 __attribute__((target("avx512f,fma"))) void microAvx512(const float *a, int64_t lda, const float *bp,
-                                                        int64_t k, float *c, int64_t ldc,
+                                                        int64_t ldb, int64_t k, float *c, int64_t ldc,
                                                         int64_t rows, int64_t cols) {
   MOE_MICRO_KERNEL_BODY
 }
 
-void microGeneric(const float *a, int64_t lda, const float *bp, int64_t k, float *c, int64_t ldc,
-                  int64_t rows, int64_t cols) {
+void microGeneric(const float *a, int64_t lda, const float *bp, int64_t ldb, int64_t k, float *c,
+                  int64_t ldc, int64_t rows, int64_t cols) {
   MOE_MICRO_KERNEL_BODY
 }
 
@@ -64,11 +64,22 @@ void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, fl
                   int64_t ldc, int64_t m, int64_t k, int64_t n, int64_t panel) {
   auto micro = haveAvx512() ? microAvx512 : microGeneric;
   int64_t j0 = panel * kNR, cols = std::min(kNR, n - j0);
-  // Pack B[:, j0 : j0 + cols] as f32, zero-padded to kNR columns.
+  // For few rows of A, packing B costs as much as the products: a full f32
+  // panel is read in place (row stride n). Otherwise B[:, j0 : j0 + cols] is
+  // packed as f32 (converting bf16/f16), zero-padded to kNR columns.
+  const float *bp;
+  int64_t ldb;
   thread_local std::vector<float> packed;
-  packed.assign(static_cast<size_t>(k * kNR), 0.0f);
-  for (int64_t p = 0; p < k; ++p)
-    loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
+  if (bDtype == MOE_F32 && cols == kNR && m <= 4 * kMR) {
+    bp = static_cast<const float *>(b) + j0;
+    ldb = n;
+  } else {
+    packed.assign(static_cast<size_t>(k * kNR), 0.0f);
+    for (int64_t p = 0; p < k; ++p)
+      loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
+    bp = packed.data();
+    ldb = kNR;
+  }
   // Rows past m read a zero-padded copy of the last micro-tile.
   thread_local std::vector<float> edge;
   for (int64_t i0 = 0; i0 < m; i0 += kMR) {
@@ -82,7 +93,7 @@ void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, fl
       ap = edge.data();
       aStride = k;
     }
-    micro(ap, aStride, packed.data(), k, c + i0 * ldc + j0, ldc, rows, cols);
+    micro(ap, aStride, bp, ldb, k, c + i0 * ldc + j0, ldc, rows, cols);
   }
 }
 
