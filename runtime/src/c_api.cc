@@ -57,8 +57,10 @@ extern "C" moe_status_t moe_layer_set_input(moe_layer_t *layer, const char *name
                                             const int64_t *shape, int rank, const void *data) {
   if (!layer || !name || (rank > 0 && !shape) || rank < 0 || rank > 8 || !data)
     return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: bad argument");
-  if (moe_dtype_size(dtype) == 0)
-    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: unknown dtype");
+  int code; // read as an int: C callers may pass any value
+  std::memcpy(&code, &dtype, sizeof code);
+  if (code < MOE_F32 || code > MOE_I32)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: unknown dtype " + std::to_string(code));
   std::vector<int64_t> dims(shape, shape + rank);
   for (int64_t d : dims)
     if (d < 0)

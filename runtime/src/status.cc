@@ -1,6 +1,7 @@
 // status.cc - status names and the per-thread last error.
 #include "moe/runtime/status.h"
 
+#include <cstring>
 #include <string>
 
 namespace {
@@ -8,7 +9,10 @@ thread_local std::string lastError;
 } // namespace
 
 extern "C" const char *moe_status_name(moe_status_t status) {
-  switch (status) {
+  // C callers may pass any integer: read it as one (an out-of-range enum load is UB in C++).
+  int code;
+  std::memcpy(&code, &status, sizeof code);
+  switch (code) {
   case MOE_OK: return "ok";
   case MOE_INVALID_ARGUMENT: return "invalid argument";
   case MOE_INVALID_FORMAT: return "invalid format";
