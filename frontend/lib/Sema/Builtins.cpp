@@ -132,8 +132,10 @@ Val Elaborator::evalCall(const CallExpr &call) {
   switch (callee.kind) {
   case Val::Kind::Builtin:
     return callBuiltin(callee.s, call, args, keywords);
-  case Val::Kind::Function:
-    return callFunction(*callee.function, call, args, keywords);
+  case Val::Kind::Function: {
+    const FunctionDecl *method = selectMethod(callee.s, args.size(), call);
+    return method ? callFunction(*method, call, args, keywords) : Val::poison();
+  }
   case Val::Kind::Field:
     if (broadcastDepth > 0) {
       error(call.getLoc(), "layer fields cannot be called inside a helper broadcast with f.(x)");
@@ -174,8 +176,11 @@ Val Elaborator::broadcastCall(const Val &callee, const CallExpr &call, Args &arg
     return convert(args[0], callee.dtype, at);
   }
   if (callee.kind == Val::Kind::Function) {
+    const FunctionDecl *method = selectMethod(callee.s, args.size(), call);
+    if (!method)
+      return Val::poison();
     ++broadcastDepth;
-    Val r = callFunction(*callee.function, call, args, keywords);
+    Val r = callFunction(*method, call, args, keywords);
     --broadcastDepth;
     return r;
   }
@@ -193,6 +198,25 @@ Val Elaborator::broadcastCall(const Val &callee, const CallExpr &call, Args &arg
   }
   error(at, describe(callee) + " cannot be broadcast with '.('");
   return Val::poison();
+}
+
+const FunctionDecl *Elaborator::selectMethod(llvm::StringRef name, size_t arity, const CallExpr &call) {
+  const std::vector<const FunctionDecl *> &methods = functions.find(name)->second;
+  for (const FunctionDecl *m : methods)
+    if (m->params.size() == arity)
+      return m;
+  if (methods.size() == 1)
+    return methods.front(); // callFunction reports the arity with the definition
+  std::string signatures;
+  for (const FunctionDecl *m : methods) {
+    std::string params;
+    for (const Parameter &p : m->params)
+      params += (params.empty() ? "" : ", ") + p.name;
+    signatures += (signatures.empty() ? "" : ", ") + name.str() + "(" + params + ")";
+  }
+  error(call.getLoc(), "no method of '" + name + "' takes " + std::to_string(arity) + " argument" +
+                           (arity == 1 ? "" : "s") + " (it has: " + signatures + ")");
+  return nullptr;
 }
 
 Val Elaborator::callFunction(const FunctionDecl &fn, const CallExpr &call, Args &args,

@@ -78,11 +78,18 @@ void Elaborator::collectGlobals() {
       error(fn->loc, "function '" + fn->name + "' would hide the builtin of the same name");
       continue;
     }
-    auto [it, inserted] = functions.try_emplace(fn->name, fn.get());
-    if (!inserted) {
-      error(fn->loc, "function '" + fn->name + "' is defined twice");
-      note(it->second->loc, "the first definition is here");
+    std::vector<const FunctionDecl *> &methods = functions[fn->name];
+    const FunctionDecl *same = nullptr;
+    for (const FunctionDecl *m : methods)
+      if (m->params.size() == fn->params.size())
+        same = m;
+    if (same) {
+      error(fn->loc, "function '" + fn->name + "' with " + std::to_string(fn->params.size()) +
+                         " argument" + (fn->params.size() == 1 ? "" : "s") + " is defined twice");
+      note(same->loc, "the first definition is here");
+      continue;
     }
+    methods.push_back(fn.get());
   }
   // Consts may use earlier consts (in source order) and fold at compile time.
   for (const ConstDecl &c : program.consts) {
@@ -129,6 +136,7 @@ mlir::OwningOpRef<mlir::ModuleOp> Elaborator::run() {
   collectGlobals();
 
   // Layers become symbols of one module: their names must be unique.
+  unsigned errorsBeforeLayers = diags.getNumErrors();
   llvm::StringMap<const LayerDecl *> layerNames;
   for (const LayerDecl &l : program.layers) {
     auto [it, inserted] = layerNames.try_emplace(l.name, &l);
@@ -137,7 +145,7 @@ mlir::OwningOpRef<mlir::ModuleOp> Elaborator::run() {
       diags.note(it->second->loc, "the first declaration is here");
     }
   }
-  if (diags.getNumErrors() != 0)
+  if (diags.getNumErrors() != errorsBeforeLayers)
     return nullptr;
 
   std::vector<const LayerDecl *> layers;
@@ -655,10 +663,11 @@ Val Elaborator::lookup(const NameExpr &n) {
   }
   if (auto it = globals.find(n.name); it != globals.end())
     return it->second;
-  if (auto it = functions.find(n.name); it != functions.end()) {
+  if (auto it = functions.find(n.name); it != functions.end() && !it->second.empty()) {
     Val v;
     v.kind = Val::Kind::Function;
-    v.function = it->second;
+    v.s = n.name;
+    v.function = it->second.front(); // the method is chosen by arity at the call
     return v;
   }
   if (auto t = parseElemType(n.name)) {

@@ -71,6 +71,9 @@ public:
   Val callBuiltin(llvm::StringRef name, const CallExpr &call, Args &args, Keywords &keywords);
   Val broadcastCall(const Val &callee, const CallExpr &call, Args &args, Keywords &keywords);
   Val callFunction(const FunctionDecl &fn, const CallExpr &call, Args &args, Keywords &keywords);
+  /// The method of helper `name` taking `arity` positional arguments, or null
+  /// after reporting that none does.
+  const FunctionDecl *selectMethod(llvm::StringRef name, size_t arity, const CallExpr &call);
   /// Checks the argument count and keyword names of a call of `name`.
   bool checkArity(llvm::StringRef name, const CallExpr &call, const Args &args,
                   const Keywords &keywords, size_t minArgs, size_t maxArgs,
@@ -124,7 +127,8 @@ private:
   mlir::OwningOpRef<mlir::ModuleOp> module;
 
   llvm::StringMap<Val> globals;
-  llvm::StringMap<const FunctionDecl *> functions;
+  /// Helper functions by name; several methods of one name differ in arity (Julia).
+  llvm::StringMap<std::vector<const FunctionDecl *>> functions;
 
   // The layer being elaborated.
   const LayerDecl *layer = nullptr;
