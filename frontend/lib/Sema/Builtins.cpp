@@ -277,6 +277,25 @@ Val makeRouted(mlir::Value v, const Val &x, int64_t experts, int64_t k,
 }
 } // namespace
 
+bool Elaborator::expectRowsAndIndices(llvm::StringRef fname, Args &args, llvm::StringRef rowsRole,
+                                      llvm::StringRef rowsName, SMLoc at) {
+  // args[0]: [tokens, experts] floats; args[1]: expert indices [tokens, k] over those experts.
+  const Val &rows = args[0], &idx = args[1];
+  std::string rowsWhat = (rowsRole + " of '" + fname + "'").str();
+  std::string indicesWhat = ("the indices of '" + fname + "'").str();
+  std::string perToken = ("'" + fname + "' needs one index row per token").str();
+  if (!expectFloatTensor(rows, args.locs[0], rowsWhat, 2) ||
+      !expectIndexTensor(idx, args.locs[1], indicesWhat) ||
+      !sameDim(rows.shape[0], idx.shape[0], at, perToken))
+    return false;
+  if (rows.shape[1] != Dim{idx.indexRange, ""}) {
+    error(at, "'" + fname + "' indices select among " + std::to_string(idx.indexRange) +
+                  " experts but " + rowsName + " has " + rows.shape[1].str() + " columns");
+    return false;
+  }
+  return true;
+}
+
 Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &args,
                             Keywords &keywords) {
   const BuiltinInfo *info = findBuiltin(fname);
@@ -453,15 +472,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
 
   if (fname == "gather") {
     Val x = args[0], idx = args[1];
-    if (!expectFloatTensor(x, args.locs[0], "the first argument of 'gather'", 2) ||
-        !expectIndexTensor(idx, args.locs[1], "the second argument of 'gather'") ||
-        !sameDim(x.shape[0], idx.shape[0], at, "'gather' needs one index row per token"))
+    if (!expectRowsAndIndices(fname, args, "the first argument", "the tensor", at))
       return Val::poison();
-    if (x.shape[1] != Dim{idx.indexRange, ""}) {
-      error(at, "'gather' indices select among " + std::to_string(idx.indexRange) +
-                    " experts but the tensor has " + x.shape[1].str() + " columns");
-      return Val::poison();
-    }
     mlir::Value v = mlir::moe::GatherOp::create(builder, l, x.value, idx.value);
     return Val::tensor(v, x.dtype, {x.shape[0], idx.shape[1]});
   }
@@ -514,15 +526,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
 
   if (fname == "load_balance_loss") {
     Val p = args[0], idx = args[1];
-    if (!expectFloatTensor(p, args.locs[0], "the probabilities of 'load_balance_loss'", 2) ||
-        !expectIndexTensor(idx, args.locs[1], "the indices of 'load_balance_loss'") ||
-        !sameDim(p.shape[0], idx.shape[0], at, "'load_balance_loss' needs one index row per token"))
+    if (!expectRowsAndIndices(fname, args, "the probabilities", "the probabilities", at))
       return Val::poison();
-    if (p.shape[1] != Dim{idx.indexRange, ""}) {
-      error(at, "'load_balance_loss' indices select among " + std::to_string(idx.indexRange) +
-                    " experts but the probabilities have " + p.shape[1].str() + " columns");
-      return Val::poison();
-    }
     auto type = toTensorType(ElemType::F32, {}, &context);
     mlir::Value v = mlir::moe::LoadBalanceLossOp::create(builder, l, type, p.value, idx.value);
     return Val::tensor(v, ElemType::F32, {});

@@ -89,6 +89,9 @@ public:
   /// Requires a float tensor of rank `rank` (any rank if < 0).
   bool expectFloatTensor(const Val &v, llvm::SMLoc loc, llvm::StringRef what, int64_t rank);
   bool expectIndexTensor(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
+  /// args[0] a [tokens, experts] float matrix, args[1] expert indices over those experts.
+  bool expectRowsAndIndices(llvm::StringRef builtin, Args &args, llvm::StringRef rowsRole,
+                            llvm::StringRef rowsName, llvm::SMLoc at);
   std::optional<int64_t> expectInt(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
   std::optional<double> expectNumber(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
   /// A `dims = d` keyword (1-based) as a 0-based dimension of a rank-`rank` tensor.
