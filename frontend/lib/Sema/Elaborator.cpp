@@ -404,7 +404,11 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
       error(p.loc, "the forward method takes no keyword arguments; make '" + p.name +
                        "' a hyperparameter of the layer");
     for (const Parameter &p : decl.forward->params)
-      addForwardArgument(p);
+      if (!addForwardArgument(p) && !layerScope.count(p.name)) {
+        // Reported already: uses of the argument stay quiet.
+        layerScope[p.name] = Val::poison();
+        forwardArgNames.insert(p.name);
+      }
     if (decl.forward->params.empty())
       error(decl.forward->loc, "the forward method needs at least one tensor argument");
   }
@@ -444,15 +448,18 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
     layerScope[f.name] = v;
   }
 
+  bool returned = false;
   if (decl.forward) {
     locals.assign(1, {});
     returnLoc = decl.forward->loc;
     Val result = execBody(decl.forward->body, /*isForward=*/true, decl.forward->loc);
     if (!result.isPoison() && result.kind != Val::Kind::Nothing)
-      emitReturn(result, returnLoc);
+      returned = emitReturn(result, returnLoc);
   }
 
-  if (diags.getNumErrors() != errorsBefore) {
+  // A layer that failed — with its own errors, or silently on values poisoned
+  // by earlier errors (a bad const, say) — has no valid function: drop it.
+  if (diags.getNumErrors() != errorsBefore || !returned) {
     func.erase();
     return false;
   }
