@@ -2,7 +2,6 @@
 #include "Commands.h"
 #include "Compile.h"
 
-#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -19,25 +18,6 @@ using namespace moe::frontend;
 namespace rt = moe::runtime;
 
 namespace moec {
-
-double flopsPerToken(mlir::func::FuncOp layer) {
-  // Terms linear in the token count, per token: a dense layer on [tokens, k]
-  // costs 2 k n; an expert FFN 2 k (per-token assignments) times its GEMMs.
-  double flops = 0;
-  layer.walk([&](mlir::Operation *op) {
-    if (auto d = llvm::dyn_cast<mlir::moe::DenseOp>(op)) {
-      auto in = d.getInput().getType(), w = d.getWeight().getType();
-      double perRow = 2.0 * static_cast<double>(w.getDimSize(0)) * static_cast<double>(w.getDimSize(1));
-      flops += in.isDynamicDim(0) ? perRow : 0.0;
-    } else if (auto f = llvm::dyn_cast<mlir::moe::ExpertFfnOp>(op)) {
-      auto routed = f.getRouted().getType();
-      double d = static_cast<double>(routed.getHidden()), inner = static_cast<double>(f.getInnerDim());
-      double gemms = f.getKind() == mlir::moe::FfnKind::mlp ? 2.0 : 3.0;
-      flops += 2.0 * gemms * d * inner * static_cast<double>(routed.getK());
-    }
-  });
-  return flops;
-}
 
 bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   std::string error;
@@ -62,11 +42,9 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   if (!module)
     return false;
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-  double flops = flopsPerToken(layer);
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
   if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out.artifact)))
     return false;
-  out.artifact.signature.flopsPerToken = flops;
   return true;
 }
 

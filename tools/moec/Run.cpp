@@ -10,9 +10,7 @@
 #include "Compile.h"
 
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
-#include "moe/runtime/cpu_kernels.h"
 #include "moe/runtime/layer.h"
-#include "moe/runtime/safetensors.h"
 #include "moe/runtime/session.h"
 
 #include "llvm/ADT/StringRef.h"
@@ -21,7 +19,6 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 namespace rt = moe::runtime;

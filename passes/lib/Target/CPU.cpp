@@ -1,6 +1,8 @@
 //===- CPU.cpp - compile a moe layer to a CPU artifact ----------*- C++ -*-===//
 #include "moe/Target/CPU.h"
 
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
 #include "moe/runtime/json.h"
 #include "moe/runtime/layer.h"
 
@@ -127,6 +129,25 @@ void mlir::moe::registerCPUTarget(DialectRegistry &registry) {
   (void)passesRegistered;
 }
 
+/// Useful FLOPs per token, the terms linear in the token count: a dense layer on
+/// [tokens, k] costs 2 k n; an expert FFN 2 k (assignments per token) times its GEMMs.
+static double flopsPerToken(func::FuncOp layer) {
+  double flops = 0;
+  layer.walk([&](Operation *op) {
+    if (auto d = dyn_cast<mlir::moe::DenseOp>(op)) {
+      auto in = d.getInput().getType(), w = d.getWeight().getType();
+      if (in.isDynamicDim(0))
+        flops += 2.0 * static_cast<double>(w.getDimSize(0)) * static_cast<double>(w.getDimSize(1));
+    } else if (auto f = dyn_cast<mlir::moe::ExpertFfnOp>(op)) {
+      auto routed = f.getRouted().getType();
+      double gemms = f.getKind() == mlir::moe::FfnKind::mlp ? 2.0 : 3.0;
+      flops += 2.0 * gemms * static_cast<double>(routed.getHidden()) *
+               static_cast<double>(f.getInnerDim()) * static_cast<double>(routed.getK());
+    }
+  });
+  return flops;
+}
+
 LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   out = rt::Signature();
   out.layer = layer.getName().str();
@@ -154,6 +175,10 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
     if (failed(specShape(layer, type, dims, spec.shape)))
       return failure();
     if (auto input = layer.getArgAttrOfType<StringAttr>(i, "moe.input")) {
+      // The entry point takes inputs, then parameters, in signature order.
+      if (!out.params.empty())
+        return layer.emitError() << "input '" << input.getValue()
+                                 << "' (argument #" << i << ") comes after a parameter; inputs must come first";
       spec.name = input.getValue().str();
       out.inputs.push_back(spec);
     } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, "moe.param")) {
@@ -166,9 +191,6 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
     } else {
       return layer.emitError() << "argument #" << i << " is neither a moe.input nor a moe.param";
     }
-    if (!out.params.empty() && !out.inputs.empty() && spec.name == out.inputs.back().name &&
-        &spec != &out.inputs.back() && layer.getArgAttr(i, "moe.param"))
-      return layer.emitError() << "inputs must come before parameters";
   }
   for (unsigned i = 0; i < layer.getNumResults(); ++i) {
     auto type = dyn_cast<RankedTensorType>(layer.getResultTypes()[i]);
@@ -196,6 +218,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
   }
   if (out.inputs.empty())
     return layer.emitError() << "a layer needs at least one input";
+  out.flopsPerToken = flopsPerToken(layer);
   return success();
 }
 

@@ -20,7 +20,8 @@
 
 namespace mlir::moe {
 
-/// Reads the runtime signature of a layer function (before lowering).
+/// Reads the runtime signature of a layer function (before lowering), with its
+/// useful FLOPs per token for benchmarks.
 LogicalResult extractSignature(func::FuncOp layer, ::moe::runtime::Signature &out);
 
 /// Compiles `layer` (a function of `module`, which is consumed) into a CPU
