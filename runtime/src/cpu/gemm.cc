@@ -74,7 +74,12 @@ void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, fl
     bp = static_cast<const float *>(b) + j0;
     ldb = n;
   } else {
-    packed.assign(static_cast<size_t>(k * kNR), 0.0f);
+    // Every row's first `cols` entries are written below; only an edge panel's
+    // padding columns need zeros.
+    if (cols < kNR)
+      packed.assign(static_cast<size_t>(k * kNR), 0.0f);
+    else
+      packed.resize(static_cast<size_t>(k * kNR));
     for (int64_t p = 0; p < k; ++p)
       loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
     bp = packed.data();

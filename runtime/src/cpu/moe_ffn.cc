@@ -115,12 +115,17 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
 
   // Combine: each token's slots in order, no atomics.
   parallelFor(tokens, [&](int64_t t) {
+    // The token's k routing weights, converted once rather than once per column.
+    thread_local std::vector<float> w;
+    w.resize(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j)
+      w[j] = loadF32(ptr<void>(weights), t * k + j, weightsDtype);
     for (int64_t c = 0; c < d; ++c) {
       float acc = 0.0f;
       for (int64_t j = 0; j < k; ++j) {
         int64_t a = t * k + j;
         if (kept[a])
-          acc += loadF32(ptr<void>(weights), a, weightsDtype) * y[a * d + c];
+          acc += w[j] * y[a * d + c];
       }
       storeF32(ptr<void>(out), t * d + c, outDtype, acc);
     }
