@@ -3,6 +3,9 @@
 
 #include "moe/runtime/safetensors.h"
 
+#include "cuda/gpu_call.h"
+#include "layer_abi.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -12,9 +15,7 @@
 #include <unistd.h>
 
 namespace moe::runtime {
-namespace {
 
-/// An MLIR memref descriptor of rank r: {allocated, aligned, offset, sizes[r], strides[r]}.
 std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &shape) {
   std::vector<int64_t> d;
   d.push_back(reinterpret_cast<int64_t>(data));
@@ -31,6 +32,8 @@ std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &sh
   d.insert(d.end(), strides.begin(), strides.end());
   return d;
 }
+
+namespace {
 
 moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *what,
                          std::map<std::string, int64_t> *symbols) {
@@ -73,6 +76,8 @@ std::string outputName(size_t index, size_t count) {
 }
 
 Layer::~Layer() {
+  if (gpu)
+    gpu->makeCurrent(); // the code's destructor unloads its GPU module
   if (library)
     dlclose(library);
   if (libraryFd >= 0)
@@ -87,12 +92,19 @@ moe_status_t Layer::loadFile(const std::string &path, std::unique_ptr<Layer> &ou
 }
 
 moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
-  if (artifact.signature.target != "cpu-x86_64")
-    return fail(MOE_UNAVAILABLE, "artifact for target \"" + artifact.signature.target +
-                                     "\": this runtime executes cpu-x86_64 artifacts");
-  const std::vector<uint8_t> *code = artifact.section("code.cpu.so");
+  const std::string &target = artifact.signature.target;
+  std::unique_ptr<CudaDevice> gpu;
+  if (target.rfind("cuda-", 0) == 0) {
+    if (moe_status_t s = openGpuFor(target, gpu))
+      return s;
+  } else if (target != "cpu-x86_64") {
+    return fail(MOE_UNAVAILABLE, "artifact for target \"" + target +
+                                     "\": this runtime executes cpu-x86_64 and cuda-sm_* artifacts");
+  }
+  const char *sectionName = gpu ? "code.host.so" : "code.cpu.so";
+  const std::vector<uint8_t> *code = artifact.section(sectionName);
   if (!code || code->size() < 4 || std::memcmp(code->data(), "\x7f" "ELF", 4) != 0)
-    return fail(MOE_INVALID_FORMAT, "artifact has no CPU code (an ELF section \"code.cpu.so\")");
+    return fail(MOE_INVALID_FORMAT, std::string("artifact has no host code (an ELF section \"") + sectionName + "\")");
   // Load the shared object from memory: a memfd, opened through /proc.
   int fd = memfd_create("moe-layer", MFD_CLOEXEC);
   if (fd < 0)
@@ -110,10 +122,22 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
   // an already loaded object by its path, so two live layers must never share
   // a /proc/self/fd/N name.
   std::string path = "/proc/self/fd/" + std::to_string(fd);
-  void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // A GPU layer's constructors load its PTX through the runtime ABI.
+  GpuCall loading;
+  loading.device = gpu.get();
+  void *library = nullptr;
+  {
+    GpuCallScope scope(loading);
+    library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  }
   if (!library) {
     close(fd);
     return fail(MOE_INVALID_FORMAT, std::string("cannot load the layer's code: ") + dlerror());
+  }
+  if (loading.errorStatus != MOE_OK) {
+    dlclose(library);
+    close(fd);
+    return fail(loading.errorStatus, loading.error);
   }
   auto entry = reinterpret_cast<void (*)(void **)>(dlsym(library, artifact.signature.entry.c_str()));
   if (!entry) {
@@ -122,6 +146,7 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
   }
   out.reset(new Layer());
+  out->gpu = std::move(gpu);
   out->artifact = std::move(artifact);
   out->library = library;
   out->libraryFd = fd;
@@ -153,15 +178,15 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
       return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + t.name +
                                             "\", which layer " + signature().layer + " has no parameter of");
   params = std::move(bound);
+  deviceParams.clear(); // uploaded again on the next GPU call
   return MOE_OK;
 }
 
-moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) {
+moe_status_t Layer::orderArguments(const std::vector<Tensor> &inputs, std::vector<const Tensor *> &ordered,
+                                   std::map<std::string, int64_t> &symbols) {
   const Signature &sig = signature();
   if (params.size() != sig.params.size())
     return fail(MOE_INVALID_ARGUMENT, "bind the layer's parameters before running it");
-  std::map<std::string, int64_t> symbols;
-  std::vector<const Tensor *> ordered;
   for (const TensorSpec &spec : sig.inputs) {
     const Tensor *match = nullptr;
     for (const Tensor &t : inputs)
@@ -188,24 +213,21 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   }
   for (const Tensor &p : params)
     ordered.push_back(&p);
+  return MOE_OK;
+}
 
-  // The C interface: result descriptors first, then one descriptor per argument.
+std::vector<int64_t> resultSlots(const Signature &sig) {
   size_t resultWords = 0;
   for (const TensorSpec &o : sig.outputs)
     resultWords += 3 + 2 * o.shape.size();
-  std::vector<int64_t> results(resultWords, 0);
-  std::vector<std::vector<int64_t>> descriptors;
-  std::vector<void *> args{results.data()};
-  for (const Tensor *t : ordered)
-    descriptors.push_back(descriptor(t->data.data(), t->shape));
-  for (auto &d : descriptors)
-    args.push_back(d.data());
-  entry(args.data());
+  return std::vector<int64_t>(resultWords, 0);
+}
 
-  std::set<int64_t> argumentData, freed;
-  for (const Tensor *t : ordered)
-    argumentData.insert(reinterpret_cast<int64_t>(t->data.data()));
+moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
+                                 std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
+                                 std::vector<uint64_t> &data) {
   outputs.clear();
+  data.clear();
   size_t at = 0;
   moe_status_t status = MOE_OK;
   for (size_t i = 0; i < sig.outputs.size(); ++i) {
@@ -223,13 +245,43 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
                                             out.shape[k] != symbols[spec.shape[k].symbol])
         status = fail(MOE_INTERNAL, "output \"" + out.name + "\" came back with shape " +
                                         shapeString(out.shape) + ", not the signature's");
-    size_t bytes = static_cast<size_t>(out.numElements()) * moe_dtype_size(out.dtype);
-    const uint8_t *src = reinterpret_cast<const uint8_t *>(d[1]) + d[2] * moe_dtype_size(out.dtype);
-    out.data.assign(src, src + bytes);
+    data.push_back(static_cast<uint64_t>(d[1]) + static_cast<uint64_t>(d[2]) * moe_dtype_size(out.dtype));
     outputs.push_back(std::move(out));
   }
+  return status;
+}
+
+moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) {
+  const Signature &sig = signature();
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  if (moe_status_t s = orderArguments(inputs, ordered, symbols))
+    return s;
+  if (gpu)
+    return runOnGpu(ordered, symbols, outputs);
+
+  // The C interface: result descriptors first, then one descriptor per argument.
+  std::vector<int64_t> results = resultSlots(sig);
+  std::vector<std::vector<int64_t>> descriptors;
+  std::vector<void *> args{results.data()};
+  for (const Tensor *t : ordered)
+    descriptors.push_back(descriptor(t->data.data(), t->shape));
+  for (auto &d : descriptors)
+    args.push_back(d.data());
+  entry(args.data());
+
+  std::vector<uint64_t> data;
+  moe_status_t status = outputShapes(sig, results, symbols, outputs, data);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    size_t bytes = static_cast<size_t>(outputs[i].numElements()) * moe_dtype_size(outputs[i].dtype);
+    const uint8_t *src = reinterpret_cast<const uint8_t *>(data[i]);
+    outputs[i].data.assign(src, src + bytes);
+  }
   // The code returns buffers it allocated (malloc); free each one once.
-  at = 0;
+  std::set<int64_t> argumentData, freed;
+  for (const Tensor *t : ordered)
+    argumentData.insert(reinterpret_cast<int64_t>(t->data.data()));
+  size_t at = 0;
   for (const TensorSpec &spec : sig.outputs) {
     int64_t allocated = results[at];
     at += 3 + 2 * spec.shape.size();

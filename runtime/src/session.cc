@@ -84,23 +84,28 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
                   finite ? "" : ", NOT FINITE");
     summary += " " + describe(o) + stats;
   }
-  std::fprintf(out, "%s; %.2f ms, %d threads\n", summary.c_str(), firstMs, moe_cpu_get_num_threads());
+  if (layer.onGpu())
+    std::fprintf(out, "%s; %.2f ms on %s (first call, copies included)\n", summary.c_str(), firstMs,
+                 layer.deviceName().c_str());
+  else
+    std::fprintf(out, "%s; %.2f ms, %d threads\n", summary.c_str(), firstMs, moe_cpu_get_num_threads());
 
   if (options.bench) {
     std::vector<double> times;
-    for (unsigned i = 0; i < std::max(1u, options.iterations); ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      if (layer.run(inputs, outputs) != MOE_OK)
-        return error(options);
-      times.push_back(seconds(t0));
-    }
+    if (layer.benchmark(inputs, std::max(1u, options.iterations), times) != MOE_OK)
+      return error(options);
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
     int64_t tokens = inputs.empty() || inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
     double gflops = sig.flopsPerToken * static_cast<double>(tokens) / median / 1e9;
-    std::fprintf(out, "bench: %s tokens=%lld median %.3f ms over %zu calls, %.1f GFLOP/s (%d threads)\n",
-                 sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops,
-                 moe_cpu_get_num_threads());
+    if (layer.onGpu())
+      std::fprintf(out, "bench: %s tokens=%lld median %.4f ms over %zu CUDA-graph replays, %.1f TFLOP/s (%s)\n",
+                   sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops / 1e3,
+                   layer.deviceName().c_str());
+    else
+      std::fprintf(out, "bench: %s tokens=%lld median %.3f ms over %zu calls, %.1f GFLOP/s (%d threads)\n",
+                   sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops,
+                   moe_cpu_get_num_threads());
   }
   std::fflush(out);
   return status;

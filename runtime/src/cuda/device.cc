@@ -197,6 +197,13 @@ moe_status_t CudaDevice::download(void *to, const DeviceBuffer &from, size_t byt
   return synchronize();
 }
 
+moe_status_t CudaDevice::download(void *to, uint64_t from, size_t bytes) {
+  if (moe_status_t s = check(api()->cuMemcpyDtoHAsync(to, from, bytes, static_cast<CUstream>(stream)),
+                             "copying from the GPU"))
+    return s;
+  return synchronize();
+}
+
 moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid,
                                 std::array<unsigned, 3> block, std::vector<void *> args,
                                 unsigned sharedBytes) {
@@ -233,6 +240,48 @@ moe_status_t CudaDevice::capture(const std::function<moe_status_t()> &body, Cuda
   out.graph = graph;
   out.exec = exec;
   return MOE_OK;
+}
+
+moe_status_t CudaDevice::timed(const std::function<moe_status_t()> &body, double &ms) {
+  const Driver *d = api();
+  CUevent start = nullptr, stop = nullptr;
+  if (moe_status_t s = check(d->cuEventCreate(&start, 0), "creating a CUDA event"))
+    return s;
+  if (moe_status_t s = check(d->cuEventCreate(&stop, 0), "creating a CUDA event")) {
+    d->cuEventDestroy(start);
+    return s;
+  }
+  CUstream s = static_cast<CUstream>(stream);
+  moe_status_t status = check(d->cuEventRecord(start, s), "recording a CUDA event");
+  if (status == MOE_OK)
+    status = body();
+  if (status == MOE_OK)
+    status = check(d->cuEventRecord(stop, s), "recording a CUDA event");
+  if (status == MOE_OK)
+    status = check(d->cuEventSynchronize(stop), "waiting for the GPU");
+  float elapsed = 0;
+  if (status == MOE_OK)
+    status = check(d->cuEventElapsedTime(&elapsed, start, stop), "reading a CUDA event");
+  ms = elapsed;
+  d->cuEventDestroy(start);
+  d->cuEventDestroy(stop);
+  return status;
+}
+
+moe_status_t CudaDevice::copy(uint64_t to, uint64_t from, size_t bytes) {
+  return check(api()->cuMemcpyDtoDAsync(to, from, bytes, static_cast<CUstream>(stream)), "copying on the GPU");
+}
+
+moe_status_t CudaDevice::fill32(uint64_t to, uint32_t value, size_t count) {
+  return check(api()->cuMemsetD32Async(to, value, count, static_cast<CUstream>(stream)), "filling GPU memory");
+}
+
+moe_status_t CudaDevice::fill16(uint64_t to, uint16_t value, size_t count) {
+  return check(api()->cuMemsetD16Async(to, value, count, static_cast<CUstream>(stream)), "filling GPU memory");
+}
+
+moe_status_t CudaDevice::makeCurrent() {
+  return check(api()->cuCtxSetCurrent(static_cast<CUcontext>(context)), "cuCtxSetCurrent");
 }
 
 moe_status_t CudaDevice::replay(const CudaGraph &graph) {

@@ -51,7 +51,16 @@ void load() {
             resolve(library, driver.cuGraphLaunch, "cuGraphLaunch") &&
             resolve(library, driver.cuGraphExecDestroy, "cuGraphExecDestroy") &&
             resolve(library, driver.cuGraphDestroy, "cuGraphDestroy") &&
-            resolve(library, driver.cuGetErrorString, "cuGetErrorString");
+            resolve(library, driver.cuGetErrorString, "cuGetErrorString") &&
+            resolve(library, driver.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2") &&
+            resolve(library, driver.cuMemsetD32Async, "cuMemsetD32Async") &&
+            resolve(library, driver.cuMemsetD16Async, "cuMemsetD16Async") &&
+            resolve(library, driver.cuFuncSetAttribute, "cuFuncSetAttribute") &&
+            resolve(library, driver.cuEventCreate, "cuEventCreate") &&
+            resolve(library, driver.cuEventRecord, "cuEventRecord") &&
+            resolve(library, driver.cuEventSynchronize, "cuEventSynchronize") &&
+            resolve(library, driver.cuEventElapsedTime, "cuEventElapsedTime") &&
+            resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2");
   if (!ok)
     return;
   CUresult r = driver.cuInit(0);

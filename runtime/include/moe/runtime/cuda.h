@@ -94,6 +94,8 @@ public:
 
   moe_status_t upload(const DeviceBuffer &to, const void *from, size_t bytes);
   moe_status_t download(void *to, const DeviceBuffer &from, size_t bytes);
+  /// Copies `bytes` from device address `from` and waits for the copy.
+  moe_status_t download(void *to, uint64_t from, size_t bytes);
   moe_status_t launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
                       std::vector<void *> args, unsigned sharedBytes = 0);
   moe_status_t synchronize();
@@ -102,6 +104,21 @@ public:
   /// (nothing runs while capturing), ready to replay.
   moe_status_t capture(const std::function<moe_status_t()> &body, CudaGraph &out);
   moe_status_t replay(const CudaGraph &graph);
+
+  /// Runs `body` (which enqueues work) between two events; `ms` is the GPU time
+  /// between them. Synchronises.
+  moe_status_t timed(const std::function<moe_status_t()> &body, double &ms);
+
+  /// Enqueued device-to-device copy and fills, for the compiled code's runtime ABI.
+  moe_status_t copy(uint64_t to, uint64_t from, size_t bytes);
+  moe_status_t fill32(uint64_t to, uint32_t value, size_t count);
+  moe_status_t fill16(uint64_t to, uint16_t value, size_t count);
+
+  /// The driver's handles (CUstream, CUcontext), for code that calls the driver itself.
+  void *streamHandle() const { return stream; }
+  void *contextHandle() const { return context; }
+  /// Makes this device's context current on the calling thread.
+  moe_status_t makeCurrent();
 
   /// Pool statistics: buffers handed out by cuMemAlloc, and reused ones.
   size_t allocations() const { return deviceAllocations; }

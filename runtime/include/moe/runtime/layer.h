@@ -12,6 +12,7 @@
 #define MOE_RUNTIME_LAYER_H
 
 #include "moe/runtime/artifact.h"
+#include "moe/runtime/cuda.h"
 #include "moe/runtime/tensor.h"
 
 #include <map>
@@ -46,11 +47,30 @@ public:
   /// by 1/sqrt(first dimension), zeros, ones), and random inputs with the
   /// symbolic dimensions set from `symbols`.
   std::vector<Tensor> randomParameters(uint64_t seed) const;
+
+  /// Whether the layer runs on a GPU (a cuda-* artifact), and which one.
+  bool onGpu() const { return gpu != nullptr; }
+  std::string deviceName() const;
+
+  /// Times `iterations` calls on `inputs` (after one warm-up call), in seconds
+  /// each. On a GPU, inputs stay on the device and one call is captured as a
+  /// CUDA graph whose replays are timed with device events.
+  moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds);
   moe_status_t randomInputs(uint64_t seed, const std::map<std::string, int64_t> &symbols,
                             std::vector<Tensor> &out) const;
 
 private:
   Layer() = default;
+  moe_status_t orderArguments(const std::vector<Tensor> &inputs, std::vector<const Tensor *> &ordered,
+                              std::map<std::string, int64_t> &symbols);
+  moe_status_t runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                        std::vector<Tensor> &outputs);
+  moe_status_t uploadParameters();
+
+  // Declared first, destroyed last: the layer's code unloads its GPU module
+  // when it is closed.
+  std::unique_ptr<CudaDevice> gpu;
+  std::vector<DeviceBuffer> deviceParams;
   Artifact artifact;
   void *library = nullptr;
   int libraryFd = -1;

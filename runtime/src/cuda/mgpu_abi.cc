@@ -1,0 +1,187 @@
+// mgpu_abi.cc - MLIR's GPU runtime ABI (the `mgpu*` functions that
+// gpu-to-llvm emits calls to), implemented over the runtime's CudaDevice.
+//
+// Compiled GPU layers are host shared objects whose code loads their PTX and
+// launches kernels through these functions; the runtime exports them, so a
+// layer needs neither the CUDA runtime library nor MLIR's wrappers. Semantics
+// that differ from MLIR's CUDA wrappers, on purpose:
+// - streams: every stream is the device's stream. A layer's kernels run in
+//   order on it, and mgpuStreamSynchronize does not wait: the runtime waits
+//   when it reads results, so a call has no device-to-host synchronisation
+//   and can be captured in a CUDA graph.
+// - memory: mgpuMemAlloc takes buffers from the device pool into the call's
+//   arena; mgpuMemFree leaves them there until the call's results are read.
+// Failures are recorded on the current call (these functions return nothing)
+// and reported by Layer::run.
+#include "gpu_call.h"
+
+#include "driver.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace moe::runtime {
+namespace {
+thread_local GpuCall *current = nullptr;
+
+/// The current call; a call made outside one (a layer used without the
+/// runtime) is reported once on stderr.
+GpuCall *call(const char *fn) {
+  if (!current)
+    std::fprintf(stderr, "moe runtime: %s called outside a layer call\n", fn);
+  return current;
+}
+
+/// Kernels whose dynamic shared memory limit was raised already.
+std::mutex attributesMutex;
+std::map<void *, int> sharedLimit;
+} // namespace
+
+GpuCallScope::GpuCallScope(GpuCall &call) : previous(current) { current = &call; }
+GpuCallScope::~GpuCallScope() { current = previous; }
+GpuCall *currentGpuCall() { return current; }
+
+} // namespace moe::runtime
+
+using namespace moe::runtime;
+using namespace moe::runtime::cuda;
+
+extern "C" {
+
+__attribute__((visibility("default"))) void *mgpuModuleLoadJIT(void *ptx, int optLevel) {
+  GpuCall *c = call("mgpuModuleLoadJIT");
+  if (!c)
+    return nullptr;
+  const Driver *d = nullptr;
+  if (moe_status_t s = loadDriver(d)) {
+    c->failWith(s);
+    return nullptr;
+  }
+  c->device->makeCurrent();
+  std::string log(16384, '\0');
+  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size())),
+                    reinterpret_cast<void *>(static_cast<uintptr_t>(optLevel < 0 || optLevel > 4 ? 4 : optLevel))};
+  CUmodule module = nullptr;
+  CUresult r = d->cuModuleLoadDataEx(&module, ptx, 3, options, values);
+  if (r != CUDA_SUCCESS) {
+    log.resize(log.find('\0'));
+    c->failWith(fail(MOE_INVALID_FORMAT, "the layer's PTX does not load (CUDA error " + std::to_string(r) +
+                                             ")" + (log.empty() ? "" : ": " + log)));
+    return nullptr;
+  }
+  return module;
+}
+
+__attribute__((visibility("default"))) void *mgpuModuleLoad(void *image, size_t) {
+  return mgpuModuleLoadJIT(image, 4);
+}
+
+__attribute__((visibility("default"))) void mgpuModuleUnload(void *module) {
+  const Driver *d = nullptr;
+  if (module && loadDriver(d) == MOE_OK)
+    d->cuModuleUnload(static_cast<CUmodule>(module));
+}
+
+__attribute__((visibility("default"))) void *mgpuModuleGetFunction(void *module, const char *name) {
+  GpuCall *c = call("mgpuModuleGetFunction");
+  const Driver *d = nullptr;
+  if (!c || !module || loadDriver(d) != MOE_OK) {
+    if (c && !module)
+      c->failWith(fail(MOE_INVALID_FORMAT, std::string("kernel ") + name + ": the layer's GPU module did not load"));
+    return nullptr;
+  }
+  CUfunction fn = nullptr;
+  if (moe_status_t s = check(d->cuModuleGetFunction(&fn, static_cast<CUmodule>(module), name),
+                             std::string("finding kernel ") + name))
+    c->failWith(s);
+  return fn;
+}
+
+__attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                                                             intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                                                             intptr_t blockZ, int32_t smem, void *,
+                                                             void **params, void **extra, size_t) {
+  GpuCall *c = call("mgpuLaunchKernel");
+  const Driver *d = nullptr;
+  if (!c || !function || c->errorStatus != MOE_OK || loadDriver(d) != MOE_OK)
+    return;
+  if (gridX == 0 || gridY == 0 || gridZ == 0)
+    return; // an empty launch (no tokens): nothing to do
+  if (smem > 48 * 1024) {
+    std::lock_guard<std::mutex> lock(attributesMutex);
+    int &limit = sharedLimit[function];
+    if (limit < smem) {
+      if (moe_status_t s = check(d->cuFuncSetAttribute(static_cast<CUfunction>(function),
+                                                       CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+                                 "allowing " + std::to_string(smem) + " bytes of shared memory")) {
+        c->failWith(s);
+        return;
+      }
+      limit = smem;
+    }
+  }
+  if (moe_status_t s = check(d->cuLaunchKernel(static_cast<CUfunction>(function), static_cast<unsigned>(gridX),
+                                               static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
+                                               static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
+                                               static_cast<unsigned>(blockZ), static_cast<unsigned>(smem),
+                                               static_cast<CUstream>(c->device->streamHandle()), params, extra),
+                             "launching a kernel"))
+    c->failWith(s);
+}
+
+__attribute__((visibility("default"))) void *mgpuStreamCreate() {
+  GpuCall *c = call("mgpuStreamCreate");
+  return c ? c->device->streamHandle() : nullptr;
+}
+__attribute__((visibility("default"))) void mgpuStreamDestroy(void *) {}
+// Deliberately no wait: see the file comment.
+__attribute__((visibility("default"))) void mgpuStreamSynchronize(void *) {}
+__attribute__((visibility("default"))) void mgpuStreamWaitEvent(void *, void *) {}
+// One stream: an event between two points of it orders nothing new.
+__attribute__((visibility("default"))) void *mgpuEventCreate() { return reinterpret_cast<void *>(1); }
+__attribute__((visibility("default"))) void mgpuEventDestroy(void *) {}
+__attribute__((visibility("default"))) void mgpuEventSynchronize(void *) {}
+__attribute__((visibility("default"))) void mgpuEventRecord(void *, void *) {}
+
+__attribute__((visibility("default"))) void *mgpuMemAlloc(uint64_t bytes, void *, bool) {
+  GpuCall *c = call("mgpuMemAlloc");
+  if (!c)
+    return nullptr;
+  DeviceBuffer buffer;
+  if (moe_status_t s = c->device->allocate(bytes ? bytes : 1, buffer)) {
+    c->failWith(s);
+    return nullptr;
+  }
+  void *address = reinterpret_cast<void *>(buffer.address());
+  c->buffers.push_back(std::move(buffer));
+  return address;
+}
+
+__attribute__((visibility("default"))) void mgpuMemFree(void *, void *) {}
+
+__attribute__((visibility("default"))) void mgpuMemcpy(void *dst, void *src, size_t bytes, void *) {
+  GpuCall *c = call("mgpuMemcpy");
+  if (c && bytes)
+    if (moe_status_t s = c->device->copy(reinterpret_cast<uint64_t>(dst), reinterpret_cast<uint64_t>(src), bytes))
+      c->failWith(s);
+}
+
+__attribute__((visibility("default"))) void mgpuMemset32(void *dst, unsigned value, size_t count, void *) {
+  GpuCall *c = call("mgpuMemset32");
+  if (c && count)
+    if (moe_status_t s = c->device->fill32(reinterpret_cast<uint64_t>(dst), value, count))
+      c->failWith(s);
+}
+
+__attribute__((visibility("default"))) void mgpuMemset16(void *dst, unsigned short value, size_t count, void *) {
+  GpuCall *c = call("mgpuMemset16");
+  if (c && count)
+    if (moe_status_t s = c->device->fill16(reinterpret_cast<uint64_t>(dst), value, count))
+      c->failWith(s);
+}
+
+} // extern "C"

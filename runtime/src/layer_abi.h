@@ -1,0 +1,34 @@
+// layer_abi.h - how the runtime talks to a compiled layer's entry point
+// (`moe_entry_<layer>(void **args)`): MLIR memref descriptors, result
+// descriptors first, shared by the CPU and GPU paths of Layer.
+#ifndef MOE_RUNTIME_LAYER_ABI_H
+#define MOE_RUNTIME_LAYER_ABI_H
+
+#include "moe/runtime/artifact.h"
+#include "moe/runtime/cuda.h"
+#include "moe/runtime/tensor.h"
+
+#include <map>
+#include <memory>
+
+namespace moe::runtime {
+
+/// An MLIR memref descriptor of rank r: {allocated, aligned, offset, sizes[r], strides[r]}.
+std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &shape);
+
+/// Room for the result descriptors the entry point writes, in one vector.
+std::vector<int64_t> resultSlots(const Signature &sig);
+
+/// The outputs' names, dtypes and shapes read from `results` and checked
+/// against the signature (data left empty); `data` receives each one's address.
+moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
+                          std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
+                          std::vector<uint64_t> &data);
+
+/// Opens GPU 0 for an artifact of `target` ("cuda-sm_90a", "cuda-sm_80", ...),
+/// checking that the GPU can run its code.
+moe_status_t openGpuFor(const std::string &target, std::unique_ptr<CudaDevice> &out);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_LAYER_ABI_H

@@ -1,0 +1,186 @@
+// layer_gpu.cc - running a cuda-* layer: parameters kept on the device,
+// inputs uploaded, the host code called under a GpuCall (its launches are
+// enqueued on the device's stream), outputs downloaded; CUDA-graph benchmarks.
+#include "moe/runtime/layer.h"
+
+#include "cuda/gpu_call.h"
+#include "layer_abi.h"
+
+#include <chrono>
+#include <cstdio>
+
+namespace moe::runtime {
+
+moe_status_t openGpuFor(const std::string &target, std::unique_ptr<CudaDevice> &out) {
+  // "cuda-sm_90a": the architecture-specific variant runs on exactly 9.0.
+  std::string arch = target.substr(5);
+  bool specific = !arch.empty() && arch.back() == 'a';
+  int wanted = 0;
+  if (arch.rfind("sm_", 0) != 0 || std::sscanf(arch.c_str() + 3, "%d", &wanted) != 1)
+    return fail(MOE_INVALID_FORMAT, "artifact target \"" + target + "\" names no CUDA architecture");
+  if (moe_status_t s = CudaDevice::open(0, out))
+    return s;
+  int have = out->computeCapability();
+  if (specific ? have != wanted : have < wanted)
+    return fail(MOE_UNAVAILABLE, "artifact for " + arch + " cannot run on " + out->name() + " (sm_" +
+                                     std::to_string(have) + ")");
+  return MOE_OK;
+}
+
+std::string Layer::deviceName() const { return gpu ? gpu->name() : "cpu"; }
+
+moe_status_t Layer::uploadParameters() {
+  if (deviceParams.size() == params.size())
+    return MOE_OK;
+  deviceParams.clear();
+  for (const Tensor &p : params) {
+    DeviceBuffer buffer;
+    if (moe_status_t s = gpu->allocate(p.data.size(), buffer))
+      return s;
+    if (moe_status_t s = gpu->upload(buffer, p.data.data(), p.data.size()))
+      return s;
+    deviceParams.push_back(std::move(buffer));
+  }
+  return gpu->synchronize();
+}
+
+namespace {
+
+/// Inputs on the device, with the descriptors of every argument.
+struct DeviceArguments {
+  std::vector<DeviceBuffer> inputs;
+  std::vector<std::vector<int64_t>> descriptors;
+};
+
+moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &ordered,
+                            const std::vector<DeviceBuffer> &deviceParams, size_t numInputs,
+                            DeviceArguments &out) {
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const Tensor &t = *ordered[i];
+    uint64_t address;
+    if (i < numInputs) {
+      DeviceBuffer buffer;
+      if (moe_status_t s = gpu.allocate(t.data.size(), buffer))
+        return s;
+      if (moe_status_t s = gpu.upload(buffer, t.data.data(), t.data.size()))
+        return s;
+      address = buffer.address();
+      out.inputs.push_back(std::move(buffer));
+    } else {
+      address = deviceParams[i - numInputs].address();
+    }
+    out.descriptors.push_back(descriptor(reinterpret_cast<const void *>(address), t.shape));
+  }
+  return MOE_OK;
+}
+
+/// Calls the entry point once under `call`; results land in `results`.
+moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args,
+                       std::vector<int64_t> &results) {
+  std::vector<void *> pointers{results.data()};
+  for (auto &d : args.descriptors)
+    pointers.push_back(d.data());
+  {
+    GpuCallScope scope(call);
+    entry(pointers.data());
+  }
+  if (call.errorStatus != MOE_OK)
+    return fail(call.errorStatus, call.error);
+  return MOE_OK;
+}
+
+} // namespace
+
+moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                             std::vector<Tensor> &outputs) {
+  if (moe_status_t s = gpu->makeCurrent())
+    return s;
+  if (moe_status_t s = uploadParameters())
+    return s;
+  DeviceArguments args;
+  if (moe_status_t s = placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args))
+    return s;
+  GpuCall call;
+  call.device = gpu.get();
+  std::vector<int64_t> results = resultSlots(signature());
+  if (moe_status_t s = callEntry(entry, call, args, results))
+    return s;
+  std::vector<uint64_t> data;
+  moe_status_t status = outputShapes(signature(), results, symbols, outputs, data);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    size_t bytes = static_cast<size_t>(outputs[i].numElements()) * moe_dtype_size(outputs[i].dtype);
+    outputs[i].data.resize(bytes);
+    // An output must lie in a buffer of this call or be an argument (never
+    // copy from an address the code did not produce).
+    const DeviceBuffer *holder = call.find(data[i]);
+    bool inArgument = false;
+    for (const DeviceBuffer &b : args.inputs)
+      inArgument = inArgument || (data[i] >= b.address() && data[i] + bytes <= b.address() + b.size());
+    for (const DeviceBuffer &b : deviceParams)
+      inArgument = inArgument || (data[i] >= b.address() && data[i] + bytes <= b.address() + b.size());
+    if (bytes && !inArgument && (!holder || data[i] + bytes > holder->address() + holder->size()))
+      return fail(MOE_INTERNAL, "output \"" + outputs[i].name + "\" does not lie in GPU memory of this call");
+    if (bytes)
+      if (moe_status_t s = gpu->download(outputs[i].data.data(), data[i], bytes))
+        return s;
+  }
+  // Kernel faults surface at the latest here.
+  if (moe_status_t s = gpu->synchronize())
+    return s;
+  return status;
+}
+
+moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds) {
+  seconds.clear();
+  if (!gpu) {
+    std::vector<Tensor> outputs;
+    if (moe_status_t s = run(inputs, outputs)) // warm-up
+      return s;
+    for (unsigned i = 0; i < iterations; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      if (moe_status_t s = run(inputs, outputs))
+        return s;
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return MOE_OK;
+  }
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  if (moe_status_t s = orderArguments(inputs, ordered, symbols))
+    return s;
+  if (moe_status_t s = gpu->makeCurrent())
+    return s;
+  if (moe_status_t s = uploadParameters())
+    return s;
+  DeviceArguments args;
+  if (moe_status_t s = placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args))
+    return s;
+  std::vector<int64_t> results = resultSlots(signature());
+  {
+    GpuCall warm; // loads nothing new: the first call's JIT work stays out of the graph
+    warm.device = gpu.get();
+    if (moe_status_t s = callEntry(entry, warm, args, results))
+      return s;
+    if (moe_status_t s = gpu->synchronize())
+      return s;
+  }
+  // The graph's buffers belong to `captured` until the graph is gone.
+  GpuCall captured;
+  captured.device = gpu.get();
+  CudaGraph graph;
+  if (moe_status_t s = gpu->capture([&] { return callEntry(entry, captured, args, results); }, graph))
+    return s;
+  if (moe_status_t s = gpu->replay(graph))
+    return s;
+  if (moe_status_t s = gpu->synchronize())
+    return s;
+  for (unsigned i = 0; i < iterations; ++i) {
+    double ms = 0;
+    if (moe_status_t s = gpu->timed([&] { return gpu->replay(graph); }, ms))
+      return s;
+    seconds.push_back(ms / 1e3);
+  }
+  return MOE_OK;
+}
+
+} // namespace moe::runtime
