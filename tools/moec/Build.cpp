@@ -1,4 +1,4 @@
-//===- Build.cpp - moec build: a .moe layer to a CPU artifact ---*- C++ -*-===//
+//===- Build.cpp - moec build: a .moe layer to an artifact ---*- C++ -*-===//
 #include "Commands.h"
 #include "Compile.h"
 
@@ -6,6 +6,7 @@
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Target/CPU.h"
+#include "moe/Target/GPU.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -31,7 +32,7 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
   Diagnostics diags(sourceMgr);
   mlir::DialectRegistry registry;
-  mlir::moe::registerCPUTarget(registry);
+  mlir::moe::registerGPUTarget(registry);
   out.context = std::make_unique<mlir::MLIRContext>(registry);
   registerFrontendDialects(*out.context);
   mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, out.context.get());
@@ -43,7 +44,8 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
     return false;
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
-  if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out.artifact)))
+  if (source.target == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out.artifact))
+                             : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, source.target, out.artifact)))
     return false;
   return true;
 }
@@ -57,10 +59,12 @@ int build(const LayerSource &source, const std::string &output) {
     llvm::WithColor::error(llvm::errs(), "moec") << moe_last_error() << "\n";
     return 1;
   }
-  size_t codeBytes = artifact.section("code.cpu.so")->size();
-  llvm::outs() << "moec: wrote " << output << " (" << artifact.signature.layer << ", cpu-x86_64, "
-               << codeBytes << " bytes of code, " << artifact.signature.params.size()
-               << " parameters)\n";
+  size_t codeBytes = 0;
+  for (const auto &[name, bytes] : artifact.sections)
+    if (name.rfind("code.", 0) == 0)
+      codeBytes += bytes.size();
+  llvm::outs() << "moec: wrote " << output << " (" << artifact.signature.layer << ", " << artifact.signature.target
+               << ", " << codeBytes << " bytes of code, " << artifact.signature.params.size() << " parameters)\n";
   return 0;
 }
 

@@ -13,6 +13,8 @@ struct LayerSource {
   std::string path;
   std::string layer;
   std::vector<std::pair<std::string, std::string>> overrides;
+  /// "cpu" or a CUDA architecture (sm_90a, sm_90, sm_80).
+  std::string target = "cpu";
 };
 
 struct RunOptions {
@@ -20,12 +22,14 @@ struct RunOptions {
   unsigned seed = 0, tokens = 16, iterations = 10, threads = 0;
   bool bench = false;
   bool check = false; ///< compare with the float64 reference evaluator
+  std::string device;  ///< "", "cpu" or "cuda": where the artifact must run
 };
 
-/// `moec build`: compiles the layer for the CPU into an artifact at `output`.
+/// `moec build`: compiles the layer for its target into an artifact at `output`.
 int build(const LayerSource &source, const std::string &output);
 
-/// `moec run`: runs a .moe (compiled in memory) or a .moeb on the CPU.
+/// `moec run`: runs a .moe (compiled in memory) or a .moeb on the CPU or the GPU
+/// its target names.
 int run(const LayerSource &source, const RunOptions &options);
 
 } // namespace moec

@@ -1,4 +1,4 @@
-//===- Compile.h - a layer source to a CPU artifact, in memory --*- C++ -*-===//
+//===- Compile.h - a layer source to an artifact, in memory --*- C++ -*-===//
 #ifndef MOEC_COMPILE_H
 #define MOEC_COMPILE_H
 
@@ -21,7 +21,7 @@ struct CompiledLayer {
   moe::runtime::Artifact artifact;
 };
 
-/// Parses, elaborates and compiles `source` (a .moe file) for the CPU;
+/// Parses, elaborates and compiles `source` (a .moe file) for its target;
 /// diagnostics are printed. Returns false after an error.
 bool compileLayer(const LayerSource &source, CompiledLayer &out);
 

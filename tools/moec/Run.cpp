@@ -95,6 +95,12 @@ int run(const LayerSource &source, const RunOptions &options) {
   } else if (!compileLayer(source, compiled)) {
     return 1;
   }
+  bool gpuArtifact = artifact.signature.target.rfind("cuda-", 0) == 0;
+  if ((options.device == "cuda" && !gpuArtifact) || (options.device == "cpu" && gpuArtifact)) {
+    llvm::WithColor::error(llvm::errs(), "moec")
+        << "--device=" << options.device << " cannot run an artifact for " << artifact.signature.target << "\n";
+    return 1;
+  }
   std::unique_ptr<rt::Layer> layer;
   if (rt::Layer::load(std::move(artifact), layer) != MOE_OK)
     return runtimeError();

@@ -12,6 +12,7 @@
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Target/CPU.h"
+#include "moe/Target/GPU.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -31,7 +32,7 @@ namespace cl = llvm::cl;
 using namespace moe::frontend;
 
 namespace {
-enum class Emit { Ast, Mlir, Llvm };
+enum class Emit { Ast, Mlir, Llvm, Ptx };
 
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory mlirCategory("MLIR options (they apply to the pipeline moec runs)");
@@ -41,7 +42,8 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.moe>"), cl::init(
 cl::opt<Emit> emit("emit", cl::desc("What to print"), cl::init(Emit::Mlir),
                    cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree, with line:col"),
                               clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)"),
-                              clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer compiled for the CPU (O3)")),
+                              clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer's host code for --target (O3)"),
+                              clEnumValN(Emit::Ptx, "ptx", "the PTX of every kernel of the layer for --target (default sm_90a)")),
                    cl::cat(moecCategory));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output here instead of stdout"),
                                 cl::value_desc("file"), cl::init("-"), cl::cat(moecCategory));
@@ -59,8 +61,11 @@ cl::opt<bool> splitInputFile(
              "numbers stay those of the whole file"),
     cl::cat(moecCategory));
 cl::OptionCategory runCategory("moec build / run options");
-cl::opt<std::string> target("target", cl::desc("Code generation target of 'build' and 'run' (cpu)"),
+cl::opt<std::string> target("target", cl::desc("Code generation target: cpu, or a CUDA architecture "
+                                             "(sm_90a for H100/H200, sm_90, sm_80)"),
                             cl::init("cpu"), cl::cat(runCategory));
+cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"),
+                            cl::init(""), cl::cat(runCategory));
 cl::opt<std::string> weightsFile("weights", cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
                                  cl::value_desc("W.safetensors"), cl::cat(runCategory));
 cl::opt<std::string> inputFileOpt("input", cl::desc("run: inputs from a safetensors file, named after the forward arguments (default: random)"),
@@ -91,8 +96,9 @@ USAGE
   moec FILE.moe [options]          print the layer as moe-dialect MLIR
   moec FILE.moe --emit=ast         print the syntax tree
   moec FILE.moe --emit=llvm        print the LLVM IR of the layer compiled for the CPU
+  moec FILE.moe --emit=ptx [--target=sm_80]   print the PTX of the layer's GPU kernels
   moec check FILE.moe [options]    check every layer of FILE; print nothing on success
-  moec build FILE.moe -o L.moeb    compile the layer for the CPU into an artifact
+  moec build FILE.moe -o L.moeb    compile the layer into an artifact (--target=cpu|sm_90a|sm_90|sm_80)
   moec run FILE.moe|L.moeb         run it: random or given weights and inputs, a summary
 
 EXAMPLES
@@ -102,6 +108,8 @@ EXAMPLES
   moec check my_layer.moe
   moec build examples/switch.moe -o switch.moeb
   moec run switch.moeb --tokens 128 --bench
+  moec build examples/mixtral.moe --target=sm_90a -o mixtral.moeb && moe-run mixtral.moeb --bench
+  moec run examples/mixtral.moe --device cuda --tokens 4096 --check
   moec run examples/mixtral.moe --weights w.safetensors --input x.safetensors --output y.safetensors
 
 The MLIR IR-printing, timing and debug-info flags (-mlir-print-ir-after-all,
@@ -140,7 +148,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
   }
 
   mlir::DialectRegistry registry;
-  mlir::moe::registerCPUTarget(registry);
+  mlir::moe::registerGPUTarget(registry);
   mlir::MLIRContext context(registry);
   registerFrontendDialects(context);
   // MLIR diagnostics (verifier, passes) point into the .moe source too.
@@ -167,13 +175,16 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
   }
   if (checkOnly)
     return true;
-  if (emit == Emit::Llvm) {
+  if (emit == Emit::Llvm || emit == Emit::Ptx) {
     moe::runtime::Artifact artifact;
-    std::string llvmIR;
+    std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-    if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR)))
+    std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
+    if (chip == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR))
+                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, chip, artifact, nullptr, &llvmIR,
+                                                                   &ptx)))
       return false;
-    os << llvmIR;
+    os << (emit == Emit::Ptx ? ptx : llvmIR);
     return true;
   }
   module->print(os, mlir::OpPrintingFlags());
@@ -216,13 +227,24 @@ int main(int argc, char **argv) {
   if (!parseOverrides(parsedOverrides))
     return 1;
 
+  if (target != "cpu" && !mlir::moe::isCudaTarget(target)) {
+    llvm::WithColor::error(llvm::errs(), "moec")
+        << "unknown --target=" << target << "; the targets are cpu and CUDA architectures from sm_80 "
+        << "(sm_80, sm_90, sm_90a)\n";
+    return 1;
+  }
+  if (!device.empty() && device != "cpu" && device != "cuda") {
+    llvm::WithColor::error(llvm::errs(), "moec") << "unknown --device=" << device << "; use cpu or cuda\n";
+    return 1;
+  }
+  if (device == "cpu" && target != "cpu") {
+    llvm::WithColor::error(llvm::errs(), "moec") << "--device=cpu cannot run code for --target=" << target << "\n";
+    return 1;
+  }
   if (command != Command::Compile) {
-    if (target != "cpu") {
-      llvm::WithColor::error(llvm::errs(), "moec")
-          << "--target=" << target << " is not available yet; the targets are: cpu\n";
-      return 1;
-    }
-    moec::LayerSource source{inputFile, layerName, parsedOverrides};
+    // --device cuda alone means the Hopper target.
+    std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";
@@ -240,6 +262,7 @@ int main(int argc, char **argv) {
     run.iterations = iterations;
     run.threads = threads;
     run.check = checkReference;
+    run.device = device;
     return moec::run(source, run);
   }
 

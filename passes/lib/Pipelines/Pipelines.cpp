@@ -31,7 +31,46 @@ LogicalResult moe::buildMoELowerToCPUPipeline(OpPassManager &pm) {
   return parsePassPipeline(getMoELowerToCPUPipeline(), pm);
 }
 
+std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip) {
+  return "moe-verify-input,canonicalize,cse,"
+         "convert-moe-to-gpu-kernels,convert-moe-to-linalg,"
+         "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
+         "one-shot-bufferize{bufferize-function-boundaries "
+         "function-boundary-type-conversion=identity-layout-map},canonicalize,"
+         "func.func(convert-linalg-to-parallel-loops,moe-gpu-map-parallel-loops),"
+         "moe-gpu-host-memory,gpu-kernel-outlining,moe-gpu-merge-kernel-modules,canonicalize,cse,"
+         "func.func(gpu-async-region),"
+         "convert-nvgpu-to-nvvm,convert-vector-to-scf,convert-scf-to-cf,convert-nvvm-to-llvm,"
+         "convert-func-to-llvm,expand-strided-metadata,"
+         "nvvm-attach-target{chip=" +
+         chip.str() +
+         " features=+ptx80 O=3},lower-affine,convert-arith-to-llvm,convert-index-to-llvm,"
+         "canonicalize,cse,"
+         "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),"
+         "gpu-to-llvm,gpu-module-to-binary{format=isa},convert-math-to-llvm,canonicalize,cse,"
+         "reconcile-unrealized-casts";
+}
+
+LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip) {
+  return parsePassPipeline(getMoELowerToNVVMPipeline(chip), pm);
+}
+
+namespace {
+struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("CUDA architecture: sm_90a, sm_90 or sm_80"),
+                           llvm::cl::init("sm_90a")};
+};
+} // namespace
+
 void moe::registerMoEPipelines() {
+  PassPipelineRegistration<NVVMPipelineOptions>(
+      "moe-lower-to-nvvm",
+      "lower a moe module for NVIDIA GPUs: generated kernels for routing, dispatch, experts and matrix "
+      "products, the rest as one-thread-per-element launches, PTX embedded in host code",
+      [](OpPassManager &pm, const NVVMPipelineOptions &options) {
+        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip)))
+          llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");
+      });
   PassPipelineRegistration<>(
       "moe-lower-to-cpu",
       "lower a moe module to the LLVM dialect for the CPU: kernel calls for routing, "

@@ -60,4 +60,105 @@ def ConvertMoEToCPUKernels : Pass<"convert-moe-to-cpu-kernels", "::mlir::ModuleO
                            "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
 }
 
+def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleOp"> {
+  let summary = "lower routing, dispatch, expert and matrix ops to generated GPU kernels";
+  let description = [{
+    The GPU counterpart of `convert-moe-to-cpu-kernels`. Each data-dependent
+    or matrix-product op becomes `gpu.launch_func` of a kernel generated for
+    its static sizes and element types into `gpu.module @moe_kernels`
+    (`passes/lib/Conversion/GPUKernels`):
+
+    - `moe.topk` (score, top-k, renormalisation, scale) and `moe.group_topk`:
+      one fused kernel each, one thread per token;
+    - `moe.dense`: a tensor-core GEMM (mma.sync m16n8k16, cp.async 4-stage
+      pipeline) for bf16/f16, an FMA GEMM otherwise;
+    - each `moe.dispatch` -> `moe.expert_ffn` -> `moe.combine` chain: per-expert
+      counts, offsets and the GEMM tile list and a stable permutation, all on
+      the device (no host synchronisation); a grouped GEMM over the tile list
+      that gathers token rows in its A loads and applies SwiGLU/GeGLU (gate
+      and up in one block) or the activation in its epilogue; the down GEMM
+      with the routing weight in its epilogue; a combine that sums each
+      token's slots in order (no atomics: bitwise reproducible);
+    - `moe.gather`, `moe.load_balance_loss`, `moe.z_loss`.
+
+    Intermediate buffers are `memref.alloc`s that `moe-gpu-host-memory`
+    turns into device allocations.
+
+    ```mlir
+    // moe-opt --convert-moe-to-gpu-kernels
+    %w, %e = moe.topk %l k = 2 score = softmax renormalize : ...
+    // becomes
+    gpu.launch_func @moe_kernels::@moe_topk_f32_f32_e8_k2_s1_r1_x1000000
+        blocks in (%g, %c1, %c1) threads in (%c128, %c1, %c1) args(%lp : memref<?xf32>, ...)
+    ```
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",
+                           "::mlir::scf::SCFDialect", "::mlir::math::MathDialect",
+                           "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
+}
+
+def MoEGPUMapParallelLoops : Pass<"moe-gpu-map-parallel-loops", "::mlir::func::FuncOp"> {
+  let summary = "run each outermost scf.parallel as a gpu.launch of 256-thread blocks";
+  let description = [{
+    The elementwise glue of a layer (after `convert-linalg-to-parallel-loops`)
+    is a set of `scf.parallel` nests over arbitrary, often dynamic, bounds.
+    Each outermost one becomes a `gpu.launch` over its iteration space,
+    linearised: one thread per iteration, 256 threads per block,
+    ceil(iterations / 256) blocks, the iteration recovered by division and
+    remainder (the last dimension fastest, so neighbouring threads touch
+    neighbouring elements). Inner loops (reductions) stay sequential in the
+    thread. Loops with reductions of their own are left alone.
+
+    ```mlir
+    // moe-opt --pass-pipeline='builtin.module(func.func(moe-gpu-map-parallel-loops))'
+    scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c8) step (%c1, %c1) { ... }
+    // becomes
+    gpu.launch blocks(%bx, ...) in (%gx = %blocks, ...) threads(%tx, ...) in (%c256, ...) { ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
+}
+
+def MoEGPUHostMemory : Pass<"moe-gpu-host-memory", "::mlir::ModuleOp"> {
+  let summary = "put the host code's buffers on the device";
+  let description = [{
+    After bufferization, a GPU layer's host function allocates its
+    intermediate and result buffers with `memref.alloc` and may copy with
+    `memref.copy`; its kernels need device memory. This pass turns them into
+    `gpu.alloc` and `gpu.memcpy` (made asynchronous by `gpu-async-region`) and
+    drops `memref.dealloc`: the runtime releases a call's buffers after its
+    results are read (stream order makes that safe). Host code that would
+    read or write device memory itself (a `memref.load`/`memref.store` left
+    outside kernels) is an error naming the op.
+
+    ```mlir
+    // moe-opt --moe-gpu-host-memory
+    %b = memref.alloc(%n) : memref<?x8xf32>
+    // becomes
+    %b = gpu.alloc (%n) : memref<?x8xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def MoEGPUMergeKernelModules : Pass<"moe-gpu-merge-kernel-modules", "::mlir::ModuleOp"> {
+  let summary = "gather every kernel into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` puts each outlined kernel in a `gpu.module` of its
+    own; this pass moves them all into `@moe_kernels` (created if absent) and
+    retargets the launches, so a layer is one PTX module: loaded once, and
+    `moec --emit=ptx` prints one file that `ptxas` accepts.
+
+    ```mlir
+    // moe-opt --moe-gpu-merge-kernel-modules
+    gpu.launch_func @Layer_kernel::@Layer_kernel ...
+    // becomes
+    gpu.launch_func @moe_kernels::@Layer_kernel ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -24,6 +24,14 @@ llvm::StringRef getMoELowerToCPUPipeline();
 /// function gets a `_mlir_ciface_` entry point, kernels are `moe_cpu_*` calls.
 LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 
+/// The textual pipeline of `moe-lower-to-nvvm{chip=...}`: the default
+/// pipeline, generated kernels for routing/dispatch/experts/products, linalg
+/// glue as one-thread-per-element launches, device allocations, outlining,
+/// async launches on one stream, NVVM, PTX for `chip` (sm_90a, sm_90, sm_80)
+/// embedded in host code that calls MLIR's `mgpu*` runtime ABI.
+std::string getMoELowerToNVVMPipeline(llvm::StringRef chip);
+LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip);
+
 /// Registers every moe pipeline with the global pipeline registry.
 void registerMoEPipelines();
 

@@ -1,0 +1,439 @@
+//===- ConvertMoEToGPUKernels.cpp - convert-moe-to-gpu-kernels --*- C++ -*-===//
+//
+// Routing, matrix products and each dispatch -> experts -> combine chain
+// become launches of kernels generated for this layer (GPUKernels/), parsed
+// into `gpu.module @moe_kernels`. Operands are passed as flat 1-D memrefs;
+// token counts are the only run-time sizes, so grids are computed in the host
+// code from them.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Conversion/Passes.h"
+
+#include "GPUKernels/Kernels.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Parser/Parser.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOGPUKERNELS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+namespace gk = mlir::moe::gpu_kernels;
+
+namespace {
+
+std::string eltName(Type t) {
+  t = getElementTypeOrSelf(t);
+  if (t.isBF16()) return "bf16";
+  if (t.isF16()) return "f16";
+  if (t.isInteger(32)) return "i32";
+  return "f32";
+}
+
+/// The layer's kernel module and what has been generated into it.
+class KernelModule {
+public:
+  KernelModule(ModuleOp module) : module(module) {
+    OpBuilder b(module.getContext());
+    module->setAttr("gpu.container_module", b.getUnitAttr());
+    kernels = module.lookupSymbol<gpu::GPUModuleOp>("moe_kernels");
+    if (!kernels) {
+      b.setInsertionPointToEnd(module.getBody());
+      kernels = gpu::GPUModuleOp::create(b, module.getLoc(), "moe_kernels");
+      // The dynamic shared memory the tensor-core kernels address (an extern
+      // array, which the NVPTX back end leaves alone).
+      b.setInsertionPointToStart(kernels.getBody());
+      auto arrayType = LLVM::LLVMArrayType::get(b.getI8Type(), 0);
+      auto global = LLVM::GlobalOp::create(b, module.getLoc(), arrayType, /*isConstant=*/false,
+                                           LLVM::Linkage::External, "moe_smem", Attribute(), /*alignment=*/128,
+                                           /*addrSpace=*/3);
+      (void)global;
+    }
+  }
+
+  /// The kernel `name`, parsed from `text` on first use.
+  FailureOr<gpu::GPUFuncOp> get(Location loc, const std::string &name, const std::function<std::string()> &text) {
+    if (auto fn = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
+      return fn;
+    std::string source = "gpu.module @moe_parse {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
+                         "alignment = 128 : i64} : !llvm.array<0 x i8>\n" +
+                         text() + "}\n";
+    ParserConfig config(module.getContext());
+    OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(source, config, name);
+    if (!parsed)
+      return emitError(loc) << "internal error: generated kernel " << name << " does not parse";
+    auto holder = *parsed->getOps<gpu::GPUModuleOp>().begin();
+    auto fn = *holder.getOps<gpu::GPUFuncOp>().begin();
+    fn->moveBefore(kernels.getBody(), kernels.getBody()->end());
+    return fn;
+  }
+
+private:
+  ModuleOp module;
+  gpu::GPUModuleOp kernels;
+};
+
+/// Host-side helpers at one op: flat buffer views, scratch, launches.
+class Host {
+public:
+  Host(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value dim(Value tensor, int64_t d) { return tensor::DimOp::create(b, loc, tensor, d); }
+  Value mul(Value a, Value c) { return arith::MulIOp::create(b, loc, a, c); }
+  Value add(Value a, Value c) { return arith::AddIOp::create(b, loc, a, c); }
+  Value ceilDiv(Value a, int64_t d) { return arith::CeilDivUIOp::create(b, loc, a, index(d)); }
+
+  /// `memref` as memref<?xT> (identity layouts only, which bufferization gives us).
+  Value flatten(Value memref) {
+    auto type = cast<MemRefType>(memref.getType());
+    if (type.getRank() == 0) {
+      memref = memref::ExpandShapeOp::create(b, loc, MemRefType::get({1}, type.getElementType()), memref,
+                                             ArrayRef<ReassociationIndices>{}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    } else if (type.getRank() > 1) {
+      ReassociationIndices all;
+      for (int64_t d = 0; d < type.getRank(); ++d)
+        all.push_back(d);
+      memref = memref::CollapseShapeOp::create(b, loc, memref, ArrayRef<ReassociationIndices>{all});
+    }
+    auto flat = MemRefType::get({ShapedType::kDynamic}, type.getElementType());
+    if (memref.getType() != flat)
+      memref = memref::CastOp::create(b, loc, flat, memref);
+    return memref;
+  }
+
+  /// A tensor operand's buffer, flat.
+  Value input(Value tensor) {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    return flatten(bufferization::ToBufferOp::create(b, loc, memrefType, tensor, /*read_only=*/true));
+  }
+
+  /// A fresh result buffer of `type`: the tensor (for the rest of the IR) and its flat buffer.
+  std::pair<Value, Value> output(RankedTensorType type, ValueRange dynamicSizes) {
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = memref::AllocOp::create(b, loc, memrefType, dynamicSizes);
+    Value tensor = bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+    return {tensor, flatten(buffer)};
+  }
+
+  /// Scratch device memory of `count` elements of `elt`.
+  Value scratch(Type elt, Value count) {
+    return memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, elt), ValueRange{count});
+  }
+  Value scratch(Type elt, int64_t count) { return scratch(elt, index(count)); }
+
+  void launch(gpu::GPUFuncOp fn, Value gridX, Value gridY, int64_t threads, int64_t sharedBytes, ValueRange args) {
+    Value one = index(1);
+    gpu::LaunchFuncOp::create(b, loc, fn, gpu::KernelDim3{gridX, gridY, one}, gpu::KernelDim3{index(threads), one, one},
+                              sharedBytes ? arith::ConstantIntOp::create(b, loc, sharedBytes, 32).getResult() : Value(),
+                              args);
+  }
+
+  OpBuilder &b;
+  Location loc;
+};
+
+SmallVector<Value> dynamicSizesFrom(Host &h, RankedTensorType type, Value source) {
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(h.dim(source, d));
+  return sizes;
+}
+
+struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (fn.isPublic() && !fn.isDeclaration())
+        fn->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return;
+    KernelModule kernels(module);
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      if (failed(lower(rewriter, kernels, op)))
+        return signalPassFailure();
+    }
+    SmallVector<Operation *> dead;
+    module.walk([&](Operation *op) {
+      if (isa<ExpertFfnOp, DispatchOp>(op))
+        dead.push_back(op);
+    });
+    for (Operation *op : llvm::reverse(dead)) {
+      if (!op->use_empty()) {
+        op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
+                           "supported by the GPU backend";
+        return signalPassFailure();
+      }
+      rewriter.eraseOp(op);
+    }
+  }
+
+  /// Placeholders for a GEMM's unused operands.
+  struct Unused {
+    Value i32s, f32s;
+  };
+  Unused unused(Host &h) {
+    return {h.scratch(h.b.getI32Type(), 1), h.scratch(h.b.getF32Type(), 1)};
+  }
+
+  LogicalResult lower(IRRewriter &b, KernelModule &kernels, Operation *op) {
+    Location loc = op->getLoc();
+    Host h(b, loc);
+    if (auto d = dyn_cast<DenseOp>(op))
+      return lowerDense(h, kernels, d);
+    if (auto t = dyn_cast<TopKOp>(op)) {
+      Value logits = t.getLogits();
+      auto logitsType = cast<RankedTensorType>(logits.getType());
+      gk::TopKConfig c;
+      c.logits = eltName(logitsType);
+      c.values = eltName(t.getValues().getType());
+      c.experts = logitsType.getDimSize(1);
+      c.k = static_cast<int64_t>(t.getK());
+      c.score = !t.getScore() ? 0 : *t.getScore() == ScoreFn::softmax ? 1 : 2;
+      c.renormalize = t.getRenormalize();
+      c.scale = t.getScaleOrOne();
+      auto fn = kernels.get(loc, c.name(), [&] { return gk::topKKernel(c); });
+      if (failed(fn))
+        return failure();
+      Value rows = h.dim(logits, 0);
+      Value in = h.input(logits);
+      auto [values, valuesBuf] = h.output(t.getValues().getType(), dynamicSizesFrom(h, t.getValues().getType(), logits));
+      auto [indices, indicesBuf] =
+          h.output(t.getIndices().getType(), dynamicSizesFrom(h, t.getIndices().getType(), logits));
+      h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, valuesBuf, indicesBuf, rows});
+      b.replaceOp(op, ValueRange{values, indices});
+      return success();
+    }
+    if (auto g = dyn_cast<GroupTopKOp>(op)) {
+      Value scores = g.getScores();
+      auto scoresType = cast<RankedTensorType>(scores.getType());
+      gk::GroupTopKConfig c;
+      c.scores = eltName(scoresType);
+      c.experts = scoresType.getDimSize(1);
+      c.k = static_cast<int64_t>(g.getK());
+      c.groups = static_cast<int64_t>(g.getGroups());
+      c.topGroups = static_cast<int64_t>(g.getTopGroups());
+      auto fn = kernels.get(loc, c.name(), [&] { return gk::groupTopKKernel(c); });
+      if (failed(fn))
+        return failure();
+      Value rows = h.dim(scores, 0);
+      Value in = h.input(scores);
+      auto type = g.getIndices().getType();
+      auto [indices, indicesBuf] = h.output(type, dynamicSizesFrom(h, type, scores));
+      h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, indicesBuf, rows});
+      b.replaceOp(op, indices);
+      return success();
+    }
+    if (auto g = dyn_cast<GatherOp>(op)) {
+      auto type = g.getResult().getType();
+      gk::GatherConfig c;
+      c.elt = eltName(type);
+      c.cols = cast<RankedTensorType>(g.getInput().getType()).getDimSize(1);
+      c.k = type.getDimSize(1);
+      auto fn = kernels.get(loc, c.name(), [&] { return gk::gatherKernel(c); });
+      if (failed(fn))
+        return failure();
+      Value rows = h.dim(g.getInput(), 0);
+      Value in = h.input(g.getInput()), idx = h.input(g.getIndices());
+      auto [out, outBuf] = h.output(type, dynamicSizesFrom(h, type, g.getInput()));
+      h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(c.k)), 256), h.index(1), 256, 0, {in, idx, outBuf, rows});
+      b.replaceOp(op, out);
+      return success();
+    }
+    if (auto l = dyn_cast<LoadBalanceLossOp>(op)) {
+      auto probsType = cast<RankedTensorType>(l.getProbs().getType());
+      std::string elt = eltName(probsType);
+      int64_t experts = probsType.getDimSize(1);
+      int64_t k = cast<RankedTensorType>(l.getIndices().getType()).getDimSize(1);
+      auto fn = kernels.get(loc, gk::loadBalanceName(elt, experts, k),
+                            [&] { return gk::loadBalanceKernel(elt, experts, k); });
+      if (failed(fn))
+        return failure();
+      Value rows = h.dim(l.getProbs(), 0);
+      Value probs = h.input(l.getProbs()), idx = h.input(l.getIndices());
+      auto [out, outBuf] = h.output(l.getLoss().getType(), {});
+      h.launch(*fn, h.index(1), h.index(1), 256, 0, {probs, idx, outBuf, rows});
+      b.replaceOp(op, out);
+      return success();
+    }
+    if (auto z = dyn_cast<ZLossOp>(op)) {
+      auto logitsType = cast<RankedTensorType>(z.getLogits().getType());
+      std::string elt = eltName(logitsType);
+      int64_t experts = logitsType.getDimSize(1);
+      auto fn = kernels.get(loc, gk::zLossName(elt, experts), [&] { return gk::zLossKernel(elt, experts); });
+      if (failed(fn))
+        return failure();
+      Value rows = h.dim(z.getLogits(), 0);
+      Value logits = h.input(z.getLogits());
+      auto [out, outBuf] = h.output(z.getLoss().getType(), {});
+      h.launch(*fn, h.index(1), h.index(1), 256, 0, {logits, outBuf, rows});
+      b.replaceOp(op, out);
+      return success();
+    }
+    return lowerChain(h, kernels, cast<CombineOp>(op));
+  }
+
+  LogicalResult lowerDense(Host &h, KernelModule &kernels, DenseOp d) {
+    auto type = d.getResult().getType();
+    auto inType = cast<RankedTensorType>(d.getInput().getType());
+    auto wType = cast<RankedTensorType>(d.getWeight().getType());
+    gk::GemmConfig c;
+    c.elt = eltName(inType);
+    c.out = eltName(type);
+    c.k = inType.getDimSize(1);
+    c.n = type.getDimSize(1);
+    if (eltName(wType) != c.elt)
+      return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
+                           << inType.getElementType() << " and " << wType.getElementType();
+    c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n);
+    auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::gemmKernel(c); });
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(d.getInput(), 0);
+    Value a = h.input(d.getInput()), w = h.input(d.getWeight());
+    auto [out, outBuf] = h.output(type, dynamicSizesFrom(h, type, d.getInput()));
+    Unused u = unused(h);
+    h.launch(*fn, h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN()), c.threads(),
+             c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
+    if (Value bias = d.getBias()) {
+      // out .+ bias, as a broadcasting moe.binary that convert-moe-to-linalg lowers.
+      OpBuilder &b = h.b;
+      Value biasRow = tensor::ExpandShapeOp::create(
+          b, h.loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
+          ArrayRef<ReassociationIndices>{{0, 1}});
+      if (getElementTypeOrSelf(bias) != type.getElementType())
+        biasRow = arith::ExtFOp::create(b, h.loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()),
+                                        biasRow);
+      out = BinaryOp::create(b, h.loc, BinaryFn::add, out, biasRow);
+    }
+    static_cast<IRRewriter &>(h.b).replaceOp(d, out);
+    return success();
+  }
+
+  /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
+  LogicalResult lowerChain(Host &h, KernelModule &kernels, CombineOp combine) {
+    Location loc = combine.getLoc();
+    auto ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
+    Value routed = ffn ? ffn.getRouted() : combine.getRouted();
+    auto dispatch = routed.getDefiningOp<DispatchOp>();
+    if (!dispatch)
+      return combine.emitError()
+             << "the GPU backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+    RoutedType type = dispatch.getRouted().getType();
+    Value x = dispatch.getInput();
+    std::string xElt = eltName(x.getType());
+    const int64_t experts = type.getExperts(), k = type.getK(), hidden = type.getHidden();
+    const int64_t inner = ffn ? ffn.getInnerDim() : 0;
+    std::string wElt = ffn ? eltName(ffn.getWeights()[0].getType()) : xElt;
+    if (ffn && wElt != xElt)
+      return combine.emitError() << "the GPU backend needs expert weights of the routed element type (" << xElt
+                                 << "), not " << wElt;
+    bool tensorCores = ffn && gk::tensorCoresFit(xElt, wElt, hidden, inner) && gk::tensorCoresFit(xElt, wElt, inner, hidden);
+
+    gk::GemmConfig up, down;
+    up.tensorCores = down.tensorCores = tensorCores;
+    gk::DispatchConfig plan;
+    plan.experts = experts;
+    plan.k = k;
+    plan.capacity = type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0;
+    plan.blockM = up.blockM();
+
+    OpBuilder &b = h.b;
+    Type i32 = b.getI32Type();
+    Value rows = h.dim(x, 0);
+    Value assignments = h.mul(rows, h.index(k));
+    Value xBuf = h.input(x), idx = h.input(dispatch.getIndices()), w = h.input(combine.getWeights());
+    Value counts = h.scratch(i32, experts), offsets = h.scratch(i32, experts + 1);
+    Value maxTiles = h.add(h.ceilDiv(assignments, plan.blockM), h.index(experts));
+    Value tileExpert = h.scratch(i32, maxTiles), tileRow = h.scratch(i32, maxTiles), numTiles = h.scratch(i32, 1);
+    Value perm = h.scratch(i32, assignments), slotPos = h.scratch(i32, assignments);
+
+    auto count = kernels.get(loc, "moe_count_" + plan.suffix(), [&] { return gk::countKernel(plan); });
+    auto schedule = kernels.get(loc, "moe_schedule_" + plan.suffix(), [&] { return gk::scheduleKernel(plan); });
+    auto permute = kernels.get(loc, "moe_permute_" + plan.suffix(), [&] { return gk::permuteKernel(plan); });
+    if (failed(count) || failed(schedule) || failed(permute))
+      return failure();
+    h.launch(*count, h.index(experts), h.index(1), 256, 0, {idx, counts, rows});
+    h.launch(*schedule, h.index(1), h.index(1), 1, 0, {counts, offsets, tileExpert, tileRow, numTiles});
+    h.launch(*permute, h.index(experts), h.index(1), 1024, 0, {idx, offsets, perm, slotPos, rows});
+
+    Value y = xBuf;
+    std::string yElt = xElt;
+    if (ffn) {
+      SmallVector<Value> weights;
+      for (Value wt : ffn.getWeights())
+        weights.push_back(h.input(wt));
+      bool glu = ffn.getKind() != FfnKind::mlp;
+      up.elt = down.elt = xElt;
+      up.out = down.out = xElt;
+      up.weight = down.weight = eltName(combine.getWeights().getType());
+      up.k = hidden;
+      up.n = inner;
+      up.glu = glu;
+      up.act = ffn.getKind() == FfnKind::swiglu   ? "silu"
+               : ffn.getKind() == FfnKind::geglu  ? "gelu"
+               : *ffn.getActivation() == Activation::relu ? "relu"
+               : *ffn.getActivation() == Activation::gelu ? "gelu"
+                                                          : "silu";
+      up.gatherRows = true;
+      up.grouped = true;
+      down.k = inner;
+      down.n = hidden;
+      down.scaleRows = true;
+      down.grouped = true;
+      auto upFn = kernels.get(loc, up.name(), [&] { return gk::gemmKernel(up); });
+      auto downFn = kernels.get(loc, down.name(), [&] { return gk::gemmKernel(down); });
+      if (failed(upFn) || failed(downFn))
+        return failure();
+      Type elt = cast<ShapedType>(x.getType()).getElementType();
+      Value hBuf = h.scratch(elt, h.mul(assignments, h.index(inner)));
+      Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
+      Value b1 = glu ? weights[1] : weights[0];
+      Value bDown = glu ? weights[2] : weights[1];
+      h.launch(*upFn, maxTiles, h.index((inner + up.blockN() - 1) / up.blockN()), up.threads(), up.sharedBytes(),
+               {xBuf, weights[0], b1, hBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
+      h.launch(*downFn, maxTiles, h.index((hidden + down.blockN() - 1) / down.blockN()), down.threads(),
+               down.sharedBytes(),
+               {hBuf, bDown, bDown, yBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
+      y = yBuf;
+    }
+
+    gk::CombineConfig cc;
+    cc.y = yElt;
+    cc.w = eltName(combine.getWeights().getType());
+    cc.x = xElt;
+    cc.out = eltName(combine.getResult().getType());
+    cc.hidden = hidden;
+    cc.k = k;
+    cc.identity = !ffn;
+    auto combineFn = kernels.get(loc, cc.name(), [&] { return gk::combineKernel(cc); });
+    if (failed(combineFn))
+      return failure();
+    auto resultType = combine.getResult().getType();
+    auto [out, outBuf] = h.output(resultType, dynamicSizesFrom(h, resultType, x));
+    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden)), 256), h.index(1), 256, 0,
+             {y, slotPos, w, xBuf, outBuf, rows});
+    auto &rewriter = static_cast<IRRewriter &>(h.b);
+    rewriter.replaceOp(combine, out);
+    if (ffn && ffn->use_empty())
+      rewriter.eraseOp(ffn);
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,463 @@
+//===- Gemm.cpp - grouped GEMM kernels with fused gather/epilogues --------===//
+//
+// One kernel shape serves the router and shared-expert products (dense
+// tiles) and the experts (tiles from the device-built schedule):
+//
+// - tensor cores: 128 x 128 x 32 block tiles, 8 warps of 64 x 32, mma.sync
+//   m16n8k16 with f32 accumulators; A and B stream through a 4-stage ring of
+//   shared memory with cp.async (16-byte copies, zero-filled past the last
+//   row/column), XOR-swizzled so ldmatrix reads are free of bank conflicts.
+//   A GLU block computes gate and up for the same 64 columns side by side,
+//   so the activation product happens in registers.
+// - FMA: 64 x 64 x 16 tiles, 4 x 4 outputs per thread, for f32 layers and
+//   sizes the tensor-core kernel does not take.
+//
+//===----------------------------------------------------------------------===//
+#include "Kernels.h"
+
+#include "KernelEmitter.h"
+
+#include <vector>
+
+using namespace mlir::moe::gpu_kernels;
+
+namespace {
+
+int64_t bytesOf(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
+
+std::string memref(const std::string &elt) { return "memref<?x" + elt + ">"; }
+
+/// The kernel's arguments, the same for every variant.
+std::string signature(const GemmConfig &c) {
+  return "@" + c.name() + "(%A: " + memref(c.elt) + ", %B0: " + memref(c.elt) + ", %B1: " + memref(c.elt) +
+         ", %C: " + memref(c.out) +
+         ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
+         "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
+         memref(c.weight) + ", %rows: index, %topK: index)";
+}
+
+/// The byte address of a memref argument's data, as i64.
+std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {
+  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + memref(elt) + " -> index");
+  return k.op("arith.index_cast " + p + " : index to i64");
+}
+
+std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith.index_cast " + index + " : index to i64"); }
+
+/// What every variant does first: which tile, rows and expert this block has.
+struct Tile {
+  std::string e, rowStart, rowEnd, n0;
+};
+
+/// Opens `scf.if` over active blocks and reads the tile (the caller closes it).
+Tile openTile(KernelEmitter &k, const GemmConfig &c) {
+  std::string bx = k.op("gpu.block_id x"), by = k.op("gpu.block_id y");
+  Tile t;
+  std::string active;
+  if (c.grouped) {
+    std::string nt = k.toIndex(k.load("%numTiles", k.index(0), "i32"));
+    active = k.lt(bx, nt);
+  } else {
+    active = k.lt(k.mul(bx, k.index(c.blockM())), "%rows");
+  }
+  k.line("scf.if " + active + " {");
+  if (c.grouped) {
+    t.e = k.toIndex(k.load("%tileExpert", bx, "i32"));
+    t.rowStart = k.toIndex(k.load("%tileRow", bx, "i32"));
+    t.rowEnd = k.toIndex(k.load("%offsets", k.add(t.e, k.index(1)), "i32"));
+  } else {
+    t.e = k.index(0);
+    t.rowStart = k.mul(bx, k.index(c.blockM()));
+    t.rowEnd = "%rows";
+  }
+  t.n0 = k.mul(by, k.index(c.blockN()));
+  return t;
+}
+
+/// A's row for output row `p` (valid or not: invalid rows read row rowStart).
+std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,
+                      const std::string &valid) {
+  std::string clamped = k.select(valid, p, t.rowStart, "index");
+  if (!c.gatherRows)
+    return clamped;
+  std::string a = k.toIndex(k.load("%perm", clamped, "i32"));
+  return k.div(a, "%topK");
+}
+
+/// The epilogue for one output element pair: activation (and GLU product),
+/// routing weight, store.
+void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
+               const std::string &u1) {
+  v0 = activation(k, c.act, v0);
+  v1 = activation(k, c.act, v1);
+  if (c.glu) {
+    v0 = k.op("arith.mulf " + v0 + ", " + u0 + " : f32");
+    v1 = k.op("arith.mulf " + v1 + ", " + u1 + " : f32");
+  }
+  if (c.scaleRows) {
+    v0 = k.op("arith.mulf " + v0 + ", " + scale + " : f32");
+    v1 = k.op("arith.mulf " + v1 + ", " + scale + " : f32");
+  }
+  std::string at = k.add(k.mul(p, k.index(c.n)), col);
+  k.storeF32(v0, "%C", at, c.out);
+  k.storeF32(v1, "%C", k.add(at, k.index(1)), c.out);
+}
+
+std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p) {
+  if (!c.scaleRows)
+    return "";
+  std::string a = k.toIndex(k.load("%perm", p, "i32"));
+  return k.loadF32("%w", a, c.weight);
+}
+
+// --- tensor cores ----------------------------------------------------------
+
+constexpr int64_t kStages = 4, kBK = 32, kStageBytes = 128 * kBK * 2 * 2;
+
+void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size) {
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .u64 g; cvta.to.global.u64 g, $1; "
+         "cp.async.cg.shared.global [$0], [g], 16, $2; }\", \"r,l,r\" " +
+         shared + ", " + global + ", " + size + " : (i32, i64, i32) -> ()");
+}
+
+/// ldmatrix x4 (transposed for B) at a shared address: four i32 registers.
+std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans) {
+  std::string r = k.op(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"ldmatrix.sync.aligned.m8n8.x4") +
+                       (trans ? ".trans" : "") + ".shared.b16 {$0,$1,$2,$3}, [$4];\", \"=r,=r,=r,=r,r\" " + shared +
+                       " : (i32) -> !llvm.struct<(i32, i32, i32, i32)>");
+  std::vector<std::string> out;
+  for (int i = 0; i < 4; ++i)
+    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : !llvm.struct<(i32, i32, i32, i32)>"));
+  return out;
+}
+
+std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std::vector<std::string> &a,
+                             const std::string &b0, const std::string &b1, const std::vector<std::string> &acc) {
+  std::string r = k.op("llvm.inline_asm asm_dialect = att \"mma.sync.aligned.m16n8k16.row.col.f32." + elt + "." +
+                       elt + ".f32 {$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};\", "
+                       "\"=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f\" " +
+                       a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] + ", " + b0 + ", " + b1 + ", " + acc[0] +
+                       ", " + acc[1] + ", " + acc[2] + ", " + acc[3] +
+                       " : (i32, i32, i32, i32, i32, i32, f32, f32, f32, f32) -> !llvm.struct<(f32, f32, f32, f32)>");
+  std::vector<std::string> out;
+  for (int i = 0; i < 4; ++i)
+    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : !llvm.struct<(f32, f32, f32, f32)>"));
+  return out;
+}
+
+std::string tensorCoreKernel(const GemmConfig &c) {
+  KernelEmitter k;
+  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK;
+  Tile t = openTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  std::string lane = k.rem(tid, k.index(32)), warp = k.div(tid, k.index(32));
+  std::string wm = k.div(warp, k.index(4)), wn = k.rem(warp, k.index(4));
+  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
+  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
+  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+
+  // This thread's two 16-byte A copies and two B copies per k tile.
+  std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+  for (int j = 0; j < 2; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string row = k.div(q, k.index(4)), chunk = k.rem(q, k.index(4));
+    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
+    std::string src = sourceRow(k, c, t, p, valid);
+    std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
+    gA.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(k.div(row, k.index(2)), k.index(4)) + " : index");
+    sA.push_back(k.toI32(k.add(k.mul(row, k.index(64)), k.mul(swz, k.index(16)))));
+    sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+  for (int j = 0; j < 2; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string kr = k.div(q, k.index(16)), chunk = k.rem(q, k.index(16));
+    std::string col, base;
+    if (c.glu) {
+      std::string second = k.op("arith.cmpi uge, " + chunk + ", " + k.index(8) + " : index");
+      col = k.add(t.n0, k.mul(k.rem(chunk, k.index(8)), k.index(8)));
+      base = k.select(second, b1Addr, b0Addr, "i64");
+    } else {
+      col = k.add(t.n0, k.mul(chunk, k.index(8)));
+      base = b0Addr;
+    }
+    std::string valid = k.lt(col, k.index(c.n));
+    std::string safeCol = k.select(valid, col, k.index(0), "index");
+    std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr), k.index(c.n)), safeCol);
+    gB.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(kr, k.index(8)) + " : index");
+    sB.push_back(k.toI32(k.add(k.index(128 * kBK * 2), k.add(k.mul(kr, k.index(256)), k.mul(swz, k.index(16))))));
+    sizeB.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+
+  // Fragment offsets in a stage: A per (m tile, k16 step), B per (column pair, k16 step).
+  std::string offA[4][2], offB[2][2];
+  for (int mi = 0; mi < 4; ++mi)
+    for (int kk = 0; kk < 2; ++kk) {
+      std::string row = k.add(k.add(k.mul(wm, k.index(64)), k.index(mi * 16)), k.rem(lane, k.index(16)));
+      std::string chunk = k.add(k.index(kk * 2), k.div(lane, k.index(16)));
+      std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(k.div(row, k.index(2)), k.index(4)) + " : index");
+      offA[mi][kk] = k.toI32(k.add(k.mul(row, k.index(64)), k.mul(swz, k.index(16))));
+    }
+  for (int q = 0; q < 2; ++q)
+    for (int kk = 0; kk < 2; ++kk) {
+      std::string nb = c.glu ? k.add(k.index(q * 64), k.mul(wn, k.index(16)))
+                             : k.add(k.mul(wn, k.index(32)), k.index(q * 16));
+      std::string l8 = k.rem(lane, k.index(8)), half = k.rem(k.div(lane, k.index(8)), k.index(2));
+      std::string krow = k.add(k.add(k.index(kk * 16), l8), k.mul(half, k.index(8)));
+      std::string ncol = k.add(nb, k.mul(k.div(lane, k.index(16)), k.index(8)));
+      std::string chunk = k.div(ncol, k.index(8));
+      std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(krow, k.index(8)) + " : index");
+      offB[q][kk] = k.toI32(k.add(k.index(128 * kBK * 2), k.add(k.mul(krow, k.index(256)), k.mul(swz, k.index(16)))));
+    }
+
+  // Copies of k tile `kt` (index value) into its stage.
+  auto loadTile = [&](const std::string &kt) {
+    std::string stage = k.toI32(k.rem(kt, k.index(kStages)));
+    std::string stageBase = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
+    std::string kt64 = i64(k, kt);
+    std::string stepA = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * eb) + " : i64") + " : i64");
+    std::string stepB = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * c.n * eb) + " : i64") + " : i64");
+    for (int j = 0; j < 2; ++j)
+      cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
+    for (int j = 0; j < 2; ++j)
+      cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
+  };
+  auto commit = [&] { k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()"); };
+
+  for (int64_t s = 0; s < kStages - 1; ++s) {
+    if (s < kTiles)
+      loadTile(k.index(s));
+    commit();
+  }
+
+  // The main loop carries 4 x 4 accumulator tiles of 4 floats.
+  std::string zero = k.f32(0.0);
+  std::string loop = k.fresh();
+  std::string header = loop + ":64 = scf.for %kt = " + k.index(0) + " to " + k.index(kTiles) + " step " +
+                       k.index(1) + " iter_args(";
+  for (int i = 0; i < 64; ++i)
+    header += (i ? ", " : "") + std::string("%acc") + std::to_string(i) + " = " + zero;
+  header += ") -> (";
+  for (int i = 0; i < 64; ++i)
+    header += i ? ", f32" : "f32";
+  header += ") {";
+  k.line(header);
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_group " + std::to_string(kStages - 2) +
+         ";\", \"\" : () -> ()");
+  k.line("gpu.barrier");
+  std::string next = k.add("%kt", k.index(kStages - 1));
+  k.line("scf.if " + k.lt(next, k.index(kTiles)) + " {");
+  loadTile(next);
+  k.line("}");
+  commit();
+  std::string stage = k.toI32(k.rem("%kt", k.index(kStages)));
+  std::string stageBase = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
+  std::vector<std::string> acc;
+  for (int i = 0; i < 64; ++i)
+    acc.push_back("%acc" + std::to_string(i));
+  for (int kk = 0; kk < 2; ++kk) {
+    std::vector<std::string> a[4], b[4];
+    for (int mi = 0; mi < 4; ++mi)
+      a[mi] = ldmatrix(k, k.add32(stageBase, offA[mi][kk]), false);
+    for (int q = 0; q < 2; ++q) {
+      std::vector<std::string> r = ldmatrix(k, k.add32(stageBase, offB[q][kk]), true);
+      b[2 * q] = {r[0], r[1]};
+      b[2 * q + 1] = {r[2], r[3]};
+    }
+    for (int mi = 0; mi < 4; ++mi)
+      for (int nj = 0; nj < 4; ++nj) {
+        int at = (mi * 4 + nj) * 4;
+        std::vector<std::string> in(acc.begin() + at, acc.begin() + at + 4);
+        std::vector<std::string> out = mma(k, c.elt, a[mi], b[nj][0], b[nj][1], in);
+        std::copy(out.begin(), out.end(), acc.begin() + at);
+      }
+  }
+  std::string yield = "scf.yield ";
+  for (int i = 0; i < 64; ++i)
+    yield += (i ? ", " : "") + acc[i];
+  yield += " : ";
+  for (int i = 0; i < 64; ++i)
+    yield += i ? ", f32" : "f32";
+  k.line(yield);
+  k.line("}");
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
+
+  // Epilogue: each thread holds rows g and g + 8 of every 16 x 8 tile, two columns each.
+  std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
+  for (int mi = 0; mi < 4; ++mi)
+    for (int h = 0; h < 2; ++h) {
+      std::string rowL = k.add(k.add(k.mul(wm, k.index(64)), k.index(mi * 16 + 8 * h)), g);
+      std::string p = k.add(t.rowStart, rowL);
+      k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
+      std::string scale = rowScale(k, c, p);
+      int tiles = c.glu ? 2 : 4;
+      for (int nj = 0; nj < tiles; ++nj) {
+        std::string colL = c.glu ? k.add(k.mul(wn, k.index(16)), k.index(nj * 8))
+                                 : k.add(k.mul(wn, k.index(32)), k.index(nj * 8));
+        std::string col = k.add(k.add(t.n0, colL), k.mul(tq, k.index(2)));
+        k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
+        auto res = [&](int tile, int i) { return loop + "#" + std::to_string((mi * 4 + tile) * 4 + 2 * h + i); };
+        storePair(k, c, p, col, scale, res(nj, 0), res(nj, 1), c.glu ? res(nj + 2, 0) : "",
+                  c.glu ? res(nj + 2, 1) : "");
+        k.line("}");
+      }
+      k.line("}");
+    }
+  k.line("}");
+  return k.finish(signature(c));
+}
+
+// --- FMA ------------------------------------------------------------------
+
+std::string fmaKernel(const GemmConfig &c) {
+  KernelEmitter k;
+  constexpr int64_t BM = 64, BN = 64, BK = 16;
+  const int nb = c.glu ? 2 : 1;
+  Tile t = openTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  std::string tx = k.rem(tid, k.index(16)), ty = k.div(tid, k.index(16));
+  // As[k][m] and Bs[b][k][n] in workgroup memory (attributions %As, %Bs).
+  std::string aType = "memref<" + std::to_string(BK) + "x" + std::to_string(BM) + "xf32, #gpu.address_space<workgroup>>";
+  std::string bType = "memref<" + std::to_string(nb * BK) + "x" + std::to_string(BN) + "xf32, #gpu.address_space<workgroup>>";
+
+  // Each thread loads 4 A elements and 4 B elements per matrix per k tile.
+  std::vector<std::string> aRow, aKk, aValid, aSrc;
+  for (int j = 0; j < 4; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string row = k.div(q, k.index(BK)), kk = k.rem(q, k.index(BK));
+    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
+    aRow.push_back(row);
+    aKk.push_back(kk);
+    aValid.push_back(valid);
+    aSrc.push_back(sourceRow(k, c, t, p, valid));
+  }
+  int accCount = 16 * nb;
+  std::string zero = k.f32(0.0);
+  std::string loop = k.fresh();
+  std::string header = loop + ":" + std::to_string(accCount) + " = scf.for %k0 = " + k.index(0) + " to " +
+                       k.index(c.k) + " step " + k.index(BK) + " iter_args(";
+  for (int i = 0; i < accCount; ++i)
+    header += (i ? ", " : "") + std::string("%acc") + std::to_string(i) + " = " + zero;
+  header += ") -> (";
+  for (int i = 0; i < accCount; ++i)
+    header += i ? ", f32" : "f32";
+  header += ") {";
+  k.line(header);
+  k.line("gpu.barrier");
+  for (int j = 0; j < 4; ++j) {
+    std::string kIdx = k.add("%k0", aKk[j]);
+    std::string ok = k.op("arith.andi " + aValid[j] + ", " + k.lt(kIdx, k.index(c.k)) + " : i1");
+    std::string v = k.fresh();
+    k.line(v + " = scf.if " + ok + " -> (f32) {");
+    std::string x = k.loadF32("%A", k.add(k.mul(aSrc[j], k.index(c.k)), kIdx), c.elt);
+    k.line("scf.yield " + x + " : f32");
+    k.line("} else {");
+    k.line("scf.yield " + zero + " : f32");
+    k.line("}");
+    k.line("memref.store " + v + ", %As[" + aKk[j] + ", " + aRow[j] + "] : " + aType);
+  }
+  for (int b = 0; b < nb; ++b)
+    for (int j = 0; j < 4; ++j) {
+      std::string q = k.add(tid, k.index(256 * j));
+      std::string kr = k.div(q, k.index(BN)), col = k.rem(q, k.index(BN));
+      std::string kIdx = k.add("%k0", kr), gcol = k.add(t.n0, col);
+      std::string ok = k.op("arith.andi " + k.lt(kIdx, k.index(c.k)) + ", " + k.lt(gcol, k.index(c.n)) + " : i1");
+      std::string v = k.fresh();
+      k.line(v + " = scf.if " + ok + " -> (f32) {");
+      std::string at = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kIdx), k.index(c.n)), gcol);
+      std::string x = k.loadF32(b ? "%B1" : "%B0", at, c.elt);
+      k.line("scf.yield " + x + " : f32");
+      k.line("} else {");
+      k.line("scf.yield " + zero + " : f32");
+      k.line("}");
+      k.line("memref.store " + v + ", %Bs[" + k.add(kr, k.index(b * BK)) + ", " + col + "] : " + bType);
+    }
+  k.line("gpu.barrier");
+  std::vector<std::string> acc;
+  for (int i = 0; i < accCount; ++i)
+    acc.push_back("%acc" + std::to_string(i));
+  std::string inner = k.fresh();
+  std::string innerHeader = inner + ":" + std::to_string(accCount) + " = scf.for %kk = " + k.index(0) + " to " +
+                            k.index(BK) + " step " + k.index(1) + " iter_args(";
+  for (int i = 0; i < accCount; ++i)
+    innerHeader += (i ? ", " : "") + std::string("%in") + std::to_string(i) + " = " + acc[i];
+  innerHeader += ") -> (";
+  for (int i = 0; i < accCount; ++i)
+    innerHeader += i ? ", f32" : "f32";
+  innerHeader += ") {";
+  k.line(innerHeader);
+  std::vector<std::string> a(4), res;
+  for (int i = 0; i < 4; ++i)
+    a[i] = k.op("memref.load %As[%kk, " + k.add(k.mul(ty, k.index(4)), k.index(i)) + "] : " + aType);
+  for (int b = 0; b < nb; ++b) {
+    std::vector<std::string> bv(4);
+    for (int j = 0; j < 4; ++j)
+      bv[j] = k.op("memref.load %Bs[" + k.add("%kk", k.index(b * BK)) + ", " +
+                   k.add(k.mul(tx, k.index(4)), k.index(j)) + "] : " + bType);
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        res.push_back(k.op("math.fma " + a[i] + ", " + bv[j] + ", %in" + std::to_string(b * 16 + i * 4 + j) + " : f32"));
+  }
+  std::string yield = "scf.yield ";
+  for (int i = 0; i < accCount; ++i)
+    yield += (i ? ", " : "") + res[i];
+  yield += " : ";
+  for (int i = 0; i < accCount; ++i)
+    yield += i ? ", f32" : "f32";
+  k.line(yield);
+  k.line("}");
+  std::string outer = "scf.yield ";
+  for (int i = 0; i < accCount; ++i)
+    outer += (i ? ", " : "") + inner + "#" + std::to_string(i);
+  outer += " : ";
+  for (int i = 0; i < accCount; ++i)
+    outer += i ? ", f32" : "f32";
+  k.line(outer);
+  k.line("}");
+
+  for (int i = 0; i < 4; ++i) {
+    std::string p = k.add(t.rowStart, k.add(k.mul(ty, k.index(4)), k.index(i)));
+    k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
+    std::string scale = rowScale(k, c, p);
+    for (int j = 0; j < 4; ++j) {
+      std::string col = k.add(t.n0, k.add(k.mul(tx, k.index(4)), k.index(j)));
+      k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
+      std::string v = activation(k, c.act, loop + "#" + std::to_string(i * 4 + j));
+      if (c.glu)
+        v = k.op("arith.mulf " + v + ", " + loop + "#" + std::to_string(16 + i * 4 + j) + " : f32");
+      if (c.scaleRows)
+        v = k.op("arith.mulf " + v + ", " + scale + " : f32");
+      k.storeF32(v, "%C", k.add(k.mul(p, k.index(c.n)), col), c.out);
+      k.line("}");
+    }
+    k.line("}");
+  }
+  k.line("}");
+  return k.finish(signature(c), "workgroup(%As : " + aType + ", %Bs : " + bType + ")");
+}
+
+} // namespace
+
+std::string GemmConfig::name() const {
+  std::string s = std::string("moe_gemm_") + (tensorCores ? "mma_" : "fma_") + elt + "_" + out + "_w" + weight +
+                  "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
+  if (glu) s += "_glu";
+  if (gatherRows) s += "_gather";
+  if (scaleRows) s += "_scale";
+  if (grouped) s += "_grouped";
+  return s;
+}
+
+int64_t GemmConfig::sharedBytes() const { return tensorCores ? kStages * kStageBytes : 0; }
+
+bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
+                                            int64_t n) {
+  return (elt == "bf16" || elt == "f16") && elt == weightElt && k % kBK == 0 && n % 8 == 0;
+}
+
+std::string mlir::moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
+  return config.tensorCores ? tensorCoreKernel(config) : fmaKernel(config);
+}

@@ -1,0 +1,69 @@
+//===- KernelEmitter.cpp - writes GPU kernels as MLIR text ------*- C++ -*-===//
+#include "KernelEmitter.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir::moe::gpu_kernels;
+
+std::string KernelEmitter::constant(const std::string &valueAndType) {
+  auto it = constantNames.find(valueAndType);
+  if (it != constantNames.end())
+    return it->second;
+  std::string name = "%c" + std::to_string(constantNames.size());
+  constants += "    " + name + " = arith.constant " + valueAndType + "\n";
+  constantNames[valueAndType] = name;
+  return name;
+}
+
+std::string KernelEmitter::f32(double v) {
+  // Hexadecimal bits: exact, and infinities have no decimal spelling.
+  float f = static_cast<float>(v);
+  uint32_t bits;
+  static_assert(sizeof bits == sizeof f);
+  __builtin_memcpy(&bits, &f, sizeof bits);
+  return constant(llvm::formatv("{0:X8} : f32", bits).str());
+}
+
+std::string KernelEmitter::loadF32(const std::string &memref, const std::string &i, const std::string &elt) {
+  std::string v = load(memref, i, elt);
+  return elt == "f32" ? v : op("arith.extf " + v + " : " + elt + " to f32");
+}
+
+void KernelEmitter::storeF32(const std::string &value, const std::string &memref, const std::string &i,
+                             const std::string &elt) {
+  std::string v = elt == "f32" ? value : op("arith.truncf " + value + " : f32 to " + elt);
+  store(v, memref, i, elt);
+}
+
+std::string KernelEmitter::globalId() {
+  std::string b = op("gpu.block_id x"), d = op("gpu.block_dim x"), t = op("gpu.thread_id x");
+  return add(mul(b, d), t);
+}
+
+std::string KernelEmitter::finish(const std::string &signature, const std::string &attributions) {
+  return "  gpu.func " + signature + " " + attributions + " kernel {\n" + constants + body + "    gpu.return\n  }\n";
+}
+
+std::string mlir::moe::gpu_kernels::activation(KernelEmitter &k, const std::string &name, const std::string &x) {
+  if (name == "relu")
+    return k.op("arith.maximumf " + x + ", " + k.f32(0.0) + " : f32");
+  if (name == "sigmoid" || name == "silu") {
+    std::string neg = k.op("arith.negf " + x + " : f32");
+    std::string e = k.op("math.exp " + neg + " : f32");
+    std::string den = k.op("arith.addf " + e + ", " + k.f32(1.0) + " : f32");
+    std::string s = k.op("arith.divf " + k.f32(1.0) + ", " + den + " : f32");
+    return name == "sigmoid" ? s : k.op("arith.mulf " + x + ", " + s + " : f32");
+  }
+  if (name == "gelu") {
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    std::string x2 = k.op("arith.mulf " + x + ", " + x + " : f32");
+    std::string x3 = k.op("arith.mulf " + x2 + ", " + x + " : f32");
+    std::string inner = k.op("math.fma " + x3 + ", " + k.f32(0.044715) + ", " + x + " : f32");
+    std::string scaled = k.op("arith.mulf " + inner + ", " + k.f32(0.7978845608028654) + " : f32");
+    std::string t = k.op("math.tanh " + scaled + " : f32");
+    std::string onePlus = k.op("arith.addf " + t + ", " + k.f32(1.0) + " : f32");
+    std::string half = k.op("arith.mulf " + x + ", " + k.f32(0.5) + " : f32");
+    return k.op("arith.mulf " + half + ", " + onePlus + " : f32");
+  }
+  return x;
+}

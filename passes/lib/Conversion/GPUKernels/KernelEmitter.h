@@ -1,0 +1,87 @@
+//===- KernelEmitter.h - writes GPU kernels as MLIR text --------*- C++ -*-===//
+//
+// The GPU kernels of a layer (routing, dispatch, grouped GEMMs, combine) are
+// generated per layer, specialised on its static sizes, element types and
+// tile shapes, as `gpu.func` text that the conversion pass parses into the
+// layer's `gpu.module`. Writing them as text keeps each kernel readable
+// next to the PTX it becomes; this class names SSA values and hoists
+// constants into the entry block, where they dominate every use.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_GPUKERNELS_KERNELEMITTER_H
+#define MOE_CONVERSION_GPUKERNELS_KERNELEMITTER_H
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mlir::moe::gpu_kernels {
+
+class KernelEmitter {
+public:
+  /// Emits `%vN = <rhs>` and returns `%vN`.
+  std::string op(const std::string &rhs) {
+    std::string name = fresh();
+    body += "    " + name + " = " + rhs + "\n";
+    return name;
+  }
+  /// Emits `<text>` as is (an op with no results, a region bracket).
+  void line(const std::string &text) { body += "    " + text + "\n"; }
+  std::string fresh() { return "%v" + std::to_string(next++); }
+
+  /// Constants, defined once at the top of the kernel.
+  std::string index(int64_t v) { return constant(std::to_string(v) + " : index"); }
+  std::string i32(int64_t v) { return constant(std::to_string(v) + " : i32"); }
+  std::string f32(double v);
+  std::string boolean(bool v) { return constant(v ? "true" : "false"); }
+
+  // Index arithmetic (type index).
+  std::string add(const std::string &a, const std::string &b) { return op("arith.addi " + a + ", " + b + " : index"); }
+  std::string mul(const std::string &a, const std::string &b) { return op("arith.muli " + a + ", " + b + " : index"); }
+  std::string div(const std::string &a, const std::string &b) { return op("arith.divui " + a + ", " + b + " : index"); }
+  std::string rem(const std::string &a, const std::string &b) { return op("arith.remui " + a + ", " + b + " : index"); }
+  std::string lt(const std::string &a, const std::string &b) { return op("arith.cmpi ult, " + a + ", " + b + " : index"); }
+  std::string minIndex(const std::string &a, const std::string &b) { return op("arith.minui " + a + ", " + b + " : index"); }
+  // The same on i32.
+  std::string add32(const std::string &a, const std::string &b) { return op("arith.addi " + a + ", " + b + " : i32"); }
+  std::string mul32(const std::string &a, const std::string &b) { return op("arith.muli " + a + ", " + b + " : i32"); }
+  std::string xor32(const std::string &a, const std::string &b) { return op("arith.xori " + a + ", " + b + " : i32"); }
+  std::string toI32(const std::string &index) { return op("arith.index_cast " + index + " : index to i32"); }
+  std::string toIndex(const std::string &i32) { return op("arith.index_cast " + i32 + " : i32 to index"); }
+  std::string select(const std::string &c, const std::string &a, const std::string &b, const std::string &type) {
+    return op("arith.select " + c + ", " + a + ", " + b + " : " + type);
+  }
+
+  /// Loads element `i` of a 1-D memref of `elt` and widens it to f32.
+  std::string loadF32(const std::string &memref, const std::string &i, const std::string &elt);
+  /// Narrows an f32 to `elt` and stores it at element `i`.
+  void storeF32(const std::string &value, const std::string &memref, const std::string &i, const std::string &elt);
+  std::string load(const std::string &memref, const std::string &i, const std::string &elt) {
+    return op("memref.load " + memref + "[" + i + "] : memref<?x" + elt + ">");
+  }
+  void store(const std::string &value, const std::string &memref, const std::string &i, const std::string &elt) {
+    line("memref.store " + value + ", " + memref + "[" + i + "] : memref<?x" + elt + ">");
+  }
+
+  /// The global linear thread id (block_id.x * block_dim.x + thread_id.x).
+  std::string globalId();
+
+  /// The finished `gpu.func` with `signature` (e.g. `@name(%a: memref<?xf32>)`)
+  /// and `attributions` (e.g. `workgroup(%s : memref<...>)`).
+  std::string finish(const std::string &signature, const std::string &attributions = "");
+
+private:
+  std::string constant(const std::string &valueAndType);
+  std::string body, constants;
+  std::map<std::string, std::string> constantNames;
+  int next = 0;
+};
+
+/// f32 math on `x` for activation `name`: relu, gelu (tanh form, as the
+/// reference), silu, sigmoid, identity.
+std::string activation(KernelEmitter &k, const std::string &name, const std::string &x);
+
+} // namespace mlir::moe::gpu_kernels
+
+#endif

@@ -1,0 +1,132 @@
+//===- Kernels.h - the GPU kernel generators --------------------*- C++ -*-===//
+//
+// Each function returns one `gpu.func` as MLIR text, specialised on what its
+// config names; `name` fields must be unique per specialisation (the pass
+// uses them to share one kernel between identical uses).
+//
+// Buffers are flat `memref<?xT>`; element types are spelled as in MLIR
+// ("bf16", "f16", "f32", "i32").
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_GPUKERNELS_KERNELS_H
+#define MOE_CONVERSION_GPUKERNELS_KERNELS_H
+
+#include <cstdint>
+#include <string>
+
+namespace mlir::moe::gpu_kernels {
+
+/// C[rows, n] = act(A[rows(, gathered), k] . B[e]) (.* A . B1[e] for GLUs) (.* w[row]),
+/// over a tile schedule. The signature is the same for every variant:
+///   (A, B0, B1: memref<?xT>, C: memref<?xOut>, perm, tileExpert, tileRow,
+///    offsets, numTiles: memref<?xi32>, w: memref<?xW>, rows: index, topK: index)
+/// Grid: (tiles, ceil(n / blockN())), block: threads().
+struct GemmConfig {
+  std::string elt = "bf16", out = "bf16", weight = "f32";
+  int64_t k = 0, n = 0;
+  /// Two B matrices (gate, up) combined as act(A.B0) .* (A.B1) in the epilogue.
+  bool glu = false;
+  /// relu, gelu, silu or identity, applied to A.B0.
+  std::string act = "identity";
+  /// A's row for output row p is perm[p] / topK (the dispatch gather); else p.
+  bool gatherRows = false;
+  /// Output row p is multiplied by w[perm[p]] (the routing weight).
+  bool scaleRows = false;
+  /// Tiles from the device-built schedule (tileExpert, tileRow, offsets,
+  /// numTiles); otherwise tile i covers rows [i*BM, min(rows, (i+1)*BM)) of expert 0.
+  bool grouped = false;
+  /// Tensor cores (mma.sync m16n8k16), or an FMA kernel (f32, odd shapes).
+  bool tensorCores = true;
+
+  std::string name() const;
+  int64_t blockM() const { return tensorCores ? 128 : 64; }
+  /// Output columns per block.
+  int64_t blockN() const { return tensorCores ? (glu ? 64 : 128) : 64; }
+  int64_t threads() const { return 256; }
+  /// Dynamic shared memory bytes per block.
+  int64_t sharedBytes() const;
+};
+
+/// Whether the tensor-core GEMM can take these sizes and types.
+bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n);
+
+std::string gemmKernel(const GemmConfig &config);
+
+// --- routing (Routing.cpp): one thread per token -----------------------------
+
+/// Scores (none / softmax / sigmoid), top-k (ties to the lower expert),
+/// renormalisation and scaling in one pass over each token's logits.
+///   (%logits: memref<?xL>, %values: memref<?xV>, %indices: memref<?xi32>, %rows: index)
+struct TopKConfig {
+  std::string logits = "f32", values = "f32";
+  int64_t experts = 0, k = 0;
+  int score = 0; ///< 0 none, 1 softmax, 2 sigmoid
+  bool renormalize = false;
+  double scale = 1.0;
+  std::string name() const;
+};
+std::string topKKernel(const TopKConfig &config);
+
+/// DeepSeek's group-limited top-k: groups ranked by the sum of their best
+/// two scores, the best `topGroups` kept, top-k among their experts.
+///   (%scores: memref<?xS>, %indices: memref<?xi32>, %rows: index)
+struct GroupTopKConfig {
+  std::string scores = "f32";
+  int64_t experts = 0, k = 0, groups = 0, topGroups = 0;
+  std::string name() const;
+};
+std::string groupTopKKernel(const GroupTopKConfig &config);
+
+/// out[t, j] = in[t, idx[t, j]]; one thread per element.
+///   (%in: memref<?xT>, %indices: memref<?xi32>, %out: memref<?xT>, %rows: index)
+struct GatherConfig {
+  std::string elt = "f32";
+  int64_t cols = 0, k = 0;
+  std::string name() const;
+};
+std::string gatherKernel(const GatherConfig &config);
+
+/// Mean over tokens of logsumexp(logits)^2; one block of 256 threads.
+///   (%logits: memref<?xL>, %out: memref<?xf32>, %rows: index)
+std::string zLossKernel(const std::string &logitsElt, int64_t experts);
+std::string zLossName(const std::string &logitsElt, int64_t experts);
+/// Switch's load-balancing loss E * sum_e f_e P_e; one block of 256 threads.
+///   (%probs: memref<?xP>, %indices: memref<?xi32>, %out: memref<?xf32>, %rows: index)
+std::string loadBalanceKernel(const std::string &probsElt, int64_t experts, int64_t k);
+std::string loadBalanceName(const std::string &probsElt, int64_t experts, int64_t k);
+
+// --- dispatch and combine (Dispatch.cpp) --------------------------------------
+
+/// The device-side dispatch plan of one routed chain.
+struct DispatchConfig {
+  int64_t experts = 0, k = 0;
+  double capacity = 0; ///< 0: dropless
+  int64_t blockM = 128; ///< the GEMMs' rows per tile
+  std::string suffix() const;
+};
+/// counts[e] = min(#assignments to e, capacity limit); grid (experts), 256 threads.
+///   (%indices: memref<?xi32>, %counts: memref<?xi32>, %rows: index)
+std::string countKernel(const DispatchConfig &config);
+/// offsets (exclusive sums of counts, experts + 1 entries) and the GEMM tile
+/// list; one thread.
+///   (%counts, %offsets, %tileExpert, %tileRow, %numTiles: memref<?xi32>)
+std::string scheduleKernel(const DispatchConfig &config);
+/// perm[offsets[e] + r] = the r-th kept assignment of expert e (in token
+/// order), slotPos[a] = its sorted row or -1 if dropped; grid (experts), 1024 threads.
+///   (%indices, %offsets, %perm, %slotPos: memref<?xi32>, %rows: index)
+std::string permuteKernel(const DispatchConfig &config);
+
+/// out[t, c] = sum over slots s in order of y[slotPos[t, s], c] (already
+/// weighted), or of w[t, s] * x[t, c] when the chain has no expert FFN.
+///   (%y: memref<?xY>, %slotPos: memref<?xi32>, %w: memref<?xW>, %x: memref<?xX>, %out: memref<?xO>, %rows: index)
+struct CombineConfig {
+  std::string y = "bf16", w = "f32", x = "bf16", out = "bf16";
+  int64_t hidden = 0, k = 0;
+  bool identity = false;
+  std::string name() const;
+};
+std::string combineKernel(const CombineConfig &config);
+
+} // namespace mlir::moe::gpu_kernels
+
+#endif
