@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -338,7 +341,7 @@ std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
   std::vector<Tensor> out;
   uint64_t stream = 0;
   for (const TensorSpec &spec : signature().params) {
-    Normals normal(seed * 1000003ull + ++stream);
+    ++stream;
     std::vector<int64_t> shape;
     for (const Dim &d : spec.shape)
       shape.push_back(d.size);
@@ -346,8 +349,25 @@ std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
     // Stacked expert weights [E, in, out] scale by their input width, others by dimension 1.
     double fanIn = shape.empty() ? 1.0 : static_cast<double>(shape.size() == 3 ? shape[1] : shape[0]);
     float scale = static_cast<float>(1.0 / std::sqrt(std::max(1.0, fanIn)));
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      store(t, i, spec.init == "zeros" ? 0.0f : spec.init == "ones" ? 1.0f : normal.next() * scale);
+    // Blocks of 2^20 values, each its own stream: the same values on every
+    // machine and thread count, and billions of them in seconds.
+    constexpr int64_t kBlock = 1 << 20;
+    int64_t n = t.numElements(), blocks = (n + kBlock - 1) / kBlock;
+    std::atomic<int64_t> next{0};
+    auto work = [&] {
+      for (int64_t b; (b = next.fetch_add(1)) < blocks;) {
+        Normals normal((seed * 1000003ull + stream) * 0x100000001b3ull + static_cast<uint64_t>(b));
+        for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i)
+          store(t, i, spec.init == "zeros" ? 0.0f : spec.init == "ones" ? 1.0f : normal.next() * scale);
+      }
+    };
+    unsigned threads = std::min<int64_t>(blocks, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i)
+      pool.emplace_back(work);
+    work();
+    for (std::thread &th : pool)
+      th.join();
     out.push_back(std::move(t));
   }
   return out;

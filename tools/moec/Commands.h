@@ -23,6 +23,9 @@ struct RunOptions {
   bool bench = false;
   bool check = false; ///< compare with the float64 reference evaluator
   std::string device;  ///< "", "cpu" or "cuda": where the artifact must run
+  /// With check: compare these outputs (a safetensors file, e.g. written by
+  /// moe-run on a GPU machine from the same seed) with the reference instead.
+  std::string checkOutputs;
 };
 
 /// `moec build`: compiles the layer for its target into an artifact at `output`.

@@ -10,6 +10,7 @@
 #include "Compile.h"
 
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
+#include "moe/runtime/safetensors.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/session.h"
 
@@ -118,7 +119,14 @@ int run(const LayerSource &source, const RunOptions &options) {
   if (options.check)
     check = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
                 const std::vector<rt::Tensor> &outputs) {
-      int status = checkAgainstReference(*compiled.moeModule, inputs, params, outputs);
+      std::vector<rt::Tensor> given;
+      if (!options.checkOutputs.empty()) {
+        if (rt::readSafetensors(options.checkOutputs, given) != MOE_OK)
+          return runtimeError();
+        llvm::outs() << "check: the outputs of " << options.checkOutputs << "\n";
+      }
+      int status = checkAgainstReference(*compiled.moeModule, inputs, params,
+                                         options.checkOutputs.empty() ? outputs : given);
       llvm::outs().flush(); // before the session's summary, which goes to stdout
       return status;
     };

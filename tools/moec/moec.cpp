@@ -79,6 +79,10 @@ cl::opt<bool> bench("bench", cl::desc("run: time the layer (median of --iteratio
                     cl::cat(runCategory));
 cl::opt<bool> checkReference("check", cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 beyond 1e-5 for f32, 1e-2 for bf16/f16)"),
                              cl::cat(runCategory));
+cl::opt<std::string> checkOutputs("check-outputs",
+                                  cl::desc("run --check: compare the outputs in this safetensors file (e.g. from "
+                                           "moe-run on a GPU machine, same --seed/--tokens) instead"),
+                                  cl::value_desc("Y.safetensors"), cl::cat(runCategory));
 cl::opt<unsigned> iterations("iterations", cl::desc("run --bench: timed calls"), cl::init(10), cl::cat(runCategory));
 cl::opt<unsigned> threads("num-threads", cl::desc("run: CPU threads of the kernels (default: MOE_NUM_THREADS, else all)"), cl::init(0),
                           cl::cat(runCategory));
@@ -263,6 +267,7 @@ int main(int argc, char **argv) {
     run.threads = threads;
     run.check = checkReference;
     run.device = device;
+    run.checkOutputs = checkOutputs;
     return moec::run(source, run);
   }
 

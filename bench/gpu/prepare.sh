@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepares one device call (see README.md here): the runtime built with the
+# system compiler (it runs on the GPU machine's Ubuntu too), GPU artifacts for
+# the correctness checks and the benchmark, the all-on-one-expert weights, and
+# the PyTorch peer script, in .gpu/ (ignored by git; name it in `carry`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+moec=$root/build/bin/moec
+out=$root/.gpu
+rm -rf "$out" && mkdir -p "$out"
+grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
+
+cmake --preset runtime-only -DMOE_BUILD_TESTS=ON >/dev/null
+cmake --build --preset runtime-only >/dev/null
+mkdir -p "$out/bin"
+cp build-runtime/bin/moe-run build-runtime/lib/libmoe_runtime.so build-runtime/bin/moe_runtime_gpu_tests "$out/bin/"
+
+# Correctness: every example at check sizes (several k tiles, several column blocks).
+check_sizes="d_model=256,d_ff=256"
+for ex in mixtral deepseek_v3 qwen3_30b_a3b switch; do
+  "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a -o "$out/check_$ex.moeb" >/dev/null
+done
+# All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
+"$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
+/usr/bin/python3 bench/gpu/one_expert_weights.py "$out/one_mixtral.safetensors" bf16 256 256 8 swiglu
+/usr/bin/python3 bench/gpu/one_expert_weights.py "$out/one_switch.safetensors" f32 256 256 8 mlp
+
+# Benchmark: the peers' layer (softmax top-k, renormalised, SwiGLU experts) is
+# examples/mixtral.moe at each of moe_peers.py's shapes; and the real layers.
+"$moec" build examples/mixtral.moe --target=sm_90a -o "$out/peer_mixtral.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a -o "$out/peer_dsv3.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a -o "$out/peer_qwen3.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
+cp ../shared/bench/moe_peers.py "$out/"
+du -sh "$out"

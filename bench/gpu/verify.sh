@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Compares the outputs of a device run (run-on-device.sh check, fetched to
+# DIR) with the float64 reference evaluator, same seeds and sizes:
+#   bash bench/gpu/verify.sh DIR
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+dir=$1
+moec=build/bin/moec
+work=$(mktemp -d)
+for t in "$dir"/outputs_*.tar; do tar xf "$t" -C "$work"; done
+status=0
+for ex in mixtral deepseek_v3 qwen3_30b_a3b switch; do
+  for t in 1 33 4096 8192; do
+    printf '%s tokens=%s: ' "$ex" "$t"
+    $moec run examples/$ex.moe --set d_model=256,d_ff=256 --tokens $t --seed $t --check \
+      --check-outputs "$work/${ex}_$t.safetensors" | grep -E "^check: output" | tr '\n' ' '
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    echo
+  done
+done
+printf 'mixtral all tokens on experts 0,1: '
+$moec run examples/mixtral.moe --set d_model=256,d_ff=256 --weights .gpu/one_mixtral.safetensors --tokens 4096 --seed 3 \
+  --check --check-outputs "$work/one_mixtral.safetensors" | grep -E "^check: output" | tr '\n' ' '; echo
+printf 'switch all tokens on expert 0 (capacity drops): '
+$moec run examples/switch.moe --set d_model=256,d_ff=256,n_experts=8 --weights .gpu/one_switch.safetensors --tokens 4096 \
+  --seed 3 --check --check-outputs "$work/one_switch.safetensors" | grep -E "^check: output" | tr '\n' ' '; echo
+rm -rf "$work"
+exit $status
