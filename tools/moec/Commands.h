@@ -15,6 +15,8 @@ struct LayerSource {
   std::vector<std::pair<std::string, std::string>> overrides;
   /// "cpu" or a CUDA architecture (sm_90a, sm_90, sm_80).
   std::string target = "cpu";
+  /// GPU targets: the GEMM stage depth (32, 64; 0: chosen from the shapes).
+  long gemmKTile = 0;
 };
 
 struct RunOptions {

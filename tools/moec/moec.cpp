@@ -64,6 +64,10 @@ cl::OptionCategory runCategory("moec build / run options");
 cl::opt<std::string> target("target", cl::desc("Code generation target: cpu, or a CUDA architecture "
                                              "(sm_90a for H100/H200, sm_90, sm_80)"),
                             cl::init("cpu"), cl::cat(runCategory));
+cl::opt<long> gemmKTile("gpu-gemm-k-tile",
+                         cl::desc("GPU targets: k depth of the tensor-core GEMM stages (32 or 64; default: "
+                                  "chosen from the shapes)"),
+                         cl::init(0), cl::cat(runCategory));
 cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"),
                             cl::init(""), cl::cat(runCategory));
 cl::opt<std::string> weightsFile("weights", cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
@@ -186,7 +190,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
     if (chip == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR))
                       : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, chip, artifact, nullptr, &llvmIR,
-                                                                   &ptx)))
+                                                                   &ptx, gemmKTile)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
     return true;
@@ -248,7 +252,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

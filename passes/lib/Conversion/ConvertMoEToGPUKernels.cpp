@@ -149,7 +149,20 @@ SmallVector<Value> dynamicSizesFrom(Host &h, RankedTensorType type, Value source
 }
 
 struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
+  using Base::Base;
+
+  /// The k depth of a tensor-core GEMM's stages: 64 where it divides k, else 32.
+  int64_t kTileFor(int64_t k) const {
+    if (gemmKTile == 32 || gemmKTile == 64)
+      return gemmKTile;
+    return k % 64 == 0 ? 64 : 32;
+  }
+
   void runOnOperation() override {
+    if (gemmKTile != 0 && gemmKTile != 32 && gemmKTile != 64) {
+      getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << gemmKTile;
+      return signalPassFailure();
+    }
     ModuleOp module = getOperation();
     for (auto fn : module.getOps<func::FuncOp>())
       if (fn.isPublic() && !fn.isDeclaration())
@@ -300,7 +313,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (eltName(wType) != c.elt)
       return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
                            << inType.getElementType() << " and " << wType.getElementType();
-    c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n);
+    c.kTile = kTileFor(c.k);
+    c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
     auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::gemmKernel(c); });
     if (failed(fn))
       return failure();
@@ -308,8 +322,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Value a = h.input(d.getInput()), w = h.input(d.getWeight());
     auto [out, outBuf] = h.output(type, dynamicSizesFrom(h, type, d.getInput()));
     Unused u = unused(h);
-    h.launch(*fn, h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN()), c.threads(),
-             c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
+    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN())), h.index(1),
+             c.threads(), c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
     if (Value bias = d.getBias()) {
       // out .+ bias, as a broadcasting moe.binary that convert-moe-to-linalg lowers.
       OpBuilder &b = h.b;
@@ -339,13 +353,18 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     std::string xElt = eltName(x.getType());
     const int64_t experts = type.getExperts(), k = type.getK(), hidden = type.getHidden();
     const int64_t inner = ffn ? ffn.getInnerDim() : 0;
+    if (experts > gk::DispatchConfig::scheduleThreads)
+      return combine.emitError() << "the GPU backend supports up to " << gk::DispatchConfig::scheduleThreads
+                                 << " experts, not " << experts;
     std::string wElt = ffn ? eltName(ffn.getWeights()[0].getType()) : xElt;
     if (ffn && wElt != xElt)
       return combine.emitError() << "the GPU backend needs expert weights of the routed element type (" << xElt
                                  << "), not " << wElt;
-    bool tensorCores = ffn && gk::tensorCoresFit(xElt, wElt, hidden, inner) && gk::tensorCoresFit(xElt, wElt, inner, hidden);
-
     gk::GemmConfig up, down;
+    up.kTile = kTileFor(hidden);
+    down.kTile = kTileFor(inner);
+    bool tensorCores = ffn && gk::tensorCoresFit(xElt, wElt, hidden, inner, up.kTile) &&
+                       gk::tensorCoresFit(xElt, wElt, inner, hidden, down.kTile);
     up.tensorCores = down.tensorCores = tensorCores;
     gk::DispatchConfig plan;
     plan.experts = experts;
@@ -369,7 +388,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (failed(count) || failed(schedule) || failed(permute))
       return failure();
     h.launch(*count, h.index(experts), h.index(1), 256, 0, {idx, counts, rows});
-    h.launch(*schedule, h.index(1), h.index(1), 1, 0, {counts, offsets, tileExpert, tileRow, numTiles});
+    h.launch(*schedule, h.index(1), h.index(1), gk::DispatchConfig::scheduleThreads, 0,
+             {counts, offsets, tileExpert, tileRow, numTiles});
     h.launch(*permute, h.index(experts), h.index(1), 1024, 0, {idx, offsets, perm, slotPos, rows});
 
     Value y = xBuf;
@@ -405,10 +425,11 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
       Value b1 = glu ? weights[1] : weights[0];
       Value bDown = glu ? weights[2] : weights[1];
-      h.launch(*upFn, maxTiles, h.index((inner + up.blockN() - 1) / up.blockN()), up.threads(), up.sharedBytes(),
+      h.launch(*upFn, h.mul(maxTiles, h.index((inner + up.blockN() - 1) / up.blockN())), h.index(1), up.threads(),
+               up.sharedBytes(),
                {xBuf, weights[0], b1, hBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
-      h.launch(*downFn, maxTiles, h.index((hidden + down.blockN() - 1) / down.blockN()), down.threads(),
-               down.sharedBytes(),
+      h.launch(*downFn, h.mul(maxTiles, h.index((hidden + down.blockN() - 1) / down.blockN())), h.index(1),
+               down.threads(), down.sharedBytes(),
                {hBuf, bDown, bDown, yBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
       y = yBuf;
     }

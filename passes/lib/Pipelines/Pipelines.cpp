@@ -31,9 +31,11 @@ LogicalResult moe::buildMoELowerToCPUPipeline(OpPassManager &pm) {
   return parsePassPipeline(getMoELowerToCPUPipeline(), pm);
 }
 
-std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip) {
+std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile) {
   return "moe-verify-input,canonicalize,cse,"
-         "convert-moe-to-gpu-kernels,convert-moe-to-linalg,"
+         "convert-moe-to-gpu-kernels{gemm-k-tile=" +
+         std::to_string(gemmKTile) +
+         "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},canonicalize,"
@@ -51,14 +53,17 @@ std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip) {
          "reconcile-unrealized-casts";
 }
 
-LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip) {
-  return parsePassPipeline(getMoELowerToNVVMPipeline(chip), pm);
+LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile) {
+  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile), pm);
 }
 
 namespace {
 struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<std::string> chip{*this, "chip", llvm::cl::desc("CUDA architecture: sm_90a, sm_90 or sm_80"),
                            llvm::cl::init("sm_90a")};
+  Option<int64_t> gemmKTile{*this, "gemm-k-tile",
+                            llvm::cl::desc("k depth of the tensor-core GEMM stages: 32, 64 or 0 (from the shapes)"),
+                            llvm::cl::init(0)};
 };
 } // namespace
 
@@ -68,7 +73,7 @@ void moe::registerMoEPipelines() {
       "lower a moe module for NVIDIA GPUs: generated kernels for routing, dispatch, experts and matrix "
       "products, the rest as one-thread-per-element launches, PTX embedded in host code",
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
-        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip)))
+        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip, options.gemmKTile)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");
       });
   PassPipelineRegistration<>(

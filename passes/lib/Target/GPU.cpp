@@ -33,7 +33,7 @@ void mlir::moe::registerGPUTarget(DialectRegistry &registry) {
 
 LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, llvm::StringRef chip,
                                             rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
-                                            std::string *ptx) {
+                                            std::string *ptx, int64_t gemmKTile) {
   Location loc = layer.getLoc();
   if (!isCudaTarget(chip))
     return emitError(loc) << "unknown CUDA target '" << chip << "' (expected sm_80, sm_90, sm_90a, ...)";
@@ -47,7 +47,7 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
 
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
-  if (failed(buildMoELowerToNVVMPipeline(pm, chip)))
+  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
   if (failed(pm.run(module)))
     return failure();

@@ -92,6 +92,10 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
         blocks in (%g, %c1, %c1) threads in (%c128, %c1, %c1) args(%lp : memref<?xf32>, ...)
     ```
   }];
+  let options = [
+    Option<"gemmKTile", "gemm-k-tile", "int64_t", /*default=*/"0",
+           "k depth of the tensor-core GEMMs' pipeline stages: 32 or 64 (0: chosen from the shapes)">
+  ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",

@@ -29,8 +29,9 @@ LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 /// glue as one-thread-per-element launches, device allocations, outlining,
 /// async launches on one stream, NVVM, PTX for `chip` (sm_90a, sm_90, sm_80)
 /// embedded in host code that calls MLIR's `mgpu*` runtime ABI.
-std::string getMoELowerToNVVMPipeline(llvm::StringRef chip);
-LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip);
+/// `gemmKTile` 0 lets the compiler choose the GEMM stage depth from the shapes.
+std::string getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile = 0);
+LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile = 0);
 
 /// Registers every moe pipeline with the global pipeline registry.
 void registerMoEPipelines();

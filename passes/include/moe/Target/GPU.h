@@ -27,7 +27,8 @@ bool isCudaTarget(llvm::StringRef target);
 /// the PTX of all its kernels.
 LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, llvm::StringRef chip,
                                  ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
-                                 std::string *llvmIR = nullptr, std::string *ptx = nullptr);
+                                 std::string *llvmIR = nullptr, std::string *ptx = nullptr,
+                                 int64_t gemmKTile = 0);
 
 /// Registers the GPU/NVVM dialect translations and target attributes.
 void registerGPUTarget(DialectRegistry &registry);

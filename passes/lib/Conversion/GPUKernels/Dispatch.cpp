@@ -33,6 +33,24 @@ std::string limit(KernelEmitter &k, const DispatchConfig &c) {
   return k.op("arith.index_cast " + k.op("arith.fptoui " + ceil + " : f64 to i64") + " : i64 to index");
 }
 
+/// Inclusive scan of `value` over a block of `threads` threads (Hillis-Steele
+/// through workgroup buffer `scan`); returns this thread's inclusive sum.
+std::string blockScan(KernelEmitter &k, const std::string &scan, const std::string &scanType, const std::string &tid,
+                      const std::string &value, int64_t threads) {
+  k.line("memref.store " + value + ", " + scan + "[" + tid + "] : " + scanType);
+  k.line("gpu.barrier");
+  for (int64_t d = 1; d < threads; d *= 2) {
+    std::string own = k.op("memref.load " + scan + "[" + tid + "] : " + scanType);
+    std::string has = k.op("arith.cmpi uge, " + tid + ", " + k.index(d) + " : index");
+    std::string from = k.select(has, k.op("arith.subi " + tid + ", " + k.index(d) + " : index"), tid, "index");
+    std::string other = k.select(has, k.op("memref.load " + scan + "[" + from + "] : " + scanType), k.i32(0), "i32");
+    k.line("gpu.barrier");
+    k.line("memref.store " + k.add32(own, other) + ", " + scan + "[" + tid + "] : " + scanType);
+    k.line("gpu.barrier");
+  }
+  return k.op("memref.load " + scan + "[" + tid + "] : " + scanType);
+}
+
 } // namespace
 
 std::string DispatchConfig::suffix() const {
@@ -59,26 +77,41 @@ std::string mlir::moe::gpu_kernels::countKernel(const DispatchConfig &c) {
 }
 
 std::string mlir::moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
+  // One thread per expert (experts <= 1024): scans of the counts and of the
+  // tile counts give each expert its first row and first tile.
   KernelEmitter k;
-  std::string c0 = k.index(0), c1 = k.index(1), bm = k.index(c.blockM);
-  std::string run = k.fresh();
-  k.line(run + ":2 = scf.for %e = " + c0 + " to " + k.index(c.experts) + " step " + c1 + " iter_args(%off = " + c0 +
-         ", %nt = " + c0 + ") -> (index, index) {");
-  k.store(k.toI32("%off"), "%offsets", "%e", "i32");
-  std::string count = k.toIndex(k.load("%counts", "%e", "i32"));
-  std::string tiles = k.div(k.add(count, k.index(c.blockM - 1)), bm);
-  k.line("scf.for %i = " + c0 + " to " + tiles + " step " + c1 + " {");
-  std::string slot = k.add("%nt", "%i");
-  k.store(k.toI32("%e"), "%tileExpert", slot, "i32");
-  k.store(k.toI32(k.add("%off", k.mul("%i", bm))), "%tileRow", slot, "i32");
+  const int64_t threads = DispatchConfig::scheduleThreads;
+  std::string scanType = "memref<" + std::to_string(threads) + "xi32, #gpu.address_space<workgroup>>";
+  std::string tid = k.op("gpu.thread_id x");
+  std::string c1 = k.index(1), bm = k.index(c.blockM);
+  std::string mine = k.lt(tid, k.index(c.experts));
+  std::string count = k.fresh();
+  k.line(count + " = scf.if " + mine + " -> (i32) {");
+  k.line("scf.yield " + k.load("%counts", tid, "i32") + " : i32");
+  k.line("} else {");
+  k.line("scf.yield " + k.i32(0) + " : i32");
   k.line("}");
-  k.line("scf.yield " + k.add("%off", count) + ", " + k.add("%nt", tiles) + " : index, index");
+  std::string tiles = k.op("arith.divui " + k.add32(count, k.i32(c.blockM - 1)) + ", " + k.i32(c.blockM) + " : i32");
+  std::string rowsEnd = blockScan(k, "%rowScan", scanType, tid, count, threads);
+  std::string tilesEnd = blockScan(k, "%tileScan", scanType, tid, tiles, threads);
+  std::string off = k.toIndex(k.op("arith.subi " + rowsEnd + ", " + count + " : i32"));
+  std::string first = k.toIndex(k.op("arith.subi " + tilesEnd + ", " + tiles + " : i32"));
+  k.line("scf.if " + mine + " {");
+  k.store(k.toI32(off), "%offsets", tid, "i32");
+  k.line("scf.for %i = " + k.index(0) + " to " + k.toIndex(tiles) + " step " + c1 + " {");
+  std::string slot = k.add(first, "%i");
+  k.store(k.toI32(tid), "%tileExpert", slot, "i32");
+  k.store(k.toI32(k.add(off, k.mul("%i", bm))), "%tileRow", slot, "i32");
   k.line("}");
-  k.store(k.toI32(run + "#0"), "%offsets", k.index(c.experts), "i32");
-  k.store(k.toI32(run + "#1"), "%numTiles", c0, "i32");
+  k.line("}");
+  k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(c.experts - 1) + " : index") + " {");
+  k.store(rowsEnd, "%offsets", k.index(c.experts), "i32");
+  k.store(tilesEnd, "%numTiles", k.index(0), "i32");
+  k.line("}");
   return k.finish("@moe_schedule_" + c.suffix() +
-                  "(%counts: memref<?xi32>, %offsets: memref<?xi32>, %tileExpert: memref<?xi32>, "
-                  "%tileRow: memref<?xi32>, %numTiles: memref<?xi32>)");
+                      "(%counts: memref<?xi32>, %offsets: memref<?xi32>, %tileExpert: memref<?xi32>, "
+                      "%tileRow: memref<?xi32>, %numTiles: memref<?xi32>)",
+                  "workgroup(%rowScan : " + scanType + ", %tileScan : " + scanType + ")");
 }
 
 std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
@@ -97,19 +130,8 @@ std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   std::string is = k.op("arith.cmpi eq, " + k.load("%indices", "%a", "i32") + ", " + e32 + " : i32");
   k.line("scf.yield " + k.op("arith.addi %c, " + k.select(is, k.i32(1), k.i32(0), "i32") + " : i32") + " : i32");
   k.line("}");
-  // Inclusive scan of the counts over the block (Hillis-Steele).
-  k.line("memref.store " + count + ", %scan[" + tid + "] : " + scanType);
-  k.line("gpu.barrier");
-  for (int64_t d = 1; d < threads; d *= 2) {
-    std::string own = k.op("memref.load %scan[" + tid + "] : " + scanType);
-    std::string has = k.op("arith.cmpi uge, " + tid + ", " + k.index(d) + " : index");
-    std::string from = k.select(has, k.op("arith.subi " + tid + ", " + k.index(d) + " : index"), tid, "index");
-    std::string other = k.select(has, k.op("memref.load %scan[" + from + "] : " + scanType), k.i32(0), "i32");
-    k.line("gpu.barrier");
-    k.line("memref.store " + k.add32(own, other) + ", %scan[" + tid + "] : " + scanType);
-    k.line("gpu.barrier");
-  }
-  std::string inclusive = k.op("memref.load %scan[" + tid + "] : " + scanType);
+  // Inclusive scan of the counts over the block.
+  std::string inclusive = blockScan(k, "%scan", scanType, tid, count, threads);
   std::string first = k.toIndex(k.op("arith.subi " + inclusive + ", " + count + " : i32"));
   std::string cap = limit(k, c);
   std::string base = k.toIndex(k.load("%offsets", e, "i32"));

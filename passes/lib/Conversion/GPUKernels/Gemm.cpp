@@ -17,6 +17,7 @@
 
 #include "KernelEmitter.h"
 
+#include <array>
 #include <vector>
 
 using namespace mlir::moe::gpu_kernels;
@@ -44,6 +45,9 @@ std::string address(KernelEmitter &k, const std::string &m, const std::string &e
 
 std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith.index_cast " + index + " : index to i64"); }
 
+/// Row tiles per group of the block order (see openTile).
+constexpr int64_t kGroupM = 8;
+
 /// What every variant does first: which tile, rows and expert this block has.
 struct Tile {
   std::string e, rowStart, rowEnd, n0;
@@ -51,7 +55,16 @@ struct Tile {
 
 /// Opens `scf.if` over active blocks and reads the tile (the caller closes it).
 Tile openTile(KernelEmitter &k, const GemmConfig &c) {
-  std::string bx = k.op("gpu.block_id x"), by = k.op("gpu.block_id y");
+  // Blocks are numbered group by group: kGroupM row tiles times every column
+  // block, so a wave of blocks shares its A rows and B columns in L2.
+  const int64_t nBlocks = (c.n + c.blockN() - 1) / c.blockN();
+  std::string linear = k.op("gpu.block_id x");
+  std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
+  std::string groupSize = k.index(kGroupM * nBlocks);
+  std::string firstTile = k.mul(k.div(linear, groupSize), k.index(kGroupM));
+  std::string groupTiles = k.minIndex(k.index(kGroupM), k.op("arith.subi " + tilesInGrid + ", " + firstTile + " : index"));
+  std::string inGroup = k.rem(linear, groupSize);
+  std::string bx = k.add(firstTile, k.rem(inGroup, groupTiles)), by = k.div(inGroup, groupTiles);
   Tile t;
   std::string active;
   if (c.grouped) {
@@ -113,7 +126,8 @@ std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p
 
 // --- tensor cores ----------------------------------------------------------
 
-constexpr int64_t kStages = 4, kBK = 32, kStageBytes = 128 * kBK * 2 * 2;
+/// A stage holds a 128 x BK tile of A and a BK x 128 tile of B (2-byte elements).
+int64_t stageBytes(int64_t bk) { return 128 * bk * 2 * 2; }
 
 void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size) {
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .u64 g; cvta.to.global.u64 g, $1; "
@@ -148,7 +162,8 @@ std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std
 
 std::string tensorCoreKernel(const GemmConfig &c) {
   KernelEmitter k;
-  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK;
+  const int64_t eb = bytesOf(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = stageBytes(kBK);
+  const int64_t kTiles = c.k / kBK, copies = kBK / 16, chunksA = kBK / 8;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");
   std::string lane = k.rem(tid, k.index(32)), warp = k.div(tid, k.index(32));
@@ -160,18 +175,24 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   // This thread's two 16-byte A copies and two B copies per k tile.
   std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
-  for (int j = 0; j < 2; ++j) {
+  // A rows are BK * 2 bytes: 4 (BK 32) or 8 (BK 64) chunks of 16 bytes, XOR-swizzled
+  // so the 8 rows an ldmatrix reads hit 8 different bank groups.
+  auto swizzleA = [&](const std::string &row, const std::string &chunk) {
+    std::string key = chunksA == 4 ? k.rem(k.div(row, k.index(2)), k.index(4)) : k.rem(row, k.index(8));
+    std::string swz = k.op("arith.xori " + chunk + ", " + key + " : index");
+    return k.toI32(k.add(k.mul(row, k.index(chunksA * 16)), k.mul(swz, k.index(16))));
+  };
+  for (int j = 0; j < copies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
-    std::string row = k.div(q, k.index(4)), chunk = k.rem(q, k.index(4));
+    std::string row = k.div(q, k.index(chunksA)), chunk = k.rem(q, k.index(chunksA));
     std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
     std::string src = sourceRow(k, c, t, p, valid);
     std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
     gA.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
-    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(k.div(row, k.index(2)), k.index(4)) + " : index");
-    sA.push_back(k.toI32(k.add(k.mul(row, k.index(64)), k.mul(swz, k.index(16)))));
+    sA.push_back(swizzleA(row, chunk));
     sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
-  for (int j = 0; j < 2; ++j) {
+  for (int j = 0; j < copies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(16)), chunk = k.rem(q, k.index(16));
     std::string col, base;
@@ -193,16 +214,15 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   }
 
   // Fragment offsets in a stage: A per (m tile, k16 step), B per (column pair, k16 step).
-  std::string offA[4][2], offB[2][2];
+  std::vector<std::array<std::string, 4>> offA(copies), offB(copies);
   for (int mi = 0; mi < 4; ++mi)
-    for (int kk = 0; kk < 2; ++kk) {
+    for (int kk = 0; kk < copies; ++kk) {
       std::string row = k.add(k.add(k.mul(wm, k.index(64)), k.index(mi * 16)), k.rem(lane, k.index(16)));
       std::string chunk = k.add(k.index(kk * 2), k.div(lane, k.index(16)));
-      std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(k.div(row, k.index(2)), k.index(4)) + " : index");
-      offA[mi][kk] = k.toI32(k.add(k.mul(row, k.index(64)), k.mul(swz, k.index(16))));
+      offA[kk][mi] = swizzleA(row, chunk);
     }
   for (int q = 0; q < 2; ++q)
-    for (int kk = 0; kk < 2; ++kk) {
+    for (int kk = 0; kk < copies; ++kk) {
       std::string nb = c.glu ? k.add(k.index(q * 64), k.mul(wn, k.index(16)))
                              : k.add(k.mul(wn, k.index(32)), k.index(q * 16));
       std::string l8 = k.rem(lane, k.index(8)), half = k.rem(k.div(lane, k.index(8)), k.index(2));
@@ -210,7 +230,7 @@ std::string tensorCoreKernel(const GemmConfig &c) {
       std::string ncol = k.add(nb, k.mul(k.div(lane, k.index(16)), k.index(8)));
       std::string chunk = k.div(ncol, k.index(8));
       std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(krow, k.index(8)) + " : index");
-      offB[q][kk] = k.toI32(k.add(k.index(128 * kBK * 2), k.add(k.mul(krow, k.index(256)), k.mul(swz, k.index(16)))));
+      offB[kk][q] = k.toI32(k.add(k.index(128 * kBK * 2), k.add(k.mul(krow, k.index(256)), k.mul(swz, k.index(16)))));
     }
 
   // Copies of k tile `kt` (index value) into its stage.
@@ -220,9 +240,9 @@ std::string tensorCoreKernel(const GemmConfig &c) {
     std::string kt64 = i64(k, kt);
     std::string stepA = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * eb) + " : i64") + " : i64");
     std::string stepB = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * c.n * eb) + " : i64") + " : i64");
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < copies; ++j)
       cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < copies; ++j)
       cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
   };
   auto commit = [&] { k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()"); };
@@ -258,12 +278,12 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   std::vector<std::string> acc;
   for (int i = 0; i < 64; ++i)
     acc.push_back("%acc" + std::to_string(i));
-  for (int kk = 0; kk < 2; ++kk) {
+  for (int kk = 0; kk < copies; ++kk) {
     std::vector<std::string> a[4], b[4];
     for (int mi = 0; mi < 4; ++mi)
-      a[mi] = ldmatrix(k, k.add32(stageBase, offA[mi][kk]), false);
+      a[mi] = ldmatrix(k, k.add32(stageBase, offA[kk][mi]), false);
     for (int q = 0; q < 2; ++q) {
-      std::vector<std::string> r = ldmatrix(k, k.add32(stageBase, offB[q][kk]), true);
+      std::vector<std::string> r = ldmatrix(k, k.add32(stageBase, offB[kk][q]), true);
       b[2 * q] = {r[0], r[1]};
       b[2 * q + 1] = {r[2], r[3]};
     }
@@ -307,7 +327,8 @@ std::string tensorCoreKernel(const GemmConfig &c) {
       k.line("}");
     }
   k.line("}");
-  return k.finish(signature(c));
+  // Two blocks per SM: at most 128 registers a thread (launch bounds).
+  return k.finish(signature(c), "", "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 2 : i32}");
 }
 
 // --- FMA ------------------------------------------------------------------
@@ -442,7 +463,7 @@ std::string fmaKernel(const GemmConfig &c) {
 } // namespace
 
 std::string GemmConfig::name() const {
-  std::string s = std::string("moe_gemm_") + (tensorCores ? "mma_" : "fma_") + elt + "_" + out + "_w" + weight +
+  std::string s = std::string("moe_gemm_") + (tensorCores ? "mma" + std::to_string(kTile) + "_" : "fma_") + elt + "_" + out + "_w" + weight +
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
   if (glu) s += "_glu";
   if (gatherRows) s += "_gather";
@@ -451,11 +472,11 @@ std::string GemmConfig::name() const {
   return s;
 }
 
-int64_t GemmConfig::sharedBytes() const { return tensorCores ? kStages * kStageBytes : 0; }
+int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes(kTile) : 0; }
 
 bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
-                                            int64_t n) {
-  return (elt == "bf16" || elt == "f16") && elt == weightElt && k % kBK == 0 && n % 8 == 0;
+                                            int64_t n, int64_t kTile) {
+  return (elt == "bf16" || elt == "f16") && elt == weightElt && k % kTile == 0 && n % 8 == 0;
 }
 
 std::string mlir::moe::gpu_kernels::gemmKernel(const GemmConfig &config) {

@@ -40,8 +40,10 @@ std::string KernelEmitter::globalId() {
   return add(mul(b, d), t);
 }
 
-std::string KernelEmitter::finish(const std::string &signature, const std::string &attributions) {
-  return "  gpu.func " + signature + " " + attributions + " kernel {\n" + constants + body + "    gpu.return\n  }\n";
+std::string KernelEmitter::finish(const std::string &signature, const std::string &attributions,
+                                  const std::string &attributes) {
+  return "  gpu.func " + signature + " " + attributions + " kernel " + attributes + " {\n" + constants + body +
+         "    gpu.return\n  }\n";
 }
 
 std::string mlir::moe::gpu_kernels::activation(KernelEmitter &k, const std::string &name, const std::string &x) {

@@ -69,7 +69,8 @@ public:
 
   /// The finished `gpu.func` with `signature` (e.g. `@name(%a: memref<?xf32>)`)
   /// and `attributions` (e.g. `workgroup(%s : memref<...>)`).
-  std::string finish(const std::string &signature, const std::string &attributions = "");
+  std::string finish(const std::string &signature, const std::string &attributions = "",
+                     const std::string &attributes = "");
 
 private:
   std::string constant(const std::string &valueAndType);

@@ -20,7 +20,8 @@ namespace mlir::moe::gpu_kernels {
 /// over a tile schedule. The signature is the same for every variant:
 ///   (A, B0, B1: memref<?xT>, C: memref<?xOut>, perm, tileExpert, tileRow,
 ///    offsets, numTiles: memref<?xi32>, w: memref<?xW>, rows: index, topK: index)
-/// Grid: (tiles, ceil(n / blockN())), block: threads().
+/// Grid: (tiles * ceil(n / blockN()), 1, 1), block: threads(); the kernel
+/// orders the blocks in groups of row tiles for L2 reuse.
 struct GemmConfig {
   std::string elt = "bf16", out = "bf16", weight = "f32";
   int64_t k = 0, n = 0;
@@ -37,6 +38,10 @@ struct GemmConfig {
   bool grouped = false;
   /// Tensor cores (mma.sync m16n8k16), or an FMA kernel (f32, odd shapes).
   bool tensorCores = true;
+  /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
+  /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
+  int64_t kTile = 32;
+  int64_t stages() const { return kTile == 64 ? 3 : 4; }
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }
@@ -48,7 +53,7 @@ struct GemmConfig {
 };
 
 /// Whether the tensor-core GEMM can take these sizes and types.
-bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n);
+bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n, int64_t kTile);
 
 std::string gemmKernel(const GemmConfig &config);
 
@@ -103,12 +108,14 @@ struct DispatchConfig {
   double capacity = 0; ///< 0: dropless
   int64_t blockM = 128; ///< the GEMMs' rows per tile
   std::string suffix() const;
+  /// The schedule kernel's block: one thread per expert.
+  static constexpr int64_t scheduleThreads = 1024;
 };
 /// counts[e] = min(#assignments to e, capacity limit); grid (experts), 256 threads.
 ///   (%indices: memref<?xi32>, %counts: memref<?xi32>, %rows: index)
 std::string countKernel(const DispatchConfig &config);
 /// offsets (exclusive sums of counts, experts + 1 entries) and the GEMM tile
-/// list; one thread.
+/// list; one block of scheduleThreads threads (experts <= scheduleThreads).
 ///   (%counts, %offsets, %tileExpert, %tileRow, %numTiles: memref<?xi32>)
 std::string scheduleKernel(const DispatchConfig &config);
 /// perm[offsets[e] + r] = the r-th kept assignment of expert e (in token
