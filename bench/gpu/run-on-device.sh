@@ -18,7 +18,7 @@ if has check; then
   $B/moe_runtime_gpu_tests 2>&1 | tail -2
   echo "== correctness runs (compared with the reference by verify.sh)"
   o=/tmp/outputs && rm -rf $o && mkdir -p $o
-  for ex in mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt32; do
+  for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
     for t in 1 33 4096 8192; do
       $B/moe-run $G/check_$ex.moeb --tokens $t --seed $t --output $o/${ex}_$t.safetensors | tail -1 | cut -c1-160
     done
@@ -28,22 +28,21 @@ if has check; then
       echo "$ex: RUNS DIFFER"
     rm -f $o/${ex}_again.safetensors
   done
-  $B/moe-run $G/one_mixtral.moeb --weights $G/one_mixtral.safetensors --tokens 4096 --seed 3 --output $o/one_mixtral.safetensors | tail -1 | cut -c1-160
-  $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
+  [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_mixtral.moeb --weights $G/one_mixtral.safetensors --tokens 4096 --seed 3 --output $o/one_mixtral.safetensors | tail -1 | cut -c1-160
+  [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
   # Under 16 MiB a file, for the trip back.
-  (cd $o && tar cf "$OUT/outputs_mixtral.tar" mixtral_[0-9]* one_*.safetensors && tar cf "$OUT/outputs_kt32.tar" mixtral_kt32_* &&
-   tar cf "$OUT/outputs_deepseek_v3.tar" deepseek_v3_* && tar cf "$OUT/outputs_qwen3.tar" qwen3_30b_a3b_* &&
-   tar cf "$OUT/outputs_switch.tar" switch_*)
+  (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
+     tar cf "$OUT/outputs_$ex.tar" ${ex}_*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
   ls -la "$OUT"
 fi
 
 if has sanitize; then
   echo "== compute-sanitizer (memcheck on every example; racecheck and synccheck on two)"
   for ex in mixtral deepseek_v3 qwen3_30b_a3b switch; do
-    compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 33 >$OUT/memcheck_$ex.log 2>&1
-    echo "memcheck $ex: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' $OUT/memcheck_$ex.log) clean summaries)"
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 33 >/tmp/memcheck.log 2>&1
+    echo "memcheck $ex: exit $? $(grep 'ERROR SUMMARY' /tmp/memcheck.log)"
   done
-  for ex in mixtral deepseek_v3; do
+  for ex in ${RACECHECK:-mixtral deepseek_v3}; do
     for tool in racecheck; do
       compute-sanitizer --tool $tool --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 300 >/tmp/$tool.log 2>&1
       echo "$tool $ex: exit $? $(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' /tmp/$tool.log | head -2 | tr '\n' ' ')"
@@ -53,11 +52,10 @@ fi
 
 if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
-  for spec in "peer_mixtral_kt64 8192" "peer_mixtral_kt32 8192" "peer_mixtral_kt64 32" "peer_mixtral_kt32 32" \
-              "peer_dsv3_kt64 8192" "peer_dsv3_kt32 8192" "peer_dsv3_kt64 32" "peer_dsv3_kt32 32" \
-              "peer_qwen3_kt64 8192" "peer_qwen3_kt32 8192" "full_deepseek_v3 8192" "full_deepseek_v3 32"; do
+  for spec in "peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192" ${FULL:-}; do
     set -- $spec
-    $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 20 2>&1 | grep -E "^bench|error" | sed "s/^/$1: /"
+    $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 | grep -E "^bench|error" |
+      sed "s/^/$1: /"
   done
 fi
 
@@ -65,7 +63,7 @@ if has profile; then
   echo "== Nsight Compute: the gate/up and down GEMMs of the Mixtral prefill"
   ncu --clock-control none -k regex:moe_gemm_mma --launch-count 2 --section SpeedOfLight --section Occupancy \
     --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-    $B/moe-run $G/peer_mixtral_kt64.moeb --tokens 8192 >$OUT/ncu_mixtral.txt 2>&1
+    $B/moe-run $G/peer_mixtral.moeb --tokens 8192 >$OUT/ncu_mixtral.txt 2>&1
   grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|Registers Per|Stall|L2 Hit" $OUT/ncu_mixtral.txt | head -40
 fi
 

@@ -9,15 +9,16 @@ moec=build/bin/moec
 work=$(mktemp -d)
 for t in "$dir"/outputs_*.tar; do tar xf "$t" -C "$work"; done
 status=0
-for ex in mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt32; do
+for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
   for t in 1 33 4096 8192; do
     printf '%s tokens=%s: ' "$ex" "$t"
-    $moec run examples/${ex%_kt32}.moe --set d_model=256,d_ff=256 --tokens $t --seed $t --check \
+    $moec run examples/${ex%_kt*}.moe --set d_model=256,d_ff=256 --tokens $t --seed $t --check \
       --check-outputs "$work/${ex}_$t.safetensors" | grep -E "^check: output" | tr '\n' ' '
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
     echo
   done
 done
+[ -f "$work/one_mixtral.safetensors" ] || { rm -rf "$work"; exit $status; }
 printf 'mixtral all tokens on experts 0,1: '
 $moec run examples/mixtral.moe --set d_model=256,d_ff=256 --weights .gpu/one_mixtral.safetensors --tokens 4096 --seed 3 \
   --check --check-outputs "$work/one_mixtral.safetensors" | grep -E "^check: output" | tr '\n' ' '; echo

@@ -90,13 +90,13 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   else
     std::fprintf(out, "%s; %.2f ms, %d threads\n", summary.c_str(), firstMs, moe_cpu_get_num_threads());
 
-  if (options.bench) {
+  auto benchmark = [&](const std::vector<Tensor> &at) {
     std::vector<double> times;
-    if (layer.benchmark(inputs, std::max(1u, options.iterations), times) != MOE_OK)
-      return error(options);
+    if (layer.benchmark(at, std::max(1u, options.iterations), times) != MOE_OK)
+      return false;
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
-    int64_t tokens = inputs.empty() || inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
+    int64_t tokens = at.empty() || at[0].shape.empty() ? 0 : at[0].shape[0];
     double gflops = sig.flopsPerToken * static_cast<double>(tokens) / median / 1e9;
     if (layer.onGpu())
       std::fprintf(out, "bench: %s tokens=%lld median %.4f ms over %zu CUDA-graph replays, %.1f TFLOP/s (%s)\n",
@@ -106,6 +106,22 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
       std::fprintf(out, "bench: %s tokens=%lld median %.3f ms over %zu calls, %.1f GFLOP/s (%d threads)\n",
                    sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops,
                    moe_cpu_get_num_threads());
+    std::fflush(out);
+    return true;
+  };
+  if (options.bench) {
+    if (!benchmark(inputs))
+      return error(options);
+    for (unsigned tokens : options.moreBenchTokens) {
+      std::map<std::string, int64_t> symbols;
+      for (const TensorSpec &in : sig.inputs)
+        for (const Dim &d : in.shape)
+          if (d.isSymbolic())
+            symbols[d.symbol] = tokens;
+      std::vector<Tensor> more;
+      if (layer.randomInputs(options.seed, symbols, more) != MOE_OK || !benchmark(more))
+        return error(options);
+    }
   }
   std::fflush(out);
   return status;

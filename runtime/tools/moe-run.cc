@@ -22,6 +22,7 @@ const char *kUsage =
     "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
     "  --seed N           seed of random weights and inputs (default 0)\n"
     "  --bench            time the layer (median of --iterations calls, default 10)\n"
+    "  --bench-tokens N,M also time these token counts on the same weights\n"
     "  --threads N        kernel threads (default: MOE_NUM_THREADS, else all)\n";
 
 bool number(const char *text, unsigned &out) {
@@ -71,6 +72,23 @@ int main(int argc, char **argv) {
     } else if (arg == "--threads") {
       count("--threads", options.threads);
     } else if (arg == "--bench") {
+      options.bench = true;
+    } else if (arg == "--bench-tokens") {
+      // More token counts to time on the same weights: N[,N...].
+      std::string list = value("--bench-tokens");
+      for (size_t at = 0; at <= list.size();) {
+        size_t comma = list.find(',', at);
+        std::string item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        unsigned n = 0;
+        if (!number(item.c_str(), n)) {
+          std::fprintf(stderr, "error: --bench-tokens needs numbers separated by commas, got '%s'\n", list.c_str());
+          return 1;
+        }
+        options.moreBenchTokens.push_back(n);
+        if (comma == std::string::npos)
+          break;
+        at = comma + 1;
+      }
       options.bench = true;
     } else if (arg.rfind("--", 0) == 0 || !artifact.empty()) {
       std::fprintf(stderr, "error: unexpected argument '%s'\n%s", arg.c_str(), kUsage);
