@@ -22,3 +22,13 @@ config.substitutions.append(("%cc", config.moe_c_compiler))
 tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal"),
          ToolSubst("moe-run", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])
+
+# The CUDA toolkit's assembler, for the PTX tests (REQUIRES: ptxas); without
+# it those tests are reported UNSUPPORTED, not passed.
+import shutil
+ptxas = shutil.which("ptxas") or ("/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("ptxas", ptxas))
+else:
+    lit_config.note("ptxas not found (no CUDA toolkit): the PTX assembly tests are unsupported")

@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 dir=$1
-moec=build/bin/moec
+moec=${MOEC:-build/bin/moec}
 work=$(mktemp -d)
 for t in "$dir"/outputs_*.tar; do tar xf "$t" -C "$work"; done
 status=0

@@ -157,4 +157,30 @@ TEST(Jit, MatchesTheReferenceEvaluator) {
   EXPECT_LE(maxDiff / maxRef, 1e-5);
 }
 
+TEST(Jit, CompilesForAGpuTarget) {
+  // No GPU is needed to compile: the artifact holds host code and the PTX.
+  std::string source = std::string(R"(
+layer Tiny{T = bf16}(d::Int = 64, f::Int = 128)
+    router  = Dense(d => 4)
+    experts = Experts(4, SwiGLU(d => f))
+    function (x::Tensor{T}[tokens, d])
+        w, e = topk(softmax(router(x); dims = 2), 2)
+        return combine(experts(dispatch(x, e)), w ./ sum(w; dims = 2))
+    end
+end
+)");
+  runtime::Artifact artifact;
+  ASSERT_EQ(jit::compileSource(source, "tiny.moe", "sm_90a", artifact), MOE_OK) << moe_last_error();
+  EXPECT_EQ(artifact.signature.target, "cuda-sm_90a");
+  ASSERT_NE(artifact.section("code.host.so"), nullptr);
+  const std::vector<uint8_t> *ptx = artifact.section("code.ptx");
+  ASSERT_NE(ptx, nullptr);
+  std::string text(ptx->begin(), ptx->end());
+  EXPECT_NE(text.find(".target sm_90a"), std::string::npos);
+  EXPECT_NE(text.find("mma.sync.aligned.m16n8k16"), std::string::npos);
+
+  EXPECT_EQ(jit::compileSource(source, "tiny.moe", "sm_70", artifact), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moe_last_error()).find("unknown JIT target \"sm_70\""), std::string::npos);
+}
+
 } // namespace

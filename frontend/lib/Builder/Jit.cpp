@@ -4,6 +4,7 @@
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Target/CPU.h"
+#include "moe/Target/GPU.h"
 #include "moe/runtime/safetensors.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -23,7 +24,7 @@ namespace {
 
 /// The compiler's identity in cache keys: a new artifact format or code
 /// generator changes it, so stale artifacts are never reused.
-constexpr const char *kCompilerId = "moec-cpu-1";
+constexpr const char *kCompilerId = "moec-2";
 
 uint64_t fnv1a(const std::string &s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -61,13 +62,20 @@ std::string cacheDirectory(const Options &options) {
 
 moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
                                  rt::Artifact &out) {
+  return compileSource(text, bufferName, "cpu", out);
+}
+
+moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
+                           rt::Artifact &out) {
+  if (target != "cpu" && !mlir::moe::isCudaTarget(target))
+    return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\" (cpu, sm_80, sm_90, sm_90a, ...)");
   llvm::SourceMgr sourceMgr;
   unsigned buffer = sourceMgr.AddNewSourceBuffer(
       llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
   frontend::installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
   frontend::Diagnostics diags(sourceMgr);
   mlir::DialectRegistry registry;
-  mlir::moe::registerCPUTarget(registry);
+  mlir::moe::registerGPUTarget(registry);
   mlir::MLIRContext context(registry);
   frontend::registerFrontendDialects(context);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
@@ -76,8 +84,9 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-  if (mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out)))
-    return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for the CPU failed (printed above)");
+  if (target == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out))
+                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, target, out)))
+    return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
 }
 
@@ -104,7 +113,8 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   if (!dir.empty()) {
     char hash[17];
     std::snprintf(hash, sizeof hash, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(std::string(kCompilerId) + "\n" + source)));
+                  static_cast<unsigned long long>(
+                      fnv1a(std::string(kCompilerId) + "\n" + options.target + "\n" + source)));
     path = dir + "/" + name + "-" + hash + ".moeb";
     if (llvm::sys::fs::exists(path) && rt::readArtifact(path, artifact) == MOE_OK) {
       haveArtifact = true;
@@ -112,7 +122,7 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
     }
   }
   if (!haveArtifact) {
-    if (moe_status_t s = compileSourceForCPU(source, name + ".moe (generated)", artifact))
+    if (moe_status_t s = compileSource(source, name + ".moe (generated)", options.target, artifact))
       return s;
     ++counters.compilations;
     if (!path.empty() && !llvm::sys::fs::create_directories(dir)) {

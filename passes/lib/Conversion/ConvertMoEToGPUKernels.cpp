@@ -158,7 +158,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
 
   void runOnOperation() override {
     if (gemmKTile != 0 && gemmKTile != 32 && gemmKTile != 64) {
-      getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << gemmKTile;
+      getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
       return signalPassFailure();
     }
     ModuleOp module = getOperation();

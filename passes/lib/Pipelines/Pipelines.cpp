@@ -5,6 +5,9 @@
 
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <cstdlib>
 
 using namespace mlir;
 
@@ -31,7 +34,23 @@ LogicalResult moe::buildMoELowerToCPUPipeline(OpPassManager &pm) {
   return parsePassPipeline(getMoELowerToCPUPipeline(), pm);
 }
 
-std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile) {
+std::string moe::findLibdevice() {
+  // Where CUDA toolkits keep it: $CUDA_HOME (or CUDA_PATH, CUDA_ROOT), then the
+  // usual install prefixes (NVIDIA's packages, Debian's nvidia-cuda-toolkit).
+  llvm::SmallVector<std::string> roots;
+  for (const char *var : {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"})
+    if (const char *value = std::getenv(var))
+      roots.push_back(value);
+  for (const char *dir : {"/usr/local/cuda", "/usr/lib/cuda", "/usr/lib/nvidia-cuda-toolkit", "/opt/cuda"})
+    roots.push_back(dir);
+  for (const std::string &root : roots)
+    for (const char *sub : {"/nvvm/libdevice/libdevice.10.bc", "/libdevice/libdevice.10.bc"})
+      if (llvm::sys::fs::exists(root + sub))
+        return root + sub;
+  return "";
+}
+
+std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile, llvm::StringRef libdevice) {
   return "moe-verify-input,canonicalize,cse,"
          "convert-moe-to-gpu-kernels{gemm-k-tile=" +
          std::to_string(gemmKTile) +
@@ -46,15 +65,17 @@ std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTi
          "convert-func-to-llvm,expand-strided-metadata,"
          "nvvm-attach-target{chip=" +
          chip.str() +
-         " features=+ptx80 O=3},lower-affine,convert-arith-to-llvm,convert-index-to-llvm,"
+         " features=+ptx80 O=3" + (libdevice.empty() ? std::string() : " l=" + libdevice.str()) +
+         "},lower-affine,convert-arith-to-llvm,convert-index-to-llvm,"
          "canonicalize,cse,"
          "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),"
          "gpu-to-llvm,gpu-module-to-binary{format=isa},convert-math-to-llvm,canonicalize,cse,"
          "reconcile-unrealized-casts";
 }
 
-LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile) {
-  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile), pm);
+LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile,
+                                               llvm::StringRef libdevice) {
+  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile, libdevice), pm);
 }
 
 namespace {
@@ -64,6 +85,9 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<int64_t> gemmKTile{*this, "gemm-k-tile",
                             llvm::cl::desc("k depth of the tensor-core GEMM stages: 32, 64 or 0 (from the shapes)"),
                             llvm::cl::init(0)};
+  Option<std::string> libdevice{*this, "libdevice",
+                                llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "
+                                               "from $CUDA_HOME or /usr/local/cuda")};
 };
 } // namespace
 
@@ -73,7 +97,9 @@ void moe::registerMoEPipelines() {
       "lower a moe module for NVIDIA GPUs: generated kernels for routing, dispatch, experts and matrix "
       "products, the rest as one-thread-per-element launches, PTX embedded in host code",
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
-        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip, options.gemmKTile)))
+        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip, options.gemmKTile,
+                                                options.libdevice.empty() ? findLibdevice()
+                                                                          : std::string(options.libdevice))))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");
       });
   PassPipelineRegistration<>(

@@ -45,9 +45,15 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
     if (fn != layer)
       fn.erase();
 
+  // The kernels' math (expf, logf, tanhf) comes from libdevice: without it the
+  // PTX would name functions no driver can resolve.
+  std::string libdevice = findLibdevice();
+  if (libdevice.empty())
+    return emitError(loc) << "cannot find the CUDA toolkit's libdevice.10.bc (math functions of GPU kernels): "
+                             "install the CUDA toolkit or set CUDA_HOME";
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
-  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile)))
+  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile, libdevice)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
   if (failed(pm.run(module)))
     return failure();
@@ -59,6 +65,9 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
       if (auto object = dyn_cast<gpu::ObjectAttr>(a))
         kernels += object.getObject().getValue().str();
   });
+  // Belt and braces: an unresolved libdevice function would only fail on the GPU.
+  if (kernels.find(".extern .func") != std::string::npos && kernels.find("__nv_") != std::string::npos)
+    return emitError(loc) << "the layer's PTX calls libdevice functions that were not linked (" << libdevice << ")";
   if (ptx)
     *ptx = kernels;
   std::vector<uint8_t> library;

@@ -43,6 +43,8 @@ struct Options {
   std::string cacheDir;
   /// Seed of the random parameters given to names setParameters did not bind.
   uint64_t seed = 0;
+  /// "cpu", or a CUDA architecture (sm_90a, sm_90, sm_80): where the layer runs.
+  std::string target = "cpu";
 };
 
 struct Stats {
@@ -83,6 +85,10 @@ private:
 /// go to stderr. Shared by the JIT and `moec`.
 moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
                                  runtime::Artifact &out);
+
+/// Compiles a layer's .moe source for `target` ("cpu" or a CUDA architecture).
+moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
+                           runtime::Artifact &out);
 
 } // namespace moe::jit
 

@@ -29,9 +29,16 @@ LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 /// glue as one-thread-per-element launches, device allocations, outlining,
 /// async launches on one stream, NVVM, PTX for `chip` (sm_90a, sm_90, sm_80)
 /// embedded in host code that calls MLIR's `mgpu*` runtime ABI.
-/// `gemmKTile` 0 lets the compiler choose the GEMM stage depth from the shapes.
-std::string getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile = 0);
-LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile = 0);
+/// `gemmKTile` 0 lets the compiler choose the GEMM stage depth; `libdevice`
+/// is linked into the kernels for their math functions (expf, logf, tanhf).
+std::string getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile = 0,
+                                      llvm::StringRef libdevice = "");
+LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile = 0,
+                                          llvm::StringRef libdevice = "");
+
+/// The CUDA toolkit's libdevice.10.bc ($CUDA_HOME, CUDA_PATH, CUDA_ROOT, then
+/// /usr/local/cuda and other usual prefixes), or "" if there is none.
+std::string findLibdevice();
 
 /// Registers every moe pipeline with the global pipeline registry.
 void registerMoEPipelines();

@@ -1,0 +1,155 @@
+// GPUKernelsTest.cpp - every variant of the generated GPU kernels is valid
+// MLIR: it parses into a gpu.module, verifies, and lowers to NVVM (the PTX
+// itself is checked by ptxas in test/Target/ptxas.test, and on a GPU by
+// bench/gpu). Catches a generator change that only some variant breaks.
+#include "../../passes/lib/Conversion/GPUKernels/Kernels.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+using namespace mlir;
+namespace gk = mlir::moe::gpu_kernels;
+
+namespace {
+
+class GPUKernelsTest : public ::testing::Test {
+protected:
+  GPUKernelsTest() {
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllExtensions(registry);
+    context = std::make_unique<MLIRContext>(registry);
+    context->loadAllAvailableDialects();
+    static bool passes = [] {
+      registerAllPasses();
+      return true;
+    }();
+    (void)passes;
+  }
+
+  /// Parses `kernel` into a gpu.module, verifies it and lowers it to NVVM;
+  /// returns the first error, or "" when all went well.
+  std::string check(const std::string &kernel) {
+    std::string source = "gpu.module @k {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
+                         "alignment = 128 : i64} : !llvm.array<0 x i8>\n" +
+                         kernel + "}\n";
+    std::string errors;
+    ScopedDiagnosticHandler handler(context.get(), [&](Diagnostic &d) {
+      if (errors.empty())
+        errors = d.str();
+      return success();
+    });
+    OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, context.get());
+    if (!module)
+      return errors.empty() ? "does not parse" : errors;
+    if (failed(verify(*module)))
+      return errors;
+    PassManager pm(context.get());
+    if (failed(parsePassPipeline("builtin.module(convert-scf-to-cf,gpu.module(convert-gpu-to-nvvm),"
+                                 "reconcile-unrealized-casts)",
+                                 pm)) ||
+        failed(pm.run(*module)))
+      return errors.empty() ? "does not lower to NVVM" : errors;
+    return "";
+  }
+
+  std::unique_ptr<MLIRContext> context;
+};
+
+TEST_F(GPUKernelsTest, EveryGemmVariant) {
+  for (bool tensorCores : {true, false})
+    for (int64_t kTile : {32, 64})
+      for (std::string elt : {"bf16", "f16", "f32"})
+        for (bool glu : {false, true})
+          for (bool grouped : {false, true}) {
+            if (tensorCores && elt == "f32")
+              continue;
+            if (!tensorCores && kTile == 64)
+              continue;
+            gk::GemmConfig c;
+            c.tensorCores = tensorCores;
+            c.kTile = kTile;
+            c.elt = c.out = elt;
+            c.k = 128;
+            c.n = 192;
+            c.glu = glu;
+            c.act = glu ? "silu" : "gelu";
+            c.grouped = c.gatherRows = c.scaleRows = grouped;
+            EXPECT_EQ(check(gk::gemmKernel(c)), "") << c.name();
+          }
+}
+
+TEST_F(GPUKernelsTest, RoutingKernels) {
+  for (int score : {0, 1, 2}) {
+    gk::TopKConfig c;
+    c.logits = score == 1 ? "bf16" : "f32";
+    c.experts = 64;
+    c.k = 4;
+    c.score = score;
+    c.renormalize = score != 2;
+    c.scale = score == 2 ? 2.5 : 1.0;
+    EXPECT_EQ(check(gk::topKKernel(c)), "") << c.name();
+  }
+  gk::GroupTopKConfig g;
+  g.experts = 256;
+  g.k = 8;
+  g.groups = 8;
+  g.topGroups = 4;
+  EXPECT_EQ(check(gk::groupTopKKernel(g)), "") << g.name();
+  gk::GatherConfig gather;
+  gather.cols = 256;
+  gather.k = 8;
+  EXPECT_EQ(check(gk::gatherKernel(gather)), "") << gather.name();
+  EXPECT_EQ(check(gk::zLossKernel("bf16", 64)), "");
+  EXPECT_EQ(check(gk::loadBalanceKernel("f32", 64, 2)), "");
+}
+
+TEST_F(GPUKernelsTest, DispatchPlanAndCombine) {
+  for (double capacity : {0.0, 1.25}) {
+    gk::DispatchConfig c;
+    c.experts = 256;
+    c.k = 8;
+    c.capacity = capacity;
+    EXPECT_EQ(check(gk::countKernel(c)), "") << c.suffix();
+    EXPECT_EQ(check(gk::scheduleKernel(c)), "") << c.suffix();
+    EXPECT_EQ(check(gk::permuteKernel(c)), "") << c.suffix();
+  }
+  for (bool identity : {false, true}) {
+    gk::CombineConfig c;
+    c.hidden = 256;
+    c.k = 2;
+    c.identity = identity;
+    EXPECT_EQ(check(gk::combineKernel(c)), "") << c.name();
+  }
+}
+
+TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
+  gk::GemmConfig a, b;
+  a.k = b.k = 64;
+  a.n = b.n = 64;
+  b.kTile = 64;
+  EXPECT_NE(a.name(), b.name());
+  b = a;
+  b.scaleRows = true;
+  EXPECT_NE(a.name(), b.name());
+  EXPECT_EQ(a.sharedBytes(), 4 * 128 * 32 * 2 * 2);
+  b.kTile = 64;
+  EXPECT_EQ(b.sharedBytes(), 3 * 128 * 64 * 2 * 2);
+}
+
+} // namespace
