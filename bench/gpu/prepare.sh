@@ -21,6 +21,10 @@ check_sizes="d_model=256,d_ff=256"
 for ex in mixtral deepseek_v3 qwen3_30b_a3b switch; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a -o "$out/check_$ex.moeb" >/dev/null
 done
+# The same layer as PTX for the driver (no cubin), and for sm_80 (its cubin does
+# not run on Hopper: the runtime falls back to the PTX).
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-cubin=false -o "$out/check_mixtral_ptx.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_80 -o "$out/check_mixtral_sm80.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 # The other stage depth of the tensor-core GEMM (the default is 32).
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-k-tile=64 -o "$out/check_mixtral_kt64.moeb" >/dev/null

@@ -128,6 +128,7 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
   // A GPU layer's constructors load its PTX through the runtime ABI.
   GpuCall loading;
   loading.device = gpu.get();
+  loading.fallbackPtx = artifact.section("code.ptx");
   void *library = nullptr;
   {
     GpuCallScope scope(loading);

@@ -45,8 +45,8 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
   if (source.target == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out.artifact))
-                             : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, source.target, out.artifact,
-                                                                         nullptr, nullptr, nullptr, source.gemmKTile)))
+                             : mlir::failed(mlir::moe::compileLayerForGPU(
+                                   *module, layer, {source.target, source.gemmKTile, source.cubin}, out.artifact)))
     return false;
   return true;
 }

@@ -17,6 +17,8 @@ struct LayerSource {
   std::string target = "cpu";
   /// GPU targets: the GEMM stage depth (32, 64; 0: chosen from the shapes).
   long gemmKTile = 0;
+  /// GPU targets: embed a cubin (ptxas) rather than PTX, when the toolkit is here.
+  bool cubin = true;
 };
 
 struct RunOptions {

@@ -68,6 +68,10 @@ cl::opt<long> gemmKTile("gpu-gemm-k-tile",
                          cl::desc("GPU targets: k depth of the tensor-core GEMM stages (32 or 64; default: "
                                   "chosen from the shapes)"),
                          cl::init(0), cl::cat(runCategory));
+cl::opt<bool> gpuCubin("gpu-cubin",
+                       cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
+                                "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
+                       cl::init(true), cl::cat(runCategory));
 cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"),
                             cl::init(""), cl::cat(runCategory));
 cl::opt<std::string> weightsFile("weights", cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
@@ -189,8 +193,8 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
     if (chip == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR))
-                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, chip, artifact, nullptr, &llvmIR,
-                                                                   &ptx, gemmKTile)))
+                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, {chip, gemmKTile, gpuCubin},
+                                                                   artifact, nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
     return true;
@@ -252,7 +256,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

@@ -10,6 +10,11 @@
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/Regex.h"
 
 using namespace mlir;
@@ -31,10 +36,61 @@ void mlir::moe::registerGPUTarget(DialectRegistry &registry) {
   gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
 }
 
-LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, llvm::StringRef chip,
+std::string mlir::moe::findPtxas() {
+  std::string libdevice = findLibdevice(); // <root>/nvvm/libdevice/libdevice.10.bc
+  if (!libdevice.empty()) {
+    llvm::SmallString<256> root(libdevice);
+    for (int i = 0; i < 3; ++i)
+      llvm::sys::path::remove_filename(root);
+    llvm::SmallString<256> candidate(root);
+    llvm::sys::path::append(candidate, "bin", "ptxas");
+    if (llvm::sys::fs::can_execute(candidate))
+      return candidate.str().str();
+  }
+  if (llvm::ErrorOr<std::string> onPath = llvm::sys::findProgramByName("ptxas"))
+    return *onPath;
+  return "";
+}
+
+/// Assembles `ptx` for `chip` with the toolkit's ptxas into `cubin`.
+static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::StringRef chip, llvm::StringRef ptx,
+                              std::string &cubin) {
+  llvm::SmallString<128> in, out, log;
+  int fd;
+  if (llvm::sys::fs::createTemporaryFile("moe-kernels", "ptx", fd, in))
+    return emitError(loc) << "cannot create a temporary file for ptxas";
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << ptx;
+  }
+  llvm::sys::fs::createTemporaryFile("moe-kernels", "cubin", out);
+  llvm::sys::fs::createTemporaryFile("moe-ptxas", "log", log);
+  llvm::scope_exit cleanup([&] {
+    llvm::sys::fs::remove(in);
+    llvm::sys::fs::remove(out);
+    llvm::sys::fs::remove(log);
+  });
+  std::string arch = ("-arch=" + chip).str();
+  llvm::SmallVector<llvm::StringRef> argv{ptxas, arch, "-O3", in, "-o", out};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(log), llvm::StringRef(log)};
+  if (llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects) != 0) {
+    auto text = llvm::MemoryBuffer::getFile(log);
+    return emitError(loc) << "ptxas rejected the layer's PTX: "
+                          << (text ? (*text)->getBuffer().trim() : llvm::StringRef("(no log)"));
+  }
+  auto bytes = llvm::MemoryBuffer::getFile(out);
+  if (!bytes)
+    return emitError(loc) << "cannot read the cubin ptxas wrote";
+  cubin = (*bytes)->getBuffer().str();
+  return success();
+}
+
+LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const GPUCompileOptions &options,
                                             rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
-                                            std::string *ptx, int64_t gemmKTile) {
+                                            std::string *ptx) {
   Location loc = layer.getLoc();
+  llvm::StringRef chip = options.chip;
+  int64_t gemmKTile = options.gemmKTile;
   if (!isCudaTarget(chip))
     return emitError(loc) << "unknown CUDA target '" << chip << "' (expected sm_80, sm_90, sm_90a, ...)";
   if (failed(extractSignature(layer, out.signature)))
@@ -62,9 +118,32 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
   std::string kernels;
   module.walk([&](gpu::BinaryOp binary) {
     for (Attribute a : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a); object && object.getFormat() == gpu::CompilationTarget::Assembly)
         kernels += object.getObject().getValue().str();
   });
+  // A cubin for the chip, when the toolkit is here: no compilation when the
+  // layer loads. The runtime falls back to the PTX section on other GPUs.
+  std::string ptxas = options.cubin ? findPtxas() : "";
+  if (!ptxas.empty()) {
+    for (auto binary : module.getOps<gpu::BinaryOp>()) {
+      SmallVector<Attribute> objects;
+      for (Attribute a : binary.getObjects()) {
+        auto object = dyn_cast<gpu::ObjectAttr>(a);
+        if (!object || object.getFormat() != gpu::CompilationTarget::Assembly) {
+          objects.push_back(a);
+          continue;
+        }
+        std::string cubin;
+        if (failed(assemble(loc, ptxas, chip, object.getObject().getValue(), cubin)))
+          return failure();
+        objects.push_back(gpu::ObjectAttr::get(module.getContext(), object.getTarget(),
+                                               gpu::CompilationTarget::Binary,
+                                               StringAttr::get(module.getContext(), cubin),
+                                               object.getProperties(), object.getKernels()));
+      }
+      binary.setObjectsAttr(ArrayAttr::get(module.getContext(), objects));
+    }
+  }
   // Belt and braces: an unresolved libdevice function would only fail on the GPU.
   if (kernels.find(".extern .func") != std::string::npos && kernels.find("__nv_") != std::string::npos)
     return emitError(loc) << "the layer's PTX calls libdevice functions that were not linked (" << libdevice << ")";

@@ -21,6 +21,8 @@ struct GpuCall {
   /// Every buffer the code allocated during the call (mgpuMemFree does not
   /// return them early: the arena is released after the call's results are read).
   std::vector<DeviceBuffer> buffers;
+  /// While an artifact loads: its PTX, for a cubin this GPU cannot run.
+  const std::vector<uint8_t> *fallbackPtx = nullptr;
   /// The first failure inside an ABI function, which cannot return one.
   std::string error;
   moe_status_t errorStatus = MOE_OK;

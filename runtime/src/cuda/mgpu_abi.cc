@@ -49,12 +49,11 @@ GpuCall *currentGpuCall() { return current; }
 using namespace moe::runtime;
 using namespace moe::runtime::cuda;
 
-extern "C" {
+namespace {
 
-__attribute__((visibility("default"))) void *mgpuModuleLoadJIT(void *ptx, int optLevel) {
-  GpuCall *c = call("mgpuModuleLoadJIT");
-  if (!c)
-    return nullptr;
+/// cuModuleLoadDataEx with the JIT's error log; null on failure (recorded
+/// unless `quiet`).
+void *loadImage(GpuCall *c, const void *image, int optLevel, bool quiet, int &result) {
   const Driver *d = nullptr;
   if (moe_status_t s = loadDriver(d)) {
     c->failWith(s);
@@ -66,18 +65,40 @@ __attribute__((visibility("default"))) void *mgpuModuleLoadJIT(void *ptx, int op
   void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size())),
                     reinterpret_cast<void *>(static_cast<uintptr_t>(optLevel < 0 || optLevel > 4 ? 4 : optLevel))};
   CUmodule module = nullptr;
-  CUresult r = d->cuModuleLoadDataEx(&module, ptx, 3, options, values);
-  if (r != CUDA_SUCCESS) {
+  result = d->cuModuleLoadDataEx(&module, image, 3, options, values);
+  if (result != CUDA_SUCCESS) {
     log.resize(log.find('\0'));
-    c->failWith(fail(MOE_INVALID_FORMAT, "the layer's PTX does not load (CUDA error " + std::to_string(r) +
-                                             ")" + (log.empty() ? "" : ": " + log)));
+    if (!quiet)
+      c->failWith(fail(MOE_INVALID_FORMAT, "the layer's GPU code does not load (CUDA error " +
+                                               std::to_string(result) + ")" + (log.empty() ? "" : ": " + log)));
     return nullptr;
   }
   return module;
 }
 
+} // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) void *mgpuModuleLoadJIT(void *ptx, int optLevel) {
+  GpuCall *c = call("mgpuModuleLoadJIT");
+  int result = 0;
+  return c ? loadImage(c, ptx, optLevel, /*quiet=*/false, result) : nullptr;
+}
+
+// A cubin; on a GPU it was not built for (CUDA_ERROR_NO_BINARY_FOR_GPU, 209),
+// the artifact's PTX instead, compiled by the driver.
 __attribute__((visibility("default"))) void *mgpuModuleLoad(void *image, size_t) {
-  return mgpuModuleLoadJIT(image, 4);
+  GpuCall *c = call("mgpuModuleLoad");
+  if (!c)
+    return nullptr;
+  int result = 0;
+  bool canFallBack = c->fallbackPtx && !c->fallbackPtx->empty();
+  void *module = loadImage(c, image, 4, /*quiet=*/canFallBack, result);
+  if (module || !canFallBack)
+    return module;
+  std::string ptx(c->fallbackPtx->begin(), c->fallbackPtx->end());
+  return loadImage(c, ptx.c_str(), 4, /*quiet=*/false, result);
 }
 
 __attribute__((visibility("default"))) void mgpuModuleUnload(void *module) {

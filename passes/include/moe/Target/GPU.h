@@ -23,12 +23,25 @@ namespace mlir::moe {
 /// sm_90, sm_90a, ...: mma.sync and cp.async need sm_80).
 bool isCudaTarget(llvm::StringRef target);
 
-/// Compiles `layer` (consuming `module`) for `chip`; `ptx`, if set, receives
-/// the PTX of all its kernels.
-LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, llvm::StringRef chip,
+struct GPUCompileOptions {
+  /// The CUDA architecture: sm_90a, sm_90, sm_80, ...
+  std::string chip = "sm_90a";
+  /// The GEMM stage depth (32, 64; 0: the default).
+  int64_t gemmKTile = 0;
+  /// Embed a cubin made by the toolkit's ptxas (when there is one) rather
+  /// than PTX the driver compiles at load time; the PTX stays in the artifact
+  /// and the runtime falls back to it on GPUs the cubin does not run on.
+  bool cubin = true;
+};
+
+/// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".
+std::string findPtxas();
+
+/// Compiles `layer` (consuming `module`); `ptx`, if set, receives the PTX of
+/// all its kernels.
+LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, const GPUCompileOptions &options,
                                  ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
-                                 std::string *llvmIR = nullptr, std::string *ptx = nullptr,
-                                 int64_t gemmKTile = 0);
+                                 std::string *llvmIR = nullptr, std::string *ptx = nullptr);
 
 /// Registers the GPU/NVVM dialect translations and target attributes.
 void registerGPUTarget(DialectRegistry &registry);
