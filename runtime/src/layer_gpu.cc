@@ -44,13 +44,13 @@ moe_status_t Layer::uploadParameters() {
   return gpu->synchronize();
 }
 
-namespace {
-
 /// Inputs on the device, with the descriptors of every argument.
 struct DeviceArguments {
   std::vector<DeviceBuffer> inputs;
   std::vector<std::vector<int64_t>> descriptors;
 };
+
+namespace {
 
 moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &ordered,
                             const std::vector<DeviceBuffer> &deviceParams, size_t numInputs,
@@ -91,14 +91,18 @@ moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &a
 
 } // namespace
 
-moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
-                             std::vector<Tensor> &outputs) {
+moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args) {
   if (moe_status_t s = gpu->makeCurrent())
     return s;
   if (moe_status_t s = uploadParameters())
     return s;
+  return placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args);
+}
+
+moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                             std::vector<Tensor> &outputs) {
   DeviceArguments args;
-  if (moe_status_t s = placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args))
+  if (moe_status_t s = prepareGpuCall(ordered, args))
     return s;
   GpuCall call;
   call.device = gpu.get();
@@ -148,12 +152,8 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
-  if (moe_status_t s = gpu->makeCurrent())
-    return s;
-  if (moe_status_t s = uploadParameters())
-    return s;
   DeviceArguments args;
-  if (moe_status_t s = placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args))
+  if (moe_status_t s = prepareGpuCall(ordered, args))
     return s;
   std::vector<int64_t> results = resultSlots(signature());
   {

@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
+#include "KernelOps.h"
+
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 
@@ -130,35 +132,8 @@ int32_t ffnCode(ExpertFfnOp ffn) {
 struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // Layer functions get a C entry point (`_mlir_ciface_<layer>`) for the runtime.
-    for (auto fn : module.getOps<func::FuncOp>())
-      if (fn.isPublic() && !fn.isDeclaration())
-        fn->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
-    SmallVector<Operation *> ops;
-    module.walk([&](Operation *op) {
-      if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
-        ops.push_back(op);
-    });
-    IRRewriter rewriter(&getContext());
-    for (Operation *op : ops) {
-      rewriter.setInsertionPoint(op);
-      if (failed(lower(rewriter, module, op)))
-        return signalPassFailure();
-    }
-    // The routed chains are now dead.
-    SmallVector<Operation *> dead;
-    module.walk([&](Operation *op) {
-      if (isa<ExpertFfnOp, DispatchOp>(op))
-        dead.push_back(op);
-    });
-    for (Operation *op : llvm::reverse(dead)) {
-      if (!op->use_empty()) {
-        op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
-                           "supported by the CPU backend";
-        return signalPassFailure();
-      }
-      rewriter.eraseOp(op);
-    }
+    if (failed(lowerKernelOps(module, "CPU", [&](IRRewriter &b, Operation *op) { return lower(b, module, op); })))
+      signalPassFailure();
   }
 
   LogicalResult lower(IRRewriter &b, ModuleOp module, Operation *op) {
@@ -176,16 +151,8 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
       k.dtype(d.getWeight());
       k.dtype(d.getResult());
       k.call(module, "moe_cpu_dense");
-      if (Value bias = d.getBias()) {
-        // out .+ bias, as a broadcasting moe.binary that convert-moe-to-linalg lowers.
-        Value biasRow = tensor::ExpandShapeOp::create(
-            b, loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
-            ArrayRef<ReassociationIndices>{{0, 1}});
-        if (getElementTypeOrSelf(bias) != type.getElementType())
-          biasRow = arith::ExtFOp::create(
-              b, loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()), biasRow);
-        out = BinaryOp::create(b, loc, BinaryFn::add, out, biasRow);
-      }
+      if (Value bias = d.getBias())
+        out = addDenseBias(b, loc, out, bias);
       b.replaceOp(op, out);
       return success();
     }
@@ -261,12 +228,11 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
   /// dispatch -> [expert_ffn] -> combine as one fused call.
   LogicalResult lowerChain(IRRewriter &b, ModuleOp module, CombineOp combine) {
     Location loc = combine.getLoc();
-    auto ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
-    Value routed = ffn ? ffn.getRouted() : combine.getRouted();
-    auto dispatch = routed.getDefiningOp<DispatchOp>();
-    if (!dispatch)
-      return combine.emitError()
-             << "the CPU backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+    FailureOr<RoutedChain> chain = matchRoutedChain(combine, "CPU");
+    if (failed(chain))
+      return failure();
+    DispatchOp dispatch = chain->dispatch;
+    ExpertFfnOp ffn = chain->ffn;
     RoutedType type = dispatch.getRouted().getType();
     Value x = dispatch.getInput();
     KernelCall k(b, loc);

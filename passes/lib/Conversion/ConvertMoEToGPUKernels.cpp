@@ -10,6 +10,7 @@
 #include "moe/Conversion/Passes.h"
 
 #include "GPUKernels/Kernels.h"
+#include "KernelOps.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -39,7 +40,12 @@ std::string eltName(Type t) {
 /// The layer's kernel module and what has been generated into it.
 class KernelModule {
 public:
-  KernelModule(ModuleOp module) : module(module) {
+  KernelModule(ModuleOp module) : module(module) {}
+
+  /// @moe_kernels, created (with the container attribute) on first use.
+  gpu::GPUModuleOp kernelModule() {
+    if (kernels)
+      return kernels;
     OpBuilder b(module.getContext());
     module->setAttr("gpu.container_module", b.getUnitAttr());
     kernels = module.lookupSymbol<gpu::GPUModuleOp>("moe_kernels");
@@ -49,16 +55,15 @@ public:
       // The dynamic shared memory the tensor-core kernels address (an extern
       // array, which the NVPTX back end leaves alone).
       b.setInsertionPointToStart(kernels.getBody());
-      auto arrayType = LLVM::LLVMArrayType::get(b.getI8Type(), 0);
-      auto global = LLVM::GlobalOp::create(b, module.getLoc(), arrayType, /*isConstant=*/false,
-                                           LLVM::Linkage::External, "moe_smem", Attribute(), /*alignment=*/128,
-                                           /*addrSpace=*/3);
-      (void)global;
+      LLVM::GlobalOp::create(b, module.getLoc(), LLVM::LLVMArrayType::get(b.getI8Type(), 0), /*isConstant=*/false,
+                             LLVM::Linkage::External, "moe_smem", Attribute(), /*alignment=*/128, /*addrSpace=*/3);
     }
+    return kernels;
   }
 
   /// The kernel `name`, parsed from `text` on first use.
   FailureOr<gpu::GPUFuncOp> get(Location loc, const std::string &name, const std::function<std::string()> &text) {
+    gpu::GPUModuleOp kernels = kernelModule();
     if (auto fn = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
       return fn;
     std::string source = "gpu.module @moe_parse {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
@@ -162,36 +167,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    for (auto fn : module.getOps<func::FuncOp>())
-      if (fn.isPublic() && !fn.isDeclaration())
-        fn->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
-    SmallVector<Operation *> ops;
-    module.walk([&](Operation *op) {
-      if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
-        ops.push_back(op);
-    });
-    if (ops.empty())
-      return;
     KernelModule kernels(module);
-    IRRewriter rewriter(&getContext());
-    for (Operation *op : ops) {
-      rewriter.setInsertionPoint(op);
-      if (failed(lower(rewriter, kernels, op)))
-        return signalPassFailure();
-    }
-    SmallVector<Operation *> dead;
-    module.walk([&](Operation *op) {
-      if (isa<ExpertFfnOp, DispatchOp>(op))
-        dead.push_back(op);
-    });
-    for (Operation *op : llvm::reverse(dead)) {
-      if (!op->use_empty()) {
-        op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
-                           "supported by the GPU backend";
-        return signalPassFailure();
-      }
-      rewriter.eraseOp(op);
-    }
+    if (failed(lowerKernelOps(module, "GPU", [&](IRRewriter &b, Operation *op) { return lower(b, kernels, op); })))
+      signalPassFailure();
   }
 
   /// Placeholders for a GEMM's unused operands.
@@ -322,17 +300,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Unused u = unused(h);
     h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN())), h.index(1),
              c.threads(), c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
-    if (Value bias = d.getBias()) {
-      // out .+ bias, as a broadcasting moe.binary that convert-moe-to-linalg lowers.
-      OpBuilder &b = h.b;
-      Value biasRow = tensor::ExpandShapeOp::create(
-          b, h.loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
-          ArrayRef<ReassociationIndices>{{0, 1}});
-      if (getElementTypeOrSelf(bias) != type.getElementType())
-        biasRow = arith::ExtFOp::create(b, h.loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()),
-                                        biasRow);
-      out = BinaryOp::create(b, h.loc, BinaryFn::add, out, biasRow);
-    }
+    if (Value bias = d.getBias())
+      out = addDenseBias(h.b, h.loc, out, bias);
     static_cast<IRRewriter &>(h.b).replaceOp(d, out);
     return success();
   }
@@ -340,12 +309,11 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
   LogicalResult lowerChain(Host &h, KernelModule &kernels, CombineOp combine) {
     Location loc = combine.getLoc();
-    auto ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
-    Value routed = ffn ? ffn.getRouted() : combine.getRouted();
-    auto dispatch = routed.getDefiningOp<DispatchOp>();
-    if (!dispatch)
-      return combine.emitError()
-             << "the GPU backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+    FailureOr<RoutedChain> chain = matchRoutedChain(combine, "GPU");
+    if (failed(chain))
+      return failure();
+    DispatchOp dispatch = chain->dispatch;
+    ExpertFfnOp ffn = chain->ffn;
     RoutedType type = dispatch.getRouted().getType();
     Value x = dispatch.getInput();
     std::string xElt = eltName(x.getType());

@@ -20,6 +20,8 @@
 
 namespace moe::runtime {
 
+struct DeviceArguments;
+
 class Layer {
 public:
   ~Layer();
@@ -66,6 +68,8 @@ private:
   moe_status_t runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                         std::vector<Tensor> &outputs);
   moe_status_t uploadParameters();
+  /// The device current, the parameters uploaded, the inputs placed.
+  moe_status_t prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args);
 
   // Declared first, destroyed last: the layer's code unloads its GPU module
   // when it is closed.

@@ -1,0 +1,90 @@
+//===- KernelOps.h - what the kernel conversions share ----------*- C++ -*-===//
+//
+// convert-moe-to-cpu-kernels and convert-moe-to-gpu-kernels lower the same
+// ops (matrix products, routing, losses, and each dispatch -> expert_ffn ->
+// combine chain, rooted at its combine) and then drop the routed ops the
+// chains consumed. This is that walk, with the backend's `lower`.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_KERNELOPS_H
+#define MOE_CONVERSION_KERNELOPS_H
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe {
+
+/// Marks the module's layer functions for a C entry point
+/// (`_mlir_ciface_<layer>`), calls `lower` on every kernel op (with the
+/// rewriter at the op), then erases the routed ops; `backend` names the
+/// backend in the error for a routed value used elsewhere.
+inline LogicalResult lowerKernelOps(ModuleOp module, StringRef backend,
+                                    llvm::function_ref<LogicalResult(IRRewriter &, Operation *)> lower) {
+  MLIRContext *context = module.getContext();
+  for (auto fn : module.getOps<func::FuncOp>())
+    if (fn.isPublic() && !fn.isDeclaration())
+      fn->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
+  SmallVector<Operation *> ops;
+  module.walk([&](Operation *op) {
+    if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
+      ops.push_back(op);
+  });
+  IRRewriter rewriter(context);
+  for (Operation *op : ops) {
+    rewriter.setInsertionPoint(op);
+    if (failed(lower(rewriter, op)))
+      return failure();
+  }
+  // The routed chains are now dead.
+  SmallVector<Operation *> dead;
+  module.walk([&](Operation *op) {
+    if (isa<ExpertFfnOp, DispatchOp>(op))
+      dead.push_back(op);
+  });
+  for (Operation *op : llvm::reverse(dead)) {
+    if (!op->use_empty())
+      return op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
+                                "supported by the "
+                             << backend << " backend";
+    rewriter.eraseOp(op);
+  }
+  return success();
+}
+
+/// A dispatch -> [expert_ffn] -> combine chain, from its combine.
+struct RoutedChain {
+  DispatchOp dispatch;
+  ExpertFfnOp ffn; ///< null: dispatch straight into combine
+};
+
+inline FailureOr<RoutedChain> matchRoutedChain(CombineOp combine, StringRef backend) {
+  RoutedChain chain;
+  chain.ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
+  Value routed = chain.ffn ? chain.ffn.getRouted() : combine.getRouted();
+  chain.dispatch = routed.getDefiningOp<DispatchOp>();
+  if (!chain.dispatch)
+    return combine.emitError() << "the " << backend
+                               << " backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+  return chain;
+}
+
+/// `out .+ bias` for a dense product lowered to a kernel: a broadcasting
+/// moe.binary that convert-moe-to-linalg lowers (bias widened to out's type).
+inline Value addDenseBias(OpBuilder &b, Location loc, Value out, Value bias) {
+  auto type = cast<RankedTensorType>(out.getType());
+  Value biasRow = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
+      ArrayRef<ReassociationIndices>{{0, 1}});
+  if (getElementTypeOrSelf(bias) != type.getElementType())
+    biasRow = arith::ExtFOp::create(b, loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()),
+                                    biasRow);
+  return BinaryOp::create(b, loc, BinaryFn::add, out, biasRow);
+}
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_KERNELOPS_H
