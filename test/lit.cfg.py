@@ -23,8 +23,21 @@ tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved=
          ToolSubst("moe-run", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])
 
-# The CUDA toolkit's assembler, for the PTX tests (REQUIRES: ptxas); without
-# it those tests are reported UNSUPPORTED, not passed.
+# The CUDA toolkit's libdevice, which GPU targets link (REQUIRES: cuda-toolkit),
+# and its assembler, for the PTX tests (REQUIRES: ptxas); without them those
+# tests are reported UNSUPPORTED, not passed.
+def _libdevice():
+    roots = [os.environ.get(v) for v in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT")]
+    roots += ["/usr/local/cuda", "/usr/lib/cuda", "/usr/lib/nvidia-cuda-toolkit", "/opt/cuda"]
+    for root in filter(None, roots):
+        for sub in ("nvvm/libdevice/libdevice.10.bc", "libdevice/libdevice.10.bc"):
+            if os.path.exists(os.path.join(root, sub)):
+                return True
+    return False
+if _libdevice():
+    config.available_features.add("cuda-toolkit")
+else:
+    lit_config.note("no CUDA toolkit (libdevice.10.bc): the GPU target tests are unsupported")
 import shutil
 ptxas = shutil.which("ptxas") or ("/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
 if ptxas:
