@@ -42,19 +42,14 @@ public:
   KernelCall(OpBuilder &b, Location loc) : b(b), loc(loc) {}
 
   /// The address of `tensor`'s buffer (read only).
-  void input(Value tensor) {
-    auto type = cast<RankedTensorType>(tensor.getType());
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-    Value buffer = bufferization::ToBufferOp::create(b, loc, memrefType, tensor, /*read_only=*/true);
-    address(buffer);
-  }
+  void input(Value tensor) { address(inputBuffer(b, loc, tensor)); }
 
-  /// A fresh buffer for a result of `type`; returns it as a tensor.
-  Value output(RankedTensorType type, ValueRange dynamicSizes) {
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-    Value buffer = memref::AllocOp::create(b, loc, memrefType, dynamicSizes);
+  /// A fresh buffer for a result of `type` (dynamic sizes from `source`);
+  /// returns it as a tensor.
+  Value output(RankedTensorType type, Value source) {
+    auto [buffer, tensor] = resultBuffer(b, loc, type, source);
     address(buffer);
-    return bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+    return tensor;
   }
 
   /// A null address (an absent optional operand).
@@ -102,14 +97,6 @@ Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
   return tensor::DimOp::create(b, loc, tensor, d);
 }
 
-/// The dynamic sizes of `type` taken from `source` (same leading dims).
-SmallVector<Value> dynamicSizesFrom(OpBuilder &b, Location loc, RankedTensorType type, Value source) {
-  SmallVector<Value> sizes;
-  for (int64_t d = 0; d < type.getRank(); ++d)
-    if (type.isDynamicDim(d))
-      sizes.push_back(dim(b, loc, source, d));
-  return sizes;
-}
 
 /// The fused-kernel code of an expert FFN: 0 swiglu, 1 geglu, 2/3/4 mlp with
 /// relu/gelu/silu, 5 identity (dispatch straight into combine).
@@ -143,7 +130,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
       auto type = d.getResult().getType();
       k.input(d.getInput());
       k.input(d.getWeight());
-      Value out = k.output(type, dynamicSizesFrom(b, loc, type, d.getInput()));
+      Value out = k.output(type, d.getInput());
       k.i64(dim(b, loc, d.getInput(), 0));
       k.i64(dim(b, loc, d.getInput(), 1));
       k.i64(type.getDimSize(1));
@@ -159,8 +146,8 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
     if (auto t = dyn_cast<TopKOp>(op)) {
       Value logits = t.getLogits();
       k.input(logits);
-      Value values = k.output(t.getValues().getType(), dynamicSizesFrom(b, loc, t.getValues().getType(), logits));
-      Value indices = k.output(t.getIndices().getType(), dynamicSizesFrom(b, loc, t.getIndices().getType(), logits));
+      Value values = k.output(t.getValues().getType(), logits);
+      Value indices = k.output(t.getIndices().getType(), logits);
       k.i64(dim(b, loc, logits, 0));
       k.i64(t.getNumExperts());
       k.i64(static_cast<int64_t>(t.getK()));
@@ -176,7 +163,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
       Value scores = g.getScores();
       auto type = g.getIndices().getType();
       k.input(scores);
-      Value indices = k.output(type, dynamicSizesFrom(b, loc, type, scores));
+      Value indices = k.output(type, scores);
       k.i64(dim(b, loc, scores, 0));
       k.i64(cast<RankedTensorType>(scores.getType()).getDimSize(1));
       k.i64(static_cast<int64_t>(g.getK()));
@@ -191,7 +178,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
       auto type = g.getResult().getType();
       k.input(g.getInput());
       k.input(g.getIndices());
-      Value out = k.output(type, dynamicSizesFrom(b, loc, type, g.getInput()));
+      Value out = k.output(type, g.getInput());
       k.i64(dim(b, loc, g.getInput(), 0));
       k.i64(dim(b, loc, g.getInput(), 1));
       k.i64(type.getDimSize(1));
@@ -243,7 +230,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
     for (size_t i = 0; i < 3; ++i)
       i < weights.size() ? k.input(weights[i]) : k.none();
     auto resultType = combine.getResult().getType();
-    Value out = k.output(resultType, dynamicSizesFrom(b, loc, resultType, x));
+    Value out = k.output(resultType, x);
     k.i64(dim(b, loc, x, 0));
     k.i64(type.getHidden());
     k.i64(ffn ? ffn.getInnerDim() : 0);

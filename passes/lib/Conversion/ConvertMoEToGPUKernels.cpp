@@ -114,17 +114,12 @@ public:
   }
 
   /// A tensor operand's buffer, flat.
-  Value input(Value tensor) {
-    auto type = cast<RankedTensorType>(tensor.getType());
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-    return flatten(bufferization::ToBufferOp::create(b, loc, memrefType, tensor, /*read_only=*/true));
-  }
+  Value input(Value tensor) { return flatten(inputBuffer(b, loc, tensor)); }
 
-  /// A fresh result buffer of `type`: the tensor (for the rest of the IR) and its flat buffer.
-  std::pair<Value, Value> output(RankedTensorType type, ValueRange dynamicSizes) {
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-    Value buffer = memref::AllocOp::create(b, loc, memrefType, dynamicSizes);
-    Value tensor = bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+  /// A fresh result buffer of `type` (dynamic sizes from `source`): the tensor
+  /// (for the rest of the IR) and its flat buffer.
+  std::pair<Value, Value> output(RankedTensorType type, Value source) {
+    auto [buffer, tensor] = resultBuffer(b, loc, type, source);
     return {tensor, flatten(buffer)};
   }
 
@@ -145,13 +140,6 @@ public:
   Location loc;
 };
 
-SmallVector<Value> dynamicSizesFrom(Host &h, RankedTensorType type, Value source) {
-  SmallVector<Value> sizes;
-  for (int64_t d = 0; d < type.getRank(); ++d)
-    if (type.isDynamicDim(d))
-      sizes.push_back(h.dim(source, d));
-  return sizes;
-}
 
 struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
   using Base::Base;
@@ -201,9 +189,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
         return failure();
       Value rows = h.dim(logits, 0);
       Value in = h.input(logits);
-      auto [values, valuesBuf] = h.output(t.getValues().getType(), dynamicSizesFrom(h, t.getValues().getType(), logits));
+      auto [values, valuesBuf] = h.output(t.getValues().getType(), logits);
       auto [indices, indicesBuf] =
-          h.output(t.getIndices().getType(), dynamicSizesFrom(h, t.getIndices().getType(), logits));
+          h.output(t.getIndices().getType(), logits);
       h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, valuesBuf, indicesBuf, rows});
       b.replaceOp(op, ValueRange{values, indices});
       return success();
@@ -223,7 +211,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value rows = h.dim(scores, 0);
       Value in = h.input(scores);
       auto type = g.getIndices().getType();
-      auto [indices, indicesBuf] = h.output(type, dynamicSizesFrom(h, type, scores));
+      auto [indices, indicesBuf] = h.output(type, scores);
       h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, indicesBuf, rows});
       b.replaceOp(op, indices);
       return success();
@@ -239,7 +227,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
         return failure();
       Value rows = h.dim(g.getInput(), 0);
       Value in = h.input(g.getInput()), idx = h.input(g.getIndices());
-      auto [out, outBuf] = h.output(type, dynamicSizesFrom(h, type, g.getInput()));
+      auto [out, outBuf] = h.output(type, g.getInput());
       h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(c.k)), 256), h.index(1), 256, 0, {in, idx, outBuf, rows});
       b.replaceOp(op, out);
       return success();
@@ -296,7 +284,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return failure();
     Value rows = h.dim(d.getInput(), 0);
     Value a = h.input(d.getInput()), w = h.input(d.getWeight());
-    auto [out, outBuf] = h.output(type, dynamicSizesFrom(h, type, d.getInput()));
+    auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
     h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN())), h.index(1),
              c.threads(), c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
@@ -412,7 +400,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (failed(combineFn))
       return failure();
     auto resultType = combine.getResult().getType();
-    auto [out, outBuf] = h.output(resultType, dynamicSizesFrom(h, resultType, x));
+    auto [out, outBuf] = h.output(resultType, x);
     h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden)), 256), h.index(1), 256, 0,
              {y, slotPos, w, xBuf, outBuf, rows});
     auto &rewriter = static_cast<IRRewriter &>(h.b);

@@ -12,6 +12,8 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
@@ -53,6 +55,27 @@ inline LogicalResult lowerKernelOps(ModuleOp module, StringRef backend,
     rewriter.eraseOp(op);
   }
   return success();
+}
+
+/// A tensor operand's buffer, read only.
+inline Value inputBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  return bufferization::ToBufferOp::create(b, loc, memrefType, tensor, /*read_only=*/true);
+}
+
+/// A fresh buffer for a kernel's result of `type`, its dynamic sizes those of
+/// `source` (same leading dimensions): the buffer, and the tensor the rest of
+/// the IR uses (`to_tensor restrict`: the kernel's writes are its contents).
+inline std::pair<Value, Value> resultBuffer(OpBuilder &b, Location loc, RankedTensorType type, Value source) {
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(tensor::DimOp::create(b, loc, source, d));
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  Value buffer = memref::AllocOp::create(b, loc, memrefType, sizes);
+  Value tensor = bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+  return {buffer, tensor};
 }
 
 /// A dispatch -> [expert_ffn] -> combine chain, from its combine.
