@@ -128,23 +128,32 @@ CudaDevice::~CudaDevice() {
 }
 
 moe_status_t CudaDevice::loadModule(const std::string &image, CudaModule &out) {
-  const Driver *d = api();
-  d->cuCtxSetCurrent(static_cast<CUcontext>(context));
-  std::string log(8192, '\0');
-  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
-  void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size()))};
-  CUmodule module = nullptr;
   // The driver needs a NUL-terminated PTX image.
   std::string terminated = image;
   terminated.push_back('\0');
-  CUresult r = d->cuModuleLoadDataEx(&module, terminated.data(), 2, options, values);
-  if (r != CUDA_SUCCESS) {
-    log.resize(log.find('\0'));
-    return fail(MOE_INVALID_FORMAT, "the GPU code does not load (CUDA error " + std::to_string(r) +
-                                        ")" + (log.empty() ? "" : ": " + log));
-  }
+  void *module = nullptr;
+  if (moe_status_t s = loadImage(terminated.data(), 4, module))
+    return s;
   out = CudaModule();
   out.module = module;
+  return MOE_OK;
+}
+
+moe_status_t CudaDevice::loadImage(const void *image, int optLevel, void *&module) {
+  const Driver *d = api();
+  d->cuCtxSetCurrent(static_cast<CUcontext>(context));
+  std::string log(16384, '\0');
+  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size())),
+                    reinterpret_cast<void *>(static_cast<uintptr_t>(optLevel < 0 || optLevel > 4 ? 4 : optLevel))};
+  CUmodule loaded = nullptr;
+  CUresult r = d->cuModuleLoadDataEx(&loaded, image, 3, options, values);
+  if (r != CUDA_SUCCESS) {
+    log.resize(log.find('\0'));
+    return fail(MOE_INVALID_FORMAT, "the GPU code does not load (CUDA error " + std::to_string(r) + ")" +
+                                        (log.empty() ? "" : ": " + log));
+  }
+  module = loaded;
   return MOE_OK;
 }
 
@@ -191,10 +200,7 @@ moe_status_t CudaDevice::download(void *to, const DeviceBuffer &from, size_t byt
   if (bytes > from.size())
     return fail(MOE_INVALID_ARGUMENT, "download of " + std::to_string(bytes) + " bytes from a buffer of " +
                                           std::to_string(from.size()));
-  if (moe_status_t s = check(api()->cuMemcpyDtoHAsync(to, from.address(), bytes, static_cast<CUstream>(stream)),
-                             "copying from the GPU"))
-    return s;
-  return synchronize();
+  return download(to, from.address(), bytes);
 }
 
 moe_status_t CudaDevice::download(void *to, uint64_t from, size_t bytes) {

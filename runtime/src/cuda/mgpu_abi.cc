@@ -51,26 +51,12 @@ using namespace moe::runtime::cuda;
 
 namespace {
 
-/// cuModuleLoadDataEx with the JIT's error log; null on failure (recorded
-/// unless `quiet`).
-void *loadImage(GpuCall *c, const void *image, int optLevel, bool quiet, int &result) {
-  const Driver *d = nullptr;
-  if (moe_status_t s = loadDriver(d)) {
-    c->failWith(s);
-    return nullptr;
-  }
-  c->device->makeCurrent();
-  std::string log(16384, '\0');
-  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_OPTIMIZATION_LEVEL};
-  void *values[] = {log.data(), reinterpret_cast<void *>(static_cast<uintptr_t>(log.size())),
-                    reinterpret_cast<void *>(static_cast<uintptr_t>(optLevel < 0 || optLevel > 4 ? 4 : optLevel))};
-  CUmodule module = nullptr;
-  result = d->cuModuleLoadDataEx(&module, image, 3, options, values);
-  if (result != CUDA_SUCCESS) {
-    log.resize(log.find('\0'));
+/// The device's loadImage; a failure is recorded on the call unless `quiet`.
+void *loadImage(GpuCall *c, const void *image, int optLevel, bool quiet) {
+  void *module = nullptr;
+  if (moe_status_t s = c->device->loadImage(image, optLevel, module)) {
     if (!quiet)
-      c->failWith(fail(MOE_INVALID_FORMAT, "the layer's GPU code does not load (CUDA error " +
-                                               std::to_string(result) + ")" + (log.empty() ? "" : ": " + log)));
+      c->failWith(s);
     return nullptr;
   }
   return module;
@@ -82,8 +68,7 @@ extern "C" {
 
 __attribute__((visibility("default"))) void *mgpuModuleLoadJIT(void *ptx, int optLevel) {
   GpuCall *c = call("mgpuModuleLoadJIT");
-  int result = 0;
-  return c ? loadImage(c, ptx, optLevel, /*quiet=*/false, result) : nullptr;
+  return c ? loadImage(c, ptx, optLevel, /*quiet=*/false) : nullptr;
 }
 
 // A cubin; on a GPU it was not built for (CUDA_ERROR_NO_BINARY_FOR_GPU, 209),
@@ -92,13 +77,12 @@ __attribute__((visibility("default"))) void *mgpuModuleLoad(void *image, size_t)
   GpuCall *c = call("mgpuModuleLoad");
   if (!c)
     return nullptr;
-  int result = 0;
   bool canFallBack = c->fallbackPtx && !c->fallbackPtx->empty();
-  void *module = loadImage(c, image, 4, /*quiet=*/canFallBack, result);
+  void *module = loadImage(c, image, 4, /*quiet=*/canFallBack);
   if (module || !canFallBack)
     return module;
   std::string ptx(c->fallbackPtx->begin(), c->fallbackPtx->end());
-  return loadImage(c, ptx.c_str(), 4, /*quiet=*/false, result);
+  return loadImage(c, ptx.c_str(), 4, /*quiet=*/false);
 }
 
 __attribute__((visibility("default"))) void mgpuModuleUnload(void *module) {

@@ -87,6 +87,10 @@ public:
 
   /// Loads PTX (or a cubin); a bad image is MOE_INVALID_FORMAT with the JIT log.
   moe_status_t loadModule(const std::string &image, CudaModule &out);
+  /// The same for an image in memory (PTX NUL-terminated), at a JIT
+  /// optimisation level 0-4; `module` is the raw CUmodule, for code that owns
+  /// and unloads it itself (compiled layers).
+  moe_status_t loadImage(const void *image, int optLevel, void *&module);
 
   /// A buffer of at least `bytes` from the pool (sizes rounded to powers of two
   /// from 256 bytes); returned to the pool when the buffer dies.
