@@ -17,8 +17,6 @@ using namespace mlir::moe::gpu_kernels;
 
 namespace {
 
-std::string memref(const std::string &elt) { return "memref<?x" + elt + ">"; }
-
 /// The capacity limit for `rows` tokens: ceil(capacity * rows * k / experts),
 /// or rows * k when dropless.
 std::string limit(KernelEmitter &k, const DispatchConfig &c) {
@@ -190,6 +188,6 @@ std::string mlir::moe::gpu_kernels::combineKernel(const CombineConfig &c) {
   k.line("}");
   k.storeF32(sum, "%out", i, c.out);
   k.line("}");
-  return k.finish("@" + c.name() + "(%y: " + memref(c.y) + ", %slotPos: memref<?xi32>, %w: " + memref(c.w) +
-                  ", %x: " + memref(c.x) + ", %out: " + memref(c.out) + ", %rows: index)");
+  return k.finish("@" + c.name() + "(%y: " + flatMemref(c.y) + ", %slotPos: memref<?xi32>, %w: " + flatMemref(c.w) +
+                  ", %x: " + flatMemref(c.x) + ", %out: " + flatMemref(c.out) + ", %rows: index)");
 }

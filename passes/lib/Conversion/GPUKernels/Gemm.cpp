@@ -26,20 +26,18 @@ namespace {
 
 int64_t bytesOf(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
 
-std::string memref(const std::string &elt) { return "memref<?x" + elt + ">"; }
-
 /// The kernel's arguments, the same for every variant.
 std::string signature(const GemmConfig &c) {
-  return "@" + c.name() + "(%A: " + memref(c.elt) + ", %B0: " + memref(c.elt) + ", %B1: " + memref(c.elt) +
-         ", %C: " + memref(c.out) +
+  return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
+         ", %C: " + flatMemref(c.out) +
          ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
          "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
-         memref(c.weight) + ", %rows: index, %topK: index)";
+         flatMemref(c.weight) + ", %rows: index, %topK: index)";
 }
 
 /// The byte address of a memref argument's data, as i64.
 std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {
-  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + memref(elt) + " -> index");
+  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
   return k.op("arith.index_cast " + p + " : index to i64");
 }
 
@@ -254,17 +252,9 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   }
 
   // The main loop carries 4 x 4 accumulator tiles of 4 floats.
-  std::string zero = k.f32(0.0);
-  std::string loop = k.fresh();
-  std::string header = loop + ":64 = scf.for %kt = " + k.index(0) + " to " + k.index(kTiles) + " step " +
-                       k.index(1) + " iter_args(";
-  for (int i = 0; i < 64; ++i)
-    header += (i ? ", " : "") + std::string("%acc") + std::to_string(i) + " = " + zero;
-  header += ") -> (";
-  for (int i = 0; i < 64; ++i)
-    header += i ? ", f32" : "f32";
-  header += ") {";
-  k.line(header);
+  std::vector<std::string> acc;
+  std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
+                                   std::vector<std::string>(64, k.f32(0.0)), acc);
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_group " + std::to_string(kStages - 2) +
          ";\", \"\" : () -> ()");
   k.line("gpu.barrier");
@@ -275,9 +265,6 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   commit();
   std::string stage = k.toI32(k.rem("%kt", k.index(kStages)));
   std::string stageBase = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
-  std::vector<std::string> acc;
-  for (int i = 0; i < 64; ++i)
-    acc.push_back("%acc" + std::to_string(i));
   for (int kk = 0; kk < copies; ++kk) {
     std::vector<std::string> a[4], b[4];
     for (int mi = 0; mi < 4; ++mi)
@@ -295,13 +282,7 @@ std::string tensorCoreKernel(const GemmConfig &c) {
         std::copy(out.begin(), out.end(), acc.begin() + at);
       }
   }
-  std::string yield = "scf.yield ";
-  for (int i = 0; i < 64; ++i)
-    yield += (i ? ", " : "") + acc[i];
-  yield += " : ";
-  for (int i = 0; i < 64; ++i)
-    yield += i ? ", f32" : "f32";
-  k.line(yield);
+  k.yieldF32(acc);
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
 
@@ -355,29 +336,15 @@ std::string fmaKernel(const GemmConfig &c) {
     aValid.push_back(valid);
     aSrc.push_back(sourceRow(k, c, t, p, valid));
   }
-  int accCount = 16 * nb;
-  std::string zero = k.f32(0.0);
-  std::string loop = k.fresh();
-  std::string header = loop + ":" + std::to_string(accCount) + " = scf.for %k0 = " + k.index(0) + " to " +
-                       k.index(c.k) + " step " + k.index(BK) + " iter_args(";
-  for (int i = 0; i < accCount; ++i)
-    header += (i ? ", " : "") + std::string("%acc") + std::to_string(i) + " = " + zero;
-  header += ") -> (";
-  for (int i = 0; i < accCount; ++i)
-    header += i ? ", f32" : "f32";
-  header += ") {";
-  k.line(header);
+  const size_t accCount = 16 * nb;
+  std::vector<std::string> acc;
+  std::string loop = k.openF32Loop("k0", k.index(0), k.index(c.k), k.index(BK), "acc",
+                                   std::vector<std::string>(accCount, k.f32(0.0)), acc);
   k.line("gpu.barrier");
   for (int j = 0; j < 4; ++j) {
     std::string kIdx = k.add("%k0", aKk[j]);
     std::string ok = k.op("arith.andi " + aValid[j] + ", " + k.lt(kIdx, k.index(c.k)) + " : i1");
-    std::string v = k.fresh();
-    k.line(v + " = scf.if " + ok + " -> (f32) {");
-    std::string x = k.loadF32("%A", k.add(k.mul(aSrc[j], k.index(c.k)), kIdx), c.elt);
-    k.line("scf.yield " + x + " : f32");
-    k.line("} else {");
-    k.line("scf.yield " + zero + " : f32");
-    k.line("}");
+    std::string v = k.loadF32If(ok, "%A", k.add(k.mul(aSrc[j], k.index(c.k)), kIdx), c.elt);
     k.line("memref.store " + v + ", %As[" + aKk[j] + ", " + aRow[j] + "] : " + aType);
   }
   for (int b = 0; b < nb; ++b)
@@ -386,30 +353,13 @@ std::string fmaKernel(const GemmConfig &c) {
       std::string kr = k.div(q, k.index(BN)), col = k.rem(q, k.index(BN));
       std::string kIdx = k.add("%k0", kr), gcol = k.add(t.n0, col);
       std::string ok = k.op("arith.andi " + k.lt(kIdx, k.index(c.k)) + ", " + k.lt(gcol, k.index(c.n)) + " : i1");
-      std::string v = k.fresh();
-      k.line(v + " = scf.if " + ok + " -> (f32) {");
       std::string at = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kIdx), k.index(c.n)), gcol);
-      std::string x = k.loadF32(b ? "%B1" : "%B0", at, c.elt);
-      k.line("scf.yield " + x + " : f32");
-      k.line("} else {");
-      k.line("scf.yield " + zero + " : f32");
-      k.line("}");
+      std::string v = k.loadF32If(ok, b ? "%B1" : "%B0", at, c.elt);
       k.line("memref.store " + v + ", %Bs[" + k.add(kr, k.index(b * BK)) + ", " + col + "] : " + bType);
     }
   k.line("gpu.barrier");
-  std::vector<std::string> acc;
-  for (int i = 0; i < accCount; ++i)
-    acc.push_back("%acc" + std::to_string(i));
-  std::string inner = k.fresh();
-  std::string innerHeader = inner + ":" + std::to_string(accCount) + " = scf.for %kk = " + k.index(0) + " to " +
-                            k.index(BK) + " step " + k.index(1) + " iter_args(";
-  for (int i = 0; i < accCount; ++i)
-    innerHeader += (i ? ", " : "") + std::string("%in") + std::to_string(i) + " = " + acc[i];
-  innerHeader += ") -> (";
-  for (int i = 0; i < accCount; ++i)
-    innerHeader += i ? ", f32" : "f32";
-  innerHeader += ") {";
-  k.line(innerHeader);
+  std::vector<std::string> in;
+  std::string inner = k.openF32Loop("kk", k.index(0), k.index(BK), k.index(1), "in", acc, in);
   std::vector<std::string> a(4), res;
   for (int i = 0; i < 4; ++i)
     a[i] = k.op("memref.load %As[%kk, " + k.add(k.mul(ty, k.index(4)), k.index(i)) + "] : " + aType);
@@ -420,23 +370,11 @@ std::string fmaKernel(const GemmConfig &c) {
                    k.add(k.mul(tx, k.index(4)), k.index(j)) + "] : " + bType);
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j)
-        res.push_back(k.op("math.fma " + a[i] + ", " + bv[j] + ", %in" + std::to_string(b * 16 + i * 4 + j) + " : f32"));
+        res.push_back(k.op("math.fma " + a[i] + ", " + bv[j] + ", " + in[b * 16 + i * 4 + j] + " : f32"));
   }
-  std::string yield = "scf.yield ";
-  for (int i = 0; i < accCount; ++i)
-    yield += (i ? ", " : "") + res[i];
-  yield += " : ";
-  for (int i = 0; i < accCount; ++i)
-    yield += i ? ", f32" : "f32";
-  k.line(yield);
+  k.yieldF32(res);
   k.line("}");
-  std::string outer = "scf.yield ";
-  for (int i = 0; i < accCount; ++i)
-    outer += (i ? ", " : "") + inner + "#" + std::to_string(i);
-  outer += " : ";
-  for (int i = 0; i < accCount; ++i)
-    outer += i ? ", f32" : "f32";
-  k.line(outer);
+  k.yieldF32(KernelEmitter::results(inner, accCount));
   k.line("}");
 
   for (int i = 0; i < 4; ++i) {

@@ -35,6 +35,48 @@ void KernelEmitter::storeF32(const std::string &value, const std::string &memref
   store(v, memref, i, elt);
 }
 
+std::string KernelEmitter::openF32Loop(const std::string &iv, const std::string &lb, const std::string &ub,
+                                       const std::string &step, const std::string &argPrefix,
+                                       const std::vector<std::string> &inits, std::vector<std::string> &args) {
+  std::string loop = fresh(), carried, types;
+  args.clear();
+  for (size_t i = 0; i < inits.size(); ++i) {
+    args.push_back("%" + argPrefix + std::to_string(i));
+    carried += (i ? ", " : "") + args.back() + " = " + inits[i];
+    types += i ? ", f32" : "f32";
+  }
+  line(loop + ":" + std::to_string(inits.size()) + " = scf.for %" + iv + " = " + lb + " to " + ub + " step " + step +
+       " iter_args(" + carried + ") -> (" + types + ") {");
+  return loop;
+}
+
+void KernelEmitter::yieldF32(const std::vector<std::string> &values) {
+  std::string list, types;
+  for (size_t i = 0; i < values.size(); ++i) {
+    list += (i ? ", " : "") + values[i];
+    types += i ? ", f32" : "f32";
+  }
+  line("scf.yield " + list + " : " + types);
+}
+
+std::vector<std::string> KernelEmitter::results(const std::string &loop, size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(loop + "#" + std::to_string(i));
+  return out;
+}
+
+std::string KernelEmitter::loadF32If(const std::string &condition, const std::string &memref, const std::string &i,
+                                     const std::string &elt) {
+  std::string v = fresh();
+  line(v + " = scf.if " + condition + " -> (f32) {");
+  line("scf.yield " + loadF32(memref, i, elt) + " : f32");
+  line("} else {");
+  line("scf.yield " + f32(0.0) + " : f32");
+  line("}");
+  return v;
+}
+
 std::string KernelEmitter::globalId() {
   std::string b = op("gpu.block_id x"), d = op("gpu.block_dim x"), t = op("gpu.thread_id x");
   return add(mul(b, d), t);

@@ -64,6 +64,22 @@ public:
     line("memref.store " + value + ", " + memref + "[" + i + "] : memref<?x" + elt + ">");
   }
 
+  /// Opens `scf.for %<iv> = lb to ub step st` carrying f32 values
+  /// (`%<argPrefix>i = inits[i]`); returns the loop's result name (results are
+  /// `name#i`) and the carried values' names in `args`. Close it with
+  /// yieldF32 and `}`.
+  std::string openF32Loop(const std::string &iv, const std::string &lb, const std::string &ub,
+                          const std::string &step, const std::string &argPrefix,
+                          const std::vector<std::string> &inits, std::vector<std::string> &args);
+  /// `scf.yield v0, v1, ... : f32, f32, ...`
+  void yieldF32(const std::vector<std::string> &values);
+  /// The results `loop#0 ... loop#(n-1)` of a loop opened by openF32Loop.
+  static std::vector<std::string> results(const std::string &loop, size_t n);
+  /// Element `i` of a 1-D memref of `elt` widened to f32 where `condition`
+  /// holds, else 0 (no load).
+  std::string loadF32If(const std::string &condition, const std::string &memref, const std::string &i,
+                        const std::string &elt);
+
   /// The global linear thread id (block_id.x * block_dim.x + thread_id.x).
   std::string globalId();
 
@@ -78,6 +94,9 @@ private:
   std::map<std::string, std::string> constantNames;
   int next = 0;
 };
+
+/// A flat buffer of `elt`: `memref<?xelt>`.
+inline std::string flatMemref(const std::string &elt) { return "memref<?x" + elt + ">"; }
 
 /// f32 math on `x` for activation `name`: relu, gelu (tanh form, as the
 /// reference), silu, sigmoid, identity.

@@ -18,8 +18,6 @@ using namespace mlir::moe::gpu_kernels;
 
 namespace {
 
-std::string memref(const std::string &elt) { return "memref<?x" + elt + ">"; }
-
 /// One selection step: the best score `s` of expert `e32` not yet taken,
 /// given the previous pick (pv, pe) and the best so far (bv, be). Returns the
 /// new (bv, be).
@@ -107,7 +105,7 @@ std::string mlir::moe::gpu_kernels::topKKernel(const TopKConfig &c) {
   k.storeF32(v, "%values", slot2, c.values);
   k.line("}");
   k.line("}");
-  return k.finish("@" + c.name() + "(%logits: " + memref(c.logits) + ", %values: " + memref(c.values) +
+  return k.finish("@" + c.name() + "(%logits: " + flatMemref(c.logits) + ", %values: " + flatMemref(c.values) +
                   ", %indices: memref<?xi32>, %rows: index)");
 }
 
@@ -171,7 +169,7 @@ std::string mlir::moe::gpu_kernels::groupTopKKernel(const GroupTopKConfig &c) {
   k.line("scf.yield " + best + "#0, " + best + "#1 : f32, i32");
   k.line("}");
   k.line("}");
-  return k.finish("@" + c.name() + "(%scores: " + memref(c.scores) + ", %indices: memref<?xi32>, %rows: index)");
+  return k.finish("@" + c.name() + "(%scores: " + flatMemref(c.scores) + ", %indices: memref<?xi32>, %rows: index)");
 }
 
 std::string GatherConfig::name() const { return llvm::formatv("moe_gather_{0}_c{1}_k{2}", elt, cols, k).str(); }
@@ -185,7 +183,7 @@ std::string mlir::moe::gpu_kernels::gatherKernel(const GatherConfig &c) {
   std::string e = k.toIndex(k.load("%indices", i, "i32"));
   k.store(k.load("%in", k.add(k.mul(t, k.index(c.cols)), e), c.elt), "%out", i, c.elt);
   k.line("}");
-  return k.finish("@" + c.name() + "(%in: " + memref(c.elt) + ", %indices: memref<?xi32>, %out: " + memref(c.elt) +
+  return k.finish("@" + c.name() + "(%in: " + flatMemref(c.elt) + ", %indices: memref<?xi32>, %out: " + flatMemref(c.elt) +
                   ", %rows: index)");
 }
 
@@ -222,7 +220,7 @@ std::string mlir::moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t 
   std::string mean = k.op("arith.divf " + total + ", " + k.op("arith.maximumf " + rows + ", " + k.f32(1.0) + " : f32") + " : f32");
   k.store(mean, "%out", c0, "f32");
   k.line("}");
-  return k.finish("@" + zLossName(elt, experts) + "(%logits: " + memref(elt) + ", %out: memref<?xf32>, %rows: index)");
+  return k.finish("@" + zLossName(elt, experts) + "(%logits: " + flatMemref(elt) + ", %out: memref<?xf32>, %rows: index)");
 }
 
 std::string mlir::moe::gpu_kernels::loadBalanceName(const std::string &elt, int64_t experts, int64_t topK) {
@@ -260,6 +258,6 @@ std::string mlir::moe::gpu_kernels::loadBalanceKernel(const std::string &elt, in
   std::string some = k.op("arith.cmpi ugt, %rows, " + c0 + " : index");
   k.store(k.select(some, loss, k.f32(0.0), "f32"), "%out", c0, "f32");
   k.line("}");
-  return k.finish("@" + loadBalanceName(elt, experts, topK) + "(%probs: " + memref(elt) +
+  return k.finish("@" + loadBalanceName(elt, experts, topK) + "(%probs: " + flatMemref(elt) +
                   ", %indices: memref<?xi32>, %out: memref<?xf32>, %rows: index)");
 }
