@@ -31,6 +31,18 @@ std::string limit(KernelEmitter &k, const DispatchConfig &c) {
   return k.op("arith.index_cast " + k.op("arith.fptoui " + ceil + " : f64 to i64") + " : i64 to index");
 }
 
+/// How many of indices[lo, hi) (stepping by `step`) equal `e32`, as i32.
+std::string countMatches(KernelEmitter &k, const std::string &lo, const std::string &hi, const std::string &step,
+                         const std::string &e32) {
+  std::string count = k.fresh();
+  k.line(count + " = scf.for %a = " + lo + " to " + hi + " step " + step + " iter_args(%c = " + k.i32(0) +
+         ") -> (i32) {");
+  std::string is = k.op("arith.cmpi eq, " + k.load("%indices", "%a", "i32") + ", " + e32 + " : i32");
+  k.line("scf.yield " + k.op("arith.addi %c, " + k.select(is, k.i32(1), k.i32(0), "i32") + " : i32") + " : i32");
+  k.line("}");
+  return count;
+}
+
 /// Inclusive scan of `value` over a block of `threads` threads (Hillis-Steele
 /// through workgroup buffer `scan`); returns this thread's inclusive sum.
 std::string blockScan(KernelEmitter &k, const std::string &scan, const std::string &scanType, const std::string &tid,
@@ -60,12 +72,7 @@ std::string mlir::moe::gpu_kernels::countKernel(const DispatchConfig &c) {
   std::string e = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
   std::string e32 = k.toI32(e);
   std::string n = k.mul("%rows", k.index(c.k));
-  std::string count = k.fresh();
-  k.line(count + " = scf.for %a = " + tid + " to " + n + " step " + k.index(256) + " iter_args(%c = " + k.i32(0) +
-         ") -> (i32) {");
-  std::string is = k.op("arith.cmpi eq, " + k.load("%indices", "%a", "i32") + ", " + e32 + " : i32");
-  k.line("scf.yield " + k.op("arith.addi %c, " + k.select(is, k.i32(1), k.i32(0), "i32") + " : i32") + " : i32");
-  k.line("}");
+  std::string count = countMatches(k, tid, n, k.index(256), e32);
   std::string total = k.op("gpu.all_reduce add " + count + " uniform {} : (i32) -> (i32)");
   k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") + " {");
   std::string capped = k.op("arith.minui " + total + ", " + k.toI32(limit(k, c)) + " : i32");
@@ -122,12 +129,7 @@ std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   // Thread i owns assignments [lo, hi): a contiguous run, so ranks follow token order.
   std::string span = k.div(k.add(n, k.index(threads - 1)), k.index(threads));
   std::string lo = k.minIndex(k.mul(tid, span), n), hi = k.minIndex(k.add(lo, span), n);
-  std::string count = k.fresh();
-  k.line(count + " = scf.for %a = " + lo + " to " + hi + " step " + c1 + " iter_args(%c = " + k.i32(0) +
-         ") -> (i32) {");
-  std::string is = k.op("arith.cmpi eq, " + k.load("%indices", "%a", "i32") + ", " + e32 + " : i32");
-  k.line("scf.yield " + k.op("arith.addi %c, " + k.select(is, k.i32(1), k.i32(0), "i32") + " : i32") + " : i32");
-  k.line("}");
+  std::string count = countMatches(k, lo, hi, c1, e32);
   // Inclusive scan of the counts over the block.
   std::string inclusive = blockScan(k, "%scan", scanType, tid, count, threads);
   std::string first = k.toIndex(k.op("arith.subi " + inclusive + ", " + count + " : i32"));

@@ -13,6 +13,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
+#include <tuple>
 
 using namespace mlir::moe::gpu_kernels;
 
@@ -32,6 +33,27 @@ std::pair<std::string, std::string> consider(KernelEmitter &k, const std::string
   std::string gt = k.op("arith.cmpf ogt, " + s + ", " + bv + " : f32");
   std::string take = k.op("arith.andi " + allowed + ", " + k.op("arith.ori " + none + ", " + gt + " : i1") + " : i1");
   return {k.select(take, s, bv, "f32"), k.select(take, e32, be, "i32")};
+}
+
+/// The max of a row of `experts` logits at `base` and the sum of exp(logit -
+/// max): softmax's and logsumexp's statistics, in f32.
+std::pair<std::string, std::string> maxAndSumExp(KernelEmitter &k, const std::string &logits, const std::string &elt,
+                                                 const std::string &base, int64_t experts) {
+  std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(experts);
+  std::string m = k.fresh();
+  k.line(m + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%m = " + k.f32(-INFINITY) +
+         ") -> (f32) {");
+  std::string v = k.loadF32(logits, k.add(base, "%e"), elt);
+  k.line("scf.yield " + k.op("arith.maximumf %m, " + v + " : f32") + " : f32");
+  k.line("}");
+  std::string sum = k.fresh();
+  k.line(sum + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%s = " + k.f32(0.0) +
+         ") -> (f32) {");
+  std::string v2 = k.loadF32(logits, k.add(base, "%e"), elt);
+  std::string x = k.op("math.exp " + k.op("arith.subf " + v2 + ", " + m + " : f32") + " : f32");
+  k.line("scf.yield " + k.op("arith.addf %s, " + x + " : f32") + " : f32");
+  k.line("}");
+  return {m, sum};
 }
 
 /// Opens `scf.if t < rows` for the thread's token and returns t.
@@ -55,21 +77,8 @@ std::string mlir::moe::gpu_kernels::topKKernel(const TopKConfig &c) {
   std::string base = k.mul(t, k.index(c.experts));
   std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(c.experts);
   std::string m, sum;
-  if (c.score == 1) {
-    m = k.fresh();
-    k.line(m + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%m = " + k.f32(-INFINITY) +
-           ") -> (f32) {");
-    std::string v = k.loadF32("%logits", k.add(base, "%e"), c.logits);
-    k.line("scf.yield " + k.op("arith.maximumf %m, " + v + " : f32") + " : f32");
-    k.line("}");
-    sum = k.fresh();
-    k.line(sum + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%s = " + k.f32(0.0) +
-           ") -> (f32) {");
-    std::string v2 = k.loadF32("%logits", k.add(base, "%e"), c.logits);
-    std::string x = k.op("math.exp " + k.op("arith.subf " + v2 + ", " + m + " : f32") + " : f32");
-    k.line("scf.yield " + k.op("arith.addf %s, " + x + " : f32") + " : f32");
-    k.line("}");
-  }
+  if (c.score == 1)
+    std::tie(m, sum) = maxAndSumExp(k, "%logits", c.logits, base, c.experts);
   auto score = [&](const std::string &e) {
     std::string v = k.loadF32("%logits", k.add(base, e), c.logits);
     if (c.score == 1)
@@ -198,19 +207,7 @@ std::string mlir::moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t 
   std::string partial = k.fresh();
   k.line(partial + " = scf.for %t = " + tid + " to %rows step " + k.index(256) + " iter_args(%acc = " + k.f32(0.0) +
          ") -> (f32) {");
-  std::string base = k.mul("%t", cE);
-  std::string m = k.fresh();
-  k.line(m + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%m = " + k.f32(-INFINITY) +
-         ") -> (f32) {");
-  k.line("scf.yield " + k.op("arith.maximumf %m, " + k.loadF32("%logits", k.add(base, "%e"), elt) + " : f32") +
-         " : f32");
-  k.line("}");
-  std::string sum = k.fresh();
-  k.line(sum + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%s = " + k.f32(0.0) +
-         ") -> (f32) {");
-  std::string v = k.loadF32("%logits", k.add(base, "%e"), elt);
-  k.line("scf.yield " + k.op("arith.addf %s, " + k.op("math.exp " + k.op("arith.subf " + v + ", " + m + " : f32") + " : f32") + " : f32") + " : f32");
-  k.line("}");
+  auto [m, sum] = maxAndSumExp(k, "%logits", elt, k.mul("%t", cE), experts);
   std::string lse = k.op("arith.addf " + m + ", " + k.op("math.log " + sum + " : f32") + " : f32");
   k.line("scf.yield " + k.op("math.fma " + lse + ", " + lse + ", %acc : f32") + " : f32");
   k.line("}");
