@@ -5,7 +5,6 @@
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
-#include "moe/Target/CPU.h"
 #include "moe/Target/GPU.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -44,11 +43,8 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
     return false;
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
-  if (source.target == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out.artifact))
-                             : mlir::failed(mlir::moe::compileLayerForGPU(
-                                   *module, layer, {source.target, source.gemmKTile, source.cubin}, out.artifact)))
-    return false;
-  return true;
+  return mlir::succeeded(mlir::moe::compileLayerForTarget(
+      *module, layer, {source.target, source.gemmKTile, source.cubin}, out.artifact));
 }
 
 int build(const LayerSource &source, const std::string &output) {

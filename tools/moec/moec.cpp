@@ -11,7 +11,6 @@
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
-#include "moe/Target/CPU.h"
 #include "moe/Target/GPU.h"
 
 #include "mlir/IR/AsmState.h"
@@ -192,9 +191,8 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    if (chip == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, artifact, nullptr, &llvmIR))
-                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, {chip, gemmKTile, gpuCubin},
-                                                                   artifact, nullptr, &llvmIR, &ptx)))
+    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin}, artifact,
+                                                      nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
     return true;

@@ -84,8 +84,7 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-  if (target == "cpu" ? mlir::failed(mlir::moe::compileLayerForCPU(*module, layer, out))
-                      : mlir::failed(mlir::moe::compileLayerForGPU(*module, layer, {target}, out)))
+  if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {target}, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
 }

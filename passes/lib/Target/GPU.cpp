@@ -85,11 +85,11 @@ static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::Stri
   return success();
 }
 
-LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const GPUCompileOptions &options,
+LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
                                             rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
                                             std::string *ptx) {
   Location loc = layer.getLoc();
-  llvm::StringRef chip = options.chip;
+  llvm::StringRef chip = options.target;
   int64_t gemmKTile = options.gemmKTile;
   if (!isCudaTarget(chip))
     return emitError(loc) << "unknown CUDA target '" << chip << "' (expected sm_80, sm_90, sm_90a, ...)";
@@ -155,4 +155,12 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
   out.sections.emplace_back("code.host.so", std::move(library));
   out.sections.emplace_back("code.ptx", std::vector<uint8_t>(kernels.begin(), kernels.end()));
   return success();
+}
+
+LogicalResult mlir::moe::compileLayerForTarget(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
+                                               rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
+                                               std::string *ptx) {
+  if (options.target == "cpu")
+    return compileLayerForCPU(module, layer, out, commandLog, llvmIR);
+  return compileLayerForGPU(module, layer, options, out, commandLog, llvmIR, ptx);
 }

@@ -23,9 +23,9 @@ namespace mlir::moe {
 /// sm_90, sm_90a, ...: mma.sync and cp.async need sm_80).
 bool isCudaTarget(llvm::StringRef target);
 
-struct GPUCompileOptions {
-  /// The CUDA architecture: sm_90a, sm_90, sm_80, ...
-  std::string chip = "sm_90a";
+struct TargetOptions {
+  /// "cpu", or the CUDA architecture: sm_90a, sm_90, sm_80, ...
+  std::string target = "sm_90a";
   /// The GEMM stage depth (32, 64; 0: the default).
   int64_t gemmKTile = 0;
   /// Embed a cubin made by the toolkit's ptxas (when there is one) rather
@@ -37,11 +37,17 @@ struct GPUCompileOptions {
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".
 std::string findPtxas();
 
-/// Compiles `layer` (consuming `module`); `ptx`, if set, receives the PTX of
-/// all its kernels.
-LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, const GPUCompileOptions &options,
+/// Compiles `layer` (consuming `module`) for the CUDA architecture
+/// `options.target`; `ptx`, if set, receives the PTX of all its kernels.
+LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
                                  ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
                                  std::string *llvmIR = nullptr, std::string *ptx = nullptr);
+
+/// compileLayerForCPU or compileLayerForGPU, as `options.target` says: what
+/// moec and the JIT call.
+LogicalResult compileLayerForTarget(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
+                                    ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
+                                    std::string *llvmIR = nullptr, std::string *ptx = nullptr);
 
 /// Registers the GPU/NVVM dialect translations and target attributes.
 void registerGPUTarget(DialectRegistry &registry);
