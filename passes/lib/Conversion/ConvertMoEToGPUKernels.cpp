@@ -244,7 +244,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value rows = h.dim(l.getProbs(), 0);
       Value probs = h.input(l.getProbs()), idx = h.input(l.getIndices());
       auto [out, outBuf] = h.output(l.getLoss().getType(), {});
-      h.launch(*fn, h.index(1), h.index(1), 256, 0, {probs, idx, outBuf, rows});
+      h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {probs, idx, outBuf, rows});
       b.replaceOp(op, out);
       return success();
     }
@@ -258,7 +258,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value rows = h.dim(z.getLogits(), 0);
       Value logits = h.input(z.getLogits());
       auto [out, outBuf] = h.output(z.getLoss().getType(), {});
-      h.launch(*fn, h.index(1), h.index(1), 256, 0, {logits, outBuf, rows});
+      h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {logits, outBuf, rows});
       b.replaceOp(op, out);
       return success();
     }
@@ -286,7 +286,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Value a = h.input(d.getInput()), w = h.input(d.getWeight());
     auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
-    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index((c.n + c.blockN() - 1) / c.blockN())), h.index(1),
+    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks())), h.index(1),
              c.threads(), c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
@@ -341,13 +341,13 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     auto permute = kernels.get(loc, "moe_permute_" + plan.suffix(), [&] { return gk::permuteKernel(plan); });
     if (failed(count) || failed(schedule) || failed(permute))
       return failure();
-    h.launch(*count, h.index(experts), h.index(1), 256, 0, {idx, counts, rows});
+    h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
     h.launch(*schedule, h.index(1), h.index(1), gk::DispatchConfig::scheduleThreads, 0,
              {counts, offsets, tileExpert, tileRow, numTiles});
-    h.launch(*permute, h.index(experts), h.index(1), 1024, 0, {idx, offsets, perm, slotPos, rows});
+    h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
+             {idx, offsets, perm, slotPos, rows});
 
     Value y = xBuf;
-    std::string yElt = xElt;
     if (ffn) {
       SmallVector<Value> weights;
       for (Value wt : ffn.getWeights())
@@ -379,17 +379,17 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
       Value b1 = glu ? weights[1] : weights[0];
       Value bDown = glu ? weights[2] : weights[1];
-      h.launch(*upFn, h.mul(maxTiles, h.index((inner + up.blockN() - 1) / up.blockN())), h.index(1), up.threads(),
+      h.launch(*upFn, h.mul(maxTiles, h.index(up.columnBlocks())), h.index(1), up.threads(),
                up.sharedBytes(),
                {xBuf, weights[0], b1, hBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
-      h.launch(*downFn, h.mul(maxTiles, h.index((hidden + down.blockN() - 1) / down.blockN())), h.index(1),
+      h.launch(*downFn, h.mul(maxTiles, h.index(down.columnBlocks())), h.index(1),
                down.threads(), down.sharedBytes(),
                {hBuf, bDown, bDown, yBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
       y = yBuf;
     }
 
     gk::CombineConfig cc;
-    cc.y = yElt;
+    cc.y = xElt;
     cc.w = eltName(combine.getWeights().getType());
     cc.x = xElt;
     cc.out = eltName(combine.getResult().getType());

@@ -72,7 +72,7 @@ std::string mlir::moe::gpu_kernels::countKernel(const DispatchConfig &c) {
   std::string e = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
   std::string e32 = k.toI32(e);
   std::string n = k.mul("%rows", k.index(c.k));
-  std::string count = countMatches(k, tid, n, k.index(256), e32);
+  std::string count = countMatches(k, tid, n, k.index(kStridedBlock), e32);
   std::string total = k.op("gpu.all_reduce add " + count + " uniform {} : (i32) -> (i32)");
   k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") + " {");
   std::string capped = k.op("arith.minui " + total + ", " + k.toI32(limit(k, c)) + " : i32");
@@ -121,7 +121,7 @@ std::string mlir::moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
 
 std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   KernelEmitter k;
-  constexpr int64_t threads = 1024;
+  constexpr int64_t threads = DispatchConfig::permuteThreads;
   std::string scanType = "memref<" + std::to_string(threads) + "xi32, #gpu.address_space<workgroup>>";
   std::string e = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
   std::string e32 = k.toI32(e), c1 = k.index(1);

@@ -55,7 +55,7 @@ struct Tile {
 Tile openTile(KernelEmitter &k, const GemmConfig &c) {
   // Blocks are numbered group by group: kGroupM row tiles times every column
   // block, so a wave of blocks shares its A rows and B columns in L2.
-  const int64_t nBlocks = (c.n + c.blockN() - 1) / c.blockN();
+  const int64_t nBlocks = c.columnBlocks();
   std::string linear = k.op("gpu.block_id x");
   std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
   std::string groupSize = k.index(kGroupM * nBlocks);

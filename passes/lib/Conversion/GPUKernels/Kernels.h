@@ -16,6 +16,10 @@
 
 namespace mlir::moe::gpu_kernels {
 
+/// The block of the kernels whose threads stride over their work by the block
+/// size (expert counts, losses): launcher and kernel must agree on it.
+constexpr int64_t kStridedBlock = 256;
+
 /// C[rows, n] = act(A[rows(, gathered), k] . B[e]) (.* A . B1[e] for GLUs) (.* w[row]),
 /// over a tile schedule. The signature is the same for every variant:
 ///   (A, B0, B1: memref<?xT>, C: memref<?xOut>, perm, tileExpert, tileRow,
@@ -48,6 +52,8 @@ struct GemmConfig {
   /// Output columns per block.
   int64_t blockN() const { return tensorCores ? (glu ? 64 : 128) : 64; }
   int64_t threads() const { return 256; }
+  /// Column blocks of the grid (the kernel derives the same number).
+  int64_t columnBlocks() const { return (n + blockN() - 1) / blockN(); }
   /// Dynamic shared memory bytes per block.
   int64_t sharedBytes() const;
 };
@@ -110,6 +116,8 @@ struct DispatchConfig {
   std::string suffix() const;
   /// The schedule kernel's block: one thread per expert.
   static constexpr int64_t scheduleThreads = 1024;
+  /// The permute kernel's block, whose threads split an expert's assignments.
+  static constexpr int64_t permuteThreads = 1024;
 };
 /// counts[e] = min(#assignments to e, capacity limit); grid (experts), 256 threads.
 ///   (%indices: memref<?xi32>, %counts: memref<?xi32>, %rows: index)
