@@ -20,8 +20,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <map>
-#include <mutex>
 
 namespace moe::runtime {
 namespace {
@@ -35,9 +33,6 @@ GpuCall *call(const char *fn) {
   return current;
 }
 
-/// Kernels whose dynamic shared memory limit was raised already.
-std::mutex attributesMutex;
-std::map<void *, int> sharedLimit;
 } // namespace
 
 GpuCallScope::GpuCallScope(GpuCall &call) : previous(current) { current = &call; }
@@ -116,19 +111,16 @@ __attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, int
     return;
   if (gridX == 0 || gridY == 0 || gridZ == 0)
     return; // an empty launch (no tokens): nothing to do
-  if (smem > 48 * 1024) {
-    std::lock_guard<std::mutex> lock(attributesMutex);
-    int &limit = sharedLimit[function];
-    if (limit < smem) {
-      if (moe_status_t s = check(d->cuFuncSetAttribute(static_cast<CUfunction>(function),
-                                                       CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
-                                 "allowing " + std::to_string(smem) + " bytes of shared memory")) {
-        c->failWith(s);
-        return;
-      }
-      limit = smem;
+  // Set on every such launch (a host-side call, cheap next to a launch): a
+  // cache keyed by the function handle could outlive an unloaded module whose
+  // handle the driver hands out again.
+  if (smem > 48 * 1024)
+    if (moe_status_t s = check(d->cuFuncSetAttribute(static_cast<CUfunction>(function),
+                                                     CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+                               "allowing " + std::to_string(smem) + " bytes of shared memory")) {
+      c->failWith(s);
+      return;
     }
-  }
   if (moe_status_t s = check(d->cuLaunchKernel(static_cast<CUfunction>(function), static_cast<unsigned>(gridX),
                                                static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
                                                static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
