@@ -25,9 +25,12 @@ done
 # not run on Hopper: the runtime falls back to the PTX).
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-cubin=false -o "$out/check_mixtral_ptx.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_80 -o "$out/check_mixtral_sm80.moeb" >/dev/null
+# The mma.sync GEMM on sm_90a (the default there is wgmma), at both its stage depths.
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm=mma -o "$out/check_mixtral_mma.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm=mma --gpu-gemm-k-tile=64 -o "$out/check_mixtral_kt64.moeb" >/dev/null
+# Sizes that leave partial column blocks (192 = 128 + 64 output columns; 320 = 5 x 64 GLU columns).
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a -o "$out/check_mixtral_odd.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
-# The other stage depth of the tensor-core GEMM (the default is 32).
-"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-k-tile=64 -o "$out/check_mixtral_kt64.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
 /usr/bin/python3 bench/gpu/one_expert_weights.py "$out/one_mixtral.safetensors" bf16 256 256 8 swiglu
@@ -41,5 +44,11 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
+# The same three with mma.sync, for the comparison in one call.
+"$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm=mma -o "$out/peer_mixtral_mma.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a --gpu-gemm=mma \
+  -o "$out/peer_dsv3_mma.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a --gpu-gemm=mma \
+  -o "$out/peer_qwen3_mma.moeb" >/dev/null
 cp ../shared/bench/moe_peers.py "$out/"
 du -sh "$out"

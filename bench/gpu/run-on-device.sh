@@ -18,7 +18,7 @@ if has check; then
   $B/moe_runtime_gpu_tests 2>&1 | tail -2
   echo "== correctness runs (compared with the reference by verify.sh)"
   o=/tmp/outputs && rm -rf $o && mkdir -p $o
-  for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
+  for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
     for t in 1 33 4096 8192; do
       $B/moe-run $G/check_$ex.moeb --tokens $t --seed $t --output $o/${ex}_$t.safetensors | tail -1 | cut -c1-160
     done
@@ -31,7 +31,7 @@ if has check; then
   [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_mixtral.moeb --weights $G/one_mixtral.safetensors --tokens 4096 --seed 3 --output $o/one_mixtral.safetensors | tail -1 | cut -c1-160
   [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
   # Under 16 MiB a file, for the trip back.
-  (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
+  (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
      tar cf "$OUT/outputs_$ex.tar" ${ex}_*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
   ls -la "$OUT"
 fi
@@ -63,7 +63,10 @@ fi
 
 if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
-  for spec in "peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192" ${FULL:-}; do
+  specs=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
+  # The mma.sync builds of the same layers, unless MMA=0.
+  [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")
+  for spec in "${specs[@]}" ${FULL:-}; do
     set -- $spec
     $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 | grep -E "^bench|error" |
       sed "s/^/$1: /"
@@ -72,7 +75,7 @@ fi
 
 if has profile; then
   echo "== Nsight Compute: the gate/up and down GEMMs of the Mixtral prefill"
-  ncu --clock-control none -k regex:moe_gemm_mma --launch-count 2 --section SpeedOfLight --section Occupancy \
+  ncu --clock-control none -k regex:moe_gemm_w?mma --launch-count 2 --section SpeedOfLight --section Occupancy \
     --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
     $B/moe-run $G/peer_mixtral.moeb --tokens 8192 >$OUT/ncu_mixtral.txt 2>&1
   grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|Registers Per|Stall|L2 Hit" $OUT/ncu_mixtral.txt | head -40

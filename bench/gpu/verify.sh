@@ -9,10 +9,16 @@ moec=${MOEC:-build/bin/moec}
 work=$(mktemp -d)
 for t in "$dir"/outputs_*.tar; do tar xf "$t" -C "$work"; done
 status=0
-for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_kt64}; do
+for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
+  # Variants of an example (mixtral_mma, ...) run its file; mixtral_odd at its own sizes.
+  case $ex in
+    mixtral_odd) src=mixtral sizes=d_model=192,d_ff=320 ;;
+    mixtral_*) src=mixtral sizes=d_model=256,d_ff=256 ;;
+    *) src=$ex sizes=d_model=256,d_ff=256 ;;
+  esac
   for t in 1 33 4096 8192; do
     printf '%s tokens=%s: ' "$ex" "$t"
-    $moec run examples/${ex%_kt*}.moe --set d_model=256,d_ff=256 --tokens $t --seed $t --check \
+    $moec run examples/$src.moe --set $sizes --tokens $t --seed $t --check \
       --check-outputs "$work/${ex}_$t.safetensors" | grep -E "^check: output" | tr '\n' ' '
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
     echo

@@ -46,7 +46,7 @@ protected:
   /// returns the first error, or "" when all went well.
   std::string check(const std::string &kernel) {
     std::string source = "gpu.module @k {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
-                         "alignment = 128 : i64} : !llvm.array<0 x i8>\n" +
+                         "alignment = 1024 : i64} : !llvm.array<0 x i8>\n" +
                          kernel + "}\n";
     std::string errors;
     ScopedDiagnosticHandler handler(context.get(), [&](Diagnostic &d) {
@@ -92,6 +92,25 @@ TEST_F(GPUKernelsTest, EveryGemmVariant) {
             c.grouped = c.gatherRows = c.scaleRows = grouped;
             EXPECT_EQ(check(gk::gemmKernel(c)), "") << c.name();
           }
+}
+
+TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
+  for (std::string elt : {"bf16", "f16"})
+    for (bool glu : {false, true})
+      for (bool grouped : {false, true}) {
+        gk::GemmConfig c;
+        c.wgmma = true;
+        c.kTile = 64;
+        c.elt = c.out = elt;
+        c.k = 192;
+        c.n = glu ? 200 : 136; // partial column blocks
+        c.glu = glu;
+        c.act = glu ? "silu" : "relu";
+        c.grouped = c.gatherRows = c.scaleRows = grouped;
+        std::string kernel = gk::gemmKernel(c);
+        EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n128k16.f32." + elt), std::string::npos);
+        EXPECT_EQ(check(kernel), "") << c.name();
+      }
 }
 
 TEST_F(GPUKernelsTest, RoutingKernels) {
@@ -150,6 +169,10 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   EXPECT_EQ(a.sharedBytes(), 4 * 128 * 32 * 2 * 2);
   b.kTile = 64;
   EXPECT_EQ(b.sharedBytes(), 3 * 128 * 64 * 2 * 2);
+  gk::GemmConfig w = b;
+  w.wgmma = true;
+  EXPECT_NE(w.name(), b.name());
+  EXPECT_EQ(w.sharedBytes(), 3 * 128 * 64 * 2 * 2);
 }
 
 } // namespace

@@ -19,6 +19,8 @@ struct LayerSource {
   long gemmKTile = 0;
   /// GPU targets: embed a cubin (ptxas) rather than PTX, when the toolkit is here.
   bool cubin = true;
+  /// GPU targets: the GEMMs' tensor-core instructions (mma, wgmma; "": the target's default).
+  std::string gemm;
 };
 
 struct RunOptions {

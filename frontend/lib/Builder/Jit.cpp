@@ -84,7 +84,9 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-  if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {target}, out)))
+  mlir::moe::TargetOptions options;
+  options.target = target;
+  if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
 }

@@ -53,10 +53,11 @@ public:
       b.setInsertionPointToEnd(module.getBody());
       kernels = gpu::GPUModuleOp::create(b, module.getLoc(), "moe_kernels");
       // The dynamic shared memory the tensor-core kernels address (an extern
-      // array, which the NVPTX back end leaves alone).
+      // array, which the NVPTX back end leaves alone), aligned for wgmma's
+      // 128-byte swizzle, which repeats every 1 KiB of addresses.
       b.setInsertionPointToStart(kernels.getBody());
       LLVM::GlobalOp::create(b, module.getLoc(), LLVM::LLVMArrayType::get(b.getI8Type(), 0), /*isConstant=*/false,
-                             LLVM::Linkage::External, "moe_smem", Attribute(), /*alignment=*/128, /*addrSpace=*/3);
+                             LLVM::Linkage::External, "moe_smem", Attribute(), /*alignment=*/1024, /*addrSpace=*/3);
     }
     return kernels;
   }
@@ -67,7 +68,7 @@ public:
     if (auto fn = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
       return fn;
     std::string source = "gpu.module @moe_parse {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
-                         "alignment = 128 : i64} : !llvm.array<0 x i8>\n" +
+                         "alignment = 1024 : i64} : !llvm.array<0 x i8>\n" +
                          text() + "}\n";
     ParserConfig config(module.getContext());
     OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(source, config, name);
@@ -149,9 +150,22 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   /// than 64 x 3, which spills a few registers under the 128-register bound).
   int64_t kTileFor(int64_t) const { return gemmKTile == 64 ? 64 : 32; }
 
+  /// A tensor-core GEMM's engine: wgmma where asked for and its 64-deep
+  /// stages divide k, else mma.sync with the k tile already chosen.
+  void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
+    if (gemm == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
+      c.wgmma = true;
+      c.kTile = 64;
+    }
+  }
+
   void runOnOperation() override {
     if (gemmKTile != 0 && gemmKTile != 32 && gemmKTile != 64) {
       getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
+      return signalPassFailure();
+    }
+    if (gemm != "mma" && gemm != "wgmma") {
+      getOperation().emitError() << "gemm must be mma or wgmma, not '" << gemm << "'";
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
@@ -279,6 +293,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
                            << inType.getElementType() << " and " << wType.getElementType();
     c.kTile = kTileFor(c.k);
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
+    chooseEngine(c, eltName(wType));
     auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::gemmKernel(c); });
     if (failed(fn))
       return failure();
@@ -370,6 +385,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       down.n = hidden;
       down.scaleRows = true;
       down.grouped = true;
+      chooseEngine(up, wElt);
+      chooseEngine(down, wElt);
       auto upFn = kernels.get(loc, up.name(), [&] { return gk::gemmKernel(up); });
       auto downFn = kernels.get(loc, down.name(), [&] { return gk::gemmKernel(down); });
       if (failed(upFn) || failed(downFn))

@@ -50,10 +50,13 @@ std::string moe::findLibdevice() {
   return "";
 }
 
-std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile, llvm::StringRef libdevice) {
+std::string moe::defaultGemmFor(llvm::StringRef chip) { return chip == "sm_90a" ? "wgmma" : "mma"; }
+
+std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile, llvm::StringRef libdevice,
+                                           llvm::StringRef gemm) {
   return "moe-verify-input,canonicalize,cse,"
          "convert-moe-to-gpu-kernels{gemm-k-tile=" +
-         std::to_string(gemmKTile) +
+         std::to_string(gemmKTile) + " gemm=" + (gemm.empty() ? defaultGemmFor(chip) : gemm.str()) +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -74,8 +77,8 @@ std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTi
 }
 
 LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile,
-                                               llvm::StringRef libdevice) {
-  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile, libdevice), pm);
+                                               llvm::StringRef libdevice, llvm::StringRef gemm) {
+  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile, libdevice, gemm), pm);
 }
 
 namespace {
@@ -85,6 +88,9 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<int64_t> gemmKTile{*this, "gemm-k-tile",
                             llvm::cl::desc("k depth of the tensor-core GEMM stages: 32, 64 or 0 (from the shapes)"),
                             llvm::cl::init(0)};
+  Option<std::string> gemm{*this, "gemm",
+                           llvm::cl::desc("tensor-core instructions of the GEMMs: mma or wgmma (sm_90a only); "
+                                          "default: wgmma on sm_90a, else mma")};
   Option<std::string> libdevice{*this, "libdevice",
                                 llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "
                                                "from $CUDA_HOME or /usr/local/cuda")};
@@ -99,7 +105,8 @@ void moe::registerMoEPipelines() {
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
         if (failed(buildMoELowerToNVVMPipeline(pm, options.chip, options.gemmKTile,
                                                 options.libdevice.empty() ? findLibdevice()
-                                                                          : std::string(options.libdevice))))
+                                                                          : std::string(options.libdevice),
+                                                options.gemm)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");
       });
   PassPipelineRegistration<>(

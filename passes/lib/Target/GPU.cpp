@@ -109,7 +109,11 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
                              "install the CUDA toolkit or set CUDA_HOME";
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
-  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile, libdevice)))
+  if (!options.gemm.empty() && options.gemm != "mma" && options.gemm != "wgmma")
+    return emitError(loc) << "unknown GPU GEMM '" << options.gemm << "' (expected mma or wgmma)";
+  if (options.gemm == "wgmma" && chip != "sm_90a")
+    return emitError(loc) << "wgmma needs --target=sm_90a, not " << chip;
+  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile, libdevice, options.gemm)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
   if (failed(pm.run(module)))
     return failure();

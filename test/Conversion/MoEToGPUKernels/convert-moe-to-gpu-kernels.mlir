@@ -16,7 +16,7 @@
 // CHECK-SAME:      dynamic_shared_memory_size %c65536_i32
 // CHECK:         return %[[T]]
 // CHECK:       gpu.module @moe_kernels
-// CHECK:         llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, alignment = 128 : i64} : !llvm.array<0 x i8>
+// CHECK:         llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, alignment = 1024 : i64} : !llvm.array<0 x i8>
 // CHECK:         gpu.func @moe_gemm_mma32_bf16_bf16_wf32_k64_n256_identity(
 // CHECK-SAME:      kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 2 : i32}
 // CHECK:           cp.async.cg.shared.global

@@ -70,8 +70,9 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
 
     - `moe.topk` (score, top-k, renormalisation, scale) and `moe.group_topk`:
       one fused kernel each, one thread per token;
-    - `moe.dense`: a tensor-core GEMM (mma.sync m16n8k16, cp.async 4-stage
-      pipeline) for bf16/f16, an FMA GEMM otherwise;
+    - `moe.dense`: a tensor-core GEMM for bf16/f16 (mma.sync m16n8k16 with a
+      4-stage cp.async pipeline, or with `gemm=wgmma` on sm_90a warpgroup
+      MMA on 128-byte-swizzled shared memory), an FMA GEMM otherwise;
     - each `moe.dispatch` -> `moe.expert_ffn` -> `moe.combine` chain: per-expert
       counts, offsets and the GEMM tile list and a stable permutation, all on
       the device (no host synchronisation); a grouped GEMM over the tile list
@@ -94,7 +95,10 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
   }];
   let options = [
     Option<"gemmKTile", "gemm-k-tile", "int64_t", /*default=*/"0",
-           "k depth of the tensor-core GEMMs' pipeline stages: 32 (4 stages) or 64 (3 stages); 0: the default, 32">
+           "k depth of the tensor-core GEMMs' pipeline stages: 32 (4 stages) or 64 (3 stages); 0: the default, 32">,
+    Option<"gemm", "gemm", "std::string", /*default=*/"\"mma\"",
+           "tensor-core instructions of the GEMMs: mma (mma.sync, sm_80+) or wgmma (sm_90a; 64-deep stages, "
+           "mma.sync where k is not a multiple of 64)">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

@@ -30,11 +30,16 @@ LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 /// async launches on one stream, NVVM, PTX for `chip` (sm_90a, sm_90, sm_80)
 /// embedded in host code that calls MLIR's `mgpu*` runtime ABI.
 /// `gemmKTile` 0 lets the compiler choose the GEMM stage depth; `libdevice`
-/// is linked into the kernels for their math functions (expf, logf, tanhf).
+/// is linked into the kernels for their math functions (expf, logf, tanhf);
+/// `gemm` picks the tensor-core instructions (mma, wgmma; "": defaultGemmFor).
 std::string getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile = 0,
-                                      llvm::StringRef libdevice = "");
+                                      llvm::StringRef libdevice = "", llvm::StringRef gemm = "");
 LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile = 0,
-                                          llvm::StringRef libdevice = "");
+                                          llvm::StringRef libdevice = "", llvm::StringRef gemm = "");
+
+/// The GEMMs' tensor-core instructions for `chip`: wgmma on sm_90a (the only
+/// target that has them), mma.sync elsewhere.
+std::string defaultGemmFor(llvm::StringRef chip);
 
 /// The CUDA toolkit's libdevice.10.bc ($CUDA_HOME, CUDA_PATH, CUDA_ROOT, then
 /// /usr/local/cuda and other usual prefixes), or "" if there is none.

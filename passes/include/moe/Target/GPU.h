@@ -32,6 +32,9 @@ struct TargetOptions {
   /// than PTX the driver compiles at load time; the PTX stays in the artifact
   /// and the runtime falls back to it on GPUs the cubin does not run on.
   bool cubin = true;
+  /// The GEMMs' tensor-core instructions: mma, wgmma (sm_90a); "": the
+  /// target's default (defaultGemmFor).
+  std::string gemm;
 };
 
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".

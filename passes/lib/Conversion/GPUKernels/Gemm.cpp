@@ -13,125 +13,20 @@
 //   sizes the tensor-core kernel does not take.
 //
 //===----------------------------------------------------------------------===//
-#include "Kernels.h"
-
-#include "KernelEmitter.h"
+#include "GemmCommon.h"
 
 #include <array>
 #include <vector>
 
 using namespace mlir::moe::gpu_kernels;
+using namespace mlir::moe::gpu_kernels::gemm;
 
 namespace {
-
-int64_t bytesOf(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
-
-/// The kernel's arguments, the same for every variant.
-std::string signature(const GemmConfig &c) {
-  return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
-         ", %C: " + flatMemref(c.out) +
-         ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
-         "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
-         flatMemref(c.weight) + ", %rows: index, %topK: index)";
-}
-
-/// The byte address of a memref argument's data, as i64.
-std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {
-  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
-  return k.op("arith.index_cast " + p + " : index to i64");
-}
-
-std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith.index_cast " + index + " : index to i64"); }
-
-/// Row tiles per group of the block order (see openTile).
-constexpr int64_t kGroupM = 8;
-
-/// What every variant does first: which tile, rows and expert this block has.
-struct Tile {
-  std::string e, rowStart, rowEnd, n0;
-};
-
-/// Opens `scf.if` over active blocks and reads the tile (the caller closes it).
-Tile openTile(KernelEmitter &k, const GemmConfig &c) {
-  // Blocks are numbered group by group: kGroupM row tiles times every column
-  // block, so a wave of blocks shares its A rows and B columns in L2.
-  const int64_t nBlocks = c.columnBlocks();
-  std::string linear = k.op("gpu.block_id x");
-  std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
-  std::string groupSize = k.index(kGroupM * nBlocks);
-  std::string firstTile = k.mul(k.div(linear, groupSize), k.index(kGroupM));
-  std::string groupTiles = k.minIndex(k.index(kGroupM), k.op("arith.subi " + tilesInGrid + ", " + firstTile + " : index"));
-  std::string inGroup = k.rem(linear, groupSize);
-  std::string bx = k.add(firstTile, k.rem(inGroup, groupTiles)), by = k.div(inGroup, groupTiles);
-  Tile t;
-  std::string active;
-  if (c.grouped) {
-    std::string nt = k.toIndex(k.load("%numTiles", k.index(0), "i32"));
-    active = k.lt(bx, nt);
-  } else {
-    active = k.lt(k.mul(bx, k.index(c.blockM())), "%rows");
-  }
-  k.line("scf.if " + active + " {");
-  if (c.grouped) {
-    t.e = k.toIndex(k.load("%tileExpert", bx, "i32"));
-    t.rowStart = k.toIndex(k.load("%tileRow", bx, "i32"));
-    t.rowEnd = k.toIndex(k.load("%offsets", k.add(t.e, k.index(1)), "i32"));
-  } else {
-    t.e = k.index(0);
-    t.rowStart = k.mul(bx, k.index(c.blockM()));
-    t.rowEnd = "%rows";
-  }
-  t.n0 = k.mul(by, k.index(c.blockN()));
-  return t;
-}
-
-/// A's row for output row `p` (valid or not: invalid rows read row rowStart).
-std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,
-                      const std::string &valid) {
-  std::string clamped = k.select(valid, p, t.rowStart, "index");
-  if (!c.gatherRows)
-    return clamped;
-  std::string a = k.toIndex(k.load("%perm", clamped, "i32"));
-  return k.div(a, "%topK");
-}
-
-/// The epilogue for one output element pair: activation (and GLU product),
-/// routing weight, store.
-void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
-               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
-               const std::string &u1) {
-  v0 = activation(k, c.act, v0);
-  v1 = activation(k, c.act, v1);
-  if (c.glu) {
-    v0 = k.op("arith.mulf " + v0 + ", " + u0 + " : f32");
-    v1 = k.op("arith.mulf " + v1 + ", " + u1 + " : f32");
-  }
-  if (c.scaleRows) {
-    v0 = k.op("arith.mulf " + v0 + ", " + scale + " : f32");
-    v1 = k.op("arith.mulf " + v1 + ", " + scale + " : f32");
-  }
-  std::string at = k.add(k.mul(p, k.index(c.n)), col);
-  k.storeF32(v0, "%C", at, c.out);
-  k.storeF32(v1, "%C", k.add(at, k.index(1)), c.out);
-}
-
-std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p) {
-  if (!c.scaleRows)
-    return "";
-  std::string a = k.toIndex(k.load("%perm", p, "i32"));
-  return k.loadF32("%w", a, c.weight);
-}
 
 // --- tensor cores ----------------------------------------------------------
 
 /// A stage holds a 128 x BK tile of A and a BK x 128 tile of B (2-byte elements).
 int64_t stageBytes(int64_t bk) { return 128 * bk * 2 * 2; }
-
-void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size) {
-  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .u64 g; cvta.to.global.u64 g, $1; "
-         "cp.async.cg.shared.global [$0], [g], 16, $2; }\", \"r,l,r\" " +
-         shared + ", " + global + ", " + size + " : (i32, i64, i32) -> ()");
-}
 
 /// ldmatrix x4 (transposed for B) at a shared address: four i32 registers.
 std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans) {
@@ -243,7 +138,7 @@ std::string tensorCoreKernel(const GemmConfig &c) {
     for (int j = 0; j < copies; ++j)
       cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
   };
-  auto commit = [&] { k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()"); };
+  auto commit = [&] { cpAsyncCommit(k); };
 
   for (int64_t s = 0; s < kStages - 1; ++s) {
     if (s < kTiles)
@@ -255,8 +150,7 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   std::vector<std::string> acc;
   std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
                                    std::vector<std::string>(64, k.f32(0.0)), acc);
-  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_group " + std::to_string(kStages - 2) +
-         ";\", \"\" : () -> ()");
+  cpAsyncWait(k, kStages - 2);
   k.line("gpu.barrier");
   std::string next = k.add("%kt", k.index(kStages - 1));
   k.line("scf.if " + k.lt(next, k.index(kTiles)) + " {");
@@ -401,7 +295,8 @@ std::string fmaKernel(const GemmConfig &c) {
 } // namespace
 
 std::string GemmConfig::name() const {
-  std::string s = std::string("moe_gemm_") + (tensorCores ? "mma" + std::to_string(kTile) + "_" : "fma_") + elt + "_" + out + "_w" + weight +
+  std::string engine = !tensorCores ? "fma" : wgmma ? "wgmma" : "mma";
+  std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" + weight +
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
   if (glu) s += "_glu";
   if (gatherRows) s += "_gather";
@@ -418,5 +313,7 @@ bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::s
 }
 
 std::string mlir::moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
-  return config.tensorCores ? tensorCoreKernel(config) : fmaKernel(config);
+  if (!config.tensorCores)
+    return fmaKernel(config);
+  return config.wgmma ? wgmmaGemmKernel(config) : tensorCoreKernel(config);
 }

@@ -42,6 +42,9 @@ struct GemmConfig {
   bool grouped = false;
   /// Tensor cores (mma.sync m16n8k16), or an FMA kernel (f32, odd shapes).
   bool tensorCores = true;
+  /// Tensor cores on sm_90a: wgmma (warpgroup MMA reading both operands
+  /// from shared memory) instead of mma.sync; needs kTile 64.
+  bool wgmma = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -62,6 +65,8 @@ struct GemmConfig {
 bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n, int64_t kTile);
 
 std::string gemmKernel(const GemmConfig &config);
+/// The wgmma variant (GemmWgmma.cpp); gemmKernel calls it for `wgmma` configs.
+std::string wgmmaGemmKernel(const GemmConfig &config);
 
 // --- routing (Routing.cpp): one thread per token -----------------------------
 

@@ -1,0 +1,112 @@
+//===- GemmCommon.cpp - what every GEMM kernel variant shares -------------===//
+#include "GemmCommon.h"
+
+using namespace mlir::moe::gpu_kernels;
+
+namespace mlir::moe::gpu_kernels::gemm {
+
+int64_t bytesOf(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
+
+std::string signature(const GemmConfig &c) {
+  return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
+         ", %C: " + flatMemref(c.out) +
+         ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
+         "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
+         flatMemref(c.weight) + ", %rows: index, %topK: index)";
+}
+
+std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {
+  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
+  return k.op("arith.index_cast " + p + " : index to i64");
+}
+
+std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith.index_cast " + index + " : index to i64"); }
+
+/// Row tiles per group of the block order (see openTile).
+constexpr int64_t kGroupM = 8;
+
+Tile openTile(KernelEmitter &k, const GemmConfig &c) {
+  // Blocks are numbered group by group: kGroupM row tiles times every column
+  // block, so a wave of blocks shares its A rows and B columns in L2.
+  const int64_t nBlocks = c.columnBlocks();
+  std::string linear = k.op("gpu.block_id x");
+  std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
+  std::string groupSize = k.index(kGroupM * nBlocks);
+  std::string firstTile = k.mul(k.div(linear, groupSize), k.index(kGroupM));
+  std::string groupTiles = k.minIndex(k.index(kGroupM), k.op("arith.subi " + tilesInGrid + ", " + firstTile + " : index"));
+  std::string inGroup = k.rem(linear, groupSize);
+  std::string bx = k.add(firstTile, k.rem(inGroup, groupTiles)), by = k.div(inGroup, groupTiles);
+  Tile t;
+  std::string active;
+  if (c.grouped) {
+    std::string nt = k.toIndex(k.load("%numTiles", k.index(0), "i32"));
+    active = k.lt(bx, nt);
+  } else {
+    active = k.lt(k.mul(bx, k.index(c.blockM())), "%rows");
+  }
+  k.line("scf.if " + active + " {");
+  if (c.grouped) {
+    t.e = k.toIndex(k.load("%tileExpert", bx, "i32"));
+    t.rowStart = k.toIndex(k.load("%tileRow", bx, "i32"));
+    t.rowEnd = k.toIndex(k.load("%offsets", k.add(t.e, k.index(1)), "i32"));
+  } else {
+    t.e = k.index(0);
+    t.rowStart = k.mul(bx, k.index(c.blockM()));
+    t.rowEnd = "%rows";
+  }
+  t.n0 = k.mul(by, k.index(c.blockN()));
+  return t;
+}
+
+std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,
+                      const std::string &valid) {
+  std::string clamped = k.select(valid, p, t.rowStart, "index");
+  if (!c.gatherRows)
+    return clamped;
+  std::string a = k.toIndex(k.load("%perm", clamped, "i32"));
+  return k.div(a, "%topK");
+}
+
+/// The epilogue for one output element pair: activation (and GLU product),
+/// routing weight, store.
+void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
+               const std::string &u1) {
+  v0 = activation(k, c.act, v0);
+  v1 = activation(k, c.act, v1);
+  if (c.glu) {
+    v0 = k.op("arith.mulf " + v0 + ", " + u0 + " : f32");
+    v1 = k.op("arith.mulf " + v1 + ", " + u1 + " : f32");
+  }
+  if (c.scaleRows) {
+    v0 = k.op("arith.mulf " + v0 + ", " + scale + " : f32");
+    v1 = k.op("arith.mulf " + v1 + ", " + scale + " : f32");
+  }
+  std::string at = k.add(k.mul(p, k.index(c.n)), col);
+  k.storeF32(v0, "%C", at, c.out);
+  k.storeF32(v1, "%C", k.add(at, k.index(1)), c.out);
+}
+
+std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p) {
+  if (!c.scaleRows)
+    return "";
+  std::string a = k.toIndex(k.load("%perm", p, "i32"));
+  return k.loadF32("%w", a, c.weight);
+}
+
+void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size) {
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .u64 g; cvta.to.global.u64 g, $1; "
+         "cp.async.cg.shared.global [$0], [g], 16, $2; }\", \"r,l,r\" " +
+         shared + ", " + global + ", " + size + " : (i32, i64, i32) -> ()");
+}
+
+void cpAsyncCommit(KernelEmitter &k) {
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()");
+}
+
+void cpAsyncWait(KernelEmitter &k, int64_t pending) {
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_group " + std::to_string(pending) +
+         ";\", \"\" : () -> ()");
+}
+
+} // namespace mlir::moe::gpu_kernels::gemm

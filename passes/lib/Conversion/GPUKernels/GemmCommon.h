@@ -1,0 +1,57 @@
+//===- GemmCommon.h - what every GEMM kernel variant shares -----*- C++ -*-===//
+//
+// The GEMM variants (mma.sync, wgmma, FMA; Gemm.cpp and GemmWgmma.cpp) share
+// their signature, the tile a block works on (from the device-built
+// schedule, in grouped block order), the row gather of A, the epilogue
+// (activation, GLU product, routing weight, store) and 16-byte cp.async.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_GPUKERNELS_GEMMCOMMON_H
+#define MOE_CONVERSION_GPUKERNELS_GEMMCOMMON_H
+
+#include "KernelEmitter.h"
+#include "Kernels.h"
+
+#include <string>
+
+namespace mlir::moe::gpu_kernels::gemm {
+
+int64_t bytesOf(const std::string &elt);
+
+/// The kernel's arguments, the same for every variant.
+std::string signature(const GemmConfig &c);
+
+/// The byte address of a memref argument's data, as i64.
+std::string address(KernelEmitter &k, const std::string &m, const std::string &elt);
+std::string i64(KernelEmitter &k, const std::string &index);
+
+/// What every variant does first: which tile, rows and expert this block has.
+struct Tile {
+  std::string e, rowStart, rowEnd, n0;
+};
+
+/// Opens `scf.if` over active blocks and reads the tile (the caller closes it).
+Tile openTile(KernelEmitter &k, const GemmConfig &c);
+
+/// A's row for output row `p` (valid or not: invalid rows read row rowStart).
+std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,
+                      const std::string &valid);
+
+/// The epilogue for one output element pair at row `p`, columns `col` and
+/// `col + 1`: activation (and GLU product with u0, u1), routing weight, store.
+void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
+               const std::string &u1);
+
+/// The routing weight of output row `p` ("" unless the config scales rows).
+std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p);
+
+/// 16 bytes from global `global` (i64) to shared `shared` (i32); `size` 0
+/// zero-fills them instead.
+void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size);
+void cpAsyncCommit(KernelEmitter &k);
+void cpAsyncWait(KernelEmitter &k, int64_t pending);
+
+} // namespace mlir::moe::gpu_kernels::gemm
+
+#endif

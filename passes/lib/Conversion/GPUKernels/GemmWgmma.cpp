@@ -1,0 +1,211 @@
+//===- GemmWgmma.cpp - the sm_90a grouped GEMM on warpgroup MMA -----------===//
+//
+// Hopper's wgmma multiplies operands that it reads from shared memory itself,
+// through matrix descriptors, so no thread spends issue slots or registers on
+// ldmatrix (the mma.sync kernel's limit: its shared-memory feed ran at 78%
+// of peak with the tensor pipe at 68%, docs/performance.md).
+//
+// A block computes a 128 x 128 tile (GLU: 64 gate and 64 up columns) with
+// two warpgroups of 64 rows, each issuing m64n128k16 wgmma with f32
+// accumulators in registers. A stage holds 64 of k:
+// - A, K-major: row m's 64 elements are one 128-byte line, its 16-byte chunk
+//   c stored at c ^ (m % 8) (the hardware's 128-byte swizzle);
+// - B, N-major (the weights' [k][n] layout, wgmma's transposed B): atoms of
+//   8 k rows x 64 columns, 1 KiB each, chunk c of row r at c ^ r; the two
+//   64-column halves are 8 KiB apart.
+// All 256 threads fill stages with 16-byte cp.async: A's rows are gathered
+// through the dispatch permutation, which sm_90's TMA cannot do. Three stages
+// (96 KiB) let two blocks share an SM, so one block's wgmma runs while the
+// other waits on its copies or stores its epilogue.
+//
+//===----------------------------------------------------------------------===//
+#include "GemmCommon.h"
+
+#include <vector>
+
+using namespace mlir::moe::gpu_kernels;
+using namespace mlir::moe::gpu_kernels::gemm;
+
+namespace {
+
+constexpr int64_t kBK = 64;                     // k per stage: one 128-byte swizzle line of A
+constexpr int64_t kStages = 3;
+constexpr int64_t kABytes = 128 * kBK * 2;      // 16 KiB
+constexpr int64_t kStageBytes = 2 * kABytes;    // A and B (kBK x 128)
+constexpr int64_t kAtomBytes = 1024;            // 8 lines of 128 bytes: one swizzle pattern
+constexpr int64_t kBHalfBytes = (kBK / 8) * kAtomBytes; // between B's 64-column halves
+constexpr int64_t kAccumulators = 64;           // m64n128 f32 per thread
+
+std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constant " + std::to_string(v) + " : i64"); }
+
+/// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix
+/// at shared address `shared` (i32, 1 KiB aligned), with leading and stride
+/// byte offsets `lbo` and `sbo`.
+std::string descriptor(KernelEmitter &k, const std::string &shared, int64_t lbo, int64_t sbo) {
+  const int64_t fixed = ((lbo >> 4) << 16) | ((sbo >> 4) << 32) | (int64_t(1) << 62);
+  std::string start = k.op("arith.shrui " + k.op("arith.extui " + shared + " : i32 to i64") + ", " +
+                           constant64(k, 4) + " : i64");
+  return k.op("arith.ori " + start + ", " + constant64(k, fixed) + " : i64");
+}
+
+std::string plus64(KernelEmitter &k, const std::string &a, int64_t v) {
+  return v ? k.op("arith.addi " + a + ", " + constant64(k, v) + " : i64") : a;
+}
+
+/// One stage's four k16 steps on this warpgroup's accumulators, waited for:
+/// fence, four wgmma, commit, wait, in one asm statement so that nothing can
+/// touch the accumulators while the tensor cores own them.
+std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const std::string &descA,
+                                    const std::string &descB, const std::vector<std::string> &acc) {
+  std::string d = "{";
+  for (int i = 0; i < kAccumulators; ++i)
+    d += "$" + std::to_string(i) + (i + 1 < kAccumulators ? "," : "}");
+  const int steps = kBK / 16, descs = kAccumulators, pred = descs + 2 * steps;
+  std::string text = "{ .reg .pred p; setp.ne.b32 p, $" + std::to_string(pred) + ", 0; wgmma.fence.sync.aligned; ";
+  for (int j = 0; j < steps; ++j)
+    text += "wgmma.mma_async.sync.aligned.m64n128k16.f32." + c.elt + "." + c.elt + " " + d + ", $" +
+            std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) + ", p, 1, 1, 0, 1; ";
+  text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 0; }";
+
+  std::string constraints, operands, types, results;
+  for (int i = 0; i < kAccumulators; ++i)
+    constraints += "=f,";
+  for (int j = 0; j < steps; ++j) {
+    constraints += "l,l,";
+    // Along k: A moves 32 bytes within its swizzled line, B two 8-row atoms.
+    operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * 2 * kAtomBytes / 16) + ", ";
+    types += "i64, i64, ";
+  }
+  constraints += "r";
+  operands += k.i32(1);
+  types += "i32";
+  for (int i = 0; i < kAccumulators; ++i) {
+    constraints += "," + std::to_string(i);
+    operands += ", " + acc[i];
+    types += ", f32";
+    results += std::string(i ? ", " : "") + "f32";
+  }
+  std::string structType = "!llvm.struct<(" + results + ")>";
+  std::string r = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"" + text + "\", \"" + constraints +
+                       "\" " + operands + " : (" + types + ") -> " + structType);
+  std::vector<std::string> out;
+  for (int i = 0; i < kAccumulators; ++i)
+    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : " + structType));
+  return out;
+}
+
+} // namespace
+
+std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
+  KernelEmitter k;
+  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK, copies = kBK / 16;
+  Tile t = openTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
+  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
+  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
+  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
+  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+
+  // This thread's four 16-byte copies of A and four of B per stage.
+  std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
+  for (int j = 0; j < copies; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string row = k.div(q, k.index(8)), chunk = k.rem(q, k.index(8));
+    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
+    std::string src = sourceRow(k, c, t, p, valid);
+    std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
+    gA.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
+    sA.push_back(k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16)))));
+    sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+  for (int j = 0; j < copies; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string kr = k.div(q, k.index(16)), chunk = k.rem(q, k.index(16));
+    std::string half = k.div(chunk, k.index(8)), inHalf = k.rem(chunk, k.index(8));
+    // GLU: the first 64 columns are the gate's, the second the up projection's.
+    std::string col = c.glu ? k.add(t.n0, k.mul(inHalf, k.index(8))) : k.add(t.n0, k.mul(chunk, k.index(8)));
+    std::string base = c.glu ? k.select(k.op("arith.cmpi uge, " + chunk + ", " + k.index(8) + " : index"), b1Addr,
+                                        b0Addr, "i64")
+                             : b0Addr;
+    std::string valid = k.lt(col, k.index(c.n));
+    std::string safeCol = k.select(valid, col, k.index(0), "index");
+    std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr), k.index(c.n)), safeCol);
+    gB.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+    std::string r8 = k.rem(kr, k.index(8));
+    std::string swz = k.op("arith.xori " + inHalf + ", " + r8 + " : index");
+    std::string at = k.add(k.add(k.mul(half, k.index(kBHalfBytes)), k.mul(k.div(kr, k.index(8)), k.index(kAtomBytes))),
+                           k.add(k.mul(r8, k.index(128)), k.mul(swz, k.index(16))));
+    sB.push_back(k.toI32(k.add(k.index(kABytes), at)));
+    sizeB.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+
+  auto stageBaseOf = [&](const std::string &kt) {
+    std::string stage = k.toI32(k.rem(kt, k.index(kStages)));
+    return k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
+  };
+  auto loadTile = [&](const std::string &kt) {
+    std::string stageBase = stageBaseOf(kt);
+    std::string kt64 = i64(k, kt);
+    std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
+    std::string stepB = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
+    for (int j = 0; j < copies; ++j)
+      cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
+    for (int j = 0; j < copies; ++j)
+      cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
+  };
+
+  for (int64_t s = 0; s < kStages - 1; ++s) {
+    if (s < kTiles)
+      loadTile(k.index(s));
+    cpAsyncCommit(k);
+  }
+
+  std::vector<std::string> acc;
+  std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
+                                   std::vector<std::string>(kAccumulators, k.f32(0.0)), acc);
+  cpAsyncWait(k, kStages - 2);
+  // cp.async writes shared memory through the generic proxy, wgmma reads it
+  // through the async proxy: each thread orders its own copies, the barrier
+  // everyone's. The barrier also means every warpgroup's previous (waited)
+  // wgmma is done, so its stage can be refilled below.
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
+  k.line("gpu.barrier");
+  std::string next = k.add("%kt", k.index(kStages - 1));
+  k.line("scf.if " + k.lt(next, k.index(kTiles)) + " {");
+  loadTile(next);
+  k.line("}");
+  cpAsyncCommit(k);
+  std::string stageBase = stageBaseOf("%kt");
+  std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
+  std::string descA = descriptor(k, aBase, 16, kAtomBytes);
+  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kBHalfBytes, kAtomBytes);
+  k.yieldF32(wgmmaStage(k, c, descA, descB, acc));
+  k.line("}");
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
+
+  // Epilogue: accumulator 4j + 2i + h of a thread is row 16 * warp + lane / 4
+  // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h.
+  std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
+  const int columnTiles = c.glu ? 8 : 16;
+  for (int i = 0; i < 2; ++i) {
+    std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
+                             k.add(g, k.index(8 * i)));
+    std::string p = k.add(t.rowStart, rowL);
+    k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
+    std::string scale = rowScale(k, c, p);
+    for (int j = 0; j < columnTiles; ++j) {
+      std::string col = k.add(t.n0, k.add(k.index(8 * j), k.mul(tq, k.index(2))));
+      k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
+      auto res = [&](int tile, int h) { return loop + "#" + std::to_string(4 * tile + 2 * i + h); };
+      storePair(k, c, p, col, scale, res(j, 0), res(j, 1), c.glu ? res(j + 8, 0) : "", c.glu ? res(j + 8, 1) : "");
+      k.line("}");
+    }
+    k.line("}");
+  }
+  k.line("}");
+  // Two blocks per SM: at most 128 registers a thread (launch bounds).
+  return k.finish(signature(c), "", "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 2 : i32}");
+}

@@ -1,0 +1,32 @@
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
+
+// Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
+// stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle
+// descriptors a stage, four m64n128k16 steps waited for in one asm block.
+// CHECK-LABEL: func.func @dense(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity blocks in
+// CHECK-SAME:      threads in (%c256,
+// CHECK-SAME:      dynamic_shared_memory_size %c98304_i32
+// CHECK:       gpu.module @moe_kernels
+// CHECK:         llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, alignment = 1024 : i64}
+// CHECK:         gpu.func @moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity(
+// CHECK:           fence.proxy.async.shared::cta
+// CHECK:           wgmma.fence.sync.aligned;
+// CHECK-SAME:      wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// CHECK-SAME:      wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 0;
+// MMA:           gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k128_n256_identity
+func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x256xbf16> {
+  %y = moe.dense %x, %w : tensor<?x128xbf16>, tensor<128x256xbf16> -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}
+
+// -----
+
+// Tests that a k the 64-deep stages do not divide keeps mma.sync (32 deep).
+// CHECK-LABEL: func.func @shallow(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k96_n128_identity
+func.func @shallow(%x: tensor<?x96xbf16>, %w: tensor<96x128xbf16>) -> tensor<?x128xbf16> {
+  %y = moe.dense %x, %w : tensor<?x96xbf16>, tensor<96x128xbf16> -> tensor<?x128xbf16>
+  return %y : tensor<?x128xbf16>
+}
