@@ -163,6 +163,7 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     cpAsyncCommit(k);
   }
 
+  std::string warpgroupHasRows = k.lt(k.add(t.rowStart, k.mul(warpgroup, k.index(64))), t.rowEnd);
   std::vector<std::string> acc;
   std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
                                    std::vector<std::string>(kAccumulators, k.f32(0.0)), acc);
@@ -182,7 +183,18 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
   std::string descA = descriptor(k, aBase, 16, kAtomBytes);
   std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kBHalfBytes, kAtomBytes);
+  // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
+  // partial tile) leaves the tensor cores to the SM's other warpgroups.
+  std::string types = "f32";
+  for (int i = 1; i < kAccumulators; ++i)
+    types += ", f32";
+  std::string stageResult = k.fresh();
+  k.line(stageResult + ":" + std::to_string(kAccumulators) + " = scf.if " + warpgroupHasRows + " -> (" + types + ") {");
   k.yieldF32(wgmmaStage(k, c, descA, descB, acc));
+  k.line("} else {");
+  k.yieldF32(acc);
+  k.line("}");
+  k.yieldF32(KernelEmitter::results(stageResult, kAccumulators));
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
 
