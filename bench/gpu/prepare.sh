@@ -30,6 +30,10 @@ done
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm=mma --gpu-gemm-k-tile=64 -o "$out/check_mixtral_kt64.moeb" >/dev/null
 # Sizes that leave partial column blocks (192 = 128 + 64 output columns; 320 = 5 x 64 GLU columns).
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a -o "$out/check_mixtral_odd.moeb" >/dev/null
+# wgmma with 256-column blocks (one an SM, a stage in flight).
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_w256.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_odd_w256.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_deepseek_v3_w256.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
@@ -44,7 +48,12 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
-# The same three with mma.sync, for the comparison in one call.
+# The same three with 256-column wgmma blocks, and with mma.sync, for the comparison in one call.
+"$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-n=256 -o "$out/peer_mixtral_w256.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a --gpu-gemm-n=256 \
+  -o "$out/peer_dsv3_w256.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a --gpu-gemm-n=256 \
+  -o "$out/peer_qwen3_w256.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm=mma -o "$out/peer_mixtral_mma.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a --gpu-gemm=mma \
   -o "$out/peer_dsv3_mma.moeb" >/dev/null

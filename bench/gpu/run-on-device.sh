@@ -64,9 +64,12 @@ fi
 if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
-  # The mma.sync builds of the same layers, unless MMA=0.
+  # The 256-column wgmma and the mma.sync builds of the same layers, unless W256=0 / MMA=0.
+  [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
   [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")
-  for spec in "${specs[@]}" ${FULL:-}; do
+  # FULL="artifact tokens [bench-tokens]": one more layer, e.g. the real DeepSeek one.
+  [ -z "${FULL:-}" ] || specs+=("$FULL")
+  for spec in "${specs[@]}"; do
     set -- $spec
     $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 | grep -E "^bench|error" |
       sed "s/^/$1: /"
@@ -75,10 +78,13 @@ fi
 
 if has profile; then
   echo "== Nsight Compute: the gate/up and down GEMMs of the Mixtral prefill"
-  ncu --clock-control none -k regex:moe_gemm_w?mma --launch-count 2 --section SpeedOfLight --section Occupancy \
-    --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-    $B/moe-run $G/peer_mixtral.moeb --tokens 8192 >$OUT/ncu_mixtral.txt 2>&1
-  grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|Registers Per|Stall|L2 Hit" $OUT/ncu_mixtral.txt | head -40
+  for v in ${PROFILE:-peer_mixtral}; do
+    ncu --clock-control none -k regex:moe_gemm_w?mma --launch-count 2 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+      $B/moe-run $G/$v.moeb --tokens 8192 >$OUT/ncu_$v.txt 2>&1
+    echo "-- $v"
+    grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Registers Per|Stall|L2 Hit|Executed Ipc A|Issue Slots Busy" $OUT/ncu_$v.txt | head -40
+  done
 fi
 
 if has peers; then

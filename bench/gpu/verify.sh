@@ -11,10 +11,14 @@ for t in "$dir"/outputs_*.tar; do tar xf "$t" -C "$work"; done
 status=0
 for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
   # Variants of an example (mixtral_mma, ...) run its file; mixtral_odd at its own sizes.
+  sizes=d_model=256,d_ff=256
   case $ex in
-    mixtral_odd) src=mixtral sizes=d_model=192,d_ff=320 ;;
-    mixtral_*) src=mixtral sizes=d_model=256,d_ff=256 ;;
-    *) src=$ex sizes=d_model=256,d_ff=256 ;;
+    mixtral_odd*) src=mixtral sizes=d_model=192,d_ff=320 ;;
+    mixtral*) src=mixtral ;;
+    deepseek_v3*) src=deepseek_v3 ;;
+    qwen3_30b_a3b*) src=qwen3_30b_a3b ;;
+    switch*) src=switch ;;
+    *) src=$ex ;;
   esac
   for t in 1 33 4096 8192; do
     printf '%s tokens=%s: ' "$ex" "$t"

@@ -95,11 +95,13 @@ TEST_F(GPUKernelsTest, EveryGemmVariant) {
 }
 
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
+  for (int64_t n : {128, 256})
   for (std::string elt : {"bf16", "f16"})
     for (bool glu : {false, true})
       for (bool grouped : {false, true}) {
         gk::GemmConfig c;
         c.wgmma = true;
+        c.wgmmaN = n;
         c.kTile = 64;
         c.elt = c.out = elt;
         c.k = 192;
@@ -108,7 +110,10 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
         c.act = glu ? "silu" : "relu";
         c.grouped = c.gatherRows = c.scaleRows = grouped;
         std::string kernel = gk::gemmKernel(c);
-        EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n128k16.f32." + elt), std::string::npos);
+        EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." + elt),
+                  std::string::npos);
+        EXPECT_NE(kernel.find("wgmma.wait_group.sync.aligned " + std::to_string(n == 256 ? 1 : 0) + ";"),
+                  std::string::npos);
         EXPECT_EQ(check(kernel), "") << c.name();
       }
 }
@@ -173,6 +178,13 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   w.wgmma = true;
   EXPECT_NE(w.name(), b.name());
   EXPECT_EQ(w.sharedBytes(), 3 * 128 * 64 * 2 * 2);
+  gk::GemmConfig wide = w;
+  wide.wgmmaN = 256;
+  EXPECT_NE(wide.name(), w.name());
+  EXPECT_EQ(wide.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2);
+  EXPECT_EQ(wide.blockN(), 256);
+  wide.glu = true;
+  EXPECT_EQ(wide.blockN(), 128);
 }
 
 } // namespace

@@ -21,6 +21,8 @@ struct LayerSource {
   bool cubin = true;
   /// GPU targets: the GEMMs' tensor-core instructions (mma, wgmma; "": the target's default).
   std::string gemm;
+  /// GPU targets, wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
+  long gemmN = 0;
 };
 
 struct RunOptions {

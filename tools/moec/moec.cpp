@@ -71,6 +71,10 @@ cl::opt<std::string> gpuGemm("gpu-gemm",
                              cl::desc("GPU targets: the GEMMs' tensor-core instructions, mma (mma.sync) or wgmma "
                                       "(sm_90a only); default: wgmma for sm_90a, else mma"),
                              cl::init(""), cl::cat(runCategory));
+cl::opt<long> gpuGemmN("gpu-gemm-n",
+                        cl::desc("GPU targets, wgmma: B columns a GEMM block multiplies, 128 or 256 (default: "
+                                 "chosen from the shapes)"),
+                        cl::init(0), cl::cat(runCategory));
 cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
                                 "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
@@ -195,7 +199,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin, gpuGemm}, artifact,
+    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin, gpuGemm, gpuGemmN}, artifact,
                                                       nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
@@ -258,7 +262,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin, gpuGemm};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin, gpuGemm, gpuGemmN};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

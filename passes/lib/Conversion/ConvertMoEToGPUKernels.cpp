@@ -156,12 +156,17 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (gemm == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
+      c.wgmmaN = gemmN ? gemmN : 128;
     }
   }
 
   void runOnOperation() override {
     if (gemmKTile != 0 && gemmKTile != 32 && gemmKTile != 64) {
       getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
+      return signalPassFailure();
+    }
+    if (gemmN != 0 && gemmN != 128 && gemmN != 256) {
+      getOperation().emitError() << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
       return signalPassFailure();
     }
     if (gemm != "mma" && gemm != "wgmma") {

@@ -52,11 +52,12 @@ std::string moe::findLibdevice() {
 
 std::string moe::defaultGemmFor(llvm::StringRef chip) { return chip == "sm_90a" ? "wgmma" : "mma"; }
 
-std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile, llvm::StringRef libdevice,
-                                           llvm::StringRef gemm) {
+std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
+  llvm::StringRef chip = options.chip, libdevice = options.libdevice;
   return "moe-verify-input,canonicalize,cse,"
          "convert-moe-to-gpu-kernels{gemm-k-tile=" +
-         std::to_string(gemmKTile) + " gemm=" + (gemm.empty() ? defaultGemmFor(chip) : gemm.str()) +
+         std::to_string(options.gemmKTile) + " gemm=" +
+         (options.gemm.empty() ? defaultGemmFor(chip) : options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -76,9 +77,8 @@ std::string moe::getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTi
          "reconcile-unrealized-casts";
 }
 
-LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile,
-                                               llvm::StringRef libdevice, llvm::StringRef gemm) {
-  return parsePassPipeline(getMoELowerToNVVMPipeline(chip, gemmKTile, libdevice, gemm), pm);
+LogicalResult moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, const NVVMCodegenOptions &options) {
+  return parsePassPipeline(getMoELowerToNVVMPipeline(options), pm);
 }
 
 namespace {
@@ -91,6 +91,9 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<std::string> gemm{*this, "gemm",
                            llvm::cl::desc("tensor-core instructions of the GEMMs: mma or wgmma (sm_90a only); "
                                           "default: wgmma on sm_90a, else mma")};
+  Option<int64_t> gemmN{*this, "gemm-n",
+                        llvm::cl::desc("wgmma: B columns a GEMM block multiplies, 128 or 256; 0: from the shapes"),
+                        llvm::cl::init(0)};
   Option<std::string> libdevice{*this, "libdevice",
                                 llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "
                                                "from $CUDA_HOME or /usr/local/cuda")};
@@ -103,10 +106,13 @@ void moe::registerMoEPipelines() {
       "lower a moe module for NVIDIA GPUs: generated kernels for routing, dispatch, experts and matrix "
       "products, the rest as one-thread-per-element launches, PTX embedded in host code",
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
-        if (failed(buildMoELowerToNVVMPipeline(pm, options.chip, options.gemmKTile,
-                                                options.libdevice.empty() ? findLibdevice()
-                                                                          : std::string(options.libdevice),
-                                                options.gemm)))
+        NVVMCodegenOptions codegen;
+        codegen.chip = options.chip;
+        codegen.gemmKTile = options.gemmKTile;
+        codegen.gemm = options.gemm;
+        codegen.gemmN = options.gemmN;
+        codegen.libdevice = options.libdevice.empty() ? findLibdevice() : std::string(options.libdevice);
+        if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");
       });
   PassPipelineRegistration<>(

@@ -90,7 +90,6 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
                                             std::string *ptx) {
   Location loc = layer.getLoc();
   llvm::StringRef chip = options.target;
-  int64_t gemmKTile = options.gemmKTile;
   if (!isCudaTarget(chip))
     return emitError(loc) << "unknown CUDA target '" << chip << "' (expected sm_80, sm_90, sm_90a, ...)";
   if (failed(extractSignature(layer, out.signature)))
@@ -113,7 +112,15 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
     return emitError(loc) << "unknown GPU GEMM '" << options.gemm << "' (expected mma or wgmma)";
   if (options.gemm == "wgmma" && chip != "sm_90a")
     return emitError(loc) << "wgmma needs --target=sm_90a, not " << chip;
-  if (failed(buildMoELowerToNVVMPipeline(pm, chip, gemmKTile, libdevice, options.gemm)))
+  if (options.gemmN != 0 && options.gemmN != 128 && options.gemmN != 256)
+    return emitError(loc) << "the GEMM's N must be 128 or 256, not " << options.gemmN;
+  NVVMCodegenOptions codegen;
+  codegen.chip = chip.str();
+  codegen.gemmKTile = options.gemmKTile;
+  codegen.gemm = options.gemm;
+  codegen.gemmN = options.gemmN;
+  codegen.libdevice = libdevice;
+  if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
   if (failed(pm.run(module)))
     return failure();

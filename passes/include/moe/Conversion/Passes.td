@@ -98,7 +98,9 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "k depth of the tensor-core GEMMs' pipeline stages: 32 (4 stages) or 64 (3 stages); 0: the default, 32">,
     Option<"gemm", "gemm", "std::string", /*default=*/"\"mma\"",
            "tensor-core instructions of the GEMMs: mma (mma.sync, sm_80+) or wgmma (sm_90a; 64-deep stages, "
-           "mma.sync where k is not a multiple of 64)">
+           "mma.sync where k is not a multiple of 64)">,
+    Option<"gemmN", "gemm-n", "int64_t", /*default=*/"0",
+           "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

@@ -9,6 +9,8 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <string>
+
 namespace mlir::moe {
 
 /// Verifies the input, then canonicalises (folding routing into `moe.topk`)
@@ -24,18 +26,27 @@ llvm::StringRef getMoELowerToCPUPipeline();
 /// function gets a `_mlir_ciface_` entry point, kernels are `moe_cpu_*` calls.
 LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 
+/// What moe-lower-to-nvvm generates code for.
+struct NVVMCodegenOptions {
+  /// The CUDA architecture: sm_90a, sm_90, sm_80, ...
+  std::string chip = "sm_90a";
+  /// The mma.sync GEMM's stage depth (32, 64; 0: the default).
+  int64_t gemmKTile = 0;
+  /// The GEMMs' tensor-core instructions (mma, wgmma; "": defaultGemmFor).
+  std::string gemm;
+  /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
+  int64_t gemmN = 0;
+  /// libdevice.10.bc, linked into the kernels for their math (expf, logf, tanhf).
+  std::string libdevice;
+};
+
 /// The textual pipeline of `moe-lower-to-nvvm{chip=...}`: the default
 /// pipeline, generated kernels for routing/dispatch/experts/products, linalg
 /// glue as one-thread-per-element launches, device allocations, outlining,
-/// async launches on one stream, NVVM, PTX for `chip` (sm_90a, sm_90, sm_80)
-/// embedded in host code that calls MLIR's `mgpu*` runtime ABI.
-/// `gemmKTile` 0 lets the compiler choose the GEMM stage depth; `libdevice`
-/// is linked into the kernels for their math functions (expf, logf, tanhf);
-/// `gemm` picks the tensor-core instructions (mma, wgmma; "": defaultGemmFor).
-std::string getMoELowerToNVVMPipeline(llvm::StringRef chip, int64_t gemmKTile = 0,
-                                      llvm::StringRef libdevice = "", llvm::StringRef gemm = "");
-LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, llvm::StringRef chip, int64_t gemmKTile = 0,
-                                          llvm::StringRef libdevice = "", llvm::StringRef gemm = "");
+/// async launches on one stream, NVVM, PTX for the chip embedded in host code
+/// that calls MLIR's `mgpu*` runtime ABI.
+std::string getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options);
+LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, const NVVMCodegenOptions &options);
 
 /// The GEMMs' tensor-core instructions for `chip`: wgmma on sm_90a (the only
 /// target that has them), mma.sync elsewhere.

@@ -35,6 +35,8 @@ struct TargetOptions {
   /// The GEMMs' tensor-core instructions: mma, wgmma (sm_90a); "": the
   /// target's default (defaultGemmFor).
   std::string gemm;
+  /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
+  int64_t gemmN = 0;
 };
 
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".

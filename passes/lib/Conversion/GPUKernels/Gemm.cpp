@@ -25,9 +25,6 @@ namespace {
 
 // --- tensor cores ----------------------------------------------------------
 
-/// A stage holds a 128 x BK tile of A and a BK x 128 tile of B (2-byte elements).
-int64_t stageBytes(int64_t bk) { return 128 * bk * 2 * 2; }
-
 /// ldmatrix x4 (transposed for B) at a shared address: four i32 registers.
 std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans) {
   std::string r = k.op(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"ldmatrix.sync.aligned.m8n8.x4") +
@@ -55,7 +52,7 @@ std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std
 
 std::string tensorCoreKernel(const GemmConfig &c) {
   KernelEmitter k;
-  const int64_t eb = bytesOf(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = stageBytes(kBK);
+  const int64_t eb = bytesOf(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = c.stageBytes();
   const int64_t kTiles = c.k / kBK, copies = kBK / 16, chunksA = kBK / 8;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");
@@ -295,7 +292,7 @@ std::string fmaKernel(const GemmConfig &c) {
 } // namespace
 
 std::string GemmConfig::name() const {
-  std::string engine = !tensorCores ? "fma" : wgmma ? "wgmma" : "mma";
+  std::string engine = !tensorCores ? "fma" : wgmma ? (wgmmaN == 256 ? "wgmmaw" : "wgmma") : "mma";
   std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" + weight +
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
   if (glu) s += "_glu";
@@ -305,7 +302,7 @@ std::string GemmConfig::name() const {
   return s;
 }
 
-int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes(kTile) : 0; }
+int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes() : 0; }
 
 bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
                                             int64_t n, int64_t kTile) {

@@ -5,18 +5,22 @@
 // ldmatrix (the mma.sync kernel's limit: its shared-memory feed ran at 78%
 // of peak with the tensor pipe at 68%, docs/performance.md).
 //
-// A block computes a 128 x 128 tile (GLU: 64 gate and 64 up columns) with
-// two warpgroups of 64 rows, each issuing m64n128k16 wgmma with f32
-// accumulators in registers. A stage holds 64 of k:
+// A block multiplies 128 rows of A by N = 128 or 256 columns of B (GLU:
+// half gate, half up) with two warpgroups of 64 rows, each issuing
+// m64nNk16 wgmma with f32 accumulators in registers. A stage holds 64 of k:
 // - A, K-major: row m's 64 elements are one 128-byte line, its 16-byte chunk
 //   c stored at c ^ (m % 8) (the hardware's 128-byte swizzle);
 // - B, N-major (the weights' [k][n] layout, wgmma's transposed B): atoms of
-//   8 k rows x 64 columns, 1 KiB each, chunk c of row r at c ^ r; the two
-//   64-column halves are 8 KiB apart.
+//   8 k rows x 64 columns, 1 KiB each, chunk c of row r at c ^ r; the
+//   64-column slices are 8 KiB apart.
 // All 256 threads fill stages with 16-byte cp.async: A's rows are gathered
-// through the dispatch permutation, which sm_90's TMA cannot do. Three stages
-// (96 KiB) let two blocks share an SM, so one block's wgmma runs while the
-// other waits on its copies or stores its epilogue.
+// through the dispatch permutation, which sm_90's TMA cannot do.
+// - N = 128: three stages (96 KiB) let two blocks share an SM, so one
+//   block's wgmma runs while the other waits on its copies or stores its
+//   epilogue; each stage's wgmma is waited for before the next barrier.
+// - N = 256: a third less shared-memory and L2 traffic per multiply-add;
+//   four stages of 48 KiB fill the SM alone, so a stage's wgmma stays in
+//   flight while the next stage's copies are issued and its wgmma queued.
 //
 //===----------------------------------------------------------------------===//
 #include "GemmCommon.h"
@@ -28,13 +32,25 @@ using namespace mlir::moe::gpu_kernels::gemm;
 
 namespace {
 
-constexpr int64_t kBK = 64;                     // k per stage: one 128-byte swizzle line of A
-constexpr int64_t kStages = 3;
-constexpr int64_t kABytes = 128 * kBK * 2;      // 16 KiB
-constexpr int64_t kStageBytes = 2 * kABytes;    // A and B (kBK x 128)
-constexpr int64_t kAtomBytes = 1024;            // 8 lines of 128 bytes: one swizzle pattern
-constexpr int64_t kBHalfBytes = (kBK / 8) * kAtomBytes; // between B's 64-column halves
-constexpr int64_t kAccumulators = 64;           // m64n128 f32 per thread
+constexpr int64_t kBK = 64;                      // k per stage: one 128-byte swizzle line of A
+constexpr int64_t kABytes = 128 * kBK * 2;       // 16 KiB
+constexpr int64_t kAtomBytes = 1024;             // 8 lines of 128 bytes: one swizzle pattern
+constexpr int64_t kSliceBytes = (kBK / 8) * kAtomBytes; // between B's 64-column slices
+
+/// The shape of one variant.
+struct Shape {
+  explicit Shape(const GemmConfig &c)
+      : n(c.wgmmaN), accumulators(c.wgmmaN / 2), stages(c.stages()), stageBytes(c.stageBytes()),
+        inFlight(c.wgmmaN == 256 ? 1 : 0), lookahead(stages - 1 - inFlight), bChunks(c.wgmmaN / 8),
+        bCopies(kBK * c.wgmmaN / 8 / 256) {}
+  int64_t n;            ///< B columns per stage (the instruction's N)
+  int64_t accumulators; ///< f32 per thread: 64 x n / 128
+  int64_t stages, stageBytes;
+  int64_t inFlight;     ///< wgmma groups left running at the end of a stage
+  int64_t lookahead;    ///< stages being copied while one is multiplied
+  int64_t bChunks;      ///< 16-byte chunks in a row of B
+  int64_t bCopies;      ///< B copies per thread per stage
+};
 
 std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constant " + std::to_string(v) + " : i64"); }
 
@@ -52,53 +68,66 @@ std::string plus64(KernelEmitter &k, const std::string &a, int64_t v) {
   return v ? k.op("arith.addi " + a + ", " + constant64(k, v) + " : i64") : a;
 }
 
-/// One stage's four k16 steps on this warpgroup's accumulators, waited for:
-/// fence, four wgmma, commit, wait, in one asm statement so that nothing can
-/// touch the accumulators while the tensor cores own them.
-std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const std::string &descA,
+std::string f32Types(int64_t n) {
+  std::string types;
+  for (int64_t i = 0; i < n; ++i)
+    types += i ? ", f32" : "f32";
+  return types;
+}
+
+/// An asm statement over the accumulators (tied in and out, $0..$n-1, so
+/// nothing reads or moves them across it) and `extra` operands after them.
+std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const std::string &text,
+                                        const std::string &extraConstraints, const std::string &extraOperands,
+                                        const std::string &extraTypes, const std::vector<std::string> &acc) {
+  std::string constraints, operands = extraOperands, types = extraTypes;
+  for (int64_t i = 0; i < s.accumulators; ++i)
+    constraints += "=f,";
+  constraints += extraConstraints;
+  for (int64_t i = 0; i < s.accumulators; ++i) {
+    constraints += (constraints.back() == ',' ? "" : ",") + std::to_string(i);
+    operands += (operands.empty() ? "" : ", ") + acc[i];
+    types += (types.empty() ? "" : ", ") + std::string("f32");
+  }
+  std::string structType = "!llvm.struct<(" + f32Types(s.accumulators) + ")>";
+  std::string r = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"" + text + "\", \"" + constraints +
+                       "\" " + operands + " : (" + types + ") -> " + structType);
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < s.accumulators; ++i)
+    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : " + structType));
+  return out;
+}
+
+/// One stage's four k16 steps on this warpgroup's accumulators: fence, four
+/// wgmma, commit, then wait until at most `inFlight` groups run, in one asm
+/// statement.
+std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const Shape &s, const std::string &descA,
                                     const std::string &descB, const std::vector<std::string> &acc) {
   std::string d = "{";
-  for (int i = 0; i < kAccumulators; ++i)
-    d += "$" + std::to_string(i) + (i + 1 < kAccumulators ? "," : "}");
-  const int steps = kBK / 16, descs = kAccumulators, pred = descs + 2 * steps;
+  for (int64_t i = 0; i < s.accumulators; ++i)
+    d += "$" + std::to_string(i) + (i + 1 < s.accumulators ? "," : "}");
+  const int64_t steps = kBK / 16, descs = s.accumulators, pred = descs + 2 * steps;
   std::string text = "{ .reg .pred p; setp.ne.b32 p, $" + std::to_string(pred) + ", 0; wgmma.fence.sync.aligned; ";
-  for (int j = 0; j < steps; ++j)
-    text += "wgmma.mma_async.sync.aligned.m64n128k16.f32." + c.elt + "." + c.elt + " " + d + ", $" +
-            std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) + ", p, 1, 1, 0, 1; ";
-  text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 0; }";
-
-  std::string constraints, operands, types, results;
-  for (int i = 0; i < kAccumulators; ++i)
-    constraints += "=f,";
-  for (int j = 0; j < steps; ++j) {
+  for (int64_t j = 0; j < steps; ++j)
+    text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(s.n) + "k16.f32." + c.elt + "." + c.elt + " " + d +
+            ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) + ", p, 1, 1, 0, 1; ";
+  text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; }";
+  std::string constraints, operands, types;
+  for (int64_t j = 0; j < steps; ++j) {
     constraints += "l,l,";
     // Along k: A moves 32 bytes within its swizzled line, B two 8-row atoms.
     operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * 2 * kAtomBytes / 16) + ", ";
     types += "i64, i64, ";
   }
-  constraints += "r";
-  operands += k.i32(1);
-  types += "i32";
-  for (int i = 0; i < kAccumulators; ++i) {
-    constraints += "," + std::to_string(i);
-    operands += ", " + acc[i];
-    types += ", f32";
-    results += std::string(i ? ", " : "") + "f32";
-  }
-  std::string structType = "!llvm.struct<(" + results + ")>";
-  std::string r = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"" + text + "\", \"" + constraints +
-                       "\" " + operands + " : (" + types + ") -> " + structType);
-  std::vector<std::string> out;
-  for (int i = 0; i < kAccumulators; ++i)
-    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : " + structType));
-  return out;
+  return accumulatorAsm(k, s, text, constraints + "r", operands + k.i32(1), types + "i32", acc);
 }
 
 } // namespace
 
 std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   KernelEmitter k;
-  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK, copies = kBK / 16;
+  const Shape s(c);
+  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK, aCopies = 128 * 8 / 256;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");
   std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
@@ -108,9 +137,9 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
 
-  // This thread's four 16-byte copies of A and four of B per stage.
+  // This thread's 16-byte copies of A and B per stage.
   std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
-  for (int j = 0; j < copies; ++j) {
+  for (int64_t j = 0; j < aCopies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string row = k.div(q, k.index(8)), chunk = k.rem(q, k.index(8));
     std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
@@ -121,60 +150,64 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     sA.push_back(k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16)))));
     sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
-  for (int j = 0; j < copies; ++j) {
+  for (int64_t j = 0; j < s.bCopies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
-    std::string kr = k.div(q, k.index(16)), chunk = k.rem(q, k.index(16));
-    std::string half = k.div(chunk, k.index(8)), inHalf = k.rem(chunk, k.index(8));
-    // GLU: the first 64 columns are the gate's, the second the up projection's.
-    std::string col = c.glu ? k.add(t.n0, k.mul(inHalf, k.index(8))) : k.add(t.n0, k.mul(chunk, k.index(8)));
-    std::string base = c.glu ? k.select(k.op("arith.cmpi uge, " + chunk + ", " + k.index(8) + " : index"), b1Addr,
-                                        b0Addr, "i64")
-                             : b0Addr;
+    std::string kr = k.div(q, k.index(s.bChunks)), chunk = k.rem(q, k.index(s.bChunks));
+    std::string slice = k.div(chunk, k.index(8)), inSlice = k.rem(chunk, k.index(8));
+    // GLU: the first half of B's columns are the gate's, the second the up projection's.
+    std::string col, base = b0Addr;
+    if (c.glu) {
+      std::string half = k.index(s.bChunks / 2);
+      col = k.add(t.n0, k.mul(k.rem(chunk, half), k.index(8)));
+      base = k.select(k.op("arith.cmpi uge, " + chunk + ", " + half + " : index"), b1Addr, b0Addr, "i64");
+    } else {
+      col = k.add(t.n0, k.mul(chunk, k.index(8)));
+    }
     std::string valid = k.lt(col, k.index(c.n));
     std::string safeCol = k.select(valid, col, k.index(0), "index");
     std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr), k.index(c.n)), safeCol);
     gB.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
     std::string r8 = k.rem(kr, k.index(8));
-    std::string swz = k.op("arith.xori " + inHalf + ", " + r8 + " : index");
-    std::string at = k.add(k.add(k.mul(half, k.index(kBHalfBytes)), k.mul(k.div(kr, k.index(8)), k.index(kAtomBytes))),
+    std::string swz = k.op("arith.xori " + inSlice + ", " + r8 + " : index");
+    std::string at = k.add(k.add(k.mul(slice, k.index(kSliceBytes)), k.mul(k.div(kr, k.index(8)), k.index(kAtomBytes))),
                            k.add(k.mul(r8, k.index(128)), k.mul(swz, k.index(16))));
     sB.push_back(k.toI32(k.add(k.index(kABytes), at)));
     sizeB.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
 
   auto stageBaseOf = [&](const std::string &kt) {
-    std::string stage = k.toI32(k.rem(kt, k.index(kStages)));
-    return k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
+    std::string stage = k.toI32(k.rem(kt, k.index(s.stages)));
+    return k.add32(smem, k.mul32(stage, k.i32(s.stageBytes)));
   };
   auto loadTile = [&](const std::string &kt) {
     std::string stageBase = stageBaseOf(kt);
     std::string kt64 = i64(k, kt);
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
     std::string stepB = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
-    for (int j = 0; j < copies; ++j)
+    for (size_t j = 0; j < gA.size(); ++j)
       cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
-    for (int j = 0; j < copies; ++j)
+    for (size_t j = 0; j < gB.size(); ++j)
       cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
   };
 
-  for (int64_t s = 0; s < kStages - 1; ++s) {
-    if (s < kTiles)
-      loadTile(k.index(s));
+  for (int64_t i = 0; i < s.lookahead; ++i) {
+    if (i < kTiles)
+      loadTile(k.index(i));
     cpAsyncCommit(k);
   }
 
   std::string warpgroupHasRows = k.lt(k.add(t.rowStart, k.mul(warpgroup, k.index(64))), t.rowEnd);
   std::vector<std::string> acc;
   std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
-                                   std::vector<std::string>(kAccumulators, k.f32(0.0)), acc);
-  cpAsyncWait(k, kStages - 2);
+                                   std::vector<std::string>(s.accumulators, k.f32(0.0)), acc);
+  cpAsyncWait(k, s.lookahead - 1);
   // cp.async writes shared memory through the generic proxy, wgmma reads it
   // through the async proxy: each thread orders its own copies, the barrier
-  // everyone's. The barrier also means every warpgroup's previous (waited)
-  // wgmma is done, so its stage can be refilled below.
+  // everyone's. Past the barrier every warpgroup has also waited for all but
+  // its last `inFlight` stages' wgmma, so the stage `lookahead` ahead is free.
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
   k.line("gpu.barrier");
-  std::string next = k.add("%kt", k.index(kStages - 1));
+  std::string next = k.add("%kt", k.index(s.lookahead));
   k.line("scf.if " + k.lt(next, k.index(kTiles)) + " {");
   loadTile(next);
   k.line("}");
@@ -182,42 +215,46 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string stageBase = stageBaseOf("%kt");
   std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
   std::string descA = descriptor(k, aBase, 16, kAtomBytes);
-  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kBHalfBytes, kAtomBytes);
+  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
   // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
   // partial tile) leaves the tensor cores to the SM's other warpgroups.
-  std::string types = "f32";
-  for (int i = 1; i < kAccumulators; ++i)
-    types += ", f32";
   std::string stageResult = k.fresh();
-  k.line(stageResult + ":" + std::to_string(kAccumulators) + " = scf.if " + warpgroupHasRows + " -> (" + types + ") {");
-  k.yieldF32(wgmmaStage(k, c, descA, descB, acc));
+  k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + warpgroupHasRows + " -> (" +
+         f32Types(s.accumulators) + ") {");
+  k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc));
   k.line("} else {");
   k.yieldF32(acc);
   k.line("}");
-  k.yieldF32(KernelEmitter::results(stageResult, kAccumulators));
+  k.yieldF32(KernelEmitter::results(stageResult, s.accumulators));
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
+  std::vector<std::string> result = KernelEmitter::results(loop, s.accumulators);
+  if (s.inFlight)
+    result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "", result);
 
   // Epilogue: accumulator 4j + 2i + h of a thread is row 16 * warp + lane / 4
   // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h.
   std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
-  const int columnTiles = c.glu ? 8 : 16;
+  const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
   for (int i = 0; i < 2; ++i) {
     std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
                              k.add(g, k.index(8 * i)));
     std::string p = k.add(t.rowStart, rowL);
     k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
     std::string scale = rowScale(k, c, p);
-    for (int j = 0; j < columnTiles; ++j) {
+    for (int64_t j = 0; j < columnTiles; ++j) {
       std::string col = k.add(t.n0, k.add(k.index(8 * j), k.mul(tq, k.index(2))));
       k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
-      auto res = [&](int tile, int h) { return loop + "#" + std::to_string(4 * tile + 2 * i + h); };
-      storePair(k, c, p, col, scale, res(j, 0), res(j, 1), c.glu ? res(j + 8, 0) : "", c.glu ? res(j + 8, 1) : "");
+      auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
+      storePair(k, c, p, col, scale, res(j, 0), res(j, 1), c.glu ? res(j + columnTiles, 0) : "",
+                c.glu ? res(j + columnTiles, 1) : "");
       k.line("}");
     }
     k.line("}");
   }
   k.line("}");
-  // Two blocks per SM: at most 128 registers a thread (launch bounds).
-  return k.finish(signature(c), "", "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 2 : i32}");
+  // N = 128: two blocks an SM, so at most 128 registers a thread; N = 256: one.
+  return k.finish(signature(c), "",
+                  "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
+                      std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
 }

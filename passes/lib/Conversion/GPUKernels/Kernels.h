@@ -45,15 +45,25 @@ struct GemmConfig {
   /// Tensor cores on sm_90a: wgmma (warpgroup MMA reading both operands
   /// from shared memory) instead of mma.sync; needs kTile 64.
   bool wgmma = false;
+  /// wgmma: the columns of B a block multiplies (the instruction's N), 128
+  /// (3 stages of 32 KiB, two blocks an SM, each stage waited for) or 256
+  /// (4 stages of 48 KiB, one block an SM, one stage's wgmma left in flight).
+  int64_t wgmmaN = 128;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
-  int64_t stages() const { return kTile == 64 ? 3 : 4; }
+  int64_t stages() const { return wgmma && wgmmaN == 256 ? 4 : kTile == 64 ? 3 : 4; }
+  /// Bytes of one stage (tensor cores): a 128 x kTile tile of A and a kTile x
+  /// (128, or wgmmaN) tile of B.
+  int64_t stageBytes() const { return 128 * kTile * 2 + kTile * (wgmma ? wgmmaN : 128) * 2; }
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }
   /// Output columns per block.
-  int64_t blockN() const { return tensorCores ? (glu ? 64 : 128) : 64; }
+  int64_t blockN() const {
+    int64_t b = wgmma ? wgmmaN : 128;
+    return tensorCores ? (glu ? b / 2 : b) : 64;
+  }
   int64_t threads() const { return 256; }
   /// Column blocks of the grid (the kernel derives the same number).
   int64_t columnBlocks() const { return (n + blockN() - 1) / blockN(); }
