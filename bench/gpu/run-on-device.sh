@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
-# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [bench] [peers]
+# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [peers]
+# (the steps run in that order; W128=0, W256=0, MMA=0 leave variants out of
+# bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
 # reference evaluator afterwards by verify.sh, on the compiler's machine) and logs.
 set -uo pipefail
@@ -10,6 +12,7 @@ export LD_LIBRARY_PATH=$PWD/$B
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 steps="${*:-check sanitize bench peers}"
+exec > >(tee -a "$OUT/log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 has() { [[ " $steps " == *" $1 "* ]]; }
 
@@ -32,7 +35,7 @@ if has check; then
   [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
   # Under 16 MiB a file, for the trip back.
   (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
-     tar cf "$OUT/outputs_$ex.tar" ${ex}_*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
+     tar cf "$OUT/outputs_$ex.tar" ${ex}_[0-9]*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
   ls -la "$OUT"
 fi
 
@@ -63,7 +66,8 @@ fi
 
 if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
-  specs=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
+  specs=()
+  [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
   # The 256-column wgmma and the mma.sync builds of the same layers, unless W256=0 / MMA=0.
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
   [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")
@@ -71,15 +75,15 @@ if has bench; then
   [ -z "${FULL:-}" ] || specs+=("$FULL")
   for spec in "${specs[@]}"; do
     set -- $spec
-    $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 | grep -E "^bench|error" |
-      sed "s/^/$1: /"
+    timeout 120 $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 |
+      grep -E "^bench|error" | sed "s/^/$1: /"
   done
 fi
 
 if has profile; then
   echo "== Nsight Compute: the gate/up and down GEMMs of the Mixtral prefill"
   for v in ${PROFILE:-peer_mixtral}; do
-    ncu --clock-control none -k regex:moe_gemm_w?mma --launch-count 2 --section SpeedOfLight --section Occupancy \
+    ncu --clock-control none -k 'regex:moe_gemm_(wg)?mma' --launch-count 2 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
       $B/moe-run $G/$v.moeb --tokens 8192 >$OUT/ncu_$v.txt 2>&1
     echo "-- $v"
