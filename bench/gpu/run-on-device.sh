@@ -75,7 +75,7 @@ if has bench; then
   [ -z "${FULL:-}" ] || specs+=("$FULL")
   for spec in "${specs[@]}"; do
     set -- $spec
-    timeout 120 $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 |
+    timeout ${BENCH_TIMEOUT:-120} $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 |
       grep -E "^bench|error" | sed "s/^/$1: /"
   done
 fi
