@@ -151,12 +151,17 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   int64_t kTileFor(int64_t) const { return gemmKTile == 64 ? 64 : 32; }
 
   /// A tensor-core GEMM's engine: wgmma where asked for and its 64-deep
-  /// stages divide k, else mma.sync with the k tile already chosen.
+  /// stages divide k, else mma.sync with the k tile already chosen; and
+  /// wgmma's block width.
   void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
     if (gemm == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
-      c.wgmmaN = gemmN ? gemmN : 128;
+      // 256-column blocks move a third less data per multiply-add (measured
+      // on an H200, docs/performance.md: Mixtral prefill 577 against 481
+      // TFLOP/s, Qwen3 339 against 318) where the product is wide enough
+      // to fill them; narrow ones (a router's few experts) keep 128.
+      c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
     }
   }
 

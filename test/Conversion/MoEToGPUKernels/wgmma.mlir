@@ -1,4 +1,5 @@
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-n=128' --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s --check-prefix=WIDE
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
@@ -16,6 +17,17 @@
 // CHECK-SAME:      wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // CHECK-SAME:      wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 0;
 // MMA:           gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k128_n256_identity
+
+// By default a product of 256 columns or more gets 256-column blocks: four
+// stages of 48 KiB (192 KiB), one block an SM, a stage's wgmma left in flight.
+// WIDE-LABEL:  func.func @dense(
+// WIDE:          gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity blocks in
+// WIDE-SAME:       dynamic_shared_memory_size %c196608_i32
+// WIDE:          gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity(
+// WIDE-SAME:       nvvm.minctasm = 1 : i32
+// WIDE:            wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// WIDE-SAME:       wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 1;
+// WIDE:            wgmma.wait_group.sync.aligned 0;
 func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x256xbf16> {
   %y = moe.dense %x, %w : tensor<?x128xbf16>, tensor<128x256xbf16> -> tensor<?x256xbf16>
   return %y : tensor<?x256xbf16>
@@ -25,6 +37,8 @@ func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x2
 
 // Tests that a k the 64-deep stages do not divide keeps mma.sync (32 deep).
 // CHECK-LABEL: func.func @shallow(
+// WIDE-LABEL:  func.func @shallow(
+// WIDE:          @moe_gemm_mma32_bf16_bf16_wf32_k96_n128_identity
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k96_n128_identity
 func.func @shallow(%x: tensor<?x96xbf16>, %w: tensor<96x128xbf16>) -> tensor<?x128xbf16> {
   %y = moe.dense %x, %w : tensor<?x96xbf16>, tensor<96x128xbf16> -> tensor<?x128xbf16>
