@@ -182,7 +182,9 @@ end
   ASSERT_NE(ptx, nullptr);
   std::string text(ptx->begin(), ptx->end());
   EXPECT_NE(text.find(".target sm_90a"), std::string::npos);
-  EXPECT_NE(text.find("mma.sync.aligned.m16n8k16"), std::string::npos);
+  // Hopper's warpgroup MMA: 256-column blocks for the experts, 128 for the 4-expert router.
+  EXPECT_NE(text.find("wgmma.mma_async.sync.aligned.m64n256k16"), std::string::npos);
+  EXPECT_NE(text.find("wgmma.mma_async.sync.aligned.m64n128k16"), std::string::npos);
 
   EXPECT_EQ(jit::compileSource(source, "tiny.moe", "sm_70", artifact), MOE_INVALID_ARGUMENT);
   EXPECT_NE(std::string(moe_last_error()).find("unknown JIT target \"sm_70\""), std::string::npos);
