@@ -327,12 +327,41 @@ private:
   bool haveSpare = false;
 };
 
-void store(Tensor &t, int64_t i, float v) {
+/// Standard normals for parameters, in bulk: Box-Muller in float, one 64-bit
+/// draw per pair. Billions of them (DeepSeek-sized layers) must take seconds,
+/// not the minute the one-at-a-time double version took.
+void fillNormals(uint64_t seed, float *out, int64_t count) {
+  uint64_t state = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (int64_t i = 0; i < count; i += 2) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    float u1 = (static_cast<float>(z >> 40) + 1.0f) * 0x1.0p-24f;            // (0, 1]
+    float u2 = static_cast<float>((z >> 8) & 0xffffff) * 0x1.0p-24f;         // [0, 1)
+    float r = std::sqrt(-2.0f * std::log(u1)), t = 6.28318530718f * u2;
+    out[i] = r * std::cos(t);
+    if (i + 1 < count)
+      out[i + 1] = r * std::sin(t);
+  }
+}
+
+/// Stores `count` floats times `scale` as `dtype` at element `at` of `t`.
+void storeScaled(Tensor &t, int64_t at, const float *values, int64_t count, float scale) {
   void *base = t.data.data();
   switch (t.dtype) {
-  case MOE_BF16: reinterpret_cast<uint16_t *>(base)[i] = f32ToBf16(v); break;
-  case MOE_F16: reinterpret_cast<uint16_t *>(base)[i] = f32ToF16(v); break;
-  default: reinterpret_cast<float *>(base)[i] = v; break;
+  case MOE_BF16:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToBf16(values[i] * scale);
+    break;
+  case MOE_F16:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToF16(values[i] * scale);
+    break;
+  default:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<float *>(base)[at + i] = values[i] * scale;
+    break;
   }
 }
 
@@ -352,14 +381,22 @@ std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
     float scale = static_cast<float>(1.0 / std::sqrt(std::max(1.0, fanIn)));
     // Blocks of 2^20 values, each its own stream: the same values on every
     // machine and thread count, and billions of them in seconds.
-    constexpr int64_t kBlock = 1 << 20;
+    constexpr int64_t kBlock = 1 << 20, kChunk = 4096;
     int64_t n = t.numElements(), blocks = (n + kBlock - 1) / kBlock;
+    const bool constant = spec.init == "zeros" || spec.init == "ones";
     std::atomic<int64_t> next{0};
     auto work = [&] {
+      std::vector<float> chunk(kChunk);
       for (int64_t b; (b = next.fetch_add(1)) < blocks;) {
-        Normals normal((seed * 1000003ull + stream) * 0x100000001b3ull + static_cast<uint64_t>(b));
-        for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i)
-          store(t, i, spec.init == "zeros" ? 0.0f : spec.init == "ones" ? 1.0f : normal.next() * scale);
+        uint64_t blockSeed = (seed * 1000003ull + stream) * 0x100000001b3ull + static_cast<uint64_t>(b);
+        for (int64_t at = b * kBlock, end = std::min(n, (b + 1) * kBlock); at < end; at += kChunk) {
+          int64_t count = std::min(kChunk, end - at);
+          if (constant)
+            std::fill(chunk.begin(), chunk.begin() + count, spec.init == "ones" ? 1.0f : 0.0f);
+          else
+            fillNormals(blockSeed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(at), chunk.data(), count);
+          storeScaled(t, at, chunk.data(), count, constant ? 1.0f : scale);
+        }
       }
     };
     unsigned threads = std::min<int64_t>(blocks, std::max(1u, std::thread::hardware_concurrency()));
@@ -398,8 +435,10 @@ moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int6
                                          " would need " + std::to_string(static_cast<long long>(bytes / (1 << 30))) +
                                          " GiB; use fewer tokens");
     Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      store(t, i, normal.next());
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      float v = normal.next();
+      storeScaled(t, i, &v, 1, 1.0f);
+    }
     out.push_back(std::move(t));
   }
   return MOE_OK;
