@@ -150,11 +150,14 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   /// than 64 x 3, which spills a few registers under the 128-register bound).
   int64_t kTileFor(int64_t) const { return gemmKTile == 64 ? 64 : 32; }
 
+  /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
+  std::string engine;
+
   /// A tensor-core GEMM's engine: wgmma where asked for and its 64-deep
   /// stages divide k, else mma.sync with the k tile already chosen; and
   /// wgmma's block width.
   void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
-    if (gemm == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
+    if (engine == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
       // 256-column blocks move a third less data per multiply-add (measured
@@ -174,8 +177,13 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       getOperation().emitError() << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
       return signalPassFailure();
     }
-    if (gemm != "mma" && gemm != "wgmma") {
-      getOperation().emitError() << "gemm must be mma or wgmma, not '" << gemm << "'";
+    engine = gemm.empty() ? (chip == "sm_90a" ? "wgmma" : "mma") : std::string(gemm);
+    if (engine != "mma" && engine != "wgmma") {
+      getOperation().emitError() << "gemm must be mma or wgmma, not '" << engine << "'";
+      return signalPassFailure();
+    }
+    if (engine == "wgmma" && chip != "sm_90a") {
+      getOperation().emitError() << "gemm=wgmma needs chip sm_90a, not " << chip;
       return signalPassFailure();
     }
     ModuleOp module = getOperation();

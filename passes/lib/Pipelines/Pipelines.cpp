@@ -50,14 +50,12 @@ std::string moe::findLibdevice() {
   return "";
 }
 
-std::string moe::defaultGemmFor(llvm::StringRef chip) { return chip == "sm_90a" ? "wgmma" : "mma"; }
-
 std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
   llvm::StringRef chip = options.chip, libdevice = options.libdevice;
   return "moe-verify-input,canonicalize,cse,"
-         "convert-moe-to-gpu-kernels{gemm-k-tile=" +
-         std::to_string(options.gemmKTile) + " gemm=" +
-         (options.gemm.empty() ? defaultGemmFor(chip) : options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
+         "convert-moe-to-gpu-kernels{chip=" +
+         chip.str() + " gemm-k-tile=" + std::to_string(options.gemmKTile) +
+         (options.gemm.empty() ? std::string() : " gemm=" + options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "

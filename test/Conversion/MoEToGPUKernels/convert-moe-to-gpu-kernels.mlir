@@ -1,4 +1,6 @@
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels --split-input-file --verify-diagnostics | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels="chip=sm_80" --split-input-file --verify-diagnostics | FileCheck %s
+
+// (sm_80: the mma.sync GEMM; wgmma.mlir tests the sm_90a one.)
 
 // Tests that a bf16 dense product becomes a launch of a tensor-core GEMM
 // generated into @moe_kernels: flat 1-D operands, a fresh result buffer,

@@ -96,9 +96,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
   let options = [
     Option<"gemmKTile", "gemm-k-tile", "int64_t", /*default=*/"0",
            "k depth of the tensor-core GEMMs' pipeline stages: 32 (4 stages) or 64 (3 stages); 0: the default, 32">,
-    Option<"gemm", "gemm", "std::string", /*default=*/"\"mma\"",
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
+           "the CUDA architecture the kernels are for (sm_80, sm_90, sm_90a, ...)">,
+    Option<"gemm", "gemm", "std::string", /*default=*/"\"\"",
            "tensor-core instructions of the GEMMs: mma (mma.sync, sm_80+) or wgmma (sm_90a; 64-deep stages, "
-           "mma.sync where k is not a multiple of 64)">,
+           "mma.sync where k is not a multiple of 64); default: wgmma on sm_90a, else mma">,
     Option<"gemmN", "gemm-n", "int64_t", /*default=*/"0",
            "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">
   ];

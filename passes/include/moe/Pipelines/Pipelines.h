@@ -32,7 +32,8 @@ struct NVVMCodegenOptions {
   std::string chip = "sm_90a";
   /// The mma.sync GEMM's stage depth (32, 64; 0: the default).
   int64_t gemmKTile = 0;
-  /// The GEMMs' tensor-core instructions (mma, wgmma; "": defaultGemmFor).
+  /// The GEMMs' tensor-core instructions (mma, wgmma; "": wgmma on sm_90a,
+  /// the only target that has it, else mma).
   std::string gemm;
   /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
   int64_t gemmN = 0;
@@ -48,9 +49,6 @@ struct NVVMCodegenOptions {
 std::string getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options);
 LogicalResult buildMoELowerToNVVMPipeline(OpPassManager &pm, const NVVMCodegenOptions &options);
 
-/// The GEMMs' tensor-core instructions for `chip`: wgmma on sm_90a (the only
-/// target that has them), mma.sync elsewhere.
-std::string defaultGemmFor(llvm::StringRef chip);
 
 /// The CUDA toolkit's libdevice.10.bc ($CUDA_HOME, CUDA_PATH, CUDA_ROOT, then
 /// /usr/local/cuda and other usual prefixes), or "" if there is none.

@@ -33,7 +33,7 @@ struct TargetOptions {
   /// and the runtime falls back to it on GPUs the cubin does not run on.
   bool cubin = true;
   /// The GEMMs' tensor-core instructions: mma, wgmma (sm_90a); "": the
-  /// target's default (defaultGemmFor).
+  /// target's default (wgmma on sm_90a, else mma).
   std::string gemm;
   /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
   int64_t gemmN = 0;
