@@ -63,7 +63,7 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
 
   // This thread's two 16-byte A copies and two B copies per k tile.
-  std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
+  std::vector<std::string> gB, sB, sizeB;
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
   // A rows are BK * 2 bytes: 4 (BK 32) or 8 (BK 64) chunks of 16 bytes, XOR-swizzled
   // so the 8 rows an ldmatrix reads hit 8 different bank groups.
@@ -72,16 +72,8 @@ std::string tensorCoreKernel(const GemmConfig &c) {
     std::string swz = k.op("arith.xori " + chunk + ", " + key + " : index");
     return k.toI32(k.add(k.mul(row, k.index(chunksA * 16)), k.mul(swz, k.index(16))));
   };
-  for (int j = 0; j < copies; ++j) {
-    std::string q = k.add(tid, k.index(256 * j));
-    std::string row = k.div(q, k.index(chunksA)), chunk = k.rem(q, k.index(chunksA));
-    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
-    std::string src = sourceRow(k, c, t, p, valid);
-    std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
-    gA.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
-    sA.push_back(swizzleA(row, chunk));
-    sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
-  }
+  StageCopies aCopies = aTileCopies(k, c, t, tid, aAddr, chunksA, swizzleA);
+  std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
   for (int j = 0; j < copies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(16)), chunk = k.rem(q, k.index(16));

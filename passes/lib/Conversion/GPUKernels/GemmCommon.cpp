@@ -100,6 +100,24 @@ void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &glo
          shared + ", " + global + ", " + size + " : (i32, i64, i32) -> ()");
 }
 
+StageCopies aTileCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                        const std::string &aAddr, int64_t chunksPerRow,
+                        const std::function<std::string(const std::string &, const std::string &)> &place) {
+  StageCopies out;
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+  for (int64_t j = 0; j < 128 * chunksPerRow / 256; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string row = k.div(q, k.index(chunksPerRow)), chunk = k.rem(q, k.index(chunksPerRow));
+    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
+    std::string src = sourceRow(k, c, t, p, valid);
+    std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
+    out.global.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(bytesOf(c.elt)))) + " : i64"));
+    out.shared.push_back(place(row, chunk));
+    out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+  return out;
+}
+
 void cpAsyncCommit(KernelEmitter &k) {
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()");
 }

@@ -12,7 +12,9 @@
 #include "KernelEmitter.h"
 #include "Kernels.h"
 
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace mlir::moe::gpu_kernels::gemm {
 
@@ -36,6 +38,20 @@ Tile openTile(KernelEmitter &k, const GemmConfig &c);
 /// A's row for output row `p` (valid or not: invalid rows read row rowStart).
 std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,
                       const std::string &valid);
+
+/// A thread's 16-byte cp.async copies of a stage: global byte addresses (i64,
+/// of the first stage), shared byte offsets within the stage (i32) and source
+/// sizes (i32: 16, or 0 to zero-fill).
+struct StageCopies {
+  std::vector<std::string> global, shared, size;
+};
+
+/// The copies of A's 128-row tile, `chunksPerRow` 16-byte chunks a row, split
+/// over 256 threads: row r comes from sourceRow (rows past the tile's end are
+/// zero-filled) and chunk c of it goes to `place(r, c)`.
+StageCopies aTileCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                        const std::string &aAddr, int64_t chunksPerRow,
+                        const std::function<std::string(const std::string &, const std::string &)> &place);
 
 /// The epilogue for one output element pair at row `p`, columns `col` and
 /// `col + 1`: activation (and GLU product with u0, u1), routing weight, store.

@@ -127,7 +127,7 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
 std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   KernelEmitter k;
   const Shape s(c);
-  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK, aCopies = 128 * 8 / 256;
+  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");
   std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
@@ -137,19 +137,14 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
 
-  // This thread's 16-byte copies of A and B per stage.
-  std::vector<std::string> gA, sA, sizeA, gB, sB, sizeB;
-  for (int64_t j = 0; j < aCopies; ++j) {
-    std::string q = k.add(tid, k.index(256 * j));
-    std::string row = k.div(q, k.index(8)), chunk = k.rem(q, k.index(8));
-    std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
-    std::string src = sourceRow(k, c, t, p, valid);
-    std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
-    gA.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+  // This thread's 16-byte copies of A and B per stage; A's 64-element rows
+  // are 128-byte lines in the hardware's swizzle.
+  StageCopies aCopies = aTileCopies(k, c, t, tid, aAddr, 8, [&](const std::string &row, const std::string &chunk) {
     std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
-    sA.push_back(k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16)))));
-    sizeA.push_back(k.select(valid, sixteen, zero32, "i32"));
-  }
+    return k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16))));
+  });
+  std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
+  std::vector<std::string> gB, sB, sizeB;
   for (int64_t j = 0; j < s.bCopies; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(s.bChunks)), chunk = k.rem(q, k.index(s.bChunks));
