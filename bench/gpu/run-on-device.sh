@@ -83,11 +83,13 @@ fi
 if has profile; then
   echo "== Nsight Compute: the gate/up and down GEMMs of the Mixtral prefill"
   for v in ${PROFILE:-peer_mixtral}; do
-    ncu --clock-control none -k 'regex:moe_gemm_(wg)?mma' --launch-count 2 --section SpeedOfLight --section Occupancy \
-      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+    # The expert GEMMs (gate/up, then down): the router's product comes first and is left out.
+    ncu --clock-control none -k 'regex:moe_gemm_.*_grouped' --launch-count 2 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
+      --section ComputeWorkloadAnalysis \
       $B/moe-run $G/$v.moeb --tokens 8192 >$OUT/ncu_$v.txt 2>&1
     echo "-- $v"
-    grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Registers Per|Stall|L2 Hit|Executed Ipc A|Issue Slots Busy" $OUT/ncu_$v.txt | head -40
+    grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Registers Per|Stall|L2 Hit|Executed Ipc A|Issue Slots Busy|No Eligible|Shared Memory Configuration|Pipe" $OUT/ncu_$v.txt | head -60
   done
 fi
 
