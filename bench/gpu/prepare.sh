@@ -34,6 +34,10 @@ done
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_w256.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_odd_w256.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_deepseek_v3_w256.moeb" >/dev/null
+# The staged epilogue (experimental: through shared memory, 16-byte row chunks).
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_se.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_odd_se.moeb" >/dev/null
+"$moec" build examples/qwen3_30b_a3b.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_qwen3_30b_a3b_se.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
@@ -48,7 +52,12 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
-# The same three with 256-column wgmma blocks, and with mma.sync, for the comparison in one call.
+# The same three with the staged epilogue, with 256-column wgmma blocks, and with mma.sync, for the comparison in one call.
+"$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/peer_mixtral_se.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a \
+  --gpu-gemm-epilogue=staged -o "$out/peer_dsv3_se.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
+  --gpu-gemm-epilogue=staged -o "$out/peer_qwen3_se.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-n=256 -o "$out/peer_mixtral_w256.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a --gpu-gemm-n=256 \
   -o "$out/peer_dsv3_w256.moeb" >/dev/null

@@ -68,7 +68,8 @@ if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=()
   [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
-  # The 256-column wgmma and the mma.sync builds of the same layers, unless W256=0 / MMA=0.
+  # The staged-epilogue, 256-column wgmma and mma.sync builds of the same layers, unless SE=0 / W256=0 / MMA=0.
+  [ "${SE:-1}" = 0 ] || specs+=("peer_mixtral_se 8192 32" "peer_dsv3_se 8192 32" "peer_qwen3_se 8192")
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
   [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")
   # FULL="artifact tokens [bench-tokens]": one more layer, e.g. the real DeepSeek one.

@@ -95,6 +95,7 @@ TEST_F(GPUKernelsTest, EveryGemmVariant) {
 }
 
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
+  for (bool staged : {false, true})
   for (int64_t n : {128, 256})
   for (std::string elt : {"bf16", "f16"})
     for (bool glu : {false, true})
@@ -102,6 +103,7 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
         gk::GemmConfig c;
         c.wgmma = true;
         c.wgmmaN = n;
+        c.stagedEpilogue = staged;
         c.kTile = 64;
         c.elt = c.out = elt;
         c.k = 192;
@@ -116,6 +118,16 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
                   std::string::npos);
         EXPECT_EQ(check(kernel), "") << c.name();
       }
+}
+
+TEST_F(GPUKernelsTest, StagedEpilogueToF32) {
+  gk::GemmConfig c;
+  c.wgmma = c.stagedEpilogue = true;
+  c.kTile = 64;
+  c.out = "f32";
+  c.k = 128;
+  c.n = 72;
+  EXPECT_EQ(check(gk::gemmKernel(c)), "") << c.name();
 }
 
 TEST_F(GPUKernelsTest, RoutingKernels) {

@@ -23,6 +23,8 @@ struct LayerSource {
   std::string gemm;
   /// GPU targets, wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
   long gemmN = 0;
+  /// GPU targets, wgmma: "direct" or "staged" output stores.
+  std::string gemmEpilogue = "direct";
 };
 
 struct RunOptions {

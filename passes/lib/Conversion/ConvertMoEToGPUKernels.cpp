@@ -165,6 +165,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       // TFLOP/s, Qwen3 339 against 318) where the product is wide enough
       // to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
+      c.stagedEpilogue = gemmEpilogue == "staged";
     }
   }
 
@@ -175,6 +176,10 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     }
     if (gemmN != 0 && gemmN != 128 && gemmN != 256) {
       getOperation().emitError() << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
+      return signalPassFailure();
+    }
+    if (gemmEpilogue != "direct" && gemmEpilogue != "staged") {
+      getOperation().emitError() << "gemm-epilogue must be direct or staged, not '" << gemmEpilogue << "'";
       return signalPassFailure();
     }
     engine = gemm.empty() ? (chip == "sm_90a" ? "wgmma" : "mma") : std::string(gemm);

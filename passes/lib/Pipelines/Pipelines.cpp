@@ -56,6 +56,7 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
          "convert-moe-to-gpu-kernels{chip=" +
          chip.str() + " gemm-k-tile=" + std::to_string(options.gemmKTile) +
          (options.gemm.empty() ? std::string() : " gemm=" + options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
+         " gemm-epilogue=" + options.gemmEpilogue +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -92,6 +93,10 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<int64_t> gemmN{*this, "gemm-n",
                         llvm::cl::desc("wgmma: B columns a GEMM block multiplies, 128 or 256; 0: from the shapes"),
                         llvm::cl::init(0)};
+  Option<std::string> gemmEpilogue{*this, "gemm-epilogue",
+                                   llvm::cl::desc("wgmma: direct or staged (through shared memory; experimental) "
+                                                  "output stores"),
+                                   llvm::cl::init("direct")};
   Option<std::string> libdevice{*this, "libdevice",
                                 llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "
                                                "from $CUDA_HOME or /usr/local/cuda")};
@@ -109,6 +114,7 @@ void moe::registerMoEPipelines() {
         codegen.gemmKTile = options.gemmKTile;
         codegen.gemm = options.gemm;
         codegen.gemmN = options.gemmN;
+        codegen.gemmEpilogue = options.gemmEpilogue;
         codegen.libdevice = options.libdevice.empty() ? findLibdevice() : std::string(options.libdevice);
         if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");

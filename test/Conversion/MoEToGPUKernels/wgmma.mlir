@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-n=128' --split-input-file | FileCheck %s
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s --check-prefix=WIDE
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=staged' --split-input-file | FileCheck %s --check-prefix=STAGED
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
 // stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle
@@ -28,6 +29,18 @@
 // WIDE:            wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 // WIDE-SAME:       wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 1;
 // WIDE:            wgmma.wait_group.sync.aligned 0;
+
+// gemm-epilogue=staged: the tile goes through shared memory (rows of 256 bf16
+// padded to 528 bytes) and out in 16-byte chunks.
+// STAGED-LABEL: func.func @dense(
+// STAGED:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se blocks in
+// STAGED:         gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se(
+// STAGED:           wgmma.wait_group.sync.aligned 0;
+// STAGED:           gpu.barrier
+// STAGED:           llvm.store %{{.*}}, %{{.*}} : bf16, !llvm.ptr<3>
+// STAGED:           gpu.barrier
+// STAGED:           %{{.*}} = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>
+// STAGED:           llvm.store %{{.*}}, %{{.*}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x256xbf16> {
   %y = moe.dense %x, %w : tensor<?x128xbf16>, tensor<128x256xbf16> -> tensor<?x256xbf16>
   return %y : tensor<?x256xbf16>

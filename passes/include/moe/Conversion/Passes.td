@@ -102,7 +102,10 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "tensor-core instructions of the GEMMs: mma (mma.sync, sm_80+) or wgmma (sm_90a; 64-deep stages, "
            "mma.sync where k is not a multiple of 64); default: wgmma on sm_90a, else mma">,
     Option<"gemmN", "gemm-n", "int64_t", /*default=*/"0",
-           "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">
+           "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">,
+    Option<"gemmEpilogue", "gemm-epilogue", "std::string", /*default=*/"\"direct\"",
+           "wgmma: how a block's outputs reach C: direct (each thread stores its element pairs) or staged "
+           "(through shared memory, 16-byte row chunks; experimental: not yet run on a GPU)">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

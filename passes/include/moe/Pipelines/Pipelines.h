@@ -37,6 +37,8 @@ struct NVVMCodegenOptions {
   std::string gemm;
   /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
   int64_t gemmN = 0;
+  /// wgmma: direct or staged (through shared memory) output stores.
+  std::string gemmEpilogue = "direct";
   /// libdevice.10.bc, linked into the kernels for their math (expf, logf, tanhf).
   std::string libdevice;
 };

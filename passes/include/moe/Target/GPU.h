@@ -37,6 +37,8 @@ struct TargetOptions {
   std::string gemm;
   /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
   int64_t gemmN = 0;
+  /// wgmma: "direct" or "staged" output stores (staged: experimental, not yet run on a GPU).
+  std::string gemmEpilogue = "direct";
 };
 
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".

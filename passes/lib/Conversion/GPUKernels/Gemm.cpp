@@ -287,6 +287,7 @@ std::string GemmConfig::name() const {
   std::string engine = !tensorCores ? "fma" : wgmma ? (wgmmaN == 256 ? "wgmmaw" : "wgmma") : "mma";
   std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" + weight +
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
+  if (stagedEpilogue) s += "_se";
   if (glu) s += "_glu";
   if (gatherRows) s += "_gather";
   if (scaleRows) s += "_scale";

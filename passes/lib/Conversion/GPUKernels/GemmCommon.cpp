@@ -69,9 +69,9 @@ std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, cons
 
 /// The epilogue for one output element pair: activation (and GLU product),
 /// routing weight, store.
-void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
-               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
-               const std::string &u1) {
+std::pair<std::string, std::string> epiloguePair(KernelEmitter &k, const GemmConfig &c, const std::string &scale,
+                                                 std::string v0, std::string v1, const std::string &u0,
+                                                 const std::string &u1) {
   v0 = activation(k, c.act, v0);
   v1 = activation(k, c.act, v1);
   if (c.glu) {
@@ -82,6 +82,13 @@ void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, cons
     v0 = k.op("arith.mulf " + v0 + ", " + scale + " : f32");
     v1 = k.op("arith.mulf " + v1 + ", " + scale + " : f32");
   }
+  return {v0, v1};
+}
+
+void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+               const std::string &scale, const std::string &g0, const std::string &g1, const std::string &u0,
+               const std::string &u1) {
+  auto [v0, v1] = epiloguePair(k, c, scale, g0, g1, u0, u1);
   std::string at = k.add(k.mul(p, k.index(c.n)), col);
   k.storeF32(v0, "%C", at, c.out);
   k.storeF32(v1, "%C", k.add(at, k.index(1)), c.out);

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mlir::moe::gpu_kernels::gemm {
@@ -53,10 +54,15 @@ StageCopies aTileCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, co
                         const std::string &aAddr, int64_t chunksPerRow,
                         const std::function<std::string(const std::string &, const std::string &)> &place);
 
-/// The epilogue for one output element pair at row `p`, columns `col` and
-/// `col + 1`: activation (and GLU product with u0, u1), routing weight, store.
+/// The epilogue's math for one output element pair: activation (and GLU
+/// product with u0, u1), routing weight `scale`; f32 results.
+std::pair<std::string, std::string> epiloguePair(KernelEmitter &k, const GemmConfig &c, const std::string &scale,
+                                                 std::string v0, std::string v1, const std::string &u0,
+                                                 const std::string &u1);
+
+/// epiloguePair, stored at row `p`, columns `col` and `col + 1` of C.
 void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
-               const std::string &scale, std::string v0, std::string v1, const std::string &u0,
+               const std::string &scale, const std::string &g0, const std::string &g1, const std::string &u0,
                const std::string &u1);
 
 /// The routing weight of output row `p` ("" unless the config scales rows).

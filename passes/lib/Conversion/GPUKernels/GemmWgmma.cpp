@@ -122,6 +122,60 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
   return accumulatorAsm(k, s, text, constraints + "r", operands + k.i32(1), types + "i32", acc);
 }
 
+/// The staged epilogue: the block's outputs go through shared memory (rows
+/// padded by 16 bytes, so the 8 rows a warp writes at once fall in different
+/// banks) and leave in 16-byte chunks of consecutive columns, so a warp's
+/// stores cover whole 512-byte row segments instead of 16-byte pieces of 8 rows.
+void stagedEpilogue(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
+                    const std::string &warpgroup, const std::string &warpInGroup, const std::string &g,
+                    const std::string &tq, const std::string &smemPtr, const std::vector<std::string> &acc) {
+  const int64_t outBytes = bytesOf(c.out), cols = c.blockN(), rowBytes = cols * outBytes + 16;
+  const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
+  const int64_t chunksPerRow = cols * outBytes / 16, perChunk = 16 / outBytes;
+  // Every warpgroup's wgmma and every copy are done: the stages are free.
+  k.line("gpu.barrier");
+  for (int i = 0; i < 2; ++i) {
+    std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
+                             k.add(g, k.index(8 * i)));
+    std::string p = k.add(t.rowStart, rowL);
+    k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
+    std::string scale = rowScale(k, c, p);
+    for (int64_t j = 0; j < columnTiles; ++j) {
+      auto res = [&](int64_t tile, int h) { return acc[4 * tile + 2 * i + h]; };
+      auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), c.glu ? res(j + columnTiles, 0) : "",
+                                   c.glu ? res(j + columnTiles, 1) : "");
+      std::string colL = k.add(k.index(8 * j), k.mul(tq, k.index(2)));
+      std::string at = k.toI32(k.add(k.mul(rowL, k.index(rowBytes)), k.mul(colL, k.index(outBytes))));
+      for (int h = 0; h < 2; ++h) {
+        std::string v = h ? v1 : v0;
+        if (c.out != "f32")
+          v = k.op("arith.truncf " + v + " : f32 to " + c.out);
+        std::string off = h ? k.add32(at, k.i32(outBytes)) : at;
+        std::string ptr = k.op("llvm.getelementptr " + smemPtr + "[" + off + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+        k.line("llvm.store " + v + ", " + ptr + " : " + c.out + ", !llvm.ptr<3>");
+      }
+    }
+    k.line("}");
+  }
+  k.line("gpu.barrier");
+  std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
+  for (int64_t j = 0; j < 128 * chunksPerRow / 256; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string row = k.div(q, k.index(chunksPerRow)), chunk = k.rem(q, k.index(chunksPerRow));
+    std::string p = k.add(t.rowStart, row), col = k.add(t.n0, k.mul(chunk, k.index(perChunk)));
+    // n is a multiple of 8 (tensorCoresFit): a chunk lies wholly inside C or wholly outside.
+    std::string inside = k.op("arith.andi " + k.lt(p, t.rowEnd) + ", " + k.lt(col, k.index(c.n)) + " : i1");
+    k.line("scf.if " + inside + " {");
+    std::string from = k.toI32(k.add(k.mul(row, k.index(rowBytes)), k.mul(chunk, k.index(16))));
+    std::string src = k.op("llvm.getelementptr " + smemPtr + "[" + from + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+    std::string v = k.op("llvm.load " + src + " {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>");
+    std::string to = i64(k, k.mul(k.add(k.mul(p, k.index(c.n)), col), k.index(outBytes)));
+    std::string dst = k.op("llvm.getelementptr " + cBase + "[" + to + "] : (!llvm.ptr, i64) -> !llvm.ptr, i8");
+    k.line("llvm.store " + v + ", " + dst + " {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr");
+    k.line("}");
+  }
+}
+
 } // namespace
 
 std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
@@ -231,6 +285,13 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h.
   std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
   const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
+  if (c.stagedEpilogue) {
+    stagedEpilogue(k, c, s, t, tid, warpgroup, warpInGroup, g, tq, smemPtr, result);
+    k.line("}");
+    return k.finish(signature(c), "",
+                    "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
+                        std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
+  }
   for (int i = 0; i < 2; ++i) {
     std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
                              k.add(g, k.index(8 * i)));

@@ -49,6 +49,9 @@ struct GemmConfig {
   /// (3 stages of 32 KiB, two blocks an SM, each stage waited for) or 256
   /// (4 stages of 48 KiB, one block an SM, one stage's wgmma left in flight).
   int64_t wgmmaN = 128;
+  /// wgmma: the epilogue writes the tile to shared memory and stores it to C
+  /// in 16-byte row chunks, instead of each thread storing its element pairs.
+  bool stagedEpilogue = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
