@@ -38,6 +38,13 @@ done
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_se.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_odd_se.moeb" >/dev/null
 "$moec" build examples/qwen3_30b_a3b.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_qwen3_30b_a3b_se.moeb" >/dev/null
+# TMA loads of the weights (experimental), alone and with the staged epilogue.
+for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
+  "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
+done
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-tma -o "$out/check_mixtral_odd_tma.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma --gpu-gemm-epilogue=staged \
+  -o "$out/check_mixtral_tmase.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
@@ -52,7 +59,17 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
-# The same three with the staged epilogue, with 256-column wgmma blocks, and with mma.sync, for the comparison in one call.
+# The same three with TMA, TMA and the staged epilogue, the staged epilogue alone, 256-column wgmma blocks,
+# and mma.sync, for the comparison in one call.
+for v in "tma --gpu-gemm-tma" "tmase --gpu-gemm-tma --gpu-gemm-epilogue=staged"; do
+  set -- $v
+  name=$1; shift
+  "$moec" build examples/mixtral.moe --target=sm_90a "$@" -o "$out/peer_mixtral_$name.moeb" >/dev/null
+  "$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a "$@" \
+    -o "$out/peer_dsv3_$name.moeb" >/dev/null
+  "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a "$@" \
+    -o "$out/peer_qwen3_$name.moeb" >/dev/null
+done
 "$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/peer_mixtral_se.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a \
   --gpu-gemm-epilogue=staged -o "$out/peer_dsv3_se.moeb" >/dev/null

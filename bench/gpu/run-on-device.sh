@@ -51,8 +51,8 @@ if has load; then
 fi
 
 if has sanitize; then
-  echo "== compute-sanitizer (memcheck on every example; racecheck and synccheck on two)"
-  for ex in mixtral deepseek_v3 qwen3_30b_a3b switch; do
+  echo "== compute-sanitizer (memcheck on every example, or MEMCHECK's; racecheck on two, or RACECHECK's)"
+  for ex in ${MEMCHECK:-mixtral deepseek_v3 qwen3_30b_a3b switch}; do
     compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 33 >/tmp/memcheck.log 2>&1
     echo "memcheck $ex: exit $? $(grep 'ERROR SUMMARY' /tmp/memcheck.log)"
   done
@@ -68,7 +68,10 @@ if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=()
   [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
-  # The staged-epilogue, 256-column wgmma and mma.sync builds of the same layers, unless SE=0 / W256=0 / MMA=0.
+  # The TMA, TMA + staged, staged-epilogue, 256-column wgmma and mma.sync builds of the same layers,
+  # unless TMA=0 / TMASE=0 / SE=0 / W256=0 / MMA=0.
+  [ "${TMA:-1}" = 0 ] || specs+=("peer_mixtral_tma 8192 32" "peer_dsv3_tma 8192 32" "peer_qwen3_tma 8192")
+  [ "${TMASE:-1}" = 0 ] || specs+=("peer_mixtral_tmase 8192 32" "peer_dsv3_tmase 8192 32" "peer_qwen3_tmase 8192")
   [ "${SE:-1}" = 0 ] || specs+=("peer_mixtral_se 8192 32" "peer_dsv3_se 8192 32" "peer_qwen3_se 8192")
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
   [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")

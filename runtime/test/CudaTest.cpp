@@ -110,6 +110,25 @@ TEST(Cuda, PoolReusesBuffers) {
   EXPECT_EQ(gpu->reuses(), 1u);
 }
 
+TEST(Cuda, TensorMapsAreMadeOnceAndCheckTheirTensor) {
+  OPEN_OR_SKIP(gpu);
+  if (gpu->computeCapability() < 90)
+    GTEST_SKIP() << "TMA needs sm_90; this GPU is sm_" << gpu->computeCapability();
+  DeviceBuffer weights;
+  ASSERT_EQ(gpu->allocate(8 * 64 * 128 * 2, weights), MOE_OK);
+  uint64_t first = 0, again = 0, other = 0;
+  ASSERT_EQ(gpu->tensorMap(weights.address(), true, {128, 64, 8}, {64, 64}, first), MOE_OK) << moe_last_error();
+  EXPECT_NE(first, 0u);
+  ASSERT_EQ(gpu->tensorMap(weights.address(), true, {128, 64, 8}, {64, 64}, again), MOE_OK);
+  EXPECT_EQ(again, first);
+  ASSERT_EQ(gpu->tensorMap(weights.address(), false, {128, 64, 8}, {64, 64}, other), MOE_OK);
+  EXPECT_NE(other, first);
+  // TMA needs 16-byte aligned tensors.
+  EXPECT_NE(gpu->tensorMap(weights.address() + 2, true, {128, 64, 8}, {64, 64}, other), MOE_OK);
+  EXPECT_NE(std::string(moe_last_error()).find("TMA descriptor"), std::string::npos) << moe_last_error();
+  ASSERT_EQ(gpu->synchronize(), MOE_OK) << moe_last_error();
+}
+
 TEST(Cuda, GraphReplaysTheCapturedLaunches) {
   OPEN_OR_SKIP(gpu);
   CudaModule module;

@@ -15,6 +15,8 @@ void *mgpuModuleGetFunction(void *module, const char *name);
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY, intptr_t gridZ, intptr_t blockX,
                       intptr_t blockY, intptr_t blockZ, int32_t smem, void *stream, void **params, void **extra,
                       size_t paramsCount);
+uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1, int64_t d2, int64_t box0,
+                          int64_t box1);
 }
 
 namespace {
@@ -28,8 +30,10 @@ TEST(MgpuAbi, OutsideALayerCallEveryEntryPointRefuses) {
   EXPECT_EQ(mgpuModuleLoadJIT(ptx, 2), nullptr);
   EXPECT_EQ(mgpuModuleGetFunction(nullptr, "k"), nullptr);
   mgpuLaunchKernel(nullptr, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  EXPECT_EQ(moeCudaTensorMap(4096, 1, 256, 64, 8, 64, 64), 0u);
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("mgpuMemAlloc called outside a layer call"), std::string::npos) << err;
+  EXPECT_NE(err.find("moeCudaTensorMap called outside a layer call"), std::string::npos) << err;
 }
 
 TEST(MgpuAbi, AGpuArtifactNeedsAGpuOfItsArchitecture) {

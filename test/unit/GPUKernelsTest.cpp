@@ -95,6 +95,7 @@ TEST_F(GPUKernelsTest, EveryGemmVariant) {
 }
 
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
+  for (bool tma : {false, true})
   for (bool staged : {false, true})
   for (int64_t n : {128, 256})
   for (std::string elt : {"bf16", "f16"})
@@ -104,6 +105,7 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
         c.wgmma = true;
         c.wgmmaN = n;
         c.stagedEpilogue = staged;
+        c.tmaB = tma;
         c.kTile = 64;
         c.elt = c.out = elt;
         c.k = 192;
@@ -116,6 +118,7 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
                   std::string::npos);
         EXPECT_NE(kernel.find("wgmma.wait_group.sync.aligned " + std::to_string(n == 256 ? 1 : 0) + ";"),
                   std::string::npos);
+        EXPECT_EQ(kernel.find("cp.async.bulk.tensor.3d") != std::string::npos, tma) << c.name();
         EXPECT_EQ(check(kernel), "") << c.name();
       }
 }
@@ -197,6 +200,8 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   EXPECT_EQ(wide.blockN(), 256);
   wide.glu = true;
   EXPECT_EQ(wide.blockN(), 128);
+  wide.tmaB = true;
+  EXPECT_EQ(wide.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 4 * 8); // and an mbarrier a stage
 }
 
 } // namespace

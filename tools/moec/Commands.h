@@ -25,6 +25,8 @@ struct LayerSource {
   long gemmN = 0;
   /// GPU targets, wgmma: "direct" or "staged" output stores.
   std::string gemmEpilogue = "direct";
+  /// GPU targets, wgmma: B by TMA.
+  bool gemmTma = false;
 };
 
 struct RunOptions {

@@ -80,6 +80,10 @@ cl::opt<std::string> gpuGemmEpilogue(
     cl::desc("GPU targets, wgmma: direct (default) or staged output stores (through shared memory, 16-byte "
              "row chunks; experimental: not yet run on a GPU)"),
     cl::init("direct"), cl::cat(runCategory));
+cl::opt<bool> gpuGemmTma("gpu-gemm-tma",
+                         cl::desc("GPU targets, wgmma: load the weights by TMA through tensor maps the runtime "
+                                  "makes (experimental: not yet run on a GPU)"),
+                         cl::init(false), cl::cat(runCategory));
 cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
                                 "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
@@ -204,7 +208,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue}, artifact,
+    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma}, artifact,
                                                       nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
@@ -267,7 +271,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

@@ -166,6 +166,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       // to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
       c.stagedEpilogue = gemmEpilogue == "staged";
+      // TMA boxes are 64 columns wide: narrower products (a router) keep cp.async.
+      c.tmaB = gemmTma && c.n >= 64;
     }
   }
 
@@ -195,6 +197,35 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     KernelModule kernels(module);
     if (failed(lowerKernelOps(module, "GPU", [&](IRRewriter &b, Operation *op) { return lower(b, kernels, op); })))
       signalPassFailure();
+  }
+
+  /// The extra kernel operands of a TMA GEMM (none otherwise): the device
+  /// addresses of tensor maps for B0 and B1, each seen as [experts][k][n],
+  /// made by the runtime's moeCudaTensorMap (once per tensor).
+  SmallVector<Value> tensorMaps(Host &h, const gk::GemmConfig &c, Value b0, Value b1, int64_t experts) {
+    if (!c.tmaB)
+      return {};
+    OpBuilder &b = h.b;
+    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+    Type i64 = b.getI64Type();
+    auto callee = module.lookupSymbol<func::FuncOp>("moeCudaTensorMap");
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(b, h.loc, "moeCudaTensorMap",
+                                    b.getFunctionType(SmallVector<Type>(7, i64), {i64}));
+      callee.setPrivate();
+    }
+    auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
+    SmallVector<Value> maps;
+    for (Value w : {b0, b1}) {
+      Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
+      Value base = arith::IndexCastOp::create(b, h.loc, i64, p);
+      SmallVector<Value> args{base, constant(c.elt == "bf16"), constant(c.n), constant(c.k), constant(experts),
+                              constant(64), constant(64)};
+      maps.push_back(func::CallOp::create(b, h.loc, callee, args).getResult(0));
+    }
+    return maps;
   }
 
   /// Placeholders for a GEMM's unused operands.
@@ -324,8 +355,10 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Value a = h.input(d.getInput()), w = h.input(d.getWeight());
     auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
-    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks())), h.index(1),
-             c.threads(), c.sharedBytes(), {a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)});
+    SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
+    llvm::append_range(args, tensorMaps(h, c, w, w, 1));
+    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks())), h.index(1), c.threads(),
+             c.sharedBytes(), args);
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
     static_cast<IRRewriter &>(h.b).replaceOp(d, out);
@@ -419,12 +452,16 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
       Value b1 = glu ? weights[1] : weights[0];
       Value bDown = glu ? weights[2] : weights[1];
-      h.launch(*upFn, h.mul(maxTiles, h.index(up.columnBlocks())), h.index(1), up.threads(),
-               up.sharedBytes(),
-               {xBuf, weights[0], b1, hBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
-      h.launch(*downFn, h.mul(maxTiles, h.index(down.columnBlocks())), h.index(1),
-               down.threads(), down.sharedBytes(),
-               {hBuf, bDown, bDown, yBuf, perm, tileExpert, tileRow, offsets, numTiles, w, assignments, h.index(k)});
+      SmallVector<Value> upArgs{xBuf, weights[0], b1,      hBuf,        perm, tileExpert,
+                                tileRow, offsets,  numTiles, w, assignments, h.index(k)};
+      llvm::append_range(upArgs, tensorMaps(h, up, weights[0], b1, experts));
+      h.launch(*upFn, h.mul(maxTiles, h.index(up.columnBlocks())), h.index(1), up.threads(), up.sharedBytes(),
+               upArgs);
+      SmallVector<Value> downArgs{hBuf,    bDown,   bDown,    yBuf, perm,        tileExpert,
+                                  tileRow, offsets, numTiles, w,    assignments, h.index(k)};
+      llvm::append_range(downArgs, tensorMaps(h, down, bDown, bDown, experts));
+      h.launch(*downFn, h.mul(maxTiles, h.index(down.columnBlocks())), h.index(1), down.threads(),
+               down.sharedBytes(), downArgs);
       y = yBuf;
     }
 

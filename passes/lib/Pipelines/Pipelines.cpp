@@ -56,7 +56,7 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
          "convert-moe-to-gpu-kernels{chip=" +
          chip.str() + " gemm-k-tile=" + std::to_string(options.gemmKTile) +
          (options.gemm.empty() ? std::string() : " gemm=" + options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
-         " gemm-epilogue=" + options.gemmEpilogue +
+         " gemm-epilogue=" + options.gemmEpilogue + (options.gemmTma ? " gemm-tma=true" : "") +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -97,6 +97,8 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
                                    llvm::cl::desc("wgmma: direct or staged (through shared memory; experimental) "
                                                   "output stores"),
                                    llvm::cl::init("direct")};
+  Option<bool> gemmTma{*this, "gemm-tma", llvm::cl::desc("wgmma: load B by TMA (experimental)"),
+                       llvm::cl::init(false)};
   Option<std::string> libdevice{*this, "libdevice",
                                 llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "
                                                "from $CUDA_HOME or /usr/local/cuda")};
@@ -115,6 +117,7 @@ void moe::registerMoEPipelines() {
         codegen.gemm = options.gemm;
         codegen.gemmN = options.gemmN;
         codegen.gemmEpilogue = options.gemmEpilogue;
+        codegen.gemmTma = options.gemmTma;
         codegen.libdevice = options.libdevice.empty() ? findLibdevice() : std::string(options.libdevice);
         if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");

@@ -120,6 +120,7 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
   codegen.gemm = options.gemm;
   codegen.gemmN = options.gemmN;
   codegen.gemmEpilogue = options.gemmEpilogue;
+  codegen.gemmTma = options.gemmTma;
   codegen.libdevice = libdevice;
   if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";

@@ -295,4 +295,41 @@ moe_status_t CudaDevice::replay(const CudaGraph &graph) {
                "launching a CUDA graph");
 }
 
+moe_status_t CudaDevice::tensorMap(uint64_t base, bool bf16, std::array<uint64_t, 3> dims,
+                                   std::array<uint32_t, 2> box, uint64_t &deviceAddress) {
+  std::array<uint64_t, 7> key{base, bf16 ? 1u : 0u, dims[0], dims[1], dims[2], box[0], box[1]};
+  auto found = tensorMaps.find(key);
+  if (found != tensorMaps.end()) {
+    deviceAddress = found->second.device.address();
+    return MOE_OK;
+  }
+  const Driver *d = api();
+  if (!d->cuTensorMapEncodeTiled)
+    return fail(MOE_UNAVAILABLE, "the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a driver for sm_90)");
+  TensorMap entry;
+  const unsigned long long globalDim[3] = {dims[0], dims[1], dims[2]};
+  // Byte strides of dimensions 1 and 2 (dimension 0 is contiguous).
+  const unsigned long long strides[2] = {dims[0] * 2, dims[0] * dims[1] * 2};
+  const unsigned boxDim[3] = {box[0], box[1], 1}, elementStrides[3] = {1, 1, 1};
+  if (moe_status_t s = check(d->cuTensorMapEncodeTiled(entry.host.data(),
+                                                       bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                            : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                                                       3, reinterpret_cast<void *>(base), globalDim, strides, boxDim,
+                                                       elementStrides, /*interleave=*/0, CU_TENSOR_MAP_SWIZZLE_128B,
+                                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, /*oobFill zeros=*/0),
+                             "making a TMA descriptor for the tensor [" + std::to_string(dims[2]) + ", " +
+                                 std::to_string(dims[1]) + ", " + std::to_string(dims[0]) + "]"))
+    return s;
+  if (moe_status_t s = allocate(sizeof(entry.host), entry.device))
+    return s;
+  auto [at, inserted] = tensorMaps.emplace(key, std::move(entry));
+  (void)inserted;
+  if (moe_status_t s = upload(at->second.device, at->second.host.data(), sizeof(at->second.host))) {
+    tensorMaps.erase(at);
+    return s;
+  }
+  deviceAddress = at->second.device.address();
+  return MOE_OK;
+}
+
 } // namespace moe::runtime

@@ -63,6 +63,8 @@ void load() {
             resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2");
   if (!ok)
     return;
+  driver.cuTensorMapEncodeTiled =
+      reinterpret_cast<decltype(driver.cuTensorMapEncodeTiled)>(dlsym(library, "cuTensorMapEncodeTiled"));
   CUresult r = driver.cuInit(0);
   if (r != CUDA_SUCCESS) {
     loadError = "cuInit failed with CUDA error " + std::to_string(r) + " (no usable GPU?)";

@@ -31,6 +31,10 @@ constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 constexpr int CU_JIT_OPTIMIZATION_LEVEL = 7;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
+constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3;
 
 struct Driver {
   CUresult (*cuInit)(unsigned);
@@ -69,6 +73,11 @@ struct Driver {
   CUresult (*cuEventSynchronize)(CUevent);
   CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
   CUresult (*cuEventDestroy)(CUevent);
+  /// Optional (drivers for sm_90 and later): null when the driver lacks it.
+  CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType, unsigned rank, void *globalAddress,
+                                     const unsigned long long *globalDim, const unsigned long long *globalStrides,
+                                     const unsigned *boxDim, const unsigned *elementStrides, int interleave,
+                                     int swizzle, int l2Promotion, int oobFill);
 };
 
 /// The loaded driver (cuInit done), or MOE_UNAVAILABLE with the reason.

@@ -130,6 +130,25 @@ __attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, int
     c->failWith(s);
 }
 
+// Not MLIR's: the TMA descriptor the wgmma GEMM with --gpu-gemm-tma loads its
+// weights through (CudaDevice::tensorMap): the device address of a CUtensorMap
+// for the [d2][d1][d0] tensor of 2-byte elements at `base`, or 0 with the
+// failure recorded (the call then launches nothing more).
+__attribute__((visibility("default"))) uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1,
+                                                                 int64_t d2, int64_t box0, int64_t box1) {
+  GpuCall *c = call("moeCudaTensorMap");
+  if (!c || c->errorStatus != MOE_OK)
+    return 0;
+  uint64_t address = 0;
+  if (moe_status_t s = c->device->tensorMap(
+          base, bf16 != 0, {static_cast<uint64_t>(d0), static_cast<uint64_t>(d1), static_cast<uint64_t>(d2)},
+          {static_cast<uint32_t>(box0), static_cast<uint32_t>(box1)}, address)) {
+    c->failWith(s);
+    return 0;
+  }
+  return address;
+}
+
 __attribute__((visibility("default"))) void *mgpuStreamCreate() {
   GpuCall *c = call("mgpuStreamCreate");
   return c ? c->device->streamHandle() : nullptr;

@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s --check-prefix=WIDE
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=staged' --split-input-file | FileCheck %s --check-prefix=STAGED
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-tma=true' --split-input-file | FileCheck %s --check-prefix=TMA
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
 // stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle
@@ -41,6 +42,27 @@
 // STAGED:           gpu.barrier
 // STAGED:           %{{.*}} = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>
 // STAGED:           llvm.store %{{.*}}, %{{.*}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+
+// gemm-tma=true: the host asks the runtime for the weights' tensor map
+// ([1][128][256], boxes of 64 x 64) and passes its address twice (B0, B1);
+// thread 0 arms a stage's mbarrier and issues four 64 x 64 TMA loads; every
+// thread waits on the barrier's phase before its wgmma. The shared memory
+// grows by an 8-byte mbarrier a stage.
+// TMA:         func.func private @moeCudaTensorMap(i64, i64, i64, i64, i64, i64, i64) -> i64
+// TMA-LABEL:   func.func @dense(
+// TMA:           %[[P:.*]] = memref.extract_aligned_pointer_as_index
+// TMA:           %[[B:.*]] = arith.index_cast %[[P]] : index to i64
+// TMA:           %[[M:.*]] = call @moeCudaTensorMap(%[[B]], %c1_i64, %c256_i64, %c128_i64, %c1_i64{{.*}}, %c64_i64{{.*}}, %c64_i64{{.*}})
+// TMA:           gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_tma blocks in
+// TMA-SAME:        dynamic_shared_memory_size %c196640_i32
+// TMA-SAME:        %[[M]] : i64, %{{.*}} : i64)
+// TMA:           gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_tma(
+// TMA-SAME:        %arg12: i64, %arg13: i64)
+// TMA:             mbarrier.init.shared::cta.b64
+// TMA:             mbarrier.arrive.expect_tx.shared::cta.b64 state, [$0], $1;
+// TMA-COUNT-4:     cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes
+// TMA:             mbarrier.try_wait.parity.shared::cta.b64
+// TMA:             wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x256xbf16> {
   %y = moe.dense %x, %w : tensor<?x128xbf16>, tensor<128x256xbf16> -> tensor<?x256xbf16>
   return %y : tensor<?x256xbf16>

@@ -105,7 +105,10 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">,
     Option<"gemmEpilogue", "gemm-epilogue", "std::string", /*default=*/"\"direct\"",
            "wgmma: how a block's outputs reach C: direct (each thread stores its element pairs) or staged "
-           "(through shared memory, 16-byte row chunks; experimental: not yet run on a GPU)">
+           "(through shared memory, 16-byte row chunks; experimental: not yet run on a GPU)">,
+    Option<"gemmTma", "gemm-tma", "bool", /*default=*/"false",
+           "wgmma: load B (the weights) by TMA, one thread issuing and an mbarrier a stage counting, through "
+           "tensor maps the runtime makes (moeCudaTensorMap); experimental: not yet run on a GPU">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

@@ -39,6 +39,8 @@ struct NVVMCodegenOptions {
   int64_t gemmN = 0;
   /// wgmma: direct or staged (through shared memory) output stores.
   std::string gemmEpilogue = "direct";
+  /// wgmma: B by TMA (experimental).
+  bool gemmTma = false;
   /// libdevice.10.bc, linked into the kernels for their math (expf, logf, tanhf).
   std::string libdevice;
 };

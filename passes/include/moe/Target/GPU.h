@@ -39,6 +39,8 @@ struct TargetOptions {
   int64_t gemmN = 0;
   /// wgmma: "direct" or "staged" output stores (staged: experimental, not yet run on a GPU).
   std::string gemmEpilogue = "direct";
+  /// wgmma: B by TMA (experimental, not yet run on a GPU).
+  bool gemmTma = false;
 };
 
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".

@@ -288,6 +288,7 @@ std::string GemmConfig::name() const {
   std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" + weight +
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
   if (stagedEpilogue) s += "_se";
+  if (tmaB) s += "_tma";
   if (glu) s += "_glu";
   if (gatherRows) s += "_gather";
   if (scaleRows) s += "_scale";
@@ -295,7 +296,7 @@ std::string GemmConfig::name() const {
   return s;
 }
 
-int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes() : 0; }
+int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes() + barrierBytes() : 0; }
 
 bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
                                             int64_t n, int64_t kTile) {

@@ -12,7 +12,7 @@ std::string signature(const GemmConfig &c) {
          ", %C: " + flatMemref(c.out) +
          ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
          "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
-         flatMemref(c.weight) + ", %rows: index, %topK: index)";
+         flatMemref(c.weight) + ", %rows: index, %topK: index" + (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + ")";
 }
 
 std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {

@@ -199,7 +199,7 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   });
   std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
   std::vector<std::string> gB, sB, sizeB;
-  for (int64_t j = 0; j < s.bCopies; ++j) {
+  for (int64_t j = 0; j < (c.tmaB ? 0 : s.bCopies); ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(s.bChunks)), chunk = k.rem(q, k.index(s.bChunks));
     std::string slice = k.div(chunk, k.index(8)), inSlice = k.rem(chunk, k.index(8));
@@ -228,15 +228,56 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     std::string stage = k.toI32(k.rem(kt, k.index(s.stages)));
     return k.add32(smem, k.mul32(stage, k.i32(s.stageBytes)));
   };
+  // TMA (--gpu-gemm-tma): thread 0 loads B, a 64 x 64 slice per instruction,
+  // each stage's arrival counted by its mbarrier (after the stages in shared
+  // memory), which the threads wait on before their wgmma.
+  std::string isLeader = c.tmaB ? k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") : "";
+  auto barrierOf = [&](const std::string &kt) {
+    std::string stage = k.toI32(k.rem(kt, k.index(s.stages)));
+    return k.add32(smem, k.add32(k.i32(s.stages * s.stageBytes), k.mul32(stage, k.i32(8))));
+  };
+  if (c.tmaB) {
+    k.line("scf.if " + isLeader + " {");
+    for (int64_t i = 0; i < s.stages; ++i)
+      k.line("llvm.inline_asm has_side_effects asm_dialect = att \"mbarrier.init.shared::cta.b64 [$0], 1;\", \"r\" " +
+             barrierOf(k.index(i)) + " : (i32) -> ()");
+    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.mbarrier_init.release.cluster;\", \"\" : () -> ()");
+    k.line("}");
+    k.line("gpu.barrier");
+  }
+  auto loadB = [&](const std::string &kt, const std::string &stageBase) {
+    std::string expert32 = k.toI32(t.e);
+    const int64_t slices = s.n / 64;
+    k.line("scf.if " + isLeader + " {");
+    std::string bar = barrierOf(kt);
+    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .b64 state; "
+           "mbarrier.arrive.expect_tx.shared::cta.b64 state, [$0], $1; }\", \"r,r\" " +
+           bar + ", " + k.i32(slices * kSliceBytes) + " : (i32, i32) -> ()");
+    std::string row = k.toI32(k.mul(kt, k.index(kBK)));
+    for (int64_t sl = 0; sl < slices; ++sl) {
+      // GLU: the first half of the slices are the gate's, the second the up projection's.
+      bool second = c.glu && sl >= slices / 2;
+      int64_t colSlice = c.glu ? sl % (slices / 2) : sl;
+      std::string col = k.toI32(k.add(t.n0, k.index(colSlice * 64)));
+      std::string dst = k.add32(stageBase, k.i32(kABytes + sl * kSliceBytes));
+      k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.bulk.tensor.3d.shared::cluster.global."
+             "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3, $4}], [$5];\", \"r,l,r,r,r,r\" " +
+             dst + ", " + std::string(second ? "%tmB1" : "%tmB0") + ", " + col + ", " + row + ", " + expert32 +
+             ", " + bar + " : (i32, i64, i32, i32, i32, i32) -> ()");
+    }
+    k.line("}");
+  };
   auto loadTile = [&](const std::string &kt) {
     std::string stageBase = stageBaseOf(kt);
     std::string kt64 = i64(k, kt);
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
-    std::string stepB = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
+    std::string stepB = c.tmaB ? "" : k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
     for (size_t j = 0; j < gA.size(); ++j)
       cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
     for (size_t j = 0; j < gB.size(); ++j)
       cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
+    if (c.tmaB)
+      loadB(kt, stageBase);
   };
 
   for (int64_t i = 0; i < s.lookahead; ++i) {
@@ -267,6 +308,13 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
   // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
   // partial tile) leaves the tensor cores to the SM's other warpgroups.
+  if (c.tmaB) {
+    // The stage's k-th use completes the barrier's phase k: wait for parity k % 2.
+    std::string parity = k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2)));
+    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred ready; waitB${:uid}: "
+           "mbarrier.try_wait.parity.shared::cta.b64 ready, [$0], $1; @!ready bra waitB${:uid}; }\", \"r,r\" " +
+           barrierOf("%kt") + ", " + parity + " : (i32, i32) -> ()");
+  }
   std::string stageResult = k.fresh();
   k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + warpgroupHasRows + " -> (" +
          f32Types(s.accumulators) + ") {");

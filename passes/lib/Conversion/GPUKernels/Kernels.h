@@ -52,6 +52,11 @@ struct GemmConfig {
   /// wgmma: the epilogue writes the tile to shared memory and stores it to C
   /// in 16-byte row chunks, instead of each thread storing its element pairs.
   bool stagedEpilogue = false;
+  /// wgmma: B (the weights) arrives by TMA, issued by one thread and
+  /// counted by an mbarrier per stage; the kernel takes two more arguments,
+  /// `%tmB0, %tmB1: i64`, the device addresses of B0's and B1's tensor maps
+  /// (3-D: [experts][k][n], boxes of 64 x 64, 128-byte swizzle).
+  bool tmaB = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -59,6 +64,8 @@ struct GemmConfig {
   /// Bytes of one stage (tensor cores): a 128 x kTile tile of A and a kTile x
   /// (128, or wgmmaN) tile of B.
   int64_t stageBytes() const { return 128 * kTile * 2 + kTile * (wgmma ? wgmmaN : 128) * 2; }
+  /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with TMA.
+  int64_t barrierBytes() const { return tmaB ? stages() * 8 : 0; }
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }

@@ -118,6 +118,15 @@ public:
   moe_status_t fill32(uint64_t to, uint32_t value, size_t count);
   moe_status_t fill16(uint64_t to, uint16_t value, size_t count);
 
+  /// A TMA descriptor (the driver's CUtensorMap, 128 bytes) in device memory,
+  /// for the row-major 3-D tensor of 2-byte elements (bf16, else f16) at
+  /// device address `base` with `dims` innermost first: boxes of box[0] x
+  /// box[1] x 1 elements, 128-byte swizzle, zeros past the edges. Made and
+  /// uploaded (enqueued on the stream) once per tensor, then found again, so
+  /// only a layer's first call makes them (a graph captures later calls).
+  moe_status_t tensorMap(uint64_t base, bool bf16, std::array<uint64_t, 3> dims, std::array<uint32_t, 2> box,
+                         uint64_t &deviceAddress);
+
   /// The driver's handles (CUstream, CUcontext), for code that calls the driver itself.
   void *streamHandle() const { return stream; }
   void *contextHandle() const { return context; }
@@ -139,6 +148,14 @@ private:
   std::multimap<size_t, uint64_t> freeBuffers; ///< capacity -> address
   std::vector<uint64_t> allBuffers;
   size_t deviceAllocations = 0, poolReuses = 0;
+  /// tensorMap's descriptors: the host copy (the source of the enqueued
+  /// upload) and the device buffer, by what they describe. Declared after the
+  /// pool, so their buffers return to it before it goes.
+  struct TensorMap {
+    std::array<uint64_t, 16> host{};
+    DeviceBuffer device;
+  };
+  std::map<std::array<uint64_t, 7>, TensorMap> tensorMaps;
 };
 
 } // namespace moe::runtime
