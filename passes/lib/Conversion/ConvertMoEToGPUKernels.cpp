@@ -166,8 +166,10 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       // to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
       c.stagedEpilogue = gemmEpilogue == "staged";
-      // TMA boxes are 64 columns wide: narrower products (a router) keep cp.async.
-      c.tmaB = gemmTma && c.n >= 64;
+      // TMA on the 256-column blocks only: under the 128 registers of the
+      // two-block variant ptxas serialises the wgmma of some TMA kernels
+      // (k 320, n 192), and the narrow products that get 128 are small.
+      c.tmaB = gemmTma && c.wgmmaN == 256;
     }
   }
 
