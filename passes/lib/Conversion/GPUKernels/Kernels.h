@@ -24,6 +24,7 @@ constexpr int64_t kStridedBlock = 256;
 /// over a tile schedule. The signature is the same for every variant:
 ///   (A, B0, B1: memref<?xT>, C: memref<?xOut>, perm, tileExpert, tileRow,
 ///    offsets, numTiles: memref<?xi32>, w: memref<?xW>, rows: index, topK: index)
+/// and, with tmaB, two i64 tensor-map addresses after them.
 /// Grid: (tiles * ceil(n / blockN()), 1, 1), block: threads(); the kernel
 /// orders the blocks in groups of row tiles for L2 reuse.
 struct GemmConfig {
