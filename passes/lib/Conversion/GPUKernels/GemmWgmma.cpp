@@ -14,7 +14,8 @@
 //   8 k rows x 64 columns, 1 KiB each, chunk c of row r at c ^ r; the
 //   64-column slices are 8 KiB apart.
 // All 256 threads fill stages with 16-byte cp.async: A's rows are gathered
-// through the dispatch permutation, which sm_90's TMA cannot do.
+// through the dispatch permutation, which sm_90's TMA cannot do. (With
+// tmaB, experimental, B comes by TMA instead: see loadB.)
 // - N = 128: three stages (96 KiB) let two blocks share an SM, so one
 //   block's wgmma runs while the other waits on its copies or stores its
 //   epilogue; each stage's wgmma is waited for before the next barrier.
