@@ -222,13 +222,8 @@ bool Parser::parseLayer(Program &program, std::string doc) {
       layer.forward = std::move(fn);
       continue;
     }
-    if (tok.is(TokenKind::Identifier) && peekNext().is(TokenKind::Assign)) {
-      FieldDecl field;
-      field.loc = tok.loc();
-      field.name = tok.text.str();
-      advance();
-      advance(); // =
-      field.constructor = parseExpr();
+    if (atNamedValue()) {
+      FieldDecl field = parseNamedValue(&FieldDecl::constructor);
       if (!field.constructor || (!tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon))) {
         if (field.constructor)
           errorHere("expected end of line after the field, found " + describe(tok.kind));
@@ -552,6 +547,18 @@ ExprPtr Parser::parsePower() {
   return std::make_unique<BinaryExpr>(loc, op, std::move(base), std::move(exponent));
 }
 
+bool Parser::atNamedValue() { return tok.is(TokenKind::Identifier) && peekNext().is(TokenKind::Assign); }
+
+template <typename Named> Named Parser::parseNamedValue(ExprPtr Named::*value) {
+  Named named;
+  named.loc = tok.loc();
+  named.name = tok.text.str();
+  advance();
+  advance(); // =
+  named.*value = parseExpr();
+  return named;
+}
+
 bool Parser::parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordArg> &keywords) {
   // After `(`: positional arguments, then keywords after `;` (or `name = v`
   // after a comma, as Julia also allows).
@@ -565,13 +572,8 @@ bool Parser::parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordA
       inKeywords = true;
       continue;
     }
-    if (tok.is(TokenKind::Identifier) && peekNext().is(TokenKind::Assign)) {
-      KeywordArg kw;
-      kw.loc = tok.loc();
-      kw.name = tok.text.str();
-      advance();
-      advance(); // =
-      kw.value = parseExpr();
+    if (atNamedValue()) {
+      KeywordArg kw = parseNamedValue(&KeywordArg::value);
       if (!kw.value)
         return false;
       for (const KeywordArg &other : keywords)

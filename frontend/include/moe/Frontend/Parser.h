@@ -68,6 +68,11 @@ private:
   /// Comma-separated expressions up to and including `close`.
   bool parseExprsUntil(TokenKind close, llvm::StringRef separatorContext, std::vector<ExprPtr> &out);
   bool parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordArg> &keywords);
+  /// At `name =`: a layer field or a keyword argument.
+  bool atNamedValue();
+  /// Reads `name = expr` (at atNamedValue) into a field or keyword argument;
+  /// the value is null after an error, which is reported.
+  template <typename Named> Named parseNamedValue(ExprPtr Named::*value);
 
   Diagnostics &diags;
   Lexer lexer;
