@@ -44,7 +44,7 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
   return mlir::succeeded(mlir::moe::compileLayerForTarget(
-      *module, layer, {source.target, source.gemmKTile, source.cubin, source.gemm, source.gemmN, source.gemmEpilogue, source.gemmTma}, out.artifact));
+      *module, layer, source.target, out.artifact));
 }
 
 int build(const LayerSource &source, const std::string &output) {

@@ -2,6 +2,8 @@
 #ifndef MOEC_COMMANDS_H
 #define MOEC_COMMANDS_H
 
+#include "moe/Target/GPU.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,20 +15,8 @@ struct LayerSource {
   std::string path;
   std::string layer;
   std::vector<std::pair<std::string, std::string>> overrides;
-  /// "cpu" or a CUDA architecture (sm_90a, sm_90, sm_80).
-  std::string target = "cpu";
-  /// GPU targets: the GEMM stage depth (32, 64; 0: chosen from the shapes).
-  long gemmKTile = 0;
-  /// GPU targets: embed a cubin (ptxas) rather than PTX, when the toolkit is here.
-  bool cubin = true;
-  /// GPU targets: the GEMMs' tensor-core instructions (mma, wgmma; "": the target's default).
-  std::string gemm;
-  /// GPU targets, wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
-  long gemmN = 0;
-  /// GPU targets, wgmma: "direct" or "staged" output stores.
-  std::string gemmEpilogue = "direct";
-  /// GPU targets, wgmma: B by TMA.
-  bool gemmTma = false;
+  /// The target ("cpu" or a CUDA architecture) and the GPU code generator's choices (moec: from the flags).
+  mlir::moe::TargetOptions target;
 };
 
 struct RunOptions {

@@ -145,6 +145,15 @@ The MLIR IR-printing, timing and debug-info flags (-mlir-print-ir-after-all,
 See docs/language.md for the language.
 )";
 
+/// The code generation options for `chip` from the --gpu-* flags.
+mlir::moe::TargetOptions targetOptions(const std::string &chip) {
+  mlir::moe::TargetOptions options;
+  options.target = chip;
+  options.cubin = gpuCubin;
+  options.gemm = {gemmKTile, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma};
+  return options;
+}
+
 /// Splits `--set name=value` options.
 bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
   for (const std::string &o : overrides) {
@@ -208,7 +217,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, {chip, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma}, artifact,
+    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, targetOptions(chip), artifact,
                                                       nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
@@ -271,7 +280,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, chosen, gemmKTile, gpuCubin, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, targetOptions(chosen)};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

@@ -54,9 +54,10 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
   llvm::StringRef chip = options.chip, libdevice = options.libdevice;
   return "moe-verify-input,canonicalize,cse,"
          "convert-moe-to-gpu-kernels{chip=" +
-         chip.str() + " gemm-k-tile=" + std::to_string(options.gemmKTile) +
-         (options.gemm.empty() ? std::string() : " gemm=" + options.gemm) + " gemm-n=" + std::to_string(options.gemmN) +
-         " gemm-epilogue=" + options.gemmEpilogue + (options.gemmTma ? " gemm-tma=true" : "") +
+         chip.str() + " gemm-k-tile=" + std::to_string(options.gemm.kTile) +
+         (options.gemm.engine.empty() ? std::string() : " gemm=" + options.gemm.engine) +
+         " gemm-n=" + std::to_string(options.gemm.n) + " gemm-epilogue=" + options.gemm.epilogue +
+         (options.gemm.tma ? " gemm-tma=true" : "") +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -113,11 +114,7 @@ void moe::registerMoEPipelines() {
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
         NVVMCodegenOptions codegen;
         codegen.chip = options.chip;
-        codegen.gemmKTile = options.gemmKTile;
-        codegen.gemm = options.gemm;
-        codegen.gemmN = options.gemmN;
-        codegen.gemmEpilogue = options.gemmEpilogue;
-        codegen.gemmTma = options.gemmTma;
+        codegen.gemm = {options.gemmKTile, options.gemm, options.gemmN, options.gemmEpilogue, options.gemmTma};
         codegen.libdevice = options.libdevice.empty() ? findLibdevice() : std::string(options.libdevice);
         if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");

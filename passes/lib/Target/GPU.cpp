@@ -108,20 +108,14 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
                              "install the CUDA toolkit or set CUDA_HOME";
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
-  if (!options.gemm.empty() && options.gemm != "mma" && options.gemm != "wgmma")
-    return emitError(loc) << "unknown GPU GEMM '" << options.gemm << "' (expected mma or wgmma)";
-  if (options.gemm == "wgmma" && chip != "sm_90a")
+  const GemmOptions &gemm = options.gemm;
+  if (!gemm.engine.empty() && gemm.engine != "mma" && gemm.engine != "wgmma")
+    return emitError(loc) << "unknown GPU GEMM '" << gemm.engine << "' (expected mma or wgmma)";
+  if (gemm.engine == "wgmma" && chip != "sm_90a")
     return emitError(loc) << "wgmma needs --target=sm_90a, not " << chip;
-  if (options.gemmN != 0 && options.gemmN != 128 && options.gemmN != 256)
-    return emitError(loc) << "the GEMM's N must be 128 or 256, not " << options.gemmN;
-  NVVMCodegenOptions codegen;
-  codegen.chip = chip.str();
-  codegen.gemmKTile = options.gemmKTile;
-  codegen.gemm = options.gemm;
-  codegen.gemmN = options.gemmN;
-  codegen.gemmEpilogue = options.gemmEpilogue;
-  codegen.gemmTma = options.gemmTma;
-  codegen.libdevice = libdevice;
+  if (gemm.n != 0 && gemm.n != 128 && gemm.n != 256)
+    return emitError(loc) << "the GEMM's N must be 128 or 256, not " << gemm.n;
+  NVVMCodegenOptions codegen{chip.str(), gemm, libdevice};
   if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
     return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
   if (failed(pm.run(module)))

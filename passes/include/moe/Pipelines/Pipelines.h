@@ -26,21 +26,27 @@ llvm::StringRef getMoELowerToCPUPipeline();
 /// function gets a `_mlir_ciface_` entry point, kernels are `moe_cpu_*` calls.
 LogicalResult buildMoELowerToCPUPipeline(OpPassManager &pm);
 
+/// The GPU GEMMs' choices (convert-moe-to-gpu-kernels' gemm* options,
+/// moec's --gpu-gemm* flags); the defaults let the compiler choose.
+struct GemmOptions {
+  /// The mma.sync GEMM's stage depth (32, 64; 0: the default).
+  int64_t kTile = 0;
+  /// The tensor-core instructions (mma, wgmma; "": wgmma on sm_90a, the only
+  /// target that has it, else mma).
+  std::string engine;
+  /// wgmma: B columns a block multiplies (128, 256; 0: from the shapes).
+  int64_t n = 0;
+  /// wgmma: direct or staged (through shared memory) output stores.
+  std::string epilogue = "direct";
+  /// wgmma: B by TMA (experimental).
+  bool tma = false;
+};
+
 /// What moe-lower-to-nvvm generates code for.
 struct NVVMCodegenOptions {
   /// The CUDA architecture: sm_90a, sm_90, sm_80, ...
   std::string chip = "sm_90a";
-  /// The mma.sync GEMM's stage depth (32, 64; 0: the default).
-  int64_t gemmKTile = 0;
-  /// The GEMMs' tensor-core instructions (mma, wgmma; "": wgmma on sm_90a,
-  /// the only target that has it, else mma).
-  std::string gemm;
-  /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
-  int64_t gemmN = 0;
-  /// wgmma: direct or staged (through shared memory) output stores.
-  std::string gemmEpilogue = "direct";
-  /// wgmma: B by TMA (experimental).
-  bool gemmTma = false;
+  GemmOptions gemm;
   /// libdevice.10.bc, linked into the kernels for their math (expf, logf, tanhf).
   std::string libdevice;
 };

@@ -10,6 +10,7 @@
 #ifndef MOE_TARGET_GPU_H
 #define MOE_TARGET_GPU_H
 
+#include "moe/Pipelines/Pipelines.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -26,21 +27,12 @@ bool isCudaTarget(llvm::StringRef target);
 struct TargetOptions {
   /// "cpu", or the CUDA architecture: sm_90a, sm_90, sm_80, ...
   std::string target = "sm_90a";
-  /// The GEMM stage depth (32, 64; 0: the default).
-  int64_t gemmKTile = 0;
   /// Embed a cubin made by the toolkit's ptxas (when there is one) rather
   /// than PTX the driver compiles at load time; the PTX stays in the artifact
   /// and the runtime falls back to it on GPUs the cubin does not run on.
   bool cubin = true;
-  /// The GEMMs' tensor-core instructions: mma, wgmma (sm_90a); "": the
-  /// target's default (wgmma on sm_90a, else mma).
-  std::string gemm;
-  /// wgmma: B columns a GEMM block multiplies (128, 256; 0: from the shapes).
-  int64_t gemmN = 0;
-  /// wgmma: "direct" or "staged" output stores (staged: experimental, not yet run on a GPU).
-  std::string gemmEpilogue = "direct";
-  /// wgmma: B by TMA (experimental, not yet run on a GPU).
-  bool gemmTma = false;
+  /// The GPU GEMMs' choices (moec's --gpu-gemm* flags).
+  GemmOptions gemm;
 };
 
 /// The CUDA toolkit's ptxas ($CUDA_HOME/bin, /usr/local/cuda/bin, PATH), or "".
