@@ -123,41 +123,33 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
   return accumulatorAsm(k, s, text, constraints + "r", operands + k.i32(1), types + "i32", acc);
 }
 
-/// The staged epilogue: the block's outputs go through shared memory (rows
-/// padded by 16 bytes, so the 8 rows a warp writes at once fall in different
-/// banks) and leave in 16-byte chunks of consecutive columns, so a warp's
-/// stores cover whole 512-byte row segments instead of 16-byte pieces of 8 rows.
-void stagedEpilogue(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
-                    const std::string &warpgroup, const std::string &warpInGroup, const std::string &g,
-                    const std::string &tq, const std::string &smemPtr, const std::vector<std::string> &acc) {
-  const int64_t outBytes = bytesOf(c.out), cols = c.blockN(), rowBytes = cols * outBytes + 16;
-  const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
-  const int64_t chunksPerRow = cols * outBytes / 16, perChunk = 16 / outBytes;
-  // Every warpgroup's wgmma and every copy are done: the stages are free.
-  k.line("gpu.barrier");
-  for (int i = 0; i < 2; ++i) {
-    std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
-                             k.add(g, k.index(8 * i)));
-    std::string p = k.add(t.rowStart, rowL);
-    k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
-    std::string scale = rowScale(k, c, p);
-    for (int64_t j = 0; j < columnTiles; ++j) {
-      auto res = [&](int64_t tile, int h) { return acc[4 * tile + 2 * i + h]; };
-      auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), c.glu ? res(j + columnTiles, 0) : "",
-                                   c.glu ? res(j + columnTiles, 1) : "");
-      std::string colL = k.add(k.index(8 * j), k.mul(tq, k.index(2)));
-      std::string at = k.toI32(k.add(k.mul(rowL, k.index(rowBytes)), k.mul(colL, k.index(outBytes))));
-      for (int h = 0; h < 2; ++h) {
-        std::string v = h ? v1 : v0;
-        if (c.out != "f32")
-          v = k.op("arith.truncf " + v + " : f32 to " + c.out);
-        std::string off = h ? k.add32(at, k.i32(outBytes)) : at;
-        std::string ptr = k.op("llvm.getelementptr " + smemPtr + "[" + off + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
-        k.line("llvm.store " + v + ", " + ptr + " : " + c.out + ", !llvm.ptr<3>");
-      }
-    }
-    k.line("}");
+/// The staged epilogue (--gpu-gemm-epilogue=staged) writes the block's
+/// outputs to shared memory (rows padded by 16 bytes, so the 8 rows a warp
+/// writes at once fall in different banks) and stores them from there in
+/// 16-byte chunks of consecutive columns, so a warp's stores cover whole
+/// 512-byte row segments instead of 16-byte pieces of 8 rows.
+int64_t stagedRowBytes(const GemmConfig &c) { return c.blockN() * bytesOf(c.out) + 16; }
+
+/// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory.
+void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
+               const std::string &colL, const std::string &v0, const std::string &v1) {
+  const int64_t outBytes = bytesOf(c.out);
+  std::string at = k.toI32(k.add(k.mul(rowL, k.index(stagedRowBytes(c))), k.mul(colL, k.index(outBytes))));
+  for (int h = 0; h < 2; ++h) {
+    std::string v = h ? v1 : v0;
+    if (c.out != "f32")
+      v = k.op("arith.truncf " + v + " : f32 to " + c.out);
+    std::string off = h ? k.add32(at, k.i32(outBytes)) : at;
+    std::string ptr = k.op("llvm.getelementptr " + smemPtr + "[" + off + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+    k.line("llvm.store " + v + ", " + ptr + " : " + c.out + ", !llvm.ptr<3>");
   }
+}
+
+/// The staged tile from shared memory to C, 16 bytes a thread at a time.
+void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                     const std::string &smemPtr) {
+  const int64_t outBytes = bytesOf(c.out), rowBytes = stagedRowBytes(c);
+  const int64_t chunksPerRow = c.blockN() * outBytes / 16, perChunk = 16 / outBytes;
   k.line("gpu.barrier");
   std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
   for (int64_t j = 0; j < 128 * chunksPerRow / 256; ++j) {
@@ -334,13 +326,8 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h.
   std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
   const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
-  if (c.stagedEpilogue) {
-    stagedEpilogue(k, c, s, t, tid, warpgroup, warpInGroup, g, tq, smemPtr, result);
-    k.line("}");
-    return k.finish(signature(c), "",
-                    "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
-                        std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
-  }
+  if (c.stagedEpilogue)
+    k.line("gpu.barrier"); // every warpgroup's wgmma and every copy are done: the stages are free
   for (int i = 0; i < 2; ++i) {
     std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
                              k.add(g, k.index(8 * i)));
@@ -348,15 +335,22 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
     std::string scale = rowScale(k, c, p);
     for (int64_t j = 0; j < columnTiles; ++j) {
+      auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
+      std::string u0 = c.glu ? res(j + columnTiles, 0) : "", u1 = c.glu ? res(j + columnTiles, 1) : "";
+      if (c.stagedEpilogue) {
+        auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), u0, u1);
+        stagePair(k, c, smemPtr, rowL, k.add(k.index(8 * j), k.mul(tq, k.index(2))), v0, v1);
+        continue;
+      }
       std::string col = k.add(t.n0, k.add(k.index(8 * j), k.mul(tq, k.index(2))));
       k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
-      auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
-      storePair(k, c, p, col, scale, res(j, 0), res(j, 1), c.glu ? res(j + columnTiles, 0) : "",
-                c.glu ? res(j + columnTiles, 1) : "");
+      storePair(k, c, p, col, scale, res(j, 0), res(j, 1), u0, u1);
       k.line("}");
     }
     k.line("}");
   }
+  if (c.stagedEpilogue)
+    storeStagedTile(k, c, t, tid, smemPtr);
   k.line("}");
   // N = 128: two blocks an SM, so at most 128 registers a thread; N = 256: one.
   return k.finish(signature(c), "",
