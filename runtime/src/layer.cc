@@ -297,11 +297,21 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
 
 namespace {
 
-/// A fast, seedable source of standard normal floats (splitmix64 + Box-Muller):
-/// random weights for billion-element layers must not take minutes.
+/// splitmix64: the state a stream of random bits starts from for `seed`, and
+/// the next 64 bits of the stream.
+uint64_t splitmixState(uint64_t seed) { return seed * 0x9e3779b97f4a7c15ull + 1; }
+uint64_t splitmix64(uint64_t &state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// Standard normal floats one at a time (splitmix64 + Box-Muller in double),
+/// for random inputs.
 class Normals {
 public:
-  explicit Normals(uint64_t seed) : state(seed * 0x9e3779b97f4a7c15ull + 1) {}
+  explicit Normals(uint64_t seed) : state(splitmixState(seed)) {}
   float next() {
     if (haveSpare) {
       haveSpare = false;
@@ -316,12 +326,7 @@ public:
   }
 
 private:
-  uint64_t bits() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+  uint64_t bits() { return splitmix64(state); }
   uint64_t state;
   float spare = 0;
   bool haveSpare = false;
@@ -331,12 +336,9 @@ private:
 /// draw per pair. Billions of them (DeepSeek-sized layers) must take seconds,
 /// not the minute the one-at-a-time double version took.
 void fillNormals(uint64_t seed, float *out, int64_t count) {
-  uint64_t state = seed * 0x9e3779b97f4a7c15ull + 1;
+  uint64_t state = splitmixState(seed);
   for (int64_t i = 0; i < count; i += 2) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    uint64_t z = splitmix64(state);
     float u1 = (static_cast<float>(z >> 40) + 1.0f) * 0x1.0p-24f;            // (0, 1]
     float u2 = static_cast<float>((z >> 8) & 0xffffff) * 0x1.0p-24f;         // [0, 1)
     float r = std::sqrt(-2.0f * std::log(u1)), t = 6.28318530718f * u2;

@@ -322,8 +322,7 @@ moe_status_t CudaDevice::tensorMap(uint64_t base, bool bf16, std::array<uint64_t
     return s;
   if (moe_status_t s = allocate(sizeof(entry.host), entry.device))
     return s;
-  auto [at, inserted] = tensorMaps.emplace(key, std::move(entry));
-  (void)inserted;
+  auto at = tensorMaps.emplace(key, std::move(entry)).first;
   if (moe_status_t s = upload(at->second.device, at->second.host.data(), sizeof(at->second.host))) {
     tensorMaps.erase(at);
     return s;
