@@ -219,15 +219,16 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       callee.setPrivate();
     }
     auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
-    SmallVector<Value> maps;
-    for (Value w : {b0, b1}) {
+    auto mapOf = [&](Value w) {
       Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
       Value base = arith::IndexCastOp::create(b, h.loc, i64, p);
       SmallVector<Value> args{base, constant(c.elt == "bf16"), constant(c.n), constant(c.k), constant(experts),
                               constant(64), constant(64)};
-      maps.push_back(func::CallOp::create(b, h.loc, callee, args).getResult(0));
-    }
-    return maps;
+      return func::CallOp::create(b, h.loc, callee, args).getResult(0);
+    };
+    // Without a GLU both arguments name the same weights: one lookup serves both.
+    Value first = mapOf(b0);
+    return {first, b1 == b0 ? first : mapOf(b1)};
   }
 
   /// Placeholders for a GEMM's unused operands.
