@@ -15,6 +15,8 @@ steps="${*:-check sanitize bench peers}"
 exec > >(tee -a "$OUT/log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 has() { [[ " $steps " == *" $1 "* ]]; }
+# A kernel that hangs (an mbarrier never completing) must not eat the whole call.
+run() { timeout ${RUN_TIMEOUT:-30} "$@" || echo "exit $? (124: timed out after ${RUN_TIMEOUT:-30} s): $*"; }
 
 if has check; then
   echo "== runtime GPU tests"
@@ -23,10 +25,10 @@ if has check; then
   o=/tmp/outputs && rm -rf $o && mkdir -p $o
   for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
     for t in 1 33 4096 8192; do
-      $B/moe-run $G/check_$ex.moeb --tokens $t --seed $t --output $o/${ex}_$t.safetensors | tail -1 | cut -c1-160
+      run $B/moe-run $G/check_$ex.moeb --tokens $t --seed $t --output $o/${ex}_$t.safetensors | tail -1 | cut -c1-160
     done
     # Bitwise reproducibility: the same call twice.
-    $B/moe-run $G/check_$ex.moeb --tokens 8192 --seed 8192 --output $o/${ex}_again.safetensors >/dev/null &&
+    run $B/moe-run $G/check_$ex.moeb --tokens 8192 --seed 8192 --output $o/${ex}_again.safetensors >/dev/null &&
       cmp -s $o/${ex}_8192.safetensors $o/${ex}_again.safetensors && echo "$ex: two runs bitwise identical" ||
       echo "$ex: RUNS DIFFER"
     rm -f $o/${ex}_again.safetensors
@@ -53,12 +55,12 @@ fi
 if has sanitize; then
   echo "== compute-sanitizer (memcheck on every example, or MEMCHECK's; racecheck on two, or RACECHECK's)"
   for ex in ${MEMCHECK:-mixtral deepseek_v3 qwen3_30b_a3b switch}; do
-    compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 33 >/tmp/memcheck.log 2>&1
+    timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 33 >/tmp/memcheck.log 2>&1
     echo "memcheck $ex: exit $? $(grep 'ERROR SUMMARY' /tmp/memcheck.log)"
   done
   for ex in ${RACECHECK:-mixtral deepseek_v3}; do
     for tool in racecheck; do
-      compute-sanitizer --tool $tool --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 300 >/tmp/$tool.log 2>&1
+      timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $B/moe-run $G/check_$ex.moeb --tokens 300 >/tmp/$tool.log 2>&1
       echo "$tool $ex: exit $? $(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' /tmp/$tool.log | head -2 | tr '\n' ' ')"
     done
   done

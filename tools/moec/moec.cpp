@@ -77,12 +77,12 @@ cl::opt<long> gpuGemmN("gpu-gemm-n",
                         cl::init(0), cl::cat(runCategory));
 cl::opt<std::string> gpuGemmEpilogue(
     "gpu-gemm-epilogue",
-    cl::desc("GPU targets, wgmma: direct (default) or staged output stores (through shared memory, 16-byte "
-             "row chunks; experimental: not yet run on a GPU)"),
-    cl::init("direct"), cl::cat(runCategory));
+    cl::desc("GPU targets, wgmma: staged (default: through shared memory, 16-byte row chunks) or direct "
+             "output stores (each thread its element pairs)"),
+    cl::init("staged"), cl::cat(runCategory));
 cl::opt<bool> gpuGemmTma("gpu-gemm-tma",
                          cl::desc("GPU targets, wgmma: load the weights by TMA through tensor maps the runtime "
-                                  "makes (experimental: not yet run on a GPU)"),
+                                  "makes"),
                          cl::init(false), cl::cat(runCategory));
 cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "

@@ -95,10 +95,10 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
                         llvm::cl::desc("wgmma: B columns a GEMM block multiplies, 128 or 256; 0: from the shapes"),
                         llvm::cl::init(0)};
   Option<std::string> gemmEpilogue{*this, "gemm-epilogue",
-                                   llvm::cl::desc("wgmma: direct or staged (through shared memory; experimental) "
-                                                  "output stores"),
-                                   llvm::cl::init("direct")};
-  Option<bool> gemmTma{*this, "gemm-tma", llvm::cl::desc("wgmma: load B by TMA (experimental)"),
+                                   llvm::cl::desc("wgmma: staged (through shared memory, the default) or "
+                                                  "direct output stores"),
+                                   llvm::cl::init("staged")};
+  Option<bool> gemmTma{*this, "gemm-tma", llvm::cl::desc("wgmma: load B by TMA"),
                        llvm::cl::init(false)};
   Option<std::string> libdevice{*this, "libdevice",
                                 llvm::cl::desc("the CUDA toolkit's libdevice.10.bc (math functions); default: found "

@@ -1,19 +1,20 @@
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-n=128' --split-input-file | FileCheck %s
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s --check-prefix=WIDE
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=staged' --split-input-file | FileCheck %s --check-prefix=STAGED
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels --split-input-file | FileCheck %s --check-prefix=STAGED
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=direct' --split-input-file | FileCheck %s --check-prefix=DIRECT
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-tma=true' --split-input-file | FileCheck %s --check-prefix=TMA
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
 // stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle
 // descriptors a stage, four m64n128k16 steps waited for in one asm block.
 // CHECK-LABEL: func.func @dense(
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity blocks in
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity_se blocks in
 // CHECK-SAME:      threads in (%c256,
 // CHECK-SAME:      dynamic_shared_memory_size %c98304_i32
 // CHECK:       gpu.module @moe_kernels
 // CHECK:         llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, alignment = 1024 : i64}
-// CHECK:         gpu.func @moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity(
+// CHECK:         gpu.func @moe_gemm_wgmma64_bf16_bf16_wf32_k128_n256_identity_se(
 // CHECK:           fence.proxy.async.shared::cta
 // CHECK:           wgmma.fence.sync.aligned;
 // CHECK-SAME:      wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
@@ -23,16 +24,17 @@
 // By default a product of 256 columns or more gets 256-column blocks: four
 // stages of 48 KiB (192 KiB), one block an SM, a stage's wgmma left in flight.
 // WIDE-LABEL:  func.func @dense(
-// WIDE:          gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity blocks in
+// WIDE:          gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se blocks in
 // WIDE-SAME:       dynamic_shared_memory_size %c196608_i32
-// WIDE:          gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity(
+// WIDE:          gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se(
 // WIDE-SAME:       nvvm.minctasm = 1 : i32
 // WIDE:            wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 // WIDE-SAME:       wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned 1;
 // WIDE:            wgmma.wait_group.sync.aligned 0;
 
-// gemm-epilogue=staged: the tile goes through shared memory (rows of 256 bf16
-// padded to 528 bytes) and out in 16-byte chunks.
+// By default (gemm-epilogue=staged) the tile goes through shared memory (rows
+// of 256 bf16 padded to 528 bytes) and out in 16-byte chunks;
+// gemm-epilogue=direct stores each thread's pairs of elements straight to C.
 // STAGED-LABEL: func.func @dense(
 // STAGED:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se blocks in
 // STAGED:         gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se(
@@ -42,6 +44,14 @@
 // STAGED:           gpu.barrier
 // STAGED:           %{{.*}} = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>
 // STAGED:           llvm.store %{{.*}}, %{{.*}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// DIRECT-LABEL: func.func @dense(
+// DIRECT:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity blocks in
+// DIRECT:         gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity(
+// DIRECT:           wgmma.wait_group.sync.aligned 0;
+// DIRECT-NOT:       !llvm.ptr<3>
+// DIRECT:           memref.store %{{.*}} : memref<?xbf16>
+// DIRECT-NOT:       vector<4xi32>
+// DIRECT:           gpu.return
 
 // gemm-tma=true: the host asks the runtime for the weights' tensor map
 // ([1][128][256], boxes of 64 x 64) and passes its address twice (B0, B1);
@@ -53,10 +63,10 @@
 // TMA:           %[[P:.*]] = memref.extract_aligned_pointer_as_index
 // TMA:           %[[B:.*]] = arith.index_cast %[[P]] : index to i64
 // TMA:           %[[M:.*]] = call @moeCudaTensorMap(%[[B]], %c1_i64, %c256_i64, %c128_i64, %c1_i64{{.*}}, %c64_i64{{.*}}, %c64_i64{{.*}})
-// TMA:           gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_tma blocks in
+// TMA:           gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se_tma blocks in
 // TMA-SAME:        dynamic_shared_memory_size %c196640_i32
 // TMA-SAME:        %[[M]] : i64, %{{.*}} : i64)
-// TMA:           gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_tma(
+// TMA:           gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se_tma(
 // TMA-SAME:        %arg12: i64, %arg13: i64)
 // TMA:             mbarrier.init.shared::cta.b64
 // TMA:             mbarrier.arrive.expect_tx.shared::cta.b64 state, [$0], $1;

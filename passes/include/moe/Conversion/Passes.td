@@ -103,12 +103,12 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "mma.sync where k is not a multiple of 64); default: wgmma on sm_90a, else mma">,
     Option<"gemmN", "gemm-n", "int64_t", /*default=*/"0",
            "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">,
-    Option<"gemmEpilogue", "gemm-epilogue", "std::string", /*default=*/"\"direct\"",
-           "wgmma: how a block's outputs reach C: direct (each thread stores its element pairs) or staged "
-           "(through shared memory, 16-byte row chunks; experimental: not yet run on a GPU)">,
+    Option<"gemmEpilogue", "gemm-epilogue", "std::string", /*default=*/"\"staged\"",
+           "wgmma: how a block's outputs reach C: staged (the default: through shared memory, 16-byte row "
+           "chunks) or direct (each thread stores its element pairs)">,
     Option<"gemmTma", "gemm-tma", "bool", /*default=*/"false",
            "wgmma: load B (the weights) by TMA, one thread issuing and an mbarrier a stage counting, through "
-           "tensor maps the runtime makes (moeCudaTensorMap); experimental: not yet run on a GPU">
+           "tensor maps the runtime makes (moeCudaTensorMap)">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

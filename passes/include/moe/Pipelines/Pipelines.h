@@ -36,9 +36,9 @@ struct GemmOptions {
   std::string engine;
   /// wgmma: B columns a block multiplies (128, 256; 0: from the shapes).
   int64_t n = 0;
-  /// wgmma: direct or staged (through shared memory) output stores.
-  std::string epilogue = "direct";
-  /// wgmma: B by TMA (experimental).
+  /// wgmma: staged (through shared memory) or direct output stores.
+  std::string epilogue = "staged";
+  /// wgmma: B by TMA.
   bool tma = false;
 };
 

@@ -235,6 +235,11 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
       k.line("llvm.inline_asm has_side_effects asm_dialect = att \"mbarrier.init.shared::cta.b64 [$0], 1;\", \"r\" " +
              barrierOf(k.index(i)) + " : (i32) -> ()");
     k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.mbarrier_init.release.cluster;\", \"\" : () -> ()");
+    // The tensor maps live in global memory (made once by the runtime): start
+    // fetching them into the TMA unit's descriptor cache before the first load.
+    for (const char *map : {"%tmB0", "%tmB1"})
+      k.line(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"prefetch.tensormap [$0];\", \"l\" ") +
+             map + " : (i64) -> ()");
     k.line("}");
     k.line("gpu.barrier");
   }
