@@ -30,21 +30,23 @@ done
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm=mma --gpu-gemm-k-tile=64 -o "$out/check_mixtral_kt64.moeb" >/dev/null
 # Sizes that leave partial column blocks (192 = 128 + 64 output columns; 320 = 5 x 64 GLU columns).
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a -o "$out/check_mixtral_odd.moeb" >/dev/null
+# Routing with a partial last lane group (12 experts: lanes 12..31 hold none), a router of 12 columns
+# (weights' rows not a whole number of 16-byte vectors), and a model width that 16-byte combine pieces
+# do not divide (202, f32).
+"$moec" build examples/mixtral.moe --set $check_sizes,n_experts=12,top_k=3 --target=sm_90a -o "$out/check_mixtral_e12.moeb" >/dev/null
+"$moec" build examples/switch.moe --set d_model=202,d_ff=256,n_experts=12 --target=sm_90a -o "$out/check_switch_odd.moeb" >/dev/null
 # wgmma with 256-column blocks (one an SM, a stage in flight).
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_w256.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-n=256 -o "$out/check_mixtral_odd_w256.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --set $check_sizes --target=sm_90a --gpu-gemm-n=256 -o "$out/check_deepseek_v3_w256.moeb" >/dev/null
-# The staged epilogue (experimental: through shared memory, 16-byte row chunks).
-"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_se.moeb" >/dev/null
-"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_mixtral_odd_se.moeb" >/dev/null
-"$moec" build examples/qwen3_30b_a3b.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/check_qwen3_30b_a3b_se.moeb" >/dev/null
-# TMA loads of the weights (experimental), alone and with the staged epilogue.
+# The direct epilogue (each thread stores its element pairs; the default is staged through shared memory).
+"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=direct -o "$out/check_mixtral_direct.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-epilogue=direct -o "$out/check_mixtral_odd_direct.moeb" >/dev/null
+# TMA loads of the weights.
 for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
 done
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-tma -o "$out/check_mixtral_odd_tma.moeb" >/dev/null
-"$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma --gpu-gemm-epilogue=staged \
-  -o "$out/check_mixtral_tmase.moeb" >/dev/null
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null
@@ -59,9 +61,9 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
-# The same three with TMA, TMA and the staged epilogue, the staged epilogue alone, 256-column wgmma blocks,
-# and mma.sync, for the comparison in one call.
-for v in "tma --gpu-gemm-tma" "tmase --gpu-gemm-tma --gpu-gemm-epilogue=staged"; do
+# The same three with TMA, the direct epilogue, 256-column wgmma blocks, and mma.sync, for the comparison
+# in one call.
+for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct"; do
   set -- $v
   name=$1; shift
   "$moec" build examples/mixtral.moe --target=sm_90a "$@" -o "$out/peer_mixtral_$name.moeb" >/dev/null
@@ -70,11 +72,6 @@ for v in "tma --gpu-gemm-tma" "tmase --gpu-gemm-tma --gpu-gemm-epilogue=staged";
   "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a "$@" \
     -o "$out/peer_qwen3_$name.moeb" >/dev/null
 done
-"$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-epilogue=staged -o "$out/peer_mixtral_se.moeb" >/dev/null
-"$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a \
-  --gpu-gemm-epilogue=staged -o "$out/peer_dsv3_se.moeb" >/dev/null
-"$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
-  --gpu-gemm-epilogue=staged -o "$out/peer_qwen3_se.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --target=sm_90a --gpu-gemm-n=256 -o "$out/peer_mixtral_w256.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=7168,d_ff=2048,n_experts=256,top_k=8 --target=sm_90a --gpu-gemm-n=256 \
   -o "$out/peer_dsv3_w256.moeb" >/dev/null

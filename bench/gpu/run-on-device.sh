@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
-# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [peers]
-# (the steps run in that order; W128=0, W256=0, MMA=0 leave variants out of
+# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [timeline] [peers]
+# (the steps run in that order; W128=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
 # bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
 # reference evaluator afterwards by verify.sh, on the compiler's machine) and logs.
@@ -33,8 +33,10 @@ if has check; then
       echo "$ex: RUNS DIFFER"
     rm -f $o/${ex}_again.safetensors
   done
-  [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_mixtral.moeb --weights $G/one_mixtral.safetensors --tokens 4096 --seed 3 --output $o/one_mixtral.safetensors | tail -1 | cut -c1-160
-  [ -z "${EXAMPLES:-}" ] && $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
+  # All tokens on experts 0,1 (and on expert 0 past its capacity): by default, or ONE=1 with EXAMPLES.
+  one=${ONE:-1}; [ -n "${EXAMPLES:-}" ] && one=${ONE:-0}
+  [ "$one" = 1 ] && $B/moe-run $G/one_mixtral.moeb --weights $G/one_mixtral.safetensors --tokens 4096 --seed 3 --output $o/one_mixtral.safetensors | tail -1 | cut -c1-160
+  [ "$one" = 1 ] && $B/moe-run $G/one_switch.moeb --weights $G/one_switch.safetensors --tokens 4096 --seed 3 --output $o/one_switch.safetensors | tail -1 | cut -c1-160
   # Under 16 MiB a file, for the trip back.
   (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
      tar cf "$OUT/outputs_$ex.tar" ${ex}_[0-9]*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
@@ -70,11 +72,10 @@ if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=()
   [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
-  # The TMA, TMA + staged, staged-epilogue, 256-column wgmma and mma.sync builds of the same layers,
-  # unless TMA=0 / TMASE=0 / SE=0 / W256=0 / MMA=0.
+  # The TMA, direct-epilogue, 256-column wgmma and mma.sync builds of the same layers,
+  # unless TMA=0 / DIRECT=0 / W256=0 / MMA=0.
   [ "${TMA:-1}" = 0 ] || specs+=("peer_mixtral_tma 8192 32" "peer_dsv3_tma 8192 32" "peer_qwen3_tma 8192")
-  [ "${TMASE:-1}" = 0 ] || specs+=("peer_mixtral_tmase 8192 32" "peer_dsv3_tmase 8192 32" "peer_qwen3_tmase 8192")
-  [ "${SE:-1}" = 0 ] || specs+=("peer_mixtral_se 8192 32" "peer_dsv3_se 8192 32" "peer_qwen3_se 8192")
+  [ "${DIRECT:-1}" = 0 ] || specs+=("peer_mixtral_direct 8192 32" "peer_dsv3_direct 8192 32" "peer_qwen3_direct 8192")
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
   [ "${MMA:-1}" = 0 ] || specs+=("peer_mixtral_mma 8192 32" "peer_dsv3_mma 8192 32" "peer_qwen3_mma 8192")
   # FULL="artifact tokens [bench-tokens]": one more layer, e.g. the real DeepSeek one.
@@ -96,6 +97,28 @@ if has profile; then
       $B/moe-run $G/$v.moeb --tokens 8192 >$OUT/ncu_$v.txt 2>&1
     echo "-- $v"
     grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Registers Per|Stall|L2 Hit|Executed Ipc A|Issue Slots Busy|No Eligible|Shared Memory Configuration|Pipe" $OUT/ncu_$v.txt | head -60
+  done
+fi
+
+if has timeline; then
+  echo "== Nsight Compute: every kernel's duration in one layer call (TIMELINE: artifact:tokens ...)"
+  for spec in ${TIMELINE:-peer_mixtral:8192 peer_dsv3:8192}; do
+    v=${spec%%:*} t=${spec##*:}
+    ncu --clock-control none --cache-control none --csv --page raw --metrics gpu__time_duration.sum \
+      $B/moe-run $G/$v.moeb --tokens $t >/tmp/timeline.csv 2>/dev/null
+    echo "-- $v, $t tokens (kernel, microseconds)"
+    python3 - /tmp/timeline.csv <<'PY'
+import csv, sys
+rows = [r for r in csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+rows = [r for r in rows if r.get("gpu__time_duration.sum", "").replace(".", "").replace(",", "").isdigit()]
+unit = "ns"
+total = 0.0
+for r in rows:
+    v = float(r["gpu__time_duration.sum"].replace(",", ""))
+    total += v
+    print(f"{v / 1000:10.1f}  {r['Kernel Name'][:110]}")
+print(f"{total / 1000:10.1f}  total of {len(rows)} kernels")
+PY
   done
 fi
 

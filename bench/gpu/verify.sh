@@ -14,6 +14,8 @@ for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtr
   sizes=d_model=256,d_ff=256
   case $ex in
     mixtral_odd*) src=mixtral sizes=d_model=192,d_ff=320 ;;
+    mixtral_e12) src=mixtral sizes=$sizes,n_experts=12,top_k=3 ;;
+    switch_odd) src=switch sizes=d_model=202,d_ff=256,n_experts=12 ;;
     mixtral*) src=mixtral ;;
     deepseek_v3*) src=deepseek_v3 ;;
     qwen3_30b_a3b*) src=qwen3_30b_a3b ;;

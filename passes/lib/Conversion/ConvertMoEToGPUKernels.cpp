@@ -263,7 +263,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       auto [values, valuesBuf] = h.output(t.getValues().getType(), logits);
       auto [indices, indicesBuf] =
           h.output(t.getIndices().getType(), logits);
-      h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, valuesBuf, indicesBuf, rows});
+      h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0,
+               {in, valuesBuf, indicesBuf, rows});
       b.replaceOp(op, ValueRange{values, indices});
       return success();
     }
@@ -283,7 +284,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       Value in = h.input(scores);
       auto type = g.getIndices().getType();
       auto [indices, indicesBuf] = h.output(type, scores);
-      h.launch(*fn, h.ceilDiv(rows, 128), h.index(1), 128, 0, {in, indicesBuf, rows});
+      h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0, {in, indicesBuf, rows});
       b.replaceOp(op, indices);
       return success();
     }
@@ -348,6 +349,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (eltName(wType) != c.elt)
       return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
                            << inType.getElementType() << " and " << wType.getElementType();
+    if (gk::NarrowDenseConfig::fits(c.elt, c.k, c.n))
+      return lowerNarrowDense(h, kernels, d, {c.elt, c.out, c.k, c.n});
     c.kTile = kTileFor(c.k);
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
     chooseEngine(c, eltName(wType));
@@ -362,6 +365,22 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     llvm::append_range(args, tensorMaps(h, c, w, w, 1));
     h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks())), h.index(1), c.threads(),
              c.sharedBytes(), args);
+    if (Value bias = d.getBias())
+      out = addDenseBias(h.b, h.loc, out, bias);
+    static_cast<IRRewriter &>(h.b).replaceOp(d, out);
+    return success();
+  }
+
+  /// A product with few output columns (a router): a warp a token.
+  LogicalResult lowerNarrowDense(Host &h, KernelModule &kernels, DenseOp d, const gk::NarrowDenseConfig &c) {
+    auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::narrowDenseKernel(c); });
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(d.getInput(), 0);
+    Value x = h.input(d.getInput()), w = h.input(d.getWeight());
+    auto [out, outBuf] = h.output(d.getResult().getType(), d.getInput());
+    h.launch(*fn, h.ceilDiv(rows, gk::NarrowDenseConfig::kTokensPerBlock), h.index(1),
+             gk::NarrowDenseConfig::kThreads, 0, {x, w, outBuf, rows});
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
     static_cast<IRRewriter &>(h.b).replaceOp(d, out);
@@ -481,7 +500,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return failure();
     auto resultType = combine.getResult().getType();
     auto [out, outBuf] = h.output(resultType, x);
-    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden)), 256), h.index(1), 256, 0,
+    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden / cc.width())), 256), h.index(1), 256, 0,
              {y, slotPos, w, xBuf, outBuf, rows});
     auto &rewriter = static_cast<IRRewriter &>(h.b);
     rewriter.replaceOp(combine, out);

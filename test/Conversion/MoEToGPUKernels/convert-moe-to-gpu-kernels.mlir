@@ -53,15 +53,50 @@ func.func @dense_odd_k(%x: tensor<?x24xbf16>, %w: tensor<24x16xbf16>) -> tensor<
 // -----
 
 // Tests that softmax routing (score, top-k, renormalisation, scale) is one
-// kernel, one thread per token.
+// kernel, a warp per token (8 a block of 256): the selection and the
+// softmax's max and sum are shuffles across the warp.
 // CHECK-LABEL: func.func @route(
-// CHECK:         %[[BLOCKS:.*]] = arith.ceildivui %{{.*}}, %c128
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_topk_f32_f32_e8_k2_s1_r1_x2500000 blocks in (%[[BLOCKS]], %{{.*}}, %{{.*}}) threads in (%c128
+// CHECK:         %[[BLOCKS:.*]] = arith.ceildivui %{{.*}}, %c8
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_topk_f32_f32_e8_k2_s1_r1_x2500000 blocks in (%[[BLOCKS]], %{{.*}}, %{{.*}}) threads in (%c256
 // CHECK:       gpu.func @moe_topk_f32_f32_e8_k2_s1_r1_x2500000(%{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: index) kernel
+// CHECK:         scf.for
+// CHECK-COUNT-10:  gpu.shuffle xor
+// CHECK:         scf.yield
+// CHECK-COUNT-5: gpu.shuffle xor {{.*}} : f32
 // CHECK:         math.exp
 func.func @route(%l: tensor<?x8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
   %w, %e = moe.topk %l k = 2 score = softmax renormalize scale = 2.5 : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
   return %w, %e : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Tests that k > 32 keeps a thread a token (256 tokens a block).
+// CHECK-LABEL: func.func @route_wide(
+// CHECK:         %[[BLOCKS:.*]] = arith.ceildivui %{{.*}}, %c256
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_topk_f32_f32_e64_k40_s0_r0_x1000000 blocks in (%[[BLOCKS]], %{{.*}}, %{{.*}}) threads in (%c256
+// CHECK:       gpu.func @moe_topk_f32_f32_e64_k40_s0_r0_x1000000(
+// CHECK-NOT:     gpu.shuffle
+// CHECK:         gpu.return
+func.func @route_wide(%l: tensor<?x64xf32>) -> (tensor<?x40xf32>, tensor<?x40xi32>) {
+  %w, %e = moe.topk %l k = 40 : tensor<?x64xf32> -> tensor<?x40xf32>, tensor<?x40xi32>
+  return %w, %e : tensor<?x40xf32>, tensor<?x40xi32>
+}
+
+// -----
+
+// Tests DeepSeek's group-limited top-k: a warp a token, each group's best two
+// merged across the warp (two shuffles a step), then the experts' selection.
+// CHECK-LABEL: func.func @group_route(
+// CHECK:         %[[BLOCKS:.*]] = arith.ceildivui %{{.*}}, %c8
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_group_topk_f32_e64_k4_g4_t2 blocks in (%[[BLOCKS]], %{{.*}}, %{{.*}}) threads in (%c256
+// CHECK:       gpu.func @moe_group_topk_f32_e64_k4_g4_t2(
+// CHECK-COUNT-40: gpu.shuffle xor {{.*}} : f32
+// CHECK:         scf.for
+// CHECK:         gpu.shuffle xor {{.*}} : i32
+func.func @group_route(%s: tensor<?x64xf32>) -> tensor<?x4xi32> {
+  %e = moe.group_topk %s k = 4 groups = 4 top_groups = 2 : tensor<?x64xf32> -> tensor<?x4xi32>
+  return %e : tensor<?x4xi32>
 }
 
 // -----
@@ -76,9 +111,25 @@ func.func @route(%l: tensor<?x8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_permute_e4_k2_c0_m128 blocks in (%c4{{.*}}) threads in (%c1024
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k64_n128_silu_glu_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_mma32_bf16_bf16_wf32_k128_n64_identity_scale_grouped
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_bf16_f32_bf16_bf16_d64_k2
+// CHECK:         %[[CHUNKS:.*]] = arith.muli %{{.*}}, %c8 : index
+// CHECK:         %[[CBLOCKS:.*]] = arith.ceildivui %[[CHUNKS]], %c256
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_bf16_f32_bf16_bf16_d64_k2 blocks in (%[[CBLOCKS]]
 // CHECK-NOT:     moe.dispatch
 // CHECK-NOT:     moe.expert_ffn
+// The permutation: warps ballot 32 assignments at a time; a match's rank
+// counts the matching lanes below it.
+// CHECK:       gpu.func @moe_permute_e4_k2_c0_m128(
+// CHECK-SAME:      workgroup(%{{.*}} : memref<32xi32, #gpu.address_space<workgroup>>)
+// CHECK:         vote.sync.ballot.b32
+// CHECK:         llvm.intr.ctpop
+// CHECK:         gpu.barrier
+// CHECK:         vote.sync.ballot.b32
+// CHECK:         llvm.intr.ctpop
+// Combine: a thread sums 8 consecutive bf16 columns of a token's k rows (16-byte loads and store).
+// CHECK:       gpu.func @moe_combine_bf16_f32_bf16_bf16_d64_k2(
+// CHECK:         scf.for
+// CHECK:         llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xbf16>
+// CHECK:         llvm.store %{{.*}}, %{{.*}} {alignment = 16 : i64} : vector<8xbf16>, !llvm.ptr<1>
 func.func @experts(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                    %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>) -> tensor<?x64xbf16> {
   %r = moe.dispatch %x, %e : tensor<?x64xbf16>, tensor<?x2xi32> -> !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>
@@ -95,6 +146,8 @@ func.func @experts(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf3
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_count_e4_k1_c1250000_m64
 // CHECK-NOT:     moe_gemm
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_f32_f32_f32_f32_d16_k1_id
+// CHECK:       gpu.func @moe_combine_f32_f32_f32_f32_d16_k1_id(
+// CHECK:         llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
 func.func @capacity_identity(%x: tensor<?x16xf32>, %e: tensor<?x1xi32>, %w: tensor<?x1xf32>) -> tensor<?x16xf32> {
   %r = moe.dispatch %x, %e : tensor<?x16xf32>, tensor<?x1xi32> -> !moe.routed<tensor<?x16xf32>, experts = 4, k = 1, capacity = 1.25>
   %y = moe.combine %r, %w : !moe.routed<tensor<?x16xf32>, experts = 4, k = 1, capacity = 1.25>, tensor<?x1xf32> -> tensor<?x16xf32>

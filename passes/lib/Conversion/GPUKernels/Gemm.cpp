@@ -52,7 +52,7 @@ std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std
 
 std::string tensorCoreKernel(const GemmConfig &c) {
   KernelEmitter k;
-  const int64_t eb = bytesOf(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = c.stageBytes();
+  const int64_t eb = eltBytes(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = c.stageBytes();
   const int64_t kTiles = c.k / kBK, copies = kBK / 16, chunksA = kBK / 8;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");

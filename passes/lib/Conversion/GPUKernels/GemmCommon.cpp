@@ -5,7 +5,6 @@ using namespace mlir::moe::gpu_kernels;
 
 namespace mlir::moe::gpu_kernels::gemm {
 
-int64_t bytesOf(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
 
 std::string signature(const GemmConfig &c) {
   return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
@@ -118,7 +117,7 @@ StageCopies aTileCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, co
     std::string p = k.add(t.rowStart, row), valid = k.lt(p, t.rowEnd);
     std::string src = sourceRow(k, c, t, p, valid);
     std::string elem = k.add(k.mul(src, k.index(c.k)), k.mul(chunk, k.index(8)));
-    out.global.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(bytesOf(c.elt)))) + " : i64"));
+    out.global.push_back(k.op("arith.addi " + aAddr + ", " + i64(k, k.mul(elem, k.index(eltBytes(c.elt)))) + " : i64"));
     out.shared.push_back(place(row, chunk));
     out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
   }

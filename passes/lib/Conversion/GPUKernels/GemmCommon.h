@@ -19,8 +19,6 @@
 
 namespace mlir::moe::gpu_kernels::gemm {
 
-int64_t bytesOf(const std::string &elt);
-
 /// The kernel's arguments, the same for every variant.
 std::string signature(const GemmConfig &c);
 

@@ -128,12 +128,12 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
 /// writes at once fall in different banks) and stores them from there in
 /// 16-byte chunks of consecutive columns, so a warp's stores cover whole
 /// 512-byte row segments instead of 16-byte pieces of 8 rows.
-int64_t stagedRowBytes(const GemmConfig &c) { return c.blockN() * bytesOf(c.out) + 16; }
+int64_t stagedRowBytes(const GemmConfig &c) { return c.blockN() * eltBytes(c.out) + 16; }
 
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
                const std::string &colL, const std::string &v0, const std::string &v1) {
-  const int64_t outBytes = bytesOf(c.out);
+  const int64_t outBytes = eltBytes(c.out);
   std::string at = k.toI32(k.add(k.mul(rowL, k.index(stagedRowBytes(c))), k.mul(colL, k.index(outBytes))));
   for (int h = 0; h < 2; ++h) {
     std::string v = h ? v1 : v0;
@@ -148,7 +148,7 @@ void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr
 /// The staged tile from shared memory to C, 16 bytes a thread at a time.
 void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
                      const std::string &smemPtr) {
-  const int64_t outBytes = bytesOf(c.out), rowBytes = stagedRowBytes(c);
+  const int64_t outBytes = eltBytes(c.out), rowBytes = stagedRowBytes(c);
   const int64_t chunksPerRow = c.blockN() * outBytes / 16, perChunk = 16 / outBytes;
   k.line("gpu.barrier");
   std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
@@ -174,7 +174,7 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
 std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   KernelEmitter k;
   const Shape s(c);
-  const int64_t eb = bytesOf(c.elt), kTiles = c.k / kBK;
+  const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK;
   Tile t = openTile(k, c);
   std::string tid = k.op("gpu.thread_id x");
   std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));

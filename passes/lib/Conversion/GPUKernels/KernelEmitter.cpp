@@ -82,6 +82,53 @@ std::string KernelEmitter::globalId() {
   return add(mul(b, d), t);
 }
 
+/// Element `i` of global memref `m` as a global-space pointer.
+static std::string globalPointer(KernelEmitter &k, const std::string &m, const std::string &elt, const std::string &i) {
+  std::string base = k.op("arith.index_cast " +
+                          k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index") +
+                          " : index to i64");
+  std::string offset = k.op("arith.index_cast " + k.mul(i, k.index(eltBytes(elt))) + " : index to i64");
+  return k.op("llvm.inttoptr " + k.op("arith.addi " + base + ", " + offset + " : i64") + " : i64 to !llvm.ptr<1>");
+}
+
+std::vector<std::string> KernelEmitter::loadVectorF32(const std::string &m, const std::string &elt,
+                                                      const std::string &i, int64_t width) {
+  std::string type = "vector<" + std::to_string(width) + "x" + elt + ">";
+  std::string v = op("llvm.load " + globalPointer(*this, m, elt, i) + " {alignment = " +
+                     std::to_string(width * eltBytes(elt)) + " : i64} : !llvm.ptr<1> -> " + type);
+  std::vector<std::string> out;
+  for (int64_t j = 0; j < width; ++j) {
+    std::string x = op("llvm.extractelement " + v + "[" + i32(j) + " : i32] : " + type);
+    out.push_back(elt == "f32" ? x : op("arith.extf " + x + " : " + elt + " to f32"));
+  }
+  return out;
+}
+
+void KernelEmitter::storeVectorF32(const std::vector<std::string> &values, const std::string &m,
+                                   const std::string &elt, const std::string &i) {
+  const int64_t width = static_cast<int64_t>(values.size());
+  std::string type = "vector<" + std::to_string(width) + "x" + elt + ">";
+  std::string v = op("llvm.mlir.undef : " + type);
+  for (int64_t j = 0; j < width; ++j) {
+    std::string x = elt == "f32" ? values[j] : op("arith.truncf " + values[j] + " : f32 to " + elt);
+    v = op("llvm.insertelement " + x + ", " + v + "[" + i32(j) + " : i32] : " + type);
+  }
+  line("llvm.store " + v + ", " + globalPointer(*this, m, elt, i) + " {alignment = " +
+       std::to_string(width * eltBytes(elt)) + " : i64} : " + type + ", !llvm.ptr<1>");
+}
+
+std::string KernelEmitter::shuffleXor(const std::string &value, int64_t mask, const std::string &type) {
+  std::string r = fresh(), valid = fresh();
+  line(r + ", " + valid + " = gpu.shuffle xor " + value + ", " + i32(mask) + ", " + i32(32) + " : " + type);
+  return r;
+}
+
+std::string KernelEmitter::warpReduce(std::string value, const std::string &combine) {
+  for (int64_t mask = 16; mask >= 1; mask /= 2)
+    value = op("arith." + combine + " " + value + ", " + shuffleXor(value, mask, "f32") + " : f32");
+  return value;
+}
+
 std::string KernelEmitter::finish(const std::string &signature, const std::string &attributions,
                                   const std::string &attributes) {
   return "  gpu.func " + signature + " " + attributions + " kernel " + attributes + " {\n" + constants + body +

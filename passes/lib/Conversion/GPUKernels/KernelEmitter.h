@@ -83,6 +83,21 @@ public:
   /// The global linear thread id (block_id.x * block_dim.x + thread_id.x).
   std::string globalId();
 
+  /// `width` consecutive elements of `elt` at element `i` of memref `m` (in
+  /// global memory, aligned to their total size) in one load, as f32.
+  std::vector<std::string> loadVectorF32(const std::string &m, const std::string &elt, const std::string &i,
+                                         int64_t width);
+  /// f32 `values` narrowed to `elt` and stored at element `i` of `m` in one store.
+  void storeVectorF32(const std::vector<std::string> &values, const std::string &m, const std::string &elt,
+                      const std::string &i);
+
+  /// `value` (f32 or i32) of the lane whose id differs from this one's in `mask`.
+  std::string shuffleXor(const std::string &value, int64_t mask, const std::string &type);
+  /// `combine` (an f32 arith op: maximumf, addf) of `value` over the warp, the
+  /// same bits in every lane (each step combines the same two values in both
+  /// lanes of a pair, and these ops commute).
+  std::string warpReduce(std::string value, const std::string &combine);
+
   /// The finished `gpu.func` with `signature` (e.g. `@name(%a: memref<?xf32>)`)
   /// and `attributions` (e.g. `workgroup(%s : memref<...>)`).
   std::string finish(const std::string &signature, const std::string &attributions = "",
@@ -97,6 +112,8 @@ private:
 
 /// A flat buffer of `elt`: `memref<?xelt>`.
 inline std::string flatMemref(const std::string &elt) { return "memref<?x" + elt + ">"; }
+/// Bytes of an element type (f32 and i32, or a 16-bit one).
+inline int64_t eltBytes(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
 
 /// f32 math on `x` for activation `name`: relu, gelu (tanh form, as the
 /// reference), silu, sigmoid, identity.

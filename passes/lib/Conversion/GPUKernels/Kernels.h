@@ -82,6 +82,21 @@ struct GemmConfig {
   int64_t sharedBytes() const;
 };
 
+/// y[rows, n] = x[rows, k] . w[k, n] for products with few output columns (a
+/// router's experts): a warp a row, lanes splitting k in 16-byte pieces, the
+/// n sums reduced across the warp (NarrowDense.cpp).
+///   (%x: memref<?xT>, %w: memref<?xT>, %y: memref<?xOut>, %rows: index)
+/// Grid: (ceil(rows / kTokensPerBlock), 1, 1), block: kThreads.
+struct NarrowDenseConfig {
+  static constexpr int64_t kMaxColumns = 32, kThreads = 256, kTokensPerBlock = kThreads / 32;
+  std::string elt = "bf16", out = "bf16";
+  int64_t k = 0, n = 0;
+  std::string name() const;
+  /// n <= kMaxColumns and k a whole number of a warp's 16-byte pieces.
+  static bool fits(const std::string &elt, int64_t k, int64_t n);
+};
+std::string narrowDenseKernel(const NarrowDenseConfig &config);
+
 /// Whether the tensor-core GEMM can take these sizes and types.
 bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n, int64_t kTile);
 
@@ -89,10 +104,15 @@ std::string gemmKernel(const GemmConfig &config);
 /// The wgmma variant (GemmWgmma.cpp); gemmKernel calls it for `wgmma` configs.
 std::string wgmmaGemmKernel(const GemmConfig &config);
 
-// --- routing (Routing.cpp): one thread per token -----------------------------
+// --- routing (Routing.cpp): one warp per token --------------------------------
+
+/// The routing kernels' blocks: 256 threads, a warp per token.
+constexpr int64_t kRoutingThreads = 256;
+constexpr int64_t kTokensPerRoutingBlock = kRoutingThreads / 32;
 
 /// Scores (none / softmax / sigmoid), top-k (ties to the lower expert),
 /// renormalisation and scaling in one pass over each token's logits.
+/// A warp owns a token (k <= 32); larger k falls back to a thread a token.
 ///   (%logits: memref<?xL>, %values: memref<?xV>, %indices: memref<?xi32>, %rows: index)
 struct TopKConfig {
   std::string logits = "f32", values = "f32";
@@ -101,16 +121,20 @@ struct TopKConfig {
   bool renormalize = false;
   double scale = 1.0;
   std::string name() const;
+  /// Tokens a block of kRoutingThreads threads routes.
+  int64_t tokensPerBlock() const { return k <= 32 ? kTokensPerRoutingBlock : kRoutingThreads; }
 };
 std::string topKKernel(const TopKConfig &config);
 
 /// DeepSeek's group-limited top-k: groups ranked by the sum of their best
-/// two scores, the best `topGroups` kept, top-k among their experts.
+/// two scores, the best `topGroups` kept, top-k among their experts. A warp
+/// owns a token (k <= 32); larger k falls back to a thread a token.
 ///   (%scores: memref<?xS>, %indices: memref<?xi32>, %rows: index)
 struct GroupTopKConfig {
   std::string scores = "f32";
   int64_t experts = 0, k = 0, groups = 0, topGroups = 0;
   std::string name() const;
+  int64_t tokensPerBlock() const { return k <= 32 ? kTokensPerRoutingBlock : kRoutingThreads; }
 };
 std::string groupTopKKernel(const GroupTopKConfig &config);
 
@@ -165,6 +189,9 @@ struct CombineConfig {
   int64_t hidden = 0, k = 0;
   bool identity = false;
   std::string name() const;
+  /// Consecutive columns a thread sums: 16 bytes of the widest type, or 1
+  /// where `hidden` is not a multiple of that. The grid covers rows * hidden / width.
+  int64_t width() const;
 };
 std::string combineKernel(const CombineConfig &config);
 
