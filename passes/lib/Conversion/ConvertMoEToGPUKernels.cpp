@@ -371,7 +371,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     return success();
   }
 
-  /// A product with few output columns (a router): a warp a token.
+  /// A product with few output columns (a router): a block a few tokens.
   LogicalResult lowerNarrowDense(Host &h, KernelModule &kernels, DenseOp d, const gk::NarrowDenseConfig &c) {
     auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::narrowDenseKernel(c); });
     if (failed(fn))
@@ -379,7 +379,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Value rows = h.dim(d.getInput(), 0);
     Value x = h.input(d.getInput()), w = h.input(d.getWeight());
     auto [out, outBuf] = h.output(d.getResult().getType(), d.getInput());
-    h.launch(*fn, h.ceilDiv(rows, gk::NarrowDenseConfig::kTokensPerBlock), h.index(1),
+    h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1),
              gk::NarrowDenseConfig::kThreads, 0, {x, w, outBuf, rows});
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);

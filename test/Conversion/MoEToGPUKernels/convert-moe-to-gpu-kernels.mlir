@@ -52,6 +52,31 @@ func.func @dense_odd_k(%x: tensor<?x24xbf16>, %w: tensor<24x16xbf16>) -> tensor<
 
 // -----
 
+// Tests that a product with few output columns (a router) is the narrow
+// kernel: 8 tokens a block of 256 (8 x 8 sums a thread), k split across the
+// block in 16-byte pieces, 62 shuffles of a reduce-scatter, then the warps'
+// partial sums through shared memory.
+// CHECK-LABEL: func.func @router(
+// CHECK:         %[[NBLOCKS:.*]] = arith.ceildivui %{{.*}}, %c8
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_narrow_dense_bf16_bf16_k2048_n8 blocks in (%[[NBLOCKS]], %{{.*}}, %{{.*}}) threads in (%c256
+// A k that 256 threads' 16-byte pieces do not divide keeps the GEMM.
+// CHECK-LABEL: func.func @router_short_k(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_
+// CHECK:       gpu.func @moe_narrow_dense_bf16_bf16_k2048_n8({{.*}}) workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>>)
+// CHECK:         llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xbf16>
+// CHECK-COUNT-62: gpu.shuffle xor
+// CHECK:         gpu.barrier
+func.func @router(%x: tensor<?x2048xbf16>, %w: tensor<2048x8xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.dense %x, %w : tensor<?x2048xbf16>, tensor<2048x8xbf16> -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+func.func @router_short_k(%x: tensor<?x1024xbf16>, %w: tensor<1024x8xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.dense %x, %w : tensor<?x1024xbf16>, tensor<1024x8xbf16> -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
 // Tests that softmax routing (score, top-k, renormalisation, scale) is one
 // kernel, a warp per token (8 a block of 256): the selection and the
 // softmax's max and sum are shuffles across the warp.

@@ -83,16 +83,20 @@ struct GemmConfig {
 };
 
 /// y[rows, n] = x[rows, k] . w[k, n] for products with few output columns (a
-/// router's experts): a warp a row, lanes splitting k in 16-byte pieces, the
-/// n sums reduced across the warp (NarrowDense.cpp).
+/// router's experts): a block of kThreads owns tokensPerBlock() tokens and
+/// splits k among its threads in 16-byte pieces; the partial sums are reduced
+/// across each warp, then across the warps in order (NarrowDense.cpp).
 ///   (%x: memref<?xT>, %w: memref<?xT>, %y: memref<?xOut>, %rows: index)
-/// Grid: (ceil(rows / kTokensPerBlock), 1, 1), block: kThreads.
+/// Grid: (ceil(rows / tokensPerBlock()), 1, 1), block: kThreads.
 struct NarrowDenseConfig {
-  static constexpr int64_t kMaxColumns = 32, kThreads = 256, kTokensPerBlock = kThreads / 32;
+  static constexpr int64_t kMaxColumns = 32, kThreads = 256;
+  /// Partial sums a thread carries (tokens x n): its registers' budget.
+  static constexpr int64_t kMaxSums = 64;
   std::string elt = "bf16", out = "bf16";
   int64_t k = 0, n = 0;
   std::string name() const;
-  /// n <= kMaxColumns and k a whole number of a warp's 16-byte pieces.
+  int64_t tokensPerBlock() const;
+  /// n <= kMaxColumns and k a whole number of the block's 16-byte pieces.
   static bool fits(const std::string &elt, int64_t k, int64_t n);
 };
 std::string narrowDenseKernel(const NarrowDenseConfig &config);
