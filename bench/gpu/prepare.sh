@@ -42,6 +42,11 @@ done
 # The direct epilogue (each thread stores its element pairs; the default is staged through shared memory).
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a --gpu-gemm-epilogue=direct -o "$out/check_mixtral_direct.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-epilogue=direct -o "$out/check_mixtral_odd_direct.moeb" >/dev/null
+# The persistent GEMM (a block an SM walking its tiles).
+for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
+  "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-persistent -o "$out/check_${ex}_persistent.moeb" >/dev/null
+done
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-persistent -o "$out/check_mixtral_odd_persistent.moeb" >/dev/null
 # TMA loads of the weights.
 for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
@@ -63,7 +68,7 @@ done
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
 # The same three with TMA, the direct epilogue, 256-column wgmma blocks, and mma.sync, for the comparison
 # in one call.
-for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct"; do
+for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct" "persistent --gpu-gemm-persistent"; do
   set -- $v
   name=$1; shift
   "$moec" build examples/mixtral.moe --target=sm_90a "$@" -o "$out/peer_mixtral_$name.moeb" >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
 # prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [timeline] [peers]
-# (the steps run in that order; W128=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
+# (the steps run in that order; W128=0, PERSISTENT=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
 # bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
 # reference evaluator afterwards by verify.sh, on the compiler's machine) and logs.
@@ -72,8 +72,9 @@ if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=()
   [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
-  # The TMA, direct-epilogue, 256-column wgmma and mma.sync builds of the same layers,
-  # unless TMA=0 / DIRECT=0 / W256=0 / MMA=0.
+  # The persistent, TMA, direct-epilogue, 256-column wgmma and mma.sync builds of the same layers,
+  # unless PERSISTENT=0 / TMA=0 / DIRECT=0 / W256=0 / MMA=0.
+  [ "${PERSISTENT:-1}" = 0 ] || specs+=("peer_mixtral_persistent 8192 32" "peer_dsv3_persistent 8192 32" "peer_qwen3_persistent 8192")
   [ "${TMA:-1}" = 0 ] || specs+=("peer_mixtral_tma 8192 32" "peer_dsv3_tma 8192 32" "peer_qwen3_tma 8192")
   [ "${DIRECT:-1}" = 0 ] || specs+=("peer_mixtral_direct 8192 32" "peer_dsv3_direct 8192 32" "peer_qwen3_direct 8192")
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")
@@ -82,8 +83,19 @@ if has bench; then
   [ -z "${FULL:-}" ] || specs+=("$FULL")
   for spec in "${specs[@]}"; do
     set -- $spec
-    timeout ${BENCH_TIMEOUT:-120} $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations 10 ${3:+--bench-tokens $3} 2>&1 |
+    # The SM clock and board power while it runs (a layer at the power limit runs below the boost clock).
+    nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader,nounits -lms 50 >/tmp/smi.csv 2>/dev/null &
+    smi=$!
+    timeout ${BENCH_TIMEOUT:-120} $B/moe-run $G/$1.moeb --tokens $2 --bench --iterations ${ITERATIONS:-30} ${3:+--bench-tokens $3} 2>&1 |
       grep -E "^bench|error" | sed "s/^/$1: /"
+    kill $smi 2>/dev/null; wait $smi 2>/dev/null
+    # The samples under load (above 300 W): lowest and median SM clock, highest power.
+    load=$(awk -F', ' '$2 > 300' /tmp/smi.csv)
+    if [ -n "$load" ]; then
+      clocks=$(echo "$load" | cut -d, -f1 | sort -n) n=$(echo "$load" | wc -l)
+      echo "  $1: $n samples under load: SM clock min $(echo "$clocks" | head -1), median $(echo "$clocks" |
+        sed -n "$(( (n + 1) / 2 ))p") MHz; power max $(echo "$load" | cut -d, -f2 | sort -n | tail -1) W"
+    fi
   done
 fi
 

@@ -17,6 +17,7 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY, intptr_t g
                       size_t paramsCount);
 uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1, int64_t d2, int64_t box0,
                           int64_t box1);
+int64_t moeCudaMultiprocessors();
 }
 
 namespace {
@@ -31,9 +32,11 @@ TEST(MgpuAbi, OutsideALayerCallEveryEntryPointRefuses) {
   EXPECT_EQ(mgpuModuleGetFunction(nullptr, "k"), nullptr);
   mgpuLaunchKernel(nullptr, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr, 0);
   EXPECT_EQ(moeCudaTensorMap(4096, 1, 256, 64, 8, 64, 64), 0u);
+  EXPECT_EQ(moeCudaMultiprocessors(), 1);
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("mgpuMemAlloc called outside a layer call"), std::string::npos) << err;
   EXPECT_NE(err.find("moeCudaTensorMap called outside a layer call"), std::string::npos) << err;
+  EXPECT_NE(err.find("moeCudaMultiprocessors called outside a layer call"), std::string::npos) << err;
 }
 
 TEST(MgpuAbi, AGpuArtifactNeedsAGpuOfItsArchitecture) {

@@ -80,6 +80,10 @@ cl::opt<std::string> gpuGemmEpilogue(
     cl::desc("GPU targets, wgmma: staged (default: through shared memory, 16-byte row chunks) or direct "
              "output stores (each thread its element pairs)"),
     cl::init("staged"), cl::cat(runCategory));
+cl::opt<bool> gpuGemmPersistent("gpu-gemm-persistent",
+                                cl::desc("GPU targets, wgmma with 256-column blocks: one block an SM walks its "
+                                         "tiles, the next tile's copies overlapping this one's end"),
+                                cl::init(false), cl::cat(runCategory));
 cl::opt<bool> gpuGemmTma("gpu-gemm-tma",
                          cl::desc("GPU targets, wgmma: load the weights by TMA through tensor maps the runtime "
                                   "makes"),
@@ -150,7 +154,7 @@ mlir::moe::TargetOptions targetOptions(const std::string &chip) {
   mlir::moe::TargetOptions options;
   options.target = chip;
   options.cubin = gpuCubin;
-  options.gemm = {gemmKTile, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma};
+  options.gemm = {gemmKTile, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma, gpuGemmPersistent};
   return options;
 }
 

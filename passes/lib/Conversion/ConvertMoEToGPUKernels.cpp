@@ -170,6 +170,10 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       // two-block variant ptxas serialises the wgmma of some TMA kernels
       // (k 320, n 192), and the narrow products that get 128 are small.
       c.tmaB = gemmTma && c.wgmmaN == 256;
+      // Persistent: 256 columns, no TMA, outputs of 2 bytes (f32 rows leave
+      // no room for the epilogue past four stages), more k steps than the
+      // copies run ahead.
+      c.persistent = gemmPersistent && c.wgmmaN == 256 && !c.tmaB && c.out != "f32" && c.k / 64 > 2;
     }
   }
 
@@ -229,6 +233,25 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     // Without a GLU both arguments name the same weights: one lookup serves both.
     Value first = mapOf(b0);
     return {first, b1 == b0 ? first : mapOf(b1)};
+  }
+
+  /// A GEMM's grid: `blocks`, or for a persistent kernel one block an SM
+  /// (the runtime's moeCudaMultiprocessors) when there are more.
+  Value gemmGrid(Host &h, const gk::GemmConfig &c, Value blocks) {
+    if (!c.persistent)
+      return blocks;
+    OpBuilder &b = h.b;
+    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+    auto callee = module.lookupSymbol<func::FuncOp>("moeCudaMultiprocessors");
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(b, h.loc, "moeCudaMultiprocessors", b.getFunctionType({}, {b.getI64Type()}));
+      callee.setPrivate();
+    }
+    Value sms = func::CallOp::create(b, h.loc, callee, ValueRange{}).getResult(0);
+    Value smsIndex = arith::IndexCastOp::create(b, h.loc, b.getIndexType(), sms);
+    return arith::MinUIOp::create(b, h.loc, blocks, smsIndex);
   }
 
   /// Placeholders for a GEMM's unused operands.
@@ -363,7 +386,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     Unused u = unused(h);
     SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
     llvm::append_range(args, tensorMaps(h, c, w, w, 1));
-    h.launch(*fn, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks())), h.index(1), c.threads(),
+    h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1), c.threads(),
              c.sharedBytes(), args);
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
@@ -477,12 +500,13 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       SmallVector<Value> upArgs{xBuf, weights[0], b1,      hBuf,        perm, tileExpert,
                                 tileRow, offsets,  numTiles, w, assignments, h.index(k)};
       llvm::append_range(upArgs, tensorMaps(h, up, weights[0], b1, experts));
-      h.launch(*upFn, h.mul(maxTiles, h.index(up.columnBlocks())), h.index(1), up.threads(), up.sharedBytes(),
+      h.launch(*upFn, gemmGrid(h, up, h.mul(maxTiles, h.index(up.columnBlocks()))), h.index(1), up.threads(),
+               up.sharedBytes(),
                upArgs);
       SmallVector<Value> downArgs{hBuf,    bDown,   bDown,    yBuf, perm,        tileExpert,
                                   tileRow, offsets, numTiles, w,    assignments, h.index(k)};
       llvm::append_range(downArgs, tensorMaps(h, down, bDown, bDown, experts));
-      h.launch(*downFn, h.mul(maxTiles, h.index(down.columnBlocks())), h.index(1), down.threads(),
+      h.launch(*downFn, gemmGrid(h, down, h.mul(maxTiles, h.index(down.columnBlocks()))), h.index(1), down.threads(),
                down.sharedBytes(), downArgs);
       y = yBuf;
     }

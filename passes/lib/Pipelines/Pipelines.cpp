@@ -57,7 +57,7 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
          chip.str() + " gemm-k-tile=" + std::to_string(options.gemm.kTile) +
          (options.gemm.engine.empty() ? std::string() : " gemm=" + options.gemm.engine) +
          " gemm-n=" + std::to_string(options.gemm.n) + " gemm-epilogue=" + options.gemm.epilogue +
-         (options.gemm.tma ? " gemm-tma=true" : "") +
+         (options.gemm.tma ? " gemm-tma=true" : "") + (options.gemm.persistent ? " gemm-persistent=true" : "") +
          "},convert-moe-to-linalg,"
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -98,6 +98,9 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
                                    llvm::cl::desc("wgmma: staged (through shared memory, the default) or "
                                                   "direct output stores"),
                                    llvm::cl::init("staged")};
+  Option<bool> gemmPersistent{*this, "gemm-persistent",
+                              llvm::cl::desc("wgmma: one block an SM walking its tiles (256-column blocks)"),
+                              llvm::cl::init(false)};
   Option<bool> gemmTma{*this, "gemm-tma", llvm::cl::desc("wgmma: load B by TMA"),
                        llvm::cl::init(false)};
   Option<std::string> libdevice{*this, "libdevice",
@@ -114,7 +117,8 @@ void moe::registerMoEPipelines() {
       [](OpPassManager &pm, const NVVMPipelineOptions &options) {
         NVVMCodegenOptions codegen;
         codegen.chip = options.chip;
-        codegen.gemm = {options.gemmKTile, options.gemm, options.gemmN, options.gemmEpilogue, options.gemmTma};
+        codegen.gemm = {options.gemmKTile, options.gemm,    options.gemmN,
+                        options.gemmEpilogue, options.gemmTma, options.gemmPersistent};
         codegen.libdevice = options.libdevice.empty() ? findLibdevice() : std::string(options.libdevice);
         if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
           llvm::report_fatal_error("moe-lower-to-nvvm: bad pipeline text");

@@ -99,6 +99,7 @@ moe_status_t CudaDevice::open(int ordinal, std::unique_ptr<CudaDevice> &out) {
   d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
   d->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
   device->capability = major * 10 + minor;
+  d->cuDeviceGetAttribute(&device->smCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
   CUcontext ctx;
   if (moe_status_t s = check(d->cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain"))
     return s;

@@ -149,6 +149,13 @@ __attribute__((visibility("default"))) uint64_t moeCudaTensorMap(uint64_t base, 
   return address;
 }
 
+// Not MLIR's: the device's multiprocessors, which a persistent GEMM
+// (--gpu-gemm-persistent) launches one block on each of; 1 outside a call.
+__attribute__((visibility("default"))) int64_t moeCudaMultiprocessors() {
+  GpuCall *c = call("moeCudaMultiprocessors");
+  return c ? c->device->multiprocessors() : 1;
+}
+
 __attribute__((visibility("default"))) void *mgpuStreamCreate() {
   GpuCall *c = call("mgpuStreamCreate");
   return c ? c->device->streamHandle() : nullptr;

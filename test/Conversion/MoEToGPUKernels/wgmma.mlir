@@ -4,6 +4,7 @@
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels --split-input-file | FileCheck %s --check-prefix=STAGED
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=direct' --split-input-file | FileCheck %s --check-prefix=DIRECT
 // RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-tma=true' --split-input-file | FileCheck %s --check-prefix=TMA
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-persistent=true' --split-input-file | FileCheck %s --check-prefix=PERSISTENT
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
 // stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle
@@ -88,4 +89,37 @@ func.func @dense(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x2
 func.func @shallow(%x: tensor<?x96xbf16>, %w: tensor<96x128xbf16>) -> tensor<?x128xbf16> {
   %y = moe.dense %x, %w : tensor<?x96xbf16>, tensor<96x128xbf16> -> tensor<?x128xbf16>
   return %y : tensor<?x128xbf16>
+}
+
+// -----
+
+// Tests gemm-persistent=true: the host launches min(blocks, the runtime's SM
+// count) blocks of the persistent kernel, whose shared memory adds 64 padded
+// epilogue rows (64 x 528 bytes) past the four stages; the kernel loops over
+// its tiles around a loop over their k steps, then stores the tile in two
+// halves of 64 rows. A k of two stages is too short for it (the copies run two
+// steps ahead).
+// PERSISTENT:       func.func private @moeCudaMultiprocessors() -> i64
+// PERSISTENT-LABEL: func.func @deep(
+// PERSISTENT:         %[[SMS:.*]] = call @moeCudaMultiprocessors() : () -> i64
+// PERSISTENT:         %[[SMSI:.*]] = arith.index_cast %[[SMS]] : i64 to index
+// PERSISTENT:         %[[GRID:.*]] = arith.minui %{{.*}}, %[[SMSI]] : index
+// PERSISTENT:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k256_n256_identity_se_persistent blocks in (%[[GRID]],
+// PERSISTENT-SAME:      dynamic_shared_memory_size %c230400_i32
+// PERSISTENT-LABEL: func.func @shallow_k(
+// PERSISTENT:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k128_n256_identity_se blocks in
+// PERSISTENT:       gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k256_n256_identity_se_persistent(
+// PERSISTENT:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step
+// PERSISTENT:           scf.for %{{.*}} = %{{.*}} to %c4 step
+// PERSISTENT:             cp.async.wait_group 1
+// PERSISTENT:             wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// PERSISTENT:           wgmma.wait_group.sync.aligned 0;
+// PERSISTENT-COUNT-2:   vector<4xi32>, !llvm.ptr
+func.func @deep(%x: tensor<?x256xbf16>, %w: tensor<256x256xbf16>) -> tensor<?x256xbf16> {
+  %y = moe.dense %x, %w : tensor<?x256xbf16>, tensor<256x256xbf16> -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}
+func.func @shallow_k(%x: tensor<?x128xbf16>, %w: tensor<128x256xbf16>) -> tensor<?x256xbf16> {
+  %y = moe.dense %x, %w : tensor<?x128xbf16>, tensor<128x256xbf16> -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
 }

@@ -108,7 +108,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "chunks) or direct (each thread stores its element pairs)">,
     Option<"gemmTma", "gemm-tma", "bool", /*default=*/"false",
            "wgmma: load B (the weights) by TMA, one thread issuing and an mbarrier a stage counting, through "
-           "tensor maps the runtime makes (moeCudaTensorMap)">
+           "tensor maps the runtime makes (moeCudaTensorMap)">,
+    Option<"gemmPersistent", "gemm-persistent", "bool", /*default=*/"false",
+           "wgmma, 256-column blocks, 2-byte outputs, k of 192 or more: one block an SM walks its tiles as one "
+           "stream of k steps (the next tile's copies overlap this one's end); the grid is the SM count "
+           "(moeCudaMultiprocessors)">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

@@ -40,6 +40,8 @@ struct GemmOptions {
   std::string epilogue = "staged";
   /// wgmma: B by TMA.
   bool tma = false;
+  /// wgmma: a block an SM walking its tiles.
+  bool persistent = false;
 };
 
 /// What moe-lower-to-nvvm generates code for.

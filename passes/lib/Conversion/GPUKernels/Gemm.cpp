@@ -289,6 +289,7 @@ std::string GemmConfig::name() const {
                   "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
   if (stagedEpilogue) s += "_se";
   if (tmaB) s += "_tma";
+  if (persistent) s += "_persistent";
   if (glu) s += "_glu";
   if (gatherRows) s += "_gather";
   if (scaleRows) s += "_scale";
@@ -306,5 +307,7 @@ bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::s
 std::string mlir::moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
   if (!config.tensorCores)
     return fmaKernel(config);
+  if (config.persistent)
+    return persistentWgmmaGemmKernel(config);
   return config.wgmma ? wgmmaGemmKernel(config) : tensorCoreKernel(config);
 }

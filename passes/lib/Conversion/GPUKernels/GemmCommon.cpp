@@ -24,26 +24,17 @@ std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith
 /// Row tiles per group of the block order (see openTile).
 constexpr int64_t kGroupM = 8;
 
-Tile openTile(KernelEmitter &k, const GemmConfig &c) {
-  // Blocks are numbered group by group: kGroupM row tiles times every column
-  // block, so a wave of blocks shares its A rows and B columns in L2.
-  const int64_t nBlocks = c.columnBlocks();
-  std::string linear = k.op("gpu.block_id x");
-  std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
+std::pair<std::string, std::string> groupedTile(KernelEmitter &k, int64_t nBlocks, const std::string &linear,
+                                                const std::string &tiles) {
   std::string groupSize = k.index(kGroupM * nBlocks);
   std::string firstTile = k.mul(k.div(linear, groupSize), k.index(kGroupM));
-  std::string groupTiles = k.minIndex(k.index(kGroupM), k.op("arith.subi " + tilesInGrid + ", " + firstTile + " : index"));
+  std::string groupTiles = k.minIndex(k.index(kGroupM), k.op("arith.subi " + tiles + ", " + firstTile + " : index"));
   std::string inGroup = k.rem(linear, groupSize);
-  std::string bx = k.add(firstTile, k.rem(inGroup, groupTiles)), by = k.div(inGroup, groupTiles);
+  return {k.add(firstTile, k.rem(inGroup, groupTiles)), k.div(inGroup, groupTiles)};
+}
+
+Tile tileAt(KernelEmitter &k, const GemmConfig &c, const std::string &bx, const std::string &by) {
   Tile t;
-  std::string active;
-  if (c.grouped) {
-    std::string nt = k.toIndex(k.load("%numTiles", k.index(0), "i32"));
-    active = k.lt(bx, nt);
-  } else {
-    active = k.lt(k.mul(bx, k.index(c.blockM())), "%rows");
-  }
-  k.line("scf.if " + active + " {");
   if (c.grouped) {
     t.e = k.toIndex(k.load("%tileExpert", bx, "i32"));
     t.rowStart = k.toIndex(k.load("%tileRow", bx, "i32"));
@@ -55,6 +46,24 @@ Tile openTile(KernelEmitter &k, const GemmConfig &c) {
   }
   t.n0 = k.mul(by, k.index(c.blockN()));
   return t;
+}
+
+Tile openTile(KernelEmitter &k, const GemmConfig &c) {
+  // Blocks are numbered group by group: kGroupM row tiles times every column
+  // block, so a wave of blocks shares its A rows and B columns in L2.
+  const int64_t nBlocks = c.columnBlocks();
+  std::string linear = k.op("gpu.block_id x");
+  std::string tilesInGrid = k.div(k.op("gpu.grid_dim x"), k.index(nBlocks));
+  auto [bx, by] = groupedTile(k, nBlocks, linear, tilesInGrid);
+  std::string active;
+  if (c.grouped) {
+    std::string nt = k.toIndex(k.load("%numTiles", k.index(0), "i32"));
+    active = k.lt(bx, nt);
+  } else {
+    active = k.lt(k.mul(bx, k.index(c.blockM())), "%rows");
+  }
+  k.line("scf.if " + active + " {");
+  return tileAt(k, c, bx, by);
 }
 
 std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,

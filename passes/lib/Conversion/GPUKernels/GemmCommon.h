@@ -33,6 +33,13 @@ struct Tile {
 
 /// Opens `scf.if` over active blocks and reads the tile (the caller closes it).
 Tile openTile(KernelEmitter &k, const GemmConfig &c);
+/// Block number `linear` in the grouped order (kGroupM row tiles times every
+/// one of `nBlocks` column blocks, so a wave of blocks shares its A rows and
+/// B columns in L2) over `tiles` row tiles: (row tile, column block).
+std::pair<std::string, std::string> groupedTile(KernelEmitter &k, int64_t nBlocks, const std::string &linear,
+                                                const std::string &tiles);
+/// The expert, rows and first column of row tile `bx`, column block `by`.
+Tile tileAt(KernelEmitter &k, const GemmConfig &c, const std::string &bx, const std::string &by);
 
 /// A's row for output row `p` (valid or not: invalid rows read row rowStart).
 std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &p,

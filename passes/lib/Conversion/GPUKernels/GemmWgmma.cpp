@@ -24,34 +24,15 @@
 //   flight while the next stage's copies are issued and its wgmma queued.
 //
 //===----------------------------------------------------------------------===//
-#include "GemmCommon.h"
+#include "GemmWgmmaParts.h"
 
 #include <vector>
 
 using namespace mlir::moe::gpu_kernels;
 using namespace mlir::moe::gpu_kernels::gemm;
+using namespace mlir::moe::gpu_kernels::gemm::wgmma;
 
-namespace {
-
-constexpr int64_t kBK = 64;                      // k per stage: one 128-byte swizzle line of A
-constexpr int64_t kABytes = 128 * kBK * 2;       // 16 KiB
-constexpr int64_t kAtomBytes = 1024;             // 8 lines of 128 bytes: one swizzle pattern
-constexpr int64_t kSliceBytes = (kBK / 8) * kAtomBytes; // between B's 64-column slices
-
-/// The shape of one variant.
-struct Shape {
-  explicit Shape(const GemmConfig &c)
-      : n(c.wgmmaN), accumulators(c.wgmmaN / 2), stages(c.stages()), stageBytes(c.stageBytes()),
-        inFlight(c.wgmmaN == 256 ? 1 : 0), lookahead(stages - 1 - inFlight), bChunks(c.wgmmaN / 8),
-        bCopies(kBK * c.wgmmaN / 8 / 256) {}
-  int64_t n;            ///< B columns per stage (the instruction's N)
-  int64_t accumulators; ///< f32 per thread: 64 x n / 128
-  int64_t stages, stageBytes;
-  int64_t inFlight;     ///< wgmma groups left running at the end of a stage
-  int64_t lookahead;    ///< stages being copied while one is multiplied
-  int64_t bChunks;      ///< 16-byte chunks in a row of B
-  int64_t bCopies;      ///< B copies per thread per stage
-};
+namespace mlir::moe::gpu_kernels::gemm::wgmma {
 
 std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constant " + std::to_string(v) + " : i64"); }
 
@@ -145,17 +126,16 @@ void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr
   }
 }
 
-/// The staged tile from shared memory to C, 16 bytes a thread at a time.
-void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
-                     const std::string &smemPtr) {
+void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                     const std::string &smemPtr, int64_t firstRow, int64_t rows) {
   const int64_t outBytes = eltBytes(c.out), rowBytes = stagedRowBytes(c);
   const int64_t chunksPerRow = c.blockN() * outBytes / 16, perChunk = 16 / outBytes;
-  k.line("gpu.barrier");
   std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
-  for (int64_t j = 0; j < 128 * chunksPerRow / 256; ++j) {
+  for (int64_t j = 0; j < rows * chunksPerRow / 256; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string row = k.div(q, k.index(chunksPerRow)), chunk = k.rem(q, k.index(chunksPerRow));
-    std::string p = k.add(t.rowStart, row), col = k.add(t.n0, k.mul(chunk, k.index(perChunk)));
+    std::string tileRow = firstRow ? k.add(row, k.index(firstRow)) : row;
+    std::string p = k.add(t.rowStart, tileRow), col = k.add(t.n0, k.mul(chunk, k.index(perChunk)));
     // n is a multiple of 8 (tensorCoresFit): a chunk lies wholly inside C or wholly outside.
     std::string inside = k.op("arith.andi " + k.lt(p, t.rowEnd) + ", " + k.lt(col, k.index(c.n)) + " : i1");
     k.line("scf.if " + inside + " {");
@@ -169,29 +149,17 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
   }
 }
 
-} // namespace
+void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                     const std::string &smemPtr) {
+  k.line("gpu.barrier");
+  storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
+}
 
-std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
-  KernelEmitter k;
-  const Shape s(c);
-  const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK;
-  Tile t = openTile(k, c);
-  std::string tid = k.op("gpu.thread_id x");
-  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
-  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
-  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
-  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
-  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
+                        const std::string &b0Addr, const std::string &b1Addr) {
+  StageCopies out;
+  const int64_t eb = eltBytes(c.elt);
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
-
-  // This thread's 16-byte copies of A and B per stage; A's 64-element rows
-  // are 128-byte lines in the hardware's swizzle.
-  StageCopies aCopies = aTileCopies(k, c, t, tid, aAddr, 8, [&](const std::string &row, const std::string &chunk) {
-    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
-    return k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16))));
-  });
-  std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
-  std::vector<std::string> gB, sB, sizeB;
   for (int64_t j = 0; j < (c.tmaB ? 0 : s.bCopies); ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(s.bChunks)), chunk = k.rem(q, k.index(s.bChunks));
@@ -208,14 +176,46 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     std::string valid = k.lt(col, k.index(c.n));
     std::string safeCol = k.select(valid, col, k.index(0), "index");
     std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr), k.index(c.n)), safeCol);
-    gB.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
+    out.global.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
     std::string r8 = k.rem(kr, k.index(8));
     std::string swz = k.op("arith.xori " + inSlice + ", " + r8 + " : index");
     std::string at = k.add(k.add(k.mul(slice, k.index(kSliceBytes)), k.mul(k.div(kr, k.index(8)), k.index(kAtomBytes))),
                            k.add(k.mul(r8, k.index(128)), k.mul(swz, k.index(16))));
-    sB.push_back(k.toI32(k.add(k.index(kABytes), at)));
-    sizeB.push_back(k.select(valid, sixteen, zero32, "i32"));
+    out.shared.push_back(k.toI32(k.add(k.index(kABytes), at)));
+    out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
+  return out;
+}
+
+StageCopies aSwizzledCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
+                            const std::string &aAddr) {
+  return aTileCopies(k, c, t, tid, aAddr, 8, [&](const std::string &row, const std::string &chunk) {
+    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
+    return k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16))));
+  });
+}
+
+} // namespace mlir::moe::gpu_kernels::gemm::wgmma
+
+std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
+  KernelEmitter k;
+  const Shape s(c);
+  const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK;
+  Tile t = openTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
+  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
+  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
+  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
+  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+
+  // This thread's 16-byte copies of A and B per stage; A's 64-element rows
+  // are 128-byte lines in the hardware's swizzle.
+  StageCopies aCopies = aSwizzledCopies(k, c, t, tid, aAddr);
+  std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
+  StageCopies bCopies = bTileCopies(k, c, s, t, tid, b0Addr, b1Addr);
+  std::vector<std::string> &gB = bCopies.global, &sB = bCopies.shared, &sizeB = bCopies.size;
 
   auto stageBaseOf = [&](const std::string &kt) {
     std::string stage = k.toI32(k.rem(kt, k.index(s.stages)));

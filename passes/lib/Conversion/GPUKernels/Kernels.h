@@ -58,6 +58,10 @@ struct GemmConfig {
   /// `%tmB0, %tmB1: i64`, the device addresses of B0's and B1's tensor maps
   /// (3-D: [experts][k][n], boxes of 64 x 64, 128-byte swizzle).
   bool tmaB = false;
+  /// wgmma, 256 columns: one block an SM walks its tiles as one stream of k
+  /// steps (copies running ahead across tiles), its epilogue through shared
+  /// memory past the stages, 64 rows at a time; the grid is the SM count.
+  bool persistent = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -65,8 +69,11 @@ struct GemmConfig {
   /// Bytes of one stage (tensor cores): a 128 x kTile tile of A and a kTile x
   /// (128, or wgmmaN) tile of B.
   int64_t stageBytes() const { return 128 * kTile * 2 + kTile * (wgmma ? wgmmaN : 128) * 2; }
-  /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with TMA.
-  int64_t barrierBytes() const { return tmaB ? stages() * 8 : 0; }
+  /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with
+  /// TMA; the persistent kernel's epilogue rows (64, padded by 16 bytes).
+  int64_t barrierBytes() const {
+    return (tmaB ? stages() * 8 : 0) + (persistent ? 64 * (blockN() * (out == "f32" ? 4 : 2) + 16) : 0);
+  }
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }
@@ -107,6 +114,8 @@ bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_
 std::string gemmKernel(const GemmConfig &config);
 /// The wgmma variant (GemmWgmma.cpp); gemmKernel calls it for `wgmma` configs.
 std::string wgmmaGemmKernel(const GemmConfig &config);
+/// Its persistent form (GemmWgmmaPersistent.cpp), for `persistent` configs.
+std::string persistentWgmmaGemmKernel(const GemmConfig &config);
 
 // --- routing (Routing.cpp): one warp per token --------------------------------
 

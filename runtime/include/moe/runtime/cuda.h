@@ -84,6 +84,8 @@ public:
   const std::string &name() const { return deviceName; }
   /// Compute capability, e.g. 90 for sm_90.
   int computeCapability() const { return capability; }
+  /// Streaming multiprocessors (132 on an H200): the grid of a persistent kernel.
+  int multiprocessors() const { return smCount; }
 
   /// Loads PTX (or a cubin); a bad image is MOE_INVALID_FORMAT with the JIT log.
   moe_status_t loadModule(const std::string &image, CudaModule &out);
@@ -142,7 +144,7 @@ private:
   friend class DeviceBuffer;
   void release(uint64_t ptr, size_t capacity);
 
-  int ordinal = 0, capability = 0;
+  int ordinal = 0, capability = 0, smCount = 1;
   std::string deviceName;
   void *context = nullptr, *stream = nullptr;
   std::multimap<size_t, uint64_t> freeBuffers; ///< capacity -> address
