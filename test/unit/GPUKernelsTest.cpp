@@ -22,6 +22,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+
 using namespace mlir;
 namespace gk = mlir::moe::gpu_kernels;
 
@@ -123,6 +126,27 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
       }
 }
 
+TEST_F(GPUKernelsTest, EveryPersistentWgmmaGemmVariant) {
+  for (std::string elt : {"bf16", "f16"})
+    for (bool glu : {false, true})
+      for (bool grouped : {false, true}) {
+        gk::GemmConfig c;
+        c.wgmma = c.stagedEpilogue = c.persistent = true;
+        c.wgmmaN = 256;
+        c.kTile = 64;
+        c.elt = c.out = elt;
+        c.k = 256;
+        c.n = glu ? 200 : 136; // partial column blocks
+        c.glu = glu;
+        c.act = glu ? "silu" : "relu";
+        c.grouped = c.gatherRows = c.scaleRows = grouped;
+        std::string kernel = gk::gemmKernel(c);
+        EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n256k16.f32." + elt), std::string::npos);
+        EXPECT_NE(kernel.find("gpu.grid_dim x"), std::string::npos) << c.name(); // strides by the grid
+        EXPECT_EQ(check(kernel), "") << c.name();
+      }
+}
+
 TEST_F(GPUKernelsTest, StagedEpilogueToF32) {
   gk::GemmConfig c;
   c.wgmma = c.stagedEpilogue = true;
@@ -150,6 +174,37 @@ TEST_F(GPUKernelsTest, RoutingKernels) {
   g.groups = 8;
   g.topGroups = 4;
   EXPECT_EQ(check(gk::groupTopKKernel(g)), "") << g.name();
+  // A warp a token for k <= 32, with experts that leave lanes empty (12, 40)
+  // or fill them (256); a thread a token beyond.
+  for (int64_t experts : {12, 40, 256})
+    for (int64_t k : {1, 3, 32}) {
+      if (k > experts)
+        continue;
+      gk::TopKConfig c;
+      c.experts = experts;
+      c.k = k;
+      c.score = 1;
+      c.renormalize = true;
+      std::string kernel = gk::topKKernel(c);
+      EXPECT_NE(kernel.find("gpu.shuffle xor"), std::string::npos) << c.name();
+      EXPECT_EQ(c.tokensPerBlock(), gk::kTokensPerRoutingBlock);
+      EXPECT_EQ(check(kernel), "") << c.name();
+    }
+  gk::TopKConfig wide;
+  wide.experts = 64;
+  wide.k = 40;
+  EXPECT_EQ(wide.tokensPerBlock(), gk::kRoutingThreads);
+  EXPECT_EQ(gk::topKKernel(wide).find("gpu.shuffle"), std::string::npos);
+  EXPECT_EQ(check(gk::topKKernel(wide)), "") << wide.name();
+  for (auto [experts, groups, topGroups, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 4, 2, 6},
+                                               {12, 3, 2, 2}, {48, 48, 8, 4}}) {
+    gk::GroupTopKConfig gc;
+    gc.experts = experts;
+    gc.groups = groups;
+    gc.topGroups = topGroups;
+    gc.k = k;
+    EXPECT_EQ(check(gk::groupTopKKernel(gc)), "") << gc.name();
+  }
   gk::GatherConfig gather;
   gather.cols = 256;
   gather.k = 8;
@@ -168,13 +223,35 @@ TEST_F(GPUKernelsTest, DispatchPlanAndCombine) {
     EXPECT_EQ(check(gk::scheduleKernel(c)), "") << c.suffix();
     EXPECT_EQ(check(gk::permuteKernel(c)), "") << c.suffix();
   }
-  for (bool identity : {false, true}) {
-    gk::CombineConfig c;
-    c.hidden = 256;
-    c.k = 2;
-    c.identity = identity;
-    EXPECT_EQ(check(gk::combineKernel(c)), "") << c.name();
-  }
+  for (bool identity : {false, true})
+    for (std::string elt : {"bf16", "f32"})
+      for (int64_t hidden : {256, 202}) {
+        gk::CombineConfig c;
+        c.y = c.x = c.out = elt;
+        c.hidden = hidden;
+        c.k = 2;
+        c.identity = identity;
+        // 16 bytes a thread where the width allows it, else a column.
+        EXPECT_EQ(c.width(), hidden == 256 ? 16 / (elt == "f32" ? 4 : 2) : 1) << c.name();
+        EXPECT_EQ(check(gk::combineKernel(c)), "") << c.name();
+      }
+}
+
+TEST_F(GPUKernelsTest, NarrowDenseKernels) {
+  for (std::string elt : {"bf16", "f32"})
+    for (int64_t n : {1, 8, 12, 32}) {
+      gk::NarrowDenseConfig c;
+      c.elt = c.out = elt;
+      c.k = elt == "f32" ? 2048 : 4096;
+      c.n = n;
+      ASSERT_TRUE(gk::NarrowDenseConfig::fits(c.elt, c.k, c.n));
+      EXPECT_EQ(c.tokensPerBlock(), std::clamp<int64_t>(64 / n, 1, 8));
+      EXPECT_EQ(check(gk::narrowDenseKernel(c)), "") << c.name();
+    }
+  // Too many columns, or a k the block's 16-byte pieces do not divide: the GEMM instead.
+  EXPECT_FALSE(gk::NarrowDenseConfig::fits("bf16", 4096, 33));
+  EXPECT_FALSE(gk::NarrowDenseConfig::fits("bf16", 1024, 8));
+  EXPECT_FALSE(gk::NarrowDenseConfig::fits("f32", 768, 8));
 }
 
 TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
@@ -202,6 +279,14 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   EXPECT_EQ(wide.blockN(), 128);
   wide.tmaB = true;
   EXPECT_EQ(wide.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 4 * 8); // and an mbarrier a stage
+  gk::GemmConfig persistent = wide;
+  persistent.tmaB = false;
+  persistent.persistent = true;
+  EXPECT_NE(persistent.name(), wide.name());
+  // Four stages and 64 epilogue rows of 128 bf16 columns padded by 16 bytes: within the 227 KiB an SM has.
+  EXPECT_EQ(persistent.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 64 * (128 * 2 + 16));
+  persistent.glu = false;
+  EXPECT_LE(persistent.sharedBytes(), 227 * 1024);
 }
 
 } // namespace
