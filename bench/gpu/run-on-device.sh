@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
-# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [timeline] [peers]
+# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [stalls] [timeline] [peers]
 # (the steps run in that order; W128=0, PERSISTENT=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
 # bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
@@ -109,6 +109,29 @@ if has profile; then
       $B/moe-run $G/$v.moeb --tokens 8192 >$OUT/ncu_$v.txt 2>&1
     echo "-- $v"
     grep -E "moe_gemm|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Registers Per|Stall|L2 Hit|Executed Ipc A|Issue Slots Busy|No Eligible|Shared Memory Configuration|Pipe" $OUT/ncu_$v.txt | head -60
+  done
+fi
+
+if has stalls; then
+  echo "== Nsight Compute: why the gate/up GEMM's warps wait (STALLS: artifacts; cycles a warp spends stalled per issued instruction)"
+  for v in ${STALLS:-peer_mixtral}; do
+    ncu --clock-control none -k 'regex:moe_gemm_.*_glu_gather_grouped' --launch-count 1 --section WarpStateStats \
+      --page raw --csv $B/moe-run $G/$v.moeb --tokens 8192 >/tmp/stalls.csv 2>/dev/null
+    echo "-- $v"
+    python3 - /tmp/stalls.csv <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+head, values = rows[0], rows[-1]
+stalls = []
+for name, value in zip(head, values):
+    if "issue_stalled" in name and name.endswith("_per_issue_active.ratio"):
+        try:
+            stalls.append((float(value.replace(",", "")), name.split("issue_stalled_")[1].split("_per_issue")[0]))
+        except ValueError:
+            pass
+for v, name in sorted(stalls, reverse=True)[:10]:
+    print(f"  {name:28s} {v:6.2f}")
+PY
   done
 fi
 

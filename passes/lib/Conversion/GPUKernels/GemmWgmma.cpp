@@ -84,7 +84,8 @@ std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const 
 /// wgmma, commit, then wait until at most `inFlight` groups run, in one asm
 /// statement.
 std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const Shape &s, const std::string &descA,
-                                    const std::string &descB, const std::vector<std::string> &acc) {
+                                    const std::string &descB, const std::vector<std::string> &acc,
+                                    const std::string &firstAccumulates) {
   std::string d = "{";
   for (int64_t i = 0; i < s.accumulators; ++i)
     d += "$" + std::to_string(i) + (i + 1 < s.accumulators ? "," : "}");
@@ -92,7 +93,8 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
   std::string text = "{ .reg .pred p; setp.ne.b32 p, $" + std::to_string(pred) + ", 0; wgmma.fence.sync.aligned; ";
   for (int64_t j = 0; j < steps; ++j)
     text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(s.n) + "k16.f32." + c.elt + "." + c.elt + " " + d +
-            ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) + ", p, 1, 1, 0, 1; ";
+            ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) +
+            (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, 0, 1; ";
   text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; }";
   std::string constraints, operands, types;
   for (int64_t j = 0; j < steps; ++j) {
@@ -101,7 +103,8 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
     operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * 2 * kAtomBytes / 16) + ", ";
     types += "i64, i64, ";
   }
-  return accumulatorAsm(k, s, text, constraints + "r", operands + k.i32(1), types + "i32", acc);
+  return accumulatorAsm(k, s, text, constraints + "r", operands + (firstAccumulates.empty() ? k.i32(1) : firstAccumulates),
+                        types + "i32", acc);
 }
 
 /// The staged epilogue (--gpu-gemm-epilogue=staged) writes the block's

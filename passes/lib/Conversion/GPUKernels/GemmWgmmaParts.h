@@ -47,9 +47,12 @@ std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const 
 
 /// One stage's four k16 steps on this warpgroup's accumulators: fence, four
 /// wgmma, commit, then wait until at most `inFlight` groups run, in one asm
-/// statement.
+/// statement. With `firstAccumulates` (i32), the first step adds to the
+/// accumulators only where it is non-zero (wgmma's scale-d: a tile's first
+/// stage starts from zero without clearing them); otherwise every step adds.
 std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const Shape &s, const std::string &descA,
-                                    const std::string &descB, const std::vector<std::string> &acc);
+                                    const std::string &descB, const std::vector<std::string> &acc,
+                                    const std::string &firstAccumulates = "");
 
 /// Bytes of a row of the staged epilogue's tile in shared memory (padded by 16).
 int64_t stagedRowBytes(const GemmConfig &c);

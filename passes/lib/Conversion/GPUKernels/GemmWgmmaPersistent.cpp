@@ -154,16 +154,26 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
         name = "%ld_" + std::to_string(i), ++i;
       }
   }
+  // The accumulators are carried from tile to tile too: a tile's first
+  // stage ignores them (wgmma's scale-d), so nothing clears or copies them.
+  // (Zeros set at each tile's start made the warps stall on dispatch: 1.91
+  // cycles an instruction against 0.52, Nsight Compute on an H200.)
+  std::string outerCarried, outerTypes;
+  for (int64_t i = 0; i < s.accumulators; ++i) {
+    outerCarried += "%tacc" + std::to_string(i) + " = " + k.f32(0.0) + ", ";
+    outerTypes += "f32, ";
+  }
   std::string tilesLoop = k.fresh();
-  k.line(tilesLoop + ":" + std::to_string(state.size()) + " = scf.for %i = " + k.index(0) + " to " + mine + " step " +
-         k.index(1) + " iter_args(" + stateInits + ") -> (" + stateTypes + ") {");
+  k.line(tilesLoop + ":" + std::to_string(s.accumulators + state.size()) + " = scf.for %i = " + k.index(0) + " to " +
+         mine + " step " + k.index(1) + " iter_args(" + outerCarried + stateInits + ") -> (" + outerTypes +
+         stateTypes + ") {");
   Tile t = tileOf("%i");
   std::string hasRows = k.lt(k.add(t.rowStart, k.mul(warpgroup, k.index(64))), t.rowEnd);
   std::vector<std::string> acc;
   std::string carried, types;
   for (int64_t i = 0; i < s.accumulators; ++i) {
     acc.push_back("%acc" + std::to_string(i));
-    carried += (i ? ", " : "") + acc.back() + " = " + k.f32(0.0);
+    carried += (i ? ", " : "") + acc.back() + " = %tacc" + std::to_string(i);
     types += i ? ", f32" : "f32";
   }
   LoadState inner = state;
@@ -208,7 +218,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
   // A warpgroup whose rows all lie past the tile's end leaves the tensor cores to the other.
   std::string stage = openIf(k, hasRows, f32Types(s.accumulators), s.accumulators);
-  k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc));
+  std::string accumulate = k.select(k.op("arith.cmpi eq, %kt, " + k.index(0) + " : index"), k.i32(0), k.i32(1), "i32");
+  k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc, accumulate));
   k.line("} else {");
   k.yieldF32(acc);
   k.line("}");
@@ -246,10 +257,10 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
     storeStagedRows(k, c, t, tid, epiloguePtr, 64 * half, 64);
     k.line("gpu.barrier");
   }
-  std::vector<std::string> carriedOut;
+  std::vector<std::string> carriedOut = result;
   for (size_t i = 0; i < inner.size(); ++i)
     carriedOut.push_back(stepsLoop + "#" + std::to_string(s.accumulators + i));
-  k.line("scf.yield " + joined(carriedOut) + " : " + stateTypes);
+  k.line("scf.yield " + joined(carriedOut) + " : " + outerTypes + stateTypes);
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
   k.line("}");
