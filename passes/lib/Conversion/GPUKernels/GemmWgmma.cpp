@@ -34,6 +34,17 @@ using namespace mlir::moe::gpu_kernels::gemm::wgmma;
 
 namespace mlir::moe::gpu_kernels::gemm::wgmma {
 
+Prelude prelude(KernelEmitter &k, const GemmConfig &c) {
+  Prelude p;
+  p.tid = k.op("gpu.thread_id x");
+  p.lane = k.rem(p.tid, k.index(32)), p.warpgroup = k.div(p.tid, k.index(128));
+  p.warpInGroup = k.rem(k.div(p.tid, k.index(32)), k.index(4));
+  p.smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
+  p.smem = k.op("llvm.ptrtoint " + p.smemPtr + " : !llvm.ptr<3> to i32");
+  p.aAddr = address(k, "%A", c.elt), p.b0Addr = address(k, "%B0", c.elt), p.b1Addr = address(k, "%B1", c.elt);
+  return p;
+}
+
 std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constant " + std::to_string(v) + " : i64"); }
 
 /// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix
@@ -205,12 +216,10 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   const Shape s(c);
   const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK;
   Tile t = openTile(k, c);
-  std::string tid = k.op("gpu.thread_id x");
-  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
-  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
-  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
-  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
-  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+  const Prelude pre = prelude(k, c);
+  const std::string &tid = pre.tid, &lane = pre.lane, &warpgroup = pre.warpgroup, &warpInGroup = pre.warpInGroup;
+  const std::string &smemPtr = pre.smemPtr, &smem = pre.smem, &aAddr = pre.aAddr, &b0Addr = pre.b0Addr,
+                    &b1Addr = pre.b1Addr;
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
 
   // This thread's 16-byte copies of A and B per stage; A's 64-element rows

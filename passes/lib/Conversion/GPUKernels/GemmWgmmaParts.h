@@ -32,6 +32,14 @@ struct Shape {
   int64_t bCopies;      ///< B copies per thread per stage
 };
 
+/// What a wgmma kernel names first: its thread's place (thread, lane,
+/// warpgroup, warp within it), the dynamic shared memory (as a pointer and an
+/// i32 address) and the operands' global byte addresses.
+struct Prelude {
+  std::string tid, lane, warpgroup, warpInGroup, smemPtr, smem, aAddr, b0Addr, b1Addr;
+};
+Prelude prelude(KernelEmitter &k, const GemmConfig &c);
+
 std::string constant64(KernelEmitter &k, int64_t v);
 /// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix
 /// at shared address `shared` (i32, 1 KiB aligned), with leading and stride

@@ -86,12 +86,10 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   KernelEmitter k;
   const Shape s(c);
   const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK, nBlocks = c.columnBlocks();
-  std::string tid = k.op("gpu.thread_id x");
-  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
-  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
-  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
-  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
-  std::string aAddr = address(k, "%A", c.elt), b0Addr = address(k, "%B0", c.elt), b1Addr = address(k, "%B1", c.elt);
+  const Prelude pre = prelude(k, c);
+  const std::string &tid = pre.tid, &lane = pre.lane, &warpgroup = pre.warpgroup, &warpInGroup = pre.warpInGroup;
+  const std::string &smemPtr = pre.smemPtr, &smem = pre.smem, &aAddr = pre.aAddr, &b0Addr = pre.b0Addr,
+                    &b1Addr = pre.b1Addr;
 
   // This block's tiles: numbers b, b + G, ... below tiles x column blocks.
   std::string tiles = c.grouped ? k.toIndex(k.load("%numTiles", k.index(0), "i32"))
