@@ -205,6 +205,20 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       signalPassFailure();
   }
 
+  /// The private declaration of runtime function `name` (one of ours in the
+  /// runtime's mgpu ABI library), added to the module on first use.
+  func::FuncOp runtimeFunction(Host &h, StringRef name, FunctionType type) {
+    OpBuilder &b = h.b;
+    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto callee = func::FuncOp::create(b, h.loc, name, type);
+    callee.setPrivate();
+    return callee;
+  }
+
   /// The extra kernel operands of a TMA GEMM (none otherwise): the device
   /// addresses of tensor maps for B0 and B1, each seen as [experts][k][n],
   /// made by the runtime's moeCudaTensorMap (once per tensor).
@@ -212,16 +226,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (!c.tmaB)
       return {};
     OpBuilder &b = h.b;
-    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
     Type i64 = b.getI64Type();
-    auto callee = module.lookupSymbol<func::FuncOp>("moeCudaTensorMap");
-    if (!callee) {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(module.getBody());
-      callee = func::FuncOp::create(b, h.loc, "moeCudaTensorMap",
-                                    b.getFunctionType(SmallVector<Type>(7, i64), {i64}));
-      callee.setPrivate();
-    }
+    func::FuncOp callee =
+        runtimeFunction(h, "moeCudaTensorMap", b.getFunctionType(SmallVector<Type>(7, i64), {i64}));
     auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
     auto mapOf = [&](Value w) {
       Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
@@ -241,14 +248,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (!c.persistent)
       return blocks;
     OpBuilder &b = h.b;
-    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
-    auto callee = module.lookupSymbol<func::FuncOp>("moeCudaMultiprocessors");
-    if (!callee) {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(module.getBody());
-      callee = func::FuncOp::create(b, h.loc, "moeCudaMultiprocessors", b.getFunctionType({}, {b.getI64Type()}));
-      callee.setPrivate();
-    }
+    func::FuncOp callee = runtimeFunction(h, "moeCudaMultiprocessors", b.getFunctionType({}, {b.getI64Type()}));
     Value sms = func::CallOp::create(b, h.loc, callee, ValueRange{}).getResult(0);
     Value smsIndex = arith::IndexCastOp::create(b, h.loc, b.getIndexType(), sms);
     return arith::MinUIOp::create(b, h.loc, blocks, smsIndex);
