@@ -14,13 +14,6 @@ std::string signature(const GemmConfig &c) {
          flatMemref(c.weight) + ", %rows: index, %topK: index" + (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + ")";
 }
 
-std::string address(KernelEmitter &k, const std::string &m, const std::string &elt) {
-  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
-  return k.op("arith.index_cast " + p + " : index to i64");
-}
-
-std::string i64(KernelEmitter &k, const std::string &index) { return k.op("arith.index_cast " + index + " : index to i64"); }
-
 /// Row tiles per group of the block order (see openTile).
 constexpr int64_t kGroupM = 8;
 

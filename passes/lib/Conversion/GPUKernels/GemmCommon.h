@@ -22,9 +22,6 @@ namespace mlir::moe::gpu_kernels::gemm {
 /// The kernel's arguments, the same for every variant.
 std::string signature(const GemmConfig &c);
 
-/// The byte address of a memref argument's data, as i64.
-std::string address(KernelEmitter &k, const std::string &m, const std::string &elt);
-std::string i64(KernelEmitter &k, const std::string &index);
 
 /// What every variant does first: which tile, rows and expert this block has.
 struct Tile {

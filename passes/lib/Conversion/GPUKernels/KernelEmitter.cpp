@@ -82,12 +82,18 @@ std::string KernelEmitter::globalId() {
   return add(mul(b, d), t);
 }
 
+std::string mlir::moe::gpu_kernels::address(KernelEmitter &k, const std::string &m, const std::string &elt) {
+  std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
+  return k.op("arith.index_cast " + p + " : index to i64");
+}
+
+std::string mlir::moe::gpu_kernels::i64(KernelEmitter &k, const std::string &index) {
+  return k.op("arith.index_cast " + index + " : index to i64");
+}
+
 /// Element `i` of global memref `m` as a global-space pointer.
 static std::string globalPointer(KernelEmitter &k, const std::string &m, const std::string &elt, const std::string &i) {
-  std::string base = k.op("arith.index_cast " +
-                          k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index") +
-                          " : index to i64");
-  std::string offset = k.op("arith.index_cast " + k.mul(i, k.index(eltBytes(elt))) + " : index to i64");
+  std::string base = address(k, m, elt), offset = i64(k, k.mul(i, k.index(eltBytes(elt))));
   return k.op("llvm.inttoptr " + k.op("arith.addi " + base + ", " + offset + " : i64") + " : i64 to !llvm.ptr<1>");
 }
 

@@ -112,6 +112,11 @@ private:
 
 /// A flat buffer of `elt`: `memref<?xelt>`.
 inline std::string flatMemref(const std::string &elt) { return "memref<?x" + elt + ">"; }
+/// The byte address of a memref argument's data, as i64.
+std::string address(KernelEmitter &k, const std::string &m, const std::string &elt);
+/// An index as i64.
+std::string i64(KernelEmitter &k, const std::string &index);
+
 /// Bytes of an element type (f32 and i32, or a 16-bit one).
 inline int64_t eltBytes(const std::string &elt) { return elt == "f32" || elt == "i32" ? 4 : 2; }
 
