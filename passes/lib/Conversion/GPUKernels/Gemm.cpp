@@ -297,7 +297,11 @@ std::string GemmConfig::name() const {
   return s;
 }
 
-int64_t GemmConfig::sharedBytes() const { return tensorCores ? stages() * stageBytes() + barrierBytes() : 0; }
+int64_t GemmConfig::stagedRowBytes() const { return blockN() * eltBytes(out) + 16; }
+
+int64_t GemmConfig::sharedBytes() const {
+  return tensorCores ? stages() * stageBytes() + barrierBytes() + epilogueBytes() : 0;
+}
 
 bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
                                             int64_t n, int64_t kTile) {

@@ -118,18 +118,16 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
                         types + "i32", acc);
 }
 
-/// The staged epilogue (--gpu-gemm-epilogue=staged) writes the block's
-/// outputs to shared memory (rows padded by 16 bytes, so the 8 rows a warp
-/// writes at once fall in different banks) and stores them from there in
-/// 16-byte chunks of consecutive columns, so a warp's stores cover whole
-/// 512-byte row segments instead of 16-byte pieces of 8 rows.
-int64_t stagedRowBytes(const GemmConfig &c) { return c.blockN() * eltBytes(c.out) + 16; }
+// The staged epilogue (--gpu-gemm-epilogue=staged) writes the block's
+// outputs to shared memory (rows of GemmConfig::stagedRowBytes) and stores
+// them from there in 16-byte chunks of consecutive columns, so a warp's
+// stores cover whole 512-byte row segments instead of 16-byte pieces of 8 rows.
 
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
                const std::string &colL, const std::string &v0, const std::string &v1) {
   const int64_t outBytes = eltBytes(c.out);
-  std::string at = k.toI32(k.add(k.mul(rowL, k.index(stagedRowBytes(c))), k.mul(colL, k.index(outBytes))));
+  std::string at = k.toI32(k.add(k.mul(rowL, k.index(c.stagedRowBytes())), k.mul(colL, k.index(outBytes))));
   for (int h = 0; h < 2; ++h) {
     std::string v = h ? v1 : v0;
     if (c.out != "f32")
@@ -142,7 +140,7 @@ void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr
 
 void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
                      const std::string &smemPtr, int64_t firstRow, int64_t rows) {
-  const int64_t outBytes = eltBytes(c.out), rowBytes = stagedRowBytes(c);
+  const int64_t outBytes = eltBytes(c.out), rowBytes = c.stagedRowBytes();
   const int64_t chunksPerRow = c.blockN() * outBytes / 16, perChunk = 16 / outBytes;
   std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
   for (int64_t j = 0; j < rows * chunksPerRow / 256; ++j) {

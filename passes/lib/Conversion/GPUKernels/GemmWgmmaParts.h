@@ -62,8 +62,6 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
                                     const std::string &descB, const std::vector<std::string> &acc,
                                     const std::string &firstAccumulates = "");
 
-/// Bytes of a row of the staged epilogue's tile in shared memory (padded by 16).
-int64_t stagedRowBytes(const GemmConfig &c);
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory at `smemPtr`.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
                const std::string &colL, const std::string &v0, const std::string &v1);

@@ -69,11 +69,14 @@ struct GemmConfig {
   /// Bytes of one stage (tensor cores): a 128 x kTile tile of A and a kTile x
   /// (128, or wgmmaN) tile of B.
   int64_t stageBytes() const { return 128 * kTile * 2 + kTile * (wgmma ? wgmmaN : 128) * 2; }
+  /// Bytes of a row of the staged epilogue's tile in shared memory: the
+  /// block's outputs, padded by 16 bytes (so the 8 rows a warp writes at once
+  /// fall in different banks).
+  int64_t stagedRowBytes() const;
   /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with
-  /// TMA; the persistent kernel's epilogue rows (64, padded by 16 bytes).
-  int64_t barrierBytes() const {
-    return (tmaB ? stages() * 8 : 0) + (persistent ? 64 * (blockN() * (out == "f32" ? 4 : 2) + 16) : 0);
-  }
+  /// TMA, or the persistent kernel's 64 epilogue rows.
+  int64_t barrierBytes() const { return tmaB ? stages() * 8 : 0; }
+  int64_t epilogueBytes() const { return persistent ? 64 * stagedRowBytes() : 0; }
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }
