@@ -33,6 +33,14 @@ std::string openIf(KernelEmitter &k, const std::string &cond, const std::string 
   return r;
 }
 
+/// `names[0] = inits[0], names[1] = inits[1], ...`: loop-carried arguments.
+std::string iterArgs(const std::vector<std::string> &names, const std::vector<std::string> &inits) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i)
+    s += (i ? ", " : "") + names[i] + " = " + inits[i];
+  return s;
+}
+
 std::string joined(const std::vector<std::string> &values) {
   std::string s;
   for (const std::string &v : values)
@@ -63,18 +71,14 @@ struct LoadState {
       t += "i32, ";
     return t.substr(0, t.size() - 2);
   }
-  /// The same shape of state named `name#first...`.
-  LoadState renamed(const std::string &name, size_t first) const {
-    LoadState r;
-    size_t i = first;
-    for (size_t j = 0; j < gA.size(); ++j)
-      r.gA.push_back(name + "#" + std::to_string(i++));
-    for (size_t j = 0; j < sizeA.size(); ++j)
-      r.sizeA.push_back(name + "#" + std::to_string(i++));
-    for (size_t j = 0; j < gB.size(); ++j)
-      r.gB.push_back(name + "#" + std::to_string(i++));
-    for (size_t j = 0; j < sizeB.size(); ++j)
-      r.sizeB.push_back(name + "#" + std::to_string(i++));
+  /// The same shape of state, value i named `prefix` + i (`%ld_` gives loop
+  /// arguments %ld_0, ...; `%v5#` the results %v5#0, ...).
+  LoadState named(const std::string &prefix) const {
+    LoadState r = *this;
+    size_t i = 0;
+    for (auto *v : {&r.gA, &r.sizeA, &r.gB, &r.sizeB})
+      for (std::string &name : *v)
+        name = prefix + std::to_string(i++);
     return r;
   }
   size_t size() const { return gA.size() + sizeA.size() + gB.size() + sizeB.size(); }
@@ -141,17 +145,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   // tile * kTiles + kt overall). The inner one carries the accumulators and
   // the copies of the tile the loads have reached, which runs `lookahead`
   // steps ahead of the one being multiplied.
-  LoadState state = firstState; // carried as %ld_0, %ld_1, ...
-  std::string stateInits, stateTypes = firstState.types();
-  {
-    std::vector<std::string> init = firstState.values();
-    size_t i = 0;
-    for (auto *v : {&state.gA, &state.sizeA, &state.gB, &state.sizeB})
-      for (std::string &name : *v) {
-        stateInits += (i ? ", " : "") + std::string("%ld_") + std::to_string(i) + " = " + init[i];
-        name = "%ld_" + std::to_string(i), ++i;
-      }
-  }
+  LoadState state = firstState.named("%ld_");
+  std::string stateInits = iterArgs(state.values(), firstState.values()), stateTypes = firstState.types();
   // The accumulators are carried from tile to tile too: a tile's first
   // stage ignores them (wgmma's scale-d), so nothing clears or copies them.
   // (On an H200, Mixtral prefill: 13% behind the one-tile kernel with zeros
@@ -176,15 +171,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
     carried += (i ? ", " : "") + acc.back() + " = %tacc" + std::to_string(i);
     types += i ? ", f32" : "f32";
   }
-  LoadState inner = state;
-  {
-    size_t i = 0;
-    for (auto *v : {&inner.gA, &inner.sizeA, &inner.gB, &inner.sizeB})
-      for (std::string &name : *v) {
-        carried += ", %st_" + std::to_string(i) + " = " + name;
-        name = "%st_" + std::to_string(i++);
-      }
-  }
+  LoadState inner = state.named("%st_");
+  carried += ", " + iterArgs(inner.values(), state.values());
   types += ", " + stateTypes;
   std::string stepsLoop = k.fresh();
   k.line(stepsLoop + ":" + std::to_string(s.accumulators + inner.size()) + " = scf.for %kt = " + k.index(0) + " to " +
@@ -207,7 +195,7 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   k.line("} else {");
   k.line("scf.yield " + joined(inner.values()) + " : " + stateTypes);
   k.line("}");
-  LoadState nextState = inner.renamed(ns, 0);
+  LoadState nextState = inner.named(ns + "#");
   k.line("scf.if " + nextInRange + " {");
   loadStep(nextState, nextKt, next);
   k.line("}");
