@@ -97,6 +97,21 @@ TEST_F(GPUKernelsTest, EveryGemmVariant) {
           }
 }
 
+/// A wgmma GEMM of `elt` with partial column blocks, GLU (SwiGLU) or not, and
+/// grouped (gathered, scaled rows) or dense.
+gk::GemmConfig wgmmaConfig(const std::string &elt, int64_t k, bool glu, bool grouped) {
+  gk::GemmConfig c;
+  c.wgmma = true;
+  c.kTile = 64;
+  c.elt = c.out = elt;
+  c.k = k;
+  c.n = glu ? 200 : 136; // partial column blocks
+  c.glu = glu;
+  c.act = glu ? "silu" : "relu";
+  c.grouped = c.gatherRows = c.scaleRows = grouped;
+  return c;
+}
+
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
   for (bool tma : {false, true})
   for (bool staged : {false, true})
@@ -104,18 +119,10 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
   for (std::string elt : {"bf16", "f16"})
     for (bool glu : {false, true})
       for (bool grouped : {false, true}) {
-        gk::GemmConfig c;
-        c.wgmma = true;
+        gk::GemmConfig c = wgmmaConfig(elt, 192, glu, grouped);
         c.wgmmaN = n;
         c.stagedEpilogue = staged;
         c.tmaB = tma;
-        c.kTile = 64;
-        c.elt = c.out = elt;
-        c.k = 192;
-        c.n = glu ? 200 : 136; // partial column blocks
-        c.glu = glu;
-        c.act = glu ? "silu" : "relu";
-        c.grouped = c.gatherRows = c.scaleRows = grouped;
         std::string kernel = gk::gemmKernel(c);
         EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." + elt),
                   std::string::npos);
@@ -130,16 +137,9 @@ TEST_F(GPUKernelsTest, EveryPersistentWgmmaGemmVariant) {
   for (std::string elt : {"bf16", "f16"})
     for (bool glu : {false, true})
       for (bool grouped : {false, true}) {
-        gk::GemmConfig c;
-        c.wgmma = c.stagedEpilogue = c.persistent = true;
+        gk::GemmConfig c = wgmmaConfig(elt, 256, glu, grouped);
+        c.stagedEpilogue = c.persistent = true;
         c.wgmmaN = 256;
-        c.kTile = 64;
-        c.elt = c.out = elt;
-        c.k = 256;
-        c.n = glu ? 200 : 136; // partial column blocks
-        c.glu = glu;
-        c.act = glu ? "silu" : "relu";
-        c.grouped = c.gatherRows = c.scaleRows = grouped;
         std::string kernel = gk::gemmKernel(c);
         EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n256k16.f32." + elt), std::string::npos);
         EXPECT_NE(kernel.find("gpu.grid_dim x"), std::string::npos) << c.name(); // strides by the grid
