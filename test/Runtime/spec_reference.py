@@ -191,7 +191,7 @@ def main():
     params = {name: rnd(rng.standard_normal(shape) / math.sqrt(shape[-2])) for name, shape in shapes.items()}
     tensors = {name: (dt, a) for name, a in params.items()}
     if layer == "deepseek_v3":
-        params["bias"] = rng.standard_normal((1, n)).astype(np.float32).astype(np.float64) * 0.1
+        params["bias"] = rng.standard_normal((n,)).astype(np.float32).astype(np.float64) * 0.1
         tensors["bias"] = ("F32", params["bias"])
     x = rnd(rng.standard_normal((tokens, d)))
     with tempfile.TemporaryDirectory() as tmp:

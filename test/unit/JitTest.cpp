@@ -191,3 +191,87 @@ end
 }
 
 } // namespace
+
+namespace {
+
+TEST(Jit, CacheKeyNamesTheCompilerBuildAndEveryCodeOption) {
+  // The identity is read off the loaded compiler: this test binary (which
+  // holds the JIT) has a GNU build ID, so the identity carries a hex hash.
+  const std::string &identity = jit::compilerIdentity();
+  EXPECT_EQ(identity.rfind("moec ", 0), 0u) << identity;
+  EXPECT_NE(identity.find("program="), std::string::npos) << identity;
+  EXPECT_EQ(identity.find("program=none"), std::string::npos) << identity;
+  jit::Options cpu, gpu, seeded;
+  gpu.target = "sm_90a";
+  seeded.seed = 7; // the seed picks random weights, not code: same entry
+  std::string source = "layer L\n    function (x::Tensor{f32}[tokens, 4])\n        return x .* 2\n    end\nend\n";
+  EXPECT_EQ(jit::diskCacheKey(cpu, source), jit::diskCacheKey(cpu, source));
+  EXPECT_EQ(jit::diskCacheKey(cpu, source), jit::diskCacheKey(seeded, source));
+  EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(gpu, source));
+  EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(cpu, source + "\n"));
+}
+
+TEST(Jit, AChangedTargetMissesTheDiskCache) {
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-jit-key", dir));
+  auto define = [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+    defineMixtral(g, in[0].shape[1], 32, "f32");
+  };
+  jit::Options options;
+  options.cacheDir = dir.str().str();
+  runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {3, 16});
+  for (int64_t i = 0; i < x.numElements(); ++i)
+    reinterpret_cast<float *>(x.data.data())[i] = std::sin(0.37 * i);
+  std::vector<runtime::Tensor> out;
+  jit::Function first("JitKey", define, options);
+  ASSERT_EQ(first({x}, out), MOE_OK) << moe_last_error();
+  // The entry on disk is named by the key: another target looks elsewhere.
+  std::string cpuEntry = std::string(dir) + "/JitKey-" + jit::diskCacheKey(options, first.lastSource()) + ".moeb";
+  EXPECT_TRUE(llvm::sys::fs::exists(cpuEntry)) << cpuEntry;
+  jit::Options gpu = options;
+  gpu.target = "sm_90a";
+  std::string gpuEntry = std::string(dir) + "/JitKey-" + jit::diskCacheKey(gpu, first.lastSource()) + ".moeb";
+  EXPECT_NE(cpuEntry, gpuEntry);
+  EXPECT_FALSE(llvm::sys::fs::exists(gpuEntry));
+  llvm::sys::fs::remove_directories(dir);
+}
+
+TEST(Jit, NoDiskCacheWhenTheEnvironmentSaysDash) {
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("moe-jit-dash", dir));
+  llvm::SmallString<128> cwd;
+  ASSERT_FALSE(llvm::sys::fs::current_path(cwd));
+  ASSERT_FALSE(llvm::sys::fs::set_current_path(dir));
+  ::setenv("MOE_CACHE_DIR", "-", 1);
+  jit::Function layer("JitDash", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+    defineMixtral(g, in[0].shape[1], 32, "f32");
+  });
+  runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {2, 16});
+  for (int64_t i = 0; i < x.numElements(); ++i)
+    reinterpret_cast<float *>(x.data.data())[i] = std::cos(0.11 * i);
+  std::vector<runtime::Tensor> out;
+  EXPECT_EQ(layer({x}, out), MOE_OK) << moe_last_error();
+  ::unsetenv("MOE_CACHE_DIR");
+  EXPECT_EQ(layer.stats().compilations, 1);
+  EXPECT_FALSE(llvm::sys::fs::exists(std::string(dir) + "/-")); // no directory named '-'
+  ASSERT_FALSE(llvm::sys::fs::set_current_path(cwd));
+  llvm::sys::fs::remove_directories(dir);
+}
+
+TEST(Jit, RefusesAMisspeltParameterName) {
+  jit::Options options;
+  options.cacheDir = "-";
+  jit::Function layer("JitNames", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+    defineMixtral(g, in[0].shape[1], 32, "f32");
+  }, options);
+  layer.setParameters({runtime::Tensor::zeros("router.weght", MOE_F32, {16, 8})});
+  runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {2, 16});
+  std::vector<runtime::Tensor> out;
+  EXPECT_EQ(layer({x}, out), MOE_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moe_last_error()).find("layer JitNames has no parameter \"router.weght\" "
+                                               "(its parameters: router.weight, experts.w_gate"),
+            std::string::npos)
+      << moe_last_error();
+}
+
+} // namespace

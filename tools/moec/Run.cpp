@@ -14,6 +14,10 @@
 #include "moe/runtime/layer.h"
 #include "moe/runtime/session.h"
 
+#include "mlir/Analysis/SliceAnalysis.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/WithColor.h"
@@ -41,12 +45,45 @@ mlir::moe::reference::Tensor toReference(const rt::Tensor &t) {
   return r;
 }
 
-/// Runs the float64 reference evaluator on the same inputs and weights and
-/// compares: max |compiled - reference| / max |reference| per output, within
-/// 1e-5 for f32 outputs and 1e-2 for bf16/f16. Returns the exit status.
+/// The comparison tolerance of an output: the narrowest floating-point type
+/// that the computation producing it passes through (a bf16 intermediate
+/// inside an f32 layer rounds as much as a bf16 output): 1e-5 when every
+/// value on the way is f32, 1e-2 when a bf16 or f16 value is on the way, and
+/// exact for index outputs.
+double toleranceOf(mlir::Value output) {
+  if (mlir::getElementTypeOrSelf(output.getType()).isInteger(32))
+    return 0.0;
+  llvm::SetVector<mlir::Operation *> slice;
+  mlir::BackwardSliceOptions sliceOptions;
+  sliceOptions.omitBlockArguments = true;
+  if (mlir::Operation *def = output.getDefiningOp()) {
+    (void)mlir::getBackwardSlice(def, &slice, sliceOptions);
+    slice.insert(def);
+  }
+  auto narrow = [](mlir::Type t) {
+    mlir::Type e = mlir::getElementTypeOrSelf(t);
+    return e.isBF16() || e.isF16();
+  };
+  if (narrow(output.getType()))
+    return 1e-2;
+  for (mlir::Operation *op : slice) {
+    for (mlir::Type t : op->getResultTypes())
+      if (narrow(t))
+        return 1e-2;
+    for (mlir::Type t : op->getOperandTypes())
+      if (narrow(t))
+        return 1e-2;
+  }
+  return 1e-5;
+}
+
+/// Runs the float64 reference evaluator on the same inputs and weights (the
+/// same moe IR the artifact was compiled from, evaluated in float64) and
+/// compares max |compiled - reference| / max |reference| per output against
+/// toleranceOf. Returns the exit status.
 int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
                           const std::vector<rt::Tensor> &params,
-                          const std::vector<rt::Tensor> &outputs) {
+                          const std::vector<const rt::Tensor *> &outputs) {
   auto fn = *module.getOps<mlir::func::FuncOp>().begin();
   std::vector<mlir::moe::reference::Tensor> args;
   for (const rt::Tensor &t : inputs)
@@ -59,18 +96,25 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
     llvm::WithColor::error(llvm::errs(), "moec") << "reference evaluator: " << error << "\n";
     return 1;
   }
+  auto returnOp = llvm::cast<mlir::func::ReturnOp>(fn.getBody().front().getTerminator());
   int status = 0;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const rt::Tensor &got = outputs[i];
+    const rt::Tensor &got = *outputs[i];
     const mlir::moe::reference::Tensor &want = (*expected)[i];
+    if (got.shape != want.shape) {
+      llvm::outs() << "check: " << got.name << " has shape " << rt::shapeString(got.shape)
+                   << ", the reference " << rt::shapeString(want.shape) << " MISMATCH\n";
+      status = 1;
+      continue;
+    }
     double maxDiff = 0, maxRef = 0;
     for (int64_t j = 0; j < got.numElements(); ++j) {
       maxDiff = std::max(maxDiff, std::fabs(static_cast<double>(got.at(j)) - want.data[j]));
       maxRef = std::max(maxRef, std::fabs(want.data[j]));
     }
     double relative = maxDiff / std::max(maxRef, 1e-30);
-    double tolerance = got.dtype == MOE_I32 ? 0.0 : got.dtype == MOE_F32 ? 1e-5 : 1e-2;
-    bool ok = relative <= tolerance && got.shape == want.shape;
+    double tolerance = toleranceOf(returnOp.getOperand(i));
+    bool ok = relative <= tolerance;
     llvm::outs() << "check: " << got.name << " max |compiled - reference| / max |reference| = "
                  << llvm::format("%.3g", relative) << " (tolerance " << llvm::format("%g", tolerance)
                  << ") " << (ok ? "OK" : "MISMATCH") << "\n";
@@ -80,6 +124,38 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
   return status;
 }
 
+/// Picks the outputs of a --check-outputs file by name, in the layer's order,
+/// checking dtype and shape before any element is read. Null after an error.
+bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &given,
+                        const std::vector<rt::Tensor> &computed,
+                        std::vector<const rt::Tensor *> &matched) {
+  auto fail = [&](const llvm::Twine &message) {
+    llvm::WithColor::error(llvm::errs(), "moec") << path << ": " << message << "\n";
+    return false;
+  };
+  std::string names;
+  for (const rt::Tensor &c : computed)
+    names += (names.empty() ? "'" : ", '") + c.name + "'";
+  for (const rt::Tensor &want : computed) {
+    auto it = std::find_if(given.begin(), given.end(),
+                           [&](const rt::Tensor &t) { return t.name == want.name; });
+    if (it == given.end())
+      return fail("has no tensor named '" + want.name + "' (the layer's outputs are " + names +
+                  ", as moec run --output writes them)");
+    if (it->dtype != want.dtype)
+      return fail("'" + want.name + "' is " + moe_dtype_name(it->dtype) + ", the layer returns " +
+                  moe_dtype_name(want.dtype));
+    if (it->shape != want.shape)
+      return fail("'" + want.name + "' has shape " + rt::shapeString(it->shape) +
+                  ", the layer returns " + rt::shapeString(want.shape));
+    matched.push_back(&*it);
+  }
+  for (const rt::Tensor &t : given)
+    if (std::none_of(computed.begin(), computed.end(),
+                     [&](const rt::Tensor &c) { return c.name == t.name; }))
+      return fail("'" + t.name + "' is not an output of the layer (its outputs are " + names + ")");
+  return true;
+}
 
 } // namespace
 
@@ -120,13 +196,18 @@ int run(const LayerSource &source, const RunOptions &options) {
     check = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
                 const std::vector<rt::Tensor> &outputs) {
       std::vector<rt::Tensor> given;
-      if (!options.checkOutputs.empty()) {
+      std::vector<const rt::Tensor *> compared;
+      if (options.checkOutputs.empty()) {
+        for (const rt::Tensor &t : outputs)
+          compared.push_back(&t);
+      } else {
         if (rt::readSafetensors(options.checkOutputs, given) != MOE_OK)
           return runtimeError();
+        if (!matchOutputsByName(options.checkOutputs, given, outputs, compared))
+          return 1;
         llvm::outs() << "check: the outputs of " << options.checkOutputs << "\n";
       }
-      int status = checkAgainstReference(*compiled.moeModule, inputs, params,
-                                         options.checkOutputs.empty() ? outputs : given);
+      int status = checkAgainstReference(*compiled.moeModule, inputs, params, compared);
       llvm::outs().flush(); // before the session's summary, which goes to stdout
       return status;
     };

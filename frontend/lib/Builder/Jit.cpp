@@ -14,6 +14,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <unistd.h>
 
@@ -21,10 +22,6 @@ namespace rt = moe::runtime;
 
 namespace moe::jit {
 namespace {
-
-/// The compiler's identity in cache keys: a new artifact format or code
-/// generator changes it, so stale artifacts are never reused.
-constexpr const char *kCompilerId = "moec-2";
 
 uint64_t fnv1a(const std::string &s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -47,18 +44,30 @@ std::string signatureKey(const std::vector<InputSpec> &specs) {
 }
 
 std::string cacheDirectory(const Options &options) {
-  if (options.cacheDir == "-")
-    return "";
-  if (!options.cacheDir.empty())
-    return options.cacheDir;
-  if (const char *env = std::getenv("MOE_CACHE_DIR"))
-    return env;
+  std::string dir = options.cacheDir;
+  if (dir.empty())
+    if (const char *env = std::getenv("MOE_CACHE_DIR"))
+      dir = env;
+  if (dir == "-")
+    return ""; // no disk cache, from the options or the environment alike
+  if (!dir.empty())
+    return dir;
   if (const char *home = std::getenv("HOME"))
     return std::string(home) + "/.cache/moec";
   return "";
 }
 
 } // namespace
+
+std::string diskCacheKey(const Options &options, const std::string &source) {
+  // Everything that changes the generated code: the compiler itself, the
+  // target, and the layer's source (which holds every shape and dtype).
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(
+                    fnv1a(compilerIdentity() + "\n" + options.target + "\n" + source)));
+  return hash;
+}
 
 moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
                                  rt::Artifact &out) {
@@ -112,11 +121,7 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   std::string dir = cacheDirectory(options), path;
   bool haveArtifact = false;
   if (!dir.empty()) {
-    char hash[17];
-    std::snprintf(hash, sizeof hash, "%016llx",
-                  static_cast<unsigned long long>(
-                      fnv1a(std::string(kCompilerId) + "\n" + options.target + "\n" + source)));
-    path = dir + "/" + name + "-" + hash + ".moeb";
+    path = dir + "/" + name + "-" + diskCacheKey(options, source) + ".moeb";
     if (llvm::sys::fs::exists(path) && rt::readArtifact(path, artifact) == MOE_OK) {
       haveArtifact = true;
       ++counters.diskHits;
@@ -137,7 +142,18 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   if (moe_status_t s = rt::Layer::load(std::move(artifact), layer))
     return s;
   // Bind the given parameters; the others get random values by their init.
+  // A name the layer does not have is a mistake (a misspelt name would
+  // otherwise run on random weights), refused as moec run refuses it.
   std::vector<rt::Tensor> random = layer->randomParameters(options.seed), bound;
+  for (const rt::Tensor &p : params)
+    if (std::none_of(random.begin(), random.end(),
+                     [&](const rt::Tensor &r) { return r.name == p.name; })) {
+      std::string names;
+      for (const rt::Tensor &r : random)
+        names += (names.empty() ? "" : ", ") + r.name;
+      return rt::fail(MOE_INVALID_ARGUMENT, "setParameters: layer " + name + " has no parameter \"" +
+                                                p.name + "\" (its parameters: " + names + ")");
+    }
   for (rt::Tensor &r : random) {
     const rt::Tensor *given = nullptr;
     for (const rt::Tensor &p : params)

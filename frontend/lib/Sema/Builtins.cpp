@@ -222,6 +222,22 @@ const FunctionDecl *Elaborator::selectMethod(llvm::StringRef name, size_t arity,
 Val Elaborator::callFunction(const FunctionDecl &fn, const CallExpr &call, Args &args,
                              Keywords &keywords) {
   SMLoc at = call.getLoc();
+  if (expansionExceeded)
+    return Val::poison();
+  if (static_cast<int64_t>(frames.size()) >= options.maxCallDepth) {
+    expansionExceeded = true;
+    error(at, "helper calls nest more than " + std::to_string(options.maxCallDepth) +
+                  " deep at this call of '" + fn.name + "'");
+    return Val::poison();
+  }
+  if (operationCounter.count > options.maxOperations) {
+    expansionExceeded = true;
+    error(at, "inlining this call of '" + fn.name + "' grows the layer past " +
+                  std::to_string(options.maxOperations) +
+                  " operations; helper functions are inlined at every call site, so a helper "
+                  "that calls another twice doubles the code at each level");
+    return Val::poison();
+  }
   for (const Frame &f : frames)
     if (f.function == &fn) {
       error(at, "recursive call of '" + fn.name + "': helper functions are inlined at every "

@@ -37,7 +37,9 @@ moe::frontend::parseAndElaborate(Diagnostics &diags, unsigned bufferId, mlir::ML
 
 Elaborator::Elaborator(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
                        const ElaborationOptions &options)
-    : builder(&context), program(program), diags(diags), context(context), options(options) {}
+    : builder(&context), program(program), diags(diags), context(context), options(options) {
+  builder.setListener(&operationCounter);
+}
 
 //===----------------------------------------------------------------------===//
 // Diagnostics and locations

@@ -101,6 +101,17 @@ public:
   bool sameDim(const Dim &a, const Dim &b, llvm::SMLoc loc, llvm::StringRef what);
 
   mlir::OpBuilder builder;
+  /// Counts the operations the builder creates (the expansion bound).
+  struct OperationCounter : mlir::OpBuilder::Listener {
+    int64_t count = 0;
+    void notifyOperationInserted(mlir::Operation *, mlir::OpBuilder::InsertPoint) override {
+      ++count;
+    }
+  };
+  OperationCounter operationCounter;
+  /// Set once a helper call crossed an expansion bound: later calls stop at
+  /// once instead of reporting the same error again.
+  bool expansionExceeded = false;
   /// > 0 while inlining a helper for `f.(x)`: operators act elementwise.
   int broadcastDepth = 0;
   /// True while a field's constructor is evaluated (the only place where

@@ -326,10 +326,12 @@ std::optional<Shape> Elaborator::broadcastShapes(const Shape &a, const Shape &b,
     return a;
   Shape result;
   size_t rank = std::max(a.size(), b.size());
+  // Trailing dimensions align (tokens first, features last): the shorter shape
+  // is padded with leading 1s, so an [n] vector is a [1, n] row.
+  size_t padA = rank - a.size(), padB = rank - b.size();
   for (size_t i = 0; i < rank; ++i) {
-    // Julia pads the shorter shape with trailing 1s.
-    Dim x = i < a.size() ? a[i] : Dim{1, ""};
-    Dim y = i < b.size() ? b[i] : Dim{1, ""};
+    Dim x = i < padA ? Dim{1, ""} : a[i - padA];
+    Dim y = i < padB ? Dim{1, ""} : b[i - padB];
     if (x == y || (y.isStatic() && y.size == 1))
       result.push_back(x);
     else if (x.isStatic() && x.size == 1)
@@ -338,8 +340,8 @@ std::optional<Shape> Elaborator::broadcastShapes(const Shape &a, const Shape &b,
       error(at, "cannot broadcast " + str(a) + " with " + str(b) + ": dimension " +
                     std::to_string(i + 1) + " is " + x.str() + " vs " + y.str() +
                     " (each pair must be equal or 1)" +
-                    (a.size() != b.size() ? "; note that a vector broadcasts as a column, as in "
-                                            "Julia: declare a row as Param{T}(1, n)"
+                    (a.size() != b.size() ? "; trailing dimensions align, so a vector of length n "
+                                            "is a [1, n] row: declare a column as Param{T}(n, 1)"
                                           : ""));
       return std::nullopt;
     }
@@ -374,18 +376,22 @@ Val Elaborator::convert(const Val &tensor, ElemType to, SMLoc at) {
   return result;
 }
 
-/// Appends trailing unit dimensions up to `rank` (Julia's implicit padding).
+/// Prepends unit dimensions up to `rank`: broadcasting aligns trailing
+/// dimensions, so [n] becomes [1, n].
 static Val padRank(Elaborator &e, const Val &v, size_t rank, mlir::Location l) {
   if (v.shape.empty() || v.shape.size() >= rank)
     return v;
+  size_t pad = rank - v.shape.size();
   Val result = v;
-  while (result.shape.size() < rank)
-    result.shape.push_back(Dim{1, ""});
+  result.shape.insert(result.shape.begin(), pad, Dim{1, ""});
+  // The new leading dimensions join the first original one.
   llvm::SmallVector<mlir::ReassociationIndices> reassociation;
-  for (size_t i = 0; i < v.shape.size(); ++i)
-    reassociation.push_back({static_cast<int64_t>(i)});
-  for (size_t i = v.shape.size(); i < rank; ++i)
-    reassociation.back().push_back(static_cast<int64_t>(i));
+  mlir::ReassociationIndices first;
+  for (size_t i = 0; i <= pad; ++i)
+    first.push_back(static_cast<int64_t>(i));
+  reassociation.push_back(first);
+  for (size_t i = 1; i < v.shape.size(); ++i)
+    reassociation.push_back({static_cast<int64_t>(i + pad)});
   result.value = mlir::tensor::ExpandShapeOp::create(
       e.builder, l, toTensorType(v.dtype, result.shape, e.builder.getContext()), v.value,
       reassociation);

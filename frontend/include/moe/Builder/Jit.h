@@ -39,7 +39,8 @@ struct InputSpec {
 using Definition = std::function<void(builder::Graph &, const std::vector<InputSpec> &)>;
 
 struct Options {
-  /// Disk cache directory; empty: $MOE_CACHE_DIR, else $HOME/.cache/moec; "-": none.
+  /// Disk cache directory; empty: $MOE_CACHE_DIR, else $HOME/.cache/moec; "-"
+  /// (here or in $MOE_CACHE_DIR): no disk cache.
   std::string cacheDir;
   /// Seed of the random parameters given to names setParameters did not bind.
   uint64_t seed = 0;
@@ -58,7 +59,8 @@ public:
   Function(std::string name, Definition define, Options options = {});
   ~Function();
 
-  /// Parameters by checkpoint name, shared by every specialisation.
+  /// Parameters by checkpoint name, shared by every specialisation. A name the
+  /// layer does not have makes the next call fail with MOE_INVALID_ARGUMENT.
   void setParameters(std::vector<runtime::Tensor> params);
 
   /// Runs the layer, compiling it first for a new signature.
@@ -80,6 +82,17 @@ private:
   Stats counters;
   std::string source;
 };
+
+/// The compiler's build identity: its version, the git revision it was
+/// configured from and the GNU build ID of every loaded object holding
+/// compiler code (this program or library, the moe, MLIR and LLVM libraries).
+/// Computed once per process.
+const std::string &compilerIdentity();
+
+/// The disk cache's key for `source` compiled with `options`: a hash of the
+/// compiler identity, every option that changes code (the target) and the
+/// source. A rebuilt compiler or another target never hits a stale entry.
+std::string diskCacheKey(const Options &options, const std::string &source);
 
 /// Compiles `.moe` source text (buffer `bufferName`) for the CPU; diagnostics
 /// go to stderr. Shared by the JIT and `moec`.

@@ -32,6 +32,12 @@ struct ElaborationOptions {
   /// `--set NAME=VALUE` overrides of hyperparameters and type parameters,
   /// VALUE in the language's syntax (`4`, `1e-5`, `true`, `f32`).
   std::vector<std::pair<std::string, std::string>> overrides;
+  /// Bounds on inlining helper functions, so that no program makes the
+  /// compiler hang: helpers calling each other twice per level grow as 2^n.
+  /// The layer may hold at most `maxOperations` operations after inlining,
+  /// and helper calls may nest at most `maxCallDepth` deep.
+  int64_t maxOperations = 100000;
+  int64_t maxCallDepth = 64;
 };
 
 /// Elaborates `program` (parsed from a buffer of diags' SourceMgr) into a
