@@ -45,3 +45,17 @@ if ptxas:
     config.substitutions.append(("ptxas", ptxas))
 else:
     lit_config.note("ptxas not found (no CUDA toolkit): the PTX assembly tests are unsupported")
+
+
+# A usable CUDA GPU (the driver loads, cuInit succeeds, one device or more):
+# tests that run GPU code say what they expect with and without one.
+def _cuda_gpu():
+    import ctypes
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except OSError:
+        return False
+if _cuda_gpu():
+    config.available_features.add("cuda-gpu")

@@ -52,6 +52,11 @@ for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
 done
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-tma -o "$out/check_mixtral_odd_tma.moeb" >/dev/null
+# Layers beyond the examples: scalar arithmetic on the auxiliary losses (one-thread kernels), and a
+# bf16 router whose logits rounded to bf16 would flip expert choices (routing stays in f32).
+for l in switch_aux routing_f32; do
+  "$moec" build bench/gpu/layers/$l.moe --set d_model=256 --target=sm_90a -o "$out/check_$l.moeb" >/dev/null
+done
 # All tokens on experts 0..k-1: a zero router makes every score equal, and ties go to the lower expert.
 "$moec" build examples/mixtral.moe --set $check_sizes --target=sm_90a -o "$out/one_mixtral.moeb" >/dev/null
 "$moec" build examples/switch.moe --set $check_sizes,n_experts=8 --target=sm_90a -o "$out/one_switch.moeb" >/dev/null

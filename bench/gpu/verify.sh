@@ -19,6 +19,8 @@ for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtr
     mixtral*) src=mixtral ;;
     deepseek_v3*) src=deepseek_v3 ;;
     qwen3_30b_a3b*) src=qwen3_30b_a3b ;;
+    switch_aux) src=../bench/gpu/layers/switch_aux ;;
+    routing_f32) src=../bench/gpu/layers/routing_f32 sizes=d_model=256 ;;
     switch*) src=switch ;;
     *) src=$ex ;;
   esac

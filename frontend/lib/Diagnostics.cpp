@@ -82,7 +82,9 @@ void moe::frontend::installCaretDiagnosticPrinter(llvm::SourceMgr &sourceMgr,
   sourceMgr.setDiagHandler(
       [](const llvm::SMDiagnostic &d, void *context) {
         auto &out = *static_cast<llvm::raw_ostream *>(context);
-        if (!d.getFilename().empty()) {
+        if (!d.getLoc().isValid() || d.getFilename() == "<unknown>") {
+          out << "moec: "; // about the command line, not a place in a file
+        } else if (!d.getFilename().empty()) {
           out << d.getFilename();
           if (d.getLineNo() > 0)
             out << ":" << d.getLineNo() << ":" << (d.getColumnNo() + 1);

@@ -98,7 +98,16 @@ std::string moe::frontend::sema::describe(const Val &v) {
     return "a routed value (" + std::to_string(v.experts) + " experts, k = " +
            std::to_string(v.k) + ")";
   case K::Tuple: return "a tuple of " + std::to_string(v.elements.size()) + " values";
-  case K::Pair: return "a pair 'a => b'";
+  case K::Pair: {
+    auto side = [](const Val &e) {
+      if (e.kind == Val::Kind::Int) return std::to_string(e.i);
+      if (e.kind == Val::Kind::Float) return formatNumber(e.f);
+      return "(" + describe(e) + ")";
+    };
+    if (v.elements.size() == 2)
+      return "the pair " + side(v.elements[0]) + " => " + side(v.elements[1]);
+    return "a pair";
+  }
   case K::Spec: return "a " + name(v.spec->kind).str() + " field constructor";
   case K::Field: return "the " + name(v.field->spec.kind).str() + " field '" + v.field->name + "'";
   case K::Function: return "the function '" + v.function->name + "'";

@@ -1,12 +1,16 @@
 //===- MoEGPUMapParallelLoops.cpp - moe-gpu-map-parallel-loops --*- C++ -*-===//
 //
 // Each outermost scf.parallel of a host function becomes a gpu.launch with
-// one thread per iteration (linearised, 256 threads per block).
+// one thread per iteration (linearised, 256 threads per block). Scalar glue
+// (a 0-d linalg op lowers to loads, arithmetic and a store with no loop, e.g.
+// `0.01 * load_balance_loss(p, e)`) becomes a launch of one thread.
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUMAPPARALLELLOOPS
@@ -29,6 +33,51 @@ struct MoEGPUMapParallelLoops : moe::impl::MoEGPUMapParallelLoopsBase<MoEGPUMapP
     });
     for (scf::ParallelOp loop : loops)
       map(loop);
+    SmallVector<memref::StoreOp> scalarStores;
+    getOperation().walk([&](memref::StoreOp store) {
+      if (!store->getParentOfType<gpu::LaunchOp>() && !store->getParentOfType<scf::ParallelOp>())
+        scalarStores.push_back(store);
+    });
+    for (memref::StoreOp store : scalarStores)
+      launchOneThread(store);
+  }
+
+  /// Moves a host store, with the loads and pure arithmetic that compute its
+  /// value in the same block, into a one-thread gpu.launch placed where the
+  /// store was: stream order keeps it after the kernels writing what it
+  /// loads. Ops still used on the host stay there (they are cloned).
+  void launchOneThread(memref::StoreOp store) {
+    Block *block = store->getBlock();
+    SetVector<Operation *> slice;
+    SmallVector<Value> worklist(store->getOperands().begin(), store->getOperands().end());
+    while (!worklist.empty()) {
+      Operation *def = worklist.pop_back_val().getDefiningOp();
+      if (!def || def->getBlock() != block || slice.contains(def) || def->getNumRegions() != 0)
+        continue;
+      bool movable = isa<memref::LoadOp>(def) ||
+                     (isPure(def) && !isa<memref::DimOp, arith::ConstantOp>(def) &&
+                      llvm::all_of(def->getResultTypes(), [](Type t) { return t.isIntOrIndexOrFloat(); }));
+      if (!movable)
+        continue;
+      slice.insert(def);
+      worklist.append(def->getOperands().begin(), def->getOperands().end());
+    }
+    OpBuilder b(store);
+    Location loc = store.getLoc();
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
+    b.setInsertionPointToStart(&launch.getBody().front());
+    IRMapping mapping;
+    SmallVector<Operation *> ordered(slice.begin(), slice.end());
+    llvm::sort(ordered, [](Operation *x, Operation *y) { return x->isBeforeInBlock(y); });
+    for (Operation *op : ordered)
+      b.clone(*op, mapping);
+    b.clone(*store, mapping);
+    gpu::TerminatorOp::create(b, loc);
+    store.erase();
+    for (auto it = ordered.rbegin(); it != ordered.rend(); ++it)
+      if ((*it)->use_empty())
+        (*it)->erase();
   }
 
   void map(scf::ParallelOp loop) {

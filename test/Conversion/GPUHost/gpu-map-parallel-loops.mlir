@@ -52,3 +52,27 @@ func.func @reduction(%a: memref<8xf32>) -> f32 {
   }
   return %s : f32
 }
+
+// -----
+
+// Tests that scalar glue (a 0-d op: loads, arithmetic, a store, no loop)
+// becomes a one-thread launch, so the host never touches device memory.
+// CHECK-LABEL: func.func @scalar(
+// CHECK-NOT:     memref.load
+// CHECK:         gpu.launch blocks(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1)
+// CHECK:           %[[A:.*]] = memref.load %{{.*}}[] : memref<f32>
+// CHECK:           %[[B:.*]] = memref.load %{{.*}}[] : memref<f32>
+// CHECK:           %[[M:.*]] = arith.mulf %[[A]], %{{.*}} : f32
+// CHECK:           %[[S:.*]] = arith.addf %[[M]], %[[B]] : f32
+// CHECK:           memref.store %[[S]], %{{.*}}[] : memref<f32>
+// CHECK:           gpu.terminator
+// CHECK:         return
+func.func @scalar(%a: memref<f32>, %b: memref<f32>, %out: memref<f32>) {
+  %c = arith.constant 0.01 : f32
+  %x = memref.load %a[] : memref<f32>
+  %y = memref.load %b[] : memref<f32>
+  %m = arith.mulf %x, %c : f32
+  %s = arith.addf %m, %y : f32
+  memref.store %s, %out[] : memref<f32>
+  return
+}

@@ -133,11 +133,22 @@ def MoEGPUMapParallelLoops : Pass<"moe-gpu-map-parallel-loops", "::mlir::func::F
     neighbouring elements). Inner loops (reductions) stay sequential in the
     thread. Loops with reductions of their own are left alone.
 
+    Scalar glue has no loop at all: a 0-d op (`0.01 * load_balance_loss(p, e)`)
+    lowers to host loads, arithmetic and a store. Each such store, with the
+    loads and arithmetic computing its value, becomes a launch of one thread,
+    so host code never touches device memory.
+
     ```mlir
     // moe-opt --pass-pipeline='builtin.module(func.func(moe-gpu-map-parallel-loops))'
     scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c8) step (%c1, %c1) { ... }
     // becomes
     gpu.launch blocks(%bx, ...) in (%gx = %blocks, ...) threads(%tx, ...) in (%c256, ...) { ... }
+
+    %v = memref.load %a[] : memref<f32>
+    %s = arith.mulf %v, %c : f32
+    memref.store %s, %b[] : memref<f32>
+    // becomes
+    gpu.launch blocks(...) in (%c1, %c1, %c1) threads(...) in (%c1, %c1, %c1) { load, mulf, store }
     ```
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
