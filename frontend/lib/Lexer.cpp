@@ -406,7 +406,28 @@ Token Lexer::lexOperator(const char *start) {
   case ',': return take(TokenKind::Comma, 1);
   case ';': return take(TokenKind::Semicolon, 1);
   case '+': return take(TokenKind::Plus, 1);
-  case '-': return take(TokenKind::Minus, 1);
+  case '-':
+    if (two("->")) {
+      cur += 2;
+      return error(start, "anonymous functions ('x -> ...') are not supported in .moe; define a helper "
+                          "'f(x) = ...' at top level and broadcast it with 'f.(x)'");
+    }
+    return take(TokenKind::Minus, 1);
+  case '@':
+    if (two("@.")) {
+      cur += 2;
+      return error(start, "'@.' is not supported in .moe; write each operator dotted ('x .+ 1', "
+                          "'a .* b', 'f.(x)')");
+    }
+    ++cur;
+    while (cur < end && (isAsciiIdStart(*cur) || isDigit(*cur)))
+      ++cur;
+    return error(start, "macros ('@name') are not supported in .moe");
+  case '\'':
+    ++cur;
+    return error(start, "the quote ' (the adjoint x', or a character literal) is not supported in "
+                        ".moe: products use weights as stored (x * W with W [in, out]); strings use "
+                        "double quotes");
   case '*': return take(TokenKind::Star, 1);
   case '/': return take(TokenKind::Slash, 1);
   case '^': return take(TokenKind::Caret, 1);

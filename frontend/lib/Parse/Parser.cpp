@@ -389,9 +389,40 @@ bool Parser::parseBody(std::vector<Stmt> &body, SMLoc openLoc, llvm::StringRef w
 // Statements
 //===----------------------------------------------------------------------===//
 
+/// Julia's block statements, which .moe leaves out: the forward is
+/// straight-line code specialised at compile time.
+static bool isUnsupportedBlock(const Token &t) {
+  return t.is(TokenKind::Identifier) &&
+         llvm::is_contained({"if", "for", "while", "let", "begin", "try"}, t.text);
+}
+
+void Parser::skipBlock() {
+  int depth = 1;
+  advance();
+  while (!tok.is(TokenKind::Eof)) {
+    if (tok.is(TokenKind::KwEnd) && --depth == 0) {
+      advance();
+      return;
+    }
+    if (isUnsupportedBlock(tok) || tok.is(TokenKind::KwFunction) || tok.is(TokenKind::KwDo))
+      ++depth;
+    advance();
+  }
+}
+
 std::optional<Stmt> Parser::parseStatement() {
   Stmt stmt;
   stmt.loc = tok.loc();
+  if (isUnsupportedBlock(tok)) {
+    std::string word = tok.text.str();
+    bool loop = word == "for" || word == "while";
+    errorHere("'" + word + "' is not supported in .moe: a layer's forward is straight-line code, " +
+              (loop ? "and whole-tensor operations replace loops (broadcasting, sum(x; dims), f.(x))"
+                    : "specialised at compile time (choose with hyperparameters; select values "
+                      "elementwise with max./min. or broadcasting)"));
+    skipBlock(); // one error for the whole block, not one per line of it
+    return std::nullopt;
+  }
   if (consumeIf(TokenKind::KwReturn)) {
     stmt.kind = Stmt::Kind::Return;
     if (tok.is(TokenKind::Newline) || tok.is(TokenKind::Semicolon) || tok.is(TokenKind::KwEnd))
@@ -763,6 +794,10 @@ ExprPtr Parser::parsePrimary() {
     return nullptr;
   case TokenKind::DocString:
     errorHere("a docstring must come right before a declaration");
+    return nullptr;
+  case TokenKind::Colon:
+    errorHere("slices and ranges (':', 'a:b') are not supported in .moe: indexing 'x[...]' is not part "
+              "of the language; select per-row values with gather(x, idx)");
     return nullptr;
   default:
     errorHere("expected an expression, found " + describe(tok.kind));

@@ -510,7 +510,8 @@ Val Elaborator::execBody(const std::vector<Stmt> &body, bool isForward, SMLoc fn
       break;
     }
     case Stmt::Kind::Return:
-      returnLoc = stmt.loc;
+      if (isForward) // a helper's return is not the layer's: errors point at the forward's
+        returnLoc = stmt.loc;
       if (stmt.value)
         last = eval(*stmt.value);
       else

@@ -295,6 +295,21 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
       weights = {param("w_in").value, param("w_out").value};
       break;
     }
+    // Mixed element types promote (spec, "Numerics"): f32 experts on bf16
+    // tokens compute and return f32. The tokens are converted before the
+    // dispatch, which is re-made on them (the bf16 one folds away unused).
+    ElemType wide = promote(x.dtype, param(kind == mlir::moe::FfnKind::mlp ? "w_in" : "w_gate").dtype);
+    if (wide != x.dtype) {
+      auto dispatch = x.value.getDefiningOp<mlir::moe::DispatchOp>();
+      if (!dispatch) {
+        error(args.locs[0], "internal: a routed value not made by dispatch");
+        return Val::poison();
+      }
+      Val tokens = convert(Val::tensor(dispatch.getInput(), x.dtype, x.shape), wide, at);
+      x.value = mlir::moe::DispatchOp::create(builder, l, tokens.value, dispatch.getIndices(), x.experts,
+                                              x.capacity);
+      x.dtype = wide;
+    }
     Val r = x;
     r.value = mlir::moe::ExpertFfnOp::create(builder, l, kind, x.value, weights, activation);
     return r;

@@ -23,7 +23,7 @@ llvm::StringRef moe::getMoELowerToCPUPipeline() {
          "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
-         "buffer-deallocation-pipeline,"
+         "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
          "func.func(convert-linalg-to-loops),expand-strided-metadata,lower-affine,"
          "convert-scf-to-cf,arith-expand{include-bf16=true},convert-math-to-llvm,convert-math-to-libm,"
          "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"

@@ -53,6 +53,8 @@ private:
   bool parseBody(std::vector<Stmt> &body, llvm::SMLoc openLoc, llvm::StringRef what);
 
   // Statements.
+  /// Skips an unsupported block statement up to its matching `end`.
+  void skipBlock();
   std::optional<Stmt> parseStatement();
   bool toTarget(ExprPtr expr, Target &target);
 
