@@ -134,12 +134,12 @@ def reference(layer, x, p, s, rnd):
     """The example layers, as their .moe files say. rnd rounds to the layer's T."""
     n, k = s["n_experts"], s["top_k"]
     if layer in ("mixtral", "qwen3"):
-        logits = rnd(x @ p["router.weight"])
+        logits = x @ p["router.weight"]  # routing stays in f32 from the router on (spec, "Numerics")
         w, e = topk(softmax(logits), k)
         w = w / w.sum(axis=1, keepdims=True)
         return [rnd(experts_then_combine(x, e, w, swiglu_experts(p, "experts", n), rnd=rnd))]
     if layer == "deepseek_v3":
-        sc = sigmoid(rnd(x @ p["router.weight"]))
+        sc = sigmoid(x @ p["router.weight"])  # f32 logits, as DeepSeek-V3's gate
         e = group_topk(sc + p["bias"], k, s["n_groups"], s["top_groups"])
         w = np.take_along_axis(sc, e, axis=1)
         w = s["routed_scale"] * (w / w.sum(axis=1, keepdims=True))

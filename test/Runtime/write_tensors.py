@@ -2,6 +2,7 @@
 """Writes f32 tensors given on the command line to a safetensors file, or
 prints a safetensors file's tensors (--print): for hand-computed tests.
   write_tensors.py OUT NAME SHAPE VALUES [NAME SHAPE VALUES ...]   (SHAPE "2,2", VALUES "1,2,3,4")
+  (NAME:BF16 stores bf16: each value's f32 bits truncated, so give values bf16 holds exactly)
   write_tensors.py --print FILE"""
 import json
 import struct
@@ -24,8 +25,14 @@ out, args = sys.argv[1], sys.argv[2:]
 header, blobs, offset = {}, [], 0
 for i in range(0, len(args), 3):
     name, shape, values = args[i], [int(s) for s in args[i + 1].split(",")], [float(v) for v in args[i + 2].split(",")]
-    blob = struct.pack("<%df" % len(values), *values)
-    header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+    dtype = "F32"
+    if name.endswith(":BF16"):
+        name, dtype = name[:-5], "BF16"
+        words = struct.unpack("<%dI" % len(values), struct.pack("<%df" % len(values), *values))
+        blob = struct.pack("<%dH" % len(values), *[w >> 16 for w in words])
+    else:
+        blob = struct.pack("<%df" % len(values), *values)
+    header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
     blobs.append(blob)
     offset += len(blob)
 text = json.dumps(header).encode()

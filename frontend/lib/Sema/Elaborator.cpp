@@ -465,6 +465,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
     func.erase();
     return false;
   }
+  keepRoutingInF32(func);
   for (auto [i, attrs] : llvm::enumerate(argAttrs))
     func.setArgAttrs(i, attrs.getDictionary(&context));
   if (!decl.doc.empty())

@@ -39,6 +39,11 @@ struct Args {
 
 bool isBuiltinFunctionName(llvm::StringRef name);
 
+/// Widens to f32 every matrix product of `layer` that feeds routing (scores,
+/// top-k, gathered scores, combine weights, auxiliary losses), keeping a
+/// rounded copy for its other uses (RoutingPrecision.cpp).
+void keepRoutingInF32(mlir::func::FuncOp layer);
+
 class Elaborator {
 public:
   Elaborator(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
