@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # CPU benchmark: moec's compiled layer against the PyTorch CPU peer
-# (../shared/bench/torch_cpu_moe.py: the HF-style loop over experts and the
+# (bench/peers/cpu_moe_peer.py: the HF-style loop over experts and the
 # FLOP-equivalent dense GEMMs) on the same three shapes, f32, same threads,
 # side by side in one run. Needs Debian's python3-torch and libopenblas0-pthread;
 # OpenBLAS 0.3.21 mis-detects AVX-512 Xeons, hence OPENBLAS_CORETYPE=SkylakeX
-# for the peer only (see ../shared/bench/README.md).
+# for the peer only.
 #   bash bench/cpu_moe.sh [THREADS]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 threads="${1:-2}"
 moec="$root/build/bin/moec"
-peer="${MOE_PEERS:-$root/../shared/bench/torch_cpu_moe.py}"
+peer="${MOE_PEERS:-$root/bench/peers/cpu_moe_peer.py}"
 
 echo "== PyTorch peer ($peer), $threads threads"
 if [ -f "$peer" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -22,7 +22,7 @@ else
 fi
 
 echo "== moec (the same layers: softmax top-k, renormalised, SwiGLU experts, f32)"
-# name T D F E K, as in torch_cpu_moe.py
+# name T D F E K, as in cpu_moe_peer.py
 while read -r name t d f e k; do
   printf '%s: ' "$name"
   "$moec" run "$root/examples/qwen3_30b_a3b.moe" --set "T=f32,d_model=$d,d_ff=$f,n_experts=$e,top_k=$k" \

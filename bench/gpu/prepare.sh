@@ -92,5 +92,5 @@ done
   -o "$out/peer_dsv3_mma.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a --gpu-gemm=mma \
   -o "$out/peer_qwen3_mma.moeb" >/dev/null
-cp ../shared/bench/moe_peers.py "$out/"
+cp bench/peers/gpu_moe_peers.py "$out/"
 du -sh "$out"

@@ -71,7 +71,7 @@ fi
 if has bench; then
   echo "== moec layers (CUDA-graph replays, median)"
   specs=()
-  [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192")
+  [ "${W128:-1}" = 0 ] || specs+=("peer_mixtral 8192 32" "peer_dsv3 8192 32" "peer_qwen3 8192 32")
   # The persistent, TMA, direct-epilogue, 256-column wgmma and mma.sync builds of the same layers,
   # unless PERSISTENT=0 / TMA=0 / DIRECT=0 / W256=0 / MMA=0.
   [ "${PERSISTENT:-1}" = 0 ] || specs+=("peer_mixtral_persistent 8192 32" "peer_dsv3_persistent 8192 32" "peer_qwen3_persistent 8192")
@@ -158,6 +158,6 @@ PY
 fi
 
 if has peers; then
-  echo "== PyTorch peers (moe_peers.py)"
-  python3 $G/moe_peers.py 2>&1 | tail -7
+  echo "== PyTorch peers (bench/peers/gpu_moe_peers.py: eager and CUDA-graph captured)"
+  timeout ${PEERS_TIMEOUT:-300} python3 $G/gpu_moe_peers.py ${PEER_SHAPES:-} 2>&1 | tail -9
 fi

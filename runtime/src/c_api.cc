@@ -38,6 +38,8 @@ extern "C" moe_status_t moe_layer_bind_safetensors(moe_layer_t *layer, const cha
 extern "C" moe_status_t moe_layer_bind_random(moe_layer_t *layer, uint64_t seed) {
   if (!layer)
     return fail(MOE_INVALID_ARGUMENT, "moe_layer_bind_random: null layer");
+  if (moe_status_t s = layer->layer->checkParametersFit())
+    return s;
   return layer->layer->bindParameters(layer->layer->randomParameters(seed));
 }
 

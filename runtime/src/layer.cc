@@ -369,6 +369,62 @@ void storeScaled(Tensor &t, int64_t at, const float *values, int64_t count, floa
 
 } // namespace
 
+/// Bytes this machine can still give (Linux's MemAvailable), or 0 if unknown.
+static uint64_t availableHostBytes() {
+  if (FILE *f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kib = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+        break;
+    std::fclose(f);
+    if (kib)
+      return static_cast<uint64_t>(kib) * 1024;
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+static std::string gibString(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f GiB", bytes / (1ull << 30));
+  return text;
+}
+
+moe_status_t Layer::checkParametersFit() const {
+  uint64_t total = 0, largest = 0;
+  const TensorSpec *largestSpec = nullptr;
+  for (const TensorSpec &spec : signature().params) {
+    uint64_t bytes = moe_dtype_size(spec.dtype);
+    std::vector<int64_t> shape;
+    for (const Dim &d : spec.shape) {
+      shape.push_back(d.size);
+      if (d.size < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d.size), &bytes))
+        return fail(MOE_OUT_OF_MEMORY, "parameter \"" + spec.name + "\" " + shapeString(shape) +
+                                           " is too large: its size in bytes overflows 64 bits");
+    }
+    if (__builtin_add_overflow(total, bytes, &total))
+      return fail(MOE_OUT_OF_MEMORY, "the layer's parameters are too large: their size overflows 64 bits");
+    if (bytes >= largest) {
+      largest = bytes;
+      largestSpec = &spec;
+    }
+  }
+  uint64_t available = availableHostBytes();
+  if (largestSpec && available && total > available) {
+    std::vector<int64_t> shape;
+    for (const Dim &d : largestSpec->shape)
+      shape.push_back(d.size);
+    return fail(MOE_OUT_OF_MEMORY,
+                "the layer's parameters need " + gibString(static_cast<double>(total)) + " (" +
+                    std::to_string(static_cast<unsigned long long>(total)) + " bytes; the largest, \"" +
+                    largestSpec->name + "\" " + shapeString(shape) + " " + moe_dtype_name(largestSpec->dtype) +
+                    ", " + gibString(static_cast<double>(largest)) + "), more than the " +
+                    gibString(static_cast<double>(available)) + " this machine has available");
+  }
+  return MOE_OK;
+}
+
 std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
   std::vector<Tensor> out;
   uint64_t stream = 0;

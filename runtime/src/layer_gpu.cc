@@ -33,6 +33,17 @@ moe_status_t Layer::uploadParameters() {
   if (deviceParams.size() == params.size())
     return MOE_OK;
   deviceParams.clear();
+  // The parameters must fit the device's free memory, checked before the
+  // first allocation so that the answer names the bytes, not a CUDA error.
+  size_t needed = 0, freeBytes = 0, totalBytes = 0;
+  for (const Tensor &p : params)
+    needed += p.data.size();
+  if (moe_status_t s = gpu->memoryInfo(freeBytes, totalBytes))
+    return s;
+  if (needed > freeBytes)
+    return fail(MOE_OUT_OF_MEMORY, "the layer's parameters need " + std::to_string(needed) + " bytes on " +
+                                       gpu->name() + ", which has " + std::to_string(freeBytes) + " of " +
+                                       std::to_string(totalBytes) + " bytes free");
   for (const Tensor &p : params) {
     DeviceBuffer buffer;
     if (moe_status_t s = gpu->allocate(p.data.size(), buffer))

@@ -37,6 +37,8 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
     if (readSafetensors(options.weights, weights) != MOE_OK)
       return error(options);
   } else {
+    if (layer.checkParametersFit() != MOE_OK)
+      return error(options);
     weights = layer.randomParameters(options.seed);
   }
   if (layer.bindParameters(std::move(weights)) != MOE_OK)

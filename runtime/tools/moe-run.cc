@@ -7,6 +7,7 @@
 #include "moe/runtime/session.h"
 
 #include <cstdio>
+#include <new>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -106,5 +107,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "moe-run: error: %s\n", moe_last_error());
     return 1;
   }
-  return moe::runtime::runSession(*layer, options, stdout);
+  try {
+    return moe::runtime::runSession(*layer, options, stdout);
+  } catch (const std::bad_alloc &) { // sizes are checked first; this is the last line of defence
+    std::fprintf(stderr, "moe-run: error: out of memory (the layer or its data do not fit this machine)\n");
+    return 1;
+  }
 }

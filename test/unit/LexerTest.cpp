@@ -157,7 +157,8 @@ TEST(Lexer, EveryErrorClassIsReportedAndLexingGoesOn) {
       {"10_", "1:1: error: misplaced '_' in a number"},
       {"0x", "1:1: error: expected hexadecimal digits after '0x'"},
       {"2x", "1:1: error: invalid number '2x': write a '*' to multiply a number by a name"},
-      {"a @ b", "1:3: error: unexpected character '@'"},
+      {"a @ b", "1:3: error: macros ('@name') are not supported in .moe"},
+      {"a $ b", "1:3: error: unexpected character '$'"},
       {"a \x01 b", "1:3: error: unexpected control character 0x1"},
       {"a \xe2\x88\x80 b", "1:3: error: unexpected character U+2200"},
   };

@@ -20,12 +20,14 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
 #include <cstring>
+#include <unistd.h>
 
 namespace cl = llvm::cl;
 using namespace moe::frontend;
@@ -235,6 +237,13 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
 
 int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
+  // Out of memory ends moec with a message and exit status 1, not an abort
+  // (the sizes are checked first; this is the last line of defence).
+  llvm::install_bad_alloc_error_handler([](void *, const char *reason, bool) {
+    const char message[] = "moec: error: out of memory (the layer or its data do not fit this machine)\n";
+    (void)!::write(2, message, sizeof message - 1);
+    ::_exit(1);
+  });
   // A leading subcommand.
   bool checkOnly = false;
   enum class Command { Compile, Build, Run } command = Command::Compile;

@@ -144,6 +144,8 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   // Bind the given parameters; the others get random values by their init.
   // A name the layer does not have is a mistake (a misspelt name would
   // otherwise run on random weights), refused as moec run refuses it.
+  if (moe_status_t s = layer->checkParametersFit())
+    return s;
   std::vector<rt::Tensor> random = layer->randomParameters(options.seed), bound;
   for (const rt::Tensor &p : params)
     if (std::none_of(random.begin(), random.end(),

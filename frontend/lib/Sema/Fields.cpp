@@ -204,6 +204,16 @@ void Elaborator::materializeField(Field &field) {
     Shape shape;
     for (int64_t d : dims)
       shape.push_back(Dim{d, ""});
+    // A tensor whose byte size does not fit 64 bits cannot be allocated or
+    // indexed anywhere: refuse it here rather than overflow in the runtime.
+    int64_t bytes = dtype == ElemType::F32 || dtype == ElemType::I32 ? 4 : 2;
+    for (int64_t d : dims)
+      if (__builtin_mul_overflow(bytes, d, &bytes)) {
+        std::string name = suffix.empty() ? field.name : field.name + "." + suffix.str();
+        error(field.loc, "parameter '" + name + "' " + str(shape) + " is too large: its size in bytes " +
+                             "overflows 64 bits");
+        break;
+      }
     mlir::Block &body = func.getBody().front();
     mlir::Value arg = body.addArgument(toTensorType(dtype, shape, &context), loc(field.loc));
     mlir::NamedAttrList attrs;

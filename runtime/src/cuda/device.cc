@@ -220,6 +220,10 @@ moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid,
                "launching a kernel");
 }
 
+moe_status_t CudaDevice::memoryInfo(size_t &freeBytes, size_t &totalBytes) const {
+  return check(api()->cuMemGetInfo(&freeBytes, &totalBytes), "reading the GPU's free memory");
+}
+
 moe_status_t CudaDevice::synchronize() {
   return check(api()->cuStreamSynchronize(static_cast<CUstream>(stream)), "waiting for the GPU");
 }

@@ -39,6 +39,7 @@ void load() {
             resolve(library, driver.cuModuleGetFunction, "cuModuleGetFunction") &&
             resolve(library, driver.cuLaunchKernel, "cuLaunchKernel") &&
             resolve(library, driver.cuMemAlloc, "cuMemAlloc_v2") &&
+            resolve(library, driver.cuMemGetInfo, "cuMemGetInfo_v2") &&
             resolve(library, driver.cuMemFree, "cuMemFree_v2") &&
             resolve(library, driver.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2") &&
             resolve(library, driver.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2") &&

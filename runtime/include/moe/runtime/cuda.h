@@ -105,6 +105,8 @@ public:
   moe_status_t launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
                       std::vector<void *> args, unsigned sharedBytes = 0);
   moe_status_t synchronize();
+  /// The device's free and total memory in bytes (cuMemGetInfo).
+  moe_status_t memoryInfo(size_t &freeBytes, size_t &totalBytes) const;
 
   /// Records what `body` enqueues on the device's stream as a CUDA graph
   /// (nothing runs while capturing), ready to replay.

@@ -50,6 +50,12 @@ public:
   /// symbolic dimensions set from `symbols`.
   std::vector<Tensor> randomParameters(uint64_t seed) const;
 
+  /// Refuses, before anything is allocated, a layer whose parameters cannot
+  /// be held: a size whose bytes overflow, or more bytes in all than this
+  /// machine has available (MemAvailable). The message names the largest
+  /// tensor and the bytes. Called before random parameters are made.
+  moe_status_t checkParametersFit() const;
+
   /// Whether the layer runs on a GPU (a cuda-* artifact), and which one.
   bool onGpu() const { return gpu != nullptr; }
   std::string deviceName() const;
