@@ -96,7 +96,9 @@ def grouped(x, wr, w1, w3, w2, K, static_rows=None):
     w, idx = route(x, wr, K)
     flat = idx.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=E)
+    # bincount reads its maximum on the host; a scatter-add does not, so the
+    # static variant can be captured.
+    counts = torch.zeros(E, device=dev, dtype=torch.long).scatter_add_(0, flat, torch.ones_like(flat))
     padded = (counts + ALIGN - 1) // ALIGN * ALIGN
     offs = torch.cumsum(padded, 0).to(torch.int32)
     rows = static_rows if static_rows is not None else int(offs[-1].item())
