@@ -18,6 +18,17 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_lib_dir", config.moe_lib_dir))
 config.substitutions.append(("%cc", config.moe_c_compiler))
+# The C++ compiler, MLIR's headers and mlir-tblgen, for the tests that build a
+# documented snippet against the tree (REQUIRES: cxx-compiler).
+config.substitutions.append(("%cxx", config.moe_cxx_compiler))
+config.substitutions.append(("%mlir_include_dir", config.mlir_include_dirs.split(";")[0]))
+import shutil as _shutil
+_tblgen = config.mlir_tblgen
+if not os.path.isabs(_tblgen):
+    _tblgen = _shutil.which(_tblgen, path=config.llvm_tools_dir) or _shutil.which(_tblgen) or _tblgen
+config.substitutions.append(("%mlir_tblgen", _tblgen))
+if os.path.exists(config.moe_cxx_compiler) and os.path.exists(_tblgen):
+    config.available_features.add("cxx-compiler")
 
 tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal"),
          ToolSubst("moe-run", unresolved="fatal")]

@@ -3,7 +3,7 @@
 //
 //   moe-run LAYER.moeb [--weights W.safetensors] [--input X.safetensors]
 //           [--output Y.safetensors] [--tokens N] [--seed N] [--bench]
-//           [--iterations N] [--threads N]
+//           [--iterations N] [--num-threads N]
 #include "moe/runtime/session.h"
 
 #include <cstdio>
@@ -24,7 +24,7 @@ const char *kUsage =
     "  --seed N           seed of random weights and inputs (default 0)\n"
     "  --bench            time the layer (median of --iterations calls, default 10)\n"
     "  --bench-tokens N,M also time these token counts on the same weights\n"
-    "  --threads N        kernel threads (default: MOE_NUM_THREADS, else all)\n";
+    "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n";
 
 bool number(const char *text, unsigned &out) {
   char *end = nullptr;
@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
       count("--seed", options.seed);
     } else if (arg == "--iterations") {
       count("--iterations", options.iterations);
-    } else if (arg == "--threads") {
-      count("--threads", options.threads);
+    } else if (arg == "--num-threads" || arg == "--threads") { // moec run's name, and the short one
+      count(arg.c_str(), options.threads);
     } else if (arg == "--bench") {
       options.bench = true;
     } else if (arg == "--bench-tokens") {

@@ -107,15 +107,20 @@ cl::opt<unsigned> tokens("tokens", cl::desc("run: size of every symbolic dimensi
                          cl::init(16), cl::cat(runCategory));
 cl::opt<bool> bench("bench", cl::desc("run: time the layer (median of --iterations calls) and print GFLOP/s"),
                     cl::cat(runCategory));
-cl::opt<bool> checkReference("check", cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 beyond 1e-5 for f32, 1e-2 for bf16/f16)"),
+cl::opt<bool> checkReference("check", cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 "
+                                               "beyond 1e-5 where every value on the way is f32, 1e-2 where a "
+                                               "bf16/f16 value is)"),
                              cl::cat(runCategory));
 cl::opt<std::string> checkOutputs("check-outputs",
                                   cl::desc("run --check: compare the outputs in this safetensors file (e.g. from "
                                            "moe-run on a GPU machine, same --seed/--tokens) instead"),
                                   cl::value_desc("Y.safetensors"), cl::cat(runCategory));
 cl::opt<unsigned> iterations("iterations", cl::desc("run --bench: timed calls"), cl::init(10), cl::cat(runCategory));
-cl::opt<unsigned> threads("num-threads", cl::desc("run: CPU threads of the kernels (default: MOE_NUM_THREADS, else all)"), cl::init(0),
-                          cl::cat(runCategory));
+// LLVM registers a `--threads` option of its own, so the flag is
+// --num-threads here; moe-run takes the same name (and --threads).
+cl::opt<unsigned> threads("num-threads", cl::desc("run: CPU threads of the kernels, as moe-run --num-threads "
+                                                  "(default: MOE_NUM_THREADS, else all)"),
+                          cl::init(0), cl::cat(runCategory));
 cl::opt<bool> noOptimize("O0", cl::desc("Print the IR as elaborated, without the default "
                                         "pipeline (verify, canonicalize, cse)"),
                          cl::cat(moecCategory));

@@ -46,7 +46,7 @@ public:
   moe_status_t run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
 
   /// Deterministic random parameters following each one's init (normal scaled
-  /// by 1/sqrt(first dimension), zeros, ones), and random inputs with the
+  /// by 1/sqrt(fan-in): dimension 1, or 2 of a stacked [n, in, out] tensor; zeros, ones), and random inputs with the
   /// symbolic dimensions set from `symbols`.
   std::vector<Tensor> randomParameters(uint64_t seed) const;
 
