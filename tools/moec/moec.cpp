@@ -306,6 +306,20 @@ int main(int argc, char **argv) {
       }
       return moec::build(source, outputFile);
     }
+    // An artifact is compiled already: options that shape the compilation
+    // would be silently ignored, so they are refused.
+    if (llvm::StringRef(inputFile).ends_with(".moeb")) {
+      const char *compileOnly = !parsedOverrides.empty() ? "--set"
+                                : !layerName.empty()     ? "--layer"
+                                : target != "cpu"        ? "--target"
+                                                         : nullptr;
+      if (compileOnly) {
+        llvm::WithColor::error(llvm::errs(), "moec")
+            << compileOnly << " applies to a .moe source; " << inputFile
+            << " is an artifact, compiled with its values already (moec build them in)\n";
+        return 1;
+      }
+    }
     moec::RunOptions run;
     run.weights = weightsFile;
     run.inputs = inputFileOpt;
