@@ -228,8 +228,10 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
     std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, targetOptions(chip), artifact,
-                                                      nullptr, &llvmIR, &ptx)))
+    mlir::moe::TargetOptions options = targetOptions(chip);
+    if (emit == Emit::Ptx)
+      options.cubin = false; // the PTX is printed, not assembled: ptxas would be wasted time
+    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, artifact, nullptr, &llvmIR, &ptx)))
       return false;
     os << (emit == Emit::Ptx ? ptx : llvmIR);
     return true;

@@ -95,6 +95,9 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   mlir::moe::TargetOptions options;
   options.target = target;
+  // The JIT embeds PTX only: the driver compiles it at load (and keeps it in
+  // its compute cache), so the first call does not wait for ptxas.
+  options.cubin = false;
   if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
