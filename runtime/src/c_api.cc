@@ -32,6 +32,7 @@ extern "C" moe_status_t moe_layer_bind_safetensors(moe_layer_t *layer, const cha
   std::vector<Tensor> weights;
   if (moe_status_t s = readSafetensors(path, weights))
     return s;
+  layer->layer->convertWeightTypes(weights, nullptr); // the C ABI prints nothing
   return layer->layer->bindParameters(std::move(weights));
 }
 

@@ -36,6 +36,7 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   if (!options.weights.empty()) {
     if (readSafetensors(options.weights, weights) != MOE_OK)
       return error(options);
+    layer.convertWeightTypes(weights, stderr);
   } else {
     if (layer.checkParametersFit() != MOE_OK)
       return error(options);

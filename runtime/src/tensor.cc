@@ -47,3 +47,23 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 }
 
 } // namespace moe::runtime
+
+namespace moe::runtime {
+
+Tensor convertFloat(const Tensor &t, moe_dtype_t to) {
+  if (t.dtype == to)
+    return t;
+  Tensor out = Tensor::zeros(t.name, to, t.shape);
+  int64_t n = t.numElements();
+  for (int64_t i = 0; i < n; ++i) {
+    float v = t.at(i);
+    switch (to) {
+    case MOE_BF16: reinterpret_cast<uint16_t *>(out.data.data())[i] = f32ToBf16(v); break;
+    case MOE_F16: reinterpret_cast<uint16_t *>(out.data.data())[i] = f32ToF16(v); break;
+    default: reinterpret_cast<float *>(out.data.data())[i] = v; break;
+    }
+  }
+  return out;
+}
+
+} // namespace moe::runtime

@@ -15,6 +15,7 @@
 #include "moe/runtime/cuda.h"
 #include "moe/runtime/tensor.h"
 
+#include <cstdio>
 #include <map>
 #include <memory>
 
@@ -39,6 +40,12 @@ public:
   /// match the signature exactly. Extra tensors are an error too (a typo in a
   /// name must not go unnoticed).
   moe_status_t bindParameters(std::vector<Tensor> params);
+
+  /// Converts weights read from a file to the float types the layer declares
+  /// (an F32 file for a bf16 layer: NumPy has no bf16), with one note a
+  /// converted tensor on `notes` (null: none). Index tensors and shapes are
+  /// left for bindParameters to check. Call before bindParameters.
+  void convertWeightTypes(std::vector<Tensor> &weights, FILE *notes) const;
 
   /// Runs the layer. `inputs` are matched by name; symbolic dimensions are
   /// bound from them and must agree. Outputs are named "output" (one) or

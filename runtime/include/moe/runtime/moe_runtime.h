@@ -30,7 +30,8 @@ typedef struct moe_layer moe_layer_t;
 moe_status_t moe_layer_load(const char *artifact_path, moe_layer_t **out);
 void moe_layer_free(moe_layer_t *layer);
 
-/* Parameters from a safetensors file (names are checkpoint paths), or random
+/* Parameters from a safetensors file (names are checkpoint paths; float tensors
+ * are converted to the dtype the layer declares), or random
  * ones following each parameter's init. */
 moe_status_t moe_layer_bind_safetensors(moe_layer_t *layer, const char *path);
 moe_status_t moe_layer_bind_random(moe_layer_t *layer, uint64_t seed);

@@ -28,6 +28,10 @@ struct Tensor {
   static Tensor zeros(std::string name, moe_dtype_t dtype, std::vector<int64_t> shape);
 };
 
+/// `t` converted to the float type `to` (F32, F16, BF16; rounding to nearest
+/// even, as PyTorch's .to() does); the same tensor when it already is.
+Tensor convertFloat(const Tensor &t, moe_dtype_t to);
+
 /// "[4, 4096]".
 std::string shapeString(const std::vector<int64_t> &shape);
 
