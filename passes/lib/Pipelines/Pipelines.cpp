@@ -73,7 +73,7 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
          "},lower-affine,convert-arith-to-llvm,convert-index-to-llvm,"
          "canonicalize,cse,"
          "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),"
-         "gpu-to-llvm,gpu-module-to-binary{format=isa},convert-math-to-llvm,canonicalize,cse,"
+         "gpu-to-llvm,moe-gpu-module-to-binary,convert-math-to-llvm,canonicalize,cse,"
          "reconcile-unrealized-casts";
 }
 

@@ -319,6 +319,8 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   if (c.tmaB) {
     // The stage's k-th use completes the barrier's phase k: wait for parity k % 2.
     std::string parity = k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2)));
+    // The label's ${:uid} is a module-wide count; moe-gpu-module-to-binary
+    // renumbers `waitB<N>` when it merges kernels compiled apart.
     k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred ready; waitB${:uid}: "
            "mbarrier.try_wait.parity.shared::cta.b64 ready, [$0], $1; @!ready bra waitB${:uid}; }\", \"r,r\" " +
            barrierOf("%kt") + ", " + parity + " : (i32, i32) -> ()");
