@@ -128,6 +128,23 @@ TEST(Artifact, RoundTrips) {
   EXPECT_EQ(back.section("code.cpu.so")->size(), 7u);
 }
 
+TEST(Artifact, RefusesAParameterWhoseBytesOverflow) {
+  Artifact huge = sampleArtifact();
+  huge.signature.params[0].shape = {Dim{64, ""}, Dim{4000000000, ""}, Dim{4000000000, ""}};
+  std::vector<uint8_t> bytes;
+  ASSERT_EQ(serializeArtifact(huge, bytes), MOE_OK);
+  Artifact back;
+  EXPECT_EQ(parseArtifact(bytes.data(), bytes.size(), back), MOE_INVALID_FORMAT);
+  EXPECT_NE(std::string(moe_last_error())
+                .find("parameter \"router.weight\" is too large: its size in bytes overflows 64 bits"),
+            std::string::npos)
+      << moe_last_error();
+  // Large but representable is the runtime's memory check's business, not a bad file.
+  huge.signature.params[0].shape = {Dim{64, ""}, Dim{100000, ""}, Dim{100000, ""}};
+  ASSERT_EQ(serializeArtifact(huge, bytes), MOE_OK);
+  EXPECT_EQ(parseArtifact(bytes.data(), bytes.size(), back), MOE_OK) << moe_last_error();
+}
+
 TEST(Artifact, RejectsTruncatedCorruptedAndForeignFiles) {
   std::vector<uint8_t> good;
   ASSERT_EQ(serializeArtifact(sampleArtifact(), good), MOE_OK);
