@@ -201,13 +201,16 @@ TEST(Jit, CacheKeyNamesTheCompilerBuildAndEveryCodeOption) {
   EXPECT_EQ(identity.rfind("moec ", 0), 0u) << identity;
   EXPECT_NE(identity.find("program="), std::string::npos) << identity;
   EXPECT_EQ(identity.find("program=none"), std::string::npos) << identity;
-  jit::Options cpu, gpu, seeded;
+  jit::Options cpu, gpu, seeded, cubin;
   gpu.target = "sm_90a";
+  cubin.target = "sm_90a";
+  cubin.cubin = true;
   seeded.seed = 7; // the seed picks random weights, not code: same entry
   std::string source = "layer L\n    function (x::Tensor{f32}[tokens, 4])\n        return x .* 2\n    end\nend\n";
   EXPECT_EQ(jit::diskCacheKey(cpu, source), jit::diskCacheKey(cpu, source));
   EXPECT_EQ(jit::diskCacheKey(cpu, source), jit::diskCacheKey(seeded, source));
   EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(gpu, source));
+  EXPECT_NE(jit::diskCacheKey(gpu, source), jit::diskCacheKey(cubin, source));
   EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(cpu, source + "\n"));
 }
 

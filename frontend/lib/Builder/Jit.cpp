@@ -61,11 +61,13 @@ std::string cacheDirectory(const Options &options) {
 
 std::string diskCacheKey(const Options &options, const std::string &source) {
   // Everything that changes the generated code: the compiler itself, the
-  // target, and the layer's source (which holds every shape and dtype).
+  // target and whether a cubin is embedded, and the layer's source (which
+  // holds every shape and dtype).
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx",
                 static_cast<unsigned long long>(
-                    fnv1a(compilerIdentity() + "\n" + options.target + "\n" + source)));
+                    fnv1a(compilerIdentity() + "\n" + options.target + (options.cubin ? "+cubin" : "") + "\n" +
+                          source)));
   return hash;
 }
 
@@ -75,7 +77,7 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
 }
 
 moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
-                           rt::Artifact &out) {
+                           rt::Artifact &out, bool cubin) {
   if (target != "cpu" && !mlir::moe::isCudaTarget(target))
     return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\" (cpu, sm_80, sm_90, sm_90a, ...)");
   llvm::SourceMgr sourceMgr;
@@ -95,9 +97,9 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   mlir::moe::TargetOptions options;
   options.target = target;
-  // The JIT embeds PTX only: the driver compiles it at load (and keeps it in
-  // its compute cache), so the first call does not wait for ptxas.
-  options.cubin = false;
+  // By default the JIT embeds PTX only: the driver compiles it at load (and
+  // keeps it in its compute cache), so the compile does not wait for ptxas.
+  options.cubin = cubin;
   if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
@@ -131,7 +133,7 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
     }
   }
   if (!haveArtifact) {
-    if (moe_status_t s = compileSource(source, name + ".moe (generated)", options.target, artifact))
+    if (moe_status_t s = compileSource(source, name + ".moe (generated)", options.target, artifact, options.cubin))
       return s;
     ++counters.compilations;
     if (!path.empty() && !llvm::sys::fs::create_directories(dir)) {

@@ -46,6 +46,11 @@ struct Options {
   uint64_t seed = 0;
   /// "cpu", or a CUDA architecture (sm_90a, sm_90, sm_80): where the layer runs.
   std::string target = "cpu";
+  /// GPU targets: also embed a cubin assembled by the toolkit's ptxas. Off,
+  /// the artifact holds PTX that the driver compiles when it loads it: a
+  /// shorter compile (no ptxas), but the first load on a cold driver cache
+  /// pays the driver's compile (docs/performance.md has both measured).
+  bool cubin = false;
 };
 
 struct Stats {
@@ -90,7 +95,7 @@ private:
 const std::string &compilerIdentity();
 
 /// The disk cache's key for `source` compiled with `options`: a hash of the
-/// compiler identity, every option that changes code (the target) and the
+/// compiler identity, every option that changes code (the target, the cubin) and the
 /// source. A rebuilt compiler or another target never hits a stale entry.
 std::string diskCacheKey(const Options &options, const std::string &source);
 
@@ -99,9 +104,10 @@ std::string diskCacheKey(const Options &options, const std::string &source);
 moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
                                  runtime::Artifact &out);
 
-/// Compiles a layer's .moe source for `target` ("cpu" or a CUDA architecture).
+/// Compiles a layer's .moe source for `target` ("cpu" or a CUDA architecture);
+/// `cubin`: on a GPU target, embed a cubin from ptxas beside the PTX.
 moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
-                           runtime::Artifact &out);
+                           runtime::Artifact &out, bool cubin = false);
 
 } // namespace moe::jit
 
