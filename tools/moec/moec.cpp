@@ -67,7 +67,7 @@ cl::opt<std::string> target("target", cl::desc("Code generation target: cpu, or 
                             cl::init("cpu"), cl::cat(runCategory));
 cl::opt<long> gemmKTile("gpu-gemm-k-tile",
                          cl::desc("GPU targets: k depth of the tensor-core GEMM stages (32 or 64; default: "
-                                  "chosen from the shapes)"),
+                                  "32, measured faster on an H200)"),
                          cl::init(0), cl::cat(runCategory));
 cl::opt<std::string> gpuGemm("gpu-gemm",
                              cl::desc("GPU targets: the GEMMs' tensor-core instructions, mma (mma.sync) or wgmma "

@@ -18,6 +18,10 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Parser/Parser.h"
 
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "convert-moe-to-gpu-kernels"
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOGPUKERNELS
 #include "moe/Conversion/Passes.h.inc"
@@ -148,7 +152,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   /// The k depth of a tensor-core GEMM's stages: 32 unless asked otherwise
   /// (measured on an H200, docs/performance.md: 32 x 4 stages ran 1-3% faster
   /// than 64 x 3, which spills a few registers under the 128-register bound).
-  int64_t kTileFor(int64_t) const { return gemmKTile == 64 ? 64 : 32; }
+  int64_t kTile() const { return gemmKTile == 64 ? 64 : 32; }
 
   /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
   std::string engine;
@@ -200,6 +204,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
+    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with " << engine << " GEMMs, k tile "
+                            << kTile() << "\n");
     KernelModule kernels(module);
     if (failed(lowerKernelOps(module, "GPU", [&](IRRewriter &b, Operation *op) { return lower(b, kernels, op); })))
       signalPassFailure();
@@ -374,7 +380,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
                            << inType.getElementType() << " and " << wType.getElementType();
     if (gk::NarrowDenseConfig::fits(c.elt, c.k, c.n))
       return lowerNarrowDense(h, kernels, d, {c.elt, c.out, c.k, c.n});
-    c.kTile = kTileFor(c.k);
+    c.kTile = kTile();
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
     chooseEngine(c, eltName(wType));
     auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::gemmKernel(c); });
@@ -431,8 +437,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return combine.emitError() << "the GPU backend needs expert weights of the routed element type (" << xElt
                                  << "), not " << wElt;
     gk::GemmConfig up, down;
-    up.kTile = kTileFor(hidden);
-    down.kTile = kTileFor(inner);
+    up.kTile = kTile();
+    down.kTile = kTile();
     bool tensorCores = ffn && gk::tensorCoresFit(xElt, wElt, hidden, inner, up.kTile) &&
                        gk::tensorCoresFit(xElt, wElt, inner, hidden, down.kTile);
     up.tensorCores = down.tensorCores = tensorCores;

@@ -7,6 +7,10 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-gpu-host-memory"
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUHOSTMEMORY
 #include "moe/Conversion/Passes.h.inc"
@@ -33,6 +37,7 @@ struct MoEGPUHostMemory : moe::impl::MoEGPUHostMemoryBase<MoEGPUHostMemory> {
     });
     if (failed)
       return signalPassFailure();
+    LLVM_DEBUG(llvm::dbgs() << "moving " << ops.size() << " host allocations and copies to the device\n");
     for (Operation *op : ops) {
       OpBuilder b(op);
       Location loc = op->getLoc();

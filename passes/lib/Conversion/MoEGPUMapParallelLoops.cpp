@@ -12,6 +12,10 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/SetVector.h"
 
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-gpu-map-parallel-loops"
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUMAPPARALLELLOOPS
 #include "moe/Conversion/Passes.h.inc"
@@ -31,6 +35,7 @@ struct MoEGPUMapParallelLoops : moe::impl::MoEGPUMapParallelLoopsBase<MoEGPUMapP
           loop.getNumReductions() == 0)
         loops.push_back(loop);
     });
+    LLVM_DEBUG(llvm::dbgs() << "mapping " << loops.size() << " parallel loops to launches\n");
     for (scf::ParallelOp loop : loops)
       map(loop);
     SmallVector<memref::StoreOp> scalarStores;
@@ -38,6 +43,7 @@ struct MoEGPUMapParallelLoops : moe::impl::MoEGPUMapParallelLoopsBase<MoEGPUMapP
       if (!store->getParentOfType<gpu::LaunchOp>() && !store->getParentOfType<scf::ParallelOp>())
         scalarStores.push_back(store);
     });
+    LLVM_DEBUG(llvm::dbgs() << "launching " << scalarStores.size() << " scalar stores on one thread\n");
     for (memref::StoreOp store : scalarStores)
       launchOneThread(store);
   }

@@ -6,6 +6,10 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-gpu-merge-kernel-modules"
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUMERGEKERNELMODULES
 #include "moe/Conversion/Passes.h.inc"
@@ -23,6 +27,7 @@ struct MoEGPUMergeKernelModules : moe::impl::MoEGPUMergeKernelModulesBase<MoEGPU
     for (auto m : module.getOps<gpu::GPUModuleOp>())
       if (m != target)
         others.push_back(m);
+    LLVM_DEBUG(llvm::dbgs() << "merging " << others.size() << " gpu.modules into @moe_kernels\n");
     if (others.empty())
       return;
     if (!target) {

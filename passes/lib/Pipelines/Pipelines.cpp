@@ -86,7 +86,7 @@ struct NVVMPipelineOptions : PassPipelineOptions<NVVMPipelineOptions> {
   Option<std::string> chip{*this, "chip", llvm::cl::desc("CUDA architecture: sm_90a, sm_90 or sm_80"),
                            llvm::cl::init("sm_90a")};
   Option<int64_t> gemmKTile{*this, "gemm-k-tile",
-                            llvm::cl::desc("k depth of the tensor-core GEMM stages: 32, 64 or 0 (from the shapes)"),
+                            llvm::cl::desc("k depth of the tensor-core GEMM stages: 32 or 64; 0: the default, 32"),
                             llvm::cl::init(0)};
   Option<std::string> gemm{*this, "gemm",
                            llvm::cl::desc("tensor-core instructions of the GEMMs: mma or wgmma (sm_90a only); "
