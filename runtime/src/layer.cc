@@ -2,6 +2,7 @@
 #include "moe/runtime/layer.h"
 
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/target.h"
 
 #include "cuda/gpu_call.h"
 #include "layer_abi.h"
@@ -95,15 +96,17 @@ moe_status_t Layer::loadFile(const std::string &path, std::unique_ptr<Layer> &ou
 }
 
 moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
-  const std::string &target = artifact.signature.target;
+  std::optional<Target> target = parseTarget(artifact.signature.target);
   std::unique_ptr<CudaDevice> gpu;
-  if (target.rfind("cuda-", 0) == 0) {
-    if (moe_status_t s = openGpuFor(target, gpu))
-      return s;
-  } else if (target != "cpu-x86_64") {
-    return fail(MOE_UNAVAILABLE, "artifact for target \"" + target +
+  if (!target && artifact.signature.target.rfind("cuda-", 0) == 0)
+    return fail(MOE_INVALID_FORMAT, "artifact target \"" + artifact.signature.target +
+                                        "\" names no CUDA architecture (sm_80 or later)");
+  if (!target)
+    return fail(MOE_UNAVAILABLE, "artifact for target \"" + artifact.signature.target +
                                      "\": this runtime executes cpu-x86_64 and cuda-sm_* artifacts");
-  }
+  if (target->isCuda())
+    if (moe_status_t s = openGpuFor(*target, gpu))
+      return s;
   const char *sectionName = gpu ? "code.host.so" : "code.cpu.so";
   const std::vector<uint8_t> *code = artifact.section(sectionName);
   if (!code || code->size() < 4 || std::memcmp(code->data(), "\x7f" "ELF", 4) != 0)

@@ -4,6 +4,7 @@
 #ifndef MOE_RUNTIME_LAYER_ABI_H
 #define MOE_RUNTIME_LAYER_ABI_H
 
+#include "moe/runtime/target.h"
 #include "moe/runtime/artifact.h"
 #include "moe/runtime/cuda.h"
 #include "moe/runtime/tensor.h"
@@ -27,7 +28,7 @@ moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &resu
 
 /// Opens GPU 0 for an artifact of `target` ("cuda-sm_90a", "cuda-sm_80", ...),
 /// checking that the GPU can run its code.
-moe_status_t openGpuFor(const std::string &target, std::unique_ptr<CudaDevice> &out);
+moe_status_t openGpuFor(const Target &target, std::unique_ptr<CudaDevice> &out);
 
 } // namespace moe::runtime
 

@@ -11,13 +11,11 @@
 
 namespace moe::runtime {
 
-moe_status_t openGpuFor(const std::string &target, std::unique_ptr<CudaDevice> &out) {
+moe_status_t openGpuFor(const Target &target, std::unique_ptr<CudaDevice> &out) {
   // "cuda-sm_90a": the architecture-specific variant runs on exactly 9.0.
-  std::string arch = target.substr(5);
-  bool specific = !arch.empty() && arch.back() == 'a';
-  int wanted = 0;
-  if (arch.rfind("sm_", 0) != 0 || std::sscanf(arch.c_str() + 3, "%d", &wanted) != 1)
-    return fail(MOE_INVALID_FORMAT, "artifact target \"" + target + "\" names no CUDA architecture");
+  const std::string &arch = target.chip;
+  bool specific = target.archSpecific;
+  int wanted = target.computeCapability;
   if (moe_status_t s = CudaDevice::open(0, out))
     return s;
   int have = out->computeCapability();

@@ -4,6 +4,7 @@
 #include "moe/runtime/artifact.h"
 #include "moe/runtime/json.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/target.h"
 
 #include <gtest/gtest.h>
 
@@ -174,3 +175,25 @@ TEST(Artifact, RejectsTruncatedCorruptedAndForeignFiles) {
 }
 
 } // namespace
+
+TEST(Target, ParsesBothSpellingsAndRefusesTheRest) {
+  std::optional<Target> cpu = parseTarget("cpu"), cpuArtifact = parseTarget("cpu-x86_64");
+  ASSERT_TRUE(cpu && cpuArtifact);
+  EXPECT_FALSE(cpu->isCuda());
+  EXPECT_EQ(*cpu, *cpuArtifact);
+  EXPECT_EQ(cpu->artifactName(), "cpu-x86_64");
+  EXPECT_EQ(cpu->flagName(), "cpu");
+  std::optional<Target> hopper = parseTarget("sm_90a"), spelt = parseTarget("cuda-sm_90a");
+  ASSERT_TRUE(hopper && spelt);
+  EXPECT_EQ(*hopper, *spelt);
+  EXPECT_TRUE(hopper->isCuda());
+  EXPECT_EQ(hopper->computeCapability, 90);
+  EXPECT_TRUE(hopper->archSpecific);
+  EXPECT_EQ(hopper->artifactName(), "cuda-sm_90a");
+  std::optional<Target> ampere = parseTarget("sm_80");
+  ASSERT_TRUE(ampere);
+  EXPECT_EQ(ampere->computeCapability, 80);
+  EXPECT_FALSE(ampere->archSpecific);
+  for (const char *bad : {"", "gpu", "sm_70", "sm_", "sm_9x", "sm_90aa", "cuda-", "cuda-cpu", "sm_123456", "cpu-arm64"})
+    EXPECT_FALSE(parseTarget(bad)) << bad;
+}

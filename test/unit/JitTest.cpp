@@ -211,6 +211,9 @@ TEST(Jit, CacheKeyNamesTheCompilerBuildAndEveryCodeOption) {
   EXPECT_EQ(jit::diskCacheKey(cpu, source), jit::diskCacheKey(seeded, source));
   EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(gpu, source));
   EXPECT_NE(jit::diskCacheKey(gpu, source), jit::diskCacheKey(cubin, source));
+  jit::Options spelt = gpu;
+  spelt.target = "cuda-sm_90a"; // the artifact's spelling of the same target: the same entry
+  EXPECT_EQ(jit::diskCacheKey(gpu, source), jit::diskCacheKey(spelt, source));
   EXPECT_NE(jit::diskCacheKey(cpu, source), jit::diskCacheKey(cpu, source + "\n"));
 }
 

@@ -13,6 +13,7 @@
 #include "moe/runtime/safetensors.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/session.h"
+#include "moe/runtime/target.h"
 
 #include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -172,7 +173,8 @@ int run(const LayerSource &source, const RunOptions &options) {
   } else if (!compileLayer(source, compiled)) {
     return 1;
   }
-  bool gpuArtifact = artifact.signature.target.rfind("cuda-", 0) == 0;
+  std::optional<rt::Target> target = rt::parseTarget(artifact.signature.target);
+  bool gpuArtifact = target && target->isCuda();
   if ((options.device == "cuda" && !gpuArtifact) || (options.device == "cpu" && gpuArtifact)) {
     llvm::WithColor::error(llvm::errs(), "moec")
         << "--device=" << options.device << " cannot run an artifact for " << artifact.signature.target << "\n";

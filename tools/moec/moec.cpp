@@ -12,6 +12,7 @@
 #include "moe/Frontend/Sema.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Target/GPU.h"
+#include "moe/runtime/target.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -157,9 +158,14 @@ See docs/language.md for the language.
 )";
 
 /// The code generation options for `chip` from the --gpu-* flags.
-mlir::moe::TargetOptions targetOptions(const std::string &chip) {
+/// --target, parsed once in main (the rest of moec never compares its text).
+moe::runtime::Target parsedTarget;
+/// Where --emit=ptx and --device=cuda compile when --target names no GPU.
+const moe::runtime::Target kDefaultGpu = *moe::runtime::parseTarget("sm_90a");
+
+mlir::moe::TargetOptions targetOptions(const moe::runtime::Target &chosen) {
   mlir::moe::TargetOptions options;
-  options.target = chip;
+  options.target = chosen;
   options.cubin = gpuCubin;
   options.gemm = {gemmKTile, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma, gpuGemmPersistent};
   return options;
@@ -227,8 +233,8 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     moe::runtime::Artifact artifact;
     std::string llvmIR, ptx;
     auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-    std::string chip = emit == Emit::Ptx && target == "cpu" ? "sm_90a" : target.getValue();
-    mlir::moe::TargetOptions options = targetOptions(chip);
+    mlir::moe::TargetOptions options =
+        targetOptions(emit == Emit::Ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
     if (emit == Emit::Ptx)
       options.cubin = false; // the PTX is printed, not assembled: ptxas would be wasted time
     if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, artifact, nullptr, &llvmIR, &ptx)))
@@ -283,23 +289,24 @@ int main(int argc, char **argv) {
   if (!parseOverrides(parsedOverrides))
     return 1;
 
-  if (target != "cpu" && !mlir::moe::isCudaTarget(target)) {
-    llvm::WithColor::error(llvm::errs(), "moec")
-        << "unknown --target=" << target << "; the targets are cpu and CUDA architectures from sm_80 "
-        << "(sm_80, sm_90, sm_90a)\n";
+  if (std::optional<moe::runtime::Target> t = moe::runtime::parseTarget(target)) {
+    parsedTarget = *t;
+  } else {
+    llvm::WithColor::error(llvm::errs(), "moec") << "unknown --target=" << target << "; " << moe::runtime::kTargetsHelp
+                                                 << "\n";
     return 1;
   }
   if (!device.empty() && device != "cpu" && device != "cuda") {
     llvm::WithColor::error(llvm::errs(), "moec") << "unknown --device=" << device << "; use cpu or cuda\n";
     return 1;
   }
-  if (device == "cpu" && target != "cpu") {
+  if (device == "cpu" && parsedTarget.isCuda()) {
     llvm::WithColor::error(llvm::errs(), "moec") << "--device=cpu cannot run code for --target=" << target << "\n";
     return 1;
   }
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
-    std::string chosen = device == "cuda" && target == "cpu" ? "sm_90a" : target.getValue();
+    const moe::runtime::Target &chosen = device == "cuda" && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget;
     moec::LayerSource source{inputFile, layerName, parsedOverrides, targetOptions(chosen)};
     if (command == Command::Build) {
       if (outputFile == "-") {
@@ -313,7 +320,7 @@ int main(int argc, char **argv) {
     if (llvm::StringRef(inputFile).ends_with(".moeb")) {
       const char *compileOnly = !parsedOverrides.empty() ? "--set"
                                 : !layerName.empty()     ? "--layer"
-                                : target != "cpu"        ? "--target"
+                                : parsedTarget.isCuda()  ? "--target"
                                                          : nullptr;
       if (compileOnly) {
         llvm::WithColor::error(llvm::errs(), "moec")

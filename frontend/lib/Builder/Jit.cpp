@@ -6,6 +6,7 @@
 #include "moe/Target/CPU.h"
 #include "moe/Target/GPU.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/target.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -63,10 +64,13 @@ std::string diskCacheKey(const Options &options, const std::string &source) {
   // Everything that changes the generated code: the compiler itself, the
   // target and whether a cubin is embedded, and the layer's source (which
   // holds every shape and dtype).
+  // The target as the artifact names it: `sm_90a` and `cuda-sm_90a` are one.
+  std::optional<rt::Target> parsed = rt::parseTarget(options.target);
+  std::string target = parsed ? parsed->artifactName() : options.target;
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx",
                 static_cast<unsigned long long>(
-                    fnv1a(compilerIdentity() + "\n" + options.target + (options.cubin ? "+cubin" : "") + "\n" +
+                    fnv1a(compilerIdentity() + "\n" + target + (options.cubin ? "+cubin" : "") + "\n" +
                           source)));
   return hash;
 }
@@ -78,8 +82,9 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
 
 moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
                            rt::Artifact &out, bool cubin) {
-  if (target != "cpu" && !mlir::moe::isCudaTarget(target))
-    return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\" (cpu, sm_80, sm_90, sm_90a, ...)");
+  std::optional<rt::Target> parsed = rt::parseTarget(target);
+  if (!parsed)
+    return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\"; " + rt::kTargetsHelp);
   llvm::SourceMgr sourceMgr;
   unsigned buffer = sourceMgr.AddNewSourceBuffer(
       llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
@@ -96,7 +101,7 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
   auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   mlir::moe::TargetOptions options;
-  options.target = target;
+  options.target = *parsed;
   // By default the JIT embeds PTX only: the driver compiles it at load (and
   // keeps it in its compute cache), so the compile does not wait for ptxas.
   options.cubin = cubin;

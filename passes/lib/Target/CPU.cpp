@@ -6,6 +6,7 @@
 
 #include "moe/runtime/json.h"
 #include "moe/runtime/layer.h"
+#include "moe/runtime/target.h"
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -130,7 +131,7 @@ static double flopsPerToken(func::FuncOp layer) {
 LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   out = rt::Signature();
   out.layer = layer.getName().str();
-  out.target = "cpu-x86_64";
+  out.target = rt::Target::cpu().artifactName();
   if (auto doc = layer->getAttrOfType<StringAttr>("moe.description"))
     out.description = doc.getValue().str();
   if (auto hyper = layer->getAttrOfType<DictionaryAttr>("moe.hyperparameters")) {

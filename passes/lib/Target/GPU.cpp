@@ -20,14 +20,6 @@
 using namespace mlir;
 namespace rt = ::moe::runtime;
 
-bool mlir::moe::isCudaTarget(llvm::StringRef target) {
-  llvm::SmallVector<llvm::StringRef> m;
-  if (!llvm::Regex("^sm_([0-9]+)a?$").match(target, &m))
-    return false;
-  int cc = 0;
-  return !m[1].getAsInteger(10, cc) && cc >= 80;
-}
-
 void mlir::moe::registerGPUTarget(DialectRegistry &registry) {
   registerCPUTarget(registry);
   registerGPUDialectTranslation(registry);
@@ -89,12 +81,12 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
                                             rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
                                             std::string *ptx) {
   Location loc = layer.getLoc();
-  llvm::StringRef chip = options.target;
-  if (!isCudaTarget(chip))
-    return emitError(loc) << "unknown CUDA target '" << chip << "' (expected sm_80, sm_90, sm_90a, ...)";
+  if (!options.target.isCuda())
+    return emitError(loc) << "compileLayerForGPU needs a CUDA target, got " << options.target.flagName();
+  llvm::StringRef chip = options.target.chip;
   if (failed(extractSignature(layer, out.signature)))
     return failure();
-  out.signature.target = ("cuda-" + chip).str();
+  out.signature.target = options.target.artifactName();
   std::string layerName = layer.getName().str();
   for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     if (fn != layer)
@@ -167,7 +159,7 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
 LogicalResult mlir::moe::compileLayerForTarget(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
                                                rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
                                                std::string *ptx) {
-  if (options.target == "cpu")
+  if (!options.target.isCuda())
     return compileLayerForCPU(module, layer, out, commandLog, llvmIR);
   return compileLayerForGPU(module, layer, options, out, commandLog, llvmIR, ptx);
 }

@@ -12,6 +12,7 @@
 
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/runtime/artifact.h"
+#include "moe/runtime/target.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -20,13 +21,10 @@
 
 namespace mlir::moe {
 
-/// Whether `target` names a supported CUDA architecture (sm_80, sm_86, sm_89,
-/// sm_90, sm_90a, ...: mma.sync and cp.async need sm_80).
-bool isCudaTarget(llvm::StringRef target);
-
 struct TargetOptions {
-  /// "cpu", or the CUDA architecture: sm_90a, sm_90, sm_80, ...
-  std::string target = "sm_90a";
+  /// Where the layer runs: the CPU, or a CUDA architecture (sm_90a, sm_90,
+  /// sm_80, ...), parsed once from the user's text (moe::runtime::parseTarget).
+  ::moe::runtime::Target target = *::moe::runtime::parseTarget("sm_90a");
   /// Embed a cubin made by the toolkit's ptxas (when there is one) rather
   /// than PTX the driver compiles at load time; the PTX stays in the artifact
   /// and the runtime falls back to it on GPUs the cubin does not run on.
