@@ -2,6 +2,7 @@
 // what needs no GPU: outside a layer call every entry point refuses quietly
 // (null results, no crash), and a GPU artifact on a machine without a GPU is
 // an error that says why.
+#include "moe/runtime/gpu_entry_points.h"
 #include "moe/runtime/layer.h"
 
 #include <gtest/gtest.h>
@@ -15,9 +16,6 @@ void *mgpuModuleGetFunction(void *module, const char *name);
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY, intptr_t gridZ, intptr_t blockX,
                       intptr_t blockY, intptr_t blockZ, int32_t smem, void *stream, void **params, void **extra,
                       size_t paramsCount);
-uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1, int64_t d2, int64_t box0,
-                          int64_t box1);
-int64_t moeCudaMultiprocessors();
 }
 
 namespace {

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
+#include "GPUKernels/RuntimeAbi.h"
 #include "GPUKernels/Kernels.h"
 #include "KernelOps.h"
 
@@ -233,8 +234,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return {};
     OpBuilder &b = h.b;
     Type i64 = b.getI64Type();
-    func::FuncOp callee =
-        runtimeFunction(h, "moeCudaTensorMap", b.getFunctionType(SmallVector<Type>(7, i64), {i64}));
+    func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaTensorMap, b));
     auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
     auto mapOf = [&](Value w) {
       Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
@@ -254,7 +254,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     if (!c.persistent)
       return blocks;
     OpBuilder &b = h.b;
-    func::FuncOp callee = runtimeFunction(h, "moeCudaMultiprocessors", b.getFunctionType({}, {b.getI64Type()}));
+    func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaMultiprocessors, b));
     Value sms = func::CallOp::create(b, h.loc, callee, ValueRange{}).getResult(0);
     Value smsIndex = arith::IndexCastOp::create(b, h.loc, b.getIndexType(), sms);
     return arith::MinUIOp::create(b, h.loc, blocks, smsIndex);

@@ -13,6 +13,7 @@
 //   arena; mgpuMemFree leaves them there until the call's results are read.
 // Failures are recorded on the current call (these functions return nothing)
 // and reported by Layer::run.
+#include "moe/runtime/gpu_entry_points.h"
 #include "gpu_call.h"
 
 #include "driver.h"
