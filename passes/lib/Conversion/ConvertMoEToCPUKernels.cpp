@@ -9,6 +9,7 @@
 #include "moe/Conversion/Passes.h"
 
 #include "KernelOps.h"
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -27,13 +28,9 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The runtime's dtype codes (moe_dtype_t).
-int32_t dtypeCode(Type t) {
-  if (t.isF16()) return 1;
-  if (t.isBF16()) return 2;
-  if (t.isInteger(32)) return 3;
-  return 0; // f32
-}
+/// The runtime's dtype code (moe_dtype_t) of a kernel operand: the ops' type
+/// constraints admit only the element types ElementTypes.h maps.
+int32_t dtypeCode(Type t) { return static_cast<int32_t>(*runtimeDType(t)); }
 
 /// What the ops of one kernel call have in common: a builder at the op, the
 /// argument list being built, and the kernel declaration.
@@ -116,7 +113,7 @@ int32_t ffnCode(ExpertFfnOp ffn) {
   return 5;
 }
 
-struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
+struct ConvertMoEToCPUKernels : mlir::moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (failed(lowerKernelOps(module, "CPU", [&](IRRewriter &b, Operation *op) { return lower(b, module, op); })))

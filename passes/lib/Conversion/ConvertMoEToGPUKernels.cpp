@@ -12,6 +12,7 @@
 #include "GPUKernels/RuntimeAbi.h"
 #include "GPUKernels/Kernels.h"
 #include "KernelOps.h"
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -34,13 +35,9 @@ namespace gk = mlir::moe::gpu_kernels;
 
 namespace {
 
-std::string eltName(Type t) {
-  t = getElementTypeOrSelf(t);
-  if (t.isBF16()) return "bf16";
-  if (t.isF16()) return "f16";
-  if (t.isInteger(32)) return "i32";
-  return "f32";
-}
+/// The kernels' name of an operand's element type: the ops' type constraints
+/// admit only the element types ElementTypes.h maps.
+std::string eltName(Type t) { return kernelTypeName(*runtimeDType(t)); }
 
 /// The layer's kernel module and what has been generated into it.
 class KernelModule {
@@ -147,7 +144,7 @@ public:
 };
 
 
-struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
+struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
   using Base::Base;
 
   /// The k depth of a tensor-core GEMM's stages: 32 unless asked otherwise

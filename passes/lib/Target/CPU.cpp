@@ -4,6 +4,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/runtime/json.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/target.h"
@@ -42,13 +43,6 @@ namespace rt = ::moe::runtime;
 
 namespace {
 
-std::optional<moe_dtype_t> dtypeOf(Type t) {
-  if (t.isF32()) return MOE_F32;
-  if (t.isF16()) return MOE_F16;
-  if (t.isBF16()) return MOE_BF16;
-  if (t.isInteger(32)) return MOE_I32;
-  return std::nullopt;
-}
 
 /// Shape of `type` with the names of its dynamic dimensions from `dims`.
 LogicalResult specShape(Operation *op, RankedTensorType type, ArrayAttr dims,
@@ -146,7 +140,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
   }
   for (unsigned i = 0; i < layer.getNumArguments(); ++i) {
     auto type = dyn_cast<RankedTensorType>(layer.getArgumentTypes()[i]);
-    std::optional<moe_dtype_t> dtype = type ? dtypeOf(type.getElementType()) : std::nullopt;
+    std::optional<moe_dtype_t> dtype = type ? runtimeDType(type.getElementType()) : std::nullopt;
     if (!dtype)
       return layer.emitError() << "argument #" << i << " is not a tensor the runtime supports";
     rt::TensorSpec spec;
@@ -174,7 +168,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
   }
   for (unsigned i = 0; i < layer.getNumResults(); ++i) {
     auto type = dyn_cast<RankedTensorType>(layer.getResultTypes()[i]);
-    std::optional<moe_dtype_t> dtype = type ? dtypeOf(type.getElementType()) : std::nullopt;
+    std::optional<moe_dtype_t> dtype = type ? runtimeDType(type.getElementType()) : std::nullopt;
     if (!dtype)
       return layer.emitError() << "result #" << i << " is not a tensor the runtime supports";
     rt::TensorSpec spec;
