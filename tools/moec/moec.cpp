@@ -215,7 +215,10 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
   if (!module)
     return false;
 
-  if (!noOptimize) {
+  // The default pipeline (verify, canonicalize, cse) opens the lowering
+  // pipelines too: --emit=llvm|ptx runs it there, once.
+  bool lowering = emit == Emit::Llvm || emit == Emit::Ptx;
+  if (!noOptimize && !(lowering && !checkOnly)) {
     mlir::PassManager pm(&context);
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
       return false;
