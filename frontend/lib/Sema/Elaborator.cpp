@@ -365,8 +365,8 @@ bool Elaborator::addForwardArgument(const Parameter &param) {
   mlir::Block &body = func.getBody().front();
   mlir::Value arg = body.addArgument(toTensorType(elt.dtype, shape, &context), loc(param.loc));
   mlir::NamedAttrList attrs;
-  attrs.set("moe.input", builder.getStringAttr(param.name));
-  attrs.set("moe.dims", builder.getArrayAttr(dimNames));
+  attrs.set(mlir::moe::MoEDialect::getInputAttrName(), builder.getStringAttr(param.name));
+  attrs.set(mlir::moe::MoEDialect::getDimsAttrName(), builder.getArrayAttr(dimNames));
   argAttrs.push_back(attrs);
   if (!firstInputType)
     firstInputType = elt.dtype;
@@ -469,7 +469,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   for (auto [i, attrs] : llvm::enumerate(argAttrs))
     func.setArgAttrs(i, attrs.getDictionary(&context));
   if (!decl.doc.empty())
-    func->setAttr("moe.description", builder.getStringAttr(decl.doc));
+    func->setAttr(mlir::moe::MoEDialect::getDescriptionAttrName(), builder.getStringAttr(decl.doc));
   llvm::SmallVector<mlir::NamedAttribute> hyper;
   auto record = [&](const Parameter &p) {
     const Val &v = layerScope[p.name];
@@ -486,7 +486,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   };
   llvm::for_each(decl.typeParams, record);
   llvm::for_each(decl.hyperParams, record);
-  func->setAttr("moe.hyperparameters", builder.getDictionaryAttr(hyper));
+  func->setAttr(mlir::moe::MoEDialect::getHyperparametersAttrName(), builder.getDictionaryAttr(hyper));
   return true;
 }
 
@@ -621,7 +621,7 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
   func.setType(builder.getFunctionType(argTypes, mlir::ValueRange(operands).getTypes()));
   // Each result's dimension names ("tokens" or "" for static), for the artifact's signature.
   for (auto [i, dims] : llvm::enumerate(resultDims))
-    func.setResultAttr(i, "moe.dims", dims);
+    func.setResultAttr(i, mlir::moe::MoEDialect::getDimsAttrName(), dims);
   return true;
 }
 

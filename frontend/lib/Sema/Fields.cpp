@@ -218,10 +218,10 @@ void Elaborator::materializeField(Field &field) {
     mlir::Value arg = body.addArgument(toTensorType(dtype, shape, &context), loc(field.loc));
     mlir::NamedAttrList attrs;
     std::string path = suffix.empty() ? field.name : field.name + "." + suffix.str();
-    attrs.set("moe.param", builder.getStringAttr(path));
-    attrs.set("moe.init", builder.getStringAttr(init));
+    attrs.set(mlir::moe::MoEDialect::getParamAttrName(), builder.getStringAttr(path));
+    attrs.set(mlir::moe::MoEDialect::getInitAttrName(), builder.getStringAttr(init));
     if (!trainable)
-      attrs.set("moe.trainable", builder.getBoolAttr(false));
+      attrs.set(mlir::moe::MoEDialect::getTrainableAttrName(), builder.getBoolAttr(false));
     argAttrs.push_back(attrs);
     field.params[suffix.str()] = std::make_shared<Val>(Val::tensor(arg, dtype, shape));
   };

@@ -2,6 +2,7 @@
 #include "moe/Target/CPU.h"
 #include "moe/Target/HostLibrary.h"
 
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
@@ -126,9 +127,9 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
   out = rt::Signature();
   out.layer = layer.getName().str();
   out.target = rt::Target::cpu().artifactName();
-  if (auto doc = layer->getAttrOfType<StringAttr>("moe.description"))
+  if (auto doc = layer->getAttrOfType<StringAttr>(mlir::moe::MoEDialect::getDescriptionAttrName()))
     out.description = doc.getValue().str();
-  if (auto hyper = layer->getAttrOfType<DictionaryAttr>("moe.hyperparameters")) {
+  if (auto hyper = layer->getAttrOfType<DictionaryAttr>(mlir::moe::MoEDialect::getHyperparametersAttrName())) {
     out.hyperparameters = "{";
     for (auto [i, entry] : llvm::enumerate(hyper)) {
       if (i)
@@ -145,21 +146,21 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
       return layer.emitError() << "argument #" << i << " is not a tensor the runtime supports";
     rt::TensorSpec spec;
     spec.dtype = *dtype;
-    auto dims = layer.getArgAttrOfType<ArrayAttr>(i, "moe.dims");
+    auto dims = layer.getArgAttrOfType<ArrayAttr>(i, mlir::moe::MoEDialect::getDimsAttrName());
     if (failed(specShape(layer, type, dims, spec.shape)))
       return failure();
-    if (auto input = layer.getArgAttrOfType<StringAttr>(i, "moe.input")) {
+    if (auto input = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getInputAttrName())) {
       // The entry point takes inputs, then parameters, in signature order.
       if (!out.params.empty())
         return layer.emitError() << "input '" << input.getValue()
                                  << "' (argument #" << i << ") comes after a parameter; inputs must come first";
       spec.name = input.getValue().str();
       out.inputs.push_back(spec);
-    } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, "moe.param")) {
+    } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getParamAttrName())) {
       spec.name = param.getValue().str();
-      if (auto init = layer.getArgAttrOfType<StringAttr>(i, "moe.init"))
+      if (auto init = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getInitAttrName()))
         spec.init = init.getValue().str();
-      if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, "moe.trainable"))
+      if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, mlir::moe::MoEDialect::getTrainableAttrName()))
         spec.trainable = trainable.getValue();
       out.params.push_back(spec);
     } else {
@@ -174,7 +175,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
     rt::TensorSpec spec;
     spec.name = rt::outputName(i, layer.getNumResults());
     spec.dtype = *dtype;
-    auto dims = dyn_cast_or_null<ArrayAttr>(layer.getResultAttr(i, "moe.dims"));
+    auto dims = dyn_cast_or_null<ArrayAttr>(layer.getResultAttr(i, mlir::moe::MoEDialect::getDimsAttrName()));
     if (!dims) {
       // Without names, a result's dynamic dimension is the first input's first one (tokens).
       SmallVector<Attribute> names;

@@ -41,6 +41,10 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getInitAttrName() { return "moe.init"; }
     /// An input's dimension names: a symbol ("tokens") or "" for a static size.
     static constexpr ::llvm::StringLiteral getDimsAttrName() { return "moe.dims"; }
+    /// A layer function's docstring, and its hyperparameters and type
+    /// parameters as compiled (a dictionary of name to value).
+    static constexpr ::llvm::StringLiteral getDescriptionAttrName() { return "moe.description"; }
+    static constexpr ::llvm::StringLiteral getHyperparametersAttrName() { return "moe.hyperparameters"; }
   private:
     void registerTypes();
   public:
