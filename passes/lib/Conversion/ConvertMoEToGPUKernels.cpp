@@ -148,8 +148,8 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
   using Base::Base;
 
   /// The k depth of a tensor-core GEMM's stages: 32 unless asked otherwise
-  /// (measured on an H200, docs/performance.md: 32 x 4 stages ran 1-3% faster
-  /// than 64 x 3, which spills a few registers under the 128-register bound).
+  /// (32 x 4 stages ran faster than 64 x 3, which spills a few registers
+  /// under the 128-register bound: docs/gpu.md, "Measured choices").
   int64_t kTile() const { return gemmKTile == 64 ? 64 : 32; }
 
   /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
@@ -162,10 +162,9 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     if (engine == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
-      // 256-column blocks move a third less data per multiply-add (measured
-      // on an H200, docs/performance.md: Mixtral prefill 577 against 481
-      // TFLOP/s, Qwen3 339 against 318) where the product is wide enough
-      // to fill them; narrow ones (a router's few experts) keep 128.
+      // 256-column blocks move a third less data per multiply-add (faster
+      // on an H200: docs/gpu.md, "Measured choices") where the product is
+      // wide enough to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
       c.stagedEpilogue = gemmEpilogue == "staged";
       // TMA on the 256-column blocks only: under the 128 registers of the

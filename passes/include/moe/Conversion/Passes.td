@@ -69,7 +69,7 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
     (`passes/lib/Conversion/GPUKernels`):
 
     - `moe.topk` (score, top-k, renormalisation, scale) and `moe.group_topk`:
-      one fused kernel each, one thread per token;
+      one fused kernel each, a warp per token (a thread per token for k > 32);
     - `moe.dense`: a tensor-core GEMM for bf16/f16 (mma.sync m16n8k16 with a
       4-stage cp.async pipeline, or with `gemm=wgmma` on sm_90a warpgroup
       MMA on 128-byte-swizzled shared memory), an FMA GEMM otherwise;

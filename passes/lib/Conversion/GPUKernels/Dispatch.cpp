@@ -127,8 +127,8 @@ std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   // l-th): a ballot of the lanes whose assignment is this block's expert
   // gives each match its rank among the run's (the matches of lower lanes)
   // and the run's count, so ranks follow token order with every load
-  // coalesced. (A thread a run, 64 assignments apart across a warp, took
-  // 9% of a Qwen3-sized layer.)
+  // coalesced. (A thread a run, its loads 64 assignments apart across a
+  // warp, was measured much slower: docs/gpu.md, "Measured choices".)
   KernelEmitter k;
   constexpr int64_t threads = DispatchConfig::permuteThreads, warps = threads / 32;
   std::string warpCountsType = "memref<" + std::to_string(warps) + "xi32, #gpu.address_space<workgroup>>";

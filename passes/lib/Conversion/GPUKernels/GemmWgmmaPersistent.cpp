@@ -3,9 +3,8 @@
 // The wgmma GEMM with 256-column blocks runs one block an SM, so every tile
 // pays its start (the schedule, the row gather, two stages of copies before
 // the first wgmma) and its end (the last wgmma drained, the epilogue) with
-// the tensor cores idle. On an H200, Mixtral's gate/up product (64 k steps a
-// tile) kept the tensor pipe 80% busy against 94% for the down product (224
-// steps): about 14 k steps' worth of time a tile.
+// the tensor cores idle: a fixed cost of several k steps a tile, which
+// short-k products feel most (docs/gpu.md, "Measured choices").
 //
 // Here (--gpu-gemm-persistent) the host launches one block an SM and each
 // block walks the tiles b, b + G, b + 2G, ... (G blocks) as one stream of k
@@ -149,10 +148,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   std::string stateInits = iterArgs(state.values(), firstState.values()), stateTypes = firstState.types();
   // The accumulators are carried from tile to tile too: a tile's first
   // stage ignores them (wgmma's scale-d), so nothing clears or copies them.
-  // (On an H200, Mixtral prefill: 13% behind the one-tile kernel with zeros
-  // set at each tile's start, 11% behind with this. Its warps stall on
-  // dispatch 1.9 cycles an instruction against 0.5 for the one-tile kernel,
-  // Nsight Compute; the cause is not found.)
+  // (Still behind the one-tile kernel, with dispatch stalls whose cause is
+  // not found: docs/gpu.md, "Measured choices".)
   std::string outerCarried, outerTypes;
   for (int64_t i = 0; i < s.accumulators; ++i) {
     outerCarried += "%tacc" + std::to_string(i) + " = " + k.f32(0.0) + ", ";

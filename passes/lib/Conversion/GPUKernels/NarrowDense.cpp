@@ -2,11 +2,10 @@
 //
 // A router multiplies each token by a [k][experts] matrix with a handful of
 // columns (Mixtral: 8). A GEMM tile of 128 columns wastes all but those, and
-// its k loop runs serially in one block a row tile: on an H200 the Mixtral
-// router took 31 us of a 0.7 ms decode call (one block, 64 k steps of the
-// wgmma GEMM). (A warp a token was no better: 20 us at 32 tokens, each
-// lane's k loop serial, and 157 us at 8192, every warp reading all the
-// weights.)
+// its k loop runs serially in one block a row tile, a large share of a
+// decode call. (A warp a token was no better: each lane's k loop serial at
+// few tokens, every warp reading all the weights at many. Figures in
+// docs/gpu.md, "Measured choices".)
 //
 // Here a block of 256 threads owns `tokens` tokens and splits k among its
 // threads, each taking 16-byte pieces of the tokens' rows and multiplying

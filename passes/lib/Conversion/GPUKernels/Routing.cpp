@@ -5,8 +5,8 @@
 // coalesced), each selection takes every lane's best not yet chosen and
 // reduces them across the warp with shuffles, with the CPU kernels' order
 // (higher score first, equal scores: lower expert first). A thread a token
-// (every selection a pass over its scores) is left for k > 32; it used a
-// sixth of the SMs on 8192 tokens and took 9% of a Qwen3-sized layer's time.
+// (every selection a pass over its scores) is left for k > 32: it leaves
+// most SMs idle (docs/gpu.md, "Measured choices").
 //
 //===----------------------------------------------------------------------===//
 #include "Kernels.h"
