@@ -71,8 +71,8 @@ std::string moe::getMoELowerToNVVMPipeline(const NVVMCodegenOptions &options) {
          chip.str() +
          " features=+ptx80 O=3" + (libdevice.empty() ? std::string() : " l=" + libdevice.str()) +
          "},lower-affine,convert-arith-to-llvm,convert-index-to-llvm,"
-         "canonicalize,cse,"
-         "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),"
+         "llvm.func(canonicalize,cse),"
+         "gpu.module(convert-gpu-to-nvvm,reconcile-unrealized-casts),"
          "gpu-to-llvm,moe-gpu-module-to-binary,convert-math-to-llvm,canonicalize,cse,"
          "reconcile-unrealized-casts";
 }
