@@ -93,14 +93,12 @@ moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<Ten
       s.shape.push_back(dim);
     }
     if (isParam) {
-      uint64_t bytes = moe_dtype_size(s.dtype);
-      for (const Dim &d : s.shape) {
+      for (const Dim &d : s.shape)
         if (d.isSymbolic())
           return bad("parameter \"" + s.name + "\" has a symbolic dimension");
-        // A size no allocation can have: refused here, before any arithmetic on it.
-        if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d.size), &bytes))
-          return bad("parameter \"" + s.name + "\" is too large: its size in bytes overflows 64 bits");
-      }
+      // A size no allocation can have: refused here, before any arithmetic on it.
+      if (!s.bytes())
+        return bad("parameter \"" + s.name + "\" is too large: its size in bytes overflows 64 bits");
       if (const json::Value *init = v.find("init")) {
         if (!init->isString() ||
             (init->string != "normal" && init->string != "zeros" && init->string != "ones"))

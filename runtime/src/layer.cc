@@ -182,11 +182,8 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
       if (t.name == spec.name)
         match = &t;
     if (!match)
-      return fail(MOE_NOT_FOUND, "parameter \"" + spec.name + "\" " + shapeString([&] {
-                                   std::vector<int64_t> s;
-                                   for (const Dim &d : spec.shape) s.push_back(d.size);
-                                   return s;
-                                 }()) + " is missing from the weights");
+      return fail(MOE_NOT_FOUND,
+                  "parameter \"" + spec.name + "\" " + shapeString(spec.sizes()) + " is missing from the weights");
     if (moe_status_t s = checkTensor(spec, *match, "parameter", nullptr))
       return s;
     used.insert(spec.name);
@@ -410,14 +407,11 @@ moe_status_t Layer::checkParametersFit() const {
   uint64_t total = 0, largest = 0;
   const TensorSpec *largestSpec = nullptr;
   for (const TensorSpec &spec : signature().params) {
-    uint64_t bytes = moe_dtype_size(spec.dtype);
-    std::vector<int64_t> shape;
-    for (const Dim &d : spec.shape) {
-      shape.push_back(d.size);
-      if (d.size < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d.size), &bytes))
-        return fail(MOE_OUT_OF_MEMORY, "parameter \"" + spec.name + "\" " + shapeString(shape) +
-                                           " is too large: its size in bytes overflows 64 bits");
-    }
+    std::optional<uint64_t> size = spec.bytes();
+    if (!size)
+      return fail(MOE_OUT_OF_MEMORY, "parameter \"" + spec.name + "\" " + shapeString(spec.sizes()) +
+                                         " is too large: its size in bytes overflows 64 bits");
+    uint64_t bytes = *size;
     if (__builtin_add_overflow(total, bytes, &total))
       return fail(MOE_OUT_OF_MEMORY, "the layer's parameters are too large: their size overflows 64 bits");
     if (bytes >= largest) {
@@ -427,9 +421,7 @@ moe_status_t Layer::checkParametersFit() const {
   }
   uint64_t available = availableHostBytes();
   if (largestSpec && available && total > available) {
-    std::vector<int64_t> shape;
-    for (const Dim &d : largestSpec->shape)
-      shape.push_back(d.size);
+    std::vector<int64_t> shape = largestSpec->sizes();
     return fail(MOE_OUT_OF_MEMORY,
                 "the layer's parameters need " + gibString(static_cast<double>(total)) + " (" +
                     std::to_string(static_cast<unsigned long long>(total)) + " bytes; the largest, \"" +
@@ -445,9 +437,7 @@ std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
   uint64_t stream = 0;
   for (const TensorSpec &spec : signature().params) {
     ++stream;
-    std::vector<int64_t> shape;
-    for (const Dim &d : spec.shape)
-      shape.push_back(d.size);
+    std::vector<int64_t> shape = spec.sizes();
     Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
     // Stacked expert weights [E, in, out] scale by their input width, others by dimension 1.
     double fanIn = shape.empty() ? 1.0 : static_cast<double>(shape.size() == 3 ? shape[1] : shape[0]);

@@ -14,6 +14,7 @@
 #include "moe/runtime/status.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,22 @@ struct TensorSpec {
   std::vector<Dim> shape;
   std::string init = "normal"; ///< parameters: "normal", "zeros", "ones"
   bool trainable = true;
+
+  /// The sizes of a shape without symbols (a parameter's).
+  std::vector<int64_t> sizes() const {
+    std::vector<int64_t> out;
+    for (const Dim &d : shape)
+      out.push_back(d.size);
+    return out;
+  }
+  /// The bytes of a shape without symbols, or nullopt if they overflow 64 bits.
+  std::optional<uint64_t> bytes() const {
+    uint64_t total = moe_dtype_size(dtype);
+    for (const Dim &d : shape)
+      if (d.size < 0 || __builtin_mul_overflow(total, static_cast<uint64_t>(d.size), &total))
+        return std::nullopt;
+    return total;
+  }
 };
 
 struct Signature {
