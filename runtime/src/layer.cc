@@ -190,9 +190,13 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
     bound.push_back(std::move(*match));
   }
   for (const Tensor &t : given)
-    if (!used.count(t.name) && !t.name.empty())
-      return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + t.name +
-                                            "\", which layer " + signature().layer + " has no parameter of");
+    if (!used.count(t.name) && !t.name.empty()) {
+      std::string names;
+      for (const TensorSpec &spec : signature().params)
+        names += (names.empty() ? "" : ", ") + spec.name;
+      return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + t.name + "\", which layer " + signature().layer +
+                                            " has no parameter of (its parameters: " + names + ")");
+    }
   params = std::move(bound);
   deviceParams.clear(); // uploaded again on the next GPU call
   return MOE_OK;

@@ -274,8 +274,8 @@ TEST(Jit, RefusesAMisspeltParameterName) {
   runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {2, 16});
   std::vector<runtime::Tensor> out;
   EXPECT_EQ(layer({x}, out), MOE_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(moe_last_error()).find("layer JitNames has no parameter \"router.weght\" "
-                                               "(its parameters: router.weight, experts.w_gate"),
+  EXPECT_NE(std::string(moe_last_error()).find("the weights hold \"router.weght\", which layer JitNames has no "
+                                               "parameter of (its parameters: router.weight, experts.w_gate"),
             std::string::npos)
       << moe_last_error();
 }

@@ -151,28 +151,15 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   std::unique_ptr<rt::Layer> layer;
   if (moe_status_t s = rt::Layer::load(std::move(artifact), layer))
     return s;
-  // Bind the given parameters; the others get random values by their init.
-  // A name the layer does not have is a mistake (a misspelt name would
-  // otherwise run on random weights), refused as moec run refuses it.
+  // The given parameters, and random values by their init for the others.
+  // bindParameters refuses a name the layer does not have (a misspelt name
+  // must not run on random weights), as it does for moec run.
   if (moe_status_t s = layer->checkParametersFit())
     return s;
-  std::vector<rt::Tensor> random = layer->randomParameters(options.seed), bound;
-  for (const rt::Tensor &p : params)
-    if (std::none_of(random.begin(), random.end(),
-                     [&](const rt::Tensor &r) { return r.name == p.name; })) {
-      std::string names;
-      for (const rt::Tensor &r : random)
-        names += (names.empty() ? "" : ", ") + r.name;
-      return rt::fail(MOE_INVALID_ARGUMENT, "setParameters: layer " + name + " has no parameter \"" +
-                                                p.name + "\" (its parameters: " + names + ")");
-    }
-  for (rt::Tensor &r : random) {
-    const rt::Tensor *given = nullptr;
-    for (const rt::Tensor &p : params)
-      if (p.name == r.name)
-        given = &p;
-    bound.push_back(given ? *given : std::move(r));
-  }
+  std::vector<rt::Tensor> bound = params;
+  for (rt::Tensor &r : layer->randomParameters(options.seed))
+    if (std::none_of(params.begin(), params.end(), [&](const rt::Tensor &p) { return p.name == r.name; }))
+      bound.push_back(std::move(r));
   if (moe_status_t s = layer->bindParameters(std::move(bound)))
     return s;
   out = layer.get();
