@@ -364,25 +364,6 @@ void fillNormals(uint64_t seed, float *out, int64_t count) {
   }
 }
 
-/// Stores `count` floats times `scale` as `dtype` at element `at` of `t`.
-void storeScaled(Tensor &t, int64_t at, const float *values, int64_t count, float scale) {
-  void *base = t.data.data();
-  switch (t.dtype) {
-  case MOE_BF16:
-    for (int64_t i = 0; i < count; ++i)
-      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToBf16(values[i] * scale);
-    break;
-  case MOE_F16:
-    for (int64_t i = 0; i < count; ++i)
-      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToF16(values[i] * scale);
-    break;
-  default:
-    for (int64_t i = 0; i < count; ++i)
-      reinterpret_cast<float *>(base)[at + i] = values[i] * scale;
-    break;
-  }
-}
-
 } // namespace
 
 /// Bytes this machine can still give (Linux's MemAvailable), or 0 if unknown.
@@ -462,7 +443,7 @@ std::vector<Tensor> Layer::randomParameters(uint64_t seed) const {
             std::fill(chunk.begin(), chunk.begin() + count, spec.init == "ones" ? 1.0f : 0.0f);
           else
             fillNormals(blockSeed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(at), chunk.data(), count);
-          storeScaled(t, at, chunk.data(), count, constant ? 1.0f : scale);
+          storeFloats(t, at, chunk.data(), count, constant ? 1.0f : scale);
         }
       }
     };
@@ -504,7 +485,7 @@ moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int6
     Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
     for (int64_t i = 0; i < t.numElements(); ++i) {
       float v = normal.next();
-      storeScaled(t, i, &v, 1, 1.0f);
+      storeFloats(t, i, &v, 1);
     }
     out.push_back(std::move(t));
   }

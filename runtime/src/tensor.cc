@@ -50,18 +50,31 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 
 namespace moe::runtime {
 
+void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, float scale) {
+  void *base = t.data.data();
+  switch (t.dtype) {
+  case MOE_BF16:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToBf16(values[i] * scale);
+    break;
+  case MOE_F16:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<uint16_t *>(base)[at + i] = f32ToF16(values[i] * scale);
+    break;
+  default:
+    for (int64_t i = 0; i < count; ++i)
+      reinterpret_cast<float *>(base)[at + i] = values[i] * scale;
+    break;
+  }
+}
+
 Tensor convertFloat(const Tensor &t, moe_dtype_t to) {
   if (t.dtype == to)
     return t;
   Tensor out = Tensor::zeros(t.name, to, t.shape);
-  int64_t n = t.numElements();
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0, n = t.numElements(); i < n; ++i) {
     float v = t.at(i);
-    switch (to) {
-    case MOE_BF16: reinterpret_cast<uint16_t *>(out.data.data())[i] = f32ToBf16(v); break;
-    case MOE_F16: reinterpret_cast<uint16_t *>(out.data.data())[i] = f32ToF16(v); break;
-    default: reinterpret_cast<float *>(out.data.data())[i] = v; break;
-    }
+    storeFloats(out, i, &v, 1);
   }
   return out;
 }

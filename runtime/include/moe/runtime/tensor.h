@@ -28,6 +28,10 @@ struct Tensor {
   static Tensor zeros(std::string name, moe_dtype_t dtype, std::vector<int64_t> shape);
 };
 
+/// Stores `count` floats times `scale` at element `at` of the float tensor
+/// `t`, rounded to its dtype (nearest even for bf16 and f16).
+void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, float scale = 1.0f);
+
 /// `t` converted to the float type `to` (F32, F16, BF16; rounding to nearest
 /// even, as PyTorch's .to() does); the same tensor when it already is.
 Tensor convertFloat(const Tensor &t, moe_dtype_t to);
