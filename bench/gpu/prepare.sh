@@ -14,7 +14,7 @@ grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
 cmake --preset runtime-only -DMOE_BUILD_TESTS=ON >/dev/null
 cmake --build --preset runtime-only >/dev/null
 mkdir -p "$out/bin"
-cp build-runtime/bin/moe-run build-runtime/lib/libmoe_runtime.so build-runtime/bin/moe_runtime_gpu_tests "$out/bin/"
+cp build-runtime/bin/moe-run build-runtime/lib/libmoe_formats.so build-runtime/lib/libmoe_runtime.so build-runtime/bin/moe_runtime_gpu_tests "$out/bin/"
 
 # Correctness: every example at check sizes (several k tiles, several column blocks).
 check_sizes="d_model=256,d_ff=256"

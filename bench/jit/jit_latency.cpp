@@ -4,8 +4,8 @@
 // already specialised Function adds to the layer's own run (the in-memory
 // cache hit). Medians over repeated runs.
 //   build/bin/moe-jit-latency [REPEATS]      (default 7; the hit loop runs 200x that)
-#include "moe/Builder/Jit.h"
-#include "moe/Pipelines/Pipelines.h"
+#include "moe/Jit/Jit.h"
+#include "moe/Compiler/CudaToolkit.h"
 
 #include "llvm/Support/FileSystem.h"
 

@@ -5,7 +5,7 @@
 // with the same dtypes and widths reuse it, whatever the token count.
 //
 //   build/bin/moe-jit-example
-#include "moe/Builder/Jit.h"
+#include "moe/Jit/Jit.h"
 
 #include <cstdio>
 

@@ -1,7 +1,7 @@
 // main.cpp - moec's C++ API from outside the tree: a Mixtral-style layer
 // built with the graph builder, JIT-compiled for the CPU on the first call,
 // and (given an argument) an artifact from `moec build` run by the runtime.
-#include <moe/Builder/Jit.h>
+#include <moe/Jit/Jit.h>
 #include <moe/runtime/layer.h>
 
 #include <cstdio>

@@ -9,6 +9,11 @@
 #include <set>
 
 namespace moe::runtime {
+
+std::string outputName(size_t index, size_t count) {
+  return count == 1 ? "output" : "output" + std::to_string(index + 1);
+}
+
 namespace {
 
 const uint8_t kMagic[8] = {'M', 'O', 'E', 'B', '\r', '\n', 0x1a, '\n'};

@@ -75,10 +75,6 @@ moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *wh
 
 } // namespace
 
-std::string outputName(size_t index, size_t count) {
-  return count == 1 ? "output" : "output" + std::to_string(index + 1);
-}
-
 Layer::~Layer() {
   if (gpu)
     gpu->makeCurrent(); // the code's destructor unloads its GPU module

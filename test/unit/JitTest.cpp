@@ -2,7 +2,7 @@
 // frontend's IR for the same layer, the JIT compiles once per signature (the
 // compilation counter proves it), reuses its disk cache across processes'
 // Function objects, and its results match the reference evaluator.
-#include "moe/Builder/Jit.h"
+#include "moe/Jit/Jit.h"
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
@@ -12,7 +12,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include "moe/Pipelines/Pipelines.h"
+#include "moe/Compiler/CudaToolkit.h"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
-#include "moe/Pipelines/Pipelines.h"
+#include "moe/Compiler/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 #include "moe/Conversion/Passes.h"
 

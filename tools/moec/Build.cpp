@@ -2,14 +2,6 @@
 #include "Commands.h"
 #include "Compile.h"
 
-#include "moe/Frontend/Parser.h"
-#include "moe/Frontend/Sema.h"
-#include "moe/Pipelines/Pipelines.h"
-#include "moe/Target/GPU.h"
-
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/WithColor.h"
@@ -26,25 +18,15 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
     llvm::WithColor::error(llvm::errs(), "moec") << error << "\n";
     return false;
   }
-  llvm::SourceMgr sourceMgr;
-  unsigned buffer = sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-  installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
-  Diagnostics diags(sourceMgr);
-  mlir::DialectRegistry registry;
-  mlir::moe::registerGPUTarget(registry);
-  out.context = std::make_unique<mlir::MLIRContext>(registry);
-  registerFrontendDialects(*out.context);
-  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, out.context.get());
+  out.session = std::make_unique<mlir::moe::CompileSession>(std::move(input));
   ElaborationOptions options;
   options.layer = source.layer;
   options.overrides = source.overrides;
-  mlir::OwningOpRef<mlir::ModuleOp> module = parseAndElaborate(diags, buffer, *out.context, options);
+  mlir::OwningOpRef<mlir::ModuleOp> module = out.session->elaborate(options);
   if (!module)
     return false;
-  auto layer = *module->getOps<mlir::func::FuncOp>().begin();
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
-  return mlir::succeeded(mlir::moe::compileLayerForTarget(
-      *module, layer, source.target, out.artifact));
+  return mlir::succeeded(mlir::moe::compile(*module, source.target, out.artifact));
 }
 
 int build(const LayerSource &source, const std::string &output) {

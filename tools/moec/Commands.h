@@ -2,7 +2,7 @@
 #ifndef MOEC_COMMANDS_H
 #define MOEC_COMMANDS_H
 
-#include "moe/Target/GPU.h"
+#include "moe/Compiler/CompileOptions.h"
 
 #include <string>
 #include <utility>
@@ -15,8 +15,8 @@ struct LayerSource {
   std::string path;
   std::string layer;
   std::vector<std::pair<std::string, std::string>> overrides;
-  /// The target ("cpu" or a CUDA architecture) and the GPU code generator's choices (moec: from the flags).
-  mlir::moe::TargetOptions target;
+  /// The target (the CPU or a CUDA architecture) and the GPU code generator's choices (moec: from the flags).
+  mlir::moe::CompileOptions target;
 };
 
 struct RunOptions {

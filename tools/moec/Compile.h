@@ -4,10 +4,10 @@
 
 #include "Commands.h"
 
+#include "moe/Compiler/Compiler.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
 
 #include <memory>
@@ -15,7 +15,8 @@
 namespace moec {
 
 struct CompiledLayer {
-  std::unique_ptr<mlir::MLIRContext> context;
+  /// The context and the source the diagnostics point into.
+  std::unique_ptr<mlir::moe::CompileSession> session;
   /// The layer as moe IR, before lowering: what the reference evaluator runs.
   mlir::OwningOpRef<mlir::ModuleOp> moeModule;
   moe::runtime::Artifact artifact;

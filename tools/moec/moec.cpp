@@ -8,10 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
-#include "moe/Frontend/Parser.h"
-#include "moe/Frontend/Sema.h"
-#include "moe/Pipelines/Pipelines.h"
-#include "moe/Target/GPU.h"
+#include "moe/Compiler/Compiler.h"
+#include "moe/Compiler/Pipelines.h"
 #include "moe/runtime/target.h"
 
 #include "mlir/IR/AsmState.h"
@@ -66,31 +64,6 @@ cl::OptionCategory runCategory("moec build / run options");
 cl::opt<std::string> target("target", cl::desc("Code generation target: cpu, or a CUDA architecture "
                                              "(sm_90a for H100/H200, sm_90, sm_80)"),
                             cl::init("cpu"), cl::cat(runCategory));
-cl::opt<long> gemmKTile("gpu-gemm-k-tile",
-                         cl::desc("GPU targets: k depth of the tensor-core GEMM stages (32 or 64; default: "
-                                  "32, measured faster on an H200)"),
-                         cl::init(0), cl::cat(runCategory));
-cl::opt<std::string> gpuGemm("gpu-gemm",
-                             cl::desc("GPU targets: the GEMMs' tensor-core instructions, mma (mma.sync) or wgmma "
-                                      "(sm_90a only); default: wgmma for sm_90a, else mma"),
-                             cl::init(""), cl::cat(runCategory));
-cl::opt<long> gpuGemmN("gpu-gemm-n",
-                        cl::desc("GPU targets, wgmma: B columns a GEMM block multiplies, 128 or 256 (default: "
-                                 "chosen from the shapes)"),
-                        cl::init(0), cl::cat(runCategory));
-cl::opt<std::string> gpuGemmEpilogue(
-    "gpu-gemm-epilogue",
-    cl::desc("GPU targets, wgmma: staged (default: through shared memory, 16-byte row chunks) or direct "
-             "output stores (each thread its element pairs)"),
-    cl::init("staged"), cl::cat(runCategory));
-cl::opt<bool> gpuGemmPersistent("gpu-gemm-persistent",
-                                cl::desc("GPU targets, wgmma with 256-column blocks: one block an SM walks its "
-                                         "tiles, the next tile's copies overlapping this one's end"),
-                                cl::init(false), cl::cat(runCategory));
-cl::opt<bool> gpuGemmTma("gpu-gemm-tma",
-                         cl::desc("GPU targets, wgmma: load the weights by TMA through tensor maps the runtime "
-                                  "makes"),
-                         cl::init(false), cl::cat(runCategory));
 cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
                                 "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
@@ -152,23 +125,48 @@ EXAMPLES
   moec run examples/mixtral.moe --device cuda --tokens 4096 --check
   moec run examples/mixtral.moe --weights w.safetensors --input x.safetensors --output y.safetensors
 
+GPU KERNEL OPTIONS
+  --gpu-<option>[=value] sets an option of the convert-moe-to-gpu-kernels pass
+  (moe-opt --help lists them; docs/gpu.md explains them), e.g.
+  --gpu-gemm=mma|wgmma  --gpu-gemm-k-tile=32|64  --gpu-gemm-n=128|256
+  --gpu-gemm-epilogue=staged|direct  --gpu-gemm-tma  --gpu-gemm-persistent
+
 The MLIR IR-printing, timing and debug-info flags (-mlir-print-ir-after-all,
 -mlir-timing, -mlir-print-debuginfo, ...) apply to the pipeline moec runs.
 See docs/language.md for the language.
 )";
 
-/// The code generation options for `chip` from the --gpu-* flags.
 /// --target, parsed once in main (the rest of moec never compares its text).
 moe::runtime::Target parsedTarget;
 /// Where --emit=ptx and --device=cuda compile when --target names no GPU.
 const moe::runtime::Target kDefaultGpu = *moe::runtime::parseTarget("sm_90a");
+/// The GPU kernels' options, from the --gpu-<option> flags (parsed in main).
+mlir::moe::GPUKernelOptions kernelOptions;
 
-mlir::moe::TargetOptions targetOptions(const moe::runtime::Target &chosen) {
-  mlir::moe::TargetOptions options;
+mlir::moe::CompileOptions compileOptions(const moe::runtime::Target &chosen) {
+  mlir::moe::CompileOptions options;
   options.target = chosen;
   options.cubin = gpuCubin;
-  options.gemm = {gemmKTile, gpuGemm, gpuGemmN, gpuGemmEpilogue, gpuGemmTma, gpuGemmPersistent};
+  options.kernels = kernelOptions;
   return options;
+}
+
+/// Takes the --gpu-<option>[=value] flags (but moec's own --gpu-cubin) out of
+/// `args` as convert-moe-to-gpu-kernels' option text: the pass declares them
+/// (Passes.td) and parses them, so moec never lists them again.
+std::string takeKernelOptions(std::vector<char *> &args) {
+  std::string text;
+  for (auto it = args.begin() + 1; it != args.end();) {
+    llvm::StringRef arg(*it);
+    llvm::StringRef name = arg.ltrim('-');
+    if (arg.starts_with("-") && name.starts_with("gpu-") && !name.starts_with("gpu-cubin")) {
+      text += (text.empty() ? "" : " ") + name.drop_front(4).str();
+      it = args.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return text;
 }
 
 /// Splits `--set name=value` options.
@@ -188,32 +186,23 @@ bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
 bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
                    const std::vector<std::pair<std::string, std::string>> &overrides,
                    llvm::raw_ostream &os) {
-  llvm::SourceMgr sourceMgr;
-  unsigned buffer = sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-  installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
-  Diagnostics diags(sourceMgr);
-  Program program = parseSource(diags, buffer);
-  // Elaborating after syntax errors would only add noise.
-  if (diags.getNumErrors() != 0)
+  mlir::moe::CompileSession session(std::move(input));
+  const Program *program = session.parse();
+  if (!program)
     return false;
   if (emit == Emit::Ast && !checkOnly) {
-    printProgram(program, sourceMgr, os);
+    printProgram(*program, session.getSourceMgr(), os);
     return true;
   }
 
-  mlir::DialectRegistry registry;
-  mlir::moe::registerGPUTarget(registry);
-  mlir::MLIRContext context(registry);
-  registerFrontendDialects(context);
-  // MLIR diagnostics (verifier, passes) point into the .moe source too.
-  mlir::SourceMgrDiagnosticHandler mlirDiagnostics(sourceMgr, &context);
   ElaborationOptions options;
   options.layer = layerName;
   options.allLayers = checkOnly && layerName.empty();
   options.overrides = overrides;
-  mlir::OwningOpRef<mlir::ModuleOp> module = elaborate(program, diags, context, options);
+  mlir::OwningOpRef<mlir::ModuleOp> module = session.elaborate(options);
   if (!module)
     return false;
+  mlir::MLIRContext &context = session.getContext();
 
   // The default pipeline (verify, canonicalize, cse) opens the lowering
   // pipelines too: --emit=llvm|ptx runs it there, once.
@@ -234,15 +223,14 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     return true;
   if (emit == Emit::Llvm || emit == Emit::Ptx) {
     moe::runtime::Artifact artifact;
-    std::string llvmIR, ptx;
-    auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-    mlir::moe::TargetOptions options =
-        targetOptions(emit == Emit::Ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
+    mlir::moe::CompileListing listing;
+    mlir::moe::CompileOptions options =
+        compileOptions(emit == Emit::Ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
     if (emit == Emit::Ptx)
       options.cubin = false; // the PTX is printed, not assembled: ptxas would be wasted time
-    if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, artifact, nullptr, &llvmIR, &ptx)))
+    if (mlir::failed(mlir::moe::compile(*module, options, artifact, &listing)))
       return false;
-    os << (emit == Emit::Ptx ? ptx : llvmIR);
+    os << (emit == Emit::Ptx ? listing.ptx : listing.llvmIR);
     return true;
   }
   module->print(os, mlir::OpPrintingFlags());
@@ -286,7 +274,20 @@ int main(int argc, char **argv) {
       entry.second->addCategory(mlirCategory);
   }
   cl::HideUnrelatedOptions({&moecCategory, &runCategory, &mlirCategory});
+  std::string kernelOptionText = takeKernelOptions(args);
   cl::ParseCommandLineOptions(static_cast<int>(args.size()), args.data(), kOverview);
+  if (mlir::failed(mlir::moe::parseGPUKernelOptions(kernelOptionText, kernelOptions, [](const llvm::Twine &message) {
+        // The pass's option parser names itself and ends with a newline.
+        std::string text = message.str();
+        llvm::StringRef reason = llvm::StringRef(text).trim();
+        reason.consume_front("<Pass-Options-Parser>: ");
+        // A bad value is reported by the option itself, just above.
+        llvm::WithColor::error(llvm::errs(), "moec")
+            << "bad --gpu-* option" << (reason.empty() ? "" : ": ") << reason
+            << " (the options of convert-moe-to-gpu-kernels: moec --help, docs/gpu.md)\n";
+        return mlir::failure();
+      })))
+    return 1;
 
   std::vector<std::pair<std::string, std::string>> parsedOverrides;
   if (!parseOverrides(parsedOverrides))
@@ -310,7 +311,7 @@ int main(int argc, char **argv) {
   if (command != Command::Compile) {
     // --device cuda alone means the Hopper target.
     const moe::runtime::Target &chosen = device == "cuda" && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget;
-    moec::LayerSource source{inputFile, layerName, parsedOverrides, targetOptions(chosen)};
+    moec::LayerSource source{inputFile, layerName, parsedOverrides, compileOptions(chosen)};
     if (command == Command::Build) {
       if (outputFile == "-") {
         llvm::WithColor::error(llvm::errs(), "moec") << "build needs -o LAYER.moeb\n";

@@ -147,26 +147,31 @@ public:
 struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
   using Base::Base;
 
-  /// The k depth of a tensor-core GEMM's stages: 32 unless asked otherwise
-  /// (32 x 4 stages ran faster than 64 x 3, which spills a few registers
-  /// under the 128-register bound: docs/gpu.md, "Measured choices").
-  int64_t kTile() const { return gemmKTile == 64 ? 64 : 32; }
+  /// The options as the typed struct (parseGPUKernelOptions).
+  GPUKernelOptions options() const {
+    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent};
+  }
+
+  /// The k depth of an mma.sync GEMM's stages (the default 32 x 4 stages ran
+  /// faster than 64 x 3, which spills a few registers under the 128-register
+  /// bound: docs/gpu.md, "Measured choices").
+  int64_t kTile() const { return gemmKTile; }
 
   /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
-  std::string engine;
+  GemmEngine engine = GemmEngine::Mma;
 
   /// A tensor-core GEMM's engine: wgmma where asked for and its 64-deep
   /// stages divide k, else mma.sync with the k tile already chosen; and
   /// wgmma's block width.
   void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
-    if (engine == "wgmma" && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
+    if (engine == GemmEngine::Wgmma && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
       // 256-column blocks move a third less data per multiply-add (faster
       // on an H200: docs/gpu.md, "Measured choices") where the product is
       // wide enough to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
-      c.stagedEpilogue = gemmEpilogue == "staged";
+      c.stagedEpilogue = gemmEpilogue == GemmEpilogue::Staged;
       // TMA on the 256-column blocks only: under the 128 registers of the
       // two-block variant ptxas serialises the wgmma of some TMA kernels
       // (k 320, n 192), and the narrow products that get 128 are small.
@@ -179,29 +184,22 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
   }
 
   void runOnOperation() override {
-    if (gemmKTile != 0 && gemmKTile != 32 && gemmKTile != 64) {
-      getOperation().emitError() << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
+    if (gemmKTile != 32 && gemmKTile != 64) {
+      emitError(getOperation().getLoc()) << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
       return signalPassFailure();
     }
     if (gemmN != 0 && gemmN != 128 && gemmN != 256) {
-      getOperation().emitError() << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
+      emitError(getOperation().getLoc()) << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
       return signalPassFailure();
     }
-    if (gemmEpilogue != "direct" && gemmEpilogue != "staged") {
-      getOperation().emitError() << "gemm-epilogue must be direct or staged, not '" << gemmEpilogue << "'";
-      return signalPassFailure();
-    }
-    engine = gemm.empty() ? (chip == "sm_90a" ? "wgmma" : "mma") : std::string(gemm);
-    if (engine != "mma" && engine != "wgmma") {
-      getOperation().emitError() << "gemm must be mma or wgmma, not '" << engine << "'";
-      return signalPassFailure();
-    }
-    if (engine == "wgmma" && chip != "sm_90a") {
-      getOperation().emitError() << "gemm=wgmma needs chip sm_90a, not " << chip;
+    engine = gemm != GemmEngine::Auto ? GemmEngine(gemm) : chip == "sm_90a" ? GemmEngine::Wgmma : GemmEngine::Mma;
+    if (engine == GemmEngine::Wgmma && chip != "sm_90a") {
+      emitError(getOperation().getLoc()) << "gemm=wgmma needs chip sm_90a, not " << chip;
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with " << engine << " GEMMs, k tile "
+    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
+                            << (engine == GemmEngine::Wgmma ? "wgmma" : "mma") << " GEMMs, k tile "
                             << kTile() << "\n");
     KernelModule kernels(module);
     if (failed(lowerKernelOps(module, "GPU", [&](IRRewriter &b, Operation *op) { return lower(b, kernels, op); })))
@@ -537,3 +535,12 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
 };
 
 } // namespace
+
+LogicalResult mlir::moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
+                                               function_ref<LogicalResult(const Twine &)> errorHandler) {
+  ConvertMoEToGPUKernels pass;
+  if (failed(pass.initializeOptions(text, errorHandler)))
+    return failure();
+  out = pass.options();
+  return success();
+}

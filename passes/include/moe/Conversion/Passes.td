@@ -94,18 +94,25 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
     ```
   }];
   let options = [
-    Option<"gemmKTile", "gemm-k-tile", "int64_t", /*default=*/"0",
-           "k depth of the tensor-core GEMMs' pipeline stages: 32 (4 stages) or 64 (3 stages); 0: the default, 32">,
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
            "the CUDA architecture the kernels are for (sm_80, sm_90, sm_90a, ...)">,
-    Option<"gemm", "gemm", "std::string", /*default=*/"\"\"",
-           "tensor-core instructions of the GEMMs: mma (mma.sync, sm_80+) or wgmma (sm_90a; 64-deep stages, "
-           "mma.sync where k is not a multiple of 64); default: wgmma on sm_90a, else mma">,
+    Option<"gemm", "gemm", "::mlir::moe::GemmEngine", /*default=*/"::mlir::moe::GemmEngine::Auto",
+           "tensor-core instructions of the GEMMs",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moe::GemmEngine::Auto, "auto", "wgmma on sm_90a, else mma (the default)"),
+             clEnumValN(::mlir::moe::GemmEngine::Mma, "mma", "mma.sync, sm_80 and later"),
+             clEnumValN(::mlir::moe::GemmEngine::Wgmma, "wgmma",
+                        "warpgroup MMA, sm_90a; 64-deep stages, mma.sync where k is not a multiple of 64"))}]>,
+    Option<"gemmKTile", "gemm-k-tile", "int64_t", /*default=*/"32",
+           "mma.sync: k depth of the GEMMs' pipeline stages, 32 (4 stages, the default) or 64 (3 stages)">,
     Option<"gemmN", "gemm-n", "int64_t", /*default=*/"0",
            "wgmma: B columns a GEMM block multiplies, 128 (two blocks an SM) or 256 (one); 0: from the shapes">,
-    Option<"gemmEpilogue", "gemm-epilogue", "std::string", /*default=*/"\"staged\"",
-           "wgmma: how a block's outputs reach C: staged (the default: through shared memory, 16-byte row "
-           "chunks) or direct (each thread stores its element pairs)">,
+    Option<"gemmEpilogue", "gemm-epilogue", "::mlir::moe::GemmEpilogue",
+           /*default=*/"::mlir::moe::GemmEpilogue::Staged", "wgmma: how a block's outputs reach C",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moe::GemmEpilogue::Staged, "staged",
+                        "through shared memory, 16-byte row chunks (the default)"),
+             clEnumValN(::mlir::moe::GemmEpilogue::Direct, "direct", "each thread stores its element pairs"))}]>,
     Option<"gemmTma", "gemm-tma", "bool", /*default=*/"false",
            "wgmma: load B (the weights) by TMA, one thread issuing and an mbarrier a stage counting, through "
            "tensor maps the runtime makes (moeCudaTensorMap)">,

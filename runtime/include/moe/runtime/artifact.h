@@ -21,6 +21,10 @@
 
 namespace moe::runtime {
 
+/// A signature's output names: "output" for one result, else "output1",
+/// "output2", ... (the compiler writes them, the runtime binds by them).
+std::string outputName(size_t index, size_t count);
+
 constexpr uint32_t kArtifactVersion = 1;
 
 /// A dimension of a signature tensor: a size, or a symbol bound at call time.

@@ -95,9 +95,6 @@ private:
   std::vector<Tensor> params;
 };
 
-/// Output names: "output" for one result, else "output1", "output2", ...
-std::string outputName(size_t index, size_t count);
-
 } // namespace moe::runtime
 
 #endif // MOE_RUNTIME_LAYER_H

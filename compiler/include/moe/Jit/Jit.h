@@ -15,8 +15,8 @@
 //   layer({x2}, outputs);  // same dtypes and widths: no compilation
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOE_BUILDER_JIT_H
-#define MOE_BUILDER_JIT_H
+#ifndef MOE_JIT_JIT_H
+#define MOE_JIT_JIT_H
 
 #include "moe/Builder/GraphBuilder.h"
 #include "moe/runtime/layer.h"
@@ -111,4 +111,4 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
 
 } // namespace moe::jit
 
-#endif // MOE_BUILDER_JIT_H
+#endif // MOE_JIT_JIT_H

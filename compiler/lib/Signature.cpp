@@ -1,43 +1,13 @@
-//===- CPU.cpp - compile a moe layer to a CPU artifact ----------*- C++ -*-===//
-#include "moe/Target/CPU.h"
-#include "moe/Target/HostLibrary.h"
-
-#include "moe/Dialect/MoE/IR/MoEDialect.h"
-#include "moe/Dialect/MoE/IR/MoEOps.h"
+//===- Signature.cpp - a layer's runtime signature --------------*- C++ -*-===//
+#include "moe/Compiler/Signature.h"
 
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/runtime/json.h"
-#include "moe/runtime/layer.h"
 #include "moe/runtime/target.h"
 
-#include "moe/Conversion/Passes.h"
-#include "moe/Pipelines/Pipelines.h"
-#include "moe/Transforms/Passes.h"
-
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/Interfaces/FunctionInterfaces.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
-#include "mlir/InitAllPasses.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Export.h"
-#include "llvm/ADT/ScopeExit.h"
-#include "llvm/IR/IRBuilder.h"
-#include "llvm/IR/LegacyPassManager.h"
-#include "llvm/IR/Module.h"
-#include "llvm/IR/Verifier.h"
-#include "llvm/MC/TargetRegistry.h"
-#include "llvm/Passes/PassBuilder.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Program.h"
-#include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
-#include "llvm/Target/TargetMachine.h"
-#include "llvm/Target/TargetOptions.h"
-#include "llvm/TargetParser/Triple.h"
 
 using namespace mlir;
 namespace rt = ::moe::runtime;
@@ -89,20 +59,6 @@ std::string jsonOf(Attribute a) {
 }
 
 } // namespace
-
-void mlir::moe::registerCPUTarget(DialectRegistry &registry) {
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  static bool passesRegistered = [] {
-    registerAllPasses();
-    mlir::moe::registerMoETransformsPasses();
-    mlir::moe::registerMoEConversionPasses();
-    return true;
-  }();
-  (void)passesRegistered;
-}
 
 /// Useful FLOPs per token, the terms linear in the token count: a dense layer on
 /// [tokens, k] costs 2 k n; an expert FFN 2 k (assignments per token) times its GEMMs.
@@ -194,32 +150,5 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
   if (out.inputs.empty())
     return layer.emitError() << "a layer needs at least one input";
   out.flopsPerToken = flopsPerToken(layer);
-  return success();
-}
-
-LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
-                                      std::string *commandLog, std::string *llvmIR) {
-  MLIRContext *context = module.getContext();
-  Location loc = layer.getLoc();
-  if (failed(extractSignature(layer, out.signature)))
-    return failure();
-  std::string layerName = layer.getName().str();
-  // Keep only the layer being compiled.
-  for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
-    if (fn != layer)
-      fn.erase();
-
-  PassManager pm(context);
-  // -mlir-print-ir-* and friends, when the tool registered them (moec does).
-  (void)applyPassManagerCLOptions(pm);
-  if (failed(mlir::moe::buildMoELowerToCPUPipeline(pm)))
-    return emitError(loc) << "cannot build the moe-lower-to-cpu pipeline";
-  if (failed(pm.run(module)))
-    return failure();
-
-  std::vector<uint8_t> library;
-  if (failed(mlir::moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
-    return failure();
-  out.sections.emplace_back("code.cpu.so", std::move(library));
   return success();
 }

@@ -1,15 +1,13 @@
-//===- GPU.cpp - compile a moe layer to a CUDA artifact ---------*- C++ -*-===//
-#include "moe/Target/GPU.h"
+//===- GPUCodeGen.cpp - a moe layer to a CUDA artifact ----------*- C++ -*-===//
+#include "moe/Compiler/GPUCodeGen.h"
 
-#include "moe/Pipelines/Pipelines.h"
-#include "moe/Target/CPU.h"
-#include "moe/Target/HostLibrary.h"
+#include "moe/Compiler/CudaToolkit.h"
+#include "moe/Compiler/HostLibrary.h"
+#include "moe/Compiler/Pipelines.h"
+#include "moe/Compiler/Signature.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVM/NVVM/Target.h"
-#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -19,30 +17,6 @@
 
 using namespace mlir;
 namespace rt = ::moe::runtime;
-
-void mlir::moe::registerGPUTarget(DialectRegistry &registry) {
-  registerCPUTarget(registry);
-  registerGPUDialectTranslation(registry);
-  registerNVVMDialectTranslation(registry);
-  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
-  gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
-}
-
-std::string mlir::moe::findPtxas() {
-  std::string libdevice = findLibdevice(); // <root>/nvvm/libdevice/libdevice.10.bc
-  if (!libdevice.empty()) {
-    llvm::SmallString<256> root(libdevice);
-    for (int i = 0; i < 3; ++i)
-      llvm::sys::path::remove_filename(root);
-    llvm::SmallString<256> candidate(root);
-    llvm::sys::path::append(candidate, "bin", "ptxas");
-    if (llvm::sys::fs::can_execute(candidate))
-      return candidate.str().str();
-  }
-  if (llvm::ErrorOr<std::string> onPath = llvm::sys::findProgramByName("ptxas"))
-    return *onPath;
-  return "";
-}
 
 /// Assembles `ptx` for `chip` with the toolkit's ptxas into `cubin`.
 static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::StringRef chip, llvm::StringRef ptx,
@@ -77,9 +51,8 @@ static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::Stri
   return success();
 }
 
-LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
-                                            rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
-                                            std::string *ptx) {
+LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
+                                            rt::Artifact &out, CompileListing *listing) {
   Location loc = layer.getLoc();
   if (!options.target.isCuda())
     return emitError(loc) << "compileLayerForGPU needs a CUDA target, got " << options.target.flagName();
@@ -100,16 +73,9 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
                              "install the CUDA toolkit or set CUDA_HOME";
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
-  const GemmOptions &gemm = options.gemm;
-  if (!gemm.engine.empty() && gemm.engine != "mma" && gemm.engine != "wgmma")
-    return emitError(loc) << "unknown GPU GEMM '" << gemm.engine << "' (expected mma or wgmma)";
-  if (gemm.engine == "wgmma" && chip != "sm_90a")
-    return emitError(loc) << "wgmma needs --target=sm_90a, not " << chip;
-  if (gemm.n != 0 && gemm.n != 128 && gemm.n != 256)
-    return emitError(loc) << "the GEMM's N must be 128 or 256, not " << gemm.n;
-  NVVMCodegenOptions codegen{chip.str(), gemm, libdevice};
-  if (failed(buildMoELowerToNVVMPipeline(pm, codegen)))
-    return emitError(loc) << "cannot build the moe-lower-to-nvvm pipeline";
+  GPUKernelOptions kernelOptions = options.kernels;
+  kernelOptions.chip = chip.str(); // the kernels are for the target's chip, whatever the options said
+  buildMoELowerToNVVMPipeline(pm, kernelOptions, libdevice);
   if (failed(pm.run(module)))
     return failure();
 
@@ -146,20 +112,13 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
   // Belt and braces: an unresolved libdevice function would only fail on the GPU.
   if (kernels.find(".extern .func") != std::string::npos && kernels.find("__nv_") != std::string::npos)
     return emitError(loc) << "the layer's PTX calls libdevice functions that were not linked (" << libdevice << ")";
-  if (ptx)
-    *ptx = kernels;
+  if (listing)
+    listing->ptx = kernels;
   std::vector<uint8_t> library;
-  if (failed(buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
+  if (failed(buildHostLibrary(module, layerName, loc, out.signature.entry, library,
+                              listing ? &listing->linkCommand : nullptr, listing ? &listing->llvmIR : nullptr)))
     return failure();
   out.sections.emplace_back("code.host.so", std::move(library));
   out.sections.emplace_back("code.ptx", std::vector<uint8_t>(kernels.begin(), kernels.end()));
   return success();
-}
-
-LogicalResult mlir::moe::compileLayerForTarget(ModuleOp module, func::FuncOp layer, const TargetOptions &options,
-                                               rt::Artifact &out, std::string *commandLog, std::string *llvmIR,
-                                               std::string *ptx) {
-  if (!options.target.isCuda())
-    return compileLayerForCPU(module, layer, out, commandLog, llvmIR);
-  return compileLayerForGPU(module, layer, options, out, commandLog, llvmIR, ptx);
 }

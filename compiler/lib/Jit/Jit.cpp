@@ -1,15 +1,10 @@
 //===- Jit.cpp - compile-on-first-call layers with a cache ------*- C++ -*-===//
-#include "moe/Builder/Jit.h"
+#include "moe/Jit/Jit.h"
 
-#include "moe/Frontend/Parser.h"
-#include "moe/Frontend/Sema.h"
-#include "moe/Target/CPU.h"
-#include "moe/Target/GPU.h"
+#include "moe/Compiler/Compiler.h"
 #include "moe/runtime/safetensors.h"
 #include "moe/runtime/target.h"
 
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -85,27 +80,16 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   std::optional<rt::Target> parsed = rt::parseTarget(target);
   if (!parsed)
     return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\"; " + rt::kTargetsHelp);
-  llvm::SourceMgr sourceMgr;
-  unsigned buffer = sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(text, bufferName), llvm::SMLoc());
-  frontend::installCaretDiagnosticPrinter(sourceMgr, llvm::errs());
-  frontend::Diagnostics diags(sourceMgr);
-  mlir::DialectRegistry registry;
-  mlir::moe::registerGPUTarget(registry);
-  mlir::MLIRContext context(registry);
-  frontend::registerFrontendDialects(context);
-  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      frontend::parseAndElaborate(diags, buffer, context, frontend::ElaborationOptions());
+  mlir::moe::CompileSession session(llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
+  mlir::OwningOpRef<mlir::ModuleOp> module = session.elaborate(frontend::ElaborationOptions());
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
-  auto layer = *module->getOps<mlir::func::FuncOp>().begin();
-  mlir::moe::TargetOptions options;
+  mlir::moe::CompileOptions options;
   options.target = *parsed;
   // By default the JIT embeds PTX only: the driver compiles it at load (and
   // keeps it in its compute cache), so the compile does not wait for ptxas.
   options.cubin = cubin;
-  if (mlir::failed(mlir::moe::compileLayerForTarget(*module, layer, options, out)))
+  if (mlir::failed(mlir::moe::compile(*module, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
 }

@@ -9,7 +9,7 @@
 // was configured from. Any rebuild that changes code changes a build ID.
 //
 //===----------------------------------------------------------------------===//
-#include "moe/Builder/Jit.h"
+#include "moe/Jit/Jit.h"
 
 #include <elf.h>
 #include <link.h>

@@ -1,5 +1,5 @@
 //===- HostLibrary.cpp - a lowered layer as a host shared object -*- C++ -*-===//
-#include "moe/Target/HostLibrary.h"
+#include "moe/Compiler/HostLibrary.h"
 
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Target/LLVMIR/Export.h"

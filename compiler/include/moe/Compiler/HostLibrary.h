@@ -7,8 +7,8 @@
 // compiled for x86-64 and linked into a shared object by the system linker.
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOE_TARGET_HOSTLIBRARY_H
-#define MOE_TARGET_HOSTLIBRARY_H
+#ifndef MOE_COMPILER_HOSTLIBRARY_H
+#define MOE_COMPILER_HOSTLIBRARY_H
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -27,4 +27,4 @@ LogicalResult buildHostLibrary(ModuleOp module, StringRef layerName, Location lo
 
 } // namespace mlir::moe
 
-#endif // MOE_TARGET_HOSTLIBRARY_H
+#endif // MOE_COMPILER_HOSTLIBRARY_H

@@ -1,0 +1,28 @@
+//===- CPUCodeGen.h - a moe layer to a CPU artifact -------------*- C++ -*-===//
+//
+// The CPU code generator: runs the moe-lower-to-cpu pipeline on a layer and
+// links the result into a host shared object (HostLibrary.h), section
+// "code.cpu.so". compile() (Compiler.h) calls it for the CPU target.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_COMPILER_CPUCODEGEN_H
+#define MOE_COMPILER_CPUCODEGEN_H
+
+#include "moe/runtime/artifact.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+/// Compiles `layer` (a function of `module`, which is consumed) into a CPU
+/// artifact. Diagnostics go to the module's context; `commandLog`, if set,
+/// receives the linker command that ran, and `llvmIR` the optimised LLVM IR.
+LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, ::moe::runtime::Artifact &out,
+                                 std::string *commandLog = nullptr, std::string *llvmIR = nullptr);
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_CPUCODEGEN_H

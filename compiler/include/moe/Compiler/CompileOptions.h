@@ -1,0 +1,34 @@
+//===- CompileOptions.h - what a compile is asked to do ---------*- C++ -*-===//
+#ifndef MOE_COMPILER_COMPILEOPTIONS_H
+#define MOE_COMPILER_COMPILEOPTIONS_H
+
+#include "moe/Conversion/Passes.h"
+#include "moe/runtime/target.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+/// Everything that shapes the generated code but the layer itself.
+struct CompileOptions {
+  /// Where the layer runs: the CPU or a CUDA architecture, parsed once from
+  /// the user's text (moe::runtime::parseTarget) and carried typed to the
+  /// artifact's signature.
+  ::moe::runtime::Target target = ::moe::runtime::Target::cpu();
+  /// GPU targets: embed a cubin made by the toolkit's ptxas (when there is
+  /// one) beside the PTX, which the runtime falls back to on other GPUs.
+  bool cubin = true;
+  /// GPU targets: the generated kernels' choices (convert-moe-to-gpu-kernels).
+  GPUKernelOptions kernels;
+};
+
+/// What a compile can hand back beside the artifact, for inspection.
+struct CompileListing {
+  std::string llvmIR;      ///< the host code's optimised LLVM IR
+  std::string ptx;         ///< GPU targets: the PTX of every kernel
+  std::string linkCommand; ///< the system linker's command line
+};
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_COMPILEOPTIONS_H

@@ -1,0 +1,22 @@
+//===- Signature.h - a layer's runtime signature ----------------*- C++ -*-===//
+//
+// The artifact's signature (moe/runtime/artifact.h) read from a layer
+// function before lowering: its inputs, parameters and outputs from the
+// `moe.input` / `moe.param` / `moe.dims` attributes, its description and
+// hyperparameters, and its useful FLOPs per token for benchmarks.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_COMPILER_SIGNATURE_H
+#define MOE_COMPILER_SIGNATURE_H
+
+#include "moe/runtime/artifact.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::moe {
+
+LogicalResult extractSignature(func::FuncOp layer, ::moe::runtime::Signature &out);
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_SIGNATURE_H

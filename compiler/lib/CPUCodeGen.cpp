@@ -1,0 +1,37 @@
+//===- CPUCodeGen.cpp - a moe layer to a CPU artifact -----------*- C++ -*-===//
+#include "moe/Compiler/CPUCodeGen.h"
+
+#include "moe/Compiler/HostLibrary.h"
+#include "moe/Compiler/Pipelines.h"
+#include "moe/Compiler/Signature.h"
+
+#include "mlir/Pass/PassManager.h"
+
+using namespace mlir;
+namespace rt = ::moe::runtime;
+
+LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
+                                      std::string *commandLog, std::string *llvmIR) {
+  MLIRContext *context = module.getContext();
+  Location loc = layer.getLoc();
+  if (failed(extractSignature(layer, out.signature)))
+    return failure();
+  std::string layerName = layer.getName().str();
+  // Keep only the layer being compiled.
+  for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+    if (fn != layer)
+      fn.erase();
+
+  PassManager pm(context);
+  // -mlir-print-ir-* and friends, when the tool registered them (moec does).
+  (void)applyPassManagerCLOptions(pm);
+  buildMoELowerToCPUPipeline(pm);
+  if (failed(pm.run(module)))
+    return failure();
+
+  std::vector<uint8_t> library;
+  if (failed(mlir::moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
+    return failure();
+  out.sections.emplace_back("code.cpu.so", std::move(library));
+  return success();
+}

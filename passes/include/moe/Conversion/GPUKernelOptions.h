@@ -1,0 +1,42 @@
+//===- GPUKernelOptions.h - the GPU kernels' option types -------*- C++ -*-===//
+//
+// The enum types of convert-moe-to-gpu-kernels' options. The options
+// themselves are declared once, in Passes.td; the generated
+// ConvertMoEToGPUKernelsOptions is the typed struct every tool fills (moec's
+// --gpu-<option> flags, the moe-lower-to-nvvm pipeline, the compile API).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_GPUKERNELOPTIONS_H
+#define MOE_CONVERSION_GPUKERNELOPTIONS_H
+
+#include "mlir/Support/LLVM.h"
+
+#include <functional>
+#include <string>
+
+namespace mlir::moe {
+
+/// The tensor-core instructions of the GEMMs.
+enum class GemmEngine {
+  Auto,  ///< wgmma on sm_90a (the only target that has it), else mma
+  Mma,   ///< mma.sync m16n8k16, sm_80 and later
+  Wgmma, ///< warpgroup MMA, sm_90a
+};
+
+/// How a wgmma block's outputs reach memory.
+enum class GemmEpilogue {
+  Staged, ///< through shared memory, 16-byte row chunks
+  Direct, ///< each thread stores its element pairs
+};
+
+struct ConvertMoEToGPUKernelsOptions;
+using GPUKernelOptions = ConvertMoEToGPUKernelsOptions;
+
+/// Parses convert-moe-to-gpu-kernels' textual options ("gemm=mma gemm-n=256")
+/// with the pass's own option parser; false after an error (reported).
+LogicalResult parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
+                                    function_ref<LogicalResult(const Twine &)> errorHandler);
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_GPUKERNELOPTIONS_H
