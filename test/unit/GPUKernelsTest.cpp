@@ -2,7 +2,7 @@
 // MLIR: it parses into a gpu.module, verifies, and lowers to NVVM (the PTX
 // itself is checked by ptxas in test/Target/ptxas.test, and on a GPU by
 // bench/gpu). Catches a generator change that only some variant breaks.
-#include "../../passes/lib/Conversion/GPUKernels/Kernels.h"
+#include "../../passes/lib/Conversion/MoEToGPUKernels/Kernels/Kernels.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"

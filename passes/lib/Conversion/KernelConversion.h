@@ -1,13 +1,14 @@
-//===- KernelOps.h - what the kernel conversions share ----------*- C++ -*-===//
+//===- KernelConversion.h - what the kernel conversions share ---*- C++ -*-===//
 //
 // convert-moe-to-cpu-kernels and convert-moe-to-gpu-kernels lower the same
 // ops (matrix products, routing, losses, and each dispatch -> expert_ffn ->
-// combine chain, rooted at its combine) and then drop the routed ops the
-// chains consumed. This is that walk, with the backend's `lower`.
+// combine chain, rooted at its combine) with a pattern per op, then drop the
+// routed ops the chains consumed. This is the conversion target and driver
+// they share, and the buffer helpers of their patterns.
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOE_CONVERSION_KERNELOPS_H
-#define MOE_CONVERSION_KERNELOPS_H
+#ifndef MOE_CONVERSION_KERNELCONVERSION_H
+#define MOE_CONVERSION_KERNELCONVERSION_H
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
@@ -17,36 +18,39 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 namespace mlir::moe {
 
+/// The ops a kernel conversion lowers. The routed ops (moe.dispatch,
+/// moe.expert_ffn) stay legal: the pattern of the combine that ends their
+/// chain consumes them, and they are erased after the conversion.
+inline void addKernelOpsIllegal(ConversionTarget &target) {
+  target.addIllegalOp<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>();
+  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+}
+
 /// Marks the module's layer functions for a C entry point
-/// (`_mlir_ciface_<layer>`), calls `lower` on every kernel op (with the
-/// rewriter at the op), then erases the routed ops; `backend` names the
-/// backend in the error for a routed value used elsewhere.
-inline LogicalResult lowerKernelOps(ModuleOp module, StringRef backend,
-                                    llvm::function_ref<LogicalResult(IRRewriter &, Operation *)> lower) {
+/// (`_mlir_ciface_<layer>`), applies a kernel conversion's `patterns` (the
+/// kernel ops illegal), then erases the routed ops the chains consumed;
+/// `backend` names the backend in the error for a routed value used elsewhere.
+inline LogicalResult applyKernelConversion(ModuleOp module, const FrozenRewritePatternSet &patterns,
+                                           StringRef backend) {
   MLIRContext *context = module.getContext();
   for (auto fn : module.getOps<func::FuncOp>())
     if (fn.isPublic() && !fn.isDeclaration())
       fn->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
-  SmallVector<Operation *> ops;
-  module.walk([&](Operation *op) {
-    if (isa<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>(op))
-      ops.push_back(op);
-  });
-  IRRewriter rewriter(context);
-  for (Operation *op : ops) {
-    rewriter.setInsertionPoint(op);
-    if (failed(lower(rewriter, op)))
-      return failure();
-  }
+  ConversionTarget target(*context);
+  addKernelOpsIllegal(target);
+  if (failed(applyPartialConversion(module, target, patterns)))
+    return failure();
   // The routed chains are now dead.
   SmallVector<Operation *> dead;
   module.walk([&](Operation *op) {
     if (isa<ExpertFfnOp, DispatchOp>(op))
       dead.push_back(op);
   });
+  IRRewriter rewriter(context);
   for (Operation *op : llvm::reverse(dead)) {
     if (!op->use_empty())
       return op->emitError() << "routed value used other than by moe.expert_ffn and moe.combine is not "
@@ -95,6 +99,15 @@ inline FailureOr<RoutedChain> matchRoutedChain(CombineOp combine, StringRef back
   return chain;
 }
 
+/// Checks, before a kernel conversion, that every combine ends a chain the
+/// backend lowers (so that the patterns need not fail with a message).
+inline LogicalResult checkRoutedChains(ModuleOp module, StringRef backend) {
+  WalkResult result = module.walk([&](CombineOp combine) {
+    return failed(matchRoutedChain(combine, backend)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
 /// `out .+ bias` for a dense product lowered to a kernel: a broadcasting
 /// moe.binary that convert-moe-to-linalg lowers (bias widened to out's type).
 inline Value addDenseBias(OpBuilder &b, Location loc, Value out, Value bias) {
@@ -110,4 +123,4 @@ inline Value addDenseBias(OpBuilder &b, Location loc, Value out, Value bias) {
 
 } // namespace mlir::moe
 
-#endif // MOE_CONVERSION_KERNELOPS_H
+#endif // MOE_CONVERSION_KERNELCONVERSION_H

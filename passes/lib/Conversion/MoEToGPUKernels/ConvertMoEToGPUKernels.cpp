@@ -1,17 +1,19 @@
 //===- ConvertMoEToGPUKernels.cpp - convert-moe-to-gpu-kernels --*- C++ -*-===//
 //
 // Routing, matrix products and each dispatch -> experts -> combine chain
-// become launches of kernels generated for this layer (GPUKernels/), parsed
-// into `gpu.module @moe_kernels`. Operands are passed as flat 1-D memrefs;
+// become launches of kernels generated for this layer (Kernels/), parsed
+// into `gpu.module @moe_kernels`, a conversion pattern per op
+// (populateMoEToGPUKernelsPatterns). Operands are passed as flat 1-D memrefs;
 // token counts are the only run-time sizes, so grids are computed in the host
 // code from them.
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 
-#include "GPUKernels/RuntimeAbi.h"
-#include "GPUKernels/Kernels.h"
-#include "KernelOps.h"
+#include "../KernelConversion.h"
+#include "Kernels/Kernels.h"
+#include "Kernels/RuntimeAbi.h"
+#include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
@@ -42,16 +44,14 @@ std::string eltName(Type t) { return kernelTypeName(*runtimeDType(t)); }
 /// The layer's kernel module and what has been generated into it.
 class KernelModule {
 public:
-  KernelModule(ModuleOp module) : module(module) {}
-
   /// @moe_kernels, created (with the container attribute) on first use.
-  gpu::GPUModuleOp kernelModule() {
+  gpu::GPUModuleOp kernelModule(RewriterBase &b, ModuleOp module) {
     if (kernels)
       return kernels;
-    OpBuilder b(module.getContext());
-    module->setAttr("gpu.container_module", b.getUnitAttr());
+    b.modifyOpInPlace(module, [&] { module->setAttr("gpu.container_module", b.getUnitAttr()); });
     kernels = module.lookupSymbol<gpu::GPUModuleOp>("moe_kernels");
     if (!kernels) {
+      OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToEnd(module.getBody());
       kernels = gpu::GPUModuleOp::create(b, module.getLoc(), "moe_kernels");
       // The dynamic shared memory the tensor-core kernels address (an extern
@@ -64,33 +64,41 @@ public:
     return kernels;
   }
 
-  /// The kernel `name`, parsed from `text` on first use.
-  FailureOr<gpu::GPUFuncOp> get(Location loc, const std::string &name, const std::function<std::string()> &text) {
-    gpu::GPUModuleOp kernels = kernelModule();
-    if (auto fn = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
-      return fn;
+  /// The kernel `name` generated as `text`, parsed on first use. The cache is
+  /// keyed by the whole generated text, so every field of a kernel's config
+  /// counts; two different kernels under one name are refused.
+  FailureOr<gpu::GPUFuncOp> get(RewriterBase &b, Location loc, const std::string &name, const std::string &text) {
+    auto found = generated.find(name);
+    if (found != generated.end()) {
+      if (found->second.first != text)
+        return emitError(loc) << "internal error: two different GPU kernels are both named " << name;
+      return found->second.second;
+    }
+    ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+    gpu::GPUModuleOp kernels = kernelModule(b, module);
     std::string source = "gpu.module @moe_parse {\n  llvm.mlir.global external @moe_smem() {addr_space = 3 : i32, "
                          "alignment = 1024 : i64} : !llvm.array<0 x i8>\n" +
-                         text() + "}\n";
+                         text + "}\n";
     ParserConfig config(module.getContext());
     OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(source, config, name);
     if (!parsed)
       return emitError(loc) << "internal error: generated kernel " << name << " does not parse";
     auto holder = *parsed->getOps<gpu::GPUModuleOp>().begin();
     auto fn = *holder.getOps<gpu::GPUFuncOp>().begin();
-    fn->moveBefore(kernels.getBody(), kernels.getBody()->end());
+    b.moveOpBefore(fn, kernels.getBody(), kernels.getBody()->end());
+    generated.emplace(name, std::make_pair(text, fn));
     return fn;
   }
 
 private:
-  ModuleOp module;
   gpu::GPUModuleOp kernels;
+  std::map<std::string, std::pair<std::string, gpu::GPUFuncOp>> generated;
 };
 
 /// Host-side helpers at one op: flat buffer views, scratch, launches.
 class Host {
 public:
-  Host(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+  Host(RewriterBase &b, Location loc) : b(b), loc(loc) {}
 
   Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value dim(Value tensor, int64_t d) { return tensor::DimOp::create(b, loc, tensor, d); }
@@ -139,77 +147,63 @@ public:
                               args);
   }
 
-  OpBuilder &b;
+  RewriterBase &b;
   Location loc;
 };
 
 
-struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
-  using Base::Base;
+/// What the patterns share: the pass's options, the kernel module, and the
+/// lowering of each op of the family (`lower`, called by its pattern with
+/// the rewriter at the op).
+struct GPUKernelLowering {
+  explicit GPUKernelLowering(const GPUKernelOptions &options) : options(options) {}
+  GPUKernelOptions options;
+  KernelModule kernels;
 
-  /// The options as the typed struct (parseGPUKernelOptions).
-  GPUKernelOptions options() const {
-    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent};
+  /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
+  GemmEngine engine() const {
+    if (options.gemm != GemmEngine::Auto)
+      return options.gemm;
+    return options.chip == "sm_90a" ? GemmEngine::Wgmma : GemmEngine::Mma;
   }
 
   /// The k depth of an mma.sync GEMM's stages (the default 32 x 4 stages ran
   /// faster than 64 x 3, which spills a few registers under the 128-register
   /// bound: docs/gpu.md, "Measured choices").
-  int64_t kTile() const { return gemmKTile; }
+  int64_t kTile() const { return options.gemmKTile; }
 
-  /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
-  GemmEngine engine = GemmEngine::Mma;
+  /// A kernel a pattern launches: generated (or found) in the kernel module.
+  FailureOr<gpu::GPUFuncOp> kernel(Host &h, const std::string &name, const std::string &text) {
+    return kernels.get(h.b, h.loc, name, text);
+  }
 
   /// A tensor-core GEMM's engine: wgmma where asked for and its 64-deep
   /// stages divide k, else mma.sync with the k tile already chosen; and
   /// wgmma's block width.
   void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
-    if (engine == GemmEngine::Wgmma && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
+    if (engine() == GemmEngine::Wgmma && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
       // 256-column blocks move a third less data per multiply-add (faster
       // on an H200: docs/gpu.md, "Measured choices") where the product is
       // wide enough to fill them; narrow ones (a router's few experts) keep 128.
-      c.wgmmaN = gemmN ? gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
-      c.stagedEpilogue = gemmEpilogue == GemmEpilogue::Staged;
+      c.wgmmaN = options.gemmN ? options.gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
+      c.stagedEpilogue = options.gemmEpilogue == GemmEpilogue::Staged;
       // TMA on the 256-column blocks only: under the 128 registers of the
       // two-block variant ptxas serialises the wgmma of some TMA kernels
       // (k 320, n 192), and the narrow products that get 128 are small.
-      c.tmaB = gemmTma && c.wgmmaN == 256;
+      c.tmaB = options.gemmTma && c.wgmmaN == 256;
       // Persistent: 256 columns, no TMA, outputs of 2 bytes (f32 rows leave
       // no room for the epilogue past four stages), more k steps than the
       // copies run ahead.
-      c.persistent = gemmPersistent && c.wgmmaN == 256 && !c.tmaB && c.out != "f32" && c.k / 64 > 2;
+      c.persistent = options.gemmPersistent && c.wgmmaN == 256 && !c.tmaB && c.out != "f32" && c.k / 64 > 2;
     }
-  }
-
-  void runOnOperation() override {
-    if (gemmKTile != 32 && gemmKTile != 64) {
-      emitError(getOperation().getLoc()) << "gemm-k-tile must be 32 or 64, not " << static_cast<int64_t>(gemmKTile);
-      return signalPassFailure();
-    }
-    if (gemmN != 0 && gemmN != 128 && gemmN != 256) {
-      emitError(getOperation().getLoc()) << "gemm-n must be 128 or 256, not " << static_cast<int64_t>(gemmN);
-      return signalPassFailure();
-    }
-    engine = gemm != GemmEngine::Auto ? GemmEngine(gemm) : chip == "sm_90a" ? GemmEngine::Wgmma : GemmEngine::Mma;
-    if (engine == GemmEngine::Wgmma && chip != "sm_90a") {
-      emitError(getOperation().getLoc()) << "gemm=wgmma needs chip sm_90a, not " << chip;
-      return signalPassFailure();
-    }
-    ModuleOp module = getOperation();
-    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
-                            << (engine == GemmEngine::Wgmma ? "wgmma" : "mma") << " GEMMs, k tile "
-                            << kTile() << "\n");
-    KernelModule kernels(module);
-    if (failed(lowerKernelOps(module, "GPU", [&](IRRewriter &b, Operation *op) { return lower(b, kernels, op); })))
-      signalPassFailure();
   }
 
   /// The private declaration of runtime function `name` (one of ours in the
   /// runtime's mgpu ABI library), added to the module on first use.
   func::FuncOp runtimeFunction(Host &h, StringRef name, FunctionType type) {
-    OpBuilder &b = h.b;
+    RewriterBase &b = h.b;
     ModuleOp module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
     if (auto existing = module.lookupSymbol<func::FuncOp>(name))
       return existing;
@@ -226,7 +220,7 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
   SmallVector<Value> tensorMaps(Host &h, const gk::GemmConfig &c, Value b0, Value b1, int64_t experts) {
     if (!c.tmaB)
       return {};
-    OpBuilder &b = h.b;
+    RewriterBase &b = h.b;
     Type i64 = b.getI64Type();
     func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaTensorMap, b));
     auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
@@ -247,7 +241,7 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
   Value gemmGrid(Host &h, const gk::GemmConfig &c, Value blocks) {
     if (!c.persistent)
       return blocks;
-    OpBuilder &b = h.b;
+    RewriterBase &b = h.b;
     func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaMultiprocessors, b));
     Value sms = func::CallOp::create(b, h.loc, callee, ValueRange{}).getResult(0);
     Value smsIndex = arith::IndexCastOp::create(b, h.loc, b.getIndexType(), sms);
@@ -262,105 +256,106 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     return {h.scratch(h.b.getI32Type(), 1), h.scratch(h.b.getF32Type(), 1)};
   }
 
-  LogicalResult lower(IRRewriter &b, KernelModule &kernels, Operation *op) {
-    Location loc = op->getLoc();
-    Host h(b, loc);
-    if (auto d = dyn_cast<DenseOp>(op))
-      return lowerDense(h, kernels, d);
-    if (auto t = dyn_cast<TopKOp>(op)) {
-      Value logits = t.getLogits();
-      auto logitsType = cast<RankedTensorType>(logits.getType());
-      gk::TopKConfig c;
-      c.logits = eltName(logitsType);
-      c.values = eltName(t.getValues().getType());
-      c.experts = logitsType.getDimSize(1);
-      c.k = static_cast<int64_t>(t.getK());
-      c.score = !t.getScore() ? 0 : *t.getScore() == ScoreFn::softmax ? 1 : 2;
-      c.renormalize = t.getRenormalize();
-      c.scale = t.getScaleOrOne();
-      auto fn = kernels.get(loc, c.name(), [&] { return gk::topKKernel(c); });
-      if (failed(fn))
-        return failure();
-      Value rows = h.dim(logits, 0);
-      Value in = h.input(logits);
-      auto [values, valuesBuf] = h.output(t.getValues().getType(), logits);
-      auto [indices, indicesBuf] =
-          h.output(t.getIndices().getType(), logits);
-      h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0,
-               {in, valuesBuf, indicesBuf, rows});
-      b.replaceOp(op, ValueRange{values, indices});
-      return success();
-    }
-    if (auto g = dyn_cast<GroupTopKOp>(op)) {
-      Value scores = g.getScores();
-      auto scoresType = cast<RankedTensorType>(scores.getType());
-      gk::GroupTopKConfig c;
-      c.scores = eltName(scoresType);
-      c.experts = scoresType.getDimSize(1);
-      c.k = static_cast<int64_t>(g.getK());
-      c.groups = static_cast<int64_t>(g.getGroups());
-      c.topGroups = static_cast<int64_t>(g.getTopGroups());
-      auto fn = kernels.get(loc, c.name(), [&] { return gk::groupTopKKernel(c); });
-      if (failed(fn))
-        return failure();
-      Value rows = h.dim(scores, 0);
-      Value in = h.input(scores);
-      auto type = g.getIndices().getType();
-      auto [indices, indicesBuf] = h.output(type, scores);
-      h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0, {in, indicesBuf, rows});
-      b.replaceOp(op, indices);
-      return success();
-    }
-    if (auto g = dyn_cast<GatherOp>(op)) {
-      auto type = g.getResult().getType();
-      gk::GatherConfig c;
-      c.elt = eltName(type);
-      c.cols = cast<RankedTensorType>(g.getInput().getType()).getDimSize(1);
-      c.k = type.getDimSize(1);
-      auto fn = kernels.get(loc, c.name(), [&] { return gk::gatherKernel(c); });
-      if (failed(fn))
-        return failure();
-      Value rows = h.dim(g.getInput(), 0);
-      Value in = h.input(g.getInput()), idx = h.input(g.getIndices());
-      auto [out, outBuf] = h.output(type, g.getInput());
-      h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(c.k)), 256), h.index(1), 256, 0, {in, idx, outBuf, rows});
-      b.replaceOp(op, out);
-      return success();
-    }
-    if (auto l = dyn_cast<LoadBalanceLossOp>(op)) {
-      auto probsType = cast<RankedTensorType>(l.getProbs().getType());
-      std::string elt = eltName(probsType);
-      int64_t experts = probsType.getDimSize(1);
-      int64_t k = cast<RankedTensorType>(l.getIndices().getType()).getDimSize(1);
-      auto fn = kernels.get(loc, gk::loadBalanceName(elt, experts, k),
-                            [&] { return gk::loadBalanceKernel(elt, experts, k); });
-      if (failed(fn))
-        return failure();
-      Value rows = h.dim(l.getProbs(), 0);
-      Value probs = h.input(l.getProbs()), idx = h.input(l.getIndices());
-      auto [out, outBuf] = h.output(l.getLoss().getType(), {});
-      h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {probs, idx, outBuf, rows});
-      b.replaceOp(op, out);
-      return success();
-    }
-    if (auto z = dyn_cast<ZLossOp>(op)) {
-      auto logitsType = cast<RankedTensorType>(z.getLogits().getType());
-      std::string elt = eltName(logitsType);
-      int64_t experts = logitsType.getDimSize(1);
-      auto fn = kernels.get(loc, gk::zLossName(elt, experts), [&] { return gk::zLossKernel(elt, experts); });
-      if (failed(fn))
-        return failure();
-      Value rows = h.dim(z.getLogits(), 0);
-      Value logits = h.input(z.getLogits());
-      auto [out, outBuf] = h.output(z.getLoss().getType(), {});
-      h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {logits, outBuf, rows});
-      b.replaceOp(op, out);
-      return success();
-    }
-    return lowerChain(h, kernels, cast<CombineOp>(op));
+  LogicalResult lower(Host &h, TopKOp t) {
+    Location loc = h.loc;
+    Value logits = t.getLogits();
+    auto logitsType = cast<RankedTensorType>(logits.getType());
+    gk::TopKConfig c;
+    c.logits = eltName(logitsType);
+    c.values = eltName(t.getValues().getType());
+    c.experts = logitsType.getDimSize(1);
+    c.k = static_cast<int64_t>(t.getK());
+    c.score = !t.getScore() ? 0 : *t.getScore() == ScoreFn::softmax ? 1 : 2;
+    c.renormalize = t.getRenormalize();
+    c.scale = t.getScaleOrOne();
+    auto fn = kernel(h, c.name(), gk::topKKernel(c));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(logits, 0);
+    Value in = h.input(logits);
+    auto [values, valuesBuf] = h.output(t.getValues().getType(), logits);
+    auto [indices, indicesBuf] =
+        h.output(t.getIndices().getType(), logits);
+    h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0,
+             {in, valuesBuf, indicesBuf, rows});
+    h.b.replaceOp(t, ValueRange{values, indices});
+    return success();
   }
 
-  LogicalResult lowerDense(Host &h, KernelModule &kernels, DenseOp d) {
+  LogicalResult lower(Host &h, GroupTopKOp g) {
+    Location loc = h.loc;
+    Value scores = g.getScores();
+    auto scoresType = cast<RankedTensorType>(scores.getType());
+    gk::GroupTopKConfig c;
+    c.scores = eltName(scoresType);
+    c.experts = scoresType.getDimSize(1);
+    c.k = static_cast<int64_t>(g.getK());
+    c.groups = static_cast<int64_t>(g.getGroups());
+    c.topGroups = static_cast<int64_t>(g.getTopGroups());
+    auto fn = kernel(h, c.name(), gk::groupTopKKernel(c));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(scores, 0);
+    Value in = h.input(scores);
+    auto type = g.getIndices().getType();
+    auto [indices, indicesBuf] = h.output(type, scores);
+    h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0, {in, indicesBuf, rows});
+    h.b.replaceOp(g, indices);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, GatherOp g) {
+    Location loc = h.loc;
+    auto type = g.getResult().getType();
+    gk::GatherConfig c;
+    c.elt = eltName(type);
+    c.cols = cast<RankedTensorType>(g.getInput().getType()).getDimSize(1);
+    c.k = type.getDimSize(1);
+    auto fn = kernel(h, c.name(), gk::gatherKernel(c));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(g.getInput(), 0);
+    Value in = h.input(g.getInput()), idx = h.input(g.getIndices());
+    auto [out, outBuf] = h.output(type, g.getInput());
+    h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(c.k)), 256), h.index(1), 256, 0, {in, idx, outBuf, rows});
+    h.b.replaceOp(g, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, LoadBalanceLossOp l) {
+    Location loc = h.loc;
+    auto probsType = cast<RankedTensorType>(l.getProbs().getType());
+    std::string elt = eltName(probsType);
+    int64_t experts = probsType.getDimSize(1);
+    int64_t k = cast<RankedTensorType>(l.getIndices().getType()).getDimSize(1);
+    auto fn = kernel(h, gk::loadBalanceName(elt, experts, k), gk::loadBalanceKernel(elt, experts, k));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(l.getProbs(), 0);
+    Value probs = h.input(l.getProbs()), idx = h.input(l.getIndices());
+    auto [out, outBuf] = h.output(l.getLoss().getType(), {});
+    h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {probs, idx, outBuf, rows});
+    h.b.replaceOp(l, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, ZLossOp z) {
+    Location loc = h.loc;
+    auto logitsType = cast<RankedTensorType>(z.getLogits().getType());
+    std::string elt = eltName(logitsType);
+    int64_t experts = logitsType.getDimSize(1);
+    auto fn = kernel(h, gk::zLossName(elt, experts), gk::zLossKernel(elt, experts));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(z.getLogits(), 0);
+    Value logits = h.input(z.getLogits());
+    auto [out, outBuf] = h.output(z.getLoss().getType(), {});
+    h.launch(*fn, h.index(1), h.index(1), gk::kStridedBlock, 0, {logits, outBuf, rows});
+    h.b.replaceOp(z, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, DenseOp d) {
     auto type = d.getResult().getType();
     auto inType = cast<RankedTensorType>(d.getInput().getType());
     auto wType = cast<RankedTensorType>(d.getWeight().getType());
@@ -369,15 +364,12 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     c.out = eltName(type);
     c.k = inType.getDimSize(1);
     c.n = type.getDimSize(1);
-    if (eltName(wType) != c.elt)
-      return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
-                           << inType.getElementType() << " and " << wType.getElementType();
     if (gk::NarrowDenseConfig::fits(c.elt, c.k, c.n))
-      return lowerNarrowDense(h, kernels, d, {c.elt, c.out, c.k, c.n});
+      return lowerNarrowDense(h, d, {c.elt, c.out, c.k, c.n});
     c.kTile = kTile();
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
     chooseEngine(c, eltName(wType));
-    auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::gemmKernel(c); });
+    auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
       return failure();
     Value rows = h.dim(d.getInput(), 0);
@@ -390,13 +382,13 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
              c.sharedBytes(), args);
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
-    static_cast<IRRewriter &>(h.b).replaceOp(d, out);
+    h.b.replaceOp(d, out);
     return success();
   }
 
   /// A product with few output columns (a router): a block a few tokens.
-  LogicalResult lowerNarrowDense(Host &h, KernelModule &kernels, DenseOp d, const gk::NarrowDenseConfig &c) {
-    auto fn = kernels.get(d.getLoc(), c.name(), [&] { return gk::narrowDenseKernel(c); });
+  LogicalResult lowerNarrowDense(Host &h, DenseOp d, const gk::NarrowDenseConfig &c) {
+    auto fn = kernel(h, c.name(), gk::narrowDenseKernel(c));
     if (failed(fn))
       return failure();
     Value rows = h.dim(d.getInput(), 0);
@@ -406,12 +398,12 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
              gk::NarrowDenseConfig::kThreads, 0, {x, w, outBuf, rows});
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
-    static_cast<IRRewriter &>(h.b).replaceOp(d, out);
+    h.b.replaceOp(d, out);
     return success();
   }
 
   /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
-  LogicalResult lowerChain(Host &h, KernelModule &kernels, CombineOp combine) {
+  LogicalResult lower(Host &h, CombineOp combine) {
     Location loc = combine.getLoc();
     FailureOr<RoutedChain> chain = matchRoutedChain(combine, "GPU");
     if (failed(chain))
@@ -423,13 +415,7 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     std::string xElt = eltName(x.getType());
     const int64_t experts = type.getExperts(), k = type.getK(), hidden = type.getHidden();
     const int64_t inner = ffn ? ffn.getInnerDim() : 0;
-    if (experts > gk::DispatchConfig::scheduleThreads)
-      return combine.emitError() << "the GPU backend supports up to " << gk::DispatchConfig::scheduleThreads
-                                 << " experts, not " << experts;
     std::string wElt = ffn ? eltName(ffn.getWeights()[0].getType()) : xElt;
-    if (ffn && wElt != xElt)
-      return combine.emitError() << "the GPU backend needs expert weights of the routed element type (" << xElt
-                                 << "), not " << wElt;
     gk::GemmConfig up, down;
     up.kTile = kTile();
     down.kTile = kTile();
@@ -452,9 +438,9 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     Value tileExpert = h.scratch(i32, maxTiles), tileRow = h.scratch(i32, maxTiles), numTiles = h.scratch(i32, 1);
     Value perm = h.scratch(i32, assignments), slotPos = h.scratch(i32, assignments);
 
-    auto count = kernels.get(loc, "moe_count_" + plan.suffix(), [&] { return gk::countKernel(plan); });
-    auto schedule = kernels.get(loc, "moe_schedule_" + plan.suffix(), [&] { return gk::scheduleKernel(plan); });
-    auto permute = kernels.get(loc, "moe_permute_" + plan.suffix(), [&] { return gk::permuteKernel(plan); });
+    auto count = kernel(h, "moe_count_" + plan.suffix(), gk::countKernel(plan));
+    auto schedule = kernel(h, "moe_schedule_" + plan.suffix(), gk::scheduleKernel(plan));
+    auto permute = kernel(h, "moe_permute_" + plan.suffix(), gk::permuteKernel(plan));
     if (failed(count) || failed(schedule) || failed(permute))
       return failure();
     h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
@@ -488,8 +474,8 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
       down.grouped = true;
       chooseEngine(up, wElt);
       chooseEngine(down, wElt);
-      auto upFn = kernels.get(loc, up.name(), [&] { return gk::gemmKernel(up); });
-      auto downFn = kernels.get(loc, down.name(), [&] { return gk::gemmKernel(down); });
+      auto upFn = kernel(h, up.name(), gk::gemmKernel(up));
+      auto downFn = kernel(h, down.name(), gk::gemmKernel(down));
       if (failed(upFn) || failed(downFn))
         return failure();
       Type elt = cast<ShapedType>(x.getType()).getElementType();
@@ -519,22 +505,103 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
     cc.hidden = hidden;
     cc.k = k;
     cc.identity = !ffn;
-    auto combineFn = kernels.get(loc, cc.name(), [&] { return gk::combineKernel(cc); });
+    auto combineFn = kernel(h, cc.name(), gk::combineKernel(cc));
     if (failed(combineFn))
       return failure();
     auto resultType = combine.getResult().getType();
     auto [out, outBuf] = h.output(resultType, x);
     h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden / cc.width())), 256), h.index(1), 256, 0,
              {y, slotPos, w, xBuf, outBuf, rows});
-    auto &rewriter = static_cast<IRRewriter &>(h.b);
-    rewriter.replaceOp(combine, out);
-    if (ffn && ffn->use_empty())
-      rewriter.eraseOp(ffn);
+    h.b.replaceOp(combine, out);
     return success();
   }
 };
 
+/// An op of the kernel family as a launch: GPUKernelLowering::lower.
+template <typename Op>
+struct ToKernelLaunch : OpConversionPattern<Op> {
+  ToKernelLaunch(MLIRContext *context, std::shared_ptr<GPUKernelLowering> lowering)
+      : OpConversionPattern<Op>(context), lowering(std::move(lowering)) {}
+  LogicalResult matchAndRewrite(Op op, typename Op::Adaptor, ConversionPatternRewriter &rewriter) const override {
+    Host h(rewriter, op.getLoc());
+    return lowering->lower(h, op);
+  }
+  std::shared_ptr<GPUKernelLowering> lowering;
+};
+
+struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
+  using Base::Base;
+
+  /// The options as the typed struct (parseGPUKernelOptions).
+  GPUKernelOptions options() const {
+    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent};
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    GPUKernelOptions opts = options();
+    if (failed(checkOptions(module.getLoc(), opts)) || failed(checkSupported(module)))
+      return signalPassFailure();
+    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
+                            << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && chip == "sm_90a")
+                                    ? "wgmma"
+                                    : "mma")
+                            << " GEMMs, k tile " << gemmKTile << "\n");
+    RewritePatternSet patterns(&getContext());
+    populateMoEToGPUKernelsPatterns(patterns, opts);
+    if (failed(applyKernelConversion(module, std::move(patterns), "GPU")))
+      signalPassFailure();
+  }
+
+  /// The option values the kernels support.
+  static LogicalResult checkOptions(Location loc, const GPUKernelOptions &o) {
+    if (o.gemmKTile != 32 && o.gemmKTile != 64)
+      return emitError(loc) << "gemm-k-tile must be 32 or 64, not " << o.gemmKTile;
+    if (o.gemmN != 0 && o.gemmN != 128 && o.gemmN != 256)
+      return emitError(loc) << "gemm-n must be 128 or 256, not " << o.gemmN;
+    if (o.gemm == GemmEngine::Wgmma && o.chip != "sm_90a")
+      return emitError(loc) << "gemm=wgmma needs chip sm_90a, not " << o.chip;
+    return success();
+  }
+
+  /// What the GPU kernels do not cover, refused before the conversion (so
+  /// that its patterns never fail with a message).
+  static LogicalResult checkSupported(ModuleOp module) {
+    if (failed(checkRoutedChains(module, "GPU")))
+      return failure();
+    WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+      if (auto d = dyn_cast<DenseOp>(op)) {
+        Type in = getElementTypeOrSelf(d.getInput().getType()), w = getElementTypeOrSelf(d.getWeight().getType());
+        if (eltName(in) != eltName(w))
+          return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
+                               << in << " and " << w;
+      }
+      if (auto combine = dyn_cast<CombineOp>(op)) {
+        RoutedChain chain = *matchRoutedChain(combine, "GPU");
+        RoutedType type = chain.dispatch.getRouted().getType();
+        if (type.getExperts() > gk::DispatchConfig::scheduleThreads)
+          return combine.emitError() << "the GPU backend supports up to " << gk::DispatchConfig::scheduleThreads
+                                     << " experts, not " << type.getExperts();
+        std::string xElt = eltName(chain.dispatch.getInput().getType());
+        if (chain.ffn && eltName(chain.ffn.getWeights()[0].getType()) != xElt)
+          return combine.emitError() << "the GPU backend needs expert weights of the routed element type (" << xElt
+                                     << "), not " << eltName(chain.ffn.getWeights()[0].getType());
+      }
+      return WalkResult::advance();
+    });
+    return failure(result.wasInterrupted());
+  }
+};
+
 } // namespace
+
+void mlir::moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKernelOptions &options) {
+  auto lowering = std::make_shared<GPUKernelLowering>(options);
+  MLIRContext *context = patterns.getContext();
+  patterns.add<ToKernelLaunch<DenseOp>, ToKernelLaunch<TopKOp>, ToKernelLaunch<GroupTopKOp>, ToKernelLaunch<GatherOp>,
+               ToKernelLaunch<LoadBalanceLossOp>, ToKernelLaunch<ZLossOp>, ToKernelLaunch<CombineOp>>(context,
+                                                                                                     lowering);
+}
 
 LogicalResult mlir::moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
                                                function_ref<LogicalResult(const Twine &)> errorHandler) {

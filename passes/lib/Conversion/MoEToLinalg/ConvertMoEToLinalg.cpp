@@ -1,14 +1,16 @@
 //===- ConvertMoEToLinalg.cpp - convert-moe-to-linalg -----------*- C++ -*-===//
 //
 // Elementwise ops, reductions, softmax and rmsnorm become linalg.generic on
-// tensors. Scalars are computed in f32 and rounded once to the storage type.
+// tensors, a conversion pattern per op (populateMoEToLinalgPatterns). Scalars are computed in f32 and rounded once to the storage type.
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Conversion/Patterns.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 #define DEBUG_TYPE "convert-moe-to-linalg"
 
@@ -182,103 +184,147 @@ Value dimAsF32(OpBuilder &b, Location loc, Value v, int64_t dim) {
   return arith::SIToFPOp::create(b, loc, b.getF32Type(), i64);
 }
 
+/// `unary` as linalg.generic.
+Value lowerToLinalg(OpBuilder &b, UnaryOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
+  (void)identity;
+  UnaryOp u = op;
+  Value init = emptyTensor(b, loc, resultType, {u.getInput()});
+  return generic(b, loc, {u.getInput()}, init, {identity, identity},
+                 iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   return unaryBody(nb, nl, u.getFn(), a[0]);
+                 });
+}
+
+/// `binary` as linalg.generic.
+Value lowerToLinalg(OpBuilder &b, BinaryOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
+  (void)identity;
+  BinaryOp bin = op;
+  Value init = emptyTensor(b, loc, resultType, {bin.getLhs(), bin.getRhs()});
+  SmallVector<AffineMap> maps{
+      broadcastMap(ctx, cast<RankedTensorType>(bin.getLhs().getType()), resultType),
+      broadcastMap(ctx, cast<RankedTensorType>(bin.getRhs().getType()), resultType), identity};
+  return generic(b, loc, {bin.getLhs(), bin.getRhs()}, init, maps,
+                 iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   return binaryBody(nb, nl, bin.getFn(), a[0], a[1]);
+                 });
+}
+
+/// `reduce` as linalg.generic.
+Value lowerToLinalg(OpBuilder &b, ReduceOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
+  (void)identity;
+  ReduceOp r = op;
+  int64_t dim = static_cast<int64_t>(r.getDim());
+  bool isMax = r.getFn() == ReduceFn::max;
+  Value acc = reduceAlong(b, loc, r.getInput(), dim, isMax, {},
+                          [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  Value count = r.getFn() == ReduceFn::mean ? dimAsF32(b, loc, r.getInput(), dim) : Value();
+  Value init = emptyTensor(b, loc, resultType, {acc});
+  return generic(b, loc, {acc}, init, {identity, identity}, iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   return count ? Value(arith::DivFOp::create(nb, nl, a[0], count)) : a[0];
+                 });
+}
+
+/// `softmax` as linalg.generic.
+Value lowerToLinalg(OpBuilder &b, SoftmaxOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
+  (void)identity;
+  SoftmaxOp s = op;
+  // Max-subtracted: m = max(x), z = sum(exp(x - m)), exp(x - m) / z (or x - m - log z).
+  int64_t dim = static_cast<int64_t>(s.getDim());
+  Value x = s.getInput();
+  Value m = reduceAlong(b, loc, x, dim, /*isMax=*/true, {},
+                        [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  Value z = reduceAlong(b, loc, x, dim, /*isMax=*/false, {m},
+                        [](OpBuilder &nb, Location nl, ValueRange a) {
+                          return math::ExpOp::create(nb, nl,
+                                                     arith::SubFOp::create(nb, nl, a[0], a[1]));
+                        });
+  auto xType = cast<RankedTensorType>(x.getType());
+  Value init = emptyTensor(b, loc, resultType, {x});
+  SmallVector<AffineMap> maps{identity, broadcastMap(ctx, cast<RankedTensorType>(m.getType()), xType, dim),
+                              broadcastMap(ctx, cast<RankedTensorType>(z.getType()), xType, dim), identity};
+  bool log = s.getLog();
+  return generic(b, loc, {x, m, z}, init, maps, iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                   Value shifted = arith::SubFOp::create(nb, nl, a[0], a[1]);
+                   if (log)
+                     return arith::SubFOp::create(nb, nl, shifted, math::LogOp::create(nb, nl, a[2]));
+                   return arith::DivFOp::create(nb, nl, math::ExpOp::create(nb, nl, shifted), a[2]);
+                 });
+}
+
+/// `rmsnorm` as linalg.generic.
+Value lowerToLinalg(OpBuilder &b, RMSNormOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
+  (void)identity;
+  RMSNormOp n = op;
+  // x / sqrt(mean(x.^2) + eps) .* w over the last dimension.
+  Value x = n.getInput();
+  Value ss = reduceAlong(b, loc, x, 1, /*isMax=*/false, {},
+                         [](OpBuilder &nb, Location nl, ValueRange a) {
+                           return arith::MulFOp::create(nb, nl, a[0], a[0]);
+                         });
+  Value cols = dimAsF32(b, loc, x, 1);
+  Value eps = constF32(b, loc, n.getEps().convertToDouble());
+  auto xType = cast<RankedTensorType>(x.getType());
+  Value init = emptyTensor(b, loc, resultType, {x});
+  SmallVector<AffineMap> maps{
+      identity, broadcastMap(ctx, cast<RankedTensorType>(ss.getType()), xType, 1),
+      AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx), identity};
+  return generic(b, loc, {x, ss, n.getWeight()}, init, maps, iterators(2),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   Value meanSquare = arith::DivFOp::create(nb, nl, a[1], cols);
+                   Value scale = math::RsqrtOp::create(nb, nl, arith::AddFOp::create(nb, nl, meanSquare, eps));
+                   return arith::MulFOp::create(nb, nl, arith::MulFOp::create(nb, nl, a[0], scale), a[2]);
+                 });
+}
+
+/// An op of the family as the linalg it becomes.
+template <typename Op>
+struct ToLinalg : OpConversionPattern<Op> {
+  using OpConversionPattern<Op>::OpConversionPattern;
+  LogicalResult matchAndRewrite(Op op, typename Op::Adaptor, ConversionPatternRewriter &rewriter) const override {
+    rewriter.replaceOp(op, lowerToLinalg(rewriter, op));
+    return success();
+  }
+};
+
 struct ConvertMoEToLinalg : moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalg> {
   void runOnOperation() override {
-    SmallVector<Operation *> ops;
-    getOperation().walk([&](Operation *op) {
-      if (isa<UnaryOp, BinaryOp, ReduceOp, SoftmaxOp, RMSNormOp>(op))
-        ops.push_back(op);
-    });
-    IRRewriter rewriter(&getContext());
-    for (Operation *op : ops) {
-      rewriter.setInsertionPoint(op);
-      Value result = lower(rewriter, op);
-      rewriter.replaceOp(op, result);
-    }
-  }
-
-  Value lower(OpBuilder &b, Operation *op) {
-    Location loc = op->getLoc();
-    MLIRContext *ctx = b.getContext();
-    auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
-    AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-
-    if (auto u = dyn_cast<UnaryOp>(op)) {
-      Value init = emptyTensor(b, loc, resultType, {u.getInput()});
-      return generic(b, loc, {u.getInput()}, init, {identity, identity},
-                     iterators(resultType.getRank()),
-                     [&](OpBuilder &nb, Location nl, ValueRange a) {
-                       return unaryBody(nb, nl, u.getFn(), a[0]);
-                     });
-    }
-    if (auto bin = dyn_cast<BinaryOp>(op)) {
-      Value init = emptyTensor(b, loc, resultType, {bin.getLhs(), bin.getRhs()});
-      SmallVector<AffineMap> maps{
-          broadcastMap(ctx, cast<RankedTensorType>(bin.getLhs().getType()), resultType),
-          broadcastMap(ctx, cast<RankedTensorType>(bin.getRhs().getType()), resultType), identity};
-      return generic(b, loc, {bin.getLhs(), bin.getRhs()}, init, maps,
-                     iterators(resultType.getRank()),
-                     [&](OpBuilder &nb, Location nl, ValueRange a) {
-                       return binaryBody(nb, nl, bin.getFn(), a[0], a[1]);
-                     });
-    }
-    if (auto r = dyn_cast<ReduceOp>(op)) {
-      int64_t dim = static_cast<int64_t>(r.getDim());
-      bool isMax = r.getFn() == ReduceFn::max;
-      Value acc = reduceAlong(b, loc, r.getInput(), dim, isMax, {},
-                              [](OpBuilder &, Location, ValueRange a) { return a[0]; });
-      Value count = r.getFn() == ReduceFn::mean ? dimAsF32(b, loc, r.getInput(), dim) : Value();
-      Value init = emptyTensor(b, loc, resultType, {acc});
-      return generic(b, loc, {acc}, init, {identity, identity}, iterators(resultType.getRank()),
-                     [&](OpBuilder &nb, Location nl, ValueRange a) {
-                       return count ? Value(arith::DivFOp::create(nb, nl, a[0], count)) : a[0];
-                     });
-    }
-    if (auto s = dyn_cast<SoftmaxOp>(op)) {
-      // Max-subtracted: m = max(x), z = sum(exp(x - m)), exp(x - m) / z (or x - m - log z).
-      int64_t dim = static_cast<int64_t>(s.getDim());
-      Value x = s.getInput();
-      Value m = reduceAlong(b, loc, x, dim, /*isMax=*/true, {},
-                            [](OpBuilder &, Location, ValueRange a) { return a[0]; });
-      Value z = reduceAlong(b, loc, x, dim, /*isMax=*/false, {m},
-                            [](OpBuilder &nb, Location nl, ValueRange a) {
-                              return math::ExpOp::create(nb, nl,
-                                                         arith::SubFOp::create(nb, nl, a[0], a[1]));
-                            });
-      auto xType = cast<RankedTensorType>(x.getType());
-      Value init = emptyTensor(b, loc, resultType, {x});
-      SmallVector<AffineMap> maps{identity, broadcastMap(ctx, cast<RankedTensorType>(m.getType()), xType, dim),
-                                  broadcastMap(ctx, cast<RankedTensorType>(z.getType()), xType, dim), identity};
-      bool log = s.getLog();
-      return generic(b, loc, {x, m, z}, init, maps, iterators(resultType.getRank()),
-                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                       Value shifted = arith::SubFOp::create(nb, nl, a[0], a[1]);
-                       if (log)
-                         return arith::SubFOp::create(nb, nl, shifted, math::LogOp::create(nb, nl, a[2]));
-                       return arith::DivFOp::create(nb, nl, math::ExpOp::create(nb, nl, shifted), a[2]);
-                     });
-    }
-    auto n = cast<RMSNormOp>(op);
-    // x / sqrt(mean(x.^2) + eps) .* w over the last dimension.
-    Value x = n.getInput();
-    Value ss = reduceAlong(b, loc, x, 1, /*isMax=*/false, {},
-                           [](OpBuilder &nb, Location nl, ValueRange a) {
-                             return arith::MulFOp::create(nb, nl, a[0], a[0]);
-                           });
-    Value cols = dimAsF32(b, loc, x, 1);
-    Value eps = constF32(b, loc, n.getEps().convertToDouble());
-    auto xType = cast<RankedTensorType>(x.getType());
-    Value init = emptyTensor(b, loc, resultType, {x});
-    SmallVector<AffineMap> maps{
-        identity, broadcastMap(ctx, cast<RankedTensorType>(ss.getType()), xType, 1),
-        AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx), identity};
-    return generic(b, loc, {x, ss, n.getWeight()}, init, maps, iterators(2),
-                   [&](OpBuilder &nb, Location nl, ValueRange a) {
-                     Value meanSquare = arith::DivFOp::create(nb, nl, a[1], cols);
-                     Value scale = math::RsqrtOp::create(nb, nl, arith::AddFOp::create(nb, nl, meanSquare, eps));
-                     return arith::MulFOp::create(nb, nl, arith::MulFOp::create(nb, nl, a[0], scale), a[2]);
-                   });
+    ConversionTarget target(getContext());
+    target.addIllegalOp<UnaryOp, BinaryOp, ReduceOp, SoftmaxOp, RMSNormOp>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(&getContext());
+    populateMoEToLinalgPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
+      signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<ToLinalg<UnaryOp>, ToLinalg<BinaryOp>, ToLinalg<ReduceOp>, ToLinalg<SoftmaxOp>, ToLinalg<RMSNormOp>>(
+      patterns.getContext());
+}

@@ -1,0 +1,32 @@
+//===- Patterns.h - the moe conversions' pattern sets -----------*- C++ -*-===//
+//
+// Each conversion pass applies one of these pattern sets with a
+// ConversionTarget that makes its ops illegal; a new op's lowering is one
+// pattern added to its family's set (docs/adding-a-pass.md).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_CONVERSION_PATTERNS_H
+#define MOE_CONVERSION_PATTERNS_H
+
+#include "moe/Conversion/GPUKernelOptions.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe {
+
+/// Matrix products, routing, losses and dispatch -> experts -> combine chains
+/// as calls of the runtime's CPU kernels (convert-moe-to-cpu-kernels).
+void populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns);
+
+/// The same ops as launches of GPU kernels generated for the layer into
+/// `gpu.module @moe_kernels` (convert-moe-to-gpu-kernels); `options` are the
+/// pass's and must outlive the patterns.
+void populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKernelOptions &options);
+
+/// Elementwise ops, reductions, softmax and rmsnorm as linalg.generic on
+/// tensors (convert-moe-to-linalg).
+void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_PATTERNS_H

@@ -1,0 +1,313 @@
+//===- ConvertMoEToCPUKernels.cpp - convert-moe-to-cpu-kernels --*- C++ -*-===//
+//
+// Matrix products, routing and the dispatch -> experts -> combine chain become
+// calls of the runtime's CPU kernels (runtime/include/moe/runtime/cpu_kernels.h),
+// a conversion pattern per op (populateMoEToCPUKernelsPatterns). Operands
+// travel as buffer addresses plus sizes and dtype codes, so one kernel symbol
+// serves every element type.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Conversion/Passes.h"
+
+#include "../KernelConversion.h"
+#include "moe/Conversion/Patterns.h"
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+#define DEBUG_TYPE "convert-moe-to-cpu-kernels"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOCPUKERNELS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The runtime's dtype code (moe_dtype_t) of a kernel operand: the ops' type
+/// constraints admit only the element types ElementTypes.h maps.
+int32_t dtypeCode(Type t) { return static_cast<int32_t>(*runtimeDType(t)); }
+
+/// What the ops of one kernel call have in common: a builder at the op, the
+/// argument list being built, and the kernel declaration.
+class KernelCall {
+public:
+  KernelCall(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  /// The address of `tensor`'s buffer (read only).
+  void input(Value tensor) { address(inputBuffer(b, loc, tensor)); }
+
+  /// A fresh buffer for a result of `type` (dynamic sizes from `source`);
+  /// returns it as a tensor.
+  Value output(RankedTensorType type, Value source) {
+    auto [buffer, tensor] = resultBuffer(b, loc, type, source);
+    address(buffer);
+    return tensor;
+  }
+
+  /// A null address (an absent optional operand).
+  void none() { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0))); }
+
+  void i64(Value index) { args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), index)); }
+  void i64(int64_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v))); }
+  void i32(int32_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v))); }
+  void f64(double v) { args.push_back(arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v))); }
+  void dtype(Value v) { i32(dtypeCode(getElementTypeOrSelf(v.getType()))); }
+
+  /// Emits `call @name(args)`, declaring the kernel in the module on first use.
+  void call(StringRef name) {
+    auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+    SmallVector<Type> types;
+    for (Value a : args)
+      types.push_back(a.getType());
+    auto fnType = b.getFunctionType(types, {});
+    if (!module.lookupSymbol<func::FuncOp>(name)) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      auto decl = func::FuncOp::create(b, loc, name, fnType);
+      decl.setPrivate();
+    }
+    func::CallOp::create(b, loc, name, TypeRange{}, args);
+  }
+
+private:
+  void address(Value buffer) {
+    // aligned base + offset * element size: kernels take plain addresses.
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, buffer);
+    unsigned bytes = getElementTypeOrSelf(buffer.getType()).getIntOrFloatBitWidth() / 8;
+    Value offset = arith::MulIOp::create(b, loc, metadata.getOffset(),
+                                         arith::ConstantIndexOp::create(b, loc, bytes));
+    Value addr = arith::AddIOp::create(b, loc, base, offset);
+    args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), addr));
+  }
+
+  OpBuilder &b;
+  Location loc;
+  SmallVector<Value> args;
+};
+
+Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
+  return tensor::DimOp::create(b, loc, tensor, d);
+}
+
+
+/// The kernels' code of a score function: 0 none, 1 softmax, 2 sigmoid.
+int32_t scoreCode(std::optional<ScoreFn> score) {
+  return !score ? 0 : *score == ScoreFn::softmax ? 1 : 2;
+}
+
+/// The fused-kernel code of an expert FFN: 0 swiglu, 1 geglu, 2/3/4 mlp with
+/// relu/gelu/silu, 5 identity (dispatch straight into combine).
+int32_t ffnCode(ExpertFfnOp ffn) {
+  if (!ffn)
+    return 5;
+  switch (ffn.getKind()) {
+  case FfnKind::swiglu: return 0;
+  case FfnKind::geglu: return 1;
+  case FfnKind::mlp:
+    switch (*ffn.getActivation()) {
+    case Activation::relu: return 2;
+    case Activation::gelu: return 3;
+    case Activation::silu: return 4;
+    }
+  }
+  return 5;
+}
+
+/// The base of the patterns: a kernel call at the op, with the rewriter.
+template <typename Op>
+struct KernelCallPattern : OpConversionPattern<Op> {
+  using OpConversionPattern<Op>::OpConversionPattern;
+  using OpAdaptor = typename Op::Adaptor;
+};
+
+struct DenseToKernelCall : KernelCallPattern<DenseOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(DenseOp d, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = d.getLoc();
+    KernelCall k(b, loc);
+    auto type = d.getResult().getType();
+    Value input = adaptor.getInput();
+    k.input(input);
+    k.input(adaptor.getWeight());
+    Value out = k.output(type, input);
+    k.i64(dim(b, loc, input, 0));
+    k.i64(dim(b, loc, input, 1));
+    k.i64(type.getDimSize(1));
+    k.dtype(input);
+    k.dtype(adaptor.getWeight());
+    k.dtype(d.getResult());
+    k.call("moe_cpu_dense");
+    if (Value bias = adaptor.getBias())
+      out = addDenseBias(b, loc, out, bias);
+    b.replaceOp(d, out);
+    return success();
+  }
+};
+
+struct TopKToKernelCall : KernelCallPattern<TopKOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(TopKOp t, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = t.getLoc();
+    KernelCall k(b, loc);
+    Value logits = adaptor.getLogits();
+    k.input(logits);
+    Value values = k.output(t.getValues().getType(), logits);
+    Value indices = k.output(t.getIndices().getType(), logits);
+    k.i64(dim(b, loc, logits, 0));
+    k.i64(t.getNumExperts());
+    k.i64(static_cast<int64_t>(t.getK()));
+    k.i32(scoreCode(t.getScore()));
+    k.i32(t.getRenormalize() ? 1 : 0);
+    k.f64(t.getScaleOrOne());
+    k.dtype(logits);
+    k.call("moe_cpu_topk");
+    b.replaceOp(t, ValueRange{values, indices});
+    return success();
+  }
+};
+
+struct GroupTopKToKernelCall : KernelCallPattern<GroupTopKOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(GroupTopKOp g, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = g.getLoc();
+    KernelCall k(b, loc);
+    Value scores = adaptor.getScores();
+    k.input(scores);
+    Value indices = k.output(g.getIndices().getType(), scores);
+    k.i64(dim(b, loc, scores, 0));
+    k.i64(cast<RankedTensorType>(scores.getType()).getDimSize(1));
+    k.i64(static_cast<int64_t>(g.getK()));
+    k.i64(static_cast<int64_t>(g.getGroups()));
+    k.i64(static_cast<int64_t>(g.getTopGroups()));
+    k.dtype(scores);
+    k.call("moe_cpu_group_topk");
+    b.replaceOp(g, indices);
+    return success();
+  }
+};
+
+struct GatherToKernelCall : KernelCallPattern<GatherOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(GatherOp g, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = g.getLoc();
+    KernelCall k(b, loc);
+    auto type = g.getResult().getType();
+    Value input = adaptor.getInput();
+    k.input(input);
+    k.input(adaptor.getIndices());
+    Value out = k.output(type, input);
+    k.i64(dim(b, loc, input, 0));
+    k.i64(dim(b, loc, input, 1));
+    k.i64(type.getDimSize(1));
+    k.dtype(input);
+    k.call("moe_cpu_gather");
+    b.replaceOp(g, out);
+    return success();
+  }
+};
+
+struct LoadBalanceLossToKernelCall : KernelCallPattern<LoadBalanceLossOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(LoadBalanceLossOp l, OpAdaptor adaptor,
+                                ConversionPatternRewriter &b) const override {
+    Location loc = l.getLoc();
+    KernelCall k(b, loc);
+    Value probs = adaptor.getProbs(), indices = adaptor.getIndices();
+    k.input(probs);
+    k.input(indices);
+    Value out = k.output(l.getLoss().getType(), {});
+    k.i64(dim(b, loc, probs, 0));
+    k.i64(cast<RankedTensorType>(probs.getType()).getDimSize(1));
+    k.i64(cast<RankedTensorType>(indices.getType()).getDimSize(1));
+    k.dtype(probs);
+    k.call("moe_cpu_load_balance_loss");
+    b.replaceOp(l, out);
+    return success();
+  }
+};
+
+struct ZLossToKernelCall : KernelCallPattern<ZLossOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(ZLossOp z, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = z.getLoc();
+    KernelCall k(b, loc);
+    Value logits = adaptor.getLogits();
+    k.input(logits);
+    Value out = k.output(z.getLoss().getType(), {});
+    k.i64(dim(b, loc, logits, 0));
+    k.i64(dim(b, loc, logits, 1));
+    k.dtype(logits);
+    k.call("moe_cpu_z_loss");
+    b.replaceOp(z, out);
+    return success();
+  }
+};
+
+/// dispatch -> [expert_ffn] -> combine as one fused call.
+struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(CombineOp combine, OpAdaptor adaptor,
+                                ConversionPatternRewriter &b) const override {
+    Location loc = combine.getLoc();
+    FailureOr<RoutedChain> chain = matchRoutedChain(combine, "CPU");
+    if (failed(chain))
+      return failure();
+    DispatchOp dispatch = chain->dispatch;
+    ExpertFfnOp ffn = chain->ffn;
+    RoutedType type = dispatch.getRouted().getType();
+    Value x = b.getRemappedValue(dispatch.getInput());
+    KernelCall k(b, loc);
+    k.input(x);
+    k.input(b.getRemappedValue(dispatch.getIndices()));
+    k.input(adaptor.getWeights());
+    SmallVector<Value> weights;
+    if (ffn)
+      for (Value w : ffn.getWeights())
+        weights.push_back(b.getRemappedValue(w));
+    for (size_t i = 0; i < 3; ++i)
+      i < weights.size() ? k.input(weights[i]) : k.none();
+    auto resultType = combine.getResult().getType();
+    Value out = k.output(resultType, x);
+    k.i64(dim(b, loc, x, 0));
+    k.i64(type.getHidden());
+    k.i64(ffn ? ffn.getInnerDim() : 0);
+    k.i64(type.getExperts());
+    k.i64(type.getK());
+    k.i32(ffnCode(ffn));
+    k.f64(type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0);
+    k.dtype(x);
+    k.dtype(adaptor.getWeights());
+    k.i32(weights.empty() ? 0 : dtypeCode(getElementTypeOrSelf(weights[0].getType())));
+    k.dtype(combine.getResult());
+    k.call("moe_cpu_moe_ffn");
+    b.replaceOp(combine, out);
+    return success();
+  }
+};
+
+struct ConvertMoEToCPUKernels : mlir::moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (failed(checkRoutedChains(module, "CPU")))
+      return signalPassFailure();
+    RewritePatternSet patterns(&getContext());
+    populateMoEToCPUKernelsPatterns(patterns);
+    if (failed(applyKernelConversion(module, std::move(patterns), "CPU")))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns) {
+  patterns.add<DenseToKernelCall, TopKToKernelCall, GroupTopKToKernelCall, GatherToKernelCall,
+               LoadBalanceLossToKernelCall, ZLossToKernelCall, RoutedChainToKernelCall>(patterns.getContext());
+}
