@@ -158,14 +158,14 @@ TEST_F(GPUKernelsTest, StagedEpilogueToF32) {
 }
 
 TEST_F(GPUKernelsTest, RoutingKernels) {
-  for (int score : {0, 1, 2}) {
+  for (moe_score_t score : {MOE_SCORE_NONE, MOE_SCORE_SOFTMAX, MOE_SCORE_SIGMOID}) {
     gk::TopKConfig c;
-    c.logits = score == 1 ? "bf16" : "f32";
+    c.logits = score == MOE_SCORE_SOFTMAX ? "bf16" : "f32";
     c.experts = 64;
     c.k = 4;
     c.score = score;
-    c.renormalize = score != 2;
-    c.scale = score == 2 ? 2.5 : 1.0;
+    c.renormalize = score != MOE_SCORE_SIGMOID;
+    c.scale = score == MOE_SCORE_SIGMOID ? 2.5 : 1.0;
     EXPECT_EQ(check(gk::topKKernel(c)), "") << c.name();
   }
   gk::GroupTopKConfig g;
@@ -183,7 +183,7 @@ TEST_F(GPUKernelsTest, RoutingKernels) {
       gk::TopKConfig c;
       c.experts = experts;
       c.k = k;
-      c.score = 1;
+      c.score = MOE_SCORE_SOFTMAX;
       c.renormalize = true;
       std::string kernel = gk::topKKernel(c);
       EXPECT_NE(kernel.find("gpu.shuffle xor"), std::string::npos) << c.name();

@@ -24,9 +24,9 @@ float gelu(float x) {
 
 float activate(int32_t kind, float g) {
   switch (kind) {
-  case 0: case 4: return g * sigmoid(g); // swiglu gate, mlp(silu)
-  case 1: case 3: return gelu(g);        // geglu gate, mlp(gelu)
-  default: return g > 0 ? g : 0.0f;      // mlp(relu)
+  case MOE_FFN_SWIGLU: case MOE_FFN_MLP_SILU: return g * sigmoid(g);
+  case MOE_FFN_GEGLU: case MOE_FFN_MLP_GELU: return gelu(g);
+  default: return g > 0 ? g : 0.0f; // MOE_FFN_MLP_RELU
   }
 }
 
@@ -56,7 +56,7 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
   // y[a, :] for every kept assignment, rounded to the routed (x) dtype.
   std::vector<float> y(static_cast<size_t>(assignments * d), 0.0f);
   size_t wBytes = moe_dtype_size(static_cast<moe_dtype_t>(wDtype));
-  bool glu = kind == 0 || kind == 1;
+  bool glu = kind == MOE_FFN_SWIGLU || kind == MOE_FFN_GEGLU;
 
   // One expert's FFN over its rows; `serial` keeps it on the calling thread.
   auto runExpert = [&](int64_t e, bool serial) {
@@ -75,7 +75,7 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
     std::vector<float> xe(static_cast<size_t>(m * d));
     forRows([&](int64_t i) { loadRow(ptr<void>(x), (rows[i] / k) * d, d, xDtype, xe.data() + i * d); });
     std::vector<float> ye;
-    if (kind == 5) {
+    if (kind == MOE_FFN_IDENTITY) {
       ye = std::move(xe);
     } else {
       // h = act(xe * W0[e]) (.* xe * W1[e] for GLUs); y = h * Wdown[e].

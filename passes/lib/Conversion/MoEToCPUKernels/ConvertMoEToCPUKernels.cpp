@@ -10,8 +10,10 @@
 #include "moe/Conversion/Passes.h"
 
 #include "../KernelConversion.h"
+#include "../RuntimeAbi.h"
 #include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
+#include "moe/Dialect/MoE/IR/KernelAbi.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -60,13 +62,16 @@ public:
   void f64(double v) { args.push_back(arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v))); }
   void dtype(Value v) { i32(dtypeCode(getElementTypeOrSelf(v.getType()))); }
 
-  /// Emits `call @name(args)`, declaring the kernel in the module on first use.
-  void call(StringRef name) {
+  /// Emits `call @name(args)`, declaring the kernel in the module on first
+  /// use with `fnType`, its type from cpu_kernels.h (MOE_RUNTIME_ENTRY_POINT).
+  LogicalResult call(StringRef name, FunctionType fnType) {
     auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
     SmallVector<Type> types;
     for (Value a : args)
       types.push_back(a.getType());
-    auto fnType = b.getFunctionType(types, {});
+    if (TypeRange(types) != fnType.getInputs())
+      return emitError(loc) << "internal error: the call of " << name << " passes (" << TypeRange(types)
+                            << "), cpu_kernels.h declares " << fnType;
     if (!module.lookupSymbol<func::FuncOp>(name)) {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(module.getBody());
@@ -74,6 +79,7 @@ public:
       decl.setPrivate();
     }
     func::CallOp::create(b, loc, name, TypeRange{}, args);
+    return success();
   }
 
 private:
@@ -98,29 +104,6 @@ Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
 }
 
 
-/// The kernels' code of a score function: 0 none, 1 softmax, 2 sigmoid.
-int32_t scoreCode(std::optional<ScoreFn> score) {
-  return !score ? 0 : *score == ScoreFn::softmax ? 1 : 2;
-}
-
-/// The fused-kernel code of an expert FFN: 0 swiglu, 1 geglu, 2/3/4 mlp with
-/// relu/gelu/silu, 5 identity (dispatch straight into combine).
-int32_t ffnCode(ExpertFfnOp ffn) {
-  if (!ffn)
-    return 5;
-  switch (ffn.getKind()) {
-  case FfnKind::swiglu: return 0;
-  case FfnKind::geglu: return 1;
-  case FfnKind::mlp:
-    switch (*ffn.getActivation()) {
-    case Activation::relu: return 2;
-    case Activation::gelu: return 3;
-    case Activation::silu: return 4;
-    }
-  }
-  return 5;
-}
-
 /// The base of the patterns: a kernel call at the op, with the rewriter.
 template <typename Op>
 struct KernelCallPattern : OpConversionPattern<Op> {
@@ -144,7 +127,8 @@ struct DenseToKernelCall : KernelCallPattern<DenseOp> {
     k.dtype(input);
     k.dtype(adaptor.getWeight());
     k.dtype(d.getResult());
-    k.call("moe_cpu_dense");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_dense, b))))
+      return failure();
     if (Value bias = adaptor.getBias())
       out = addDenseBias(b, loc, out, bias);
     b.replaceOp(d, out);
@@ -164,11 +148,12 @@ struct TopKToKernelCall : KernelCallPattern<TopKOp> {
     k.i64(dim(b, loc, logits, 0));
     k.i64(t.getNumExperts());
     k.i64(static_cast<int64_t>(t.getK()));
-    k.i32(scoreCode(t.getScore()));
+    k.i32(kernelScore(t.getScore()));
     k.i32(t.getRenormalize() ? 1 : 0);
     k.f64(t.getScaleOrOne());
     k.dtype(logits);
-    k.call("moe_cpu_topk");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_topk, b))))
+      return failure();
     b.replaceOp(t, ValueRange{values, indices});
     return success();
   }
@@ -188,7 +173,8 @@ struct GroupTopKToKernelCall : KernelCallPattern<GroupTopKOp> {
     k.i64(static_cast<int64_t>(g.getGroups()));
     k.i64(static_cast<int64_t>(g.getTopGroups()));
     k.dtype(scores);
-    k.call("moe_cpu_group_topk");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_group_topk, b))))
+      return failure();
     b.replaceOp(g, indices);
     return success();
   }
@@ -208,7 +194,8 @@ struct GatherToKernelCall : KernelCallPattern<GatherOp> {
     k.i64(dim(b, loc, input, 1));
     k.i64(type.getDimSize(1));
     k.dtype(input);
-    k.call("moe_cpu_gather");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_gather, b))))
+      return failure();
     b.replaceOp(g, out);
     return success();
   }
@@ -228,7 +215,8 @@ struct LoadBalanceLossToKernelCall : KernelCallPattern<LoadBalanceLossOp> {
     k.i64(cast<RankedTensorType>(probs.getType()).getDimSize(1));
     k.i64(cast<RankedTensorType>(indices.getType()).getDimSize(1));
     k.dtype(probs);
-    k.call("moe_cpu_load_balance_loss");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_load_balance_loss, b))))
+      return failure();
     b.replaceOp(l, out);
     return success();
   }
@@ -245,7 +233,8 @@ struct ZLossToKernelCall : KernelCallPattern<ZLossOp> {
     k.i64(dim(b, loc, logits, 0));
     k.i64(dim(b, loc, logits, 1));
     k.dtype(logits);
-    k.call("moe_cpu_z_loss");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_z_loss, b))))
+      return failure();
     b.replaceOp(z, out);
     return success();
   }
@@ -281,13 +270,14 @@ struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
     k.i64(ffn ? ffn.getInnerDim() : 0);
     k.i64(type.getExperts());
     k.i64(type.getK());
-    k.i32(ffnCode(ffn));
+    k.i32(kernelFfn(ffn));
     k.f64(type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0);
     k.dtype(x);
     k.dtype(adaptor.getWeights());
     k.i32(weights.empty() ? 0 : dtypeCode(getElementTypeOrSelf(weights[0].getType())));
     k.dtype(combine.getResult());
-    k.call("moe_cpu_moe_ffn");
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn, b))))
+      return failure();
     b.replaceOp(combine, out);
     return success();
   }

@@ -11,10 +11,11 @@
 #include "moe/Conversion/Passes.h"
 
 #include "../KernelConversion.h"
+#include "../RuntimeAbi.h"
 #include "Kernels/Kernels.h"
-#include "Kernels/RuntimeAbi.h"
 #include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
+#include "moe/Dialect/MoE/IR/KernelAbi.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -265,7 +266,7 @@ struct GPUKernelLowering {
     c.values = eltName(t.getValues().getType());
     c.experts = logitsType.getDimSize(1);
     c.k = static_cast<int64_t>(t.getK());
-    c.score = !t.getScore() ? 0 : *t.getScore() == ScoreFn::softmax ? 1 : 2;
+    c.score = kernelScore(t.getScore());
     c.renormalize = t.getRenormalize();
     c.scale = t.getScaleOrOne();
     auto fn = kernel(h, c.name(), gk::topKKernel(c));

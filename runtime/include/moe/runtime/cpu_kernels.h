@@ -11,6 +11,8 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_H
 
+#include "moe/runtime/kernel_abi.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -21,7 +23,7 @@ extern "C" {
 void moe_cpu_dense(int64_t x, int64_t w, int64_t out, int64_t m, int64_t k, int64_t n,
                    int32_t x_dtype, int32_t w_dtype, int32_t out_dtype);
 
-/* Per row of logits[rows, cols]: score (0 none, 1 softmax, 2 sigmoid), the k
+/* Per row of logits[rows, cols]: score (a moe_score_t), the k
  * largest (descending, ties to the lower index) into values[rows, k] (f32)
  * and indices[rows, k] (i32, 0-based), optionally renormalised, times scale. */
 void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, int64_t rows, int64_t cols,
@@ -38,7 +40,7 @@ void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t c
 /* The fused dispatch -> expert FFN -> combine: each token's k assignments go
  * to their experts (at most ceil(capacity * tokens * k / experts) per expert
  * when capacity > 0, in (token, slot) order), each expert applies its FFN
- * (kind: 0 swiglu, 1 geglu, 2/3/4 mlp with relu/gelu/silu, 5 identity) with
+ * (kind: a moe_ffn_t) with
  * stacked weights w0/w1/w2 ([E, d, f], [E, d, f], [E, f, d]; mlp: w0, w1), and
  * out[t] = sum over slots j in order of weights[t, j] * y(t, j). */
 void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1,

@@ -11,6 +11,8 @@
 #ifndef MOE_CONVERSION_GPUKERNELS_KERNELS_H
 #define MOE_CONVERSION_GPUKERNELS_KERNELS_H
 
+#include "moe/runtime/kernel_abi.h"
+
 #include <cstdint>
 #include <string>
 
@@ -133,7 +135,7 @@ constexpr int64_t kTokensPerRoutingBlock = kRoutingThreads / 32;
 struct TopKConfig {
   std::string logits = "f32", values = "f32";
   int64_t experts = 0, k = 0;
-  int score = 0; ///< 0 none, 1 softmax, 2 sigmoid
+  moe_score_t score = MOE_SCORE_NONE;
   bool renormalize = false;
   double scale = 1.0;
   std::string name() const;

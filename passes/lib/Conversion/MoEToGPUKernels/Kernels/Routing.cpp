@@ -153,7 +153,7 @@ std::string threadGroupTopKKernel(const GroupTopKConfig &c);
 } // namespace
 
 std::string TopKConfig::name() const {
-  return llvm::formatv("moe_topk_{0}_{1}_e{2}_k{3}_s{4}_r{5}_x{6}", logits, values, experts, k, score,
+  return llvm::formatv("moe_topk_{0}_{1}_e{2}_k{3}_s{4}_r{5}_x{6}", logits, values, experts, k, static_cast<int>(score),
                        renormalize ? 1 : 0, static_cast<int64_t>(scale * 1e6))
       .str();
 }
@@ -169,7 +169,7 @@ std::string mlir::moe::gpu_kernels::topKKernel(const TopKConfig &c) {
   auto [pickLogit, pickExpert] = warpTopK(k, row, row.value, c.k, w.lane);
   std::string isPick = k.lt(w.lane, k.index(c.k));
   std::string score = pickLogit;
-  if (c.score == 1) {
+  if (c.score == MOE_SCORE_SOFTMAX) {
     std::string m = row.value[0];
     for (size_t i = 1; i < row.value.size(); ++i)
       m = k.op("arith.maximumf " + m + ", " + row.value[i] + " : f32");
@@ -182,7 +182,7 @@ std::string mlir::moe::gpu_kernels::topKKernel(const TopKConfig &c) {
     sum = k.warpReduce(sum, "addf");
     score = k.op("arith.divf " + k.op("math.exp " + k.op("arith.subf " + pickLogit + ", " + m + " : f32") + " : f32") +
                  ", " + sum + " : f32");
-  } else if (c.score == 2) {
+  } else if (c.score == MOE_SCORE_SIGMOID) {
     score = activation(k, "sigmoid", pickLogit);
   }
   std::string v = score;
@@ -209,14 +209,14 @@ std::string threadTopKKernel(const TopKConfig &c) {
   std::string base = k.mul(t, k.index(c.experts));
   std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(c.experts);
   std::string m, sum;
-  if (c.score == 1)
+  if (c.score == MOE_SCORE_SOFTMAX)
     std::tie(m, sum) = maxAndSumExp(k, "%logits", c.logits, base, c.experts);
   auto score = [&](const std::string &e) {
     std::string v = k.loadF32("%logits", k.add(base, e), c.logits);
-    if (c.score == 1)
+    if (c.score == MOE_SCORE_SOFTMAX)
       return k.op("arith.divf " + k.op("math.exp " + k.op("arith.subf " + v + ", " + m + " : f32") + " : f32") +
                   ", " + sum + " : f32");
-    if (c.score == 2)
+    if (c.score == MOE_SCORE_SIGMOID)
       return activation(k, "sigmoid", v);
     return v;
   };

@@ -1,0 +1,49 @@
+//===- KernelAbi.h - the dialect's enums as the kernels' codes --*- C++ -*-===//
+//
+// The codes of moe/runtime/kernel_abi.h (the compiler <-> runtime contract)
+// for the dialect's score functions and expert FFNs: the one mapping, used
+// by the CPU kernel calls and the GPU kernels alike.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_DIALECT_MOE_IR_KERNELABI_H
+#define MOE_DIALECT_MOE_IR_KERNELABI_H
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/runtime/kernel_abi.h"
+
+#include "llvm/Support/ErrorHandling.h"
+
+#include <optional>
+
+namespace mlir::moe {
+
+inline moe_score_t kernelScore(std::optional<ScoreFn> score) {
+  if (!score)
+    return MOE_SCORE_NONE;
+  switch (*score) {
+  case ScoreFn::softmax: return MOE_SCORE_SOFTMAX;
+  case ScoreFn::sigmoid: return MOE_SCORE_SIGMOID;
+  }
+  llvm_unreachable("a score function without a kernel code");
+}
+
+/// The FFN of `ffn`; a null op (dispatch straight into combine) is the identity.
+inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
+  if (!ffn)
+    return MOE_FFN_IDENTITY;
+  switch (ffn.getKind()) {
+  case FfnKind::swiglu: return MOE_FFN_SWIGLU;
+  case FfnKind::geglu: return MOE_FFN_GEGLU;
+  case FfnKind::mlp:
+    switch (*ffn.getActivation()) {
+    case Activation::relu: return MOE_FFN_MLP_RELU;
+    case Activation::gelu: return MOE_FFN_MLP_GELU;
+    case Activation::silu: return MOE_FFN_MLP_SILU;
+    }
+  }
+  llvm_unreachable("an expert FFN without a kernel code");
+}
+
+} // namespace mlir::moe
+
+#endif // MOE_DIALECT_MOE_IR_KERNELABI_H

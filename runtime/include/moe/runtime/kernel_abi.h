@@ -1,0 +1,26 @@
+/* kernel_abi.h - the codes generated code passes to the runtime's kernels
+ * (CPU: cpu_kernels.h) and bakes into its GPU kernels. Declared once here;
+ * the compiler maps the moe dialect's enums onto them in one place
+ * (dialect/include/moe/Dialect/MoE/IR/KernelAbi.h). Element types are
+ * moe_dtype_t (dtype.h). */
+#ifndef MOE_RUNTIME_KERNEL_ABI_H
+#define MOE_RUNTIME_KERNEL_ABI_H
+
+/* The score function of moe.topk, applied to the router's logits. */
+typedef enum {
+  MOE_SCORE_NONE = 0,
+  MOE_SCORE_SOFTMAX = 1,
+  MOE_SCORE_SIGMOID = 2,
+} moe_score_t;
+
+/* The FFN each expert of a fused dispatch -> experts -> combine applies. */
+typedef enum {
+  MOE_FFN_SWIGLU = 0,
+  MOE_FFN_GEGLU = 1,
+  MOE_FFN_MLP_RELU = 2,
+  MOE_FFN_MLP_GELU = 3,
+  MOE_FFN_MLP_SILU = 4,
+  MOE_FFN_IDENTITY = 5, /* dispatch straight into combine: no FFN */
+} moe_ffn_t;
+
+#endif /* MOE_RUNTIME_KERNEL_ABI_H */
