@@ -4,8 +4,8 @@
 // already specialised Function adds to the layer's own run (the in-memory
 // cache hit). Medians over repeated runs.
 //   build/bin/moe-jit-latency [REPEATS]      (default 7; the hit loop runs 200x that)
-#include "moe/Jit/Jit.h"
 #include "moe/Compiler/CudaToolkit.h"
+#include "moe/Jit/Jit.h"
 
 #include "llvm/Support/FileSystem.h"
 
@@ -26,9 +26,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-double msSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 void defineLayer(builder::Graph &g, const std::vector<jit::InputSpec> &in) {
   const int64_t d = in[0].shape[1];

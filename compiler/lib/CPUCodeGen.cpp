@@ -11,7 +11,7 @@ using namespace mlir;
 namespace rt = ::moe::runtime;
 
 LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
-                                      std::string *commandLog, std::string *llvmIR) {
+                                            std::string *commandLog, std::string *llvmIR) {
   MLIRContext *context = module.getContext();
   Location loc = layer.getLoc();
   if (failed(extractSignature(layer, out.signature)))

@@ -68,7 +68,7 @@ OwningOpRef<ModuleOp> mlir::moe::CompileSession::elaborate(const fe::Elaboration
 }
 
 LogicalResult mlir::moe::compile(ModuleOp module, const CompileOptions &options, rt::Artifact &out,
-                           CompileListing *listing) {
+                                 CompileListing *listing) {
   auto layers = module.getOps<func::FuncOp>();
   if (layers.empty())
     return emitError(module.getLoc()) << "the module holds no layer function to compile";

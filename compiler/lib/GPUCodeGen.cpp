@@ -101,10 +101,9 @@ LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer,
         std::string cubin;
         if (failed(assemble(loc, ptxas, chip, object.getObject().getValue(), cubin)))
           return failure();
-        objects.push_back(gpu::ObjectAttr::get(module.getContext(), object.getTarget(),
-                                               gpu::CompilationTarget::Binary,
-                                               StringAttr::get(module.getContext(), cubin),
-                                               object.getProperties(), object.getKernels()));
+        objects.push_back(gpu::ObjectAttr::get(module.getContext(), object.getTarget(), gpu::CompilationTarget::Binary,
+                                               StringAttr::get(module.getContext(), cubin), object.getProperties(),
+                                               object.getKernels()));
       }
       binary.setObjectsAttr(ArrayAttr::get(module.getContext(), objects));
     }

@@ -134,13 +134,11 @@ void moe::registerMoEPipelines() {
         return success();
       },
       [](function_ref<void(const detail::PassOptions &)>) {});
-  PassPipelineRegistration<>(
-      "moe-lower-to-cpu",
-      "lower a moe module to the LLVM dialect for the CPU: kernel calls for routing, "
-      "experts and matrix products, linalg for the rest, bufferization, LLVM",
-      buildMoELowerToCPUPipeline);
-  PassPipelineRegistration<>(
-      "moe-default-pipeline",
-      "verify a moe module, then fold routing into moe.topk and clean up",
-      buildMoEDefaultPipeline);
+  PassPipelineRegistration<>("moe-lower-to-cpu",
+                             "lower a moe module to the LLVM dialect for the CPU: kernel calls for routing, "
+                             "experts and matrix products, linalg for the rest, bufferization, LLVM",
+                             buildMoELowerToCPUPipeline);
+  PassPipelineRegistration<>("moe-default-pipeline",
+                             "verify a moe module, then fold routing into moe.topk and clean up",
+                             buildMoEDefaultPipeline);
 }

@@ -14,10 +14,8 @@ namespace rt = ::moe::runtime;
 
 namespace {
 
-
 /// Shape of `type` with the names of its dynamic dimensions from `dims`.
-LogicalResult specShape(Operation *op, RankedTensorType type, ArrayAttr dims,
-                        std::vector<rt::Dim> &out) {
+LogicalResult specShape(Operation *op, RankedTensorType type, ArrayAttr dims, std::vector<rt::Dim> &out) {
   for (int64_t d = 0; d < type.getRank(); ++d) {
     rt::Dim dim;
     if (type.isDynamicDim(d)) {
@@ -72,8 +70,8 @@ static double flopsPerToken(func::FuncOp layer) {
     } else if (auto f = dyn_cast<mlir::moe::ExpertFfnOp>(op)) {
       auto routed = f.getRouted().getType();
       double gemms = f.getKind() == mlir::moe::FfnKind::mlp ? 2.0 : 3.0;
-      flops += 2.0 * gemms * static_cast<double>(routed.getHidden()) *
-               static_cast<double>(f.getInnerDim()) * static_cast<double>(routed.getK());
+      flops += 2.0 * gemms * static_cast<double>(routed.getHidden()) * static_cast<double>(f.getInnerDim()) *
+               static_cast<double>(routed.getK());
     }
   });
   return flops;
@@ -108,8 +106,8 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
     if (auto input = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getInputAttrName())) {
       // The entry point takes inputs, then parameters, in signature order.
       if (!out.params.empty())
-        return layer.emitError() << "input '" << input.getValue()
-                                 << "' (argument #" << i << ") comes after a parameter; inputs must come first";
+        return layer.emitError() << "input '" << input.getValue() << "' (argument #" << i
+                                 << ") comes after a parameter; inputs must come first";
       spec.name = input.getValue().str();
       out.inputs.push_back(spec);
     } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getParamAttrName())) {
@@ -137,8 +135,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
       SmallVector<Attribute> names;
       for (int64_t d = 0; d < type.getRank(); ++d)
         names.push_back(StringAttr::get(layer.getContext(),
-                                        type.isDynamicDim(d) && !out.inputs.empty() &&
-                                                !out.inputs[0].shape.empty()
+                                        type.isDynamicDim(d) && !out.inputs.empty() && !out.inputs[0].shape.empty()
                                             ? out.inputs[0].shape[0].symbol
                                             : ""));
       dims = ArrayAttr::get(layer.getContext(), names);

@@ -31,9 +31,8 @@ int main() {
       std::fprintf(stderr, "error: %s\n", moe_last_error());
       return 1;
     }
-    std::printf("tokens=%lld -> %s %s; compilations %d, disk hits %d, memory hits %d\n",
-                static_cast<long long>(tokens), out[0].name.c_str(),
-                runtime::shapeString(out[0].shape).c_str(), layer.stats().compilations,
+    std::printf("tokens=%lld -> %s %s; compilations %d, disk hits %d, memory hits %d\n", static_cast<long long>(tokens),
+                out[0].name.c_str(), runtime::shapeString(out[0].shape).c_str(), layer.stats().compilations,
                 layer.stats().diskHits, layer.stats().memoryHits);
   }
   std::printf("--- the generated layer ---\n%s", layer.lastSource().c_str());

@@ -11,14 +11,17 @@ using namespace moe;
 int main(int argc, char **argv) {
   jit::Options options;
   options.cacheDir = "-"; // compile every time: this program shows the compile path
-  jit::Function layer("OutOfTree", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
-    const int64_t d = in[0].shape[1];
-    builder::Tensor x = g.input("x", "f32", {"tokens", d});
-    builder::Field router = g.dense("router", d, 4);
-    builder::Field experts = g.experts("experts", 4, builder::Ffn::swiglu(d, 2 * d));
-    auto [w, e] = topk(softmax(router(x), 2), 2);
-    g.returns({combine(experts(dispatch(x, e)), w / sum(w, 2))});
-  }, options);
+  jit::Function layer(
+      "OutOfTree",
+      [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
+        const int64_t d = in[0].shape[1];
+        builder::Tensor x = g.input("x", "f32", {"tokens", d});
+        builder::Field router = g.dense("router", d, 4);
+        builder::Field experts = g.experts("experts", 4, builder::Ffn::swiglu(d, 2 * d));
+        auto [w, e] = topk(softmax(router(x), 2), 2);
+        g.returns({combine(experts(dispatch(x, e)), w / sum(w, 2))});
+      },
+      options);
   runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {5, 32});
   for (int64_t i = 0; i < x.numElements(); ++i)
     reinterpret_cast<float *>(x.data.data())[i] = static_cast<float>((i * 13) % 29) / 29.0f - 0.5f;

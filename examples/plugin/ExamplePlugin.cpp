@@ -8,8 +8,7 @@ void registerExamplePasses();
 } // namespace mlir::moe_example
 
 /// The symbol `moe-opt --load-pass-plugin` looks up.
-extern "C" LLVM_ATTRIBUTE_WEAK ::mlir::PassPluginLibraryInfo
-mlirGetPassPluginInfo() {
+extern "C" LLVM_ATTRIBUTE_WEAK ::mlir::PassPluginLibraryInfo mlirGetPassPluginInfo() {
   return {MLIR_PLUGIN_API_VERSION, "MoEExamplePlugin", LLVM_VERSION_STRING,
           [] { mlir::moe_example::registerExamplePasses(); }};
 }

@@ -15,8 +15,7 @@ namespace mlir::moe_example {
 using namespace mlir;
 
 namespace {
-struct ExpertStatsPass
-    : moe_example::impl::MoEExampleExpertStatsBase<ExpertStatsPass> {
+struct ExpertStatsPass : moe_example::impl::MoEExampleExpertStatsBase<ExpertStatsPass> {
   void runOnOperation() override {
     Builder b(&getContext());
     getOperation().walk([&](moe::ExpertFfnOp op) {

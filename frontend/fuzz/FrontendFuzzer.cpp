@@ -17,8 +17,8 @@
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <cstdio>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // The context interns every type and attribute it sees; a fresh one every
@@ -32,8 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   llvm::SourceMgr sourceMgr;
   sourceMgr.setDiagHandler([](const llvm::SMDiagnostic &, void *) {});
   unsigned buffer = sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.moe"),
+      llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.moe"),
       llvm::SMLoc());
   moe::frontend::Diagnostics diags(sourceMgr);
   moe::frontend::Program program = moe::frontend::parseSource(diags, buffer);

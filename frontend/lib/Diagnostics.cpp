@@ -13,8 +13,7 @@ void Diagnostics::error(llvm::SMLoc loc, const llvm::Twine &message) {
   if (lastPrinted)
     sourceMgr.PrintMessage(loc, llvm::SourceMgr::DK_Error, message);
   else if (getNumErrors() == kMaxPrintedErrors + 1)
-    sourceMgr.PrintMessage(loc, llvm::SourceMgr::DK_Note,
-                           "too many errors; the rest are not shown");
+    sourceMgr.PrintMessage(loc, llvm::SourceMgr::DK_Note, "too many errors; the rest are not shown");
 }
 
 void Diagnostics::warning(llvm::SMLoc loc, const llvm::Twine &message) {
@@ -77,8 +76,7 @@ void printSourceAndCaret(llvm::raw_ostream &os, llvm::StringRef line, unsigned c
 }
 } // namespace
 
-void moe::frontend::installCaretDiagnosticPrinter(llvm::SourceMgr &sourceMgr,
-                                                  llvm::raw_ostream &os) {
+void moe::frontend::installCaretDiagnosticPrinter(llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os) {
   sourceMgr.setDiagHandler(
       [](const llvm::SMDiagnostic &d, void *context) {
         auto &out = *static_cast<llvm::raw_ostream *>(context);
@@ -91,10 +89,18 @@ void moe::frontend::installCaretDiagnosticPrinter(llvm::SourceMgr &sourceMgr,
           out << ": ";
         }
         switch (d.getKind()) {
-        case llvm::SourceMgr::DK_Error: out << "error: "; break;
-        case llvm::SourceMgr::DK_Warning: out << "warning: "; break;
-        case llvm::SourceMgr::DK_Remark: out << "remark: "; break;
-        case llvm::SourceMgr::DK_Note: out << "note: "; break;
+        case llvm::SourceMgr::DK_Error:
+          out << "error: ";
+          break;
+        case llvm::SourceMgr::DK_Warning:
+          out << "warning: ";
+          break;
+        case llvm::SourceMgr::DK_Remark:
+          out << "remark: ";
+          break;
+        case llvm::SourceMgr::DK_Note:
+          out << "note: ";
+          break;
         }
         out << d.getMessage() << "\n";
         if (d.getLineNo() > 0 && d.getColumnNo() >= 0)

@@ -6,8 +6,7 @@
 
 using namespace moe::frontend;
 
-Lexer::Lexer(llvm::SourceMgr &sourceMgr, unsigned bufferId)
-    : sourceMgr(sourceMgr) {
+Lexer::Lexer(llvm::SourceMgr &sourceMgr, unsigned bufferId) : sourceMgr(sourceMgr) {
   const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(bufferId);
   cur = buffer->getBufferStart();
   end = buffer->getBufferEnd();
@@ -69,38 +68,33 @@ int32_t Lexer::decodeUtf8(const char *&p, const char *end) {
   return cp;
 }
 
-static bool isAsciiIdStart(int32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+static bool isAsciiIdStart(int32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 
 /// Non-ASCII code points that may start an identifier: letters of the common
 /// scripts and mathematical letter blocks (σ, α, ℓ, ...), not operators or
 /// punctuation.
 static bool isUnicodeIdStart(int32_t c) {
-  return (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7) || // Latin
+  return (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7) ||    // Latin
          (c >= 0x370 && c <= 0x3FF && c != 0x37E && c != 0x387) || // Greek
-         (c >= 0x400 && c <= 0x52F) ||                            // Cyrillic
-         (c >= 0x1D00 && c <= 0x1DBF) || // phonetic (ᵢ)
-         (c >= 0x1E00 && c <= 0x1FFF) || // Latin/Greek extended
-         (c >= 0x2100 && c <= 0x214F) || // letterlike (ℓ, ℝ)
-         (c >= 0x3040 && c <= 0x30FF) || // kana
-         (c >= 0x4E00 && c <= 0x9FFF) || // CJK
-         (c >= 0xAC00 && c <= 0xD7AF) || // Hangul
-         (c >= 0x1D400 && c <= 0x1D7FF); // mathematical alphanumerics
+         (c >= 0x400 && c <= 0x52F) ||                             // Cyrillic
+         (c >= 0x1D00 && c <= 0x1DBF) ||                           // phonetic (ᵢ)
+         (c >= 0x1E00 && c <= 0x1FFF) ||                           // Latin/Greek extended
+         (c >= 0x2100 && c <= 0x214F) ||                           // letterlike (ℓ, ℝ)
+         (c >= 0x3040 && c <= 0x30FF) ||                           // kana
+         (c >= 0x4E00 && c <= 0x9FFF) ||                           // CJK
+         (c >= 0xAC00 && c <= 0xD7AF) ||                           // Hangul
+         (c >= 0x1D400 && c <= 0x1D7FF);                           // mathematical alphanumerics
 }
 
 /// Characters that may continue an identifier besides its start set: digits,
 /// `!`, primes, sub/superscripts and combining marks (x̂, w₁).
 static bool isUnicodeIdContinue(int32_t c) {
-  return isUnicodeIdStart(c) || (c >= 0x300 && c <= 0x36F) ||
-         (c >= 0x2070 && c <= 0x209C) || c == 0x2032 || c == 0xB2 ||
-         c == 0xB3 || c == 0xB9;
+  return isUnicodeIdStart(c) || (c >= 0x300 && c <= 0x36F) || (c >= 0x2070 && c <= 0x209C) || c == 0x2032 ||
+         c == 0xB2 || c == 0xB3 || c == 0xB9;
 }
 
 static bool isDigit(char c) { return c >= '0' && c <= '9'; }
-static bool isHexDigit(char c) {
-  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+static bool isHexDigit(char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 //===----------------------------------------------------------------------===//
 // Trivia
@@ -122,8 +116,7 @@ bool Lexer::skipBlockComment() {
       ++cur;
     }
   }
-  emitError(llvm::SMLoc::getFromPointer(start),
-            "unterminated block comment: expected '=#' to close this '#='");
+  emitError(llvm::SMLoc::getFromPointer(start), "unterminated block comment: expected '=#' to close this '#='");
   return false;
 }
 
@@ -164,8 +157,8 @@ Token Lexer::next() {
   }
   // A newline ends a statement unless a bracket is open or the line ended
   // with a binary operator or a comma; runs of newlines collapse into one.
-  if (newlineAt && bracketDepth == 0 && !isBinaryOperator(lastKind) &&
-      lastKind != TokenKind::Comma && lastKind != TokenKind::Newline) {
+  if (newlineAt && bracketDepth == 0 && !isBinaryOperator(lastKind) && lastKind != TokenKind::Comma &&
+      lastKind != TokenKind::Newline) {
     const char *save = cur;
     cur = newlineAt + 1;
     Token tok = make(TokenKind::Newline, newlineAt);
@@ -174,8 +167,7 @@ Token Lexer::next() {
   }
   if (cur >= end) {
     // Close the last statement before the end of the file.
-    if (lastKind != TokenKind::Newline && lastKind != TokenKind::Eof &&
-        bracketDepth == 0)
+    if (lastKind != TokenKind::Newline && lastKind != TokenKind::Eof && bracketDepth == 0)
       return make(TokenKind::Newline, cur);
     return make(TokenKind::Eof, cur);
   }
@@ -201,8 +193,7 @@ Token Lexer::lexIdentifier(const char *start) {
   if (first < 0) {
     cur = p;
     return error(start, llvm::Twine("invalid UTF-8 byte 0x") +
-                            llvm::Twine::utohexstr(static_cast<unsigned char>(*start)) +
-                            " in the source");
+                            llvm::Twine::utohexstr(static_cast<unsigned char>(*start)) + " in the source");
   }
   if (first >= 0x80 && !isUnicodeIdStart(first)) {
     cur = p;
@@ -215,8 +206,7 @@ Token Lexer::lexIdentifier(const char *start) {
       return make(TokenKind::NotEqual, start);
     if (first == 0xF7)
       return error(start, "'÷' (integer division) is not supported; write div(a, b)");
-    return error(start, llvm::Twine("unexpected character U+") +
-                            llvm::Twine::utohexstr(first) + " '" +
+    return error(start, llvm::Twine("unexpected character U+") + llvm::Twine::utohexstr(first) + " '" +
                             llvm::StringRef(start, p - start) + "'");
   }
   cur = p;
@@ -351,16 +341,23 @@ Token Lexer::lexString(const char *start) {
       char e = cur[1];
       cur += 2;
       switch (e) {
-      case 'n': value += '\n'; break;
-      case 't': value += '\t'; break;
-      case '"': value += '"'; break;
-      case '\\': value += '\\'; break;
+      case 'n':
+        value += '\n';
+        break;
+      case 't':
+        value += '\t';
+        break;
+      case '"':
+        value += '"';
+        break;
+      case '\\':
+        value += '\\';
+        break;
       default:
         ok = false;
-        emitError(llvm::SMLoc::getFromPointer(escape),
-                  llvm::Twine("unknown escape sequence '\\") +
-                      llvm::StringRef(&escape[1], 1) +
-                      "' (known: \\n \\t \\\" \\\\)");
+        emitError(llvm::SMLoc::getFromPointer(escape), llvm::Twine("unknown escape sequence '\\") +
+                                                           llvm::StringRef(&escape[1], 1) +
+                                                           "' (known: \\n \\t \\\" \\\\)");
       }
       continue;
     }
@@ -379,9 +376,7 @@ Token Lexer::lexString(const char *start) {
 }
 
 Token Lexer::lexOperator(const char *start) {
-  auto two = [&](llvm::StringRef s) {
-    return end - cur >= 2 && llvm::StringRef(cur, 2) == s;
-  };
+  auto two = [&](llvm::StringRef s) { return end - cur >= 2 && llvm::StringRef(cur, 2) == s; };
   auto take = [&](TokenKind kind, int length) {
     cur += length;
     return make(kind, start);
@@ -397,15 +392,24 @@ Token Lexer::lexOperator(const char *start) {
   };
 
   switch (*cur) {
-  case '(': return open(TokenKind::LParen);
-  case '[': return open(TokenKind::LBracket);
-  case '{': return open(TokenKind::LBrace);
-  case ')': return close(TokenKind::RParen);
-  case ']': return close(TokenKind::RBracket);
-  case '}': return close(TokenKind::RBrace);
-  case ',': return take(TokenKind::Comma, 1);
-  case ';': return take(TokenKind::Semicolon, 1);
-  case '+': return take(TokenKind::Plus, 1);
+  case '(':
+    return open(TokenKind::LParen);
+  case '[':
+    return open(TokenKind::LBracket);
+  case '{':
+    return open(TokenKind::LBrace);
+  case ')':
+    return close(TokenKind::RParen);
+  case ']':
+    return close(TokenKind::RBracket);
+  case '}':
+    return close(TokenKind::RBrace);
+  case ',':
+    return take(TokenKind::Comma, 1);
+  case ';':
+    return take(TokenKind::Semicolon, 1);
+  case '+':
+    return take(TokenKind::Plus, 1);
   case '-':
     if (two("->")) {
       cur += 2;
@@ -428,18 +432,27 @@ Token Lexer::lexOperator(const char *start) {
     return error(start, "the quote ' (the adjoint x', or a character literal) is not supported in "
                         ".moe: products use weights as stored (x * W with W [in, out]); strings use "
                         "double quotes");
-  case '*': return take(TokenKind::Star, 1);
-  case '/': return take(TokenKind::Slash, 1);
-  case '^': return take(TokenKind::Caret, 1);
+  case '*':
+    return take(TokenKind::Star, 1);
+  case '/':
+    return take(TokenKind::Slash, 1);
+  case '^':
+    return take(TokenKind::Caret, 1);
   case '.':
-    if (two(".+")) return take(TokenKind::DotPlus, 2);
-    if (two(".-")) return take(TokenKind::DotMinus, 2);
-    if (two(".*")) return take(TokenKind::DotStar, 2);
-    if (two("./")) return take(TokenKind::DotSlash, 2);
-    if (two(".^")) return take(TokenKind::DotCaret, 2);
+    if (two(".+"))
+      return take(TokenKind::DotPlus, 2);
+    if (two(".-"))
+      return take(TokenKind::DotMinus, 2);
+    if (two(".*"))
+      return take(TokenKind::DotStar, 2);
+    if (two("./"))
+      return take(TokenKind::DotSlash, 2);
+    if (two(".^"))
+      return take(TokenKind::DotCaret, 2);
     return take(TokenKind::Dot, 1);
   case ':':
-    if (two("::")) return take(TokenKind::ColonColon, 2);
+    if (two("::"))
+      return take(TokenKind::ColonColon, 2);
     // `:normal` is a symbol literal when a name follows directly.
     if (cur + 1 < end && isAsciiIdStart(cur[1])) {
       ++cur;
@@ -449,23 +462,30 @@ Token Lexer::lexOperator(const char *start) {
     }
     return take(TokenKind::Colon, 1);
   case '=':
-    if (two("==")) return take(TokenKind::Equal, 2);
-    if (two("=>")) return take(TokenKind::Arrow, 2);
+    if (two("=="))
+      return take(TokenKind::Equal, 2);
+    if (two("=>"))
+      return take(TokenKind::Arrow, 2);
     return take(TokenKind::Assign, 1);
   case '!':
-    if (two("!=")) return take(TokenKind::NotEqual, 2);
+    if (two("!="))
+      return take(TokenKind::NotEqual, 2);
     return take(TokenKind::Not, 1);
   case '<':
-    if (two("<=")) return take(TokenKind::LessEqual, 2);
+    if (two("<="))
+      return take(TokenKind::LessEqual, 2);
     return take(TokenKind::Less, 1);
   case '>':
-    if (two(">=")) return take(TokenKind::GreaterEqual, 2);
+    if (two(">="))
+      return take(TokenKind::GreaterEqual, 2);
     return take(TokenKind::Greater, 1);
   case '&':
-    if (two("&&")) return take(TokenKind::AndAnd, 2);
+    if (two("&&"))
+      return take(TokenKind::AndAnd, 2);
     break;
   case '|':
-    if (two("||")) return take(TokenKind::OrOr, 2);
+    if (two("||"))
+      return take(TokenKind::OrOr, 2);
     break;
   default:
     break;
@@ -474,6 +494,5 @@ Token Lexer::lexOperator(const char *start) {
   unsigned char c = static_cast<unsigned char>(*start);
   if (c < 0x20 || c == 0x7f)
     return error(start, "unexpected control character 0x" + llvm::Twine::utohexstr(c));
-  return error(start, llvm::Twine("unexpected character '") +
-                          llvm::StringRef(start, 1) + "'");
+  return error(start, llvm::Twine("unexpected character '") + llvm::StringRef(start, 1) + "'");
 }

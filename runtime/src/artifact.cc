@@ -26,8 +26,8 @@ uint64_t readU64(const uint8_t *p) {
   return v;
 }
 uint32_t readU32(const uint8_t *p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
 }
 void putU64(std::vector<uint8_t> &out, size_t at, uint64_t v) {
   for (int i = 0; i < 8; ++i)
@@ -68,16 +68,15 @@ void writeSpecs(std::string &out, const char *key, const std::vector<TensorSpec>
   out += "]";
 }
 
-moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<TensorSpec> &out,
-                       bool isParam) {
+moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<TensorSpec> &out, bool isParam) {
   const json::Value *list = root.find(key);
   if (!list || !list->isArray())
     return bad(std::string("signature needs an array \"") + key + "\"");
   std::set<std::string> names;
   for (const json::Value &v : list->array) {
     const json::Value *name = v.find("name"), *dtype = v.find("dtype"), *shape = v.find("shape");
-    if (!v.isObject() || !name || !name->isString() || name->string.empty() || !dtype ||
-        !dtype->isString() || !shape || !shape->isArray())
+    if (!v.isObject() || !name || !name->isString() || name->string.empty() || !dtype || !dtype->isString() || !shape ||
+        !shape->isArray())
       return bad(std::string("each of \"") + key + "\" needs a name, a dtype and a shape");
     TensorSpec s;
     s.name = name->string;
@@ -105,8 +104,7 @@ moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<Ten
       if (!s.bytes())
         return bad("parameter \"" + s.name + "\" is too large: its size in bytes overflows 64 bits");
       if (const json::Value *init = v.find("init")) {
-        if (!init->isString() ||
-            (init->string != "normal" && init->string != "zeros" && init->string != "ones"))
+        if (!init->isString() || (init->string != "normal" && init->string != "zeros" && init->string != "ones"))
           return bad("parameter \"" + s.name + "\" has an unknown init");
         s.init = init->string;
       }
@@ -180,13 +178,20 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
     return MOE_OK;
   };
   out = Signature();
-  if (moe_status_t s = str("layer", out.layer, true)) return s;
-  if (moe_status_t s = str("description", out.description, false)) return s;
-  if (moe_status_t s = str("entry", out.entry, true)) return s;
-  if (moe_status_t s = str("target", out.target, true)) return s;
-  if (moe_status_t s = readSpecs(root, "inputs", out.inputs, false)) return s;
-  if (moe_status_t s = readSpecs(root, "params", out.params, true)) return s;
-  if (moe_status_t s = readSpecs(root, "outputs", out.outputs, false)) return s;
+  if (moe_status_t s = str("layer", out.layer, true))
+    return s;
+  if (moe_status_t s = str("description", out.description, false))
+    return s;
+  if (moe_status_t s = str("entry", out.entry, true))
+    return s;
+  if (moe_status_t s = str("target", out.target, true))
+    return s;
+  if (moe_status_t s = readSpecs(root, "inputs", out.inputs, false))
+    return s;
+  if (moe_status_t s = readSpecs(root, "params", out.params, true))
+    return s;
+  if (moe_status_t s = readSpecs(root, "outputs", out.outputs, false))
+    return s;
   if (const json::Value *h = root.find("hyperparameters")) {
     if (!h->isObject())
       return bad("signature \"hyperparameters\" must be an object");
@@ -254,16 +259,18 @@ moe_status_t parseArtifact(const uint8_t *bytes, size_t size, Artifact &out) {
   uint32_t version = readU32(bytes + 8);
   if (version != kArtifactVersion)
     return fail(MOE_VERSION_MISMATCH, "artifact: format version " + std::to_string(version) +
-                                          "; this runtime reads version " +
-                                          std::to_string(kArtifactVersion) + " (rebuild it with moec build)");
+                                          "; this runtime reads version " + std::to_string(kArtifactVersion) +
+                                          " (rebuild it with moec build)");
   uint32_t count = readU32(bytes + 12);
   uint64_t declared = readU64(bytes + 16);
   if (declared != size)
-    return bad("truncated or padded: the header says " + std::to_string(declared) +
-               " bytes, the file has " + std::to_string(size));
+    return bad("truncated or padded: the header says " + std::to_string(declared) + " bytes, the file has " +
+               std::to_string(size));
   if (count == 0 || count > kMaxSections || kHeaderSize + count * kEntrySize > size)
     return bad("bad section count " + std::to_string(count));
-  struct Span { uint64_t begin, end; };
+  struct Span {
+    uint64_t begin, end;
+  };
   std::vector<Span> spans;
   std::string signatureText;
   bool haveSignature = false;
@@ -278,16 +285,16 @@ moe_status_t parseArtifact(const uint8_t *bytes, size_t size, Artifact &out) {
         return bad("section #" + std::to_string(i) + " has a non-printable name");
     uint64_t offset = readU64(entry + 24), length = readU64(entry + 32);
     if (offset < kHeaderSize + count * kEntrySize || offset > size || length > size - offset)
-      return bad("section \"" + name + "\" (offset " + std::to_string(offset) + ", " +
-                 std::to_string(length) + " bytes) lies outside the file of " + std::to_string(size) + " bytes");
+      return bad("section \"" + name + "\" (offset " + std::to_string(offset) + ", " + std::to_string(length) +
+                 " bytes) lies outside the file of " + std::to_string(size) + " bytes");
     for (const Span &s : spans)
       if (offset < s.end && s.begin < offset + length)
         return bad("section \"" + name + "\" overlaps another section");
     spans.push_back({offset, offset + length});
     uint32_t want = readU32(entry + 40), got = crc32(bytes + offset, length);
     if (want != got)
-      return bad("section \"" + name + "\" is corrupted (CRC32 " + std::to_string(got) +
-                 ", expected " + std::to_string(want) + ")");
+      return bad("section \"" + name + "\" is corrupted (CRC32 " + std::to_string(got) + ", expected " +
+                 std::to_string(want) + ")");
     if (name == "signature") {
       signatureText.assign(reinterpret_cast<const char *>(bytes + offset), length);
       haveSignature = true;

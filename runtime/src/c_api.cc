@@ -85,16 +85,19 @@ extern "C" moe_status_t moe_layer_run(moe_layer_t *layer) {
   return layer->layer->run(layer->inputs, layer->outputs);
 }
 
-extern "C" moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t index,
-                                             moe_dtype_t *dtype, const int64_t **shape, int *rank,
-                                             const void **data) {
+extern "C" moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t index, moe_dtype_t *dtype,
+                                             const int64_t **shape, int *rank, const void **data) {
   if (!layer || index >= layer->outputs.size())
-    return fail(MOE_INVALID_ARGUMENT, "moe_layer_get_output: no output #" + std::to_string(index) +
-                                          " (run the layer first)");
+    return fail(MOE_INVALID_ARGUMENT,
+                "moe_layer_get_output: no output #" + std::to_string(index) + " (run the layer first)");
   const Tensor &t = layer->outputs[index];
-  if (dtype) *dtype = t.dtype;
-  if (shape) *shape = t.shape.data();
-  if (rank) *rank = static_cast<int>(t.shape.size());
-  if (data) *data = t.data.data();
+  if (dtype)
+    *dtype = t.dtype;
+  if (shape)
+    *shape = t.shape.data();
+  if (rank)
+    *rank = static_cast<int>(t.shape.size());
+  if (data)
+    *data = t.data.data();
   return MOE_OK;
 }

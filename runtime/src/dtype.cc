@@ -6,17 +6,21 @@
 
 // C callers may pass any integer as an enum: read its bytes as an int (a load
 // of an out-of-range enum value, even copying it, is undefined in C++).
-#define MOE_ENUM_CODE(value, code)                                                                 \
-  int code;                                                                                        \
+#define MOE_ENUM_CODE(value, code)                                                                                     \
+  int code;                                                                                                            \
   std::memcpy(&code, &value, sizeof code)
 
 extern "C" size_t moe_dtype_size(moe_dtype_t dtype) {
   MOE_ENUM_CODE(dtype, code);
   switch (code) {
-  case MOE_F32: return 4;
-  case MOE_F16: return 2;
-  case MOE_BF16: return 2;
-  case MOE_I32: return 4;
+  case MOE_F32:
+    return 4;
+  case MOE_F16:
+    return 2;
+  case MOE_BF16:
+    return 2;
+  case MOE_I32:
+    return 4;
   }
   return 0;
 }
@@ -24,10 +28,14 @@ extern "C" size_t moe_dtype_size(moe_dtype_t dtype) {
 extern "C" const char *moe_dtype_name(moe_dtype_t dtype) {
   MOE_ENUM_CODE(dtype, code);
   switch (code) {
-  case MOE_F32: return "F32";
-  case MOE_F16: return "F16";
-  case MOE_BF16: return "BF16";
-  case MOE_I32: return "I32";
+  case MOE_F32:
+    return "F32";
+  case MOE_F16:
+    return "F16";
+  case MOE_BF16:
+    return "BF16";
+  case MOE_I32:
+    return "I32";
   }
   return nullptr;
 }

@@ -59,12 +59,24 @@ private:
       return fail("unexpected end of input");
     char c = text[pos];
     switch (c) {
-    case '{': return object(out, depth);
-    case '[': return array(out, depth);
-    case '"': out.kind = Value::Kind::String; return string(out.string);
-    case 't': out.kind = Value::Kind::Bool; out.boolean = true; return literal("true");
-    case 'f': out.kind = Value::Kind::Bool; out.boolean = false; return literal("false");
-    case 'n': out.kind = Value::Kind::Null; return literal("null");
+    case '{':
+      return object(out, depth);
+    case '[':
+      return array(out, depth);
+    case '"':
+      out.kind = Value::Kind::String;
+      return string(out.string);
+    case 't':
+      out.kind = Value::Kind::Bool;
+      out.boolean = true;
+      return literal("true");
+    case 'f':
+      out.kind = Value::Kind::Bool;
+      out.boolean = false;
+      return literal("false");
+    case 'n':
+      out.kind = Value::Kind::Null;
+      return literal("null");
     default:
       if (c == '-' || (c >= '0' && c <= '9'))
         return number(out);
@@ -163,10 +175,14 @@ private:
     for (int i = 0; i < 4; ++i) {
       char h = text[pos++];
       out <<= 4;
-      if (h >= '0' && h <= '9') out |= h - '0';
-      else if (h >= 'a' && h <= 'f') out |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') out |= h - 'A' + 10;
-      else return fail("bad hex digit in a \\u escape");
+      if (h >= '0' && h <= '9')
+        out |= h - '0';
+      else if (h >= 'a' && h <= 'f')
+        out |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F')
+        out |= h - 'A' + 10;
+      else
+        return fail("bad hex digit in a \\u escape");
     }
     return true;
   }
@@ -189,14 +205,30 @@ private:
         return fail("unterminated escape");
       char e = text[pos++];
       switch (e) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
       case 'u': {
         uint32_t cp;
         if (!hex4(cp))
@@ -283,11 +315,21 @@ void writeString(std::string &out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\t': out += "\\t"; break;
-    case '\r': out += "\\r"; break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
     default:
       if (c < 0x20) {
         char buf[8];

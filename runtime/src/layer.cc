@@ -7,15 +7,15 @@
 #include "cuda/gpu_call.h"
 #include "layer_abi.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
-#include <algorithm>
-#include <atomic>
 #include <set>
-#include <thread>
 #include <sys/mman.h>
+#include <thread>
 #include <unistd.h>
 
 namespace moe::runtime {
@@ -42,13 +42,11 @@ namespace {
 moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *what,
                          std::map<std::string, int64_t> *symbols) {
   if (t.dtype != spec.dtype)
-    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" is " +
-                                          moe_dtype_name(t.dtype) + "; the layer needs " +
-                                          moe_dtype_name(spec.dtype));
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" is " + moe_dtype_name(t.dtype) +
+                                          "; the layer needs " + moe_dtype_name(spec.dtype));
   if (t.shape.size() != spec.shape.size())
-    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " +
-                                          shapeString(t.shape) + "; the layer needs rank " +
-                                          std::to_string(spec.shape.size()));
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " + shapeString(t.shape) +
+                                          "; the layer needs rank " + std::to_string(spec.shape.size()));
   for (size_t d = 0; d < spec.shape.size(); ++d) {
     const Dim &want = spec.shape[d];
     if (!want.isSymbolic()) {
@@ -62,14 +60,13 @@ moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *wh
       continue;
     auto [it, inserted] = symbols->emplace(want.symbol, t.shape[d]);
     if (!inserted && it->second != t.shape[d])
-      return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has " +
-                                            want.symbol + " = " + std::to_string(t.shape[d]) +
-                                            ", but another input set it to " + std::to_string(it->second));
+      return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has " + want.symbol + " = " +
+                                            std::to_string(t.shape[d]) + ", but another input set it to " +
+                                            std::to_string(it->second));
   }
   if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
     return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" holds " +
-                                          std::to_string(t.data.size()) + " bytes for shape " +
-                                          shapeString(t.shape));
+                                          std::to_string(t.data.size()) + " bytes for shape " + shapeString(t.shape));
   return MOE_OK;
 }
 
@@ -95,8 +92,8 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
   std::optional<Target> target = parseTarget(artifact.signature.target);
   std::unique_ptr<CudaDevice> gpu;
   if (!target && artifact.signature.target.rfind("cuda-", 0) == 0)
-    return fail(MOE_INVALID_FORMAT, "artifact target \"" + artifact.signature.target +
-                                        "\" names no CUDA architecture (sm_80 or later)");
+    return fail(MOE_INVALID_FORMAT,
+                "artifact target \"" + artifact.signature.target + "\" names no CUDA architecture (sm_80 or later)");
   if (!target)
     return fail(MOE_UNAVAILABLE, "artifact for target \"" + artifact.signature.target +
                                      "\": this runtime executes cpu-x86_64 and cuda-sm_* artifacts");
@@ -105,7 +102,11 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
       return s;
   const char *sectionName = gpu ? "code.host.so" : "code.cpu.so";
   const std::vector<uint8_t> *code = artifact.section(sectionName);
-  if (!code || code->size() < 4 || std::memcmp(code->data(), "\x7f" "ELF", 4) != 0)
+  if (!code || code->size() < 4 ||
+      std::memcmp(code->data(),
+                  "\x7f"
+                  "ELF",
+                  4) != 0)
     return fail(MOE_INVALID_FORMAT, std::string("artifact has no host code (an ELF section \"") + sectionName + "\")");
   // Load the shared object from memory: a memfd, opened through /proc.
   int fd = memfd_create("moe-layer", MFD_CLOEXEC);
@@ -163,8 +164,8 @@ void Layer::convertWeightTypes(std::vector<Tensor> &weights, FILE *notes) const 
     for (const TensorSpec &spec : signature().params)
       if (spec.name == t.name && spec.dtype != t.dtype && isFloat(spec.dtype) && isFloat(t.dtype)) {
         if (notes)
-          std::fprintf(notes, "note: weight \"%s\" converted from %s to %s, as the layer declares it\n",
-                       t.name.c_str(), moe_dtype_name(t.dtype), moe_dtype_name(spec.dtype));
+          std::fprintf(notes, "note: weight \"%s\" converted from %s to %s, as the layer declares it\n", t.name.c_str(),
+                       moe_dtype_name(t.dtype), moe_dtype_name(spec.dtype));
         t = convertFloat(t, spec.dtype);
       }
 }
@@ -219,13 +220,16 @@ moe_status_t Layer::orderArguments(const std::vector<Tensor> &inputs, std::vecto
     for (const TensorSpec &spec : sig.inputs)
       known = known || spec.name == t.name;
     if (!known)
-      return fail(MOE_INVALID_ARGUMENT, "the inputs hold \"" + t.name + "\", which layer " + sig.layer +
-                                            " has no input of (it takes: " + [&] {
-                                              std::string names;
-                                              for (const TensorSpec &spec : sig.inputs)
-                                                names += (names.empty() ? "" : ", ") + spec.name;
-                                              return names;
-                                            }() + ")");
+      return fail(
+          MOE_INVALID_ARGUMENT, "the inputs hold \"" + t.name + "\", which layer " + sig.layer +
+                                    " has no input of (it takes: " +
+                                    [&] {
+                                      std::string names;
+                                      for (const TensorSpec &spec : sig.inputs)
+                                        names += (names.empty() ? "" : ", ") + spec.name;
+                                      return names;
+                                    }() +
+                                    ")");
   }
   for (const Tensor &p : params)
     ordered.push_back(&p);
@@ -240,8 +244,8 @@ std::vector<int64_t> resultSlots(const Signature &sig) {
 }
 
 moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
-                                 std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
-                                 std::vector<uint64_t> &data) {
+                          std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
+                          std::vector<uint64_t> &data) {
   outputs.clear();
   data.clear();
   size_t at = 0;
@@ -256,11 +260,11 @@ moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &resu
     out.dtype = spec.dtype;
     out.shape.assign(d + 3, d + 3 + rank);
     for (size_t k = 0; k < rank; ++k)
-      if (!spec.shape[k].isSymbolic() ? out.shape[k] != spec.shape[k].size
-                                      : symbols.count(spec.shape[k].symbol) &&
-                                            out.shape[k] != symbols[spec.shape[k].symbol])
-        status = fail(MOE_INTERNAL, "output \"" + out.name + "\" came back with shape " +
-                                        shapeString(out.shape) + ", not the signature's");
+      if (!spec.shape[k].isSymbolic()
+              ? out.shape[k] != spec.shape[k].size
+              : symbols.count(spec.shape[k].symbol) && out.shape[k] != symbols[spec.shape[k].symbol])
+        status = fail(MOE_INTERNAL, "output \"" + out.name + "\" came back with shape " + shapeString(out.shape) +
+                                        ", not the signature's");
     data.push_back(static_cast<uint64_t>(d[1]) + static_cast<uint64_t>(d[2]) * moe_dtype_size(out.dtype));
     outputs.push_back(std::move(out));
   }
@@ -351,8 +355,8 @@ void fillNormals(uint64_t seed, float *out, int64_t count) {
   uint64_t state = splitmixState(seed);
   for (int64_t i = 0; i < count; i += 2) {
     uint64_t z = splitmix64(state);
-    float u1 = (static_cast<float>(z >> 40) + 1.0f) * 0x1.0p-24f;            // (0, 1]
-    float u2 = static_cast<float>((z >> 8) & 0xffffff) * 0x1.0p-24f;         // [0, 1)
+    float u1 = (static_cast<float>(z >> 40) + 1.0f) * 0x1.0p-24f;    // (0, 1]
+    float u2 = static_cast<float>((z >> 8) & 0xffffff) * 0x1.0p-24f; // [0, 1)
     float r = std::sqrt(-2.0f * std::log(u1)), t = 6.28318530718f * u2;
     out[i] = r * std::cos(t);
     if (i + 1 < count)
@@ -403,12 +407,12 @@ moe_status_t Layer::checkParametersFit() const {
   uint64_t available = availableHostBytes();
   if (largestSpec && available && total > available) {
     std::vector<int64_t> shape = largestSpec->sizes();
-    return fail(MOE_OUT_OF_MEMORY,
-                "the layer's parameters need " + gibString(static_cast<double>(total)) + " (" +
-                    std::to_string(static_cast<unsigned long long>(total)) + " bytes; the largest, \"" +
-                    largestSpec->name + "\" " + shapeString(shape) + " " + moe_dtype_name(largestSpec->dtype) +
-                    ", " + gibString(static_cast<double>(largest)) + "), more than the " +
-                    gibString(static_cast<double>(available)) + " this machine has available");
+    return fail(MOE_OUT_OF_MEMORY, "the layer's parameters need " + gibString(static_cast<double>(total)) + " (" +
+                                       std::to_string(static_cast<unsigned long long>(total)) +
+                                       " bytes; the largest, \"" + largestSpec->name + "\" " + shapeString(shape) +
+                                       " " + moe_dtype_name(largestSpec->dtype) + ", " +
+                                       gibString(static_cast<double>(largest)) + "), more than the " +
+                                       gibString(static_cast<double>(available)) + " this machine has available");
   }
   return MOE_OK;
 }
@@ -475,8 +479,8 @@ moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int6
     for (int64_t d : shape)
       bytes *= static_cast<double>(d);
     if (bytes > 64.0 * (1ull << 30))
-      return fail(MOE_OUT_OF_MEMORY, "input \"" + spec.name + "\" " + shapeString(shape) +
-                                         " would need " + std::to_string(static_cast<long long>(bytes / (1 << 30))) +
+      return fail(MOE_OUT_OF_MEMORY, "input \"" + spec.name + "\" " + shapeString(shape) + " would need " +
+                                         std::to_string(static_cast<long long>(bytes / (1 << 30))) +
                                          " GiB; use fewer tokens");
     Tensor t = Tensor::zeros(spec.name, spec.dtype, shape);
     for (int64_t i = 0; i < t.numElements(); ++i) {

@@ -4,9 +4,9 @@
 #ifndef MOE_RUNTIME_LAYER_ABI_H
 #define MOE_RUNTIME_LAYER_ABI_H
 
-#include "moe/runtime/target.h"
 #include "moe/runtime/artifact.h"
 #include "moe/runtime/cuda.h"
+#include "moe/runtime/target.h"
 #include "moe/runtime/tensor.h"
 
 #include <map>

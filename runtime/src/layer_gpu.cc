@@ -20,8 +20,8 @@ moe_status_t openGpuFor(const Target &target, std::unique_ptr<CudaDevice> &out) 
     return s;
   int have = out->computeCapability();
   if (specific ? have != wanted : have < wanted)
-    return fail(MOE_UNAVAILABLE, "artifact for " + arch + " cannot run on " + out->name() + " (sm_" +
-                                     std::to_string(have) + ")");
+    return fail(MOE_UNAVAILABLE,
+                "artifact for " + arch + " cannot run on " + out->name() + " (sm_" + std::to_string(have) + ")");
   return MOE_OK;
 }
 
@@ -62,8 +62,7 @@ struct DeviceArguments {
 namespace {
 
 moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &ordered,
-                            const std::vector<DeviceBuffer> &deviceParams, size_t numInputs,
-                            DeviceArguments &out) {
+                            const std::vector<DeviceBuffer> &deviceParams, size_t numInputs, DeviceArguments &out) {
   for (size_t i = 0; i < ordered.size(); ++i) {
     const Tensor &t = *ordered[i];
     uint64_t address;
@@ -84,8 +83,7 @@ moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &
 }
 
 /// Calls the entry point once under `call`; results land in `results`.
-moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args,
-                       std::vector<int64_t> &results) {
+moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args, std::vector<int64_t> &results) {
   std::vector<void *> pointers{results.data()};
   for (auto &d : args.descriptors)
     pointers.push_back(d.data());

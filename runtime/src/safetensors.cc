@@ -35,8 +35,8 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
   for (int i = 7; i >= 0; --i)
     headerSize = (headerSize << 8) | bytes[i];
   if (headerSize > size - 8)
-    return bad("header length " + std::to_string(headerSize) + " exceeds the file (" +
-               std::to_string(size - 8) + " bytes after the length)");
+    return bad("header length " + std::to_string(headerSize) + " exceeds the file (" + std::to_string(size - 8) +
+               " bytes after the length)");
   std::string_view headerText(reinterpret_cast<const char *>(bytes + 8), headerSize);
   json::Value header;
   std::string error;
@@ -63,10 +63,9 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
     }
     if (!entry.isObject())
       return bad("entry \"" + name + "\" must be an object");
-    const json::Value *dtype = entry.find("dtype"), *shape = entry.find("shape"),
-                      *offsets = entry.find("data_offsets");
-    if (!dtype || !dtype->isString() || !shape || !shape->isArray() || !offsets ||
-        !offsets->isArray() || offsets->array.size() != 2)
+    const json::Value *dtype = entry.find("dtype"), *shape = entry.find("shape"), *offsets = entry.find("data_offsets");
+    if (!dtype || !dtype->isString() || !shape || !shape->isArray() || !offsets || !offsets->isArray() ||
+        offsets->array.size() != 2)
       return bad("entry \"" + name + "\" needs \"dtype\", \"shape\" and \"data_offsets\": [begin, end]");
     std::optional<moe_dtype_t> dt = parseDType(dtype->string);
     if (!dt)
@@ -90,12 +89,11 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
     uint64_t begin = static_cast<uint64_t>(b.integer), end = static_cast<uint64_t>(e.integer);
     uint64_t want = elements * moe_dtype_size(*dt);
     if (end - begin != want)
-      return bad("tensor \"" + name + "\" of shape " + shapeString(t.shape) + " and dtype " +
-                 dtype->string + " needs " + std::to_string(want) + " bytes, data_offsets span " +
-                 std::to_string(end - begin));
+      return bad("tensor \"" + name + "\" of shape " + shapeString(t.shape) + " and dtype " + dtype->string +
+                 " needs " + std::to_string(want) + " bytes, data_offsets span " + std::to_string(end - begin));
     if (end > dataSize)
-      return bad("tensor \"" + name + "\" ends at byte " + std::to_string(end) +
-                 " past the data region of " + std::to_string(dataSize) + " bytes");
+      return bad("tensor \"" + name + "\" ends at byte " + std::to_string(end) + " past the data region of " +
+                 std::to_string(dataSize) + " bytes");
     t.data.assign(data + begin, data + end);
     spans.push_back({begin, end, name});
     out.push_back(std::move(t));
@@ -106,8 +104,8 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
     if (s.begin < covered)
       return bad("tensor \"" + s.name + "\" overlaps the previous tensor's data");
     if (s.begin > covered)
-      return bad("a hole in the data region before tensor \"" + s.name + "\" (bytes " +
-                 std::to_string(covered) + " to " + std::to_string(s.begin) + ")");
+      return bad("a hole in the data region before tensor \"" + s.name + "\" (bytes " + std::to_string(covered) +
+                 " to " + std::to_string(s.begin) + ")");
     covered = s.end;
   }
   if (covered != dataSize)
@@ -134,17 +132,15 @@ moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor>
       if (tensors[j].name == t.name)
         return fail(MOE_INVALID_ARGUMENT, "safetensors: two tensors named \"" + t.name + "\"");
     if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
-      return fail(MOE_INVALID_ARGUMENT, "safetensors: tensor \"" + t.name + "\" has " +
-                                            std::to_string(t.data.size()) + " bytes for shape " +
-                                            shapeString(t.shape));
+      return fail(MOE_INVALID_ARGUMENT, "safetensors: tensor \"" + t.name + "\" has " + std::to_string(t.data.size()) +
+                                            " bytes for shape " + shapeString(t.shape));
     if (i)
       header += ",";
     json::writeString(header, t.name);
     header += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[";
     for (size_t d = 0; d < t.shape.size(); ++d)
       header += (d ? "," : "") + std::to_string(t.shape[d]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + t.data.size()) + "]}";
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.data.size()) + "]}";
     offset += t.data.size();
   }
   header += "}";

@@ -17,9 +17,7 @@ int error(const SessionOptions &options) {
   return 1;
 }
 
-std::string describe(const Tensor &t) {
-  return t.name + " " + shapeString(t.shape) + " " + moe_dtype_name(t.dtype);
-}
+std::string describe(const Tensor &t) { return t.name + " " + shapeString(t.shape) + " " + moe_dtype_name(t.dtype); }
 
 double seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
@@ -83,8 +81,7 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
     }
     char stats[96];
     std::snprintf(stats, sizeof stats, " (mean |v| %.4g%s)",
-                  o.numElements() ? sumAbs / static_cast<double>(o.numElements()) : 0.0,
-                  finite ? "" : ", NOT FINITE");
+                  o.numElements() ? sumAbs / static_cast<double>(o.numElements()) : 0.0, finite ? "" : ", NOT FINITE");
     summary += " " + describe(o) + stats;
   }
   if (layer.onGpu())

@@ -13,14 +13,22 @@ extern "C" const char *moe_status_name(moe_status_t status) {
   int code;
   std::memcpy(&code, &status, sizeof code);
   switch (code) {
-  case MOE_OK: return "ok";
-  case MOE_INVALID_ARGUMENT: return "invalid argument";
-  case MOE_INVALID_FORMAT: return "invalid format";
-  case MOE_VERSION_MISMATCH: return "version mismatch";
-  case MOE_NOT_FOUND: return "not found";
-  case MOE_UNAVAILABLE: return "unavailable";
-  case MOE_OUT_OF_MEMORY: return "out of memory";
-  case MOE_INTERNAL: return "internal error";
+  case MOE_OK:
+    return "ok";
+  case MOE_INVALID_ARGUMENT:
+    return "invalid argument";
+  case MOE_INVALID_FORMAT:
+    return "invalid format";
+  case MOE_VERSION_MISMATCH:
+    return "version mismatch";
+  case MOE_NOT_FOUND:
+    return "not found";
+  case MOE_UNAVAILABLE:
+    return "unavailable";
+  case MOE_OUT_OF_MEMORY:
+    return "out of memory";
+  case MOE_INTERNAL:
+    return "internal error";
   }
   return "unknown status";
 }

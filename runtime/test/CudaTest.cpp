@@ -50,11 +50,11 @@ DONE:
 }
 )";
 
-#define OPEN_OR_SKIP(gpu)                                                                          \
-  std::unique_ptr<CudaDevice> gpu;                                                                 \
-  if (moe_status_t s = CudaDevice::open(0, gpu)) {                                                 \
-    ASSERT_EQ(s, MOE_UNAVAILABLE) << moe_last_error();                                             \
-    GTEST_SKIP() << "no GPU: " << moe_last_error();                                                \
+#define OPEN_OR_SKIP(gpu)                                                                                              \
+  std::unique_ptr<CudaDevice> gpu;                                                                                     \
+  if (moe_status_t s = CudaDevice::open(0, gpu)) {                                                                     \
+    ASSERT_EQ(s, MOE_UNAVAILABLE) << moe_last_error();                                                                 \
+    GTEST_SKIP() << "no GPU: " << moe_last_error();                                                                    \
   }
 
 std::vector<float> randomFloats(size_t n, std::mt19937 &rng) {
@@ -148,12 +148,14 @@ TEST(Cuda, GraphReplaysTheCapturedLaunches) {
   uint64_t px = dx.address(), py = dy.address();
   uint32_t count = n;
   CudaGraph graph;
-  ASSERT_EQ(gpu->capture([&] {
-              for (int i = 0; i < 3; ++i)
-                if (moe_status_t s = gpu->launch(saxpy, {n / 256, 1, 1}, {256, 1, 1}, {&px, &py, &a, &count}))
-                  return s;
-              return MOE_OK;
-            }, graph),
+  ASSERT_EQ(gpu->capture(
+                [&] {
+                  for (int i = 0; i < 3; ++i)
+                    if (moe_status_t s = gpu->launch(saxpy, {n / 256, 1, 1}, {256, 1, 1}, {&px, &py, &a, &count}))
+                      return s;
+                  return MOE_OK;
+                },
+                graph),
             MOE_OK)
       << moe_last_error();
   // Capturing runs nothing; each replay runs the three launches.
@@ -173,8 +175,7 @@ TEST(Cuda, RejectsBadCodeAndUnknownKernels) {
   OPEN_OR_SKIP(gpu);
   CudaModule module;
   EXPECT_EQ(gpu->loadModule(".version 8.0\n.target sm_80\nthis is not ptx", module), MOE_INVALID_FORMAT);
-  EXPECT_NE(std::string(moe_last_error()).find("the GPU code does not load"), std::string::npos)
-      << moe_last_error();
+  EXPECT_NE(std::string(moe_last_error()).find("the GPU code does not load"), std::string::npos) << moe_last_error();
   ASSERT_EQ(gpu->loadModule(kSaxpyPtx, module), MOE_OK);
   void *fn;
   EXPECT_EQ(module.function("nope", fn), MOE_NOT_FOUND);

@@ -51,8 +51,8 @@ TEST(DType, F16RoundTripIsExactForEveryF16) {
 
 TEST(DType, F16KnownValues) {
   EXPECT_EQ(f32ToF16(1.0f), 0x3c00);
-  EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);      // largest finite
-  EXPECT_EQ(f32ToF16(65536.0f), 0x7c00);      // overflows to inf
+  EXPECT_EQ(f32ToF16(65504.0f), 0x7bff);              // largest finite
+  EXPECT_EQ(f32ToF16(65536.0f), 0x7c00);              // overflows to inf
   EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -24)), 0x0001); // smallest subnormal
   EXPECT_EQ(f32ToF16(std::ldexp(1.0f, -26)), 0x0000); // underflows to zero
   EXPECT_FLOAT_EQ(f16ToF32(0x3555), 0.333251953125f);
@@ -66,7 +66,6 @@ TEST(DType, NarrowingErrorIsWithinHalfAnUlpOnRandomInputs) {
     float b = bf16ToF32(f32ToBf16(x));
     float h = f16ToF32(f32ToF16(x));
     ASSERT_LE(std::fabs(b - x), std::fabs(x) * std::ldexp(1.0f, -8)) << x;
-    ASSERT_LE(std::fabs(h - x), std::max(std::fabs(x) * std::ldexp(1.0f, -11),
-                                         std::ldexp(1.0f, -25))) << x;
+    ASSERT_LE(std::fabs(h - x), std::max(std::fabs(x) * std::ldexp(1.0f, -11), std::ldexp(1.0f, -25))) << x;
   }
 }

@@ -39,8 +39,8 @@ TEST(Json, ParsesAndRejects) {
   EXPECT_EQ(v.find("a")->array[0].integer, 1);
   EXPECT_EQ(v.find("a")->array[1].number, -2500.0);
   EXPECT_EQ(v.find("a")->array[4].string, "x\xc3\xa9\n");
-  for (const char *bad : {"{\"a\": 1, \"a\": 2}", "[1, 2", "{\"a\" 1}", "01", "\"\\q\"", "[1] x",
-                          "\"\\ud800\"", "1e999", "{\"a\": \"\x01\"}"}) {
+  for (const char *bad : {"{\"a\": 1, \"a\": 2}", "[1, 2", "{\"a\" 1}", "01", "\"\\q\"", "[1] x", "\"\\ud800\"",
+                          "1e999", "{\"a\": \"\x01\"}"}) {
     EXPECT_FALSE(json::parse(bad, v, error)) << bad;
     EXPECT_NE(error.find("at byte"), std::string::npos) << error;
   }
@@ -85,18 +85,21 @@ TEST(Safetensors, RejectsMalformedFiles) {
   EXPECT_NE(parseError(safetensorsImage(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 8))
                 .find("past the data region"),
             std::string::npos);
-  EXPECT_NE(parseError(safetensorsImage(
-                           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                           8))
-                .find("overlaps"),
-            std::string::npos);
-  EXPECT_NE(parseError(safetensorsImage(
-                           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                           8))
-                .find("duplicate key \"a\""),
-            std::string::npos);
-  EXPECT_NE(parseError(safetensorsImage(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8))
-                .find("a hole"),
+  EXPECT_NE(
+      parseError(
+          safetensorsImage(
+              R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+              8))
+          .find("overlaps"),
+      std::string::npos);
+  EXPECT_NE(
+      parseError(
+          safetensorsImage(
+              R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+              8))
+          .find("duplicate key \"a\""),
+      std::string::npos);
+  EXPECT_NE(parseError(safetensorsImage(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)).find("a hole"),
             std::string::npos);
   EXPECT_NE(parseError(safetensorsImage(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4))
                 .find("not a non-negative integer"),

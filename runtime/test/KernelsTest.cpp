@@ -45,15 +45,19 @@ float decode(const std::vector<uint8_t> &bytes, size_t i, moe_dtype_t dtype) {
 TEST(Kernels, GemmMatchesADoubleLoop) {
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal;
-  struct Case { int64_t m, k, n; };
-  for (Case c : {Case{1, 1, 1}, Case{5, 7, 33}, Case{6, 64, 32}, Case{24, 100, 64}, Case{25, 129, 95},
-                 Case{200, 256, 130}}) {
+  struct Case {
+    int64_t m, k, n;
+  };
+  for (Case c :
+       {Case{1, 1, 1}, Case{5, 7, 33}, Case{6, 64, 32}, Case{24, 100, 64}, Case{25, 129, 95}, Case{200, 256, 130}}) {
     for (moe_dtype_t dtype : {MOE_F32, MOE_BF16, MOE_F16}) {
       for (int threads : {1, 3}) {
         cpu::setNumThreads(threads);
         std::vector<float> a(c.m * c.k), b(c.k * c.n), out(c.m * c.n, -1.0f);
-        for (float &v : a) v = normal(rng);
-        for (float &v : b) v = normal(rng);
+        for (float &v : a)
+          v = normal(rng);
+        for (float &v : b)
+          v = normal(rng);
         std::vector<uint8_t> bBytes = encode(b, dtype);
         cpu::gemm(a.data(), c.k, bBytes.data(), dtype, out.data(), c.n, c.m, c.k, c.n);
         for (int64_t i = 0; i < c.m; ++i)
@@ -65,8 +69,8 @@ TEST(Kernels, GemmMatchesADoubleLoop) {
               scale += std::fabs(term);
             }
             ASSERT_NEAR(out[i * c.n + j], want, 1e-5 * scale + 1e-30)
-                << "m=" << c.m << " k=" << c.k << " n=" << c.n << " dtype=" << moe_dtype_name(dtype)
-                << " at (" << i << ", " << j << ")";
+                << "m=" << c.m << " k=" << c.k << " n=" << c.n << " dtype=" << moe_dtype_name(dtype) << " at (" << i
+                << ", " << j << ")";
           }
       }
     }
@@ -78,8 +82,7 @@ TEST(Kernels, FusedMoEFfnMatchesADoubleLoop) {
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal;
   const int64_t tokens = 37, d = 24, f = 40, experts = 5, k = 2;
-  std::vector<float> x(tokens * d), w0(experts * d * f), w1(experts * d * f), w2(experts * f * d),
-      weights(tokens * k);
+  std::vector<float> x(tokens * d), w0(experts * d * f), w1(experts * d * f), w2(experts * f * d), weights(tokens * k);
   for (auto *v : {&x, &w0, &w1, &w2, &weights})
     for (float &e : *v)
       e = normal(rng) * 0.3f;
@@ -93,8 +96,8 @@ TEST(Kernels, FusedMoEFfnMatchesADoubleLoop) {
     moe_cpu_moe_ffn(reinterpret_cast<int64_t>(x.data()), reinterpret_cast<int64_t>(idx.data()),
                     reinterpret_cast<int64_t>(weights.data()), reinterpret_cast<int64_t>(w0.data()),
                     reinterpret_cast<int64_t>(w1.data()), reinterpret_cast<int64_t>(w2.data()),
-                    reinterpret_cast<int64_t>(out.data()), tokens, d, f, experts, k, /*swiglu*/ 0,
-                    capacity, MOE_F32, MOE_F32, MOE_F32, MOE_F32);
+                    reinterpret_cast<int64_t>(out.data()), tokens, d, f, experts, k, /*swiglu*/ 0, capacity, MOE_F32,
+                    MOE_F32, MOE_F32, MOE_F32);
     int64_t limit = capacity > 0 ? static_cast<int64_t>(std::ceil(capacity * tokens * k / experts)) : tokens * k;
     std::vector<int64_t> load(experts, 0);
     std::vector<double> want(tokens * d, 0.0);

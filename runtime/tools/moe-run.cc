@@ -7,24 +7,23 @@
 #include "moe/runtime/session.h"
 
 #include <cstdio>
-#include <new>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 namespace {
 
-const char *kUsage =
-    "usage: moe-run LAYER.moeb [options]\n"
-    "Runs a layer compiled by `moec build` on the CPU.\n"
-    "  --weights FILE     parameters (safetensors); default: random, by --seed\n"
-    "  --input FILE       inputs named after the forward arguments; default: random\n"
-    "  --output FILE      write the outputs (output, or output1, output2, ...)\n"
-    "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
-    "  --seed N           seed of random weights and inputs (default 0)\n"
-    "  --bench            time the layer (median of --iterations calls, default 10)\n"
-    "  --bench-tokens N,M also time these token counts on the same weights\n"
-    "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n";
+const char *kUsage = "usage: moe-run LAYER.moeb [options]\n"
+                     "Runs a layer compiled by `moec build` on the CPU.\n"
+                     "  --weights FILE     parameters (safetensors); default: random, by --seed\n"
+                     "  --input FILE       inputs named after the forward arguments; default: random\n"
+                     "  --output FILE      write the outputs (output, or output1, output2, ...)\n"
+                     "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
+                     "  --seed N           seed of random weights and inputs (default 0)\n"
+                     "  --bench            time the layer (median of --iterations calls, default 10)\n"
+                     "  --bench-tokens N,M also time these token counts on the same weights\n"
+                     "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n";
 
 bool number(const char *text, unsigned &out) {
   char *end = nullptr;

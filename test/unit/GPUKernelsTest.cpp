@@ -114,23 +114,23 @@ gk::GemmConfig wgmmaConfig(const std::string &elt, int64_t k, bool glu, bool gro
 
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
   for (bool tma : {false, true})
-  for (bool staged : {false, true})
-  for (int64_t n : {128, 256})
-  for (std::string elt : {"bf16", "f16"})
-    for (bool glu : {false, true})
-      for (bool grouped : {false, true}) {
-        gk::GemmConfig c = wgmmaConfig(elt, 192, glu, grouped);
-        c.wgmmaN = n;
-        c.stagedEpilogue = staged;
-        c.tmaB = tma;
-        std::string kernel = gk::gemmKernel(c);
-        EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." + elt),
-                  std::string::npos);
-        EXPECT_NE(kernel.find("wgmma.wait_group.sync.aligned " + std::to_string(n == 256 ? 1 : 0) + ";"),
-                  std::string::npos);
-        EXPECT_EQ(kernel.find("cp.async.bulk.tensor.3d") != std::string::npos, tma) << c.name();
-        EXPECT_EQ(check(kernel), "") << c.name();
-      }
+    for (bool staged : {false, true})
+      for (int64_t n : {128, 256})
+        for (std::string elt : {"bf16", "f16"})
+          for (bool glu : {false, true})
+            for (bool grouped : {false, true}) {
+              gk::GemmConfig c = wgmmaConfig(elt, 192, glu, grouped);
+              c.wgmmaN = n;
+              c.stagedEpilogue = staged;
+              c.tmaB = tma;
+              std::string kernel = gk::gemmKernel(c);
+              EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." + elt),
+                        std::string::npos);
+              EXPECT_NE(kernel.find("wgmma.wait_group.sync.aligned " + std::to_string(n == 256 ? 1 : 0) + ";"),
+                        std::string::npos);
+              EXPECT_EQ(kernel.find("cp.async.bulk.tensor.3d") != std::string::npos, tma) << c.name();
+              EXPECT_EQ(check(kernel), "") << c.name();
+            }
 }
 
 TEST_F(GPUKernelsTest, EveryPersistentWgmmaGemmVariant) {
@@ -196,8 +196,8 @@ TEST_F(GPUKernelsTest, RoutingKernels) {
   EXPECT_EQ(wide.tokensPerBlock(), gk::kRoutingThreads);
   EXPECT_EQ(gk::topKKernel(wide).find("gpu.shuffle"), std::string::npos);
   EXPECT_EQ(check(gk::topKKernel(wide)), "") << wide.name();
-  for (auto [experts, groups, topGroups, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 4, 2, 6},
-                                               {12, 3, 2, 2}, {48, 48, 8, 4}}) {
+  for (auto [experts, groups, topGroups, k] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 4, 2, 6}, {12, 3, 2, 2}, {48, 48, 8, 4}}) {
     gk::GroupTopKConfig gc;
     gc.experts = experts;
     gc.groups = groups;

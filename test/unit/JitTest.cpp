@@ -114,9 +114,10 @@ TEST(Jit, CompilesOncePerSignatureAndCachesOnDisk) {
 TEST(Jit, MatchesTheReferenceEvaluator) {
   jit::Options options;
   options.cacheDir = "-";
-  jit::Function layer("JitRef", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
-    defineMixtral(g, in[0].shape[1], 24, "f32");
-  }, options);
+  jit::Function layer(
+      "JitRef",
+      [](builder::Graph &g, const std::vector<jit::InputSpec> &in) { defineMixtral(g, in[0].shape[1], 24, "f32"); },
+      options);
   runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {11, 16});
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal;
@@ -127,7 +128,8 @@ TEST(Jit, MatchesTheReferenceEvaluator) {
 
   // The same layer through the reference evaluator, with the same (seeded) weights.
   llvm::SourceMgr sm;
-  unsigned buffer = sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(layer.lastSource(), "t.moe"), llvm::SMLoc());
+  unsigned buffer =
+      sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(layer.lastSource(), "t.moe"), llvm::SMLoc());
   frontend::Diagnostics diags(sm);
   frontend::Program program = frontend::parseSource(diags, buffer);
   mlir::MLIRContext context;
@@ -267,15 +269,17 @@ TEST(Jit, NoDiskCacheWhenTheEnvironmentSaysDash) {
 TEST(Jit, RefusesAMisspeltParameterName) {
   jit::Options options;
   options.cacheDir = "-";
-  jit::Function layer("JitNames", [](builder::Graph &g, const std::vector<jit::InputSpec> &in) {
-    defineMixtral(g, in[0].shape[1], 32, "f32");
-  }, options);
+  jit::Function layer(
+      "JitNames",
+      [](builder::Graph &g, const std::vector<jit::InputSpec> &in) { defineMixtral(g, in[0].shape[1], 32, "f32"); },
+      options);
   layer.setParameters({runtime::Tensor::zeros("router.weght", MOE_F32, {16, 8})});
   runtime::Tensor x = runtime::Tensor::zeros("x", MOE_F32, {2, 16});
   std::vector<runtime::Tensor> out;
   EXPECT_EQ(layer({x}, out), MOE_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(moe_last_error()).find("the weights hold \"router.weght\", which layer JitNames has no "
-                                               "parameter of (its parameters: router.weight, experts.w_gate"),
+  EXPECT_NE(std::string(moe_last_error())
+                .find("the weights hold \"router.weght\", which layer JitNames has no "
+                      "parameter of (its parameters: router.weight, experts.w_gate"),
             std::string::npos)
       << moe_last_error();
 }

@@ -25,8 +25,7 @@ struct Lexed {
 Lexed lex(llvm::StringRef source) {
   Lexed out;
   llvm::SourceMgr sm;
-  sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"),
-                        llvm::SMLoc());
+  sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"), llvm::SMLoc());
   sm.setDiagHandler(
       [](const llvm::SMDiagnostic &d, void *ctx) {
         llvm::raw_string_ostream os(*static_cast<std::string *>(ctx));
@@ -57,20 +56,18 @@ std::vector<K> kinds(const Lexed &l) {
 TEST(Lexer, DeclarationsAndKeywords) {
   Lexed l = lex("const d_model = 4096\nlayer M{T = bf16}(k::Int = 2)\nend\n");
   EXPECT_EQ(kinds(l),
-            (std::vector<K>{K::KwConst, K::Identifier, K::Assign, K::Integer, K::Newline,
-                            K::KwLayer, K::Identifier, K::LBrace, K::Identifier, K::Assign,
-                            K::Identifier, K::RBrace, K::LParen, K::Identifier, K::ColonColon,
-                            K::Identifier, K::Assign, K::Integer, K::RParen, K::Newline,
-                            K::KwEnd, K::Newline, K::Eof}));
+            (std::vector<K>{K::KwConst,    K::Identifier, K::Assign,     K::Integer,    K::Newline,    K::KwLayer,
+                            K::Identifier, K::LBrace,     K::Identifier, K::Assign,     K::Identifier, K::RBrace,
+                            K::LParen,     K::Identifier, K::ColonColon, K::Identifier, K::Assign,     K::Integer,
+                            K::RParen,     K::Newline,    K::KwEnd,      K::Newline,    K::Eof}));
   EXPECT_EQ(l.errors, 0u);
 }
 
 TEST(Lexer, EveryNumberForm) {
   Lexed l = lex("42 1_000_000 0x1f 2.5 1e-6 3.0f0 .5 2. 7E+3");
-  std::vector<std::pair<K, std::string>> want = {
-      {K::Integer, "42"}, {K::Integer, "1_000_000"}, {K::Integer, "0x1f"},
-      {K::Float, "2.5"},  {K::Float, "1e-6"},        {K::Float, "3.0f0"},
-      {K::Float, ".5"},   {K::Float, "2."},          {K::Float, "7E+3"}};
+  std::vector<std::pair<K, std::string>> want = {{K::Integer, "42"}, {K::Integer, "1_000_000"}, {K::Integer, "0x1f"},
+                                                 {K::Float, "2.5"},  {K::Float, "1e-6"},        {K::Float, "3.0f0"},
+                                                 {K::Float, ".5"},   {K::Float, "2."},          {K::Float, "7E+3"}};
   ASSERT_GE(l.tokens.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(l.tokens[i].kind, want[i].first) << i;
@@ -80,15 +77,12 @@ TEST(Lexer, EveryNumberForm) {
 }
 
 TEST(Lexer, DottedOperatorsAfterNumbersAndNames) {
-  EXPECT_EQ(kinds(lex("2.*x")),
-            (std::vector<K>{K::Integer, K::DotStar, K::Identifier, K::Newline, K::Eof}));
+  EXPECT_EQ(kinds(lex("2.*x")), (std::vector<K>{K::Integer, K::DotStar, K::Identifier, K::Newline, K::Eof}));
   EXPECT_EQ(kinds(lex("w ./ s .^ 2 .+ 1 .- b")),
-            (std::vector<K>{K::Identifier, K::DotSlash, K::Identifier, K::DotCaret, K::Integer,
-                            K::DotPlus, K::Integer, K::DotMinus, K::Identifier, K::Newline,
-                            K::Eof}));
+            (std::vector<K>{K::Identifier, K::DotSlash, K::Identifier, K::DotCaret, K::Integer, K::DotPlus, K::Integer,
+                            K::DotMinus, K::Identifier, K::Newline, K::Eof}));
   EXPECT_EQ(kinds(lex("sigmoid.(x)")),
-            (std::vector<K>{K::Identifier, K::Dot, K::LParen, K::Identifier, K::RParen,
-                            K::Newline, K::Eof}));
+            (std::vector<K>{K::Identifier, K::Dot, K::LParen, K::Identifier, K::RParen, K::Newline, K::Eof}));
 }
 
 TEST(Lexer, UnicodeIdentifiersAndBang) {
@@ -120,11 +114,10 @@ TEST(Lexer, NewlinesEndStatementsOnlyOutsideBracketsAndOperators) {
   // blank lines and comments collapse into one statement end.
   Lexed l = lex("a = f(x,\n  y)\n\n# comment\nb = a +\n  1\nc, d =\n e\n");
   EXPECT_EQ(kinds(l),
-            (std::vector<K>{K::Identifier, K::Assign, K::Identifier, K::LParen, K::Identifier,
-                            K::Comma, K::Identifier, K::RParen, K::Newline, K::Identifier,
-                            K::Assign, K::Identifier, K::Plus, K::Integer, K::Newline,
-                            K::Identifier, K::Comma, K::Identifier, K::Assign, K::Identifier,
-                            K::Newline, K::Eof}));
+            (std::vector<K>{K::Identifier, K::Assign,     K::Identifier, K::LParen,     K::Identifier, K::Comma,
+                            K::Identifier, K::RParen,     K::Newline,    K::Identifier, K::Assign,     K::Identifier,
+                            K::Plus,       K::Integer,    K::Newline,    K::Identifier, K::Comma,      K::Identifier,
+                            K::Assign,     K::Identifier, K::Newline,    K::Eof}));
 }
 
 TEST(Lexer, NestedBlockComments) {
@@ -166,7 +159,8 @@ TEST(Lexer, EveryErrorClassIsReportedAndLexingGoesOn) {
     Lexed l = lex(c.source);
     EXPECT_GE(l.errors, 1u) << c.source;
     EXPECT_NE(l.diagnostics.find("test.moe:" + c.message), std::string::npos)
-        << "source: " << c.source << "\ndiagnostics:\n" << l.diagnostics;
+        << "source: " << c.source << "\ndiagnostics:\n"
+        << l.diagnostics;
     EXPECT_EQ(l.tokens.back().kind, K::Eof) << c.source;
   }
   // Independent errors on several lines are all reported in one run.
@@ -186,8 +180,7 @@ TEST(Lexer, DeepNestingAndRandomBytesAlwaysReachEndOfFile) {
     std::string src;
     size_t n = rng() % 64;
     for (size_t i = 0; i < n; ++i)
-      src += round % 2 ? static_cast<char>(rng() % 256)
-                       : alphabet[rng() % (sizeof(alphabet) - 1)];
+      src += round % 2 ? static_cast<char>(rng() % 256) : alphabet[rng() % (sizeof(alphabet) - 1)];
     Lexed l = lex(src);
     ASSERT_EQ(l.tokens.back().kind, K::Eof) << "did not terminate on a " << n << "-byte input";
   }

@@ -31,8 +31,7 @@ protected:
   /// inside its body.
   func::FuncOp beginFunc(StringRef name, TypeRange args) {
     builder.setInsertionPointToEnd(module->getBody());
-    auto func = func::FuncOp::create(builder, loc, name,
-                                     builder.getFunctionType(args, {}));
+    auto func = func::FuncOp::create(builder, loc, name, builder.getFunctionType(args, {}));
     builder.setInsertionPointToStart(func.addEntryBlock());
     return func;
   }
@@ -48,9 +47,7 @@ protected:
     return messages;
   }
 
-  RankedTensorType tensor(ArrayRef<int64_t> shape, Type elt) {
-    return RankedTensorType::get(shape, elt);
-  }
+  RankedTensorType tensor(ArrayRef<int64_t> shape, Type elt) { return RankedTensorType::get(shape, elt); }
 
   MLIRContext context;
   OpBuilder builder;
@@ -61,16 +58,13 @@ protected:
 
 TEST_F(OpBuilderTest, MixtralLayerBuildsAndVerifies) {
   Type bf16 = builder.getBF16Type(), f32 = builder.getF32Type();
-  auto func = beginFunc(
-      "mixtral", {tensor({dyn, 64}, bf16), tensor({64, 8}, bf16),
-                  tensor({8, 64, 128}, bf16), tensor({8, 64, 128}, bf16),
-                  tensor({8, 128, 64}, bf16)});
+  auto func = beginFunc("mixtral", {tensor({dyn, 64}, bf16), tensor({64, 8}, bf16), tensor({8, 64, 128}, bf16),
+                                    tensor({8, 64, 128}, bf16), tensor({8, 128, 64}, bf16)});
   auto args = func.getArguments();
   Value logits = DenseOp::create(builder, loc, args[0], args[1], Value(), f32);
   auto topk = TopKOp::create(builder, loc, logits, 2, ScoreFn::softmax, true);
   Value routed = DispatchOp::create(builder, loc, args[0], topk.getIndices(), 8);
-  Value y = ExpertFfnOp::create(builder, loc, FfnKind::swiglu, routed,
-                                ValueRange{args[2], args[3], args[4]});
+  Value y = ExpertFfnOp::create(builder, loc, FfnKind::swiglu, routed, ValueRange{args[2], args[3], args[4]});
   Value out = CombineOp::create(builder, loc, y, topk.getValues());
   func::ReturnOp::create(builder, loc, out);
   func.setType(builder.getFunctionType(func.getArgumentTypes(), {out.getType()}));
@@ -89,40 +83,33 @@ TEST_F(OpBuilderTest, TopKWithTooLargeKIsRejected) {
   beginFunc("bad", {tensor({16, 4}, builder.getF32Type())});
   Value logits = builder.getBlock()->getArgument(0);
   auto topk = TopKOp::create(builder, loc, logits, 8);
-  EXPECT_NE(verifyMessages(topk).find(
-                "expects k (8) to be at most the number of experts (4)"),
-            std::string::npos);
+  EXPECT_NE(verifyMessages(topk).find("expects k (8) to be at most the number of experts (4)"), std::string::npos);
 }
 
 TEST_F(OpBuilderTest, ExpertFfnChecksWeightCountAndShapes) {
   Type f32 = builder.getF32Type();
-  beginFunc("ffn", {tensor({dyn, 16}, f32), tensor({dyn, 1}, builder.getI32Type()),
-                    tensor({4, 16, 32}, f32), tensor({4, 32, 16}, f32)});
+  beginFunc("ffn", {tensor({dyn, 16}, f32), tensor({dyn, 1}, builder.getI32Type()), tensor({4, 16, 32}, f32),
+                    tensor({4, 32, 16}, f32)});
   Block *body = builder.getBlock();
-  Value routed = DispatchOp::create(builder, loc, body->getArgument(0),
-                                    body->getArgument(1), 4, 1.25);
+  Value routed = DispatchOp::create(builder, loc, body->getArgument(0), body->getArgument(1), 4, 1.25);
   EXPECT_FALSE(cast<RoutedType>(routed.getType()).isDropless());
 
   auto mlp = ExpertFfnOp::create(builder, loc, FfnKind::mlp, routed,
-                                 ValueRange{body->getArgument(2), body->getArgument(3)},
-                                 Activation::gelu);
+                                 ValueRange{body->getArgument(2), body->getArgument(3)}, Activation::gelu);
   EXPECT_EQ(verifyMessages(mlp), "");
 
   auto glu = ExpertFfnOp::create(builder, loc, FfnKind::swiglu, routed,
                                  ValueRange{body->getArgument(2), body->getArgument(3)});
-  EXPECT_NE(verifyMessages(glu).find("expects 3 weights for swiglu, got 2"),
-            std::string::npos);
+  EXPECT_NE(verifyMessages(glu).find("expects 3 weights for swiglu, got 2"), std::string::npos);
 }
 
 TEST_F(OpBuilderTest, BinaryInfersTheBroadcastShape) {
   Type f32 = builder.getF32Type();
   beginFunc("bcast", {tensor({dyn, 2}, f32), tensor({dyn, 1}, f32), tensor({}, f32)});
   Block *body = builder.getBlock();
-  auto div = BinaryOp::create(builder, loc, BinaryFn::div, body->getArgument(0),
-                              body->getArgument(1));
+  auto div = BinaryOp::create(builder, loc, BinaryFn::div, body->getArgument(0), body->getArgument(1));
   EXPECT_EQ(div.getType(), tensor({dyn, 2}, f32));
-  auto scaled = BinaryOp::create(builder, loc, BinaryFn::mul, body->getArgument(2),
-                                 div.getResult());
+  auto scaled = BinaryOp::create(builder, loc, BinaryFn::mul, body->getArgument(2), div.getResult());
   EXPECT_EQ(scaled.getType(), tensor({dyn, 2}, f32));
   EXPECT_TRUE(failed(broadcastShapes({4, 2}, {4, 3})));
   EXPECT_TRUE(failed(broadcastShapes({4, 2}, {2})));
@@ -131,14 +118,12 @@ TEST_F(OpBuilderTest, BinaryInfersTheBroadcastShape) {
 TEST_F(OpBuilderTest, CanonicalizeFoldsRenormalizationIntoTopK) {
   Type f32 = builder.getF32Type();
   auto func = beginFunc("route", {tensor({dyn, 8}, f32)});
-  Value p = SoftmaxOp::create(builder, loc, tensor({dyn, 8}, f32),
-                              func.getArgument(0), 1, false);
+  Value p = SoftmaxOp::create(builder, loc, tensor({dyn, 8}, f32), func.getArgument(0), 1, false);
   auto topk = TopKOp::create(builder, loc, p, 2);
   Value sum = ReduceOp::create(builder, loc, ReduceFn::sum, topk.getValues(), 1);
   Value w = BinaryOp::create(builder, loc, BinaryFn::div, topk.getValues(), sum);
   func::ReturnOp::create(builder, loc, ValueRange{w, topk.getIndices()});
-  func.setType(builder.getFunctionType(func.getArgumentTypes(),
-                                       {w.getType(), topk.getIndices().getType()}));
+  func.setType(builder.getFunctionType(func.getArgumentTypes(), {w.getType(), topk.getIndices().getType()}));
   ASSERT_TRUE(succeeded(mlir::verify(*module)));
 
   PassManager pm(&context);

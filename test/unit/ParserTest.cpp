@@ -24,8 +24,8 @@ struct Parsed {
 
 std::unique_ptr<Parsed> parse(llvm::StringRef source) {
   auto out = std::make_unique<Parsed>();
-  unsigned buffer = out->sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"), llvm::SMLoc());
+  unsigned buffer =
+      out->sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"), llvm::SMLoc());
   out->stream = std::make_unique<llvm::raw_string_ostream>(out->diagnostics);
   installCaretDiagnosticPrinter(out->sourceMgr, *out->stream);
   Diagnostics diags(out->sourceMgr);
@@ -111,8 +111,7 @@ const ok = 1
 x = 2
 )");
   EXPECT_EQ(p->errors, 4u) << p->diagnostics;
-  EXPECT_NE(p->diagnostics.find("test.moe:4:18: error: expected an expression, found ')'"),
-            std::string::npos)
+  EXPECT_NE(p->diagnostics.find("test.moe:4:18: error: expected an expression, found ')'"), std::string::npos)
       << p->diagnostics;
   EXPECT_NE(p->diagnostics.find("test.moe:11:1: error:"), std::string::npos) << p->diagnostics;
   // The good declarations around the errors survive.
@@ -136,9 +135,9 @@ TEST(Parser, TerminatesOnRandomInput) {
   // Fresh random bytes and random token soup: the parser must return, with
   // errors or not, and never crash.
   std::mt19937 rng(std::random_device{}());
-  const char *pieces[] = {"layer", "function", "end", "(", ")", "[", "]", "{", "}", ",", ";",
-                          "=", "=>", ".+", ".(", "x", "1", "2.5", "\n", "\"", "#=", "=#",
-                          "::", "return", "const", "Tensor{T}", "topk(", ":sym", "\"\"\""};
+  const char *pieces[] = {"layer", "function", "end", "(",      ")",     "[",         "]",     "{",    "}",     ",",
+                          ";",     "=",        "=>",  ".+",     ".(",    "x",         "1",     "2.5",  "\n",    "\"",
+                          "#=",    "=#",       "::",  "return", "const", "Tensor{T}", "topk(", ":sym", "\"\"\""};
   for (int i = 0; i < 1000; ++i) {
     std::string source;
     int n = rng() % 200;

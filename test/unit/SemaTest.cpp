@@ -1,7 +1,7 @@
 // SemaTest.cpp - elaboration of .moe programs into moe IR through the C++ API:
 // signatures, parameter names, overrides, inlined-call locations, errors.
-#include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
+#include "moe/Frontend/Parser.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
@@ -28,8 +28,8 @@ struct Compiled {
 std::unique_ptr<Compiled> compile(llvm::StringRef source, ElaborationOptions options = {}) {
   auto out = std::make_unique<Compiled>();
   out->stream = std::make_unique<llvm::raw_string_ostream>(out->diagnostics);
-  unsigned buffer = out->sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"), llvm::SMLoc());
+  unsigned buffer =
+      out->sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, "test.moe"), llvm::SMLoc());
   installCaretDiagnosticPrinter(out->sourceMgr, *out->stream);
   Diagnostics diags(out->sourceMgr);
   Program program = parseSource(diags, buffer);
@@ -115,11 +115,9 @@ TEST(Sema, ErrorsYieldNoModuleAndPointAtTheSource) {
   EXPECT_FALSE(c->module);
   EXPECT_EQ(c->errors, 1u) << c->diagnostics;
   EXPECT_NE(c->diagnostics.find("test.moe:3:"), std::string::npos) << c->diagnostics;
-  EXPECT_NE(c->diagnostics.find("k = 9 must be between 1 and the number of experts (4)"),
-            std::string::npos)
+  EXPECT_NE(c->diagnostics.find("k = 9 must be between 1 and the number of experts (4)"), std::string::npos)
       << c->diagnostics;
-  EXPECT_NE(c->diagnostics.find("test.moe:8:16: note: in the call of 'route' inlined here"),
-            std::string::npos)
+  EXPECT_NE(c->diagnostics.find("test.moe:8:16: note: in the call of 'route' inlined here"), std::string::npos)
       << c->diagnostics;
 }
 

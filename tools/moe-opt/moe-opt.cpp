@@ -5,15 +5,15 @@
 // plugins are loaded with --load-pass-plugin=<lib.so>.
 //
 //===----------------------------------------------------------------------===//
-#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Compiler/Pipelines.h"
-#include "moe/Transforms/Passes.h"
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
-#include "mlir/InitAllExtensions.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -39,10 +39,8 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   // gpu-module-to-binary and friends translate to LLVM IR inside passes.
   mlir::registerAllToLLVMIRTranslations(registry);
-  registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::math::MathDialect,
+  registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::tensor::TensorDialect>();
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "moe optimizer driver: the moe dialect and its passes\n",
-      registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "moe optimizer driver: the moe dialect and its passes\n", registry));
 }

@@ -24,7 +24,7 @@ struct RunOptions {
   unsigned seed = 0, tokens = 16, iterations = 10, threads = 0;
   bool bench = false;
   bool check = false; ///< compare with the float64 reference evaluator
-  std::string device;  ///< "", "cpu" or "cuda": where the artifact must run
+  std::string device; ///< "", "cpu" or "cuda": where the artifact must run
   /// With check: compare these outputs (a safetensors file, e.g. written by
   /// moe-run on a GPU machine from the same seed) with the reference instead.
   std::string checkOutputs;

@@ -10,8 +10,8 @@
 #include "Compile.h"
 
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
-#include "moe/runtime/safetensors.h"
 #include "moe/runtime/layer.h"
+#include "moe/runtime/safetensors.h"
 #include "moe/runtime/session.h"
 #include "moe/runtime/target.h"
 
@@ -83,8 +83,7 @@ double toleranceOf(mlir::Value output) {
 /// compares max |compiled - reference| / max |reference| per output against
 /// toleranceOf. Returns the exit status.
 int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
-                          const std::vector<rt::Tensor> &params,
-                          const std::vector<const rt::Tensor *> &outputs) {
+                          const std::vector<rt::Tensor> &params, const std::vector<const rt::Tensor *> &outputs) {
   auto fn = *module.getOps<mlir::func::FuncOp>().begin();
   std::vector<mlir::moe::reference::Tensor> args;
   for (const rt::Tensor &t : inputs)
@@ -103,8 +102,8 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
     const rt::Tensor &got = *outputs[i];
     const mlir::moe::reference::Tensor &want = (*expected)[i];
     if (got.shape != want.shape) {
-      llvm::outs() << "check: " << got.name << " has shape " << rt::shapeString(got.shape)
-                   << ", the reference " << rt::shapeString(want.shape) << " MISMATCH\n";
+      llvm::outs() << "check: " << got.name << " has shape " << rt::shapeString(got.shape) << ", the reference "
+                   << rt::shapeString(want.shape) << " MISMATCH\n";
       status = 1;
       continue;
     }
@@ -116,9 +115,9 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
     double relative = maxDiff / std::max(maxRef, 1e-30);
     double tolerance = toleranceOf(returnOp.getOperand(i));
     bool ok = relative <= tolerance;
-    llvm::outs() << "check: " << got.name << " max |compiled - reference| / max |reference| = "
-                 << llvm::format("%.3g", relative) << " (tolerance " << llvm::format("%g", tolerance)
-                 << ") " << (ok ? "OK" : "MISMATCH") << "\n";
+    llvm::outs() << "check: " << got.name
+                 << " max |compiled - reference| / max |reference| = " << llvm::format("%.3g", relative)
+                 << " (tolerance " << llvm::format("%g", tolerance) << ") " << (ok ? "OK" : "MISMATCH") << "\n";
     if (!ok)
       status = 1;
   }
@@ -128,8 +127,7 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
 /// Picks the outputs of a --check-outputs file by name, in the layer's order,
 /// checking dtype and shape before any element is read. Null after an error.
 bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &given,
-                        const std::vector<rt::Tensor> &computed,
-                        std::vector<const rt::Tensor *> &matched) {
+                        const std::vector<rt::Tensor> &computed, std::vector<const rt::Tensor *> &matched) {
   auto fail = [&](const llvm::Twine &message) {
     llvm::WithColor::error(llvm::errs(), "moec") << path << ": " << message << "\n";
     return false;
@@ -138,8 +136,7 @@ bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &giv
   for (const rt::Tensor &c : computed)
     names += (names.empty() ? "'" : ", '") + c.name + "'";
   for (const rt::Tensor &want : computed) {
-    auto it = std::find_if(given.begin(), given.end(),
-                           [&](const rt::Tensor &t) { return t.name == want.name; });
+    auto it = std::find_if(given.begin(), given.end(), [&](const rt::Tensor &t) { return t.name == want.name; });
     if (it == given.end())
       return fail("has no tensor named '" + want.name + "' (the layer's outputs are " + names +
                   ", as moec run --output writes them)");
@@ -147,13 +144,12 @@ bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &giv
       return fail("'" + want.name + "' is " + moe_dtype_name(it->dtype) + ", the layer returns " +
                   moe_dtype_name(want.dtype));
     if (it->shape != want.shape)
-      return fail("'" + want.name + "' has shape " + rt::shapeString(it->shape) +
-                  ", the layer returns " + rt::shapeString(want.shape));
+      return fail("'" + want.name + "' has shape " + rt::shapeString(it->shape) + ", the layer returns " +
+                  rt::shapeString(want.shape));
     matched.push_back(&*it);
   }
   for (const rt::Tensor &t : given)
-    if (std::none_of(computed.begin(), computed.end(),
-                     [&](const rt::Tensor &c) { return c.name == t.name; }))
+    if (std::none_of(computed.begin(), computed.end(), [&](const rt::Tensor &c) { return c.name == t.name; }))
       return fail("'" + t.name + "' is not an output of the layer (its outputs are " + names + ")");
   return true;
 }

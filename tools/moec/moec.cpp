@@ -37,53 +37,59 @@ enum class Emit { Ast, Mlir, Llvm, Ptx };
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory mlirCategory("MLIR options (they apply to the pipeline moec runs)");
 
-cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.moe>"), cl::init("-"),
-                               cl::cat(moecCategory));
-cl::opt<Emit> emit("emit", cl::desc("What to print"), cl::init(Emit::Mlir),
-                   cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree, with line:col"),
-                              clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)"),
-                              clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer's host code for --target (O3)"),
-                              clEnumValN(Emit::Ptx, "ptx", "the PTX of every kernel of the layer for --target (default sm_90a)")),
-                   cl::cat(moecCategory));
-cl::opt<std::string> outputFile("o", cl::desc("Write the output here instead of stdout"),
-                                cl::value_desc("file"), cl::init("-"), cl::cat(moecCategory));
-cl::opt<std::string> layerName("layer", cl::desc("The layer to compile when the file declares "
-                                                 "several (default: the last one)"),
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.moe>"), cl::init("-"), cl::cat(moecCategory));
+cl::opt<Emit>
+    emit("emit", cl::desc("What to print"), cl::init(Emit::Mlir),
+         cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree, with line:col"),
+                    clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)"),
+                    clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer's host code for --target (O3)"),
+                    clEnumValN(Emit::Ptx, "ptx", "the PTX of every kernel of the layer for --target (default sm_90a)")),
+         cl::cat(moecCategory));
+cl::opt<std::string> outputFile("o", cl::desc("Write the output here instead of stdout"), cl::value_desc("file"),
+                                cl::init("-"), cl::cat(moecCategory));
+cl::opt<std::string> layerName("layer",
+                               cl::desc("The layer to compile when the file declares "
+                                        "several (default: the last one)"),
                                cl::value_desc("name"), cl::cat(moecCategory));
 cl::list<std::string> overrides("set",
                                 cl::desc("Override a hyperparameter or type parameter, e.g. "
                                          "--set top_k=4 --set T=f32 (or --set a=1,b=2)"),
-                                cl::value_desc("name=value"), cl::CommaSeparated,
-                                cl::cat(moecCategory));
-cl::opt<bool> splitInputFile(
-    "split-input-file",
-    cl::desc("Compile each chunk between '# -----' lines on its own (for tests); line "
-             "numbers stay those of the whole file"),
-    cl::cat(moecCategory));
+                                cl::value_desc("name=value"), cl::CommaSeparated, cl::cat(moecCategory));
+cl::opt<bool> splitInputFile("split-input-file",
+                             cl::desc("Compile each chunk between '# -----' lines on its own (for tests); line "
+                                      "numbers stay those of the whole file"),
+                             cl::cat(moecCategory));
 cl::OptionCategory runCategory("moec build / run options");
-cl::opt<std::string> target("target", cl::desc("Code generation target: cpu, or a CUDA architecture "
-                                             "(sm_90a for H100/H200, sm_90, sm_80)"),
+cl::opt<std::string> target("target",
+                            cl::desc("Code generation target: cpu, or a CUDA architecture "
+                                     "(sm_90a for H100/H200, sm_90, sm_80)"),
                             cl::init("cpu"), cl::cat(runCategory));
 cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
                                 "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
                        cl::init(true), cl::cat(runCategory));
-cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"),
-                            cl::init(""), cl::cat(runCategory));
-cl::opt<std::string> weightsFile("weights", cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
+cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"), cl::init(""),
+                            cl::cat(runCategory));
+cl::opt<std::string> weightsFile("weights",
+                                 cl::desc("run: parameters from a safetensors file (default: random, by --seed)"),
                                  cl::value_desc("W.safetensors"), cl::cat(runCategory));
-cl::opt<std::string> inputFileOpt("input", cl::desc("run: inputs from a safetensors file, named after the forward arguments (default: random)"),
-                                  cl::value_desc("X.safetensors"), cl::cat(runCategory));
-cl::opt<std::string> outputTensors("output", cl::desc("run: write the outputs (output, or output1, output2, ...) to a safetensors file"),
-                                   cl::value_desc("Y.safetensors"), cl::cat(runCategory));
-cl::opt<unsigned> seed("seed", cl::desc("run: seed of the random weights and inputs"), cl::init(0), cl::cat(runCategory));
+cl::opt<std::string>
+    inputFileOpt("input",
+                 cl::desc("run: inputs from a safetensors file, named after the forward arguments (default: random)"),
+                 cl::value_desc("X.safetensors"), cl::cat(runCategory));
+cl::opt<std::string>
+    outputTensors("output", cl::desc("run: write the outputs (output, or output1, output2, ...) to a safetensors file"),
+                  cl::value_desc("Y.safetensors"), cl::cat(runCategory));
+cl::opt<unsigned> seed("seed", cl::desc("run: seed of the random weights and inputs"), cl::init(0),
+                       cl::cat(runCategory));
 cl::opt<unsigned> tokens("tokens", cl::desc("run: size of every symbolic dimension (tokens) of random inputs"),
                          cl::init(16), cl::cat(runCategory));
 cl::opt<bool> bench("bench", cl::desc("run: time the layer (median of --iterations calls) and print GFLOP/s"),
                     cl::cat(runCategory));
-cl::opt<bool> checkReference("check", cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 "
-                                               "beyond 1e-5 where every value on the way is f32, 1e-2 where a "
-                                               "bf16/f16 value is)"),
+cl::opt<bool> checkReference("check",
+                             cl::desc("run: compare the outputs with the float64 reference evaluator (exit 1 "
+                                      "beyond 1e-5 where every value on the way is f32, 1e-2 where a "
+                                      "bf16/f16 value is)"),
                              cl::cat(runCategory));
 cl::opt<std::string> checkOutputs("check-outputs",
                                   cl::desc("run --check: compare the outputs in this safetensors file (e.g. from "
@@ -92,11 +98,13 @@ cl::opt<std::string> checkOutputs("check-outputs",
 cl::opt<unsigned> iterations("iterations", cl::desc("run --bench: timed calls"), cl::init(10), cl::cat(runCategory));
 // LLVM registers a `--threads` option of its own, so the flag is
 // --num-threads here; moe-run takes the same name (and --threads).
-cl::opt<unsigned> threads("num-threads", cl::desc("run: CPU threads of the kernels, as moe-run --num-threads "
-                                                  "(default: MOE_NUM_THREADS, else all)"),
+cl::opt<unsigned> threads("num-threads",
+                          cl::desc("run: CPU threads of the kernels, as moe-run --num-threads "
+                                   "(default: MOE_NUM_THREADS, else all)"),
                           cl::init(0), cl::cat(runCategory));
-cl::opt<bool> noOptimize("O0", cl::desc("Print the IR as elaborated, without the default "
-                                        "pipeline (verify, canonicalize, cse)"),
+cl::opt<bool> noOptimize("O0",
+                         cl::desc("Print the IR as elaborated, without the default "
+                                  "pipeline (verify, canonicalize, cse)"),
                          cl::cat(moecCategory));
 
 const char *const kOverview = R"(moec: the moe compiler
@@ -174,8 +182,7 @@ bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
   for (const std::string &o : overrides) {
     size_t eq = o.find('=');
     if (eq == std::string::npos || eq == 0) {
-      llvm::WithColor::error(llvm::errs(), "moec")
-          << "--set expects name=value, got '" << o << "'\n";
+      llvm::WithColor::error(llvm::errs(), "moec") << "--set expects name=value, got '" << o << "'\n";
       return false;
     }
     out.emplace_back(o.substr(0, eq), o.substr(eq + 1));
@@ -184,8 +191,7 @@ bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
 }
 /// Parses, elaborates, optimises and prints one buffer; false after an error.
 bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
-                   const std::vector<std::pair<std::string, std::string>> &overrides,
-                   llvm::raw_ostream &os) {
+                   const std::vector<std::pair<std::string, std::string>> &overrides, llvm::raw_ostream &os) {
   mlir::moe::CompileSession session(std::move(input));
   const Program *program = session.parse();
   if (!program)
@@ -296,8 +302,8 @@ int main(int argc, char **argv) {
   if (std::optional<moe::runtime::Target> t = moe::runtime::parseTarget(target)) {
     parsedTarget = *t;
   } else {
-    llvm::WithColor::error(llvm::errs(), "moec") << "unknown --target=" << target << "; " << moe::runtime::kTargetsHelp
-                                                 << "\n";
+    llvm::WithColor::error(llvm::errs(), "moec")
+        << "unknown --target=" << target << "; " << moe::runtime::kTargetsHelp << "\n";
     return 1;
   }
   if (!device.empty() && device != "cpu" && device != "cuda") {
@@ -373,8 +379,8 @@ int main(int argc, char **argv) {
       std::string text;
       for (size_t j = 0; j < lines.size(); ++j)
         text += (j >= begin && j < i ? lines[j].str() : std::string()) + "\n";
-      ok &= compileBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, input->getBufferIdentifier()),
-                          checkOnly, parsedOverrides, output->os());
+      ok &= compileBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, input->getBufferIdentifier()), checkOnly,
+                          parsedOverrides, output->os());
       if (!checkOnly && i < lines.size())
         output->os() << "// -----\n";
       begin = i + 1;

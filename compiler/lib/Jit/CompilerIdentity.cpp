@@ -58,8 +58,7 @@ std::string buildId(const dl_phdr_info *info) {
       const unsigned char *desc = name + ((note->n_namesz + 3) & ~3u);
       if (desc + note->n_descsz > end)
         break;
-      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
-          std::memcmp(name, "GNU", 4) == 0) {
+      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
         std::string hex;
         char byte[3];
         for (unsigned j = 0; j < note->n_descsz; ++j) {
@@ -77,10 +76,8 @@ std::string buildId(const dl_phdr_info *info) {
 int collect(dl_phdr_info *info, size_t, void *data) {
   auto *scan = static_cast<Scan *>(data);
   std::string name = info->dlpi_name ? info->dlpi_name : "";
-  bool compiler = holdsAddress(info, scan->jitAddress) ||
-                  name.find("libMoE") != std::string::npos ||
-                  name.find("libMLIR") != std::string::npos ||
-                  name.find("libLLVM") != std::string::npos ||
+  bool compiler = holdsAddress(info, scan->jitAddress) || name.find("libMoE") != std::string::npos ||
+                  name.find("libMLIR") != std::string::npos || name.find("libLLVM") != std::string::npos ||
                   name.find("libmoe") != std::string::npos;
   if (compiler) {
     std::string id = buildId(info);

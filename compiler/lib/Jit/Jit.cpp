@@ -65,13 +65,11 @@ std::string diskCacheKey(const Options &options, const std::string &source) {
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx",
                 static_cast<unsigned long long>(
-                    fnv1a(compilerIdentity() + "\n" + target + (options.cubin ? "+cubin" : "") + "\n" +
-                          source)));
+                    fnv1a(compilerIdentity() + "\n" + target + (options.cubin ? "+cubin" : "") + "\n" + source)));
   return hash;
 }
 
-moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
-                                 rt::Artifact &out) {
+moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName, rt::Artifact &out) {
   return compileSource(text, bufferName, "cpu", out);
 }
 
@@ -106,8 +104,8 @@ void Function::setParameters(std::vector<rt::Tensor> p) {
 
 moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer *&out) {
   builder::Graph graph(name, specs.empty() || specs[0].dtype == MOE_F32 ? "f32"
-                             : specs[0].dtype == MOE_BF16                ? "bf16"
-                                                                         : "f16");
+                             : specs[0].dtype == MOE_BF16               ? "bf16"
+                                                                        : "f16");
   define(graph, specs);
   source = graph.source();
 
@@ -151,8 +149,7 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   return MOE_OK;
 }
 
-moe_status_t Function::operator()(const std::vector<rt::Tensor> &inputs,
-                                  std::vector<rt::Tensor> &outputs) {
+moe_status_t Function::operator()(const std::vector<rt::Tensor> &inputs, std::vector<rt::Tensor> &outputs) {
   std::vector<InputSpec> specs;
   for (const rt::Tensor &t : inputs)
     specs.push_back({t.name, t.dtype, t.shape});

@@ -23,8 +23,7 @@ namespace {
 struct FoldScoreFnIntoTopK : OpRewritePattern<TopKOp> {
   using OpRewritePattern::OpRewritePattern;
 
-  LogicalResult matchAndRewrite(TopKOp op,
-                                PatternRewriter &rewriter) const override {
+  LogicalResult matchAndRewrite(TopKOp op, PatternRewriter &rewriter) const override {
     // Renormalisation and scale apply after the score and the selection, so
     // they may already be folded; a second score function may not.
     if (op.getScore())
@@ -68,18 +67,16 @@ static TopKOp getRewritableTopK(Value v, ArrayRef<Operation *> allowedUsers) {
 struct FoldRenormalizeIntoTopK : OpRewritePattern<BinaryOp> {
   using OpRewritePattern::OpRewritePattern;
 
-  LogicalResult matchAndRewrite(BinaryOp div,
-                                PatternRewriter &rewriter) const override {
+  LogicalResult matchAndRewrite(BinaryOp div, PatternRewriter &rewriter) const override {
     if (div.getFn() != BinaryFn::div)
       return failure();
     auto sum = div.getRhs().getDefiningOp<ReduceOp>();
-    if (!sum || sum.getFn() != ReduceFn::sum || sum.getDim() != 1 ||
-        sum.getInput() != div.getLhs() || !sum->hasOneUse())
+    if (!sum || sum.getFn() != ReduceFn::sum || sum.getDim() != 1 || sum.getInput() != div.getLhs() ||
+        !sum->hasOneUse())
       return failure();
     TopKOp topk = getRewritableTopK(div.getLhs(), {sum, div});
     // A scale applied before the renormalisation would be undone by it.
-    if (!topk || topk.getRenormalize() || topk.getScale() ||
-        div.getType() != topk.getValues().getType())
+    if (!topk || topk.getRenormalize() || topk.getScale() || div.getType() != topk.getValues().getType())
       return failure();
     rewriter.modifyOpInPlace(topk, [&] { topk.setRenormalize(true); });
     rewriter.replaceOp(div, topk.getValues());
@@ -93,12 +90,10 @@ struct FoldRenormalizeIntoTopK : OpRewritePattern<BinaryOp> {
 struct FoldScaleIntoTopK : OpRewritePattern<BinaryOp> {
   using OpRewritePattern::OpRewritePattern;
 
-  LogicalResult matchAndRewrite(BinaryOp mul,
-                                PatternRewriter &rewriter) const override {
+  LogicalResult matchAndRewrite(BinaryOp mul, PatternRewriter &rewriter) const override {
     if (mul.getFn() != BinaryFn::mul)
       return failure();
-    for (auto [values, factor] : {std::pair(mul.getLhs(), mul.getRhs()),
-                                  std::pair(mul.getRhs(), mul.getLhs())}) {
+    for (auto [values, factor] : {std::pair(mul.getLhs(), mul.getRhs()), std::pair(mul.getRhs(), mul.getLhs())}) {
       SplatElementsAttr splat;
       if (!matchPattern(factor, m_Constant(&splat)))
         continue;
@@ -106,9 +101,7 @@ struct FoldScaleIntoTopK : OpRewritePattern<BinaryOp> {
       TopKOp topk = getRewritableTopK(values, {mul});
       if (!topk || !(c > 0.0) || mul.getType() != topk.getValues().getType())
         continue;
-      rewriter.modifyOpInPlace(topk, [&] {
-        topk.setScaleAttr(rewriter.getF64FloatAttr(topk.getScaleOrOne() * c));
-      });
+      rewriter.modifyOpInPlace(topk, [&] { topk.setScaleAttr(rewriter.getF64FloatAttr(topk.getScaleOrOne() * c)); });
       rewriter.replaceOp(mul, topk.getValues());
       return success();
     }
@@ -118,12 +111,10 @@ struct FoldScaleIntoTopK : OpRewritePattern<BinaryOp> {
 
 } // namespace
 
-void TopKOp::getCanonicalizationPatterns(RewritePatternSet &results,
-                                         MLIRContext *context) {
+void TopKOp::getCanonicalizationPatterns(RewritePatternSet &results, MLIRContext *context) {
   results.add<FoldScoreFnIntoTopK>(context);
 }
 
-void BinaryOp::getCanonicalizationPatterns(RewritePatternSet &results,
-                                           MLIRContext *context) {
+void BinaryOp::getCanonicalizationPatterns(RewritePatternSet &results, MLIRContext *context) {
   results.add<FoldRenormalizeIntoTopK, FoldScaleIntoTopK>(context);
 }

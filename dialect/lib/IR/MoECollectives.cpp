@@ -28,17 +28,15 @@ LogicalResult MeshOp::verify() {
   if (getAxes().empty())
     return emitOpError() << "expects at least one axis";
   if (getAxes().size() != getShape().size())
-    return emitOpError() << "expects as many axis names (" << getAxes().size()
-                         << ") as axis sizes (" << getShape().size() << ")";
+    return emitOpError() << "expects as many axis names (" << getAxes().size() << ") as axis sizes ("
+                         << getShape().size() << ")";
   llvm::DenseSet<StringRef> seen;
   for (auto [name, size] : llvm::zip(getAxes(), getShape())) {
     StringRef axis = cast<StringAttr>(name).getValue();
     if (!seen.insert(axis).second)
-      return emitOpError() << "expects unique axis names, \"" << axis
-                           << "\" appears twice";
+      return emitOpError() << "expects unique axis names, \"" << axis << "\" appears twice";
     if (size <= 0)
-      return emitOpError() << "expects positive axis sizes, got " << size
-                           << " for axis \"" << axis << "\"";
+      return emitOpError() << "expects positive axis sizes, got " << size << " for axis \"" << axis << "\"";
   }
   return success();
 }
@@ -49,27 +47,21 @@ LogicalResult MeshOp::verify() {
 
 /// Looks up the mesh axis a collective runs over; emits and fails when the
 /// symbol is not a mesh or the mesh has no such axis.
-static FailureOr<int64_t> lookupAxisSize(Operation *op,
-                                         SymbolTableCollection &symbols,
-                                         FlatSymbolRefAttr meshRef,
+static FailureOr<int64_t> lookupAxisSize(Operation *op, SymbolTableCollection &symbols, FlatSymbolRefAttr meshRef,
                                          StringRef axis) {
   auto mesh = symbols.lookupNearestSymbolFrom<MeshOp>(op, meshRef);
   if (!mesh)
-    return op->emitOpError() << "expects " << meshRef
-                             << " to name a 'moe.mesh'";
+    return op->emitOpError() << "expects " << meshRef << " to name a 'moe.mesh'";
   std::optional<int64_t> size = mesh.getAxisSize(axis);
   if (!size)
-    return op->emitOpError() << "expects mesh " << meshRef
-                             << " to have an axis \"" << axis << "\"";
+    return op->emitOpError() << "expects mesh " << meshRef << " to have an axis \"" << axis << "\"";
   return *size;
 }
 
-static LogicalResult verifyDivisible(Operation *op, StringRef name,
-                                     int64_t size, int64_t axisSize) {
+static LogicalResult verifyDivisible(Operation *op, StringRef name, int64_t size, int64_t axisSize) {
   if (ShapedType::isDynamic(size) || size % axisSize == 0)
     return success();
-  return op->emitOpError() << "expects the " << name << " size (" << size
-                           << ") to be divisible by the axis size ("
+  return op->emitOpError() << "expects the " << name << " size (" << size << ") to be divisible by the axis size ("
                            << axisSize << ")";
 }
 
@@ -79,20 +71,15 @@ static int64_t scaleDim(int64_t size, int64_t num, int64_t den) {
 
 /// The result must have `want`'s shape (dynamic matches anything) and the
 /// input's element type.
-static LogicalResult verifyCollectiveResult(Operation *op,
-                                            RankedTensorType input,
-                                            ArrayRef<int64_t> want,
+static LogicalResult verifyCollectiveResult(Operation *op, RankedTensorType input, ArrayRef<int64_t> want,
                                             RankedTensorType result) {
   if (input.getElementType() != result.getElementType())
-    return op->emitOpError() << "expects result element type "
-                             << result.getElementType()
-                             << " to match the input element type "
-                             << input.getElementType();
+    return op->emitOpError() << "expects result element type " << result.getElementType()
+                             << " to match the input element type " << input.getElementType();
   auto expected = RankedTensorType::get(want, input.getElementType());
   for (auto [a, b] : llvm::zip(want, result.getShape()))
     if (!ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b)
-      return op->emitOpError() << "expects result type " << expected
-                               << ", got " << result;
+      return op->emitOpError() << "expects result type " << expected << ", got " << result;
   return success();
 }
 

@@ -26,9 +26,7 @@ static ParseResult parseCapacityFactor(AsmParser &parser, FloatAttr &capacity) {
   return success();
 }
 
-static void printCapacityFactor(AsmPrinter &printer, FloatAttr capacity) {
-  printer << capacity.getValueAsDouble();
-}
+static void printCapacityFactor(AsmPrinter &printer, FloatAttr capacity) { printer << capacity.getValueAsDouble(); }
 
 #define GET_TYPEDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOpsTypes.cpp.inc"
@@ -50,22 +48,18 @@ void MoEDialect::registerTypes() {
 
 // `moe.input = "x"` and `moe.param = "router.weight"` bind a layer function's
 // arguments to the names the runtime and checkpoints use.
-LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
-                                                   unsigned regionIndex,
-                                                   unsigned argIndex,
+LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regionIndex, unsigned argIndex,
                                                    NamedAttribute attr) {
   StringRef name = attr.getName().getValue();
   if (name == getInputAttrName() || name == getParamAttrName()) {
     auto str = dyn_cast<StringAttr>(attr.getValue());
     if (!str || str.getValue().empty())
-      return op->emitError() << "expects '" << name << "' of argument #"
-                             << argIndex << " to be a non-empty string";
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex << " to be a non-empty string";
     return success();
   }
   if (name == getTrainableAttrName()) {
     if (!isa<BoolAttr>(attr.getValue()))
-      return op->emitError() << "expects '" << name << "' of argument #"
-                             << argIndex << " to be a boolean";
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex << " to be a boolean";
     return success();
   }
   if (name == getInitAttrName()) {

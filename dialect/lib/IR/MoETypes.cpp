@@ -6,25 +6,19 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-LogicalResult RoutedType::verify(function_ref<InFlightDiagnostic()> emitError,
-                                 RankedTensorType tokens, int64_t experts,
+LogicalResult RoutedType::verify(function_ref<InFlightDiagnostic()> emitError, RankedTensorType tokens, int64_t experts,
                                  int64_t k, FloatAttr capacity) {
   if (tokens.getRank() != 2)
-    return emitError() << "expects routed tokens of shape [tokens, d], got "
-                       << tokens;
+    return emitError() << "expects routed tokens of shape [tokens, d], got " << tokens;
   if (ShapedType::isDynamic(tokens.getDimSize(1)))
     return emitError() << "expects a static hidden dimension in " << tokens;
   if (!isa<FloatType>(tokens.getElementType()))
-    return emitError() << "expects float routed tokens, got "
-                       << tokens.getElementType();
+    return emitError() << "expects float routed tokens, got " << tokens.getElementType();
   if (experts <= 0)
     return emitError() << "expects a positive expert count, got " << experts;
   if (k <= 0 || k > experts)
-    return emitError() << "expects k (" << k
-                       << ") to be between 1 and the expert count (" << experts
-                       << ")";
+    return emitError() << "expects k (" << k << ") to be between 1 and the expert count (" << experts << ")";
   if (capacity && !(capacity.getValueAsDouble() > 0.0))
-    return emitError() << "expects a positive capacity factor, got "
-                       << capacity.getValueAsDouble();
+    return emitError() << "expects a positive capacity factor, got " << capacity.getValueAsDouble();
   return success();
 }

@@ -6,8 +6,7 @@
 
 namespace mlir::moe::detail {
 /// Emits "expects <name> (<dim>) to be less than the rank (<rank>)" unless it is.
-LogicalResult verifyDimInRank(Operation *op, StringRef name, int64_t dim,
-                              int64_t rank);
+LogicalResult verifyDimInRank(Operation *op, StringRef name, int64_t dim, int64_t rank);
 } // namespace mlir::moe::detail
 
 #endif // MOE_DIALECT_MOE_IR_VERIFYUTILS_H

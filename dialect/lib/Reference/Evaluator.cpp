@@ -51,44 +51,62 @@ struct Routed {
 };
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-double gelu(double x) {
-  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-}
+double gelu(double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }
 
 double applyUnary(UnaryFn fn, double x) {
   switch (fn) {
-  case UnaryFn::neg: return -x;
-  case UnaryFn::exp: return std::exp(x);
-  case UnaryFn::log: return std::log(x);
-  case UnaryFn::sqrt: return std::sqrt(x);
-  case UnaryFn::tanh: return std::tanh(x);
-  case UnaryFn::abs: return std::fabs(x);
-  case UnaryFn::sigmoid: return sigmoid(x);
-  case UnaryFn::silu: return x * sigmoid(x);
-  case UnaryFn::gelu: return gelu(x);
-  case UnaryFn::relu: return x > 0 ? x : 0.0;
+  case UnaryFn::neg:
+    return -x;
+  case UnaryFn::exp:
+    return std::exp(x);
+  case UnaryFn::log:
+    return std::log(x);
+  case UnaryFn::sqrt:
+    return std::sqrt(x);
+  case UnaryFn::tanh:
+    return std::tanh(x);
+  case UnaryFn::abs:
+    return std::fabs(x);
+  case UnaryFn::sigmoid:
+    return sigmoid(x);
+  case UnaryFn::silu:
+    return x * sigmoid(x);
+  case UnaryFn::gelu:
+    return gelu(x);
+  case UnaryFn::relu:
+    return x > 0 ? x : 0.0;
   }
   return x;
 }
 
 double applyBinary(BinaryFn fn, double a, double b) {
   switch (fn) {
-  case BinaryFn::add: return a + b;
-  case BinaryFn::sub: return a - b;
-  case BinaryFn::mul: return a * b;
-  case BinaryFn::div: return a / b;
-  case BinaryFn::pow: return std::pow(a, b);
-  case BinaryFn::max: return std::max(a, b);
-  case BinaryFn::min: return std::min(a, b);
+  case BinaryFn::add:
+    return a + b;
+  case BinaryFn::sub:
+    return a - b;
+  case BinaryFn::mul:
+    return a * b;
+  case BinaryFn::div:
+    return a / b;
+  case BinaryFn::pow:
+    return std::pow(a, b);
+  case BinaryFn::max:
+    return std::max(a, b);
+  case BinaryFn::min:
+    return std::min(a, b);
   }
   return a;
 }
 
 double activate(Activation act, double x) {
   switch (act) {
-  case Activation::relu: return x > 0 ? x : 0.0;
-  case Activation::gelu: return gelu(x);
-  case Activation::silu: return x * sigmoid(x);
+  case Activation::relu:
+    return x > 0 ? x : 0.0;
+  case Activation::gelu:
+    return gelu(x);
+  case Activation::silu:
+    return x * sigmoid(x);
   }
   return x;
 }
@@ -99,8 +117,7 @@ Type elementTypeOf(Value v) { return cast<ShapedType>(v.getType()).getElementTyp
 std::vector<int64_t> topIndices(const std::vector<double> &row, int64_t k) {
   std::vector<int64_t> order(row.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
   order.resize(k);
   return order;
 }
@@ -194,9 +211,7 @@ private:
           Tensor t;
           auto dynamic = splat.getDynamicSizes().begin();
           for (int64_t d : type.getShape())
-            t.shape.push_back(ShapedType::isDynamic(d)
-                                  ? static_cast<int64_t>(in(*dynamic++).data[0])
-                                  : d);
+            t.shape.push_back(ShapedType::isDynamic(d) ? static_cast<int64_t>(in(*dynamic++).data[0]) : d);
           t.data.assign(t.numElements(), in(splat.getInput()).data[0]);
           tensors[splat.getResult()] = t;
           return success();
@@ -453,8 +468,8 @@ private:
     r.k = type.getK();
     int64_t capacity = INT64_MAX;
     if (FloatAttr c = type.getCapacity())
-      capacity = static_cast<int64_t>(std::ceil(c.getValueAsDouble() * static_cast<double>(r.tokens * r.k) /
-                                                static_cast<double>(r.experts)));
+      capacity = static_cast<int64_t>(
+          std::ceil(c.getValueAsDouble() * static_cast<double>(r.tokens * r.k) / static_cast<double>(r.experts)));
     std::vector<int64_t> load(r.experts, 0);
     for (int64_t a = 0; a < r.tokens * r.k; ++a) {
       int64_t e = static_cast<int64_t>(idx.data[a]);
@@ -490,9 +505,15 @@ private:
             u += x[p] * w[1]->data[(e * d + p) * inner + j];
         }
         switch (f.getKind()) {
-        case FfnKind::swiglu: h[j] = g * sigmoid(g) * u; break;
-        case FfnKind::geglu: h[j] = gelu(g) * u; break;
-        case FfnKind::mlp: h[j] = activate(*f.getActivation(), g); break;
+        case FfnKind::swiglu:
+          h[j] = g * sigmoid(g) * u;
+          break;
+        case FfnKind::geglu:
+          h[j] = gelu(g) * u;
+          break;
+        case FfnKind::mlp:
+          h[j] = activate(*f.getActivation(), g);
+          break;
         }
       }
       const Tensor &down = *w.back();
@@ -546,7 +567,6 @@ private:
 
 } // namespace
 
-FailureOr<std::vector<Tensor>> reference::evaluate(func::FuncOp fn, ArrayRef<Tensor> args,
-                                                   std::string &error) {
+FailureOr<std::vector<Tensor>> reference::evaluate(func::FuncOp fn, ArrayRef<Tensor> args, std::string &error) {
   return Interpreter(error).run(fn, args);
 }

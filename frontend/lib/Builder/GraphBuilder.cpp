@@ -37,8 +37,7 @@ Graph &graphOf(const Tensor &a) { return *a.graph(); }
 } // namespace
 
 Graph::Graph(std::string layerName, std::string elementType, std::string description)
-    : name(std::move(layerName)), elementType(std::move(elementType)),
-      description(std::move(description)) {}
+    : name(std::move(layerName)), elementType(std::move(elementType)), description(std::move(description)) {}
 
 Tensor Graph::emit(const std::string &expression, Site site) {
   std::string var = "v" + std::to_string(next++);
@@ -52,8 +51,7 @@ std::pair<Tensor, Tensor> Graph::emitPair(const std::string &expression, Site si
   return {Tensor(this, a), Tensor(this, b)};
 }
 
-Tensor Graph::input(const std::string &argName, const std::string &dtype, std::vector<Dim> dims,
-                    Site site) {
+Tensor Graph::input(const std::string &argName, const std::string &dtype, std::vector<Dim> dims, Site site) {
   std::string type = argName + "::Tensor{" + dtype + "}[";
   for (size_t i = 0; i < dims.size(); ++i)
     type += (i ? ", " : "") + dims[i].text;
@@ -62,8 +60,8 @@ Tensor Graph::input(const std::string &argName, const std::string &dtype, std::v
   return Tensor(this, argName);
 }
 
-Tensor Graph::param(const std::string &fieldName, const std::string &dtype,
-                    std::vector<int64_t> shape, const std::string &init, bool trainable, Site site) {
+Tensor Graph::param(const std::string &fieldName, const std::string &dtype, std::vector<int64_t> shape,
+                    const std::string &init, bool trainable, Site site) {
   std::string ctor = "Param{" + dtype + "}(";
   for (size_t i = 0; i < shape.size(); ++i)
     ctor += (i ? ", " : "") + std::to_string(shape[i]);
@@ -79,8 +77,7 @@ Field Graph::dense(const std::string &fieldName, int64_t in, int64_t out, bool b
 }
 
 Field Graph::experts(const std::string &fieldName, int64_t n, const Ffn &ffn, Site site) {
-  fields.push_back("    " + fieldName + " = Experts(" + std::to_string(n) + ", " + ffn.constructor + ")" +
-                   where(site));
+  fields.push_back("    " + fieldName + " = Experts(" + std::to_string(n) + ", " + ffn.constructor + ")" + where(site));
   return Field(this, fieldName);
 }
 
@@ -123,15 +120,13 @@ std::string Graph::source() const {
   return s;
 }
 
-Tensor Field::operator()(const Tensor &x, Site site) const {
-  return owner->emit(name + "(" + x.var() + ")", site);
-}
+Tensor Field::operator()(const Tensor &x, Site site) const { return owner->emit(name + "(" + x.var() + ")", site); }
 
 namespace moe::builder {
 
-#define MOE_BINARY(OP, SPELLING)                                                                   \
-  Tensor operator OP(const Tensor &a, const Tensor &b) {                                           \
-    return graphOf(a).emit(a.var() + " " SPELLING " " + b.var(), Site{nullptr, 0});                 \
+#define MOE_BINARY(OP, SPELLING)                                                                                       \
+  Tensor operator OP(const Tensor &a, const Tensor &b) {                                                               \
+    return graphOf(a).emit(a.var() + " " SPELLING " " + b.var(), Site{nullptr, 0});                                    \
   }
 MOE_BINARY(+, ".+")
 MOE_BINARY(-, ".-")
@@ -148,9 +143,9 @@ Tensor operator-(const Tensor &a) { return graphOf(a).emit("-" + a.var(), kNoSit
 
 Tensor matmul(const Tensor &a, const Tensor &b, Site site) { return graphOf(a).emit(a.var() + " * " + b.var(), site); }
 
-#define MOE_DIMS(NAME)                                                                             \
-  Tensor NAME(const Tensor &x, int dims, Site site) {                                              \
-    return graphOf(x).emit(#NAME "(" + x.var() + "; dims = " + std::to_string(dims) + ")", site);  \
+#define MOE_DIMS(NAME)                                                                                                 \
+  Tensor NAME(const Tensor &x, int dims, Site site) {                                                                  \
+    return graphOf(x).emit(#NAME "(" + x.var() + "; dims = " + std::to_string(dims) + ")", site);                      \
   }
 MOE_DIMS(softmax)
 MOE_DIMS(logsoftmax)
@@ -159,7 +154,7 @@ MOE_DIMS(mean)
 MOE_DIMS(maximum)
 #undef MOE_DIMS
 
-#define MOE_SCALAR(NAME)                                                                           \
+#define MOE_SCALAR(NAME)                                                                                               \
   Tensor NAME(const Tensor &x, Site site) { return graphOf(x).emit(#NAME ".(" + x.var() + ")", site); }
 MOE_SCALAR(sigmoid)
 MOE_SCALAR(silu)
@@ -172,16 +167,20 @@ MOE_SCALAR(tanh)
 MOE_SCALAR(abs)
 #undef MOE_SCALAR
 
-Tensor max(const Tensor &a, const Tensor &b, Site site) { return graphOf(a).emit("max.(" + a.var() + ", " + b.var() + ")", site); }
-Tensor min(const Tensor &a, const Tensor &b, Site site) { return graphOf(a).emit("min.(" + a.var() + ", " + b.var() + ")", site); }
+Tensor max(const Tensor &a, const Tensor &b, Site site) {
+  return graphOf(a).emit("max.(" + a.var() + ", " + b.var() + ")", site);
+}
+Tensor min(const Tensor &a, const Tensor &b, Site site) {
+  return graphOf(a).emit("min.(" + a.var() + ", " + b.var() + ")", site);
+}
 
 std::pair<Tensor, Tensor> topk(const Tensor &x, int64_t k, Site site) {
   return graphOf(x).emitPair("topk(" + x.var() + ", " + std::to_string(k) + ")", site);
 }
 
 Tensor group_topk(const Tensor &s, int64_t k, int64_t groups, int64_t topGroups, Site site) {
-  return graphOf(s).emit("group_topk(" + s.var() + ", " + std::to_string(k) + "; groups = " +
-                             std::to_string(groups) + ", top_groups = " + std::to_string(topGroups) + ")",
+  return graphOf(s).emit("group_topk(" + s.var() + ", " + std::to_string(k) + "; groups = " + std::to_string(groups) +
+                             ", top_groups = " + std::to_string(topGroups) + ")",
                          site);
 }
 Tensor gather(const Tensor &x, const Tensor &indices, Site site) {

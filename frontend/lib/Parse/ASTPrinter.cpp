@@ -16,8 +16,7 @@ llvm::StringRef moe::frontend::spellOperator(TokenKind op) {
 namespace {
 class ASTPrinter {
 public:
-  ASTPrinter(const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os)
-      : sourceMgr(sourceMgr), os(os) {}
+  ASTPrinter(const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os) : sourceMgr(sourceMgr), os(os) {}
 
   void print(const Program &program) {
     for (const ConstDecl &c : program.consts) {
@@ -152,8 +151,7 @@ private:
       return;
     case K::Float: {
       const auto &f = llvm::cast<FloatExpr>(e);
-      line(e.getLoc()) << "(float " << llvm::format("%.16g", f.value) << (f.isFloat32 ? " f32" : "")
-                       << ")\n";
+      line(e.getLoc()) << "(float " << llvm::format("%.16g", f.value) << (f.isFloat32 ? " f32" : "") << ")\n";
       return;
     }
     case K::Bool:
@@ -240,7 +238,6 @@ private:
 };
 } // namespace
 
-void moe::frontend::printProgram(const Program &program, const llvm::SourceMgr &sourceMgr,
-                                 llvm::raw_ostream &os) {
+void moe::frontend::printProgram(const Program &program, const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os) {
   ASTPrinter(sourceMgr, os).print(program);
 }

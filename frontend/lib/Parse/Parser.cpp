@@ -10,8 +10,7 @@
 using namespace moe::frontend;
 using llvm::SMLoc;
 
-Parser::Parser(Diagnostics &diags, unsigned bufferId)
-    : diags(diags), lexer(diags.getSourceMgr(), bufferId) {
+Parser::Parser(Diagnostics &diags, unsigned bufferId) : diags(diags), lexer(diags.getSourceMgr(), bufferId) {
   tok = lexer.next();
 }
 
@@ -126,14 +125,12 @@ Program Parser::parseProgram() {
       ok = parseShortFunction(program, std::move(doc));
       break;
     default:
-      errorHere("expected 'const', 'layer' or a function at top level, found " +
-                describe(tok.kind));
+      errorHere("expected 'const', 'layer' or a function at top level, found " + describe(tok.kind));
       ok = false;
     }
     if (!ok)
       skipLine();
-    else if (!tok.is(TokenKind::Eof) && !tok.is(TokenKind::Newline) &&
-             !tok.is(TokenKind::Semicolon)) {
+    else if (!tok.is(TokenKind::Eof) && !tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon)) {
       errorHere("expected end of line after the declaration, found " + describe(tok.kind));
       skipLine();
     }
@@ -234,7 +231,8 @@ bool Parser::parseLayer(Program &program, std::string doc) {
       continue;
     }
     errorHere("expected a field 'name = Constructor(...)', the forward method or 'end' in "
-              "layer '" + layer.name + "', found " + describe(tok.kind));
+              "layer '" +
+              layer.name + "', found " + describe(tok.kind));
     skipLine();
   }
   program.layers.push_back(std::move(layer));
@@ -256,8 +254,8 @@ std::unique_ptr<FunctionDecl> Parser::parseFunction(std::string doc, bool anonym
     fn->name = tok.text.str();
     advance();
   }
-  if (!expect(TokenKind::LParen, anonymous ? "after 'function' in a layer (the forward method)"
-                                           : "after the function's name"))
+  if (!expect(TokenKind::LParen,
+              anonymous ? "after 'function' in a layer (the forward method)" : "after the function's name"))
     return nullptr;
   // After a bad parameter list, the body is still parsed to find its `end`.
   bool paramsOk = parseParameters(TokenKind::RParen, fn->params, &fn->keywordParams);
@@ -320,8 +318,7 @@ std::optional<Parameter> Parser::parseParameter() {
   return param;
 }
 
-bool Parser::parseParameters(TokenKind close, std::vector<Parameter> &params,
-                             std::vector<Parameter> *keywordParams) {
+bool Parser::parseParameters(TokenKind close, std::vector<Parameter> &params, std::vector<Parameter> *keywordParams) {
   bool inKeywords = false;
   while (!tok.is(close)) {
     if (tok.is(TokenKind::Semicolon)) {
@@ -341,8 +338,7 @@ bool Parser::parseParameters(TokenKind close, std::vector<Parameter> &params,
       return false;
     }
     (inKeywords ? *keywordParams : params).push_back(std::move(*param));
-    if (!tok.is(close) && !tok.is(TokenKind::Semicolon) &&
-        !expect(TokenKind::Comma, "between parameters"))
+    if (!tok.is(close) && !tok.is(TokenKind::Semicolon) && !expect(TokenKind::Comma, "between parameters"))
       return false;
   }
   advance(); // close
@@ -377,8 +373,7 @@ bool Parser::parseBody(std::vector<Stmt> &body, SMLoc openLoc, llvm::StringRef w
       continue;
     }
     body.push_back(std::move(*stmt));
-    if (!tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon) &&
-        !tok.is(TokenKind::KwEnd)) {
+    if (!tok.is(TokenKind::Newline) && !tok.is(TokenKind::Semicolon) && !tok.is(TokenKind::KwEnd)) {
       errorHere("expected end of line after the statement, found " + describe(tok.kind));
       skipLine();
     }
@@ -392,8 +387,7 @@ bool Parser::parseBody(std::vector<Stmt> &body, SMLoc openLoc, llvm::StringRef w
 /// Julia's block statements, which .moe leaves out: the forward is
 /// straight-line code specialised at compile time.
 static bool isUnsupportedBlock(const Token &t) {
-  return t.is(TokenKind::Identifier) &&
-         llvm::is_contained({"if", "for", "while", "let", "begin", "try"}, t.text);
+  return t.is(TokenKind::Identifier) && llvm::is_contained({"if", "for", "while", "let", "begin", "try"}, t.text);
 }
 
 void Parser::skipBlock() {
@@ -491,8 +485,7 @@ ExprPtr Parser::parseExprList() {
 ExprPtr Parser::parseExpr() {
   if (nesting >= kMaxNesting) {
     if (!nestingReported)
-      errorHere("expression nested too deeply (more than " + llvm::Twine(kMaxNesting) +
-                " levels)");
+      errorHere("expression nested too deeply (more than " + llvm::Twine(kMaxNesting) + " levels)");
     nestingReported = true;
     return nullptr;
   }
@@ -512,15 +505,28 @@ struct OperatorInfo {
 /// Julia's precedence for the binary operators below the unary ones.
 static OperatorInfo binaryOperatorInfo(TokenKind kind) {
   switch (kind) {
-  case TokenKind::Arrow: return {1, true};
-  case TokenKind::OrOr: return {2, true};
-  case TokenKind::AndAnd: return {3, true};
-  case TokenKind::Equal: case TokenKind::NotEqual: case TokenKind::Less:
-  case TokenKind::LessEqual: case TokenKind::Greater: case TokenKind::GreaterEqual:
+  case TokenKind::Arrow:
+    return {1, true};
+  case TokenKind::OrOr:
+    return {2, true};
+  case TokenKind::AndAnd:
+    return {3, true};
+  case TokenKind::Equal:
+  case TokenKind::NotEqual:
+  case TokenKind::Less:
+  case TokenKind::LessEqual:
+  case TokenKind::Greater:
+  case TokenKind::GreaterEqual:
     return {4, false};
-  case TokenKind::Plus: case TokenKind::Minus: case TokenKind::DotPlus: case TokenKind::DotMinus:
+  case TokenKind::Plus:
+  case TokenKind::Minus:
+  case TokenKind::DotPlus:
+  case TokenKind::DotMinus:
     return {5, false};
-  case TokenKind::Star: case TokenKind::Slash: case TokenKind::DotStar: case TokenKind::DotSlash:
+  case TokenKind::Star:
+  case TokenKind::Slash:
+  case TokenKind::DotStar:
+  case TokenKind::DotSlash:
     return {6, false};
   default:
     return {-1, false};
@@ -616,8 +622,7 @@ bool Parser::parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordA
       inKeywords = true;
     } else {
       if (inKeywords) {
-        errorHere("expected a keyword argument 'name = value' after ';', found " +
-                  describe(tok.kind));
+        errorHere("expected a keyword argument 'name = value' after ';', found " + describe(tok.kind));
         return false;
       }
       ExprPtr arg = parseExpr();
@@ -625,16 +630,14 @@ bool Parser::parseCallArguments(std::vector<ExprPtr> &args, std::vector<KeywordA
         return false;
       args.push_back(std::move(arg));
     }
-    if (!tok.is(TokenKind::RParen) && !tok.is(TokenKind::Semicolon) &&
-        !expect(TokenKind::Comma, "between arguments"))
+    if (!tok.is(TokenKind::RParen) && !tok.is(TokenKind::Semicolon) && !expect(TokenKind::Comma, "between arguments"))
       return false;
   }
   advance(); // )
   return true;
 }
 
-bool Parser::parseExprsUntil(TokenKind close, llvm::StringRef separatorContext,
-                             std::vector<ExprPtr> &out) {
+bool Parser::parseExprsUntil(TokenKind close, llvm::StringRef separatorContext, std::vector<ExprPtr> &out) {
   while (!tok.is(close)) {
     ExprPtr e = parseExpr();
     if (!e)
@@ -657,8 +660,8 @@ ExprPtr Parser::parsePostfix() {
       std::vector<KeywordArg> keywords;
       if (!parseCallArguments(args, keywords))
         return nullptr;
-      expr = std::make_unique<CallExpr>(expr->getLoc(), std::move(expr), std::move(args),
-                                        std::move(keywords), /*broadcast=*/false);
+      expr = std::make_unique<CallExpr>(expr->getLoc(), std::move(expr), std::move(args), std::move(keywords),
+                                        /*broadcast=*/false);
     } else if (tok.is(TokenKind::Dot)) {
       advance();
       if (!tok.is(TokenKind::LParen)) {
@@ -671,8 +674,8 @@ ExprPtr Parser::parsePostfix() {
       std::vector<KeywordArg> keywords;
       if (!parseCallArguments(args, keywords))
         return nullptr;
-      expr = std::make_unique<CallExpr>(expr->getLoc(), std::move(expr), std::move(args),
-                                        std::move(keywords), /*broadcast=*/true);
+      expr = std::make_unique<CallExpr>(expr->getLoc(), std::move(expr), std::move(args), std::move(keywords),
+                                        /*broadcast=*/true);
     } else if (tok.is(TokenKind::LBrace)) {
       advance();
       std::vector<ExprPtr> params;

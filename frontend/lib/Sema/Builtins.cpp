@@ -11,10 +11,10 @@
 
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
+using llvm::SMLoc;
 using mlir::moe::BinaryFn;
 using mlir::moe::ReduceFn;
 using mlir::moe::UnaryFn;
-using llvm::SMLoc;
 
 namespace {
 struct BuiltinInfo {
@@ -74,19 +74,16 @@ std::optional<UnaryFn> scalarFunction(llvm::StringRef name) {
 }
 } // namespace
 
-bool moe::frontend::sema::isBuiltinFunctionName(llvm::StringRef name) {
-  return findBuiltin(name) != nullptr;
-}
+bool moe::frontend::sema::isBuiltinFunctionName(llvm::StringRef name) { return findBuiltin(name) != nullptr; }
 
-bool Elaborator::checkArity(llvm::StringRef name, const CallExpr &call, const Args &args,
-                            const Keywords &keywords, size_t minArgs, size_t maxArgs,
-                            llvm::ArrayRef<llvm::StringRef> allowed) {
+bool Elaborator::checkArity(llvm::StringRef name, const CallExpr &call, const Args &args, const Keywords &keywords,
+                            size_t minArgs, size_t maxArgs, llvm::ArrayRef<llvm::StringRef> allowed) {
   bool ok = true;
   if (args.size() < minArgs || args.size() > maxArgs) {
-    std::string want = minArgs == maxArgs ? std::to_string(minArgs)
-                                          : std::to_string(minArgs) + " to " + std::to_string(maxArgs);
-    error(call.getLoc(), "'" + name + "' takes " + want + " positional argument" +
-                             (maxArgs == 1 ? "" : "s") + ", got " + std::to_string(args.size()));
+    std::string want =
+        minArgs == maxArgs ? std::to_string(minArgs) : std::to_string(minArgs) + " to " + std::to_string(maxArgs);
+    error(call.getLoc(), "'" + name + "' takes " + want + " positional argument" + (maxArgs == 1 ? "" : "s") +
+                             ", got " + std::to_string(args.size()));
     ok = false;
   }
   for (const KeywordArg &kw : call.keywords) {
@@ -147,8 +144,8 @@ Val Elaborator::evalCall(const CallExpr &call) {
   case Val::Kind::DType:
     if (args.size() == 1 && args[0].isNumber() && keywords.empty())
       return Val::real(args[0].asDouble());
-    error(call.getLoc(), "'" + name(callee.dtype) + "(x)' converts a number; use '" +
-                             name(callee.dtype) + ".(x)' to convert every element of a tensor");
+    error(call.getLoc(), "'" + name(callee.dtype) + "(x)' converts a number; use '" + name(callee.dtype) +
+                             ".(x)' to convert every element of a tensor");
     return Val::poison();
   default:
     if (auto *n = llvm::dyn_cast<NameExpr>(call.callee.get()))
@@ -159,8 +156,7 @@ Val Elaborator::evalCall(const CallExpr &call) {
   }
 }
 
-Val Elaborator::broadcastCall(const Val &callee, const CallExpr &call, Args &args,
-                              Keywords &keywords) {
+Val Elaborator::broadcastCall(const Val &callee, const CallExpr &call, Args &args, Keywords &keywords) {
   SMLoc at = call.getLoc();
   if (callee.kind == Val::Kind::DType) {
     if (!checkArity(name(callee.dtype), call, args, keywords, 1, 1, {}))
@@ -187,8 +183,10 @@ Val Elaborator::broadcastCall(const Val &callee, const CallExpr &call, Args &arg
   if (callee.kind == Val::Kind::Builtin) {
     const BuiltinInfo *info = findBuiltin(callee.s);
     if (!info->elementwise) {
-      error(at, "'" + callee.s + "' is not a scalar function and cannot be broadcast with '.('; "
-                "call it as '" + callee.s + "(...)'");
+      error(at, "'" + callee.s +
+                    "' is not a scalar function and cannot be broadcast with '.('; "
+                    "call it as '" +
+                    callee.s + "(...)'");
       return Val::poison();
     }
     ++broadcastDepth;
@@ -219,29 +217,28 @@ const FunctionDecl *Elaborator::selectMethod(llvm::StringRef name, size_t arity,
   return nullptr;
 }
 
-Val Elaborator::callFunction(const FunctionDecl &fn, const CallExpr &call, Args &args,
-                             Keywords &keywords) {
+Val Elaborator::callFunction(const FunctionDecl &fn, const CallExpr &call, Args &args, Keywords &keywords) {
   SMLoc at = call.getLoc();
   if (expansionExceeded)
     return Val::poison();
   if (static_cast<int64_t>(frames.size()) >= options.maxCallDepth) {
     expansionExceeded = true;
-    error(at, "helper calls nest more than " + std::to_string(options.maxCallDepth) +
-                  " deep at this call of '" + fn.name + "'");
+    error(at, "helper calls nest more than " + std::to_string(options.maxCallDepth) + " deep at this call of '" +
+                  fn.name + "'");
     return Val::poison();
   }
   if (operationCounter.count > options.maxOperations) {
     expansionExceeded = true;
-    error(at, "inlining this call of '" + fn.name + "' grows the layer past " +
-                  std::to_string(options.maxOperations) +
+    error(at, "inlining this call of '" + fn.name + "' grows the layer past " + std::to_string(options.maxOperations) +
                   " operations; helper functions are inlined at every call site, so a helper "
                   "that calls another twice doubles the code at each level");
     return Val::poison();
   }
   for (const Frame &f : frames)
     if (f.function == &fn) {
-      error(at, "recursive call of '" + fn.name + "': helper functions are inlined at every "
-                "call site, so recursion is not allowed");
+      error(at, "recursive call of '" + fn.name +
+                    "': helper functions are inlined at every "
+                    "call site, so recursion is not allowed");
       note(fn.loc, "'" + fn.name + "' is defined here");
       return Val::poison();
     }
@@ -279,8 +276,7 @@ Val Elaborator::callFunction(const FunctionDecl &fn, const CallExpr &call, Args 
 //===----------------------------------------------------------------------===//
 
 namespace {
-Val makeRouted(mlir::Value v, const Val &x, int64_t experts, int64_t k,
-               std::optional<double> capacity) {
+Val makeRouted(mlir::Value v, const Val &x, int64_t experts, int64_t k, std::optional<double> capacity) {
   Val r;
   r.kind = Val::Kind::Routed;
   r.value = v;
@@ -300,25 +296,24 @@ bool Elaborator::expectRowsAndIndices(llvm::StringRef fname, Args &args, llvm::S
   std::string rowsWhat = (rowsRole + " of '" + fname + "'").str();
   std::string indicesWhat = ("the indices of '" + fname + "'").str();
   std::string perToken = ("'" + fname + "' needs one index row per token").str();
-  if (!expectFloatTensor(rows, args.locs[0], rowsWhat, 2) ||
-      !expectIndexTensor(idx, args.locs[1], indicesWhat) ||
+  if (!expectFloatTensor(rows, args.locs[0], rowsWhat, 2) || !expectIndexTensor(idx, args.locs[1], indicesWhat) ||
       !sameDim(rows.shape[0], idx.shape[0], at, perToken))
     return false;
   if (rows.shape[1] != Dim{idx.indexRange, ""}) {
-    error(at, "'" + fname + "' indices select among " + std::to_string(idx.indexRange) +
-                  " experts but " + rowsName + " has " + rows.shape[1].str() + " columns");
+    error(at, "'" + fname + "' indices select among " + std::to_string(idx.indexRange) + " experts but " + rowsName +
+                  " has " + rows.shape[1].str() + " columns");
     return false;
   }
   return true;
 }
 
-Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &args,
-                            Keywords &keywords) {
+Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &args, Keywords &keywords) {
   const BuiltinInfo *info = findBuiltin(fname);
   SMLoc at = call.getLoc();
   if (broadcastDepth > 0 && !info->elementwise) {
-    error(at, "'" + fname + "' is not elementwise and cannot be used in a helper applied with "
-                            "f.(x)");
+    error(at, "'" + fname +
+                  "' is not elementwise and cannot be used in a helper applied with "
+                  "f.(x)");
     return Val::poison();
   }
   if (!checkArity(fname, call, args, keywords, info->minArgs, info->maxArgs, info->keywords))
@@ -332,16 +327,17 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
   // Scalar functions: fold on numbers; elementwise inside `f.(x)`.
   if (std::optional<UnaryFn> fn = scalarFunction(fname)) {
     if (args[0].isTensor() && broadcastDepth == 0) {
-      error(at, "'" + fname + "' applies to numbers; use '" + fname + ".(x)' to apply it to "
-                "every element of a tensor");
+      error(at, "'" + fname + "' applies to numbers; use '" + fname +
+                    ".(x)' to apply it to "
+                    "every element of a tensor");
       return Val::poison();
     }
     return applyUnary(*fn, args[0], at);
   }
   if (fname == "max" || fname == "min") {
     if ((args[0].isTensor() || args[1].isTensor()) && broadcastDepth == 0) {
-      error(at, "'" + fname + "' of tensors: use '" + fname + ".(a, b)' for the elementwise " +
-                    fname + ", or 'maximum(x; dims)' to reduce");
+      error(at, "'" + fname + "' of tensors: use '" + fname + ".(a, b)' for the elementwise " + fname +
+                    ", or 'maximum(x; dims)' to reduce");
       return Val::poison();
     }
     return broadcastBinary(fname == "max" ? BinaryFn::max : BinaryFn::min, args[0], args[1], at);
@@ -373,15 +369,13 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
         return Val::poison();
       dim = *parsed;
     } else if (x.rank() > 1 && !x.shape[0].isStatic()) {
-      warning(at, "'" + fname + "' without dims normalises over dims = 1 (the '" +
-                      x.shape[0].symbol + "' dimension), as NNlib does; write dims = " +
-                      std::to_string(x.rank()) + " to normalise each row");
+      warning(at, "'" + fname + "' without dims normalises over dims = 1 (the '" + x.shape[0].symbol +
+                      "' dimension), as NNlib does; write dims = " + std::to_string(x.rank()) +
+                      " to normalise each row");
     }
     auto type = toTensorType(ElemType::F32, x.shape, &context);
-    mlir::Value v = mlir::moe::SoftmaxOp::create(builder, l, type, x.value,
-                                                 builder.getI64IntegerAttr(dim),
-                                                 fname == "logsoftmax" ? builder.getUnitAttr()
-                                                                       : mlir::UnitAttr());
+    mlir::Value v = mlir::moe::SoftmaxOp::create(builder, l, type, x.value, builder.getI64IntegerAttr(dim),
+                                                 fname == "logsoftmax" ? builder.getUnitAttr() : mlir::UnitAttr());
     return Val::tensor(v, ElemType::F32, x.shape);
   }
 
@@ -409,9 +403,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       x.shape[d] = Dim{1, ""};
     }
     if (!kw("dims")) {
-      x.value = mlir::tensor::CollapseShapeOp::create(
-          builder, l, toTensorType(x.dtype, {}, &context), x.value,
-          llvm::ArrayRef<mlir::ReassociationIndices>{});
+      x.value = mlir::tensor::CollapseShapeOp::create(builder, l, toTensorType(x.dtype, {}, &context), x.value,
+                                                      llvm::ArrayRef<mlir::ReassociationIndices>{});
       x.shape.clear();
     }
     return x;
@@ -425,14 +418,16 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
     if (!k)
       return Val::poison();
     if (!x.shape[1].isStatic()) {
-      error(args.locs[0], "'topk' needs a static number of experts (the last dimension), got '" +
-                              x.shape[1].symbol + "'");
+      error(args.locs[0],
+            "'topk' needs a static number of experts (the last dimension), got '" + x.shape[1].symbol + "'");
       return Val::poison();
     }
     int64_t experts = x.shape[1].size;
     if (*k < 1 || *k > experts) {
-      error(args.locs[1], "k = " + std::to_string(*k) + " must be between 1 and the number of "
-                          "experts (" + std::to_string(experts) + ")");
+      error(args.locs[1], "k = " + std::to_string(*k) +
+                              " must be between 1 and the number of "
+                              "experts (" +
+                              std::to_string(experts) + ")");
       return Val::poison();
     }
     auto op = mlir::moe::TopKOp::create(builder, l, x.value, *k);
@@ -458,26 +453,26 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
     if (!k || !groups || !topGroups)
       return Val::poison();
     if (!s.shape[1].isStatic()) {
-      error(args.locs[0], "'group_topk' needs a static number of experts, got '" +
-                              s.shape[1].symbol + "'");
+      error(args.locs[0], "'group_topk' needs a static number of experts, got '" + s.shape[1].symbol + "'");
       return Val::poison();
     }
     int64_t experts = s.shape[1].size;
     if (*groups < 1 || experts % *groups != 0) {
-      error(g->loc, "groups = " + std::to_string(*groups) + " must divide the " +
-                        std::to_string(experts) + " experts into equal groups");
+      error(g->loc, "groups = " + std::to_string(*groups) + " must divide the " + std::to_string(experts) +
+                        " experts into equal groups");
       return Val::poison();
     }
     if (*topGroups < 1 || *topGroups > *groups) {
-      error(tg->loc, "top_groups = " + std::to_string(*topGroups) + " must be between 1 and "
-                     "groups (" + std::to_string(*groups) + ")");
+      error(tg->loc, "top_groups = " + std::to_string(*topGroups) +
+                         " must be between 1 and "
+                         "groups (" +
+                         std::to_string(*groups) + ")");
       return Val::poison();
     }
     int64_t reachable = *topGroups * (experts / *groups);
     if (*k < 1 || *k > reachable) {
-      error(args.locs[1], "k = " + std::to_string(*k) + " must be between 1 and the " +
-                              std::to_string(reachable) + " experts of the " +
-                              std::to_string(*topGroups) + " kept groups");
+      error(args.locs[1], "k = " + std::to_string(*k) + " must be between 1 and the " + std::to_string(reachable) +
+                              " experts of the " + std::to_string(*topGroups) + " kept groups");
       return Val::poison();
     }
     mlir::Value v = mlir::moe::GroupTopKOp::create(builder, l, s.value, *k, *groups, *topGroups);
@@ -501,8 +496,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
         !sameDim(x.shape[0], idx.shape[0], at, "'dispatch' needs one index row per token"))
       return Val::poison();
     if (!x.shape[1].isStatic()) {
-      error(args.locs[0], "'dispatch' needs a static hidden dimension, got '" +
-                              x.shape[1].symbol + "'");
+      error(args.locs[0], "'dispatch' needs a static hidden dimension, got '" + x.shape[1].symbol + "'");
       return Val::poison();
     }
     std::optional<double> capacity;
@@ -515,16 +509,14 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
         return Val::poison();
       }
     }
-    mlir::Value v = mlir::moe::DispatchOp::create(builder, l, x.value, idx.value,
-                                                  idx.indexRange, capacity);
+    mlir::Value v = mlir::moe::DispatchOp::create(builder, l, x.value, idx.value, idx.indexRange, capacity);
     return makeRouted(v, x, idx.indexRange, idx.shape[1].size, capacity);
   }
 
   if (fname == "combine") {
     Val y = args[0], w = args[1];
     if (y.kind != Val::Kind::Routed) {
-      error(args.locs[0], "'combine' expects the routed value of experts(dispatch(x, e)), got " +
-                              describe(y));
+      error(args.locs[0], "'combine' expects the routed value of experts(dispatch(x, e)), got " + describe(y));
       return Val::poison();
     }
     if (!expectFloatTensor(w, args.locs[1], "the weights of 'combine'", 2) ||
@@ -532,8 +524,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       return Val::poison();
     if (w.shape[1] != Dim{y.k, ""}) {
       error(args.locs[1], "'combine' needs k = " + std::to_string(y.k) +
-                              " weights per token (one per dispatched expert), got " +
-                              str(w.shape));
+                              " weights per token (one per dispatched expert), got " + str(w.shape));
       return Val::poison();
     }
     mlir::Value v = mlir::moe::CombineOp::create(builder, l, y.value, w.value);
@@ -576,8 +567,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       eps = *v;
     }
     ElemType type = promote(x.dtype, w.dtype);
-    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context),
-                                                 x.value, w.value, builder.getF64FloatAttr(eps));
+    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
+                                                 builder.getF64FloatAttr(eps));
     return Val::tensor(v, type, x.shape);
   }
 

@@ -18,17 +18,17 @@ void moe::frontend::registerFrontendDialects(mlir::MLIRContext &context) {
                       mlir::tensor::TensorDialect>();
 }
 
-mlir::OwningOpRef<mlir::ModuleOp>
-moe::frontend::elaborate(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
-                         const ElaborationOptions &options) {
+mlir::OwningOpRef<mlir::ModuleOp> moe::frontend::elaborate(const Program &program, Diagnostics &diags,
+                                                           mlir::MLIRContext &context,
+                                                           const ElaborationOptions &options) {
   registerFrontendDialects(context);
   Elaborator elaborator(program, diags, context, options);
   return elaborator.run();
 }
 
-mlir::OwningOpRef<mlir::ModuleOp>
-moe::frontend::parseAndElaborate(Diagnostics &diags, unsigned bufferId, mlir::MLIRContext &context,
-                                 const ElaborationOptions &options) {
+mlir::OwningOpRef<mlir::ModuleOp> moe::frontend::parseAndElaborate(Diagnostics &diags, unsigned bufferId,
+                                                                   mlir::MLIRContext &context,
+                                                                   const ElaborationOptions &options) {
   Program program = parseSource(diags, bufferId);
   if (diags.getNumErrors() != 0)
     return nullptr;
@@ -60,8 +60,7 @@ mlir::Location Elaborator::loc(SMLoc at) {
   mlir::Location result = mlir::UnknownLoc::get(&context);
   if (unsigned buffer = at.isValid() ? sm.FindBufferContainingLoc(at) : 0) {
     auto [line, col] = sm.getLineAndColumn(at, buffer);
-    result = mlir::FileLineColLoc::get(
-        &context, sm.getMemoryBuffer(buffer)->getBufferIdentifier(), line, col);
+    result = mlir::FileLineColLoc::get(&context, sm.getMemoryBuffer(buffer)->getBufferIdentifier(), line, col);
   }
   if (!frames.empty())
     result = mlir::CallSiteLoc::get(result, frames.back().location);
@@ -86,8 +85,8 @@ void Elaborator::collectGlobals() {
       if (m->params.size() == fn->params.size())
         same = m;
     if (same) {
-      error(fn->loc, "function '" + fn->name + "' with " + std::to_string(fn->params.size()) +
-                         " argument" + (fn->params.size() == 1 ? "" : "s") + " is defined twice");
+      error(fn->loc, "function '" + fn->name + "' with " + std::to_string(fn->params.size()) + " argument" +
+                         (fn->params.size() == 1 ? "" : "s") + " is defined twice");
       note(same->loc, "the first definition is here");
       continue;
     }
@@ -100,10 +99,11 @@ void Elaborator::collectGlobals() {
       continue;
     }
     Val v = eval(*c.value);
-    if (!v.isPoison() && v.kind != Val::Kind::Int && v.kind != Val::Kind::Float &&
-        v.kind != Val::Kind::Bool && v.kind != Val::Kind::DType && v.kind != Val::Kind::Symbol) {
+    if (!v.isPoison() && v.kind != Val::Kind::Int && v.kind != Val::Kind::Float && v.kind != Val::Kind::Bool &&
+        v.kind != Val::Kind::DType && v.kind != Val::Kind::Symbol) {
       error(c.value->getLoc(), "a const must be a compile-time number, boolean, symbol or "
-                               "element type; got " + describe(v));
+                               "element type; got " +
+                                   describe(v));
       v = Val::poison();
     }
     globals[c.name] = v;
@@ -127,8 +127,7 @@ const LayerDecl *Elaborator::selectLayer() {
   std::string known;
   for (const LayerDecl &l : program.layers)
     known += (known.empty() ? "" : ", ") + l.name;
-  diags.error(SMLoc(), "no layer named '" + options.layer + "' in the file (it declares: " +
-                           known + ")");
+  diags.error(SMLoc(), "no layer named '" + options.layer + "' in the file (it declares: " + known + ")");
   return nullptr;
 }
 
@@ -174,7 +173,12 @@ mlir::OwningOpRef<mlir::ModuleOp> Elaborator::run() {
 std::optional<Val> Elaborator::parseOverride(const Parameter &param, llvm::StringRef text) {
   text = text.trim();
   if (auto t = parseElemType(text))
-    return [&] { Val v; v.kind = Val::Kind::DType; v.dtype = *t; return v; }();
+    return [&] {
+      Val v;
+      v.kind = Val::Kind::DType;
+      v.dtype = *t;
+      return v;
+    }();
   if (text == "true" || text == "false")
     return Val::boolean(text == "true");
   std::string digits;
@@ -211,32 +215,29 @@ Val Elaborator::checkHyperParameter(const Parameter &param, Val value, SMLoc at)
   }
   if (annotation == "Int" || annotation == "Int64" || annotation == "Int32") {
     if (value.kind != Val::Kind::Int) {
-      error(at, "hyperparameter '" + param.name + "::" + annotation + "' must be an integer, got " +
-                    describe(value));
+      error(at, "hyperparameter '" + param.name + "::" + annotation + "' must be an integer, got " + describe(value));
       return Val::poison();
     }
-  } else if (annotation == "Float64" || annotation == "Float32" || annotation == "Float" ||
-             annotation == "Real" || annotation == "AbstractFloat") {
+  } else if (annotation == "Float64" || annotation == "Float32" || annotation == "Float" || annotation == "Real" ||
+             annotation == "AbstractFloat") {
     if (!value.isNumber()) {
-      error(at, "hyperparameter '" + param.name + "::" + annotation + "' must be a number, got " +
-                    describe(value));
+      error(at, "hyperparameter '" + param.name + "::" + annotation + "' must be a number, got " + describe(value));
       return Val::poison();
     }
     return Val::real(value.asDouble());
   } else if (annotation == "Bool") {
     if (value.kind != Val::Kind::Bool) {
-      error(at, "hyperparameter '" + param.name + "::Bool' must be true or false, got " +
-                    describe(value));
+      error(at, "hyperparameter '" + param.name + "::Bool' must be true or false, got " + describe(value));
       return Val::poison();
     }
   } else if (!annotation.empty()) {
-    error(param.type->getLoc(), "unknown hyperparameter type '" + annotation +
-                                    "'; use Int, Float64, Float32 or Bool");
+    error(param.type->getLoc(), "unknown hyperparameter type '" + annotation + "'; use Int, Float64, Float32 or Bool");
     return Val::poison();
-  } else if (!value.isNumber() && value.kind != Val::Kind::Bool &&
-             value.kind != Val::Kind::Symbol) {
-    error(at, "hyperparameter '" + param.name + "' must be a compile-time number, boolean or "
-                                               "symbol, got " + describe(value));
+  } else if (!value.isNumber() && value.kind != Val::Kind::Bool && value.kind != Val::Kind::Symbol) {
+    error(at, "hyperparameter '" + param.name +
+                  "' must be a compile-time number, boolean or "
+                  "symbol, got " +
+                  describe(value));
     return Val::poison();
   }
   return value;
@@ -274,8 +275,7 @@ bool Elaborator::bindLayerParameters(const LayerDecl &decl) {
     }
     if (!v.isPoison() && (v.kind != Val::Kind::DType || !isFloat(v.dtype))) {
       error(p.defaultValue ? p.defaultValue->getLoc() : p.loc,
-            "type parameter '" + p.name + "' must be an element type (f32, f16 or bf16), got " +
-                describe(v));
+            "type parameter '" + p.name + "' must be an element type (f32, f16 or bf16), got " + describe(v));
       v = Val::poison();
     }
     declare(p, v);
@@ -288,8 +288,7 @@ bool Elaborator::bindLayerParameters(const LayerDecl &decl) {
       v = parsed ? *parsed : Val::poison();
       at = p.loc;
     } else if (!p.defaultValue) {
-      error(p.loc, "hyperparameter '" + p.name + "' needs a default value, e.g. '" + p.name +
-                       "::Int = 8'");
+      error(p.loc, "hyperparameter '" + p.name + "' needs a default value, e.g. '" + p.name + "::Int = 8'");
     } else {
       v = eval(*p.defaultValue);
     }
@@ -302,33 +301,31 @@ bool Elaborator::bindLayerParameters(const LayerDecl &decl) {
         known += (known.empty() ? "" : ", ") + p.name;
       for (const Parameter &p : decl.hyperParams)
         known += (known.empty() ? "" : ", ") + p.name;
-      diags.error(SMLoc(), "--set " + name + ": layer '" + decl.name +
-                               "' has no hyperparameter or type parameter '" + name + "'" +
-                               (known.empty() ? std::string(" (it has none)")
-                                              : " (it has: " + known + ")"));
+      diags.error(SMLoc(), "--set " + name + ": layer '" + decl.name + "' has no hyperparameter or type parameter '" +
+                               name + "'" +
+                               (known.empty() ? std::string(" (it has none)") : " (it has: " + known + ")"));
     }
   return true;
 }
 
 bool Elaborator::addForwardArgument(const Parameter &param) {
   if (param.defaultValue)
-    error(param.defaultValue->getLoc(), "forward argument '" + param.name +
-                                            "' cannot have a default value");
+    error(param.defaultValue->getLoc(), "forward argument '" + param.name + "' cannot have a default value");
   auto *index = llvm::dyn_cast_or_null<IndexExpr>(param.type.get());
   CurlyExpr *curly = index ? llvm::dyn_cast<CurlyExpr>(index->base.get()) : nullptr;
   auto *tensorName = curly ? llvm::dyn_cast<NameExpr>(curly->base.get()) : nullptr;
   if (!tensorName || tensorName->name != "Tensor" || curly->params.size() != 1) {
-    error(param.type ? param.type->getLoc() : param.loc,
-          "forward argument '" + param.name + "' needs a tensor type: '" + param.name +
-              "::Tensor{T}[tokens, d_model]'");
+    error(param.type ? param.type->getLoc() : param.loc, "forward argument '" + param.name +
+                                                             "' needs a tensor type: '" + param.name +
+                                                             "::Tensor{T}[tokens, d_model]'");
     return false;
   }
   Val elt = eval(*curly->params[0]);
   if (elt.isPoison())
     return false;
   if (elt.kind != Val::Kind::DType || !isFloat(elt.dtype)) {
-    error(curly->params[0]->getLoc(), "the element type of '" + param.name +
-                                          "' must be f32, f16 or bf16, got " + describe(elt));
+    error(curly->params[0]->getLoc(),
+          "the element type of '" + param.name + "' must be f32, f16 or bf16, got " + describe(elt));
     return false;
   }
   Shape shape;
@@ -336,8 +333,7 @@ bool Elaborator::addForwardArgument(const Parameter &param) {
   bool ok = true;
   for (const ExprPtr &d : index->indices) {
     // A name that is not a const or hyperparameter is a symbolic dimension.
-    if (auto *n = llvm::dyn_cast<NameExpr>(d.get());
-        n && !layerScope.count(n->name) && !globals.count(n->name)) {
+    if (auto *n = llvm::dyn_cast<NameExpr>(d.get()); n && !layerScope.count(n->name) && !globals.count(n->name)) {
       shape.push_back(Dim{0, n->name});
       dimNames.push_back(builder.getStringAttr(n->name));
       continue;
@@ -349,7 +345,8 @@ bool Elaborator::addForwardArgument(const Parameter &param) {
     }
     if (v.kind != Val::Kind::Int || v.i <= 0) {
       error(d->getLoc(), "a dimension must be a positive integer or a symbolic name like "
-                         "'tokens', got " + describe(v));
+                         "'tokens', got " +
+                             describe(v));
       ok = false;
       continue;
     }
@@ -371,8 +368,9 @@ bool Elaborator::addForwardArgument(const Parameter &param) {
   if (!firstInputType)
     firstInputType = elt.dtype;
   if (layerScope.count(param.name)) {
-    error(param.loc, "forward argument '" + param.name + "' hides a field or hyperparameter "
-                                                         "of the same name");
+    error(param.loc, "forward argument '" + param.name +
+                         "' hides a field or hyperparameter "
+                         "of the same name");
     return false;
   }
   layerScope[param.name] = Val::tensor(arg, elt.dtype, shape);
@@ -390,8 +388,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   firstInputType.reset();
 
   builder.setInsertionPointToEnd(module->getBody());
-  func = mlir::func::FuncOp::create(builder, loc(decl.loc), decl.name,
-                                    builder.getFunctionType({}, {}));
+  func = mlir::func::FuncOp::create(builder, loc(decl.loc), decl.name, builder.getFunctionType({}, {}));
   mlir::Block *body = func.addEntryBlock();
 
   bindLayerParameters(decl);
@@ -399,12 +396,13 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   // Forward arguments first (they are the function's leading arguments), then
   // the fields' parameters in declaration order.
   if (!decl.forward) {
-    error(decl.loc, "layer '" + decl.name + "' has no forward method 'function (x::Tensor{T}"
-                                             "[tokens, d]) ... end'");
+    error(decl.loc, "layer '" + decl.name +
+                        "' has no forward method 'function (x::Tensor{T}"
+                        "[tokens, d]) ... end'");
   } else {
     for (const Parameter &p : decl.forward->keywordParams)
-      error(p.loc, "the forward method takes no keyword arguments; make '" + p.name +
-                       "' a hyperparameter of the layer");
+      error(p.loc,
+            "the forward method takes no keyword arguments; make '" + p.name + "' a hyperparameter of the layer");
     for (const Parameter &p : decl.forward->params)
       if (!addForwardArgument(p) && !layerScope.count(p.name)) {
         // Reported already: uses of the argument stay quiet.
@@ -417,8 +415,9 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   builder.setInsertionPointToEnd(body);
   for (const FieldDecl &f : decl.fields) {
     if (layerScope.count(f.name)) {
-      error(f.loc, "field '" + f.name + "' has the name of a hyperparameter, argument or "
-                                        "another field");
+      error(f.loc, "field '" + f.name +
+                       "' has the name of a hyperparameter, argument or "
+                       "another field");
       continue;
     }
     inFieldConstructor = true;
@@ -429,9 +428,10 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
       continue;
     }
     if (spec.kind != Val::Kind::Spec) {
-      error(f.constructor->getLoc(),
-            "field '" + f.name + "' must be built by Param, Dense, SwiGLU, GeGLU, MLP, Experts "
-                                 "or RMSNorm, got " + describe(spec));
+      error(f.constructor->getLoc(), "field '" + f.name +
+                                         "' must be built by Param, Dense, SwiGLU, GeGLU, MLP, Experts "
+                                         "or RMSNorm, got " +
+                                         describe(spec));
       layerScope[f.name] = Val::poison();
       continue;
     }
@@ -475,12 +475,23 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
     const Val &v = layerScope[p.name];
     mlir::Attribute a;
     switch (v.kind) {
-    case Val::Kind::Int: a = builder.getI64IntegerAttr(v.i); break;
-    case Val::Kind::Float: a = builder.getF64FloatAttr(v.f); break;
-    case Val::Kind::Bool: a = builder.getBoolAttr(v.b); break;
-    case Val::Kind::Symbol: a = builder.getStringAttr(v.s); break;
-    case Val::Kind::DType: a = mlir::TypeAttr::get(toMlir(v.dtype, &context)); break;
-    default: return;
+    case Val::Kind::Int:
+      a = builder.getI64IntegerAttr(v.i);
+      break;
+    case Val::Kind::Float:
+      a = builder.getF64FloatAttr(v.f);
+      break;
+    case Val::Kind::Bool:
+      a = builder.getBoolAttr(v.b);
+      break;
+    case Val::Kind::Symbol:
+      a = builder.getStringAttr(v.s);
+      break;
+    case Val::Kind::DType:
+      a = mlir::TypeAttr::get(toMlir(v.dtype, &context));
+      break;
+    default:
+      return;
     }
     hyper.push_back(builder.getNamedAttr(p.name, a));
   };
@@ -525,8 +536,7 @@ Val Elaborator::execBody(const std::vector<Stmt> &body, bool isForward, SMLoc fn
     }
   }
   if (isForward && !last.isPoison() && last.kind == Val::Kind::Nothing)
-    error(fnLoc, "the forward method of layer '" + layer->name +
-                     "' returns nothing; end it with 'return <tensor>'");
+    error(fnLoc, "the forward method of layer '" + layer->name + "' returns nothing; end it with 'return <tensor>'");
   return last;
 }
 
@@ -537,13 +547,12 @@ void Elaborator::assign(const Target &target, Val value, SMLoc at) {
     if (frames.empty()) {
       auto it = layerScope.find(target.name);
       if (it != layerScope.end() && !it->second.isTensor()) {
-        error(target.loc, "cannot assign to '" + target.name + "': it is " + describe(it->second) +
-                              " of layer '" + layer->name + "'");
+        error(target.loc, "cannot assign to '" + target.name + "': it is " + describe(it->second) + " of layer '" +
+                              layer->name + "'");
         return;
       }
       if (it != layerScope.end() && !forwardArgNames.count(target.name)) {
-        error(target.loc, "cannot assign to '" + target.name + "': it is a parameter of layer '" +
-                              layer->name + "'");
+        error(target.loc, "cannot assign to '" + target.name + "': it is a parameter of layer '" + layer->name + "'");
         return;
       }
     }
@@ -556,15 +565,14 @@ void Elaborator::assign(const Target &target, Val value, SMLoc at) {
     return;
   }
   if (value.kind != Val::Kind::Tuple) {
-    error(at, "cannot destructure " + describe(value) + " into " +
-                  std::to_string(target.elements.size()) + " names");
+    error(at, "cannot destructure " + describe(value) + " into " + std::to_string(target.elements.size()) + " names");
     for (const Target &t : target.elements)
       assign(t, Val::poison(), at);
     return;
   }
   if (value.elements.size() != target.elements.size()) {
-    error(target.loc, "cannot destructure " + describe(value) + " into " +
-                          std::to_string(target.elements.size()) + " names");
+    error(target.loc,
+          "cannot destructure " + describe(value) + " into " + std::to_string(target.elements.size()) + " names");
     for (const Target &t : target.elements)
       assign(t, Val::poison(), at);
     return;
@@ -574,8 +582,7 @@ void Elaborator::assign(const Target &target, Val value, SMLoc at) {
 }
 
 bool Elaborator::emitReturn(const Val &result, SMLoc at) {
-  std::vector<Val> values =
-      result.kind == Val::Kind::Tuple ? result.elements : std::vector<Val>{result};
+  std::vector<Val> values = result.kind == Val::Kind::Tuple ? result.elements : std::vector<Val>{result};
   llvm::SmallVector<mlir::Value> operands;
   llvm::SmallVector<mlir::Attribute> resultDims;
   for (Val v : values) {
@@ -597,15 +604,13 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
       mlir::Location l = loc(at);
       auto type = llvm::cast<mlir::RankedTensorType>(v.value.getType());
       mlir::Value one = mlir::arith::ConstantOp::create(builder, l, builder.getI32IntegerAttr(1));
-      mlir::Value ones = mlir::tensor::SplatOp::create(
-          builder, l, type, one,
-          [&] {
-            llvm::SmallVector<mlir::Value> dyn;
-            for (auto [i, d] : llvm::enumerate(type.getShape()))
-              if (mlir::ShapedType::isDynamic(d))
-                dyn.push_back(mlir::tensor::DimOp::create(builder, l, v.value, i));
-            return dyn;
-          }());
+      mlir::Value ones = mlir::tensor::SplatOp::create(builder, l, type, one, [&] {
+        llvm::SmallVector<mlir::Value> dyn;
+        for (auto [i, d] : llvm::enumerate(type.getShape()))
+          if (mlir::ShapedType::isDynamic(d))
+            dyn.push_back(mlir::tensor::DimOp::create(builder, l, v.value, i));
+        return dyn;
+      }());
       v.value = mlir::arith::AddIOp::create(builder, l, v.value, ones);
     } else if (firstInputType) {
       v = convert(v, promote(*firstInputType, v.dtype), at);
@@ -629,9 +634,8 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
 // Names
 //===----------------------------------------------------------------------===//
 
-static const char *const kTypeNames[] = {"Param", "Dense",  "SwiGLU",  "GeGLU",   "MLP",
-                                         "Experts", "RMSNorm", "Tensor", "Int",    "Float64",
-                                         "Float32", "Bool"};
+static const char *const kTypeNames[] = {"Param",   "Dense",  "SwiGLU", "GeGLU",   "MLP",     "Experts",
+                                         "RMSNorm", "Tensor", "Int",    "Float64", "Float32", "Bool"};
 
 static bool isReservedName(llvm::StringRef name) {
   if (isBuiltinFunctionName(name) || parseElemType(name))
@@ -712,10 +716,10 @@ Val Elaborator::lookup(const NameExpr &n) {
   }
   if (!frames.empty() && layerScope.count(n.name))
     error(n.getLoc(), "'" + n.name + "' belongs to layer '" + layer->name +
-                          "' and is not visible inside helper function '" +
-                          frames.back().function->name + "'; pass it as an argument");
+                          "' and is not visible inside helper function '" + frames.back().function->name +
+                          "'; pass it as an argument");
   else
-    error(n.getLoc(), "undefined name '" + n.name + "'" +
-                          (best.empty() ? std::string() : "; did you mean '" + best + "'?"));
+    error(n.getLoc(),
+          "undefined name '" + n.name + "'" + (best.empty() ? std::string() : "; did you mean '" + best + "'?"));
   return Val::poison();
 }

@@ -46,8 +46,7 @@ void keepRoutingInF32(mlir::func::FuncOp layer);
 
 class Elaborator {
 public:
-  Elaborator(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
-             const ElaborationOptions &options);
+  Elaborator(const Program &program, Diagnostics &diags, mlir::MLIRContext &context, const ElaborationOptions &options);
   mlir::OwningOpRef<mlir::ModuleOp> run();
 
   // --- Diagnostics (Elaborator.cpp) ---
@@ -80,13 +79,12 @@ public:
   /// after reporting that none does.
   const FunctionDecl *selectMethod(llvm::StringRef name, size_t arity, const CallExpr &call);
   /// Checks the argument count and keyword names of a call of `name`.
-  bool checkArity(llvm::StringRef name, const CallExpr &call, const Args &args,
-                  const Keywords &keywords, size_t minArgs, size_t maxArgs,
-                  llvm::ArrayRef<llvm::StringRef> allowedKeywords);
+  bool checkArity(llvm::StringRef name, const CallExpr &call, const Args &args, const Keywords &keywords,
+                  size_t minArgs, size_t maxArgs, llvm::ArrayRef<llvm::StringRef> allowedKeywords);
 
   // --- Fields (Fields.cpp) ---
-  Val constructField(llvm::StringRef ctor, const CallExpr &call, const std::vector<Val> &typeParams,
-                     Args &args, Keywords &keywords);
+  Val constructField(llvm::StringRef ctor, const CallExpr &call, const std::vector<Val> &typeParams, Args &args,
+                     Keywords &keywords);
   void materializeField(Field &field);
   Val callField(const Field &field, const CallExpr &call, Args &args, Keywords &keywords);
 
@@ -95,8 +93,8 @@ public:
   bool expectFloatTensor(const Val &v, llvm::SMLoc loc, llvm::StringRef what, int64_t rank);
   bool expectIndexTensor(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
   /// args[0] a [tokens, experts] float matrix, args[1] expert indices over those experts.
-  bool expectRowsAndIndices(llvm::StringRef builtin, Args &args, llvm::StringRef rowsRole,
-                            llvm::StringRef rowsName, llvm::SMLoc at);
+  bool expectRowsAndIndices(llvm::StringRef builtin, Args &args, llvm::StringRef rowsRole, llvm::StringRef rowsName,
+                            llvm::SMLoc at);
   std::optional<int64_t> expectInt(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
   std::optional<double> expectNumber(const Val &v, llvm::SMLoc loc, llvm::StringRef what);
   /// A `dims = d` keyword (1-based) as a 0-based dimension of a rank-`rank` tensor.
@@ -109,9 +107,7 @@ public:
   /// Counts the operations the builder creates (the expansion bound).
   struct OperationCounter : mlir::OpBuilder::Listener {
     int64_t count = 0;
-    void notifyOperationInserted(mlir::Operation *, mlir::OpBuilder::InsertPoint) override {
-      ++count;
-    }
+    void notifyOperationInserted(mlir::Operation *, mlir::OpBuilder::InsertPoint) override { ++count; }
   };
   OperationCounter operationCounter;
   /// Set once a helper call crossed an expansion bound: later calls stop at
@@ -153,9 +149,9 @@ private:
   const LayerDecl *layer = nullptr;
   mlir::func::FuncOp func;
   std::vector<mlir::NamedAttrList> argAttrs;
-  llvm::StringMap<Val> layerScope;       ///< type params, hyperparameters, fields, args
+  llvm::StringMap<Val> layerScope; ///< type params, hyperparameters, fields, args
   llvm::StringSet<> forwardArgNames;
-  std::deque<Field> fields;              ///< stable addresses for Val::field
+  std::deque<Field> fields; ///< stable addresses for Val::field
   std::optional<ElemType> firstInputType;
   llvm::SMLoc returnLoc; ///< the last `return` executed
 

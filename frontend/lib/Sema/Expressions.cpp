@@ -16,9 +16,9 @@
 
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
+using llvm::SMLoc;
 using mlir::moe::BinaryFn;
 using mlir::moe::UnaryFn;
-using llvm::SMLoc;
 
 //===----------------------------------------------------------------------===//
 // Expressions
@@ -65,10 +65,11 @@ Val Elaborator::eval(const Expr &expr) {
     Val base = eval(*curly.base);
     if (base.isPoison())
       return base;
-    if (base.kind != Val::Kind::TypeName || base.s == "Int" || base.s == "Bool" ||
-        base.s == "Float64" || base.s == "Float32") {
+    if (base.kind != Val::Kind::TypeName || base.s == "Int" || base.s == "Bool" || base.s == "Float64" ||
+        base.s == "Float32") {
       error(curly.getLoc(), "'{...}' applies an element type to Param, Dense, SwiGLU, GeGLU, "
-                            "MLP, RMSNorm or Tensor, not to " + describe(base));
+                            "MLP, RMSNorm or Tensor, not to " +
+                                describe(base));
       return Val::poison();
     }
     if (base.s == "Tensor") {
@@ -117,22 +118,24 @@ Val Elaborator::eval(const Expr &expr) {
 
 namespace {
 /// Folds `op` on two compile-time numbers; reports errors through `error`.
-template <typename ErrorFn>
-Val foldArithmetic(TokenKind op, const Val &a, const Val &b, ErrorFn error) {
+template <typename ErrorFn> Val foldArithmetic(TokenKind op, const Val &a, const Val &b, ErrorFn error) {
   bool ints = a.kind == Val::Kind::Int && b.kind == Val::Kind::Int;
   auto overflow = [&] {
     error("integer overflow in a constant expression");
     return Val::poison();
   };
   switch (op) {
-  case TokenKind::Plus: case TokenKind::DotPlus:
-  case TokenKind::Minus: case TokenKind::DotMinus:
-  case TokenKind::Star: case TokenKind::DotStar: {
+  case TokenKind::Plus:
+  case TokenKind::DotPlus:
+  case TokenKind::Minus:
+  case TokenKind::DotMinus:
+  case TokenKind::Star:
+  case TokenKind::DotStar: {
     bool isAdd = op == TokenKind::Plus || op == TokenKind::DotPlus;
     bool isSub = op == TokenKind::Minus || op == TokenKind::DotMinus;
     if (ints) {
       int64_t r;
-      bool o = isAdd ? __builtin_add_overflow(a.i, b.i, &r)
+      bool o = isAdd   ? __builtin_add_overflow(a.i, b.i, &r)
                : isSub ? __builtin_sub_overflow(a.i, b.i, &r)
                        : __builtin_mul_overflow(a.i, b.i, &r);
       return o ? overflow() : Val::integer(r);
@@ -140,13 +143,15 @@ Val foldArithmetic(TokenKind op, const Val &a, const Val &b, ErrorFn error) {
     double x = a.asDouble(), y = b.asDouble();
     return Val::real(isAdd ? x + y : isSub ? x - y : x * y);
   }
-  case TokenKind::Slash: case TokenKind::DotSlash:
+  case TokenKind::Slash:
+  case TokenKind::DotSlash:
     if (b.asDouble() == 0.0) {
       error("division by zero in a constant expression");
       return Val::poison();
     }
     return Val::real(a.asDouble() / b.asDouble()); // `/` is float division, as in Julia
-  case TokenKind::Caret: case TokenKind::DotCaret: {
+  case TokenKind::Caret:
+  case TokenKind::DotCaret: {
     if (ints) {
       if (b.i < 0) {
         error("negative integer exponent " + std::to_string(b.i) +
@@ -170,12 +175,18 @@ Val foldArithmetic(TokenKind op, const Val &a, const Val &b, ErrorFn error) {
     }
     return Val::real(r);
   }
-  case TokenKind::Equal: return Val::boolean(a.asDouble() == b.asDouble());
-  case TokenKind::NotEqual: return Val::boolean(a.asDouble() != b.asDouble());
-  case TokenKind::Less: return Val::boolean(a.asDouble() < b.asDouble());
-  case TokenKind::LessEqual: return Val::boolean(a.asDouble() <= b.asDouble());
-  case TokenKind::Greater: return Val::boolean(a.asDouble() > b.asDouble());
-  case TokenKind::GreaterEqual: return Val::boolean(a.asDouble() >= b.asDouble());
+  case TokenKind::Equal:
+    return Val::boolean(a.asDouble() == b.asDouble());
+  case TokenKind::NotEqual:
+    return Val::boolean(a.asDouble() != b.asDouble());
+  case TokenKind::Less:
+    return Val::boolean(a.asDouble() < b.asDouble());
+  case TokenKind::LessEqual:
+    return Val::boolean(a.asDouble() <= b.asDouble());
+  case TokenKind::Greater:
+    return Val::boolean(a.asDouble() > b.asDouble());
+  case TokenKind::GreaterEqual:
+    return Val::boolean(a.asDouble() >= b.asDouble());
   default:
     error("operator is not defined on numbers");
     return Val::poison();
@@ -184,11 +195,20 @@ Val foldArithmetic(TokenKind op, const Val &a, const Val &b, ErrorFn error) {
 
 BinaryFn toBinaryFn(TokenKind op) {
   switch (op) {
-  case TokenKind::Plus: case TokenKind::DotPlus: return BinaryFn::add;
-  case TokenKind::Minus: case TokenKind::DotMinus: return BinaryFn::sub;
-  case TokenKind::Star: case TokenKind::DotStar: return BinaryFn::mul;
-  case TokenKind::Slash: case TokenKind::DotSlash: return BinaryFn::div;
-  default: return BinaryFn::pow;
+  case TokenKind::Plus:
+  case TokenKind::DotPlus:
+    return BinaryFn::add;
+  case TokenKind::Minus:
+  case TokenKind::DotMinus:
+    return BinaryFn::sub;
+  case TokenKind::Star:
+  case TokenKind::DotStar:
+    return BinaryFn::mul;
+  case TokenKind::Slash:
+  case TokenKind::DotSlash:
+    return BinaryFn::div;
+  default:
+    return BinaryFn::pow;
   }
 }
 
@@ -212,21 +232,18 @@ Val Elaborator::evalBinaryOp(TokenKind op, Val lhs, Val rhs, SMLoc at) {
     return Val::boolean(op == TokenKind::AndAnd ? lhs.b && rhs.b : lhs.b || rhs.b);
   }
   bool comparison = op == TokenKind::Equal || op == TokenKind::NotEqual || op == TokenKind::Less ||
-                    op == TokenKind::LessEqual || op == TokenKind::Greater ||
-                    op == TokenKind::GreaterEqual;
+                    op == TokenKind::LessEqual || op == TokenKind::Greater || op == TokenKind::GreaterEqual;
   if (lhs.isNumber() && rhs.isNumber())
     return foldArithmetic(op, lhs, rhs, reportAt);
   if (comparison) {
     if ((op == TokenKind::Equal || op == TokenKind::NotEqual) && lhs.kind == rhs.kind &&
-        (lhs.kind == Val::Kind::Bool || lhs.kind == Val::Kind::Symbol ||
-         lhs.kind == Val::Kind::DType)) {
-      bool eq = lhs.kind == Val::Kind::Bool ? lhs.b == rhs.b
+        (lhs.kind == Val::Kind::Bool || lhs.kind == Val::Kind::Symbol || lhs.kind == Val::Kind::DType)) {
+      bool eq = lhs.kind == Val::Kind::Bool     ? lhs.b == rhs.b
                 : lhs.kind == Val::Kind::Symbol ? lhs.s == rhs.s
                                                 : lhs.dtype == rhs.dtype;
       return Val::boolean(op == TokenKind::Equal ? eq : !eq);
     }
-    error(at, opName + " compares compile-time numbers, got " + describe(lhs) + " and " +
-                  describe(rhs));
+    error(at, opName + " compares compile-time numbers, got " + describe(lhs) + " and " + describe(rhs));
     return Val::poison();
   }
 
@@ -241,15 +258,15 @@ Val Elaborator::evalBinaryOp(TokenKind op, Val lhs, Val rhs, SMLoc at) {
   case TokenKind::Minus:
     if (lt && rt) {
       if (lhs.shape != rhs.shape) {
-        error(at, opName + " needs tensors of equal shape, got " + str(lhs.shape) + " and " +
-                      str(rhs.shape) + "; use '." + spellOperator(op).str() + "' to broadcast");
+        error(at, opName + " needs tensors of equal shape, got " + str(lhs.shape) + " and " + str(rhs.shape) +
+                      "; use '." + spellOperator(op).str() + "' to broadcast");
         return Val::poison();
       }
       return broadcastBinary(toBinaryFn(op), lhs, rhs, at);
     }
     if ((lt && rhs.isNumber()) || (rt && lhs.isNumber())) {
-      error(at, opName + " between a tensor and a number is not defined; use '." +
-                    spellOperator(op).str() + "' to apply it to every element");
+      error(at, opName + " between a tensor and a number is not defined; use '." + spellOperator(op).str() +
+                    "' to apply it to every element");
       return Val::poison();
     }
     break;
@@ -337,9 +354,8 @@ std::optional<Shape> Elaborator::broadcastShapes(const Shape &a, const Shape &b,
     else if (x.isStatic() && x.size == 1)
       result.push_back(y);
     else {
-      error(at, "cannot broadcast " + str(a) + " with " + str(b) + ": dimension " +
-                    std::to_string(i + 1) + " is " + x.str() + " vs " + y.str() +
-                    " (each pair must be equal or 1)" +
+      error(at, "cannot broadcast " + str(a) + " with " + str(b) + ": dimension " + std::to_string(i + 1) + " is " +
+                    x.str() + " vs " + y.str() + " (each pair must be equal or 1)" +
                     (a.size() != b.size() ? "; trailing dimensions align, so a vector of length n "
                                             "is a [1, n] row: declare a column as Param{T}(n, 1)"
                                           : ""));
@@ -352,8 +368,8 @@ std::optional<Shape> Elaborator::broadcastShapes(const Shape &a, const Shape &b,
 Val Elaborator::scalarTensor(double value, ElemType type, SMLoc at) {
   mlir::Type elt = toMlir(type, &context);
   auto tensorType = mlir::RankedTensorType::get({}, elt);
-  auto attr = mlir::DenseElementsAttr::get(
-      tensorType, llvm::ArrayRef<mlir::Attribute>{builder.getFloatAttr(elt, value)});
+  auto attr =
+      mlir::DenseElementsAttr::get(tensorType, llvm::ArrayRef<mlir::Attribute>{builder.getFloatAttr(elt, value)});
   mlir::Value v = mlir::arith::ConstantOp::create(builder, loc(at), attr);
   return Val::tensor(v, type, {});
 }
@@ -393,8 +409,7 @@ static Val padRank(Elaborator &e, const Val &v, size_t rank, mlir::Location l) {
   for (size_t i = 1; i < v.shape.size(); ++i)
     reassociation.push_back({static_cast<int64_t>(i + pad)});
   result.value = mlir::tensor::ExpandShapeOp::create(
-      e.builder, l, toTensorType(v.dtype, result.shape, e.builder.getContext()), v.value,
-      reassociation);
+      e.builder, l, toTensorType(v.dtype, result.shape, e.builder.getContext()), v.value, reassociation);
   return result;
 }
 
@@ -408,8 +423,8 @@ Val Elaborator::broadcastBinary(BinaryFn fn, Val lhs, Val rhs, SMLoc at) {
       return Val::poison();
     }
     if (!v->isTensor() && !v->isNumber()) {
-      error(at, "elementwise '" + mlir::moe::stringifyBinaryFn(fn).str() +
-                    "' expects tensors or numbers, got " + describe(*v));
+      error(at, "elementwise '" + mlir::moe::stringifyBinaryFn(fn).str() + "' expects tensors or numbers, got " +
+                    describe(*v));
       return Val::poison();
     }
     if (v->isTensor() && v->dtype == ElemType::I32) {
@@ -429,8 +444,7 @@ Val Elaborator::broadcastBinary(BinaryFn fn, Val lhs, Val rhs, SMLoc at) {
                    : fn == BinaryFn::mul ? TokenKind::Star
                    : fn == BinaryFn::div ? TokenKind::Slash
                                          : TokenKind::Caret;
-    return foldArithmetic(op, lhs, rhs,
-                          [&](const std::string &m) { error(at, m); });
+    return foldArithmetic(op, lhs, rhs, [&](const std::string &m) { error(at, m); });
   }
   // Numbers are weakly typed: they take the tensor's element type.
   if (lhs.isNumber())
@@ -451,16 +465,24 @@ Val Elaborator::broadcastBinary(BinaryFn fn, Val lhs, Val rhs, SMLoc at) {
 }
 
 std::optional<double> Elaborator::foldScalarFunction(llvm::StringRef name, double x) {
-  if (name == "sigmoid") return 1.0 / (1.0 + std::exp(-x));
-  if (name == "silu") return x / (1.0 + std::exp(-x));
+  if (name == "sigmoid")
+    return 1.0 / (1.0 + std::exp(-x));
+  if (name == "silu")
+    return x / (1.0 + std::exp(-x));
   if (name == "gelu")
     return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-  if (name == "relu") return x > 0 ? x : 0.0;
-  if (name == "exp") return std::exp(x);
-  if (name == "log") return std::log(x);
-  if (name == "sqrt") return std::sqrt(x);
-  if (name == "tanh") return std::tanh(x);
-  if (name == "abs") return std::fabs(x);
+  if (name == "relu")
+    return x > 0 ? x : 0.0;
+  if (name == "exp")
+    return std::exp(x);
+  if (name == "log")
+    return std::log(x);
+  if (name == "sqrt")
+    return std::sqrt(x);
+  if (name == "tanh")
+    return std::tanh(x);
+  if (name == "abs")
+    return std::fabs(x);
   return std::nullopt;
 }
 
@@ -470,11 +492,9 @@ Val Elaborator::applyUnary(UnaryFn fn, Val operand, SMLoc at) {
   if (operand.isNumber()) {
     if (fn == UnaryFn::neg)
       return evalUnaryOp(TokenKind::Minus, operand, at);
-    std::optional<double> r =
-        foldScalarFunction(mlir::moe::stringifyUnaryFn(fn), operand.asDouble());
+    std::optional<double> r = foldScalarFunction(mlir::moe::stringifyUnaryFn(fn), operand.asDouble());
     if (!r || !std::isfinite(*r)) {
-      error(at, mlir::moe::stringifyUnaryFn(fn) + "(" + formatNumber(operand.asDouble()) +
-                    ") is not a finite number");
+      error(at, mlir::moe::stringifyUnaryFn(fn) + "(" + formatNumber(operand.asDouble()) + ") is not a finite number");
       return Val::poison();
     }
     return Val::real(*r);
@@ -484,8 +504,7 @@ Val Elaborator::applyUnary(UnaryFn fn, Val operand, SMLoc at) {
   // Routing scores are computed and kept in f32 (the spec's numerics).
   if (fn == UnaryFn::sigmoid)
     operand = convert(operand, ElemType::F32, at);
-  mlir::Value v = mlir::moe::UnaryOp::create(builder, loc(at), operand.value.getType(), fn,
-                                             operand.value);
+  mlir::Value v = mlir::moe::UnaryOp::create(builder, loc(at), operand.value.getType(), fn, operand.value);
   return Val::tensor(v, operand.dtype, operand.shape);
 }
 
@@ -494,12 +513,11 @@ Val Elaborator::matmul(Val lhs, Val rhs, SMLoc at) {
       !expectFloatTensor(rhs, at, "the right operand of '*'", 2))
     return Val::poison();
   if (!sameDim(lhs.shape[1], rhs.shape[0], at,
-               "matrix product " + str(lhs.shape) + " * " + str(rhs.shape) +
-                   " needs the inner dimensions to agree"))
+               "matrix product " + str(lhs.shape) + " * " + str(rhs.shape) + " needs the inner dimensions to agree"))
     return Val::poison();
   ElemType type = promote(lhs.dtype, rhs.dtype);
-  mlir::Value v = mlir::moe::DenseOp::create(builder, loc(at), lhs.value, rhs.value, mlir::Value(),
-                                             toMlir(type, &context));
+  mlir::Value v =
+      mlir::moe::DenseOp::create(builder, loc(at), lhs.value, rhs.value, mlir::Value(), toMlir(type, &context));
   return Val::tensor(v, type, {lhs.shape[0], rhs.shape[1]});
 }
 
@@ -531,8 +549,7 @@ bool Elaborator::expectIndexTensor(const Val &v, SMLoc at, llvm::StringRef what)
   if (v.isPoison())
     return false;
   if (!v.isTensor() || v.dtype != ElemType::I32 || v.rank() != 2 || v.indexRange <= 0) {
-    error(at, what + " must be expert indices [tokens, k] from topk or group_topk, got " +
-                  describe(v));
+    error(at, what + " must be expert indices [tokens, k] from topk or group_topk, got " + describe(v));
     return false;
   }
   return true;
@@ -563,9 +580,8 @@ std::optional<int64_t> Elaborator::expectDims(const Keyword &kw, int64_t rank) {
   if (!d)
     return std::nullopt;
   if (*d < 1 || *d > rank) {
-    error(kw.loc, "dims = " + std::to_string(*d) + " is out of range for a " +
-                      std::to_string(rank) + "-d tensor (dimensions are 1-based: 1 to " +
-                      std::to_string(rank) + ")");
+    error(kw.loc, "dims = " + std::to_string(*d) + " is out of range for a " + std::to_string(rank) +
+                      "-d tensor (dimensions are 1-based: 1 to " + std::to_string(rank) + ")");
     return std::nullopt;
   }
   return *d - 1;

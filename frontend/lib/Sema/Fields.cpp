@@ -11,36 +11,34 @@
 
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
+using llvm::SMLoc;
 using mlir::moe::BinaryFn;
 using mlir::moe::UnaryFn;
-using llvm::SMLoc;
 
 namespace {
 /// `in => out` with two positive integers.
-std::optional<std::pair<int64_t, int64_t>> expectSizePair(Elaborator &e, const Val &v, SMLoc at,
-                                                          llvm::StringRef ctor) {
-  if (v.kind != Val::Kind::Pair || v.elements[0].kind != Val::Kind::Int ||
-      v.elements[1].kind != Val::Kind::Int || v.elements[0].i <= 0 || v.elements[1].i <= 0) {
-    e.error(at, "'" + ctor + "' expects 'in => out' with two positive integers, got " +
-                    describe(v));
+std::optional<std::pair<int64_t, int64_t>> expectSizePair(Elaborator &e, const Val &v, SMLoc at, llvm::StringRef ctor) {
+  if (v.kind != Val::Kind::Pair || v.elements[0].kind != Val::Kind::Int || v.elements[1].kind != Val::Kind::Int ||
+      v.elements[0].i <= 0 || v.elements[1].i <= 0) {
+    e.error(at, "'" + ctor + "' expects 'in => out' with two positive integers, got " + describe(v));
     return std::nullopt;
   }
   return std::make_pair(v.elements[0].i, v.elements[1].i);
 }
 } // namespace
 
-Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
-                               const std::vector<Val> &typeParams, Args &args,
-                               Keywords &keywords) {
+Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call, const std::vector<Val> &typeParams,
+                               Args &args, Keywords &keywords) {
   SMLoc at = call.getLoc();
-  if (ctor == "Tensor" || ctor == "Int" || ctor == "Float64" || ctor == "Float32" ||
-      ctor == "Bool") {
+  if (ctor == "Tensor" || ctor == "Int" || ctor == "Float64" || ctor == "Float32" || ctor == "Bool") {
     error(at, "'" + ctor + "' is a type and cannot be called");
     return Val::poison();
   }
   if (!inFieldConstructor) {
-    error(at, "'" + ctor + "(...)' declares parameters and can only build a layer field "
-                           "('name = " + ctor + "(...)')");
+    error(at, "'" + ctor +
+                  "(...)' declares parameters and can only build a layer field "
+                  "('name = " +
+                  ctor + "(...)')");
     return Val::poison();
   }
   auto spec = std::make_shared<FieldSpec>();
@@ -88,8 +86,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
       spec->dims.push_back(*d);
     }
     if (const Keyword *init = kw("init")) {
-      if (init->value.kind != Val::Kind::Symbol ||
-          !llvm::is_contained({"normal", "zeros", "ones"}, init->value.s)) {
+      if (init->value.kind != Val::Kind::Symbol || !llvm::is_contained({"normal", "zeros", "ones"}, init->value.s)) {
         error(init->loc, "init must be :normal, :zeros or :ones, got " + describe(init->value));
         return Val::poison();
       }
@@ -122,7 +119,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
     return result();
   }
   if (ctor == "SwiGLU" || ctor == "GeGLU" || ctor == "MLP") {
-    spec->kind = ctor == "SwiGLU" ? FieldSpec::Kind::SwiGLU
+    spec->kind = ctor == "SwiGLU"  ? FieldSpec::Kind::SwiGLU
                  : ctor == "GeGLU" ? FieldSpec::Kind::GeGLU
                                    : FieldSpec::Kind::MLP;
     size_t n = ctor == "MLP" ? 2 : 1;
@@ -134,8 +131,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
     std::tie(spec->in, spec->out) = *sizes;
     if (ctor == "MLP") {
       const Val &act = args[1];
-      std::string name =
-          act.kind == Val::Kind::Builtin || act.kind == Val::Kind::Symbol ? act.s : "";
+      std::string name = act.kind == Val::Kind::Builtin || act.kind == Val::Kind::Symbol ? act.s : "";
       std::optional<mlir::moe::Activation> a = mlir::moe::symbolizeActivation(name);
       if (!a) {
         error(args.locs[1], "the MLP activation must be relu, gelu or silu, got " + describe(act));
@@ -161,7 +157,8 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
         (ffn.spec->kind != FieldSpec::Kind::SwiGLU && ffn.spec->kind != FieldSpec::Kind::GeGLU &&
          ffn.spec->kind != FieldSpec::Kind::MLP)) {
       error(args.locs[1], "an expert must be SwiGLU(d => f), GeGLU(d => f) or MLP(d => f, act), "
-                          "got " + describe(ffn));
+                          "got " +
+                              describe(ffn));
       return Val::poison();
     }
     spec->numExperts = *n;
@@ -199,8 +196,8 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call,
 
 void Elaborator::materializeField(Field &field) {
   const FieldSpec &spec = field.spec;
-  auto add = [&](llvm::StringRef suffix, llvm::ArrayRef<int64_t> dims, ElemType dtype,
-                 llvm::StringRef init, bool trainable) {
+  auto add = [&](llvm::StringRef suffix, llvm::ArrayRef<int64_t> dims, ElemType dtype, llvm::StringRef init,
+                 bool trainable) {
     Shape shape;
     for (int64_t d : dims)
       shape.push_back(Dim{d, ""});
@@ -210,8 +207,8 @@ void Elaborator::materializeField(Field &field) {
     for (int64_t d : dims)
       if (__builtin_mul_overflow(bytes, d, &bytes)) {
         std::string name = suffix.empty() ? field.name : field.name + "." + suffix.str();
-        error(field.loc, "parameter '" + name + "' " + str(shape) + " is too large: its size in bytes " +
-                             "overflows 64 bits");
+        error(field.loc,
+              "parameter '" + name + "' " + str(shape) + " is too large: its size in bytes " + "overflows 64 bits");
         break;
       }
     mlir::Block &body = func.getBody().front();
@@ -262,8 +259,7 @@ void Elaborator::materializeField(Field &field) {
   }
 }
 
-Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
-                          Keywords &keywords) {
+Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, Keywords &keywords) {
   SMLoc at = call.getLoc();
   const FieldSpec &spec = field.spec;
   if (!checkArity(field.name, call, args, keywords, 1, 1, {}))
@@ -276,13 +272,13 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
     if (x.kind != Val::Kind::Routed) {
       error(args.locs[0], "'" + field.name + "' holds " + std::to_string(spec.numExperts) +
                               " experts and applies to a routed value from dispatch(x, e), "
-                              "got " + describe(x));
+                              "got " +
+                              describe(x));
       return Val::poison();
     }
     if (x.experts != spec.numExperts) {
-      error(args.locs[0], "the routed value was dispatched over " + std::to_string(x.experts) +
-                              " experts but '" + field.name + "' holds " +
-                              std::to_string(spec.numExperts));
+      error(args.locs[0], "the routed value was dispatched over " + std::to_string(x.experts) + " experts but '" +
+                              field.name + "' holds " + std::to_string(spec.numExperts));
       note(field.loc, "'" + field.name + "' is declared here");
       return Val::poison();
     }
@@ -295,8 +291,7 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
     switch (spec.inner->kind) {
     case FieldSpec::Kind::SwiGLU:
     case FieldSpec::Kind::GeGLU:
-      kind = spec.inner->kind == FieldSpec::Kind::SwiGLU ? mlir::moe::FfnKind::swiglu
-                                                         : mlir::moe::FfnKind::geglu;
+      kind = spec.inner->kind == FieldSpec::Kind::SwiGLU ? mlir::moe::FfnKind::swiglu : mlir::moe::FfnKind::geglu;
       weights = {param("w_gate").value, param("w_up").value, param("w_down").value};
       break;
     default:
@@ -316,8 +311,7 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
         return Val::poison();
       }
       Val tokens = convert(Val::tensor(dispatch.getInput(), x.dtype, x.shape), wide, at);
-      x.value = mlir::moe::DispatchOp::create(builder, l, tokens.value, dispatch.getIndices(), x.experts,
-                                              x.capacity);
+      x.value = mlir::moe::DispatchOp::create(builder, l, tokens.value, dispatch.getIndices(), x.experts, x.capacity);
       x.dtype = wide;
     }
     Val r = x;
@@ -329,32 +323,28 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args,
     return Val::poison();
   auto dense = [&](const Val &in, const Val &w, mlir::Value bias) {
     ElemType type = promote(in.dtype, w.dtype);
-    mlir::Value v = mlir::moe::DenseOp::create(builder, l, in.value, w.value, bias,
-                                               toMlir(type, &context));
+    mlir::Value v = mlir::moe::DenseOp::create(builder, l, in.value, w.value, bias, toMlir(type, &context));
     return Val::tensor(v, type, {in.shape[0], w.shape[1]});
   };
   switch (spec.kind) {
   case FieldSpec::Kind::Dense:
-    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0],
-                 "the input width must match '" + field.name + "'s 'in'"))
+    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0], "the input width must match '" + field.name + "'s 'in'"))
       return Val::poison();
     return dense(x, param("weight"), spec.bias ? param("bias").value : mlir::Value());
   case FieldSpec::Kind::RMSNorm: {
-    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0],
-                 "the input width must match the RMSNorm width"))
+    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0], "the input width must match the RMSNorm width"))
       return Val::poison();
     Val w = param("weight");
     ElemType type = promote(x.dtype, w.dtype);
-    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context),
-                                                 x.value, w.value, builder.getF64FloatAttr(spec.eps));
+    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
+                                                 builder.getF64FloatAttr(spec.eps));
     return Val::tensor(v, type, x.shape);
   }
   case FieldSpec::Kind::SwiGLU:
   case FieldSpec::Kind::GeGLU:
   case FieldSpec::Kind::MLP: {
     // A dense (non-expert) FFN, e.g. a shared expert: its formula in dense ops.
-    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0],
-                 "the input width must match the FFN's 'd'"))
+    if (!sameDim(x.shape[1], Dim{spec.in, ""}, args.locs[0], "the input width must match the FFN's 'd'"))
       return Val::poison();
     if (spec.kind == FieldSpec::Kind::MLP) {
       Val h = dense(x, param("w_in"), {});

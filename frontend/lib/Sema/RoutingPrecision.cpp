@@ -14,7 +14,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 
-using mlir::Value; using mlir::OpOperand; using mlir::Operation; using mlir::OpBuilder;
+using mlir::OpBuilder;
+using mlir::Operation;
+using mlir::OpOperand;
+using mlir::Value;
 namespace arith = mlir::arith;
 
 namespace moe::frontend::sema {
@@ -66,8 +69,7 @@ void keepRoutingInF32(mlir::func::FuncOp layer) {
     d.getResult().setType(wide);
     Value rounded; // made on the first use that wants the storage type
     for (OpOperand &use : llvm::make_early_inc_range(d.getResult().getUses())) {
-      if (auto ext = mlir::dyn_cast<arith::ExtFOp>(use.getOwner());
-          ext && ext.getType() == wide) {
+      if (auto ext = mlir::dyn_cast<arith::ExtFOp>(use.getOwner()); ext && ext.getType() == wide) {
         ext.getResult().replaceAllUsesWith(d.getResult());
         ext.erase();
         continue;

@@ -9,19 +9,27 @@ using namespace moe::frontend::sema;
 
 llvm::StringRef moe::frontend::sema::name(ElemType t) {
   switch (t) {
-  case ElemType::F32: return "f32";
-  case ElemType::F16: return "f16";
-  case ElemType::BF16: return "bf16";
-  case ElemType::I32: return "i32";
+  case ElemType::F32:
+    return "f32";
+  case ElemType::F16:
+    return "f16";
+  case ElemType::BF16:
+    return "bf16";
+  case ElemType::I32:
+    return "i32";
   }
   return "?";
 }
 
 std::optional<ElemType> moe::frontend::sema::parseElemType(llvm::StringRef name) {
-  if (name == "f32") return ElemType::F32;
-  if (name == "f16") return ElemType::F16;
-  if (name == "bf16") return ElemType::BF16;
-  if (name == "i32") return ElemType::I32;
+  if (name == "f32")
+    return ElemType::F32;
+  if (name == "f16")
+    return ElemType::F16;
+  if (name == "bf16")
+    return ElemType::BF16;
+  if (name == "i32")
+    return ElemType::I32;
   return std::nullopt;
 }
 
@@ -35,10 +43,14 @@ ElemType moe::frontend::sema::promote(ElemType a, ElemType b) {
 
 mlir::Type moe::frontend::sema::toMlir(ElemType t, mlir::MLIRContext *context) {
   switch (t) {
-  case ElemType::F32: return mlir::Float32Type::get(context);
-  case ElemType::F16: return mlir::Float16Type::get(context);
-  case ElemType::BF16: return mlir::BFloat16Type::get(context);
-  case ElemType::I32: return mlir::IntegerType::get(context, 32);
+  case ElemType::F32:
+    return mlir::Float32Type::get(context);
+  case ElemType::F16:
+    return mlir::Float16Type::get(context);
+  case ElemType::BF16:
+    return mlir::BFloat16Type::get(context);
+  case ElemType::I32:
+    return mlir::IntegerType::get(context, 32);
   }
   return {};
 }
@@ -50,8 +62,7 @@ std::string moe::frontend::sema::str(const Shape &shape) {
   return s + "]";
 }
 
-mlir::RankedTensorType moe::frontend::sema::toTensorType(ElemType t, const Shape &shape,
-                                                         mlir::MLIRContext *context) {
+mlir::RankedTensorType moe::frontend::sema::toTensorType(ElemType t, const Shape &shape, mlir::MLIRContext *context) {
   llvm::SmallVector<int64_t> sizes;
   for (const Dim &d : shape)
     sizes.push_back(d.isStatic() ? d.size : mlir::ShapedType::kDynamic);
@@ -60,13 +71,20 @@ mlir::RankedTensorType moe::frontend::sema::toTensorType(ElemType t, const Shape
 
 llvm::StringRef moe::frontend::sema::name(FieldSpec::Kind kind) {
   switch (kind) {
-  case FieldSpec::Kind::Param: return "Param";
-  case FieldSpec::Kind::Dense: return "Dense";
-  case FieldSpec::Kind::SwiGLU: return "SwiGLU";
-  case FieldSpec::Kind::GeGLU: return "GeGLU";
-  case FieldSpec::Kind::MLP: return "MLP";
-  case FieldSpec::Kind::Experts: return "Experts";
-  case FieldSpec::Kind::RMSNorm: return "RMSNorm";
+  case FieldSpec::Kind::Param:
+    return "Param";
+  case FieldSpec::Kind::Dense:
+    return "Dense";
+  case FieldSpec::Kind::SwiGLU:
+    return "SwiGLU";
+  case FieldSpec::Kind::GeGLU:
+    return "GeGLU";
+  case FieldSpec::Kind::MLP:
+    return "MLP";
+  case FieldSpec::Kind::Experts:
+    return "Experts";
+  case FieldSpec::Kind::RMSNorm:
+    return "RMSNorm";
   }
   return "?";
 }
@@ -80,39 +98,52 @@ std::string moe::frontend::sema::formatNumber(double value) {
 std::string moe::frontend::sema::describe(const Val &v) {
   using K = Val::Kind;
   switch (v.kind) {
-  case K::Poison: return "an invalid value";
-  case K::Int: return "the integer " + std::to_string(v.i);
+  case K::Poison:
+    return "an invalid value";
+  case K::Int:
+    return "the integer " + std::to_string(v.i);
   case K::Float:
     return "the number " + formatNumber(v.f);
-  case K::Bool: return v.b ? "true" : "false";
-  case K::Nothing: return "nothing";
-  case K::Symbol: return "the symbol :" + v.s;
-  case K::String: return "a string";
-  case K::DType: return "the element type " + name(v.dtype).str();
+  case K::Bool:
+    return v.b ? "true" : "false";
+  case K::Nothing:
+    return "nothing";
+  case K::Symbol:
+    return "the symbol :" + v.s;
+  case K::String:
+    return "a string";
+  case K::DType:
+    return "the element type " + name(v.dtype).str();
   case K::Tensor:
     if (v.shape.empty())
       return "a scalar (0-d) " + name(v.dtype).str() + " tensor";
-    return "a " + std::to_string(v.shape.size()) + "-d " + name(v.dtype).str() + " tensor " +
-           str(v.shape);
+    return "a " + std::to_string(v.shape.size()) + "-d " + name(v.dtype).str() + " tensor " + str(v.shape);
   case K::Routed:
-    return "a routed value (" + std::to_string(v.experts) + " experts, k = " +
-           std::to_string(v.k) + ")";
-  case K::Tuple: return "a tuple of " + std::to_string(v.elements.size()) + " values";
+    return "a routed value (" + std::to_string(v.experts) + " experts, k = " + std::to_string(v.k) + ")";
+  case K::Tuple:
+    return "a tuple of " + std::to_string(v.elements.size()) + " values";
   case K::Pair: {
     auto side = [](const Val &e) {
-      if (e.kind == Val::Kind::Int) return std::to_string(e.i);
-      if (e.kind == Val::Kind::Float) return formatNumber(e.f);
+      if (e.kind == Val::Kind::Int)
+        return std::to_string(e.i);
+      if (e.kind == Val::Kind::Float)
+        return formatNumber(e.f);
       return "(" + describe(e) + ")";
     };
     if (v.elements.size() == 2)
       return "the pair " + side(v.elements[0]) + " => " + side(v.elements[1]);
     return "a pair";
   }
-  case K::Spec: return "a " + name(v.spec->kind).str() + " field constructor";
-  case K::Field: return "the " + name(v.field->spec.kind).str() + " field '" + v.field->name + "'";
-  case K::Function: return "the function '" + v.function->name + "'";
-  case K::Builtin: return "the builtin function '" + v.s + "'";
-  case K::TypeName: return "the type '" + v.s + "'";
+  case K::Spec:
+    return "a " + name(v.spec->kind).str() + " field constructor";
+  case K::Field:
+    return "the " + name(v.field->spec.kind).str() + " field '" + v.field->name + "'";
+  case K::Function:
+    return "the function '" + v.function->name + "'";
+  case K::Builtin:
+    return "the builtin function '" + v.s + "'";
+  case K::TypeName:
+    return "the type '" + v.s + "'";
   }
   return "a value";
 }

@@ -52,15 +52,15 @@ struct FieldSpec {
   enum class Kind { Param, Dense, SwiGLU, GeGLU, MLP, Experts, RMSNorm };
   Kind kind;
   ElemType dtype = ElemType::F32;
-  std::vector<int64_t> dims;       ///< Param
-  int64_t in = 0, out = 0;         ///< Dense; SwiGLU/GeGLU/MLP (d => f); RMSNorm (in)
-  bool bias = false;               ///< Dense
+  std::vector<int64_t> dims;                                      ///< Param
+  int64_t in = 0, out = 0;                                        ///< Dense; SwiGLU/GeGLU/MLP (d => f); RMSNorm (in)
+  bool bias = false;                                              ///< Dense
   mlir::moe::Activation activation = mlir::moe::Activation::relu; ///< MLP
-  int64_t numExperts = 0;          ///< Experts
-  std::shared_ptr<FieldSpec> inner; ///< Experts: the per-expert FFN
-  double eps = 1e-6;               ///< RMSNorm
-  std::string init = "normal";     ///< Param
-  bool trainable = true;           ///< Param
+  int64_t numExperts = 0;                                         ///< Experts
+  std::shared_ptr<FieldSpec> inner;                               ///< Experts: the per-expert FFN
+  double eps = 1e-6;                                              ///< RMSNorm
+  std::string init = "normal";                                    ///< Param
+  bool trainable = true;                                          ///< Param
 };
 llvm::StringRef name(FieldSpec::Kind kind);
 
@@ -77,8 +77,23 @@ struct Field {
 
 struct Val {
   enum class Kind {
-    Poison, Int, Float, Bool, Nothing, Symbol, String, DType, // compile-time scalars
-    Tensor, Routed, Tuple, Pair, Spec, Field, Function, Builtin, TypeName,
+    Poison,
+    Int,
+    Float,
+    Bool,
+    Nothing,
+    Symbol,
+    String,
+    DType, // compile-time scalars
+    Tensor,
+    Routed,
+    Tuple,
+    Pair,
+    Spec,
+    Field,
+    Function,
+    Builtin,
+    TypeName,
   };
   Kind kind = Kind::Poison;
   int64_t i = 0;
@@ -96,20 +111,43 @@ struct Val {
   int64_t experts = 0, k = 0;
   std::optional<double> capacity;
 
-  std::vector<Val> elements;        ///< Tuple; Pair (2)
-  std::shared_ptr<FieldSpec> spec;  ///< Spec
+  std::vector<Val> elements;       ///< Tuple; Pair (2)
+  std::shared_ptr<FieldSpec> spec; ///< Spec
   const sema::Field *field = nullptr;
   const FunctionDecl *function = nullptr;
 
   static Val poison() { return Val(); }
-  static Val integer(int64_t v) { Val r; r.kind = Kind::Int; r.i = v; return r; }
-  static Val real(double v) { Val r; r.kind = Kind::Float; r.f = v; return r; }
-  static Val boolean(bool v) { Val r; r.kind = Kind::Bool; r.b = v; return r; }
+  static Val integer(int64_t v) {
+    Val r;
+    r.kind = Kind::Int;
+    r.i = v;
+    return r;
+  }
+  static Val real(double v) {
+    Val r;
+    r.kind = Kind::Float;
+    r.f = v;
+    return r;
+  }
+  static Val boolean(bool v) {
+    Val r;
+    r.kind = Kind::Bool;
+    r.b = v;
+    return r;
+  }
   static Val tensor(mlir::Value v, ElemType t, Shape shape) {
-    Val r; r.kind = Kind::Tensor; r.value = v; r.dtype = t; r.shape = std::move(shape); return r;
+    Val r;
+    r.kind = Kind::Tensor;
+    r.value = v;
+    r.dtype = t;
+    r.shape = std::move(shape);
+    return r;
   }
   static Val tuple(std::vector<Val> elements) {
-    Val r; r.kind = Kind::Tuple; r.elements = std::move(elements); return r;
+    Val r;
+    r.kind = Kind::Tuple;
+    r.elements = std::move(elements);
+    return r;
   }
 
   bool isPoison() const { return kind == Kind::Poison; }

@@ -14,8 +14,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -112,12 +112,12 @@ inline LogicalResult checkRoutedChains(ModuleOp module, StringRef backend) {
 /// moe.binary that convert-moe-to-linalg lowers (bias widened to out's type).
 inline Value addDenseBias(OpBuilder &b, Location loc, Value out, Value bias) {
   auto type = cast<RankedTensorType>(out.getType());
-  Value biasRow = tensor::ExpandShapeOp::create(
-      b, loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)), bias,
-      ArrayRef<ReassociationIndices>{{0, 1}});
+  Value biasRow =
+      tensor::ExpandShapeOp::create(b, loc, RankedTensorType::get({1, type.getDimSize(1)}, getElementTypeOrSelf(bias)),
+                                    bias, ArrayRef<ReassociationIndices>{{0, 1}});
   if (getElementTypeOrSelf(bias) != type.getElementType())
-    biasRow = arith::ExtFOp::create(b, loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()),
-                                    biasRow);
+    biasRow =
+        arith::ExtFOp::create(b, loc, RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()), biasRow);
   return BinaryOp::create(b, loc, BinaryFn::add, out, biasRow);
 }
 

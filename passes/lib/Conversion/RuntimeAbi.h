@@ -49,7 +49,6 @@ template <typename R, typename... Args> struct AbiFunction<R(Args...)> {
 
 /// The name and func.func type of runtime entry point `fn` (cpu_kernels.h,
 /// gpu_entry_points.h).
-#define MOE_RUNTIME_ENTRY_POINT(fn, builder)                                                              \
-  #fn, ::mlir::moe::runtime_abi::AbiFunction<decltype(::fn)>::get(builder)
+#define MOE_RUNTIME_ENTRY_POINT(fn, builder) #fn, ::mlir::moe::runtime_abi::AbiFunction<decltype(::fn)>::get(builder)
 
 #endif // MOE_CONVERSION_RUNTIMEABI_H

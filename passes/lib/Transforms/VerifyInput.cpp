@@ -64,11 +64,9 @@ private:
     if (!shaped)
       return success();
     Type e = shaped.getElementType();
-    if (e.isF32() || e.isF16() || e.isBF16() || e.isInteger(32) ||
-        e.isIndex() || e.isInteger(1))
+    if (e.isF32() || e.isF16() || e.isBF16() || e.isInteger(32) || e.isIndex() || e.isInteger(1))
       return success();
-    return op->emitError() << "unsupported element type " << e << " in " << t
-                           << " (expected f32, f16, bf16 or i32)";
+    return op->emitError() << "unsupported element type " << e << " in " << t << " (expected f32, f16, bf16 or i32)";
   }
 
   LogicalResult verifySignature(func::FuncOp func) {
@@ -80,8 +78,8 @@ private:
       auto type = dyn_cast<RankedTensorType>(arg.getType());
       if (!type) {
         ok = false;
-        func.emitError() << "argument #" << i << " of @" << func.getSymName()
-                         << " must be a ranked tensor, got " << arg.getType();
+        func.emitError() << "argument #" << i << " of @" << func.getSymName() << " must be a ranked tensor, got "
+                         << arg.getType();
         continue;
       }
       ok &= succeeded(verifyElementType(func, type));
@@ -95,22 +93,19 @@ private:
         auto [it, inserted] = paramIndex.try_emplace(param.getValue(), i);
         if (!inserted) {
           ok = false;
-          func.emitError() << "parameter name '" << param.getValue()
-                           << "' is used by arguments #" << it->second
+          func.emitError() << "parameter name '" << param.getValue() << "' is used by arguments #" << it->second
                            << " and #" << i;
         }
         if (!type.hasStaticShape()) {
           ok = false;
-          func.emitError() << "parameter '" << param.getValue()
-                           << "' must have a static shape, got " << type;
+          func.emitError() << "parameter '" << param.getValue() << "' must have a static shape, got " << type;
         }
       }
       if (input) {
         for (int64_t d = 1; d < type.getRank(); ++d)
           if (type.isDynamicDim(d)) {
             ok = false;
-            func.emitError() << "input '" << input.getValue()
-                             << "' is dynamic in dimension " << d
+            func.emitError() << "input '" << input.getValue() << "' is dynamic in dimension " << d
                              << "; only the token dimension (0) may be dynamic";
             break;
           }

@@ -9,8 +9,8 @@
 
 using namespace moe::runtime::cpu;
 
-extern "C" void moe_cpu_dense(int64_t x, int64_t w, int64_t out, int64_t m, int64_t k, int64_t n,
-                              int32_t xDtype, int32_t wDtype, int32_t outDtype) {
+extern "C" void moe_cpu_dense(int64_t x, int64_t w, int64_t out, int64_t m, int64_t k, int64_t n, int32_t xDtype,
+                              int32_t wDtype, int32_t outDtype) {
   std::vector<float> a;
   const float *ap = ptr<float>(x);
   if (xDtype != MOE_F32) {

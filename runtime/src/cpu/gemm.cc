@@ -20,33 +20,32 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
 template <bool kAvx512> struct Kernel;
 
-#define MOE_MICRO_KERNEL_BODY                                                                      \
-  v16 acc[kMR][2] = {};                                                                            \
-  for (int64_t p = 0; p < k; ++p) {                                                                \
-    v16 b0 = *reinterpret_cast<const v16 *>(bp + p * ldb);                                         \
-    v16 b1 = *reinterpret_cast<const v16 *>(bp + p * ldb + 16);                                    \
-    for (int64_t r = 0; r < kMR; ++r) {                                                            \
-      float av = a[r * lda + p];                                                                   \
-      acc[r][0] += b0 * av;                                                                        \
-      acc[r][1] += b1 * av;                                                                        \
-    }                                                                                              \
-  }                                                                                                \
-  for (int64_t r = 0; r < rows; ++r) {                                                             \
-    float tmp[kNR];                                                                                \
-    *reinterpret_cast<v16 *>(tmp) = acc[r][0];                                                     \
-    *reinterpret_cast<v16 *>(tmp + 16) = acc[r][1];                                                \
-    std::copy(tmp, tmp + cols, c + r * ldc);                                                       \
+#define MOE_MICRO_KERNEL_BODY                                                                                          \
+  v16 acc[kMR][2] = {};                                                                                                \
+  for (int64_t p = 0; p < k; ++p) {                                                                                    \
+    v16 b0 = *reinterpret_cast<const v16 *>(bp + p * ldb);                                                             \
+    v16 b1 = *reinterpret_cast<const v16 *>(bp + p * ldb + 16);                                                        \
+    for (int64_t r = 0; r < kMR; ++r) {                                                                                \
+      float av = a[r * lda + p];                                                                                       \
+      acc[r][0] += b0 * av;                                                                                            \
+      acc[r][1] += b1 * av;                                                                                            \
+    }                                                                                                                  \
+  }                                                                                                                    \
+  for (int64_t r = 0; r < rows; ++r) {                                                                                 \
+    float tmp[kNR];                                                                                                    \
+    *reinterpret_cast<v16 *>(tmp) = acc[r][0];                                                                         \
+    *reinterpret_cast<v16 *>(tmp + 16) = acc[r][1];                                                                    \
+    std::copy(tmp, tmp + cols, c + r * ldc);                                                                           \
   }
 
 /// A full-height micro-tile: a[kMR rows, k] * b[k, kNR] (row stride ldb) -> c[rows, cols].
-__attribute__((target("avx512f,fma"))) void microAvx512(const float *a, int64_t lda, const float *bp,
-                                                        int64_t ldb, int64_t k, float *c, int64_t ldc,
-                                                        int64_t rows, int64_t cols) {
+__attribute__((target("avx512f,fma"))) void microAvx512(const float *a, int64_t lda, const float *bp, int64_t ldb,
+                                                        int64_t k, float *c, int64_t ldc, int64_t rows, int64_t cols) {
   MOE_MICRO_KERNEL_BODY
 }
 
-void microGeneric(const float *a, int64_t lda, const float *bp, int64_t ldb, int64_t k, float *c,
-                  int64_t ldc, int64_t rows, int64_t cols) {
+void microGeneric(const float *a, int64_t lda, const float *bp, int64_t ldb, int64_t k, float *c, int64_t ldc,
+                  int64_t rows, int64_t cols) {
   MOE_MICRO_KERNEL_BODY
 }
 
@@ -60,8 +59,8 @@ bool haveAvx512() {
 namespace {
 
 /// One column panel: pack B[:, panel] as f32 and sweep every micro-tile of A.
-void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c,
-                  int64_t ldc, int64_t m, int64_t k, int64_t n, int64_t panel) {
+void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m,
+                  int64_t k, int64_t n, int64_t panel) {
   auto micro = haveAvx512() ? microAvx512 : microGeneric;
   int64_t j0 = panel * kNR, cols = std::min(kNR, n - j0);
   // For few rows of A, packing B costs as much as the products: a full f32
@@ -115,17 +114,15 @@ bool trivial(float *c, int64_t ldc, int64_t m, int64_t k, int64_t n) {
 
 } // namespace
 
-void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
-          int64_t m, int64_t k, int64_t n) {
+void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+          int64_t n) {
   if (trivial(c, ldc, m, k, n))
     return;
-  parallelFor((n + kNR - 1) / kNR, [&](int64_t panel) {
-    panelProduct(a, lda, b, bDtype, c, ldc, m, k, n, panel);
-  });
+  parallelFor((n + kNR - 1) / kNR, [&](int64_t panel) { panelProduct(a, lda, b, bDtype, c, ldc, m, k, n, panel); });
 }
 
-void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
-                int64_t m, int64_t k, int64_t n) {
+void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+                int64_t n) {
   if (trivial(c, ldc, m, k, n))
     return;
   for (int64_t panel = 0; panel < (n + kNR - 1) / kNR; ++panel)

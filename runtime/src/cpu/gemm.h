@@ -10,13 +10,13 @@ namespace moe::runtime::cpu {
 /// B is row-major [k, n] of `bDtype` (f32, f16 or bf16), converted to f32 panel
 /// by panel. Multi-threaded over column panels; each C element is one
 /// sequential f32 sum over k, so results do not depend on the thread count.
-void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
-          int64_t m, int64_t k, int64_t n);
+void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+          int64_t n);
 
 /// The same product on the calling thread only (for callers that already
 /// parallelise over independent GEMMs, e.g. one per expert).
-void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc,
-                int64_t m, int64_t k, int64_t n);
+void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+                int64_t n);
 
 } // namespace moe::runtime::cpu
 

@@ -18,30 +18,31 @@ using namespace moe::runtime::cpu;
 namespace {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float gelu(float x) {
-  return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
+float gelu(float x) { return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
 
 float activate(int32_t kind, float g) {
   switch (kind) {
-  case MOE_FFN_SWIGLU: case MOE_FFN_MLP_SILU: return g * sigmoid(g);
-  case MOE_FFN_GEGLU: case MOE_FFN_MLP_GELU: return gelu(g);
-  default: return g > 0 ? g : 0.0f; // MOE_FFN_MLP_RELU
+  case MOE_FFN_SWIGLU:
+  case MOE_FFN_MLP_SILU:
+    return g * sigmoid(g);
+  case MOE_FFN_GEGLU:
+  case MOE_FFN_MLP_GELU:
+    return gelu(g);
+  default:
+    return g > 0 ? g : 0.0f; // MOE_FFN_MLP_RELU
   }
 }
 
 } // namespace
 
-extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1,
-                                int64_t w2, int64_t out, int64_t tokens, int64_t d, int64_t f,
-                                int64_t experts, int64_t k, int32_t kind, double capacity,
-                                int32_t xDtype, int32_t weightsDtype, int32_t wDtype,
+extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2,
+                                int64_t out, int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k,
+                                int32_t kind, double capacity, int32_t xDtype, int32_t weightsDtype, int32_t wDtype,
                                 int32_t outDtype) {
   const int64_t assignments = tokens * k;
   int64_t limit = assignments;
   if (capacity > 0)
-    limit = static_cast<int64_t>(std::ceil(capacity * static_cast<double>(assignments) /
-                                           static_cast<double>(experts)));
+    limit = static_cast<int64_t>(std::ceil(capacity * static_cast<double>(assignments) / static_cast<double>(experts)));
   // Group the kept assignments by expert, in (token, slot) order.
   std::vector<std::vector<int64_t>> rowsOf(experts);
   std::vector<char> kept(assignments, 0);

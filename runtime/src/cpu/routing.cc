@@ -16,17 +16,15 @@ namespace {
 void topIndices(const float *s, int64_t n, int64_t k, std::vector<int32_t> &out) {
   out.resize(n);
   std::iota(out.begin(), out.end(), 0);
-  std::partial_sort(out.begin(), out.begin() + k, out.end(), [&](int32_t a, int32_t b) {
-    return s[a] > s[b] || (s[a] == s[b] && a < b);
-  });
+  std::partial_sort(out.begin(), out.begin() + k, out.end(),
+                    [&](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
   out.resize(k);
 }
 
 } // namespace
 
-extern "C" void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, int64_t rows,
-                             int64_t cols, int64_t k, int32_t score, int32_t renormalize,
-                             double scale, int32_t dtype) {
+extern "C" void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, int64_t rows, int64_t cols, int64_t k,
+                             int32_t score, int32_t renormalize, double scale, int32_t dtype) {
   std::vector<float> s(cols);
   std::vector<int32_t> top;
   for (int64_t r = 0; r < rows; ++r) {
@@ -53,8 +51,8 @@ extern "C" void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, in
   }
 }
 
-extern "C" void moe_cpu_group_topk(int64_t scores, int64_t indices, int64_t rows, int64_t cols,
-                                   int64_t k, int64_t groups, int64_t topGroups, int32_t dtype) {
+extern "C" void moe_cpu_group_topk(int64_t scores, int64_t indices, int64_t rows, int64_t cols, int64_t k,
+                                   int64_t groups, int64_t topGroups, int32_t dtype) {
   int64_t size = cols / groups;
   std::vector<float> s(cols), groupScore(groups), masked(cols);
   std::vector<int32_t> best, keep, top;
@@ -75,8 +73,8 @@ extern "C" void moe_cpu_group_topk(int64_t scores, int64_t indices, int64_t rows
   }
 }
 
-extern "C" void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t cols,
-                               int64_t k, int32_t dtype) {
+extern "C" void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t cols, int64_t k,
+                               int32_t dtype) {
   size_t bytes = moe_dtype_size(static_cast<moe_dtype_t>(dtype));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < k; ++j) {
@@ -87,9 +85,8 @@ extern "C" void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows
     }
 }
 
-extern "C" void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_t out,
-                                          int64_t tokens, int64_t experts, int64_t k,
-                                          int32_t dtype) {
+extern "C" void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_t out, int64_t tokens, int64_t experts,
+                                          int64_t k, int32_t dtype) {
   std::vector<double> fraction(experts, 0.0), meanProb(experts, 0.0);
   for (int64_t a = 0; a < tokens * k; ++a) {
     int64_t e = ptr<int32_t>(indices)[a];
@@ -105,8 +102,7 @@ extern "C" void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_
   *ptr<float>(out) = tokens > 0 ? static_cast<float>(static_cast<double>(experts) * loss) : 0.0f;
 }
 
-extern "C" void moe_cpu_z_loss(int64_t logits, int64_t out, int64_t rows, int64_t cols,
-                               int32_t dtype) {
+extern "C" void moe_cpu_z_loss(int64_t logits, int64_t out, int64_t rows, int64_t cols, int32_t dtype) {
   std::vector<float> s(cols);
   double total = 0;
   for (int64_t r = 0; r < rows; ++r) {

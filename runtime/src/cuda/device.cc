@@ -53,8 +53,7 @@ moe_status_t CudaModule::function(const std::string &name, void *&out) const {
   CUfunction fn = nullptr;
   CUresult r = api()->cuModuleGetFunction(&fn, static_cast<CUmodule>(module), name.c_str());
   if (r != CUDA_SUCCESS)
-    return fail(MOE_NOT_FOUND, "the GPU module has no kernel \"" + name + "\" (CUDA error " +
-                                   std::to_string(r) + ")");
+    return fail(MOE_NOT_FOUND, "the GPU module has no kernel \"" + name + "\" (CUDA error " + std::to_string(r) + ")");
   out = fn;
   return MOE_OK;
 }
@@ -85,8 +84,8 @@ moe_status_t CudaDevice::open(int ordinal, std::unique_ptr<CudaDevice> &out) {
   if (moe_status_t s = check(d->cuDeviceGetCount(&count), "cuDeviceGetCount"))
     return s;
   if (ordinal < 0 || ordinal >= count)
-    return fail(MOE_UNAVAILABLE, "GPU " + std::to_string(ordinal) + " does not exist (" +
-                                     std::to_string(count) + " GPUs)");
+    return fail(MOE_UNAVAILABLE,
+                "GPU " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) + " GPUs)");
   std::unique_ptr<CudaDevice> device(new CudaDevice());
   device->ordinal = ordinal;
   CUdevice dev;
@@ -151,8 +150,8 @@ moe_status_t CudaDevice::loadImage(const void *image, int optLevel, void *&modul
   CUresult r = d->cuModuleLoadDataEx(&loaded, image, 3, options, values);
   if (r != CUDA_SUCCESS) {
     log.resize(log.find('\0'));
-    return fail(MOE_INVALID_FORMAT, "the GPU code does not load (CUDA error " + std::to_string(r) + ")" +
-                                        (log.empty() ? "" : ": " + log));
+    return fail(MOE_INVALID_FORMAT,
+                "the GPU code does not load (CUDA error " + std::to_string(r) + ")" + (log.empty() ? "" : ": " + log));
   }
   module = loaded;
   return MOE_OK;
@@ -172,8 +171,8 @@ moe_status_t CudaDevice::allocate(size_t bytes, DeviceBuffer &out) {
     const Driver *d = api();
     d->cuCtxSetCurrent(static_cast<CUcontext>(context));
     CUdeviceptr p = 0;
-    if (moe_status_t s = check(d->cuMemAlloc(&p, capacity), "allocating " + std::to_string(capacity) +
-                                                                  " bytes on the GPU"))
+    if (moe_status_t s =
+            check(d->cuMemAlloc(&p, capacity), "allocating " + std::to_string(capacity) + " bytes on the GPU"))
       return s;
     ptr = p;
     allBuffers.push_back(p);
@@ -191,32 +190,30 @@ void CudaDevice::release(uint64_t ptr, size_t capacity) { freeBuffers.emplace(ca
 
 moe_status_t CudaDevice::upload(const DeviceBuffer &to, const void *from, size_t bytes) {
   if (bytes > to.size())
-    return fail(MOE_INVALID_ARGUMENT, "upload of " + std::to_string(bytes) + " bytes into a buffer of " +
-                                          std::to_string(to.size()));
+    return fail(MOE_INVALID_ARGUMENT,
+                "upload of " + std::to_string(bytes) + " bytes into a buffer of " + std::to_string(to.size()));
   return check(api()->cuMemcpyHtoDAsync(to.address(), from, bytes, static_cast<CUstream>(stream)),
                "copying to the GPU");
 }
 
 moe_status_t CudaDevice::download(void *to, const DeviceBuffer &from, size_t bytes) {
   if (bytes > from.size())
-    return fail(MOE_INVALID_ARGUMENT, "download of " + std::to_string(bytes) + " bytes from a buffer of " +
-                                          std::to_string(from.size()));
+    return fail(MOE_INVALID_ARGUMENT,
+                "download of " + std::to_string(bytes) + " bytes from a buffer of " + std::to_string(from.size()));
   return download(to, from.address(), bytes);
 }
 
 moe_status_t CudaDevice::download(void *to, uint64_t from, size_t bytes) {
-  if (moe_status_t s = check(api()->cuMemcpyDtoHAsync(to, from, bytes, static_cast<CUstream>(stream)),
-                             "copying from the GPU"))
+  if (moe_status_t s =
+          check(api()->cuMemcpyDtoHAsync(to, from, bytes, static_cast<CUstream>(stream)), "copying from the GPU"))
     return s;
   return synchronize();
 }
 
-moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid,
-                                std::array<unsigned, 3> block, std::vector<void *> args,
-                                unsigned sharedBytes) {
-  return check(api()->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2],
-                                     block[0], block[1], block[2], sharedBytes,
-                                     static_cast<CUstream>(stream), args.data(), nullptr),
+moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
+                                std::vector<void *> args, unsigned sharedBytes) {
+  return check(api()->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0], block[1],
+                                     block[2], sharedBytes, static_cast<CUstream>(stream), args.data(), nullptr),
                "launching a kernel");
 }
 
@@ -231,8 +228,8 @@ moe_status_t CudaDevice::synchronize() {
 moe_status_t CudaDevice::capture(const std::function<moe_status_t()> &body, CudaGraph &out) {
   const Driver *d = api();
   CUstream s = static_cast<CUstream>(stream);
-  if (moe_status_t st = check(d->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
-                              "beginning a CUDA graph capture"))
+  if (moe_status_t st =
+          check(d->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "beginning a CUDA graph capture"))
     return st;
   moe_status_t inner = body();
   CUgraph graph = nullptr;
@@ -300,8 +297,8 @@ moe_status_t CudaDevice::replay(const CudaGraph &graph) {
                "launching a CUDA graph");
 }
 
-moe_status_t CudaDevice::tensorMap(uint64_t base, bool bf16, std::array<uint64_t, 3> dims,
-                                   std::array<uint32_t, 2> box, uint64_t &deviceAddress) {
+moe_status_t CudaDevice::tensorMap(uint64_t base, bool bf16, std::array<uint64_t, 3> dims, std::array<uint32_t, 2> box,
+                                   uint64_t &deviceAddress) {
   std::array<uint64_t, 7> key{base, bf16 ? 1u : 0u, dims[0], dims[1], dims[2], box[0], box[1]};
   auto found = tensorMaps.find(key);
   if (found != tensorMaps.end()) {
@@ -316,14 +313,13 @@ moe_status_t CudaDevice::tensorMap(uint64_t base, bool bf16, std::array<uint64_t
   // Byte strides of dimensions 1 and 2 (dimension 0 is contiguous).
   const unsigned long long strides[2] = {dims[0] * 2, dims[0] * dims[1] * 2};
   const unsigned boxDim[3] = {box[0], box[1], 1}, elementStrides[3] = {1, 1, 1};
-  if (moe_status_t s = check(d->cuTensorMapEncodeTiled(entry.host.data(),
-                                                       bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-                                                            : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                                                       3, reinterpret_cast<void *>(base), globalDim, strides, boxDim,
-                                                       elementStrides, /*interleave=*/0, CU_TENSOR_MAP_SWIZZLE_128B,
-                                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, /*oobFill zeros=*/0),
-                             "making a TMA descriptor for the tensor [" + std::to_string(dims[2]) + ", " +
-                                 std::to_string(dims[1]) + ", " + std::to_string(dims[0]) + "]"))
+  if (moe_status_t s =
+          check(d->cuTensorMapEncodeTiled(
+                    entry.host.data(), bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3,
+                    reinterpret_cast<void *>(base), globalDim, strides, boxDim, elementStrides, /*interleave=*/0,
+                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, /*oobFill zeros=*/0),
+                "making a TMA descriptor for the tensor [" + std::to_string(dims[2]) + ", " + std::to_string(dims[1]) +
+                    ", " + std::to_string(dims[0]) + "]"))
     return s;
   if (moe_status_t s = allocate(sizeof(entry.host), entry.device))
     return s;

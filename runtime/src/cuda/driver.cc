@@ -26,42 +26,41 @@ void load() {
     return;
   }
   // The versioned names are the current ABI of the unversioned API macros.
-  bool ok = resolve(library, driver.cuInit, "cuInit") &&
-            resolve(library, driver.cuDeviceGetCount, "cuDeviceGetCount") &&
-            resolve(library, driver.cuDeviceGet, "cuDeviceGet") &&
-            resolve(library, driver.cuDeviceGetName, "cuDeviceGetName") &&
-            resolve(library, driver.cuDeviceGetAttribute, "cuDeviceGetAttribute") &&
-            resolve(library, driver.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") &&
-            resolve(library, driver.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2") &&
-            resolve(library, driver.cuCtxSetCurrent, "cuCtxSetCurrent") &&
-            resolve(library, driver.cuModuleLoadDataEx, "cuModuleLoadDataEx") &&
-            resolve(library, driver.cuModuleUnload, "cuModuleUnload") &&
-            resolve(library, driver.cuModuleGetFunction, "cuModuleGetFunction") &&
-            resolve(library, driver.cuLaunchKernel, "cuLaunchKernel") &&
-            resolve(library, driver.cuMemAlloc, "cuMemAlloc_v2") &&
-            resolve(library, driver.cuMemGetInfo, "cuMemGetInfo_v2") &&
-            resolve(library, driver.cuMemFree, "cuMemFree_v2") &&
-            resolve(library, driver.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2") &&
-            resolve(library, driver.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2") &&
-            resolve(library, driver.cuStreamCreate, "cuStreamCreate") &&
-            resolve(library, driver.cuStreamDestroy, "cuStreamDestroy_v2") &&
-            resolve(library, driver.cuStreamSynchronize, "cuStreamSynchronize") &&
-            resolve(library, driver.cuStreamBeginCapture, "cuStreamBeginCapture_v2") &&
-            resolve(library, driver.cuStreamEndCapture, "cuStreamEndCapture") &&
-            resolve(library, driver.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags") &&
-            resolve(library, driver.cuGraphLaunch, "cuGraphLaunch") &&
-            resolve(library, driver.cuGraphExecDestroy, "cuGraphExecDestroy") &&
-            resolve(library, driver.cuGraphDestroy, "cuGraphDestroy") &&
-            resolve(library, driver.cuGetErrorString, "cuGetErrorString") &&
-            resolve(library, driver.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2") &&
-            resolve(library, driver.cuMemsetD32Async, "cuMemsetD32Async") &&
-            resolve(library, driver.cuMemsetD16Async, "cuMemsetD16Async") &&
-            resolve(library, driver.cuFuncSetAttribute, "cuFuncSetAttribute") &&
-            resolve(library, driver.cuEventCreate, "cuEventCreate") &&
-            resolve(library, driver.cuEventRecord, "cuEventRecord") &&
-            resolve(library, driver.cuEventSynchronize, "cuEventSynchronize") &&
-            resolve(library, driver.cuEventElapsedTime, "cuEventElapsedTime") &&
-            resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2");
+  bool ok =
+      resolve(library, driver.cuInit, "cuInit") && resolve(library, driver.cuDeviceGetCount, "cuDeviceGetCount") &&
+      resolve(library, driver.cuDeviceGet, "cuDeviceGet") &&
+      resolve(library, driver.cuDeviceGetName, "cuDeviceGetName") &&
+      resolve(library, driver.cuDeviceGetAttribute, "cuDeviceGetAttribute") &&
+      resolve(library, driver.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") &&
+      resolve(library, driver.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2") &&
+      resolve(library, driver.cuCtxSetCurrent, "cuCtxSetCurrent") &&
+      resolve(library, driver.cuModuleLoadDataEx, "cuModuleLoadDataEx") &&
+      resolve(library, driver.cuModuleUnload, "cuModuleUnload") &&
+      resolve(library, driver.cuModuleGetFunction, "cuModuleGetFunction") &&
+      resolve(library, driver.cuLaunchKernel, "cuLaunchKernel") &&
+      resolve(library, driver.cuMemAlloc, "cuMemAlloc_v2") &&
+      resolve(library, driver.cuMemGetInfo, "cuMemGetInfo_v2") && resolve(library, driver.cuMemFree, "cuMemFree_v2") &&
+      resolve(library, driver.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2") &&
+      resolve(library, driver.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2") &&
+      resolve(library, driver.cuStreamCreate, "cuStreamCreate") &&
+      resolve(library, driver.cuStreamDestroy, "cuStreamDestroy_v2") &&
+      resolve(library, driver.cuStreamSynchronize, "cuStreamSynchronize") &&
+      resolve(library, driver.cuStreamBeginCapture, "cuStreamBeginCapture_v2") &&
+      resolve(library, driver.cuStreamEndCapture, "cuStreamEndCapture") &&
+      resolve(library, driver.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags") &&
+      resolve(library, driver.cuGraphLaunch, "cuGraphLaunch") &&
+      resolve(library, driver.cuGraphExecDestroy, "cuGraphExecDestroy") &&
+      resolve(library, driver.cuGraphDestroy, "cuGraphDestroy") &&
+      resolve(library, driver.cuGetErrorString, "cuGetErrorString") &&
+      resolve(library, driver.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2") &&
+      resolve(library, driver.cuMemsetD32Async, "cuMemsetD32Async") &&
+      resolve(library, driver.cuMemsetD16Async, "cuMemsetD16Async") &&
+      resolve(library, driver.cuFuncSetAttribute, "cuFuncSetAttribute") &&
+      resolve(library, driver.cuEventCreate, "cuEventCreate") &&
+      resolve(library, driver.cuEventRecord, "cuEventRecord") &&
+      resolve(library, driver.cuEventSynchronize, "cuEventSynchronize") &&
+      resolve(library, driver.cuEventElapsedTime, "cuEventElapsedTime") &&
+      resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2");
   if (!ok)
     return;
   driver.cuTensorMapEncodeTiled =

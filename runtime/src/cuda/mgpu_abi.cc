@@ -13,8 +13,8 @@
 //   arena; mgpuMemFree leaves them there until the call's results are read.
 // Failures are recorded on the current call (these functions return nothing)
 // and reported by Layer::run.
-#include "moe/runtime/gpu_entry_points.h"
 #include "gpu_call.h"
+#include "moe/runtime/gpu_entry_points.h"
 
 #include "driver.h"
 
@@ -104,8 +104,8 @@ __attribute__((visibility("default"))) void *mgpuModuleGetFunction(void *module,
 
 __attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                                                              intptr_t gridZ, intptr_t blockX, intptr_t blockY,
-                                                             intptr_t blockZ, int32_t smem, void *,
-                                                             void **params, void **extra, size_t) {
+                                                             intptr_t blockZ, int32_t smem, void *, void **params,
+                                                             void **extra, size_t) {
   GpuCall *c = call("mgpuLaunchKernel");
   const Driver *d = nullptr;
   if (!c || !function || c->errorStatus != MOE_OK || loadDriver(d) != MOE_OK)

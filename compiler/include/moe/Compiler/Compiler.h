@@ -44,8 +44,7 @@ void registerCompiler(DialectRegistry &registry);
 /// print as `file:line:col: error:` with the source line and a caret.
 class CompileSession {
 public:
-  explicit CompileSession(std::unique_ptr<llvm::MemoryBuffer> source,
-                          llvm::raw_ostream &diagnostics = llvm::errs());
+  explicit CompileSession(std::unique_ptr<llvm::MemoryBuffer> source, llvm::raw_ostream &diagnostics = llvm::errs());
   ~CompileSession();
 
   /// The syntax tree; null after a syntax error (reported).

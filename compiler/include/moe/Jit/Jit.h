@@ -69,8 +69,7 @@ public:
   void setParameters(std::vector<runtime::Tensor> params);
 
   /// Runs the layer, compiling it first for a new signature.
-  moe_status_t operator()(const std::vector<runtime::Tensor> &inputs,
-                          std::vector<runtime::Tensor> &outputs);
+  moe_status_t operator()(const std::vector<runtime::Tensor> &inputs, std::vector<runtime::Tensor> &outputs);
 
   const Stats &stats() const { return counters; }
   /// The .moe source of the last specialisation built.
@@ -101,8 +100,7 @@ std::string diskCacheKey(const Options &options, const std::string &source);
 
 /// Compiles `.moe` source text (buffer `bufferName`) for the CPU; diagnostics
 /// go to stderr. Shared by the JIT and `moec`.
-moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName,
-                                 runtime::Artifact &out);
+moe_status_t compileSourceForCPU(const std::string &text, const std::string &bufferName, runtime::Artifact &out);
 
 /// Compiles a layer's .moe source for `target` ("cpu" or a CUDA architecture);
 /// `cubin`: on a GPU target, embed a cubin from ptxas beside the PTX.

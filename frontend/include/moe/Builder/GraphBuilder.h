@@ -32,9 +32,7 @@ namespace moe::builder {
 struct Site {
   const char *file;
   int line;
-  static Site current(const char *file = __builtin_FILE(), int line = __builtin_LINE()) {
-    return {file, line};
-  }
+  static Site current(const char *file = __builtin_FILE(), int line = __builtin_LINE()) { return {file, line}; }
 };
 
 /// A dimension: a size (`64`) or a symbol bound at call time (`"tokens"`).
@@ -95,13 +93,11 @@ public:
   explicit Graph(std::string layerName, std::string elementType = "f32", std::string description = "");
 
   /// A forward-method argument: `input("x", "bf16", {"tokens", 4096})`.
-  Tensor input(const std::string &name, const std::string &dtype, std::vector<Dim> dims,
-               Site site = Site::current());
+  Tensor input(const std::string &name, const std::string &dtype, std::vector<Dim> dims, Site site = Site::current());
   /// A parameter tensor; init is "normal", "zeros" or "ones".
   Tensor param(const std::string &name, const std::string &dtype, std::vector<int64_t> shape,
                const std::string &init = "normal", bool trainable = true, Site site = Site::current());
-  Field dense(const std::string &name, int64_t in, int64_t out, bool bias = false,
-              Site site = Site::current());
+  Field dense(const std::string &name, int64_t in, int64_t out, bool bias = false, Site site = Site::current());
   Field experts(const std::string &name, int64_t n, const Ffn &ffn, Site site = Site::current());
   Field ffn(const std::string &name, const Ffn &ffn, Site site = Site::current());
   Field rmsnorm(const std::string &name, int64_t d, double eps = 1e-6, Site site = Site::current());
@@ -156,12 +152,10 @@ Tensor max(const Tensor &a, const Tensor &b, Site site = Site::current());
 Tensor min(const Tensor &a, const Tensor &b, Site site = Site::current());
 /// (values, 1-based expert indices)
 std::pair<Tensor, Tensor> topk(const Tensor &x, int64_t k, Site site = Site::current());
-Tensor group_topk(const Tensor &s, int64_t k, int64_t groups, int64_t topGroups,
-                  Site site = Site::current());
+Tensor group_topk(const Tensor &s, int64_t k, int64_t groups, int64_t topGroups, Site site = Site::current());
 Tensor gather(const Tensor &x, const Tensor &indices, Site site = Site::current());
 /// capacity <= 0: dropless.
-Tensor dispatch(const Tensor &x, const Tensor &indices, double capacity = 0,
-                Site site = Site::current());
+Tensor dispatch(const Tensor &x, const Tensor &indices, double capacity = 0, Site site = Site::current());
 Tensor combine(const Tensor &routed, const Tensor &weights, Site site = Site::current());
 Tensor load_balance_loss(const Tensor &probs, const Tensor &indices, Site site = Site::current());
 Tensor z_loss(const Tensor &logits, Site site = Site::current());

@@ -29,8 +29,19 @@ namespace moe::frontend {
 class Expr {
 public:
   enum class Kind {
-    Integer, Float, Bool, Nothing, String, Symbol, // literals
-    Name, Tuple, Call, Curly, Index, Binary, Unary,
+    Integer,
+    Float,
+    Bool,
+    Nothing,
+    String,
+    Symbol, // literals
+    Name,
+    Tuple,
+    Call,
+    Curly,
+    Index,
+    Binary,
+    Unary,
   };
   Expr(Kind kind, llvm::SMLoc loc) : kind(kind), loc(loc) {}
   virtual ~Expr() = default;
@@ -54,8 +65,7 @@ struct IntegerExpr : ExprOf<Expr::Kind::Integer> {
 };
 
 struct FloatExpr : ExprOf<Expr::Kind::Float> {
-  FloatExpr(llvm::SMLoc loc, double value, bool isFloat32)
-      : ExprOf(loc), value(value), isFloat32(isFloat32) {}
+  FloatExpr(llvm::SMLoc loc, double value, bool isFloat32) : ExprOf(loc), value(value), isFloat32(isFloat32) {}
   double value;
   bool isFloat32; ///< written `3.0f0`
 };
@@ -87,8 +97,7 @@ struct NameExpr : ExprOf<Expr::Kind::Name> {
 
 /// `(a, b)`, and the right-hand side of `return a, b`.
 struct TupleExpr : ExprOf<Expr::Kind::Tuple> {
-  TupleExpr(llvm::SMLoc loc, std::vector<ExprPtr> elements)
-      : ExprOf(loc), elements(std::move(elements)) {}
+  TupleExpr(llvm::SMLoc loc, std::vector<ExprPtr> elements) : ExprOf(loc), elements(std::move(elements)) {}
   std::vector<ExprPtr> elements;
 };
 
@@ -100,10 +109,9 @@ struct KeywordArg {
 
 /// `f(a, b; k = v)`, and with `broadcast` set, `f.(a, b)`.
 struct CallExpr : ExprOf<Expr::Kind::Call> {
-  CallExpr(llvm::SMLoc loc, ExprPtr callee, std::vector<ExprPtr> args,
-           std::vector<KeywordArg> keywords, bool broadcast)
-      : ExprOf(loc), callee(std::move(callee)), args(std::move(args)),
-        keywords(std::move(keywords)), broadcast(broadcast) {}
+  CallExpr(llvm::SMLoc loc, ExprPtr callee, std::vector<ExprPtr> args, std::vector<KeywordArg> keywords, bool broadcast)
+      : ExprOf(loc), callee(std::move(callee)), args(std::move(args)), keywords(std::move(keywords)),
+        broadcast(broadcast) {}
   ExprPtr callee;
   std::vector<ExprPtr> args;
   std::vector<KeywordArg> keywords;
@@ -136,8 +144,7 @@ struct BinaryExpr : ExprOf<Expr::Kind::Binary> {
 
 /// `-x`, `+x`, `!b`.
 struct UnaryExpr : ExprOf<Expr::Kind::Unary> {
-  UnaryExpr(llvm::SMLoc loc, TokenKind op, ExprPtr operand)
-      : ExprOf(loc), op(op), operand(std::move(operand)) {}
+  UnaryExpr(llvm::SMLoc loc, TokenKind op, ExprPtr operand) : ExprOf(loc), op(op), operand(std::move(operand)) {}
   TokenKind op;
   ExprPtr operand;
 };
@@ -221,8 +228,7 @@ llvm::StringRef spellOperator(TokenKind op);
 
 /// Prints the tree as indented S-expressions with `line:col` locations
 /// (`moec --emit=ast`).
-void printProgram(const Program &program, const llvm::SourceMgr &sourceMgr,
-                  llvm::raw_ostream &os);
+void printProgram(const Program &program, const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os);
 
 } // namespace moe::frontend
 

@@ -47,8 +47,7 @@ private:
   bool parseLayer(Program &program, std::string doc);
   std::unique_ptr<FunctionDecl> parseFunction(std::string doc, bool anonymous);
   bool parseShortFunction(Program &program, std::string doc);
-  bool parseParameters(TokenKind close, std::vector<Parameter> &params,
-                       std::vector<Parameter> *keywordParams);
+  bool parseParameters(TokenKind close, std::vector<Parameter> &params, std::vector<Parameter> *keywordParams);
   std::optional<Parameter> parseParameter();
   bool parseBody(std::vector<Stmt> &body, llvm::SMLoc openLoc, llvm::StringRef what);
 

@@ -43,15 +43,13 @@ struct ElaborationOptions {
 /// Elaborates `program` (parsed from a buffer of diags' SourceMgr) into a
 /// module with one `func.func` per compiled layer. Returns null after
 /// reporting errors; the module is verified before it is returned.
-mlir::OwningOpRef<mlir::ModuleOp> elaborate(const Program &program, Diagnostics &diags,
-                                            mlir::MLIRContext &context,
+mlir::OwningOpRef<mlir::ModuleOp> elaborate(const Program &program, Diagnostics &diags, mlir::MLIRContext &context,
                                             const ElaborationOptions &options);
 
 /// Parses buffer `bufferId` of `diags`' SourceMgr and elaborates it: the
 /// frontend in one call. Returns null after reporting errors (syntax errors
 /// stop before elaboration, which would only add noise).
-mlir::OwningOpRef<mlir::ModuleOp> parseAndElaborate(Diagnostics &diags, unsigned bufferId,
-                                                    mlir::MLIRContext &context,
+mlir::OwningOpRef<mlir::ModuleOp> parseAndElaborate(Diagnostics &diags, unsigned bufferId, mlir::MLIRContext &context,
                                                     const ElaborationOptions &options);
 
 /// Registers what the elaborated IR uses (moe, func, arith, tensor).

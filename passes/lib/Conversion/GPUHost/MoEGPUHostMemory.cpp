@@ -30,8 +30,8 @@ struct MoEGPUHostMemory : moe::impl::MoEGPUHostMemoryBase<MoEGPUHostMemory> {
       if (isa<memref::AllocOp, memref::AllocaOp, memref::DeallocOp, memref::CopyOp>(op)) {
         ops.push_back(op);
       } else if (isa<memref::LoadOp, memref::StoreOp>(op)) {
-        op->emitError() << "host code of a GPU layer reads or writes a buffer directly ('"
-                        << op->getName() << "'); only kernels may touch device memory";
+        op->emitError() << "host code of a GPU layer reads or writes a buffer directly ('" << op->getName()
+                        << "'); only kernels may touch device memory";
         failed = true;
       }
     });

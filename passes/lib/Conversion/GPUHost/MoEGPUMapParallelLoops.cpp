@@ -103,8 +103,8 @@ struct MoEGPUMapParallelLoops : moe::impl::MoEGPUMapParallelLoopsBase<MoEGPUMapP
     Value one = c(1);
     auto launch = gpu::LaunchOp::create(b, loc, blocks, one, one, c(kThreads), one, one);
     b.setInsertionPointToStart(&launch.getBody().front());
-    Value linear = arith::AddIOp::create(
-        b, loc, arith::MulIOp::create(b, loc, launch.getBlockIds().x, c(kThreads)), launch.getThreadIds().x);
+    Value linear = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, launch.getBlockIds().x, c(kThreads)),
+                                         launch.getThreadIds().x);
     Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, linear, total);
     auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
     gpu::TerminatorOp::create(b, loc);
@@ -118,8 +118,8 @@ struct MoEGPUMapParallelLoops : moe::impl::MoEGPUMapParallelLoopsBase<MoEGPUMapP
       Value i = d == 0 ? rest : arith::RemUIOp::create(b, loc, rest, counts[d]).getResult();
       if (d > 0)
         rest = arith::DivUIOp::create(b, loc, rest, counts[d]);
-      ivs[d] = arith::AddIOp::create(b, loc, loop.getLowerBound()[d],
-                                     arith::MulIOp::create(b, loc, i, loop.getStep()[d]));
+      ivs[d] =
+          arith::AddIOp::create(b, loc, loop.getLowerBound()[d], arith::MulIOp::create(b, loc, i, loop.getStep()[d]));
     }
     for (auto [iv, value] : llvm::zip(loop.getInductionVars(), ivs))
       mapping.map(iv, value);

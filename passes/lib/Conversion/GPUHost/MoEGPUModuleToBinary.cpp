@@ -31,8 +31,8 @@ namespace {
 
 /// One part's PTX, cut into its header, module-scope lines and kernels.
 struct PtxPieces {
-  std::string header;                           ///< up to and including `.address_size`
-  std::vector<std::string> moduleScope;         ///< declarations and comments outside kernels
+  std::string header;                                       ///< up to and including `.address_size`
+  std::vector<std::string> moduleScope;                     ///< declarations and comments outside kernels
   std::vector<std::pair<std::string, std::string>> kernels; ///< name, text (from `// .globl`)
 };
 
@@ -227,8 +227,8 @@ struct MoEGPUModuleToBinary : moe::impl::MoEGPUModuleToBinaryBase<MoEGPUModuleTo
       partOf[k] = lightest;
       load[lightest] += size[k];
     }
-    LLVM_DEBUG(llvm::dbgs() << "serializing @" << m.getName() << ": " << kernels.size() << " kernels in "
-                            << numParts << " parts\n");
+    LLVM_DEBUG(llvm::dbgs() << "serializing @" << m.getName() << ": " << kernels.size() << " kernels in " << numParts
+                            << " parts\n");
 
     // One copy of the module a part, keeping that part's kernels.
     llvm::StringMap<unsigned> kernelIndex;

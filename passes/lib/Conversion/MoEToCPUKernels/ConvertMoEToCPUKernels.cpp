@@ -88,8 +88,7 @@ private:
     Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
     auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, buffer);
     unsigned bytes = getElementTypeOrSelf(buffer.getType()).getIntOrFloatBitWidth() / 8;
-    Value offset = arith::MulIOp::create(b, loc, metadata.getOffset(),
-                                         arith::ConstantIndexOp::create(b, loc, bytes));
+    Value offset = arith::MulIOp::create(b, loc, metadata.getOffset(), arith::ConstantIndexOp::create(b, loc, bytes));
     Value addr = arith::AddIOp::create(b, loc, base, offset);
     args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), addr));
   }
@@ -99,14 +98,10 @@ private:
   SmallVector<Value> args;
 };
 
-Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
-  return tensor::DimOp::create(b, loc, tensor, d);
-}
-
+Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) { return tensor::DimOp::create(b, loc, tensor, d); }
 
 /// The base of the patterns: a kernel call at the op, with the rewriter.
-template <typename Op>
-struct KernelCallPattern : OpConversionPattern<Op> {
+template <typename Op> struct KernelCallPattern : OpConversionPattern<Op> {
   using OpConversionPattern<Op>::OpConversionPattern;
   using OpAdaptor = typename Op::Adaptor;
 };
@@ -203,8 +198,7 @@ struct GatherToKernelCall : KernelCallPattern<GatherOp> {
 
 struct LoadBalanceLossToKernelCall : KernelCallPattern<LoadBalanceLossOp> {
   using KernelCallPattern::KernelCallPattern;
-  LogicalResult matchAndRewrite(LoadBalanceLossOp l, OpAdaptor adaptor,
-                                ConversionPatternRewriter &b) const override {
+  LogicalResult matchAndRewrite(LoadBalanceLossOp l, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
     Location loc = l.getLoc();
     KernelCall k(b, loc);
     Value probs = adaptor.getProbs(), indices = adaptor.getIndices();
@@ -243,8 +237,7 @@ struct ZLossToKernelCall : KernelCallPattern<ZLossOp> {
 /// dispatch -> [expert_ffn] -> combine as one fused call.
 struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
   using KernelCallPattern::KernelCallPattern;
-  LogicalResult matchAndRewrite(CombineOp combine, OpAdaptor adaptor,
-                                ConversionPatternRewriter &b) const override {
+  LogicalResult matchAndRewrite(CombineOp combine, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
     Location loc = combine.getLoc();
     FailureOr<RoutedChain> chain = matchRoutedChain(combine, "CPU");
     if (failed(chain))

@@ -111,8 +111,9 @@ public:
   Value flatten(Value memref) {
     auto type = cast<MemRefType>(memref.getType());
     if (type.getRank() == 0) {
-      memref = memref::ExpandShapeOp::create(b, loc, MemRefType::get({1}, type.getElementType()), memref,
-                                             ArrayRef<ReassociationIndices>{}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      memref =
+          memref::ExpandShapeOp::create(b, loc, MemRefType::get({1}, type.getElementType()), memref,
+                                        ArrayRef<ReassociationIndices>{}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
     } else if (type.getRank() > 1) {
       ReassociationIndices all;
       for (int64_t d = 0; d < type.getRank(); ++d)
@@ -151,7 +152,6 @@ public:
   RewriterBase &b;
   Location loc;
 };
-
 
 /// What the patterns share: the pass's options, the kernel module, and the
 /// lowering of each op of the family (`lower`, called by its pattern with
@@ -228,8 +228,8 @@ struct GPUKernelLowering {
     auto mapOf = [&](Value w) {
       Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
       Value base = arith::IndexCastOp::create(b, h.loc, i64, p);
-      SmallVector<Value> args{base, constant(c.elt == "bf16"), constant(c.n), constant(c.k), constant(experts),
-                              constant(64), constant(64)};
+      SmallVector<Value> args{
+          base, constant(c.elt == "bf16"), constant(c.n), constant(c.k), constant(experts), constant(64), constant(64)};
       return func::CallOp::create(b, h.loc, callee, args).getResult(0);
     };
     // Without a GLU both arguments name the same weights: one lookup serves both.
@@ -253,9 +253,7 @@ struct GPUKernelLowering {
   struct Unused {
     Value i32s, f32s;
   };
-  Unused unused(Host &h) {
-    return {h.scratch(h.b.getI32Type(), 1), h.scratch(h.b.getF32Type(), 1)};
-  }
+  Unused unused(Host &h) { return {h.scratch(h.b.getI32Type(), 1), h.scratch(h.b.getF32Type(), 1)}; }
 
   LogicalResult lower(Host &h, TopKOp t) {
     Location loc = h.loc;
@@ -275,8 +273,7 @@ struct GPUKernelLowering {
     Value rows = h.dim(logits, 0);
     Value in = h.input(logits);
     auto [values, valuesBuf] = h.output(t.getValues().getType(), logits);
-    auto [indices, indicesBuf] =
-        h.output(t.getIndices().getType(), logits);
+    auto [indices, indicesBuf] = h.output(t.getIndices().getType(), logits);
     h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::kRoutingThreads, 0,
              {in, valuesBuf, indicesBuf, rows});
     h.b.replaceOp(t, ValueRange{values, indices});
@@ -379,8 +376,8 @@ struct GPUKernelLowering {
     Unused u = unused(h);
     SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
     llvm::append_range(args, tensorMaps(h, c, w, w, 1));
-    h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1), c.threads(),
-             c.sharedBytes(), args);
+    h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
+             c.threads(), c.sharedBytes(), args);
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
     h.b.replaceOp(d, out);
@@ -395,8 +392,8 @@ struct GPUKernelLowering {
     Value rows = h.dim(d.getInput(), 0);
     Value x = h.input(d.getInput()), w = h.input(d.getWeight());
     auto [out, outBuf] = h.output(d.getResult().getType(), d.getInput());
-    h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1),
-             gk::NarrowDenseConfig::kThreads, 0, {x, w, outBuf, rows});
+    h.launch(*fn, h.ceilDiv(rows, c.tokensPerBlock()), h.index(1), gk::NarrowDenseConfig::kThreads, 0,
+             {x, w, outBuf, rows});
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
     h.b.replaceOp(d, out);
@@ -462,8 +459,8 @@ struct GPUKernelLowering {
       up.k = hidden;
       up.n = inner;
       up.glu = glu;
-      up.act = ffn.getKind() == FfnKind::swiglu   ? "silu"
-               : ffn.getKind() == FfnKind::geglu  ? "gelu"
+      up.act = ffn.getKind() == FfnKind::swiglu           ? "silu"
+               : ffn.getKind() == FfnKind::geglu          ? "gelu"
                : *ffn.getActivation() == Activation::relu ? "relu"
                : *ffn.getActivation() == Activation::gelu ? "gelu"
                                                           : "silu";
@@ -484,12 +481,11 @@ struct GPUKernelLowering {
       Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
       Value b1 = glu ? weights[1] : weights[0];
       Value bDown = glu ? weights[2] : weights[1];
-      SmallVector<Value> upArgs{xBuf, weights[0], b1,      hBuf,        perm, tileExpert,
-                                tileRow, offsets,  numTiles, w, assignments, h.index(k)};
+      SmallVector<Value> upArgs{xBuf,    weights[0], b1,       hBuf, perm,        tileExpert,
+                                tileRow, offsets,    numTiles, w,    assignments, h.index(k)};
       llvm::append_range(upArgs, tensorMaps(h, up, weights[0], b1, experts));
       h.launch(*upFn, gemmGrid(h, up, h.mul(maxTiles, h.index(up.columnBlocks()))), h.index(1), up.threads(),
-               up.sharedBytes(),
-               upArgs);
+               up.sharedBytes(), upArgs);
       SmallVector<Value> downArgs{hBuf,    bDown,   bDown,    yBuf, perm,        tileExpert,
                                   tileRow, offsets, numTiles, w,    assignments, h.index(k)};
       llvm::append_range(downArgs, tensorMaps(h, down, bDown, bDown, experts));
@@ -519,8 +515,7 @@ struct GPUKernelLowering {
 };
 
 /// An op of the kernel family as a launch: GPUKernelLowering::lower.
-template <typename Op>
-struct ToKernelLaunch : OpConversionPattern<Op> {
+template <typename Op> struct ToKernelLaunch : OpConversionPattern<Op> {
   ToKernelLaunch(MLIRContext *context, std::shared_ptr<GPUKernelLowering> lowering)
       : OpConversionPattern<Op>(context), lowering(std::move(lowering)) {}
   LogicalResult matchAndRewrite(Op op, typename Op::Adaptor, ConversionPatternRewriter &rewriter) const override {
@@ -534,20 +529,17 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
   using Base::Base;
 
   /// The options as the typed struct (parseGPUKernelOptions).
-  GPUKernelOptions options() const {
-    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent};
-  }
+  GPUKernelOptions options() const { return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent}; }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
     GPUKernelOptions opts = options();
     if (failed(checkOptions(module.getLoc(), opts)) || failed(checkSupported(module)))
       return signalPassFailure();
-    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
-                            << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && chip == "sm_90a")
-                                    ? "wgmma"
-                                    : "mma")
-                            << " GEMMs, k tile " << gemmKTile << "\n");
+    LLVM_DEBUG(
+        llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
+                     << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && chip == "sm_90a") ? "wgmma" : "mma")
+                     << " GEMMs, k tile " << gemmKTile << "\n");
     RewritePatternSet patterns(&getContext());
     populateMoEToGPUKernelsPatterns(patterns, opts);
     if (failed(applyKernelConversion(module, std::move(patterns), "GPU")))
@@ -574,8 +566,8 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
       if (auto d = dyn_cast<DenseOp>(op)) {
         Type in = getElementTypeOrSelf(d.getInput().getType()), w = getElementTypeOrSelf(d.getWeight().getType());
         if (eltName(in) != eltName(w))
-          return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not "
-                               << in << " and " << w;
+          return d.emitError() << "the GPU backend needs moe.dense's input and weight of one element type, not " << in
+                               << " and " << w;
       }
       if (auto combine = dyn_cast<CombineOp>(op)) {
         RoutedChain chain = *matchRoutedChain(combine, "GPU");
@@ -601,7 +593,7 @@ void mlir::moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, con
   MLIRContext *context = patterns.getContext();
   patterns.add<ToKernelLaunch<DenseOp>, ToKernelLaunch<TopKOp>, ToKernelLaunch<GroupTopKOp>, ToKernelLaunch<GatherOp>,
                ToKernelLaunch<LoadBalanceLossOp>, ToKernelLaunch<ZLossOp>, ToKernelLaunch<CombineOp>>(context,
-                                                                                                     lowering);
+                                                                                                      lowering);
 }
 
 LogicalResult mlir::moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,

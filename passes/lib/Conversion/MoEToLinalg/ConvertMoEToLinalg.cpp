@@ -1,7 +1,8 @@
 //===- ConvertMoEToLinalg.cpp - convert-moe-to-linalg -----------*- C++ -*-===//
 //
 // Elementwise ops, reductions, softmax and rmsnorm become linalg.generic on
-// tensors, a conversion pattern per op (populateMoEToLinalgPatterns). Scalars are computed in f32 and rounded once to the storage type.
+// tensors, a conversion pattern per op (populateMoEToLinalgPatterns). Scalars are computed in f32 and rounded once to
+// the storage type.
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
@@ -48,25 +49,31 @@ Value unaryBody(OpBuilder &b, Location loc, UnaryFn fn, Value x) {
                                  arith::AddFOp::create(b, loc, constF32(b, loc, 1.0), e));
   };
   switch (fn) {
-  case UnaryFn::neg: return arith::NegFOp::create(b, loc, x);
-  case UnaryFn::exp: return math::ExpOp::create(b, loc, x);
-  case UnaryFn::log: return math::LogOp::create(b, loc, x);
-  case UnaryFn::sqrt: return math::SqrtOp::create(b, loc, x);
-  case UnaryFn::tanh: return math::TanhOp::create(b, loc, x);
-  case UnaryFn::abs: return math::AbsFOp::create(b, loc, x);
-  case UnaryFn::sigmoid: return sigmoid(x);
-  case UnaryFn::silu: return arith::MulFOp::create(b, loc, x, sigmoid(x));
-  case UnaryFn::relu: return arith::MaximumFOp::create(b, loc, x, constF32(b, loc, 0.0));
+  case UnaryFn::neg:
+    return arith::NegFOp::create(b, loc, x);
+  case UnaryFn::exp:
+    return math::ExpOp::create(b, loc, x);
+  case UnaryFn::log:
+    return math::LogOp::create(b, loc, x);
+  case UnaryFn::sqrt:
+    return math::SqrtOp::create(b, loc, x);
+  case UnaryFn::tanh:
+    return math::TanhOp::create(b, loc, x);
+  case UnaryFn::abs:
+    return math::AbsFOp::create(b, loc, x);
+  case UnaryFn::sigmoid:
+    return sigmoid(x);
+  case UnaryFn::silu:
+    return arith::MulFOp::create(b, loc, x, sigmoid(x));
+  case UnaryFn::relu:
+    return arith::MaximumFOp::create(b, loc, x, constF32(b, loc, 0.0));
   case UnaryFn::gelu: {
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), NNlib's approximation.
     Value x3 = arith::MulFOp::create(b, loc, x, arith::MulFOp::create(b, loc, x, x));
-    Value inner = arith::AddFOp::create(
-        b, loc, x, arith::MulFOp::create(b, loc, constF32(b, loc, 0.044715), x3));
-    Value t = math::TanhOp::create(
-        b, loc, arith::MulFOp::create(b, loc, constF32(b, loc, 0.7978845608028654), inner));
+    Value inner = arith::AddFOp::create(b, loc, x, arith::MulFOp::create(b, loc, constF32(b, loc, 0.044715), x3));
+    Value t = math::TanhOp::create(b, loc, arith::MulFOp::create(b, loc, constF32(b, loc, 0.7978845608028654), inner));
     Value half = arith::MulFOp::create(b, loc, constF32(b, loc, 0.5), x);
-    return arith::MulFOp::create(b, loc, half,
-                                 arith::AddFOp::create(b, loc, constF32(b, loc, 1.0), t));
+    return arith::MulFOp::create(b, loc, half, arith::AddFOp::create(b, loc, constF32(b, loc, 1.0), t));
   }
   }
   return x;
@@ -74,13 +81,20 @@ Value unaryBody(OpBuilder &b, Location loc, UnaryFn fn, Value x) {
 
 Value binaryBody(OpBuilder &b, Location loc, BinaryFn fn, Value x, Value y) {
   switch (fn) {
-  case BinaryFn::add: return arith::AddFOp::create(b, loc, x, y);
-  case BinaryFn::sub: return arith::SubFOp::create(b, loc, x, y);
-  case BinaryFn::mul: return arith::MulFOp::create(b, loc, x, y);
-  case BinaryFn::div: return arith::DivFOp::create(b, loc, x, y);
-  case BinaryFn::pow: return math::PowFOp::create(b, loc, x, y);
-  case BinaryFn::max: return arith::MaximumFOp::create(b, loc, x, y);
-  case BinaryFn::min: return arith::MinimumFOp::create(b, loc, x, y);
+  case BinaryFn::add:
+    return arith::AddFOp::create(b, loc, x, y);
+  case BinaryFn::sub:
+    return arith::SubFOp::create(b, loc, x, y);
+  case BinaryFn::mul:
+    return arith::MulFOp::create(b, loc, x, y);
+  case BinaryFn::div:
+    return arith::DivFOp::create(b, loc, x, y);
+  case BinaryFn::pow:
+    return math::PowFOp::create(b, loc, x, y);
+  case BinaryFn::max:
+    return arith::MaximumFOp::create(b, loc, x, y);
+  case BinaryFn::min:
+    return arith::MinimumFOp::create(b, loc, x, y);
   }
   return x;
 }
@@ -106,15 +120,13 @@ Value emptyTensor(OpBuilder &b, Location loc, RankedTensorType type, ValueRange 
 /// The indexing map of `operand` read at every point of a `resultType`
 /// iteration: rank-0 operands read their one element, size-1 dimensions that
 /// stretch read index 0 (Julia broadcasting), `reduced` dimensions read 0.
-AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operand, RankedTensorType result,
-                       int64_t reduced = -1) {
+AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operand, RankedTensorType result, int64_t reduced = -1) {
   if (operand.getRank() == 0)
     return AffineMap::get(result.getRank(), 0, {}, ctx);
   SmallVector<AffineExpr> exprs;
   for (int64_t d = 0; d < operand.getRank(); ++d) {
     bool stretched = operand.getDimSize(d) == 1 && result.getDimSize(d) != 1;
-    exprs.push_back(stretched || d == reduced ? getAffineConstantExpr(0, ctx)
-                                              : getAffineDimExpr(d, ctx));
+    exprs.push_back(stretched || d == reduced ? getAffineConstantExpr(0, ctx) : getAffineDimExpr(d, ctx));
   }
   return AffineMap::get(result.getRank(), 0, exprs, ctx);
 }
@@ -134,14 +146,13 @@ using BodyFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 Value generic(OpBuilder &b, Location loc, ValueRange inputs, Value init, ArrayRef<AffineMap> maps,
               ArrayRef<utils::IteratorType> its, BodyFn body) {
   Type outElt = cast<RankedTensorType>(init.getType()).getElementType();
-  auto op = linalg::GenericOp::create(
-      b, loc, init.getType(), inputs, ValueRange{init}, maps, its,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        SmallVector<Value> f32Args;
-        for (Value a : args)
-          f32Args.push_back(toF32(nb, nl, a));
-        linalg::YieldOp::create(nb, nl, fromF32(nb, nl, body(nb, nl, f32Args), outElt));
-      });
+  auto op = linalg::GenericOp::create(b, loc, init.getType(), inputs, ValueRange{init}, maps, its,
+                                      [&](OpBuilder &nb, Location nl, ValueRange args) {
+                                        SmallVector<Value> f32Args;
+                                        for (Value a : args)
+                                          f32Args.push_back(toF32(nb, nl, a));
+                                        linalg::YieldOp::create(nb, nl, fromF32(nb, nl, body(nb, nl, f32Args), outElt));
+                                      });
   return op.getResult(0);
 }
 
@@ -193,11 +204,8 @@ Value lowerToLinalg(OpBuilder &b, UnaryOp op) {
   (void)identity;
   UnaryOp u = op;
   Value init = emptyTensor(b, loc, resultType, {u.getInput()});
-  return generic(b, loc, {u.getInput()}, init, {identity, identity},
-                 iterators(resultType.getRank()),
-                 [&](OpBuilder &nb, Location nl, ValueRange a) {
-                   return unaryBody(nb, nl, u.getFn(), a[0]);
-                 });
+  return generic(b, loc, {u.getInput()}, init, {identity, identity}, iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) { return unaryBody(nb, nl, u.getFn(), a[0]); });
 }
 
 /// `binary` as linalg.generic.
@@ -209,14 +217,10 @@ Value lowerToLinalg(OpBuilder &b, BinaryOp op) {
   (void)identity;
   BinaryOp bin = op;
   Value init = emptyTensor(b, loc, resultType, {bin.getLhs(), bin.getRhs()});
-  SmallVector<AffineMap> maps{
-      broadcastMap(ctx, cast<RankedTensorType>(bin.getLhs().getType()), resultType),
-      broadcastMap(ctx, cast<RankedTensorType>(bin.getRhs().getType()), resultType), identity};
-  return generic(b, loc, {bin.getLhs(), bin.getRhs()}, init, maps,
-                 iterators(resultType.getRank()),
-                 [&](OpBuilder &nb, Location nl, ValueRange a) {
-                   return binaryBody(nb, nl, bin.getFn(), a[0], a[1]);
-                 });
+  SmallVector<AffineMap> maps{broadcastMap(ctx, cast<RankedTensorType>(bin.getLhs().getType()), resultType),
+                              broadcastMap(ctx, cast<RankedTensorType>(bin.getRhs().getType()), resultType), identity};
+  return generic(b, loc, {bin.getLhs(), bin.getRhs()}, init, maps, iterators(resultType.getRank()),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) { return binaryBody(nb, nl, bin.getFn(), a[0], a[1]); });
 }
 
 /// `reduce` as linalg.generic.
@@ -229,8 +233,8 @@ Value lowerToLinalg(OpBuilder &b, ReduceOp op) {
   ReduceOp r = op;
   int64_t dim = static_cast<int64_t>(r.getDim());
   bool isMax = r.getFn() == ReduceFn::max;
-  Value acc = reduceAlong(b, loc, r.getInput(), dim, isMax, {},
-                          [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  Value acc =
+      reduceAlong(b, loc, r.getInput(), dim, isMax, {}, [](OpBuilder &, Location, ValueRange a) { return a[0]; });
   Value count = r.getFn() == ReduceFn::mean ? dimAsF32(b, loc, r.getInput(), dim) : Value();
   Value init = emptyTensor(b, loc, resultType, {acc});
   return generic(b, loc, {acc}, init, {identity, identity}, iterators(resultType.getRank()),
@@ -250,13 +254,10 @@ Value lowerToLinalg(OpBuilder &b, SoftmaxOp op) {
   // Max-subtracted: m = max(x), z = sum(exp(x - m)), exp(x - m) / z (or x - m - log z).
   int64_t dim = static_cast<int64_t>(s.getDim());
   Value x = s.getInput();
-  Value m = reduceAlong(b, loc, x, dim, /*isMax=*/true, {},
-                        [](OpBuilder &, Location, ValueRange a) { return a[0]; });
-  Value z = reduceAlong(b, loc, x, dim, /*isMax=*/false, {m},
-                        [](OpBuilder &nb, Location nl, ValueRange a) {
-                          return math::ExpOp::create(nb, nl,
-                                                     arith::SubFOp::create(nb, nl, a[0], a[1]));
-                        });
+  Value m = reduceAlong(b, loc, x, dim, /*isMax=*/true, {}, [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  Value z = reduceAlong(b, loc, x, dim, /*isMax=*/false, {m}, [](OpBuilder &nb, Location nl, ValueRange a) {
+    return math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, a[0], a[1]));
+  });
   auto xType = cast<RankedTensorType>(x.getType());
   Value init = emptyTensor(b, loc, resultType, {x});
   SmallVector<AffineMap> maps{identity, broadcastMap(ctx, cast<RankedTensorType>(m.getType()), xType, dim),
@@ -281,17 +282,15 @@ Value lowerToLinalg(OpBuilder &b, RMSNormOp op) {
   RMSNormOp n = op;
   // x / sqrt(mean(x.^2) + eps) .* w over the last dimension.
   Value x = n.getInput();
-  Value ss = reduceAlong(b, loc, x, 1, /*isMax=*/false, {},
-                         [](OpBuilder &nb, Location nl, ValueRange a) {
-                           return arith::MulFOp::create(nb, nl, a[0], a[0]);
-                         });
+  Value ss = reduceAlong(b, loc, x, 1, /*isMax=*/false, {}, [](OpBuilder &nb, Location nl, ValueRange a) {
+    return arith::MulFOp::create(nb, nl, a[0], a[0]);
+  });
   Value cols = dimAsF32(b, loc, x, 1);
   Value eps = constF32(b, loc, n.getEps().convertToDouble());
   auto xType = cast<RankedTensorType>(x.getType());
   Value init = emptyTensor(b, loc, resultType, {x});
-  SmallVector<AffineMap> maps{
-      identity, broadcastMap(ctx, cast<RankedTensorType>(ss.getType()), xType, 1),
-      AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx), identity};
+  SmallVector<AffineMap> maps{identity, broadcastMap(ctx, cast<RankedTensorType>(ss.getType()), xType, 1),
+                              AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx), identity};
   return generic(b, loc, {x, ss, n.getWeight()}, init, maps, iterators(2),
                  [&](OpBuilder &nb, Location nl, ValueRange a) {
                    Value meanSquare = arith::DivFOp::create(nb, nl, a[1], cols);
@@ -301,8 +300,7 @@ Value lowerToLinalg(OpBuilder &b, RMSNormOp op) {
 }
 
 /// An op of the family as the linalg it becomes.
-template <typename Op>
-struct ToLinalg : OpConversionPattern<Op> {
+template <typename Op> struct ToLinalg : OpConversionPattern<Op> {
   using OpConversionPattern<Op>::OpConversionPattern;
   LogicalResult matchAndRewrite(Op op, typename Op::Adaptor, ConversionPatternRewriter &rewriter) const override {
     rewriter.replaceOp(op, lowerToLinalg(rewriter, op));

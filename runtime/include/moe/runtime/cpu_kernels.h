@@ -20,22 +20,21 @@ extern "C" {
 #endif
 
 /* out[m, n] = x[m, k] * w[k, n]. */
-void moe_cpu_dense(int64_t x, int64_t w, int64_t out, int64_t m, int64_t k, int64_t n,
-                   int32_t x_dtype, int32_t w_dtype, int32_t out_dtype);
+void moe_cpu_dense(int64_t x, int64_t w, int64_t out, int64_t m, int64_t k, int64_t n, int32_t x_dtype, int32_t w_dtype,
+                   int32_t out_dtype);
 
 /* Per row of logits[rows, cols]: score (a moe_score_t), the k
  * largest (descending, ties to the lower index) into values[rows, k] (f32)
  * and indices[rows, k] (i32, 0-based), optionally renormalised, times scale. */
-void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, int64_t rows, int64_t cols,
-                  int64_t k, int32_t score, int32_t renormalize, double scale, int32_t dtype);
+void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, int64_t rows, int64_t cols, int64_t k, int32_t score,
+                  int32_t renormalize, double scale, int32_t dtype);
 
 /* DeepSeek-V3 group-limited top-k: indices[rows, k] (i32, 0-based). */
-void moe_cpu_group_topk(int64_t scores, int64_t indices, int64_t rows, int64_t cols, int64_t k,
-                        int64_t groups, int64_t top_groups, int32_t dtype);
+void moe_cpu_group_topk(int64_t scores, int64_t indices, int64_t rows, int64_t cols, int64_t k, int64_t groups,
+                        int64_t top_groups, int32_t dtype);
 
 /* out[r, j] = x[r, idx[r, j]]; out has x's dtype. */
-void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t cols, int64_t k,
-                    int32_t dtype);
+void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t cols, int64_t k, int32_t dtype);
 
 /* The fused dispatch -> expert FFN -> combine: each token's k assignments go
  * to their experts (at most ceil(capacity * tokens * k / experts) per expert
@@ -43,14 +42,13 @@ void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows, int64_t c
  * (kind: a moe_ffn_t) with
  * stacked weights w0/w1/w2 ([E, d, f], [E, d, f], [E, f, d]; mlp: w0, w1), and
  * out[t] = sum over slots j in order of weights[t, j] * y(t, j). */
-void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1,
-                     int64_t w2, int64_t out, int64_t tokens, int64_t d, int64_t f,
-                     int64_t experts, int64_t k, int32_t kind, double capacity,
+void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2, int64_t out,
+                     int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k, int32_t kind, double capacity,
                      int32_t x_dtype, int32_t weights_dtype, int32_t w_dtype, int32_t out_dtype);
 
 /* experts * sum_e f_e * P_e into a 0-d f32 tensor. */
-void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_t out, int64_t tokens,
-                               int64_t experts, int64_t k, int32_t dtype);
+void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_t out, int64_t tokens, int64_t experts, int64_t k,
+                               int32_t dtype);
 
 /* mean over rows of logsumexp(row)^2 into a 0-d f32 tensor. */
 void moe_cpu_z_loss(int64_t logits, int64_t out, int64_t rows, int64_t cols, int32_t dtype);

@@ -12,12 +12,7 @@
 extern "C" {
 #endif
 
-typedef enum moe_dtype_t {
-  MOE_F32 = 0,
-  MOE_F16 = 1,
-  MOE_BF16 = 2,
-  MOE_I32 = 3
-} moe_dtype_t;
+typedef enum moe_dtype_t { MOE_F32 = 0, MOE_F16 = 1, MOE_BF16 = 2, MOE_I32 = 3 } moe_dtype_t;
 
 /* Bytes per element, or 0 for an unknown dtype. */
 size_t moe_dtype_size(moe_dtype_t dtype);

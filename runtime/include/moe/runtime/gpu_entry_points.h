@@ -18,8 +18,7 @@ extern "C" {
  * boxes of [box1][box0] elements; made once per tensor and cached. 0 with the
  * failure recorded in the call (which then launches nothing more). The
  * wgmma GEMM built with --gpu-gemm-tma loads its weights through it. */
-uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1, int64_t d2, int64_t box0,
-                          int64_t box1);
+uint64_t moeCudaTensorMap(uint64_t base, int64_t bf16, int64_t d0, int64_t d1, int64_t d2, int64_t box0, int64_t box1);
 
 /* The device's multiprocessors, which a persistent GEMM (--gpu-gemm-persistent)
  * launches one block on each of; 1 outside a call. */

@@ -41,11 +41,11 @@ size_t moe_layer_num_inputs(const moe_layer_t *layer);
 size_t moe_layer_num_outputs(const moe_layer_t *layer);
 const char *moe_layer_input_name(const moe_layer_t *layer, size_t index);
 
-moe_status_t moe_layer_set_input(moe_layer_t *layer, const char *name, moe_dtype_t dtype,
-                                 const int64_t *shape, int rank, const void *data);
+moe_status_t moe_layer_set_input(moe_layer_t *layer, const char *name, moe_dtype_t dtype, const int64_t *shape,
+                                 int rank, const void *data);
 moe_status_t moe_layer_run(moe_layer_t *layer);
-moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t index, moe_dtype_t *dtype,
-                                  const int64_t **shape, int *rank, const void **data);
+moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t index, moe_dtype_t *dtype, const int64_t **shape,
+                                  int *rank, const void **data);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -24,13 +24,12 @@ struct SessionOptions {
 
 /// Called after the first run with (inputs, parameters, outputs); returns an
 /// exit status (e.g. moec's comparison with the reference evaluator).
-using SessionCheck = std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &,
-                                       const std::vector<Tensor> &)>;
+using SessionCheck =
+    std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &, const std::vector<Tensor> &)>;
 
 /// Runs `layer` as the options say, printing the summary (and benchmark) to
 /// `out` and errors to stderr. Returns the process exit status.
-int runSession(Layer &layer, const SessionOptions &options, FILE *out,
-               const SessionCheck &check = nullptr);
+int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check = nullptr);
 
 } // namespace moe::runtime
 

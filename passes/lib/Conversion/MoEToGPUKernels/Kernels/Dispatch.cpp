@@ -152,8 +152,10 @@ std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
     k.line("} else {");
     k.line("scf.yield " + k.i32(0) + " : i32");
     k.line("}");
-    std::string mask = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred p; setp.ne.u32 p, $1, 0; "
-                            "vote.sync.ballot.b32 $0, p, 0xffffffff; }\", \"=r,r\" " + is + " : (i32) -> i32");
+    std::string mask =
+        k.op("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred p; setp.ne.u32 p, $1, 0; "
+             "vote.sync.ballot.b32 $0, p, 0xffffffff; }\", \"=r,r\" " +
+             is + " : (i32) -> i32");
     return std::make_tuple(a, k.op("arith.cmpi ne, " + is + ", " + k.i32(0) + " : i32"), mask);
   };
   auto popc = [&](const std::string &x) { return k.op("llvm.intr.ctpop(" + x + ") : (i32) -> i32"); };
@@ -220,8 +222,8 @@ std::string mlir::moe::gpu_kernels::combineKernel(const CombineConfig &c) {
   std::string t = k.div(i, k.index(chunks)), col = k.mul(k.rem(i, k.index(chunks)), k.index(width));
   std::string at = k.add(k.mul(t, k.index(c.hidden)), col);
   std::vector<std::string> acc;
-  std::string loop = k.openF32Loop("s", k.index(0), k.index(c.k), k.index(1), "acc",
-                                   std::vector<std::string>(width, k.f32(0.0)), acc);
+  std::string loop =
+      k.openF32Loop("s", k.index(0), k.index(c.k), k.index(1), "acc", std::vector<std::string>(width, k.f32(0.0)), acc);
   std::string slot = k.add(k.mul(t, k.index(c.k)), "%s");
   std::string pos = k.load("%slotPos", slot, "i32");
   std::string kept = k.op("arith.cmpi sge, " + pos + ", " + k.i32(0) + " : i32");

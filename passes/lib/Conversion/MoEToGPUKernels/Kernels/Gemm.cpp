@@ -27,9 +27,10 @@ namespace {
 
 /// ldmatrix x4 (transposed for B) at a shared address: four i32 registers.
 std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans) {
-  std::string r = k.op(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"ldmatrix.sync.aligned.m8n8.x4") +
-                       (trans ? ".trans" : "") + ".shared.b16 {$0,$1,$2,$3}, [$4];\", \"=r,=r,=r,=r,r\" " + shared +
-                       " : (i32) -> !llvm.struct<(i32, i32, i32, i32)>");
+  std::string r =
+      k.op(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"ldmatrix.sync.aligned.m8n8.x4") +
+           (trans ? ".trans" : "") + ".shared.b16 {$0,$1,$2,$3}, [$4];\", \"=r,=r,=r,=r,r\" " + shared +
+           " : (i32) -> !llvm.struct<(i32, i32, i32, i32)>");
   std::vector<std::string> out;
   for (int i = 0; i < 4; ++i)
     out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : !llvm.struct<(i32, i32, i32, i32)>"));
@@ -38,11 +39,11 @@ std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, b
 
 std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std::vector<std::string> &a,
                              const std::string &b0, const std::string &b1, const std::vector<std::string> &acc) {
-  std::string r = k.op("llvm.inline_asm asm_dialect = att \"mma.sync.aligned.m16n8k16.row.col.f32." + elt + "." +
-                       elt + ".f32 {$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};\", "
+  std::string r = k.op("llvm.inline_asm asm_dialect = att \"mma.sync.aligned.m16n8k16.row.col.f32." + elt + "." + elt +
+                       ".f32 {$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};\", "
                        "\"=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f\" " +
-                       a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] + ", " + b0 + ", " + b1 + ", " + acc[0] +
-                       ", " + acc[1] + ", " + acc[2] + ", " + acc[3] +
+                       a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] + ", " + b0 + ", " + b1 + ", " + acc[0] + ", " +
+                       acc[1] + ", " + acc[2] + ", " + acc[3] +
                        " : (i32, i32, i32, i32, i32, i32, f32, f32, f32, f32) -> !llvm.struct<(f32, f32, f32, f32)>");
   std::vector<std::string> out;
   for (int i = 0; i < 4; ++i)
@@ -105,8 +106,8 @@ std::string tensorCoreKernel(const GemmConfig &c) {
     }
   for (int q = 0; q < 2; ++q)
     for (int kk = 0; kk < copies; ++kk) {
-      std::string nb = c.glu ? k.add(k.index(q * 64), k.mul(wn, k.index(16)))
-                             : k.add(k.mul(wn, k.index(32)), k.index(q * 16));
+      std::string nb =
+          c.glu ? k.add(k.index(q * 64), k.mul(wn, k.index(16))) : k.add(k.mul(wn, k.index(32)), k.index(q * 16));
       std::string l8 = k.rem(lane, k.index(8)), half = k.rem(k.div(lane, k.index(8)), k.index(2));
       std::string krow = k.add(k.add(k.index(kk * 16), l8), k.mul(half, k.index(8)));
       std::string ncol = k.add(nb, k.mul(k.div(lane, k.index(16)), k.index(8)));
@@ -120,8 +121,10 @@ std::string tensorCoreKernel(const GemmConfig &c) {
     std::string stage = k.toI32(k.rem(kt, k.index(kStages)));
     std::string stageBase = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
     std::string kt64 = i64(k, kt);
-    std::string stepA = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * eb) + " : i64") + " : i64");
-    std::string stepB = k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * c.n * eb) + " : i64") + " : i64");
+    std::string stepA =
+        k.op("arith.muli " + kt64 + ", " + k.op("arith.constant " + std::to_string(kBK * eb) + " : i64") + " : i64");
+    std::string stepB = k.op("arith.muli " + kt64 + ", " +
+                             k.op("arith.constant " + std::to_string(kBK * c.n * eb) + " : i64") + " : i64");
     for (int j = 0; j < copies; ++j)
       cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
     for (int j = 0; j < copies; ++j)
@@ -179,8 +182,8 @@ std::string tensorCoreKernel(const GemmConfig &c) {
       std::string scale = rowScale(k, c, p);
       int tiles = c.glu ? 2 : 4;
       for (int nj = 0; nj < tiles; ++nj) {
-        std::string colL = c.glu ? k.add(k.mul(wn, k.index(16)), k.index(nj * 8))
-                                 : k.add(k.mul(wn, k.index(32)), k.index(nj * 8));
+        std::string colL =
+            c.glu ? k.add(k.mul(wn, k.index(16)), k.index(nj * 8)) : k.add(k.mul(wn, k.index(32)), k.index(nj * 8));
         std::string col = k.add(k.add(t.n0, colL), k.mul(tq, k.index(2)));
         k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
         auto res = [&](int tile, int i) { return loop + "#" + std::to_string((mi * 4 + tile) * 4 + 2 * h + i); };
@@ -205,8 +208,10 @@ std::string fmaKernel(const GemmConfig &c) {
   std::string tid = k.op("gpu.thread_id x");
   std::string tx = k.rem(tid, k.index(16)), ty = k.div(tid, k.index(16));
   // As[k][m] and Bs[b][k][n] in workgroup memory (attributions %As, %Bs).
-  std::string aType = "memref<" + std::to_string(BK) + "x" + std::to_string(BM) + "xf32, #gpu.address_space<workgroup>>";
-  std::string bType = "memref<" + std::to_string(nb * BK) + "x" + std::to_string(BN) + "xf32, #gpu.address_space<workgroup>>";
+  std::string aType =
+      "memref<" + std::to_string(BK) + "x" + std::to_string(BM) + "xf32, #gpu.address_space<workgroup>>";
+  std::string bType =
+      "memref<" + std::to_string(nb * BK) + "x" + std::to_string(BN) + "xf32, #gpu.address_space<workgroup>>";
 
   // Each thread loads 4 A elements and 4 B elements per matrix per k tile.
   std::vector<std::string> aRow, aKk, aValid, aSrc;
@@ -285,15 +290,22 @@ std::string fmaKernel(const GemmConfig &c) {
 
 std::string GemmConfig::name() const {
   std::string engine = !tensorCores ? "fma" : wgmma ? (wgmmaN == 256 ? "wgmmaw" : "wgmma") : "mma";
-  std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" + weight +
-                  "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
-  if (stagedEpilogue) s += "_se";
-  if (tmaB) s += "_tma";
-  if (persistent) s += "_persistent";
-  if (glu) s += "_glu";
-  if (gatherRows) s += "_gather";
-  if (scaleRows) s += "_scale";
-  if (grouped) s += "_grouped";
+  std::string s = "moe_gemm_" + engine + (tensorCores ? std::to_string(kTile) : "") + "_" + elt + "_" + out + "_w" +
+                  weight + "_k" + std::to_string(k) + "_n" + std::to_string(n) + "_" + act;
+  if (stagedEpilogue)
+    s += "_se";
+  if (tmaB)
+    s += "_tma";
+  if (persistent)
+    s += "_persistent";
+  if (glu)
+    s += "_glu";
+  if (gatherRows)
+    s += "_gather";
+  if (scaleRows)
+    s += "_scale";
+  if (grouped)
+    s += "_grouped";
   return s;
 }
 
@@ -303,8 +315,8 @@ int64_t GemmConfig::sharedBytes() const {
   return tensorCores ? stages() * stageBytes() + barrierBytes() + epilogueBytes() : 0;
 }
 
-bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k,
-                                            int64_t n, int64_t kTile) {
+bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n,
+                                            int64_t kTile) {
   return (elt == "bf16" || elt == "f16") && elt == weightElt && k % kTile == 0 && n % 8 == 0;
 }
 

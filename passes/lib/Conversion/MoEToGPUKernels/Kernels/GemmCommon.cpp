@@ -5,7 +5,6 @@ using namespace mlir::moe::gpu_kernels;
 
 namespace mlir::moe::gpu_kernels::gemm {
 
-
 std::string signature(const GemmConfig &c) {
   return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
          ", %C: " + flatMemref(c.out) +

@@ -22,7 +22,6 @@ namespace mlir::moe::gpu_kernels::gemm {
 /// The kernel's arguments, the same for every variant.
 std::string signature(const GemmConfig &c);
 
-
 /// What every variant does first: which tile, rows and expert this block has.
 struct Tile {
   std::string e, rowStart, rowEnd, n0;

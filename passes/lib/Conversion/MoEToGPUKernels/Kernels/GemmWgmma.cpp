@@ -52,8 +52,8 @@ std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constan
 /// byte offsets `lbo` and `sbo`.
 std::string descriptor(KernelEmitter &k, const std::string &shared, int64_t lbo, int64_t sbo) {
   const int64_t fixed = ((lbo >> 4) << 16) | ((sbo >> 4) << 32) | (int64_t(1) << 62);
-  std::string start = k.op("arith.shrui " + k.op("arith.extui " + shared + " : i32 to i64") + ", " +
-                           constant64(k, 4) + " : i64");
+  std::string start =
+      k.op("arith.shrui " + k.op("arith.extui " + shared + " : i32 to i64") + ", " + constant64(k, 4) + " : i64");
   return k.op("arith.ori " + start + ", " + constant64(k, fixed) + " : i64");
 }
 
@@ -83,8 +83,8 @@ std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const 
     types += (types.empty() ? "" : ", ") + std::string("f32");
   }
   std::string structType = "!llvm.struct<(" + f32Types(s.accumulators) + ")>";
-  std::string r = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"" + text + "\", \"" + constraints +
-                       "\" " + operands + " : (" + types + ") -> " + structType);
+  std::string r = k.op("llvm.inline_asm has_side_effects asm_dialect = att \"" + text + "\", \"" + constraints + "\" " +
+                       operands + " : (" + types + ") -> " + structType);
   std::vector<std::string> out;
   for (int64_t i = 0; i < s.accumulators; ++i)
     out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : " + structType));
@@ -114,8 +114,8 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
     operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * 2 * kAtomBytes / 16) + ", ";
     types += "i64, i64, ";
   }
-  return accumulatorAsm(k, s, text, constraints + "r", operands + (firstAccumulates.empty() ? k.i32(1) : firstAccumulates),
-                        types + "i32", acc);
+  return accumulatorAsm(k, s, text, constraints + "r",
+                        operands + (firstAccumulates.empty() ? k.i32(1) : firstAccumulates), types + "i32", acc);
 }
 
 // The staged epilogue (--gpu-gemm-epilogue=staged) writes the block's
@@ -152,7 +152,8 @@ void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
     std::string inside = k.op("arith.andi " + k.lt(p, t.rowEnd) + ", " + k.lt(col, k.index(c.n)) + " : i1");
     k.line("scf.if " + inside + " {");
     std::string from = k.toI32(k.add(k.mul(row, k.index(rowBytes)), k.mul(chunk, k.index(16))));
-    std::string src = k.op("llvm.getelementptr " + smemPtr + "[" + from + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+    std::string src =
+        k.op("llvm.getelementptr " + smemPtr + "[" + from + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
     std::string v = k.op("llvm.load " + src + " {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>");
     std::string to = i64(k, k.mul(k.add(k.mul(p, k.index(c.n)), col), k.index(outBytes)));
     std::string dst = k.op("llvm.getelementptr " + cBase + "[" + to + "] : (!llvm.ptr, i64) -> !llvm.ptr, i8");
@@ -244,7 +245,8 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     for (int64_t i = 0; i < s.stages; ++i)
       k.line("llvm.inline_asm has_side_effects asm_dialect = att \"mbarrier.init.shared::cta.b64 [$0], 1;\", \"r\" " +
              barrierOf(k.index(i)) + " : (i32) -> ()");
-    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.mbarrier_init.release.cluster;\", \"\" : () -> ()");
+    k.line(
+        "llvm.inline_asm has_side_effects asm_dialect = att \"fence.mbarrier_init.release.cluster;\", \"\" : () -> ()");
     // The tensor maps live in global memory (made once by the runtime): start
     // fetching them into the TMA unit's descriptor cache before the first load.
     for (const char *map : {"%tmB0", "%tmB1"})
@@ -270,8 +272,8 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
       std::string dst = k.add32(stageBase, k.i32(kABytes + sl * kSliceBytes));
       k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.bulk.tensor.3d.shared::cluster.global."
              "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3, $4}], [$5];\", \"r,l,r,r,r,r\" " +
-             dst + ", " + std::string(second ? "%tmB1" : "%tmB0") + ", " + col + ", " + row + ", " + expert32 +
-             ", " + bar + " : (i32, i64, i32, i32, i32, i32) -> ()");
+             dst + ", " + std::string(second ? "%tmB1" : "%tmB0") + ", " + col + ", " + row + ", " + expert32 + ", " +
+             bar + " : (i32, i64, i32, i32, i32, i32) -> ()");
     }
     k.line("}");
   };
@@ -346,8 +348,8 @@ std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   if (c.stagedEpilogue)
     k.line("gpu.barrier"); // every warpgroup's wgmma and every copy are done: the stages are free
   for (int i = 0; i < 2; ++i) {
-    std::string rowL = k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
-                             k.add(g, k.index(8 * i)));
+    std::string rowL =
+        k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))), k.add(g, k.index(8 * i)));
     std::string p = k.add(t.rowStart, rowL);
     k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
     std::string scale = rowScale(k, c, p);

@@ -26,10 +26,10 @@ struct Shape {
   int64_t n;            ///< B columns per stage (the instruction's N)
   int64_t accumulators; ///< f32 per thread: 64 x n / 128
   int64_t stages, stageBytes;
-  int64_t inFlight;     ///< wgmma groups left running at the end of a stage
-  int64_t lookahead;    ///< stages being copied while one is multiplied
-  int64_t bChunks;      ///< 16-byte chunks in a row of B
-  int64_t bCopies;      ///< B copies per thread per stage
+  int64_t inFlight;  ///< wgmma groups left running at the end of a stage
+  int64_t lookahead; ///< stages being copied while one is multiplied
+  int64_t bChunks;   ///< 16-byte chunks in a row of B
+  int64_t bCopies;   ///< B copies per thread per stage
 };
 
 /// What a wgmma kernel names first: its thread's place (thread, lane,

@@ -157,8 +157,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   }
   std::string tilesLoop = k.fresh();
   k.line(tilesLoop + ":" + std::to_string(s.accumulators + state.size()) + " = scf.for %i = " + k.index(0) + " to " +
-         mine + " step " + k.index(1) + " iter_args(" + outerCarried + stateInits + ") -> (" + outerTypes +
-         stateTypes + ") {");
+         mine + " step " + k.index(1) + " iter_args(" + outerCarried + stateInits + ") -> (" + outerTypes + stateTypes +
+         ") {");
   Tile t = tileOf("%i");
   std::string hasRows = k.lt(k.add(t.rowStart, k.mul(warpgroup, k.index(64))), t.rowEnd);
   std::vector<std::string> acc;
@@ -183,9 +183,8 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   std::string next = k.add(g, k.index(s.lookahead));
   std::string nextKt = k.rem(next, k.index(kTiles));
   std::string nextInRange = k.lt(next, steps);
-  std::string newTile =
-      k.op("arith.andi " + nextInRange + ", " + k.op("arith.cmpi eq, " + nextKt + ", " + k.index(0) + " : index") +
-           " : i1");
+  std::string newTile = k.op("arith.andi " + nextInRange + ", " +
+                             k.op("arith.cmpi eq, " + nextKt + ", " + k.index(0) + " : index") + " : i1");
   // The loads enter a new tile: its copies' addresses.
   std::string ns = openIf(k, newTile, stateTypes, inner.size());
   k.line("scf.yield " + joined(loadStateOf(tileOf(k.div(next, k.index(kTiles)))).values()) + " : " + stateTypes);
@@ -249,6 +248,5 @@ std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
   k.line("}");
-  return k.finish(signature(c), "",
-                  "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}");
+  return k.finish(signature(c), "", "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}");
 }

@@ -100,8 +100,8 @@ static std::string globalPointer(KernelEmitter &k, const std::string &m, const s
 std::vector<std::string> KernelEmitter::loadVectorF32(const std::string &m, const std::string &elt,
                                                       const std::string &i, int64_t width) {
   std::string type = "vector<" + std::to_string(width) + "x" + elt + ">";
-  std::string v = op("llvm.load " + globalPointer(*this, m, elt, i) + " {alignment = " +
-                     std::to_string(width * eltBytes(elt)) + " : i64} : !llvm.ptr<1> -> " + type);
+  std::string v = op("llvm.load " + globalPointer(*this, m, elt, i) +
+                     " {alignment = " + std::to_string(width * eltBytes(elt)) + " : i64} : !llvm.ptr<1> -> " + type);
   std::vector<std::string> out;
   for (int64_t j = 0; j < width; ++j) {
     std::string x = op("llvm.extractelement " + v + "[" + i32(j) + " : i32] : " + type);
@@ -110,8 +110,8 @@ std::vector<std::string> KernelEmitter::loadVectorF32(const std::string &m, cons
   return out;
 }
 
-void KernelEmitter::storeVectorF32(const std::vector<std::string> &values, const std::string &m,
-                                   const std::string &elt, const std::string &i) {
+void KernelEmitter::storeVectorF32(const std::vector<std::string> &values, const std::string &m, const std::string &elt,
+                                   const std::string &i) {
   const int64_t width = static_cast<int64_t>(values.size());
   std::string type = "vector<" + std::to_string(width) + "x" + elt + ">";
   std::string v = op("llvm.mlir.undef : " + type);
@@ -119,8 +119,8 @@ void KernelEmitter::storeVectorF32(const std::vector<std::string> &values, const
     std::string x = elt == "f32" ? values[j] : op("arith.truncf " + values[j] + " : f32 to " + elt);
     v = op("llvm.insertelement " + x + ", " + v + "[" + i32(j) + " : i32] : " + type);
   }
-  line("llvm.store " + v + ", " + globalPointer(*this, m, elt, i) + " {alignment = " +
-       std::to_string(width * eltBytes(elt)) + " : i64} : " + type + ", !llvm.ptr<1>");
+  line("llvm.store " + v + ", " + globalPointer(*this, m, elt, i) +
+       " {alignment = " + std::to_string(width * eltBytes(elt)) + " : i64} : " + type + ", !llvm.ptr<1>");
 }
 
 std::string KernelEmitter::shuffleXor(const std::string &value, int64_t mask, const std::string &type) {

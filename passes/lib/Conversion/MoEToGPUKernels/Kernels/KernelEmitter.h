@@ -41,8 +41,12 @@ public:
   std::string mul(const std::string &a, const std::string &b) { return op("arith.muli " + a + ", " + b + " : index"); }
   std::string div(const std::string &a, const std::string &b) { return op("arith.divui " + a + ", " + b + " : index"); }
   std::string rem(const std::string &a, const std::string &b) { return op("arith.remui " + a + ", " + b + " : index"); }
-  std::string lt(const std::string &a, const std::string &b) { return op("arith.cmpi ult, " + a + ", " + b + " : index"); }
-  std::string minIndex(const std::string &a, const std::string &b) { return op("arith.minui " + a + ", " + b + " : index"); }
+  std::string lt(const std::string &a, const std::string &b) {
+    return op("arith.cmpi ult, " + a + ", " + b + " : index");
+  }
+  std::string minIndex(const std::string &a, const std::string &b) {
+    return op("arith.minui " + a + ", " + b + " : index");
+  }
   // The same on i32.
   std::string add32(const std::string &a, const std::string &b) { return op("arith.addi " + a + ", " + b + " : i32"); }
   std::string mul32(const std::string &a, const std::string &b) { return op("arith.muli " + a + ", " + b + " : i32"); }
@@ -68,9 +72,9 @@ public:
   /// (`%<argPrefix>i = inits[i]`); returns the loop's result name (results are
   /// `name#i`) and the carried values' names in `args`. Close it with
   /// yieldF32 and `}`.
-  std::string openF32Loop(const std::string &iv, const std::string &lb, const std::string &ub,
-                          const std::string &step, const std::string &argPrefix,
-                          const std::vector<std::string> &inits, std::vector<std::string> &args);
+  std::string openF32Loop(const std::string &iv, const std::string &lb, const std::string &ub, const std::string &step,
+                          const std::string &argPrefix, const std::vector<std::string> &inits,
+                          std::vector<std::string> &args);
   /// `scf.yield v0, v1, ... : f32, f32, ...`
   void yieldF32(const std::vector<std::string> &values);
   /// The results `loop#0 ... loop#(n-1)` of a loop opened by openF32Loop.

@@ -179,7 +179,7 @@ std::string loadBalanceName(const std::string &probsElt, int64_t experts, int64_
 /// The device-side dispatch plan of one routed chain.
 struct DispatchConfig {
   int64_t experts = 0, k = 0;
-  double capacity = 0; ///< 0: dropless
+  double capacity = 0;  ///< 0: dropless
   int64_t blockM = 128; ///< the GEMMs' rows per tile
   std::string suffix() const;
   /// The schedule kernel's block: one thread per expert.

@@ -121,7 +121,7 @@ std::string mlir::moe::gpu_kernels::narrowDenseKernel(const NarrowDenseConfig &c
     k.storeF32(total, "%y", k.add(k.mul(t, k.index(c.n)), k.rem(j, k.index(c.n))), c.out);
     k.line("}");
   }
-  return k.finish("@" + c.name() + "(%x: " + flatMemref(c.elt) + ", %w: " + flatMemref(c.elt) + ", %y: " +
-                      flatMemref(c.out) + ", %rows: index)",
+  return k.finish("@" + c.name() + "(%x: " + flatMemref(c.elt) + ", %w: " + flatMemref(c.elt) +
+                      ", %y: " + flatMemref(c.out) + ", %rows: index)",
                   "workgroup(%partial : " + partialType + ")");
 }

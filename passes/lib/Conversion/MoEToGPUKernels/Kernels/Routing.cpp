@@ -108,8 +108,9 @@ LaneRow loadLaneRow(KernelEmitter &k, const std::string &memref, const std::stri
 /// Top `count` (<= 32) of `values` over the warp in the CPU's order (higher
 /// first, equal values: lower expert first): pick j ends in lane j, as
 /// (value, expert); the other lanes hold -inf, -1.
-std::pair<std::string, std::string> warpTopK(KernelEmitter &k, const LaneRow &row, const std::vector<std::string> &values,
-                                             int64_t count, const std::string &lane) {
+std::pair<std::string, std::string> warpTopK(KernelEmitter &k, const LaneRow &row,
+                                             const std::vector<std::string> &values, int64_t count,
+                                             const std::string &lane) {
   std::string ninf = k.f32(-INFINITY), none = k.i32(-1);
   std::string sel = k.fresh();
   k.line(sel + ":4 = scf.for %j = " + k.index(0) + " to " + k.index(count) + " step " + k.index(1) +
@@ -133,8 +134,8 @@ std::pair<std::string, std::string> warpTopK(KernelEmitter &k, const LaneRow &ro
     std::string higher = k.op("arith.cmpf ogt, " + ov + ", " + bv + " : f32");
     std::string tieLower = k.op("arith.andi " + k.op("arith.cmpf oeq, " + ov + ", " + bv + " : f32") + ", " +
                                 k.op("arith.cmpi slt, " + oe + ", " + be + " : i32") + " : i1");
-    std::string wins = k.op("arith.ori " + mineNone + ", " + k.op("arith.ori " + higher + ", " + tieLower + " : i1") +
-                            " : i1");
+    std::string wins =
+        k.op("arith.ori " + mineNone + ", " + k.op("arith.ori " + higher + ", " + tieLower + " : i1") + " : i1");
     std::string take = k.op("arith.andi " + has + ", " + wins + " : i1");
     bv = k.select(take, ov, bv, "f32");
     be = k.select(take, oe, be, "i32");
@@ -214,8 +215,8 @@ std::string threadTopKKernel(const TopKConfig &c) {
   auto score = [&](const std::string &e) {
     std::string v = k.loadF32("%logits", k.add(base, e), c.logits);
     if (c.score == MOE_SCORE_SOFTMAX)
-      return k.op("arith.divf " + k.op("math.exp " + k.op("arith.subf " + v + ", " + m + " : f32") + " : f32") +
-                  ", " + sum + " : f32");
+      return k.op("arith.divf " + k.op("math.exp " + k.op("arith.subf " + v + ", " + m + " : f32") + " : f32") + ", " +
+                  sum + " : f32");
     if (c.score == MOE_SCORE_SIGMOID)
       return activation(k, "sigmoid", v);
     return v;
@@ -298,7 +299,8 @@ std::string mlir::moe::gpu_kernels::groupTopKKernel(const GroupTopKConfig &c) {
     for (int64_t g = 0; g < c.groups; ++g)
       std::tie(bv, be) = consider(k, groupScore[g], k.i32(g), pv, pe, bv, be);
     for (int64_t g = 0; g < c.groups; ++g)
-      kept[g] = k.op("arith.ori " + kept[g] + ", " + k.op("arith.cmpi eq, " + be + ", " + k.i32(g) + " : i32") + " : i1");
+      kept[g] =
+          k.op("arith.ori " + kept[g] + ", " + k.op("arith.cmpi eq, " + be + ", " + k.i32(g) + " : i32") + " : i1");
     pv = bv, pe = be;
   }
   // Top-k over the kept groups' experts (the others count as -inf, as the CPU).
@@ -345,11 +347,11 @@ std::string threadGroupTopKKernel(const GroupTopKConfig &c) {
   k.line("}");
   // Keep the best topGroups groups.
   std::string gsel = k.fresh();
-  k.line(gsel + ":2 = scf.for %j = " + c0 + " to " + k.index(c.topGroups) + " step " + c1 + " iter_args(%pv = " +
-         k.f32(INFINITY) + ", %pe = " + k.i32(-1) + ") -> (f32, i32) {");
+  k.line(gsel + ":2 = scf.for %j = " + c0 + " to " + k.index(c.topGroups) + " step " + c1 +
+         " iter_args(%pv = " + k.f32(INFINITY) + ", %pe = " + k.i32(-1) + ") -> (f32, i32) {");
   std::string gbest = k.fresh();
-  k.line(gbest + ":2 = scf.for %g = " + c0 + " to " + k.index(c.groups) + " step " + c1 + " iter_args(%bv = " +
-         ninf + ", %be = " + k.i32(-1) + ") -> (f32, i32) {");
+  k.line(gbest + ":2 = scf.for %g = " + c0 + " to " + k.index(c.groups) + " step " + c1 + " iter_args(%bv = " + ninf +
+         ", %be = " + k.i32(-1) + ") -> (f32, i32) {");
   std::string v = k.op("memref.load " + gs + "[%g] : " + groupType);
   auto [bv, be] = consider(k, v, k.toI32("%g"), "%pv", "%pe", "%bv", "%be");
   k.line("scf.yield " + bv + ", " + be + " : f32, i32");
@@ -358,11 +360,11 @@ std::string threadGroupTopKKernel(const GroupTopKConfig &c) {
   k.line("scf.yield " + gbest + "#0, " + gbest + "#1 : f32, i32");
   k.line("}");
   // Top-k over the kept groups' experts.
-  k.line(k.fresh() + ":2 = scf.for %j = " + c0 + " to " + k.index(c.k) + " step " + c1 + " iter_args(%pv = " +
-         k.f32(INFINITY) + ", %pe = " + k.i32(-1) + ") -> (f32, i32) {");
+  k.line(k.fresh() + ":2 = scf.for %j = " + c0 + " to " + k.index(c.k) + " step " + c1 +
+         " iter_args(%pv = " + k.f32(INFINITY) + ", %pe = " + k.i32(-1) + ") -> (f32, i32) {");
   std::string best = k.fresh();
-  k.line(best + ":2 = scf.for %e = " + c0 + " to " + k.index(c.experts) + " step " + c1 + " iter_args(%bv = " +
-         ninf + ", %be = " + k.i32(-1) + ") -> (f32, i32) {");
+  k.line(best + ":2 = scf.for %e = " + c0 + " to " + k.index(c.experts) + " step " + c1 + " iter_args(%bv = " + ninf +
+         ", %be = " + k.i32(-1) + ") -> (f32, i32) {");
   std::string raw = k.loadF32("%scores", k.add(base, "%e"), c.scores);
   std::string kept = k.op("memref.load " + keep + "[" + k.div("%e", k.index(size)) + "] : " + keepType);
   std::string isKept = k.op("arith.cmpi ne, " + kept + ", " + k.i32(0) + " : i32");
@@ -389,8 +391,8 @@ std::string mlir::moe::gpu_kernels::gatherKernel(const GatherConfig &c) {
   std::string e = k.toIndex(k.load("%indices", i, "i32"));
   k.store(k.load("%in", k.add(k.mul(t, k.index(c.cols)), e), c.elt), "%out", i, c.elt);
   k.line("}");
-  return k.finish("@" + c.name() + "(%in: " + flatMemref(c.elt) + ", %indices: memref<?xi32>, %out: " + flatMemref(c.elt) +
-                  ", %rows: index)");
+  return k.finish("@" + c.name() + "(%in: " + flatMemref(c.elt) +
+                  ", %indices: memref<?xi32>, %out: " + flatMemref(c.elt) + ", %rows: index)");
 }
 
 std::string mlir::moe::gpu_kernels::zLossName(const std::string &elt, int64_t experts) {
@@ -411,10 +413,12 @@ std::string mlir::moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t 
   std::string total = k.op("gpu.all_reduce add " + partial + " uniform {} : (f32) -> (f32)");
   k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + c0 + " : index") + " {");
   std::string rows = k.op("arith.uitofp " + k.op("arith.index_cast %rows : index to i64") + " : i64 to f32");
-  std::string mean = k.op("arith.divf " + total + ", " + k.op("arith.maximumf " + rows + ", " + k.f32(1.0) + " : f32") + " : f32");
+  std::string mean =
+      k.op("arith.divf " + total + ", " + k.op("arith.maximumf " + rows + ", " + k.f32(1.0) + " : f32") + " : f32");
   k.store(mean, "%out", c0, "f32");
   k.line("}");
-  return k.finish("@" + zLossName(elt, experts) + "(%logits: " + flatMemref(elt) + ", %out: memref<?xf32>, %rows: index)");
+  return k.finish("@" + zLossName(elt, experts) + "(%logits: " + flatMemref(elt) +
+                  ", %out: memref<?xf32>, %rows: index)");
 }
 
 std::string mlir::moe::gpu_kernels::loadBalanceName(const std::string &elt, int64_t experts, int64_t topK) {
@@ -429,8 +433,8 @@ std::string mlir::moe::gpu_kernels::loadBalanceKernel(const std::string &elt, in
   std::string nf = k.op("arith.uitofp " + k.op("arith.index_cast " + n + " : index to i64") + " : i64 to f32");
   std::string rf = k.op("arith.uitofp " + k.op("arith.index_cast %rows : index to i64") + " : i64 to f32");
   std::string partial = k.fresh();
-  k.line(partial + " = scf.for %e = " + tid + " to " + cE + " step " + k.index(256) + " iter_args(%acc = " +
-         k.f32(0.0) + ") -> (f32) {");
+  k.line(partial + " = scf.for %e = " + tid + " to " + cE + " step " + k.index(256) +
+         " iter_args(%acc = " + k.f32(0.0) + ") -> (f32) {");
   std::string e32 = k.toI32("%e");
   std::string count = k.fresh();
   k.line(count + " = scf.for %a = " + c0 + " to " + n + " step " + c1 + " iter_args(%c = " + k.f32(0.0) +
@@ -440,7 +444,8 @@ std::string mlir::moe::gpu_kernels::loadBalanceKernel(const std::string &elt, in
   k.line("}");
   std::string prob = k.fresh();
   k.line(prob + " = scf.for %t = " + c0 + " to %rows step " + c1 + " iter_args(%p = " + k.f32(0.0) + ") -> (f32) {");
-  k.line("scf.yield " + k.op("arith.addf %p, " + k.loadF32("%probs", k.add(k.mul("%t", cE), "%e"), elt) + " : f32") + " : f32");
+  k.line("scf.yield " + k.op("arith.addf %p, " + k.loadF32("%probs", k.add(k.mul("%t", cE), "%e"), elt) + " : f32") +
+         " : f32");
   k.line("}");
   std::string f = k.op("arith.divf " + count + ", " + nf + " : f32");
   std::string p = k.op("arith.divf " + prob + ", " + rf + " : f32");

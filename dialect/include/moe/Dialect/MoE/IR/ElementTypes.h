@@ -22,20 +22,28 @@ namespace mlir::moe {
 /// type itself), or nullopt for one a layer cannot hold.
 inline std::optional<moe_dtype_t> runtimeDType(Type type) {
   Type e = getElementTypeOrSelf(type);
-  if (e.isF32()) return MOE_F32;
-  if (e.isF16()) return MOE_F16;
-  if (e.isBF16()) return MOE_BF16;
-  if (e.isInteger(32)) return MOE_I32;
+  if (e.isF32())
+    return MOE_F32;
+  if (e.isF16())
+    return MOE_F16;
+  if (e.isBF16())
+    return MOE_BF16;
+  if (e.isInteger(32))
+    return MOE_I32;
   return std::nullopt;
 }
 
 /// The kernels' spelling of a dtype: "f32", "f16", "bf16", "i32".
 inline const char *kernelTypeName(moe_dtype_t dtype) {
   switch (dtype) {
-  case MOE_F16: return "f16";
-  case MOE_BF16: return "bf16";
-  case MOE_I32: return "i32";
-  default: return "f32";
+  case MOE_F16:
+    return "f16";
+  case MOE_BF16:
+    return "bf16";
+  case MOE_I32:
+    return "i32";
+  default:
+    return "f32";
   }
 }
 

@@ -21,8 +21,10 @@ inline moe_score_t kernelScore(std::optional<ScoreFn> score) {
   if (!score)
     return MOE_SCORE_NONE;
   switch (*score) {
-  case ScoreFn::softmax: return MOE_SCORE_SOFTMAX;
-  case ScoreFn::sigmoid: return MOE_SCORE_SIGMOID;
+  case ScoreFn::softmax:
+    return MOE_SCORE_SOFTMAX;
+  case ScoreFn::sigmoid:
+    return MOE_SCORE_SIGMOID;
   }
   llvm_unreachable("a score function without a kernel code");
 }
@@ -32,13 +34,18 @@ inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
   if (!ffn)
     return MOE_FFN_IDENTITY;
   switch (ffn.getKind()) {
-  case FfnKind::swiglu: return MOE_FFN_SWIGLU;
-  case FfnKind::geglu: return MOE_FFN_GEGLU;
+  case FfnKind::swiglu:
+    return MOE_FFN_SWIGLU;
+  case FfnKind::geglu:
+    return MOE_FFN_GEGLU;
   case FfnKind::mlp:
     switch (*ffn.getActivation()) {
-    case Activation::relu: return MOE_FFN_MLP_RELU;
-    case Activation::gelu: return MOE_FFN_MLP_GELU;
-    case Activation::silu: return MOE_FFN_MLP_SILU;
+    case Activation::relu:
+      return MOE_FFN_MLP_RELU;
+    case Activation::gelu:
+      return MOE_FFN_MLP_GELU;
+    case Activation::silu:
+      return MOE_FFN_MLP_SILU;
     }
   }
   llvm_unreachable("an expert FFN without a kernel code");

@@ -21,8 +21,7 @@
 namespace mlir::moe {
 /// The Julia broadcast of two tensor shapes (equal rank, or one of rank 0),
 /// or failure when a dimension pair differs and neither is 1.
-FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs,
-                                                ArrayRef<int64_t> rhs);
+FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs);
 } // namespace mlir::moe
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_H

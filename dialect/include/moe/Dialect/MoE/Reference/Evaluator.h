@@ -29,8 +29,7 @@ struct Tensor {
 
 /// Runs `fn` on `args` (one per function argument, inputs then parameters, with
 /// static shapes). Returns the results, or an error message naming the op.
-FailureOr<std::vector<Tensor>> evaluate(func::FuncOp fn, ArrayRef<Tensor> args,
-                                        std::string &error);
+FailureOr<std::vector<Tensor>> evaluate(func::FuncOp fn, ArrayRef<Tensor> args, std::string &error);
 
 /// Rounds `value` to the nearest value of element type `type` (f32, bf16, f16;
 /// integers and f64 are returned unchanged).
