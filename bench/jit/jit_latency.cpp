@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
 
   std::printf("JIT latency, medians (%d repeats; the hit loop %d calls)\n", repeats, 200 * repeats);
   std::printf("  first call, compiling for the CPU:      %8.2f ms\n", median(cold));
-  if (!mlir::moe::findLibdevice().empty()) {
+  if (!moe::findLibdevice().empty()) {
     // The median of up to 3 compiles of `source` for sm_90a; < 0 after an error.
     auto compileMs = [&](const std::string &source) {
       std::vector<double> times;

@@ -10,8 +10,8 @@
 using namespace mlir;
 namespace rt = ::moe::runtime;
 
-LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out,
-                                            std::string *commandLog, std::string *llvmIR) {
+LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out, std::string *commandLog,
+                                      std::string *llvmIR) {
   MLIRContext *context = module.getContext();
   Location loc = layer.getLoc();
   if (failed(extractSignature(layer, out.signature)))
@@ -30,7 +30,7 @@ LogicalResult mlir::moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer,
     return failure();
 
   std::vector<uint8_t> library;
-  if (failed(mlir::moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
+  if (failed(moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
     return failure();
   out.sections.emplace_back("code.cpu.so", std::move(library));
   return success();

@@ -20,7 +20,7 @@ using namespace mlir;
 namespace rt = ::moe::runtime;
 namespace fe = ::moe::frontend;
 
-void mlir::moe::registerCompiler(DialectRegistry &registry) {
+void moe::registerCompiler(DialectRegistry &registry) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
   registerBuiltinDialectTranslation(registry);
@@ -39,7 +39,7 @@ void mlir::moe::registerCompiler(DialectRegistry &registry) {
   (void)passesRegistered;
 }
 
-mlir::moe::CompileSession::CompileSession(std::unique_ptr<llvm::MemoryBuffer> source, llvm::raw_ostream &diagnostics) {
+moe::CompileSession::CompileSession(std::unique_ptr<llvm::MemoryBuffer> source, llvm::raw_ostream &diagnostics) {
   buffer = sourceMgr.AddNewSourceBuffer(std::move(source), llvm::SMLoc());
   fe::installCaretDiagnosticPrinter(sourceMgr, diagnostics);
   diags = std::make_unique<fe::Diagnostics>(sourceMgr);
@@ -51,15 +51,15 @@ mlir::moe::CompileSession::CompileSession(std::unique_ptr<llvm::MemoryBuffer> so
   mlirDiagnostics = std::make_unique<SourceMgrDiagnosticHandler>(sourceMgr, context.get(), diagnostics);
 }
 
-mlir::moe::CompileSession::~CompileSession() = default;
+moe::CompileSession::~CompileSession() = default;
 
-const fe::Program *mlir::moe::CompileSession::parse() {
+const fe::Program *moe::CompileSession::parse() {
   if (!program)
     program = fe::parseSource(*diags, buffer);
   return diags->getNumErrors() == 0 ? &*program : nullptr;
 }
 
-OwningOpRef<ModuleOp> mlir::moe::CompileSession::elaborate(const fe::ElaborationOptions &options) {
+OwningOpRef<ModuleOp> moe::CompileSession::elaborate(const fe::ElaborationOptions &options) {
   // Elaborating after syntax errors would only add noise.
   const fe::Program *parsed = parse();
   if (!parsed)
@@ -67,8 +67,7 @@ OwningOpRef<ModuleOp> mlir::moe::CompileSession::elaborate(const fe::Elaboration
   return fe::elaborate(*parsed, *diags, *context, options);
 }
 
-LogicalResult mlir::moe::compile(ModuleOp module, const CompileOptions &options, rt::Artifact &out,
-                                 CompileListing *listing) {
+LogicalResult moe::compile(ModuleOp module, const CompileOptions &options, rt::Artifact &out, CompileListing *listing) {
   auto layers = module.getOps<func::FuncOp>();
   if (layers.empty())
     return emitError(module.getLoc()) << "the module holds no layer function to compile";

@@ -22,7 +22,7 @@ llvm::SmallVector<std::string> toolkitRoots() {
 }
 } // namespace
 
-std::string mlir::moe::findLibdevice() {
+std::string moe::findLibdevice() {
   for (const std::string &root : toolkitRoots())
     for (const char *sub : {"/nvvm/libdevice/libdevice.10.bc", "/libdevice/libdevice.10.bc"})
       if (llvm::sys::fs::exists(root + sub))
@@ -30,7 +30,7 @@ std::string mlir::moe::findLibdevice() {
   return "";
 }
 
-std::string mlir::moe::findPtxas() {
+std::string moe::findPtxas() {
   // The ptxas of the toolkit libdevice comes from (<root>/nvvm/libdevice/...),
   // so the PTX and the assembler match.
   std::string libdevice = findLibdevice();

@@ -51,8 +51,8 @@ static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::Stri
   return success();
 }
 
-LogicalResult mlir::moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
-                                            rt::Artifact &out, CompileListing *listing) {
+LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
+                                      rt::Artifact &out, CompileListing *listing) {
   Location loc = layer.getLoc();
   if (!options.target.isCuda())
     return emitError(loc) << "compileLayerForGPU needs a CUDA target, got " << options.target.flagName();

@@ -47,8 +47,8 @@ LogicalResult addEntryPoint(llvm::Module &module, StringRef layer, std::string &
 
 } // namespace
 
-LogicalResult mlir::moe::buildHostLibrary(ModuleOp module, StringRef layerName, Location loc, std::string &entry,
-                                          std::vector<uint8_t> &library, std::string *commandLog, std::string *llvmIR) {
+LogicalResult moe::buildHostLibrary(ModuleOp module, StringRef layerName, Location loc, std::string &entry,
+                                    std::vector<uint8_t> &library, std::string *commandLog, std::string *llvmIR) {
   // The moe.* argument attributes documented the signature; LLVM has no use for them.
   module.walk([](FunctionOpInterface fn) {
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)

@@ -63,13 +63,13 @@ std::string jsonOf(Attribute a) {
 static double flopsPerToken(func::FuncOp layer) {
   double flops = 0;
   layer.walk([&](Operation *op) {
-    if (auto d = dyn_cast<mlir::moe::DenseOp>(op)) {
+    if (auto d = dyn_cast<moe::DenseOp>(op)) {
       auto in = d.getInput().getType(), w = d.getWeight().getType();
       if (in.isDynamicDim(0))
         flops += 2.0 * static_cast<double>(w.getDimSize(0)) * static_cast<double>(w.getDimSize(1));
-    } else if (auto f = dyn_cast<mlir::moe::ExpertFfnOp>(op)) {
+    } else if (auto f = dyn_cast<moe::ExpertFfnOp>(op)) {
       auto routed = f.getRouted().getType();
-      double gemms = f.getKind() == mlir::moe::FfnKind::mlp ? 2.0 : 3.0;
+      double gemms = f.getKind() == moe::FfnKind::mlp ? 2.0 : 3.0;
       flops += 2.0 * gemms * static_cast<double>(routed.getHidden()) * static_cast<double>(f.getInnerDim()) *
                static_cast<double>(routed.getK());
     }
@@ -77,13 +77,13 @@ static double flopsPerToken(func::FuncOp layer) {
   return flops;
 }
 
-LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
+LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   out = rt::Signature();
   out.layer = layer.getName().str();
   out.target = rt::Target::cpu().artifactName();
-  if (auto doc = layer->getAttrOfType<StringAttr>(mlir::moe::MoEDialect::getDescriptionAttrName()))
+  if (auto doc = layer->getAttrOfType<StringAttr>(moe::MoEDialect::getDescriptionAttrName()))
     out.description = doc.getValue().str();
-  if (auto hyper = layer->getAttrOfType<DictionaryAttr>(mlir::moe::MoEDialect::getHyperparametersAttrName())) {
+  if (auto hyper = layer->getAttrOfType<DictionaryAttr>(moe::MoEDialect::getHyperparametersAttrName())) {
     out.hyperparameters = "{";
     for (auto [i, entry] : llvm::enumerate(hyper)) {
       if (i)
@@ -100,21 +100,21 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
       return layer.emitError() << "argument #" << i << " is not a tensor the runtime supports";
     rt::TensorSpec spec;
     spec.dtype = *dtype;
-    auto dims = layer.getArgAttrOfType<ArrayAttr>(i, mlir::moe::MoEDialect::getDimsAttrName());
+    auto dims = layer.getArgAttrOfType<ArrayAttr>(i, moe::MoEDialect::getDimsAttrName());
     if (failed(specShape(layer, type, dims, spec.shape)))
       return failure();
-    if (auto input = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getInputAttrName())) {
+    if (auto input = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getInputAttrName())) {
       // The entry point takes inputs, then parameters, in signature order.
       if (!out.params.empty())
         return layer.emitError() << "input '" << input.getValue() << "' (argument #" << i
                                  << ") comes after a parameter; inputs must come first";
       spec.name = input.getValue().str();
       out.inputs.push_back(spec);
-    } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getParamAttrName())) {
+    } else if (auto param = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getParamAttrName())) {
       spec.name = param.getValue().str();
-      if (auto init = layer.getArgAttrOfType<StringAttr>(i, mlir::moe::MoEDialect::getInitAttrName()))
+      if (auto init = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getInitAttrName()))
         spec.init = init.getValue().str();
-      if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, mlir::moe::MoEDialect::getTrainableAttrName()))
+      if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, moe::MoEDialect::getTrainableAttrName()))
         spec.trainable = trainable.getValue();
       out.params.push_back(spec);
     } else {
@@ -129,7 +129,7 @@ LogicalResult mlir::moe::extractSignature(func::FuncOp layer, rt::Signature &out
     rt::TensorSpec spec;
     spec.name = rt::outputName(i, layer.getNumResults());
     spec.dtype = *dtype;
-    auto dims = dyn_cast_or_null<ArrayAttr>(layer.getResultAttr(i, mlir::moe::MoEDialect::getDimsAttrName()));
+    auto dims = dyn_cast_or_null<ArrayAttr>(layer.getResultAttr(i, moe::MoEDialect::getDimsAttrName()));
     if (!dims) {
       // Without names, a result's dynamic dimension is the first input's first one (tokens).
       SmallVector<Attribute> names;

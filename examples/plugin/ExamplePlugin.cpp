@@ -3,12 +3,12 @@
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/Compiler.h"
 
-namespace mlir::moe_example {
+namespace moe_example {
 void registerExamplePasses();
-} // namespace mlir::moe_example
+} // namespace moe_example
 
 /// The symbol `moe-opt --load-pass-plugin` looks up.
 extern "C" LLVM_ATTRIBUTE_WEAK ::mlir::PassPluginLibraryInfo mlirGetPassPluginInfo() {
   return {MLIR_PLUGIN_API_VERSION, "MoEExamplePlugin", LLVM_VERSION_STRING,
-          [] { mlir::moe_example::registerExamplePasses(); }};
+          [] { moe_example::registerExamplePasses(); }};
 }

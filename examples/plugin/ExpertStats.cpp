@@ -6,11 +6,11 @@
 
 #define DEBUG_TYPE "moe-example-expert-stats"
 
-namespace mlir::moe_example {
+namespace moe_example {
 #define GEN_PASS_DECL
 #define GEN_PASS_DEF_MOEEXAMPLEEXPERTSTATS
 #include "ExamplePasses.h.inc"
-} // namespace mlir::moe_example
+} // namespace moe_example
 
 using namespace mlir;
 
@@ -35,8 +35,8 @@ struct ExpertStatsPass : moe_example::impl::MoEExampleExpertStatsBase<ExpertStat
 };
 } // namespace
 
-namespace mlir::moe_example {
+namespace moe_example {
 void registerExamplePasses() {
   registerPass([] { return std::make_unique<ExpertStatsPass>(); });
 }
-} // namespace mlir::moe_example
+} // namespace moe_example

@@ -26,7 +26,7 @@
 #include <tuple>
 
 using namespace mlir;
-namespace gk = mlir::moe::gpu_kernels;
+namespace gk = moe::gpu_kernels;
 
 namespace {
 

@@ -140,9 +140,9 @@ TEST(Jit, MatchesTheReferenceEvaluator) {
   std::unique_ptr<runtime::Layer> loaded;
   ASSERT_EQ(runtime::Layer::load(std::move(artifact), loaded), MOE_OK);
   std::vector<runtime::Tensor> params = loaded->randomParameters(0);
-  std::vector<mlir::moe::reference::Tensor> args;
+  std::vector<moe::reference::Tensor> args;
   auto toRef = [](const runtime::Tensor &t) {
-    mlir::moe::reference::Tensor r{t.shape, {}};
+    moe::reference::Tensor r{t.shape, {}};
     for (int64_t i = 0; i < t.numElements(); ++i)
       r.data.push_back(t.at(i));
     return r;
@@ -151,7 +151,7 @@ TEST(Jit, MatchesTheReferenceEvaluator) {
   for (const runtime::Tensor &p : params)
     args.push_back(toRef(p));
   std::string error;
-  auto want = mlir::moe::reference::evaluate(*module->getOps<mlir::func::FuncOp>().begin(), args, error);
+  auto want = moe::reference::evaluate(*module->getOps<mlir::func::FuncOp>().begin(), args, error);
   ASSERT_TRUE(mlir::succeeded(want)) << error;
   double maxDiff = 0, maxRef = 0;
   for (int64_t i = 0; i < out[0].numElements(); ++i) {
@@ -164,7 +164,7 @@ TEST(Jit, MatchesTheReferenceEvaluator) {
 TEST(Jit, CompilesForAGpuTarget) {
   // No GPU is needed to compile (the artifact holds host code and the PTX),
   // but the CUDA toolkit's libdevice is.
-  if (mlir::moe::findLibdevice().empty())
+  if (moe::findLibdevice().empty())
     GTEST_SKIP() << "no CUDA toolkit (libdevice.10.bc): GPU targets cannot be compiled here";
   std::string source = std::string(R"(
 layer Tiny{T = bf16}(d::Int = 64, f::Int = 128)

@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 namespace {
 

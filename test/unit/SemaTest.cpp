@@ -77,8 +77,8 @@ TEST(Sema, ElaboratesASignatureWithNamedInputsAndParameters) {
 TEST(Sema, InlinedHelperOpsCarryCallSiteLocations) {
   auto c = compile(kLayer);
   ASSERT_TRUE(c->module) << c->diagnostics;
-  mlir::moe::TopKOp topk;
-  c->module->walk([&](mlir::moe::TopKOp op) { topk = op; });
+  moe::TopKOp topk;
+  c->module->walk([&](moe::TopKOp op) { topk = op; });
   ASSERT_TRUE(topk);
   auto callsite = llvm::dyn_cast<mlir::CallSiteLoc>(topk.getLoc());
   ASSERT_TRUE(callsite);
@@ -103,8 +103,8 @@ TEST(Sema, OverridesChangeTheSpecialisation) {
   auto wg = llvm::cast<mlir::RankedTensorType>(fn.getArgumentTypes()[2]);
   EXPECT_EQ(wg.getDimSize(0), 8);
   EXPECT_TRUE(wg.getElementType().isBF16());
-  mlir::moe::TopKOp topk;
-  c->module->walk([&](mlir::moe::TopKOp op) { topk = op; });
+  moe::TopKOp topk;
+  c->module->walk([&](moe::TopKOp op) { topk = op; });
   EXPECT_EQ(topk.getK(), 3u);
 }
 

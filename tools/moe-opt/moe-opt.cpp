@@ -28,18 +28,18 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   mlir::registerInlinerPass();
   mlir::registerSymbolDCEPass();
-  mlir::moe::registerMoETransformsPasses();
-  mlir::moe::registerMoEConversionPasses();
+  moe::registerMoETransformsPasses();
+  moe::registerMoEConversionPasses();
   // The upstream passes the moe-lower-to-* pipelines use.
   mlir::registerAllPasses();
-  mlir::moe::registerMoEPipelines();
+  moe::registerMoEPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   // gpu-module-to-binary and friends translate to LLVM IR inside passes.
   mlir::registerAllToLLVMIRTranslations(registry);
-  registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
+  registry.insert<moe::MoEDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::tensor::TensorDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "moe optimizer driver: the moe dialect and its passes\n", registry));

@@ -18,7 +18,7 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
     llvm::WithColor::error(llvm::errs(), "moec") << error << "\n";
     return false;
   }
-  out.session = std::make_unique<mlir::moe::CompileSession>(std::move(input));
+  out.session = std::make_unique<moe::CompileSession>(std::move(input));
   ElaborationOptions options;
   options.layer = source.layer;
   options.overrides = source.overrides;
@@ -26,7 +26,7 @@ bool compileLayer(const LayerSource &source, CompiledLayer &out) {
   if (!module)
     return false;
   out.moeModule = mlir::OwningOpRef<mlir::ModuleOp>(module->clone());
-  return mlir::succeeded(mlir::moe::compile(*module, source.target, out.artifact));
+  return mlir::succeeded(moe::compile(*module, source.target, out.artifact));
 }
 
 int build(const LayerSource &source, const std::string &output) {

@@ -16,7 +16,7 @@ struct LayerSource {
   std::string layer;
   std::vector<std::pair<std::string, std::string>> overrides;
   /// The target (the CPU or a CUDA architecture) and the GPU code generator's choices (moec: from the flags).
-  mlir::moe::CompileOptions target;
+  moe::CompileOptions target;
 };
 
 struct RunOptions {

@@ -16,7 +16,7 @@ namespace moec {
 
 struct CompiledLayer {
   /// The context and the source the diagnostics point into.
-  std::unique_ptr<mlir::moe::CompileSession> session;
+  std::unique_ptr<moe::CompileSession> session;
   /// The layer as moe IR, before lowering: what the reference evaluator runs.
   mlir::OwningOpRef<mlir::ModuleOp> moeModule;
   moe::runtime::Artifact artifact;

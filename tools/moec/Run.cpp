@@ -37,8 +37,8 @@ int runtimeError() {
   return 1;
 }
 
-mlir::moe::reference::Tensor toReference(const rt::Tensor &t) {
-  mlir::moe::reference::Tensor r;
+moe::reference::Tensor toReference(const rt::Tensor &t) {
+  moe::reference::Tensor r;
   r.shape = t.shape;
   r.data.resize(static_cast<size_t>(t.numElements()));
   for (int64_t i = 0; i < t.numElements(); ++i)
@@ -85,13 +85,13 @@ double toleranceOf(mlir::Value output) {
 int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
                           const std::vector<rt::Tensor> &params, const std::vector<const rt::Tensor *> &outputs) {
   auto fn = *module.getOps<mlir::func::FuncOp>().begin();
-  std::vector<mlir::moe::reference::Tensor> args;
+  std::vector<moe::reference::Tensor> args;
   for (const rt::Tensor &t : inputs)
     args.push_back(toReference(t));
   for (const rt::Tensor &t : params)
     args.push_back(toReference(t));
   std::string error;
-  auto expected = mlir::moe::reference::evaluate(fn, args, error);
+  auto expected = moe::reference::evaluate(fn, args, error);
   if (mlir::failed(expected)) {
     llvm::WithColor::error(llvm::errs(), "moec") << "reference evaluator: " << error << "\n";
     return 1;
@@ -100,7 +100,7 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
   int status = 0;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const rt::Tensor &got = *outputs[i];
-    const mlir::moe::reference::Tensor &want = (*expected)[i];
+    const moe::reference::Tensor &want = (*expected)[i];
     if (got.shape != want.shape) {
       llvm::outs() << "check: " << got.name << " has shape " << rt::shapeString(got.shape) << ", the reference "
                    << rt::shapeString(want.shape) << " MISMATCH\n";

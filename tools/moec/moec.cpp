@@ -149,10 +149,10 @@ moe::runtime::Target parsedTarget;
 /// Where --emit=ptx and --device=cuda compile when --target names no GPU.
 const moe::runtime::Target kDefaultGpu = *moe::runtime::parseTarget("sm_90a");
 /// The GPU kernels' options, from the --gpu-<option> flags (parsed in main).
-mlir::moe::GPUKernelOptions kernelOptions;
+moe::GPUKernelOptions kernelOptions;
 
-mlir::moe::CompileOptions compileOptions(const moe::runtime::Target &chosen) {
-  mlir::moe::CompileOptions options;
+moe::CompileOptions compileOptions(const moe::runtime::Target &chosen) {
+  moe::CompileOptions options;
   options.target = chosen;
   options.cubin = gpuCubin;
   options.kernels = kernelOptions;
@@ -192,7 +192,7 @@ bool parseOverrides(std::vector<std::pair<std::string, std::string>> &out) {
 /// Parses, elaborates, optimises and prints one buffer; false after an error.
 bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
                    const std::vector<std::pair<std::string, std::string>> &overrides, llvm::raw_ostream &os) {
-  mlir::moe::CompileSession session(std::move(input));
+  moe::CompileSession session(std::move(input));
   const Program *program = session.parse();
   if (!program)
     return false;
@@ -221,7 +221,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     mlir::applyDefaultTimingManagerCLOptions(timing);
     mlir::TimingScope rootTiming = timing.getRootScope();
     pm.enableTiming(rootTiming);
-    mlir::moe::buildMoEDefaultPipeline(pm);
+    moe::buildMoEDefaultPipeline(pm);
     if (mlir::failed(pm.run(*module)))
       return false;
   }
@@ -229,12 +229,12 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
     return true;
   if (emit == Emit::Llvm || emit == Emit::Ptx) {
     moe::runtime::Artifact artifact;
-    mlir::moe::CompileListing listing;
-    mlir::moe::CompileOptions options =
+    moe::CompileListing listing;
+    moe::CompileOptions options =
         compileOptions(emit == Emit::Ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
     if (emit == Emit::Ptx)
       options.cubin = false; // the PTX is printed, not assembled: ptxas would be wasted time
-    if (mlir::failed(mlir::moe::compile(*module, options, artifact, &listing)))
+    if (mlir::failed(moe::compile(*module, options, artifact, &listing)))
       return false;
     os << (emit == Emit::Ptx ? listing.ptx : listing.llvmIR);
     return true;
@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions({&moecCategory, &runCategory, &mlirCategory});
   std::string kernelOptionText = takeKernelOptions(args);
   cl::ParseCommandLineOptions(static_cast<int>(args.size()), args.data(), kOverview);
-  if (mlir::failed(mlir::moe::parseGPUKernelOptions(kernelOptionText, kernelOptions, [](const llvm::Twine &message) {
+  if (mlir::failed(moe::parseGPUKernelOptions(kernelOptionText, kernelOptions, [](const llvm::Twine &message) {
         // The pass's option parser names itself and ends with a newline.
         std::string text = message.str();
         llvm::StringRef reason = llvm::StringRef(text).trim();

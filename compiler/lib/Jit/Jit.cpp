@@ -78,16 +78,16 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   std::optional<rt::Target> parsed = rt::parseTarget(target);
   if (!parsed)
     return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\"; " + rt::kTargetsHelp);
-  mlir::moe::CompileSession session(llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
+  moe::CompileSession session(llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
   mlir::OwningOpRef<mlir::ModuleOp> module = session.elaborate(frontend::ElaborationOptions());
   if (!module)
     return rt::fail(MOE_INVALID_ARGUMENT, "layer " + bufferName + " has errors (printed above)");
-  mlir::moe::CompileOptions options;
+  moe::CompileOptions options;
   options.target = *parsed;
   // By default the JIT embeds PTX only: the driver compiles it at load (and
   // keeps it in its compute cache), so the compile does not wait for ptxas.
   options.cubin = cubin;
-  if (mlir::failed(mlir::moe::compile(*module, options, out)))
+  if (mlir::failed(moe::compile(*module, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
 }

@@ -14,7 +14,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include "llvm/ADT/DenseSet.h"
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 //===----------------------------------------------------------------------===//
 // MeshOp

@@ -12,7 +12,7 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 #include "moe/Dialect/MoE/IR/MoEOpsDialect.cpp.inc"
 

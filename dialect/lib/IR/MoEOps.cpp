@@ -16,7 +16,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 #include "moe/Dialect/MoE/IR/MoEOpsEnums.cpp.inc"
 
@@ -72,13 +72,13 @@ static LogicalResult verifySameTokens(Operation *op, StringRef lhsName, int64_t 
                            << " rows) to have the same number of tokens";
 }
 
-LogicalResult mlir::moe::detail::verifyDimInRank(Operation *op, StringRef name, int64_t dim, int64_t rank) {
+LogicalResult moe::detail::verifyDimInRank(Operation *op, StringRef name, int64_t dim, int64_t rank) {
   if (dim < rank)
     return success();
   return op->emitOpError() << "expects " << name << " (" << dim << ") to be less than the rank (" << rank << ")";
 }
 
-FailureOr<SmallVector<int64_t>> mlir::moe::broadcastShapes(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
+FailureOr<SmallVector<int64_t>> moe::broadcastShapes(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
   if (lhs.empty())
     return SmallVector<int64_t>(rhs);
   if (rhs.empty())

@@ -4,7 +4,7 @@
 #include "mlir/IR/Diagnostics.h"
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 LogicalResult RoutedType::verify(function_ref<InFlightDiagnostic()> emitError, RankedTensorType tokens, int64_t experts,
                                  int64_t k, FloatAttr capacity) {

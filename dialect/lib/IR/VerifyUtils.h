@@ -3,10 +3,11 @@
 #define MOE_DIALECT_MOE_IR_VERIFYUTILS_H
 
 #include "mlir/IR/Operation.h"
+#include "moe/Support/MLIR.h"
 
-namespace mlir::moe::detail {
+namespace moe::detail {
 /// Emits "expects <name> (<dim>) to be less than the rank (<rank>)" unless it is.
 LogicalResult verifyDimInRank(Operation *op, StringRef name, int64_t dim, int64_t rank);
-} // namespace mlir::moe::detail
+} // namespace moe::detail
 
 #endif // MOE_DIALECT_MOE_IR_VERIFYUTILS_H

@@ -15,7 +15,7 @@
 #include <numeric>
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 using reference::Tensor;
 
 int64_t Tensor::numElements() const {

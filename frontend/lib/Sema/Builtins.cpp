@@ -12,9 +12,9 @@
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
 using llvm::SMLoc;
-using mlir::moe::BinaryFn;
-using mlir::moe::ReduceFn;
-using mlir::moe::UnaryFn;
+using moe::BinaryFn;
+using moe::ReduceFn;
+using moe::UnaryFn;
 
 namespace {
 struct BuiltinInfo {
@@ -374,8 +374,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
                       " to normalise each row");
     }
     auto type = toTensorType(ElemType::F32, x.shape, &context);
-    mlir::Value v = mlir::moe::SoftmaxOp::create(builder, l, type, x.value, builder.getI64IntegerAttr(dim),
-                                                 fname == "logsoftmax" ? builder.getUnitAttr() : mlir::UnitAttr());
+    mlir::Value v = moe::SoftmaxOp::create(builder, l, type, x.value, builder.getI64IntegerAttr(dim),
+                                           fname == "logsoftmax" ? builder.getUnitAttr() : mlir::UnitAttr());
     return Val::tensor(v, ElemType::F32, x.shape);
   }
 
@@ -399,7 +399,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
         dims.push_back(i);
     }
     for (int64_t d : dims) {
-      x.value = mlir::moe::ReduceOp::create(builder, l, fn, x.value, d);
+      x.value = moe::ReduceOp::create(builder, l, fn, x.value, d);
       x.shape[d] = Dim{1, ""};
     }
     if (!kw("dims")) {
@@ -430,7 +430,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
                               std::to_string(experts) + ")");
       return Val::poison();
     }
-    auto op = mlir::moe::TopKOp::create(builder, l, x.value, *k);
+    auto op = moe::TopKOp::create(builder, l, x.value, *k);
     Shape shape{x.shape[0], Dim{*k, ""}};
     Val values = Val::tensor(op.getValues(), ElemType::F32, shape);
     Val indices = Val::tensor(op.getIndices(), ElemType::I32, shape);
@@ -475,7 +475,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
                               " experts of the " + std::to_string(*topGroups) + " kept groups");
       return Val::poison();
     }
-    mlir::Value v = mlir::moe::GroupTopKOp::create(builder, l, s.value, *k, *groups, *topGroups);
+    mlir::Value v = moe::GroupTopKOp::create(builder, l, s.value, *k, *groups, *topGroups);
     Val indices = Val::tensor(v, ElemType::I32, {s.shape[0], Dim{*k, ""}});
     indices.indexRange = experts;
     return indices;
@@ -485,7 +485,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
     Val x = args[0], idx = args[1];
     if (!expectRowsAndIndices(fname, args, "the first argument", "the tensor", at))
       return Val::poison();
-    mlir::Value v = mlir::moe::GatherOp::create(builder, l, x.value, idx.value);
+    mlir::Value v = moe::GatherOp::create(builder, l, x.value, idx.value);
     return Val::tensor(v, x.dtype, {x.shape[0], idx.shape[1]});
   }
 
@@ -509,7 +509,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
         return Val::poison();
       }
     }
-    mlir::Value v = mlir::moe::DispatchOp::create(builder, l, x.value, idx.value, idx.indexRange, capacity);
+    mlir::Value v = moe::DispatchOp::create(builder, l, x.value, idx.value, idx.indexRange, capacity);
     return makeRouted(v, x, idx.indexRange, idx.shape[1].size, capacity);
   }
 
@@ -527,7 +527,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
                               " weights per token (one per dispatched expert), got " + str(w.shape));
       return Val::poison();
     }
-    mlir::Value v = mlir::moe::CombineOp::create(builder, l, y.value, w.value);
+    mlir::Value v = moe::CombineOp::create(builder, l, y.value, w.value);
     return Val::tensor(v, y.dtype, y.shape);
   }
 
@@ -536,7 +536,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
     if (!expectRowsAndIndices(fname, args, "the probabilities", "the probabilities", at))
       return Val::poison();
     auto type = toTensorType(ElemType::F32, {}, &context);
-    mlir::Value v = mlir::moe::LoadBalanceLossOp::create(builder, l, type, p.value, idx.value);
+    mlir::Value v = moe::LoadBalanceLossOp::create(builder, l, type, p.value, idx.value);
     return Val::tensor(v, ElemType::F32, {});
   }
 
@@ -545,7 +545,7 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
     if (!expectFloatTensor(x, args.locs[0], "the logits of 'z_loss'", 2))
       return Val::poison();
     auto type = toTensorType(ElemType::F32, {}, &context);
-    mlir::Value v = mlir::moe::ZLossOp::create(builder, l, type, x.value);
+    mlir::Value v = moe::ZLossOp::create(builder, l, type, x.value);
     return Val::tensor(v, ElemType::F32, {});
   }
 
@@ -567,8 +567,8 @@ Val Elaborator::callBuiltin(llvm::StringRef fname, const CallExpr &call, Args &a
       eps = *v;
     }
     ElemType type = promote(x.dtype, w.dtype);
-    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
-                                                 builder.getF64FloatAttr(eps));
+    mlir::Value v = moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
+                                           builder.getF64FloatAttr(eps));
     return Val::tensor(v, type, x.shape);
   }
 

@@ -14,8 +14,8 @@ using namespace moe::frontend::sema;
 using llvm::SMLoc;
 
 void moe::frontend::registerFrontendDialects(mlir::MLIRContext &context) {
-  context.loadDialect<mlir::moe::MoEDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
-                      mlir::tensor::TensorDialect>();
+  context
+      .loadDialect<moe::MoEDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
 }
 
 mlir::OwningOpRef<mlir::ModuleOp> moe::frontend::elaborate(const Program &program, Diagnostics &diags,
@@ -362,8 +362,8 @@ bool Elaborator::addForwardArgument(const Parameter &param) {
   mlir::Block &body = func.getBody().front();
   mlir::Value arg = body.addArgument(toTensorType(elt.dtype, shape, &context), loc(param.loc));
   mlir::NamedAttrList attrs;
-  attrs.set(mlir::moe::MoEDialect::getInputAttrName(), builder.getStringAttr(param.name));
-  attrs.set(mlir::moe::MoEDialect::getDimsAttrName(), builder.getArrayAttr(dimNames));
+  attrs.set(moe::MoEDialect::getInputAttrName(), builder.getStringAttr(param.name));
+  attrs.set(moe::MoEDialect::getDimsAttrName(), builder.getArrayAttr(dimNames));
   argAttrs.push_back(attrs);
   if (!firstInputType)
     firstInputType = elt.dtype;
@@ -469,7 +469,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   for (auto [i, attrs] : llvm::enumerate(argAttrs))
     func.setArgAttrs(i, attrs.getDictionary(&context));
   if (!decl.doc.empty())
-    func->setAttr(mlir::moe::MoEDialect::getDescriptionAttrName(), builder.getStringAttr(decl.doc));
+    func->setAttr(moe::MoEDialect::getDescriptionAttrName(), builder.getStringAttr(decl.doc));
   llvm::SmallVector<mlir::NamedAttribute> hyper;
   auto record = [&](const Parameter &p) {
     const Val &v = layerScope[p.name];
@@ -497,7 +497,7 @@ bool Elaborator::elaborateLayer(const LayerDecl &decl) {
   };
   llvm::for_each(decl.typeParams, record);
   llvm::for_each(decl.hyperParams, record);
-  func->setAttr(mlir::moe::MoEDialect::getHyperparametersAttrName(), builder.getDictionaryAttr(hyper));
+  func->setAttr(moe::MoEDialect::getHyperparametersAttrName(), builder.getDictionaryAttr(hyper));
   return true;
 }
 
@@ -626,7 +626,7 @@ bool Elaborator::emitReturn(const Val &result, SMLoc at) {
   func.setType(builder.getFunctionType(argTypes, mlir::ValueRange(operands).getTypes()));
   // Each result's dimension names ("tokens" or "" for static), for the artifact's signature.
   for (auto [i, dims] : llvm::enumerate(resultDims))
-    func.setResultAttr(i, mlir::moe::MoEDialect::getDimsAttrName(), dims);
+    func.setResultAttr(i, moe::MoEDialect::getDimsAttrName(), dims);
   return true;
 }
 

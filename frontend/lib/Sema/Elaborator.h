@@ -62,8 +62,8 @@ public:
   Val evalUnaryOp(TokenKind op, Val operand, llvm::SMLoc loc);
   /// Elementwise op with Julia broadcasting and promotion; scalars become
   /// 0-d tensors of the other operand's element type.
-  Val broadcastBinary(mlir::moe::BinaryFn fn, Val lhs, Val rhs, llvm::SMLoc loc);
-  Val applyUnary(mlir::moe::UnaryFn fn, Val operand, llvm::SMLoc loc);
+  Val broadcastBinary(moe::BinaryFn fn, Val lhs, Val rhs, llvm::SMLoc loc);
+  Val applyUnary(moe::UnaryFn fn, Val operand, llvm::SMLoc loc);
   Val matmul(Val lhs, Val rhs, llvm::SMLoc loc);
   Val convert(const Val &tensor, ElemType to, llvm::SMLoc loc);
   Val scalarTensor(double value, ElemType type, llvm::SMLoc loc);

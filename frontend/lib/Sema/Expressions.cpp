@@ -17,8 +17,8 @@
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
 using llvm::SMLoc;
-using mlir::moe::BinaryFn;
-using mlir::moe::UnaryFn;
+using moe::BinaryFn;
+using moe::UnaryFn;
 
 //===----------------------------------------------------------------------===//
 // Expressions
@@ -423,8 +423,8 @@ Val Elaborator::broadcastBinary(BinaryFn fn, Val lhs, Val rhs, SMLoc at) {
       return Val::poison();
     }
     if (!v->isTensor() && !v->isNumber()) {
-      error(at, "elementwise '" + mlir::moe::stringifyBinaryFn(fn).str() + "' expects tensors or numbers, got " +
-                    describe(*v));
+      error(at,
+            "elementwise '" + moe::stringifyBinaryFn(fn).str() + "' expects tensors or numbers, got " + describe(*v));
       return Val::poison();
     }
     if (v->isTensor() && v->dtype == ElemType::I32) {
@@ -460,7 +460,7 @@ Val Elaborator::broadcastBinary(BinaryFn fn, Val lhs, Val rhs, SMLoc at) {
   mlir::Location l = loc(at);
   lhs = padRank(*this, lhs, shape->size(), l);
   rhs = padRank(*this, rhs, shape->size(), l);
-  mlir::Value v = mlir::moe::BinaryOp::create(builder, l, fn, lhs.value, rhs.value);
+  mlir::Value v = moe::BinaryOp::create(builder, l, fn, lhs.value, rhs.value);
   return Val::tensor(v, type, *shape);
 }
 
@@ -492,19 +492,19 @@ Val Elaborator::applyUnary(UnaryFn fn, Val operand, SMLoc at) {
   if (operand.isNumber()) {
     if (fn == UnaryFn::neg)
       return evalUnaryOp(TokenKind::Minus, operand, at);
-    std::optional<double> r = foldScalarFunction(mlir::moe::stringifyUnaryFn(fn), operand.asDouble());
+    std::optional<double> r = foldScalarFunction(moe::stringifyUnaryFn(fn), operand.asDouble());
     if (!r || !std::isfinite(*r)) {
-      error(at, mlir::moe::stringifyUnaryFn(fn) + "(" + formatNumber(operand.asDouble()) + ") is not a finite number");
+      error(at, moe::stringifyUnaryFn(fn) + "(" + formatNumber(operand.asDouble()) + ") is not a finite number");
       return Val::poison();
     }
     return Val::real(*r);
   }
-  if (!expectFloatTensor(operand, at, "the operand of '" + mlir::moe::stringifyUnaryFn(fn).str() + "'", -1))
+  if (!expectFloatTensor(operand, at, "the operand of '" + moe::stringifyUnaryFn(fn).str() + "'", -1))
     return Val::poison();
   // Routing scores are computed and kept in f32 (the spec's numerics).
   if (fn == UnaryFn::sigmoid)
     operand = convert(operand, ElemType::F32, at);
-  mlir::Value v = mlir::moe::UnaryOp::create(builder, loc(at), operand.value.getType(), fn, operand.value);
+  mlir::Value v = moe::UnaryOp::create(builder, loc(at), operand.value.getType(), fn, operand.value);
   return Val::tensor(v, operand.dtype, operand.shape);
 }
 
@@ -516,8 +516,7 @@ Val Elaborator::matmul(Val lhs, Val rhs, SMLoc at) {
                "matrix product " + str(lhs.shape) + " * " + str(rhs.shape) + " needs the inner dimensions to agree"))
     return Val::poison();
   ElemType type = promote(lhs.dtype, rhs.dtype);
-  mlir::Value v =
-      mlir::moe::DenseOp::create(builder, loc(at), lhs.value, rhs.value, mlir::Value(), toMlir(type, &context));
+  mlir::Value v = moe::DenseOp::create(builder, loc(at), lhs.value, rhs.value, mlir::Value(), toMlir(type, &context));
   return Val::tensor(v, type, {lhs.shape[0], rhs.shape[1]});
 }
 

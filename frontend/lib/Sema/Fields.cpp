@@ -12,8 +12,8 @@
 using namespace moe::frontend;
 using namespace moe::frontend::sema;
 using llvm::SMLoc;
-using mlir::moe::BinaryFn;
-using mlir::moe::UnaryFn;
+using moe::BinaryFn;
+using moe::UnaryFn;
 
 namespace {
 /// `in => out` with two positive integers.
@@ -132,7 +132,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call, const
     if (ctor == "MLP") {
       const Val &act = args[1];
       std::string name = act.kind == Val::Kind::Builtin || act.kind == Val::Kind::Symbol ? act.s : "";
-      std::optional<mlir::moe::Activation> a = mlir::moe::symbolizeActivation(name);
+      std::optional<moe::Activation> a = moe::symbolizeActivation(name);
       if (!a) {
         error(args.locs[1], "the MLP activation must be relu, gelu or silu, got " + describe(act));
         return Val::poison();
@@ -215,10 +215,10 @@ void Elaborator::materializeField(Field &field) {
     mlir::Value arg = body.addArgument(toTensorType(dtype, shape, &context), loc(field.loc));
     mlir::NamedAttrList attrs;
     std::string path = suffix.empty() ? field.name : field.name + "." + suffix.str();
-    attrs.set(mlir::moe::MoEDialect::getParamAttrName(), builder.getStringAttr(path));
-    attrs.set(mlir::moe::MoEDialect::getInitAttrName(), builder.getStringAttr(init));
+    attrs.set(moe::MoEDialect::getParamAttrName(), builder.getStringAttr(path));
+    attrs.set(moe::MoEDialect::getInitAttrName(), builder.getStringAttr(init));
     if (!trainable)
-      attrs.set(mlir::moe::MoEDialect::getTrainableAttrName(), builder.getBoolAttr(false));
+      attrs.set(moe::MoEDialect::getTrainableAttrName(), builder.getBoolAttr(false));
     argAttrs.push_back(attrs);
     field.params[suffix.str()] = std::make_shared<Val>(Val::tensor(arg, dtype, shape));
   };
@@ -286,16 +286,16 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
                  "the routed tokens' width must match the experts' input width"))
       return Val::poison();
     llvm::SmallVector<mlir::Value> weights;
-    std::optional<mlir::moe::Activation> activation;
-    mlir::moe::FfnKind kind;
+    std::optional<moe::Activation> activation;
+    moe::FfnKind kind;
     switch (spec.inner->kind) {
     case FieldSpec::Kind::SwiGLU:
     case FieldSpec::Kind::GeGLU:
-      kind = spec.inner->kind == FieldSpec::Kind::SwiGLU ? mlir::moe::FfnKind::swiglu : mlir::moe::FfnKind::geglu;
+      kind = spec.inner->kind == FieldSpec::Kind::SwiGLU ? moe::FfnKind::swiglu : moe::FfnKind::geglu;
       weights = {param("w_gate").value, param("w_up").value, param("w_down").value};
       break;
     default:
-      kind = mlir::moe::FfnKind::mlp;
+      kind = moe::FfnKind::mlp;
       activation = spec.inner->activation;
       weights = {param("w_in").value, param("w_out").value};
       break;
@@ -303,19 +303,19 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
     // Mixed element types promote (spec, "Numerics"): f32 experts on bf16
     // tokens compute and return f32. The tokens are converted before the
     // dispatch, which is re-made on them (the bf16 one folds away unused).
-    ElemType wide = promote(x.dtype, param(kind == mlir::moe::FfnKind::mlp ? "w_in" : "w_gate").dtype);
+    ElemType wide = promote(x.dtype, param(kind == moe::FfnKind::mlp ? "w_in" : "w_gate").dtype);
     if (wide != x.dtype) {
-      auto dispatch = x.value.getDefiningOp<mlir::moe::DispatchOp>();
+      auto dispatch = x.value.getDefiningOp<moe::DispatchOp>();
       if (!dispatch) {
         error(args.locs[0], "internal: a routed value not made by dispatch");
         return Val::poison();
       }
       Val tokens = convert(Val::tensor(dispatch.getInput(), x.dtype, x.shape), wide, at);
-      x.value = mlir::moe::DispatchOp::create(builder, l, tokens.value, dispatch.getIndices(), x.experts, x.capacity);
+      x.value = moe::DispatchOp::create(builder, l, tokens.value, dispatch.getIndices(), x.experts, x.capacity);
       x.dtype = wide;
     }
     Val r = x;
-    r.value = mlir::moe::ExpertFfnOp::create(builder, l, kind, x.value, weights, activation);
+    r.value = moe::ExpertFfnOp::create(builder, l, kind, x.value, weights, activation);
     return r;
   }
 
@@ -323,7 +323,7 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
     return Val::poison();
   auto dense = [&](const Val &in, const Val &w, mlir::Value bias) {
     ElemType type = promote(in.dtype, w.dtype);
-    mlir::Value v = mlir::moe::DenseOp::create(builder, l, in.value, w.value, bias, toMlir(type, &context));
+    mlir::Value v = moe::DenseOp::create(builder, l, in.value, w.value, bias, toMlir(type, &context));
     return Val::tensor(v, type, {in.shape[0], w.shape[1]});
   };
   switch (spec.kind) {
@@ -336,8 +336,8 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
       return Val::poison();
     Val w = param("weight");
     ElemType type = promote(x.dtype, w.dtype);
-    mlir::Value v = mlir::moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
-                                                 builder.getF64FloatAttr(spec.eps));
+    mlir::Value v = moe::RMSNormOp::create(builder, l, toTensorType(type, x.shape, &context), x.value, w.value,
+                                           builder.getF64FloatAttr(spec.eps));
     return Val::tensor(v, type, x.shape);
   }
   case FieldSpec::Kind::SwiGLU:
@@ -348,9 +348,9 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
       return Val::poison();
     if (spec.kind == FieldSpec::Kind::MLP) {
       Val h = dense(x, param("w_in"), {});
-      auto act = spec.activation == mlir::moe::Activation::relu   ? UnaryFn::relu
-                 : spec.activation == mlir::moe::Activation::gelu ? UnaryFn::gelu
-                                                                  : UnaryFn::silu;
+      auto act = spec.activation == moe::Activation::relu   ? UnaryFn::relu
+                 : spec.activation == moe::Activation::gelu ? UnaryFn::gelu
+                                                            : UnaryFn::silu;
       h = applyUnary(act, h, at);
       return dense(h, param("w_out"), {});
     }

@@ -27,13 +27,13 @@ namespace {
 bool isRoutingUse(OpOperand &use) {
   Operation *user = use.getOwner();
   unsigned n = use.getOperandNumber();
-  if (mlir::isa<mlir::moe::TopKOp, mlir::moe::GroupTopKOp, mlir::moe::SoftmaxOp, mlir::moe::ZLossOp>(user))
+  if (mlir::isa<moe::TopKOp, moe::GroupTopKOp, moe::SoftmaxOp, moe::ZLossOp>(user))
     return true;
-  if (auto unary = mlir::dyn_cast<mlir::moe::UnaryOp>(user))
-    return unary.getFn() == mlir::moe::UnaryFn::sigmoid;
-  if (mlir::isa<mlir::moe::GatherOp, mlir::moe::LoadBalanceLossOp>(user))
+  if (auto unary = mlir::dyn_cast<moe::UnaryOp>(user))
+    return unary.getFn() == moe::UnaryFn::sigmoid;
+  if (mlir::isa<moe::GatherOp, moe::LoadBalanceLossOp>(user))
     return n == 0; // the scores, not the indices
-  if (mlir::isa<mlir::moe::CombineOp>(user))
+  if (mlir::isa<moe::CombineOp>(user))
     return n == 1; // the weights
   return false;
 }
@@ -55,13 +55,13 @@ bool feedsRouting(Value v) {
 } // namespace
 
 void keepRoutingInF32(mlir::func::FuncOp layer) {
-  llvm::SmallVector<mlir::moe::DenseOp> products;
-  layer.walk([&](mlir::moe::DenseOp d) {
+  llvm::SmallVector<moe::DenseOp> products;
+  layer.walk([&](moe::DenseOp d) {
     auto type = mlir::cast<mlir::RankedTensorType>(d.getType());
     if ((type.getElementType().isBF16() || type.getElementType().isF16()) && feedsRouting(d.getResult()))
       products.push_back(d);
   });
-  for (mlir::moe::DenseOp d : products) {
+  for (moe::DenseOp d : products) {
     auto narrow = mlir::cast<mlir::RankedTensorType>(d.getType());
     auto wide = narrow.clone(mlir::Float32Type::get(d.getContext()));
     OpBuilder b(d);
@@ -77,8 +77,8 @@ void keepRoutingInF32(mlir::func::FuncOp layer) {
       // These ops' results are f32 (or i32) whatever their input's type:
       // they take the wide logits as they are. Every other use keeps the
       // rounded value it had.
-      if (mlir::isa<mlir::moe::TopKOp, mlir::moe::GroupTopKOp, mlir::moe::SoftmaxOp, mlir::moe::ZLossOp,
-                    mlir::moe::LoadBalanceLossOp>(use.getOwner()))
+      if (mlir::isa<moe::TopKOp, moe::GroupTopKOp, moe::SoftmaxOp, moe::ZLossOp, moe::LoadBalanceLossOp>(
+              use.getOwner()))
         continue;
       if (!rounded)
         rounded = arith::TruncFOp::create(b, d.getLoc(), narrow, d.getResult());

@@ -52,15 +52,15 @@ struct FieldSpec {
   enum class Kind { Param, Dense, SwiGLU, GeGLU, MLP, Experts, RMSNorm };
   Kind kind;
   ElemType dtype = ElemType::F32;
-  std::vector<int64_t> dims;                                      ///< Param
-  int64_t in = 0, out = 0;                                        ///< Dense; SwiGLU/GeGLU/MLP (d => f); RMSNorm (in)
-  bool bias = false;                                              ///< Dense
-  mlir::moe::Activation activation = mlir::moe::Activation::relu; ///< MLP
-  int64_t numExperts = 0;                                         ///< Experts
-  std::shared_ptr<FieldSpec> inner;                               ///< Experts: the per-expert FFN
-  double eps = 1e-6;                                              ///< RMSNorm
-  std::string init = "normal";                                    ///< Param
-  bool trainable = true;                                          ///< Param
+  std::vector<int64_t> dims;                          ///< Param
+  int64_t in = 0, out = 0;                            ///< Dense; SwiGLU/GeGLU/MLP (d => f); RMSNorm (in)
+  bool bias = false;                                  ///< Dense
+  moe::Activation activation = moe::Activation::relu; ///< MLP
+  int64_t numExperts = 0;                             ///< Experts
+  std::shared_ptr<FieldSpec> inner;                   ///< Experts: the per-expert FFN
+  double eps = 1e-6;                                  ///< RMSNorm
+  std::string init = "normal";                        ///< Param
+  bool trainable = true;                              ///< Param
 };
 llvm::StringRef name(FieldSpec::Kind kind);
 

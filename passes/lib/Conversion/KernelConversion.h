@@ -11,6 +11,7 @@
 #define MOE_CONVERSION_KERNELCONVERSION_H
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -20,7 +21,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/DialectConversion.h"
 
-namespace mlir::moe {
+namespace moe {
 
 /// The ops a kernel conversion lowers. The routed ops (moe.dispatch,
 /// moe.expert_ffn) stay legal: the pattern of the combine that ends their
@@ -121,6 +122,6 @@ inline Value addDenseBias(OpBuilder &b, Location loc, Value out, Value bias) {
   return BinaryOp::create(b, loc, BinaryFn::add, out, biasRow);
 }
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_CONVERSION_KERNELCONVERSION_H

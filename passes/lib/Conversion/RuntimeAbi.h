@@ -13,6 +13,7 @@
 #ifndef MOE_CONVERSION_RUNTIMEABI_H
 #define MOE_CONVERSION_RUNTIMEABI_H
 
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/cpu_kernels.h"
 #include "moe/runtime/gpu_entry_points.h"
 
@@ -22,7 +23,7 @@
 #include <cstdint>
 #include <type_traits>
 
-namespace mlir::moe::runtime_abi {
+namespace moe::runtime_abi {
 
 /// The MLIR type a C scalar of the runtime ABI is passed as.
 template <typename T> Type abiType(Builder &b) {
@@ -45,10 +46,10 @@ template <typename R, typename... Args> struct AbiFunction<R(Args...)> {
   }
 };
 
-} // namespace mlir::moe::runtime_abi
+} // namespace moe::runtime_abi
 
 /// The name and func.func type of runtime entry point `fn` (cpu_kernels.h,
 /// gpu_entry_points.h).
-#define MOE_RUNTIME_ENTRY_POINT(fn, builder) #fn, ::mlir::moe::runtime_abi::AbiFunction<decltype(::fn)>::get(builder)
+#define MOE_RUNTIME_ENTRY_POINT(fn, builder) #fn, ::moe::runtime_abi::AbiFunction<decltype(::fn)>::get(builder)
 
 #endif // MOE_CONVERSION_RUNTIMEABI_H

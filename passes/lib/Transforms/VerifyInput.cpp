@@ -4,6 +4,7 @@
 // iree-verify-input-legality): reports every problem, then fails once.
 //
 //===----------------------------------------------------------------------===//
+#include "moe/Support/MLIR.h"
 #include "moe/Transforms/Passes.h"
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
@@ -15,13 +16,13 @@
 
 #define DEBUG_TYPE "moe-verify-input"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_MOEVERIFYINPUT
 #include "moe/Transforms/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 namespace {
 

@@ -8,6 +8,7 @@
 #ifndef MOE_COMPILER_CPUCODEGEN_H
 #define MOE_COMPILER_CPUCODEGEN_H
 
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -15,7 +16,7 @@
 
 #include <string>
 
-namespace mlir::moe {
+namespace moe {
 
 /// Compiles `layer` (a function of `module`, which is consumed) into a CPU
 /// artifact. Diagnostics go to the module's context; `commandLog`, if set,
@@ -23,6 +24,6 @@ namespace mlir::moe {
 LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, ::moe::runtime::Artifact &out,
                                  std::string *commandLog = nullptr, std::string *llvmIR = nullptr);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_CPUCODEGEN_H

@@ -3,11 +3,12 @@
 #define MOE_COMPILER_COMPILEOPTIONS_H
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/target.h"
 
 #include <string>
 
-namespace mlir::moe {
+namespace moe {
 
 /// Everything that shapes the generated code but the layer itself.
 struct CompileOptions {
@@ -29,6 +30,6 @@ struct CompileListing {
   std::string linkCommand; ///< the system linker's command line
 };
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_COMPILEOPTIONS_H

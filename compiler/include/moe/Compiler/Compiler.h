@@ -18,6 +18,7 @@
 #include "moe/Compiler/CompileOptions.h"
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -34,7 +35,7 @@ namespace mlir {
 class SourceMgrDiagnosticHandler;
 } // namespace mlir
 
-namespace mlir::moe {
+namespace moe {
 
 /// Registers the dialects, translations and passes a compile needs.
 void registerCompiler(DialectRegistry &registry);
@@ -70,6 +71,6 @@ private:
 LogicalResult compile(ModuleOp module, const CompileOptions &options, ::moe::runtime::Artifact &out,
                       CompileListing *listing = nullptr);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_COMPILER_H

@@ -8,9 +8,10 @@
 #ifndef MOE_COMPILER_CUDATOOLKIT_H
 #define MOE_COMPILER_CUDATOOLKIT_H
 
+#include "moe/Support/MLIR.h"
 #include <string>
 
-namespace mlir::moe {
+namespace moe {
 
 /// libdevice.10.bc (the kernels' math functions), or "" if there is none.
 std::string findLibdevice();
@@ -18,6 +19,6 @@ std::string findLibdevice();
 /// The toolkit's ptxas, or "" if there is none.
 std::string findPtxas();
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_CUDATOOLKIT_H

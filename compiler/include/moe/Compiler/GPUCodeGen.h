@@ -12,12 +12,13 @@
 #define MOE_COMPILER_GPUCODEGEN_H
 
 #include "moe/Compiler/CompileOptions.h"
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
-namespace mlir::moe {
+namespace moe {
 
 /// Compiles `layer` (consuming `module`) for the CUDA architecture
 /// `options.target`; `listing`, if set, receives the PTX, the host LLVM IR
@@ -25,6 +26,6 @@ namespace mlir::moe {
 LogicalResult compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
                                  ::moe::runtime::Artifact &out, CompileListing *listing = nullptr);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_GPUCODEGEN_H

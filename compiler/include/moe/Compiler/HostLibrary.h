@@ -11,12 +11,13 @@
 #define MOE_COMPILER_HOSTLIBRARY_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "moe/Support/MLIR.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace mlir::moe {
+namespace moe {
 
 /// Strips moe.* attributes, translates and links `module`; `entry` receives
 /// the entry point's name, `library` the shared object. `commandLog` (if
@@ -25,6 +26,6 @@ LogicalResult buildHostLibrary(ModuleOp module, StringRef layerName, Location lo
                                std::vector<uint8_t> &library, std::string *commandLog = nullptr,
                                std::string *llvmIR = nullptr);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_HOSTLIBRARY_H

@@ -8,12 +8,13 @@
 #define MOE_COMPILER_PIPELINES_H
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/Pass/PassManager.h"
 
 #include <string>
 
-namespace mlir::moe {
+namespace moe {
 
 /// Verifies the input, then canonicalises (folding routing into `moe.topk`)
 /// and removes common subexpressions.
@@ -36,6 +37,6 @@ void buildMoELowerToNVVMPipeline(OpPassManager &pm, const GPUKernelOptions &kern
 /// moe-lower-to-nvvm takes convert-moe-to-gpu-kernels' options.
 void registerMoEPipelines();
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_PIPELINES_H

@@ -9,14 +9,15 @@
 #ifndef MOE_COMPILER_SIGNATURE_H
 #define MOE_COMPILER_SIGNATURE_H
 
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
-namespace mlir::moe {
+namespace moe {
 
 LogicalResult extractSignature(func::FuncOp layer, ::moe::runtime::Signature &out);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_COMPILER_SIGNATURE_H

@@ -10,11 +10,12 @@
 #define MOE_CONVERSION_GPUKERNELOPTIONS_H
 
 #include "mlir/Support/LLVM.h"
+#include "moe/Support/MLIR.h"
 
 #include <functional>
 #include <string>
 
-namespace mlir::moe {
+namespace moe {
 
 /// The tensor-core instructions of the GEMMs.
 enum class GemmEngine {
@@ -37,6 +38,6 @@ using GPUKernelOptions = ConvertMoEToGPUKernelsOptions;
 LogicalResult parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
                                     function_ref<LogicalResult(const Twine &)> errorHandler);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_CONVERSION_GPUKERNELOPTIONS_H

@@ -3,6 +3,7 @@
 #define MOE_CONVERSION_PASSES_H
 
 #include "moe/Conversion/GPUKernelOptions.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -17,7 +18,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
-namespace mlir::moe {
+namespace moe {
 
 #define GEN_PASS_DECL
 #include "moe/Conversion/Passes.h.inc"
@@ -25,6 +26,6 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_CONVERSION_PASSES_H

@@ -9,10 +9,11 @@
 #define MOE_CONVERSION_PATTERNS_H
 
 #include "moe/Conversion/GPUKernelOptions.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/IR/PatternMatch.h"
 
-namespace mlir::moe {
+namespace moe {
 
 /// Matrix products, routing, losses and dispatch -> experts -> combine chains
 /// as calls of the runtime's CPU kernels (convert-moe-to-cpu-kernels).
@@ -27,6 +28,6 @@ void populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKerne
 /// tensors (convert-moe-to-linalg).
 void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_CONVERSION_PATTERNS_H

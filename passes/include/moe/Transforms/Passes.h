@@ -4,8 +4,9 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
+#include "moe/Support/MLIR.h"
 
-namespace mlir::moe {
+namespace moe {
 
 #define GEN_PASS_DECL
 #include "moe/Transforms/Passes.h.inc"
@@ -13,6 +14,6 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "moe/Transforms/Passes.h.inc"
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_TRANSFORMS_PASSES_H

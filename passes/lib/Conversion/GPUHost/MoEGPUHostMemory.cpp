@@ -6,15 +6,16 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "moe-gpu-host-memory"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_MOEGPUHOSTMEMORY
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
 

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -16,10 +17,10 @@
 
 #define DEBUG_TYPE "moe-gpu-map-parallel-loops"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_MOEGPUMAPPARALLELLOOPS
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
 

@@ -5,15 +5,16 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "moe-gpu-merge-kernel-modules"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_MOEGPUMERGEKERNELMODULES
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
 

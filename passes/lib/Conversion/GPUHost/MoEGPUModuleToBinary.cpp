@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "mlir/Dialect/GPU/IR/CompilationInterfaces.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -20,10 +21,10 @@
 
 #define DEBUG_TYPE "moe-gpu-module-to-binary"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_MOEGPUMODULETOBINARY
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
 

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "../KernelConversion.h"
 #include "../RuntimeAbi.h"
@@ -22,13 +23,13 @@
 
 #define DEBUG_TYPE "convert-moe-to-cpu-kernels"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_CONVERTMOETOCPUKERNELS
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 namespace {
 
@@ -276,7 +277,7 @@ struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
   }
 };
 
-struct ConvertMoEToCPUKernels : mlir::moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
+struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (failed(checkRoutedChains(module, "CPU")))
@@ -290,7 +291,7 @@ struct ConvertMoEToCPUKernels : mlir::moe::impl::ConvertMoEToCPUKernelsBase<Conv
 
 } // namespace
 
-void mlir::moe::populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns) {
+void moe::populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns) {
   patterns.add<DenseToKernelCall, TopKToKernelCall, GroupTopKToKernelCall, GatherToKernelCall,
                LoadBalanceLossToKernelCall, ZLossToKernelCall, RoutedChainToKernelCall>(patterns.getContext());
 }

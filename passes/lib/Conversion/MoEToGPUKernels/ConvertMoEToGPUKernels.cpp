@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Support/MLIR.h"
 
 #include "../KernelConversion.h"
 #include "../RuntimeAbi.h"
@@ -27,14 +28,14 @@
 
 #define DEBUG_TYPE "convert-moe-to-gpu-kernels"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_CONVERTMOETOGPUKERNELS
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
-using namespace mlir::moe;
-namespace gk = mlir::moe::gpu_kernels;
+using namespace moe;
+namespace gk = moe::gpu_kernels;
 
 namespace {
 
@@ -525,7 +526,7 @@ template <typename Op> struct ToKernelLaunch : OpConversionPattern<Op> {
   std::shared_ptr<GPUKernelLowering> lowering;
 };
 
-struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
+struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoEToGPUKernels> {
   using Base::Base;
 
   /// The options as the typed struct (parseGPUKernelOptions).
@@ -588,7 +589,7 @@ struct ConvertMoEToGPUKernels : mlir::moe::impl::ConvertMoEToGPUKernelsBase<Conv
 
 } // namespace
 
-void mlir::moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKernelOptions &options) {
+void moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKernelOptions &options) {
   auto lowering = std::make_shared<GPUKernelLowering>(options);
   MLIRContext *context = patterns.getContext();
   patterns.add<ToKernelLaunch<DenseOp>, ToKernelLaunch<TopKOp>, ToKernelLaunch<GroupTopKOp>, ToKernelLaunch<GatherOp>,
@@ -596,8 +597,8 @@ void mlir::moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, con
                                                                                                       lowering);
 }
 
-LogicalResult mlir::moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
-                                               function_ref<LogicalResult(const Twine &)> errorHandler) {
+LogicalResult moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,
+                                         function_ref<LogicalResult(const Twine &)> errorHandler) {
   ConvertMoEToGPUKernels pass;
   if (failed(pass.initializeOptions(text, errorHandler)))
     return failure();

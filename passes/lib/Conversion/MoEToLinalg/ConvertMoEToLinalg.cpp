@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
 #include "moe/Conversion/Patterns.h"
+#include "moe/Support/MLIR.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
@@ -15,13 +16,13 @@
 
 #define DEBUG_TYPE "convert-moe-to-linalg"
 
-namespace mlir::moe {
+namespace moe {
 #define GEN_PASS_DEF_CONVERTMOETOLINALG
 #include "moe/Conversion/Passes.h.inc"
-} // namespace mlir::moe
+} // namespace moe
 
 using namespace mlir;
-using namespace mlir::moe;
+using namespace moe;
 
 namespace {
 
@@ -322,7 +323,7 @@ struct ConvertMoEToLinalg : moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalg
 
 } // namespace
 
-void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
+void moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<ToLinalg<UnaryOp>, ToLinalg<BinaryOp>, ToLinalg<ReduceOp>, ToLinalg<SoftmaxOp>, ToLinalg<RMSNormOp>>(
       patterns.getContext());
 }

@@ -16,7 +16,7 @@
 #include <algorithm>
 #include <tuple>
 
-using namespace mlir::moe::gpu_kernels;
+using namespace moe::gpu_kernels;
 
 namespace {
 
@@ -70,7 +70,7 @@ std::string DispatchConfig::suffix() const {
   return llvm::formatv("e{0}_k{1}_c{2}_m{3}", experts, k, static_cast<int64_t>(capacity * 1e6), blockM).str();
 }
 
-std::string mlir::moe::gpu_kernels::countKernel(const DispatchConfig &c) {
+std::string moe::gpu_kernels::countKernel(const DispatchConfig &c) {
   KernelEmitter k;
   std::string e = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
   std::string e32 = k.toI32(e);
@@ -84,7 +84,7 @@ std::string mlir::moe::gpu_kernels::countKernel(const DispatchConfig &c) {
   return k.finish("@moe_count_" + c.suffix() + "(%indices: memref<?xi32>, %counts: memref<?xi32>, %rows: index)");
 }
 
-std::string mlir::moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
+std::string moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
   // One thread per expert (experts <= 1024): scans of the counts and of the
   // tile counts give each expert its first row and first tile.
   KernelEmitter k;
@@ -122,7 +122,7 @@ std::string mlir::moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
                   "workgroup(%rowScan : " + scanType + ", %tileScan : " + scanType + ")");
 }
 
-std::string mlir::moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
+std::string moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   // Warp w owns a contiguous run of assignments, read 32 at a time (lane l the
   // l-th): a ballot of the lanes whose assignment is this block's expert
   // gives each match its rank among the run's (the matches of lower lanes)
@@ -210,7 +210,7 @@ int64_t CombineConfig::width() const {
   return hidden % w == 0 ? w : 1;
 }
 
-std::string mlir::moe::gpu_kernels::combineKernel(const CombineConfig &c) {
+std::string moe::gpu_kernels::combineKernel(const CombineConfig &c) {
   // A thread sums `width` consecutive columns of a token (16-byte loads and
   // stores: a thread an element spent most of its time issuing 2-byte
   // loads, at a third of the memory bandwidth).

@@ -18,8 +18,8 @@
 #include <array>
 #include <vector>
 
-using namespace mlir::moe::gpu_kernels;
-using namespace mlir::moe::gpu_kernels::gemm;
+using namespace moe::gpu_kernels;
+using namespace moe::gpu_kernels::gemm;
 
 namespace {
 
@@ -315,12 +315,12 @@ int64_t GemmConfig::sharedBytes() const {
   return tensorCores ? stages() * stageBytes() + barrierBytes() + epilogueBytes() : 0;
 }
 
-bool mlir::moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n,
-                                            int64_t kTile) {
+bool moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n,
+                                      int64_t kTile) {
   return (elt == "bf16" || elt == "f16") && elt == weightElt && k % kTile == 0 && n % 8 == 0;
 }
 
-std::string mlir::moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
+std::string moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
   if (!config.tensorCores)
     return fmaKernel(config);
   if (config.persistent)

@@ -1,9 +1,10 @@
 //===- GemmCommon.cpp - what every GEMM kernel variant shares -------------===//
 #include "GemmCommon.h"
+#include "moe/Support/MLIR.h"
 
-using namespace mlir::moe::gpu_kernels;
+using namespace moe::gpu_kernels;
 
-namespace mlir::moe::gpu_kernels::gemm {
+namespace moe::gpu_kernels::gemm {
 
 std::string signature(const GemmConfig &c) {
   return "@" + c.name() + "(%A: " + flatMemref(c.elt) + ", %B0: " + flatMemref(c.elt) + ", %B1: " + flatMemref(c.elt) +
@@ -134,4 +135,4 @@ void cpAsyncWait(KernelEmitter &k, int64_t pending) {
          ";\", \"\" : () -> ()");
 }
 
-} // namespace mlir::moe::gpu_kernels::gemm
+} // namespace moe::gpu_kernels::gemm

@@ -11,13 +11,14 @@
 
 #include "KernelEmitter.h"
 #include "Kernels.h"
+#include "moe/Support/MLIR.h"
 
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace mlir::moe::gpu_kernels::gemm {
+namespace moe::gpu_kernels::gemm {
 
 /// The kernel's arguments, the same for every variant.
 std::string signature(const GemmConfig &c);
@@ -75,6 +76,6 @@ void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &glo
 void cpAsyncCommit(KernelEmitter &k);
 void cpAsyncWait(KernelEmitter &k, int64_t pending);
 
-} // namespace mlir::moe::gpu_kernels::gemm
+} // namespace moe::gpu_kernels::gemm
 
 #endif

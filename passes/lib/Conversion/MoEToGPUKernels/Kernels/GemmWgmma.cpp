@@ -25,14 +25,15 @@
 //
 //===----------------------------------------------------------------------===//
 #include "GemmWgmmaParts.h"
+#include "moe/Support/MLIR.h"
 
 #include <vector>
 
-using namespace mlir::moe::gpu_kernels;
-using namespace mlir::moe::gpu_kernels::gemm;
-using namespace mlir::moe::gpu_kernels::gemm::wgmma;
+using namespace moe::gpu_kernels;
+using namespace moe::gpu_kernels::gemm;
+using namespace moe::gpu_kernels::gemm::wgmma;
 
-namespace mlir::moe::gpu_kernels::gemm::wgmma {
+namespace moe::gpu_kernels::gemm::wgmma {
 
 Prelude prelude(KernelEmitter &k, const GemmConfig &c) {
   Prelude p;
@@ -208,9 +209,9 @@ StageCopies aSwizzledCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t
   });
 }
 
-} // namespace mlir::moe::gpu_kernels::gemm::wgmma
+} // namespace moe::gpu_kernels::gemm::wgmma
 
-std::string mlir::moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
+std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   KernelEmitter k;
   const Shape s(c);
   const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK;

@@ -9,8 +9,9 @@
 #define MOE_CONVERSION_GPUKERNELS_GEMMWGMMAPARTS_H
 
 #include "GemmCommon.h"
+#include "moe/Support/MLIR.h"
 
-namespace mlir::moe::gpu_kernels::gemm::wgmma {
+namespace moe::gpu_kernels::gemm::wgmma {
 
 constexpr int64_t kBK = 64;                             // k per stage: one 128-byte swizzle line of A
 constexpr int64_t kABytes = 128 * kBK * 2;              // 16 KiB
@@ -80,6 +81,6 @@ StageCopies aSwizzledCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t
 StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
                         const std::string &b0Addr, const std::string &b1Addr);
 
-} // namespace mlir::moe::gpu_kernels::gemm::wgmma
+} // namespace moe::gpu_kernels::gemm::wgmma
 
 #endif

@@ -19,9 +19,9 @@
 //===----------------------------------------------------------------------===//
 #include "GemmWgmmaParts.h"
 
-using namespace mlir::moe::gpu_kernels;
-using namespace mlir::moe::gpu_kernels::gemm;
-using namespace mlir::moe::gpu_kernels::gemm::wgmma;
+using namespace moe::gpu_kernels;
+using namespace moe::gpu_kernels::gemm;
+using namespace moe::gpu_kernels::gemm::wgmma;
 
 namespace {
 
@@ -85,7 +85,7 @@ struct LoadState {
 
 } // namespace
 
-std::string mlir::moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &c) {
+std::string moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &c) {
   KernelEmitter k;
   const Shape s(c);
   const int64_t eb = eltBytes(c.elt), kTiles = c.k / kBK, nBlocks = c.columnBlocks();

@@ -3,7 +3,7 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
-using namespace mlir::moe::gpu_kernels;
+using namespace moe::gpu_kernels;
 
 std::string KernelEmitter::constant(const std::string &valueAndType) {
   auto it = constantNames.find(valueAndType);
@@ -82,12 +82,12 @@ std::string KernelEmitter::globalId() {
   return add(mul(b, d), t);
 }
 
-std::string mlir::moe::gpu_kernels::address(KernelEmitter &k, const std::string &m, const std::string &elt) {
+std::string moe::gpu_kernels::address(KernelEmitter &k, const std::string &m, const std::string &elt) {
   std::string p = k.op("memref.extract_aligned_pointer_as_index " + m + " : " + flatMemref(elt) + " -> index");
   return k.op("arith.index_cast " + p + " : index to i64");
 }
 
-std::string mlir::moe::gpu_kernels::i64(KernelEmitter &k, const std::string &index) {
+std::string moe::gpu_kernels::i64(KernelEmitter &k, const std::string &index) {
   return k.op("arith.index_cast " + index + " : index to i64");
 }
 
@@ -141,7 +141,7 @@ std::string KernelEmitter::finish(const std::string &signature, const std::strin
          "    gpu.return\n  }\n";
 }
 
-std::string mlir::moe::gpu_kernels::activation(KernelEmitter &k, const std::string &name, const std::string &x) {
+std::string moe::gpu_kernels::activation(KernelEmitter &k, const std::string &name, const std::string &x) {
   if (name == "relu")
     return k.op("arith.maximumf " + x + ", " + k.f32(0.0) + " : f32");
   if (name == "sigmoid" || name == "silu") {

@@ -11,12 +11,13 @@
 #ifndef MOE_CONVERSION_GPUKERNELS_KERNELEMITTER_H
 #define MOE_CONVERSION_GPUKERNELS_KERNELEMITTER_H
 
+#include "moe/Support/MLIR.h"
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
-namespace mlir::moe::gpu_kernels {
+namespace moe::gpu_kernels {
 
 class KernelEmitter {
 public:
@@ -128,6 +129,6 @@ inline int64_t eltBytes(const std::string &elt) { return elt == "f32" || elt == 
 /// reference), silu, sigmoid, identity.
 std::string activation(KernelEmitter &k, const std::string &name, const std::string &x);
 
-} // namespace mlir::moe::gpu_kernels
+} // namespace moe::gpu_kernels
 
 #endif

@@ -11,12 +11,13 @@
 #ifndef MOE_CONVERSION_GPUKERNELS_KERNELS_H
 #define MOE_CONVERSION_GPUKERNELS_KERNELS_H
 
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/kernel_abi.h"
 
 #include <cstdint>
 #include <string>
 
-namespace mlir::moe::gpu_kernels {
+namespace moe::gpu_kernels {
 
 /// The block of the kernels whose threads stride over their work by the block
 /// size (expert counts, losses): launcher and kernel must agree on it.
@@ -213,6 +214,6 @@ struct CombineConfig {
 };
 std::string combineKernel(const CombineConfig &config);
 
-} // namespace mlir::moe::gpu_kernels
+} // namespace moe::gpu_kernels
 
 #endif

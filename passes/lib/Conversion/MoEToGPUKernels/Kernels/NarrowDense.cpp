@@ -24,7 +24,7 @@
 
 #include <algorithm>
 
-using namespace mlir::moe::gpu_kernels;
+using namespace moe::gpu_kernels;
 
 namespace {
 constexpr int64_t kWarps = NarrowDenseConfig::kThreads / 32;
@@ -42,7 +42,7 @@ std::string NarrowDenseConfig::name() const {
   return llvm::formatv("moe_narrow_dense_{0}_{1}_k{2}_n{3}", elt, out, k, n).str();
 }
 
-std::string mlir::moe::gpu_kernels::narrowDenseKernel(const NarrowDenseConfig &c) {
+std::string moe::gpu_kernels::narrowDenseKernel(const NarrowDenseConfig &c) {
   KernelEmitter k;
   const int64_t vx = perVector(c.elt), steps = c.k / (NarrowDenseConfig::kThreads * vx);
   const int64_t tokens = c.tokensPerBlock(), sums = tokens * c.n;

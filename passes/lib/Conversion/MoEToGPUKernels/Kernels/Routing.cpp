@@ -18,7 +18,7 @@
 #include <cmath>
 #include <tuple>
 
-using namespace mlir::moe::gpu_kernels;
+using namespace moe::gpu_kernels;
 
 namespace {
 
@@ -159,7 +159,7 @@ std::string TopKConfig::name() const {
       .str();
 }
 
-std::string mlir::moe::gpu_kernels::topKKernel(const TopKConfig &c) {
+std::string moe::gpu_kernels::topKKernel(const TopKConfig &c) {
   if (c.k > 32)
     return threadTopKKernel(c);
   KernelEmitter k;
@@ -256,7 +256,7 @@ std::string GroupTopKConfig::name() const {
   return llvm::formatv("moe_group_topk_{0}_e{1}_k{2}_g{3}_t{4}", scores, experts, k, groups, topGroups).str();
 }
 
-std::string mlir::moe::gpu_kernels::groupTopKKernel(const GroupTopKConfig &c) {
+std::string moe::gpu_kernels::groupTopKKernel(const GroupTopKConfig &c) {
   if (c.k > 32)
     return threadGroupTopKKernel(c);
   KernelEmitter k;
@@ -382,7 +382,7 @@ std::string threadGroupTopKKernel(const GroupTopKConfig &c) {
 
 std::string GatherConfig::name() const { return llvm::formatv("moe_gather_{0}_c{1}_k{2}", elt, cols, k).str(); }
 
-std::string mlir::moe::gpu_kernels::gatherKernel(const GatherConfig &c) {
+std::string moe::gpu_kernels::gatherKernel(const GatherConfig &c) {
   KernelEmitter k;
   std::string i = k.globalId();
   std::string n = k.mul("%rows", k.index(c.k));
@@ -395,11 +395,11 @@ std::string mlir::moe::gpu_kernels::gatherKernel(const GatherConfig &c) {
                   ", %indices: memref<?xi32>, %out: " + flatMemref(c.elt) + ", %rows: index)");
 }
 
-std::string mlir::moe::gpu_kernels::zLossName(const std::string &elt, int64_t experts) {
+std::string moe::gpu_kernels::zLossName(const std::string &elt, int64_t experts) {
   return "moe_z_loss_" + elt + "_e" + std::to_string(experts);
 }
 
-std::string mlir::moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t experts) {
+std::string moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t experts) {
   KernelEmitter k;
   std::string tid = k.op("gpu.thread_id x");
   std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(experts);
@@ -421,11 +421,11 @@ std::string mlir::moe::gpu_kernels::zLossKernel(const std::string &elt, int64_t 
                   ", %out: memref<?xf32>, %rows: index)");
 }
 
-std::string mlir::moe::gpu_kernels::loadBalanceName(const std::string &elt, int64_t experts, int64_t topK) {
+std::string moe::gpu_kernels::loadBalanceName(const std::string &elt, int64_t experts, int64_t topK) {
   return "moe_load_balance_" + elt + "_e" + std::to_string(experts) + "_k" + std::to_string(topK);
 }
 
-std::string mlir::moe::gpu_kernels::loadBalanceKernel(const std::string &elt, int64_t experts, int64_t topK) {
+std::string moe::gpu_kernels::loadBalanceKernel(const std::string &elt, int64_t experts, int64_t topK) {
   KernelEmitter k;
   std::string tid = k.op("gpu.thread_id x");
   std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(experts);

@@ -9,6 +9,7 @@
 #ifndef MOE_DIALECT_MOE_IR_ELEMENTTYPES_H
 #define MOE_DIALECT_MOE_IR_ELEMENTTYPES_H
 
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/dtype.h"
 
 #include "mlir/IR/BuiltinTypes.h"
@@ -16,7 +17,7 @@
 
 #include <optional>
 
-namespace mlir::moe {
+namespace moe {
 
 /// The runtime's code for `type`'s element type (a shaped type's, or the
 /// type itself), or nullopt for one a layer cannot hold.
@@ -47,6 +48,6 @@ inline const char *kernelTypeName(moe_dtype_t dtype) {
   }
 }
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_DIALECT_MOE_IR_ELEMENTTYPES_H

@@ -9,13 +9,14 @@
 #define MOE_DIALECT_MOE_IR_KERNELABI_H
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Support/MLIR.h"
 #include "moe/runtime/kernel_abi.h"
 
 #include "llvm/Support/ErrorHandling.h"
 
 #include <optional>
 
-namespace mlir::moe {
+namespace moe {
 
 inline moe_score_t kernelScore(std::optional<ScoreFn> score) {
   if (!score)
@@ -51,6 +52,6 @@ inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
   llvm_unreachable("an expert FFN without a kernel code");
 }
 
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_DIALECT_MOE_IR_KERNELABI_H

@@ -13,7 +13,7 @@ include "mlir/IR/AttrTypeBase.td"
 
 def MoE_Dialect : Dialect {
   let name = "moe";
-  let cppNamespace = "::mlir::moe";
+  let cppNamespace = "::moe";
   let summary = "Mixture-of-Experts layers: routing, dispatch, experts, combine";
   let description = [{
     The `moe` dialect describes a whole Mixture-of-Experts layer at tensor

@@ -9,6 +9,7 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "moe/Support/MLIR.h"
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -18,10 +19,10 @@
 #define GET_OP_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOps.h.inc"
 
-namespace mlir::moe {
+namespace moe {
 /// The Julia broadcast of two tensor shapes (equal rank, or one of rank 0),
 /// or failure when a dimension pair differs and neither is 1.
 FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs);
-} // namespace mlir::moe
+} // namespace moe
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_H

@@ -28,8 +28,8 @@ def MoE_F32Tensor2D : TensorRankOf<[F32], [2]>;
 def MoE_Index2D : TensorRankOf<[I32], [2]>;
 def MoE_Scalar : 0DTensorOf<[F32]>;
 def MoE_AnyTensor : RankedTensorOf<[F32, F16, BF16, I32]>;
-def MoE_Routed : Type<CPred<"::llvm::isa<::mlir::moe::RoutedType>($_self)">,
-                      "routed value", "::mlir::moe::RoutedType">;
+def MoE_Routed : Type<CPred<"::llvm::isa<::moe::RoutedType>($_self)">,
+                      "routed value", "::moe::RoutedType">;
 def MoE_PositiveI64 : ConfinedAttr<I64Attr, [IntPositive]>;
 def MoE_NonNegI64 : ConfinedAttr<I64Attr, [IntNonNegative]>;
 

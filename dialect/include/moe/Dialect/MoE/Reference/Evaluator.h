@@ -12,12 +12,13 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Support/LLVM.h"
+#include "moe/Support/MLIR.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace mlir::moe::reference {
+namespace moe::reference {
 
 /// A dense row-major tensor of doubles; integer tensors hold exact integers.
 struct Tensor {
@@ -35,6 +36,6 @@ FailureOr<std::vector<Tensor>> evaluate(func::FuncOp fn, ArrayRef<Tensor> args, 
 /// integers and f64 are returned unchanged).
 double roundTo(Type type, double value);
 
-} // namespace mlir::moe::reference
+} // namespace moe::reference
 
 #endif // MOE_DIALECT_MOE_REFERENCE_EVALUATOR_H
