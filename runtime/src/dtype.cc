@@ -43,8 +43,29 @@ extern "C" const char *moe_dtype_name(moe_dtype_t dtype) {
 namespace moe::runtime {
 
 std::optional<moe_dtype_t> parseDType(std::string_view name) {
-  for (moe_dtype_t d : {MOE_F32, MOE_F16, MOE_BF16, MOE_I32})
+  for (moe_dtype_t d : kDTypes)
     if (name == moe_dtype_name(d))
+      return d;
+  return std::nullopt;
+}
+
+const char *languageName(moe_dtype_t dtype) {
+  switch (dtype) {
+  case MOE_F32:
+    return "f32";
+  case MOE_F16:
+    return "f16";
+  case MOE_BF16:
+    return "bf16";
+  case MOE_I32:
+    return "i32";
+  }
+  return nullptr;
+}
+
+std::optional<moe_dtype_t> parseLanguageName(std::string_view name) {
+  for (moe_dtype_t d : kDTypes)
+    if (name == languageName(d))
       return d;
   return std::nullopt;
 }

@@ -103,9 +103,8 @@ void Function::setParameters(std::vector<rt::Tensor> p) {
 }
 
 moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer *&out) {
-  builder::Graph graph(name, specs.empty() || specs[0].dtype == MOE_F32 ? "f32"
-                             : specs[0].dtype == MOE_BF16               ? "bf16"
-                                                                        : "f16");
+  // The layer's type parameter T is its first input's element type.
+  builder::Graph graph(name, specs.empty() ? "f32" : rt::languageName(specs[0].dtype));
   define(graph, specs);
   source = graph.source();
 

@@ -1,35 +1,19 @@
 //===- Value.cpp - compile-time values of the elaborator --------*- C++ -*-===//
 #include "Value.h"
 
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
+
 #include "mlir/IR/BuiltinTypes.h"
 
 #include <cstdio>
 
 using namespace moe::frontend::sema;
 
-llvm::StringRef moe::frontend::sema::name(ElemType t) {
-  switch (t) {
-  case ElemType::F32:
-    return "f32";
-  case ElemType::F16:
-    return "f16";
-  case ElemType::BF16:
-    return "bf16";
-  case ElemType::I32:
-    return "i32";
-  }
-  return "?";
-}
+llvm::StringRef moe::frontend::sema::name(ElemType t) { return runtime::languageName(dtypeOf(t)); }
 
 std::optional<ElemType> moe::frontend::sema::parseElemType(llvm::StringRef name) {
-  if (name == "f32")
-    return ElemType::F32;
-  if (name == "f16")
-    return ElemType::F16;
-  if (name == "bf16")
-    return ElemType::BF16;
-  if (name == "i32")
-    return ElemType::I32;
+  if (std::optional<moe_dtype_t> d = runtime::parseLanguageName(std::string_view(name.data(), name.size())))
+    return static_cast<ElemType>(*d);
   return std::nullopt;
 }
 
@@ -42,17 +26,7 @@ ElemType moe::frontend::sema::promote(ElemType a, ElemType b) {
 }
 
 mlir::Type moe::frontend::sema::toMlir(ElemType t, mlir::MLIRContext *context) {
-  switch (t) {
-  case ElemType::F32:
-    return mlir::Float32Type::get(context);
-  case ElemType::F16:
-    return mlir::Float16Type::get(context);
-  case ElemType::BF16:
-    return mlir::BFloat16Type::get(context);
-  case ElemType::I32:
-    return mlir::IntegerType::get(context, 32);
-  }
-  return {};
+  return moe::elementType(dtypeOf(t), context);
 }
 
 std::string moe::frontend::sema::str(const Shape &shape) {

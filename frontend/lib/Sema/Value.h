@@ -12,6 +12,7 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Frontend/AST.h"
+#include "moe/runtime/dtype.h"
 
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
@@ -24,7 +25,10 @@
 
 namespace moe::frontend::sema {
 
-enum class ElemType { F32, F16, BF16, I32 };
+/// A layer's element types: the runtime's dtypes (moe/runtime/dtype.h), whose
+/// names, sizes and MLIR types are mapped once (ElementTypes.h).
+enum class ElemType { F32 = MOE_F32, F16 = MOE_F16, BF16 = MOE_BF16, I32 = MOE_I32 };
+inline moe_dtype_t dtypeOf(ElemType t) { return static_cast<moe_dtype_t>(t); }
 
 llvm::StringRef name(ElemType t);
 std::optional<ElemType> parseElemType(llvm::StringRef name);

@@ -27,7 +27,16 @@ const char *moe_dtype_name(moe_dtype_t dtype);
 #include <string_view>
 
 namespace moe::runtime {
+/// Every dtype, in code order: what a loop over the dtypes walks.
+constexpr moe_dtype_t kDTypes[] = {MOE_F32, MOE_F16, MOE_BF16, MOE_I32};
+
+/// A safetensors name ("F32", "BF16", ...) as its dtype.
 std::optional<moe_dtype_t> parseDType(std::string_view name);
+
+/// The .moe language's (and the GPU kernels') spelling: "f32", "f16",
+/// "bf16", "i32"; nullptr if unknown.
+const char *languageName(moe_dtype_t dtype);
+std::optional<moe_dtype_t> parseLanguageName(std::string_view name);
 
 uint16_t f32ToBf16(float value);
 float bf16ToF32(uint16_t bits);

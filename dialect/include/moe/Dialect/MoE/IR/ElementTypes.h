@@ -2,8 +2,8 @@
 //
 // A layer's tensors hold f32, f16, bf16 or i32 (moe-verify-input refuses the
 // rest). The runtime's codes for them are moe_dtype_t (moe/runtime/dtype.h,
-// the compiler <-> runtime contract); the GPU kernels' names are the
-// lowercase spellings. This is the one place that maps MLIR types to both.
+// the compiler <-> runtime contract, with their names, sizes and
+// conversions); this is the one place that maps MLIR types to and from them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_DIALECT_MOE_IR_ELEMENTTYPES_H
@@ -34,19 +34,23 @@ inline std::optional<moe_dtype_t> runtimeDType(Type type) {
   return std::nullopt;
 }
 
-/// The kernels' spelling of a dtype: "f32", "f16", "bf16", "i32".
-inline const char *kernelTypeName(moe_dtype_t dtype) {
+/// The MLIR element type of a dtype.
+inline Type elementType(moe_dtype_t dtype, MLIRContext *context) {
   switch (dtype) {
+  case MOE_F32:
+    return Float32Type::get(context);
   case MOE_F16:
-    return "f16";
+    return Float16Type::get(context);
   case MOE_BF16:
-    return "bf16";
+    return BFloat16Type::get(context);
   case MOE_I32:
-    return "i32";
-  default:
-    return "f32";
+    return IntegerType::get(context, 32);
   }
+  return {};
 }
+
+/// The kernels' spelling of a dtype: "f32", "f16", "bf16", "i32".
+inline const char *kernelTypeName(moe_dtype_t dtype) { return ::moe::runtime::languageName(dtype); }
 
 } // namespace moe
 
