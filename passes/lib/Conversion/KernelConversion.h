@@ -10,6 +10,7 @@
 #ifndef MOE_CONVERSION_KERNELCONVERSION_H
 #define MOE_CONVERSION_KERNELCONVERSION_H
 
+#include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Support/MLIR.h"
 
@@ -23,27 +24,20 @@
 
 namespace moe {
 
-/// The ops a kernel conversion lowers. The routed ops (moe.dispatch,
-/// moe.expert_ffn) stay legal: the pattern of the combine that ends their
-/// chain consumes them, and they are erased after the conversion.
-inline void addKernelOpsIllegal(ConversionTarget &target) {
-  target.addIllegalOp<DenseOp, TopKOp, GroupTopKOp, GatherOp, CombineOp, LoadBalanceLossOp, ZLossOp>();
-  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
-}
-
 /// Marks the module's layer functions for a C entry point
 /// (`_mlir_ciface_<layer>`), applies a kernel conversion's `patterns` (the
-/// kernel ops illegal), then erases the routed ops the chains consumed;
+/// ops they rewrite illegal; the routed ops moe.dispatch and moe.expert_ffn
+/// are no pattern's root: the pattern of the combine that ends their chain
+/// consumes them), then erases the routed ops the chains consumed;
 /// `backend` names the backend in the error for a routed value used elsewhere.
-inline LogicalResult applyKernelConversion(ModuleOp module, const FrozenRewritePatternSet &patterns,
-                                           StringRef backend) {
+inline LogicalResult applyKernelConversion(ModuleOp module, RewritePatternSet &&patterns, StringRef backend) {
   MLIRContext *context = module.getContext();
   for (auto fn : module.getOps<func::FuncOp>())
     if (fn.isPublic() && !fn.isDeclaration())
       fn->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
   ConversionTarget target(*context);
-  addKernelOpsIllegal(target);
-  if (failed(applyPartialConversion(module, target, patterns)))
+  addPatternRootsIllegal(target, patterns);
+  if (failed(applyPartialConversion(module, target, std::move(patterns))))
     return failure();
   // The routed chains are now dead.
   SmallVector<Operation *> dead;

@@ -12,6 +12,7 @@
 #include "moe/Support/MLIR.h"
 
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 namespace moe {
 
@@ -27,6 +28,16 @@ void populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKerne
 /// Elementwise ops, reductions, softmax and rmsnorm as linalg.generic on
 /// tensors (convert-moe-to-linalg).
 void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
+
+/// Makes every op that a pattern of `patterns` rewrites illegal in `target`,
+/// everything else legal: a conversion's ops are its patterns' roots, so a
+/// new op's lowering is its pattern alone.
+inline void addPatternRootsIllegal(ConversionTarget &target, RewritePatternSet &patterns) {
+  for (const std::unique_ptr<RewritePattern> &pattern : patterns.getNativePatterns())
+    if (std::optional<OperationName> root = pattern->getRootKind())
+      target.addIllegalOp(*root);
+  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+}
 
 } // namespace moe
 

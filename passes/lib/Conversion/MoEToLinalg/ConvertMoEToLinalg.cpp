@@ -311,11 +311,10 @@ template <typename Op> struct ToLinalg : OpConversionPattern<Op> {
 
 struct ConvertMoEToLinalg : moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalg> {
   void runOnOperation() override {
-    ConversionTarget target(getContext());
-    target.addIllegalOp<UnaryOp, BinaryOp, ReduceOp, SoftmaxOp, RMSNormOp>();
-    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(&getContext());
     populateMoEToLinalgPatterns(patterns);
+    ConversionTarget target(getContext());
+    addPatternRootsIllegal(target, patterns);
     if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
       signalPassFailure();
   }
