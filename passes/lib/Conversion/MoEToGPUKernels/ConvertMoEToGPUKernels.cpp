@@ -171,7 +171,7 @@ struct GPUKernelLowering {
 
   /// The k depth of an mma.sync GEMM's stages (the default 32 x 4 stages ran
   /// faster than 64 x 3, which spills a few registers under the 128-register
-  /// bound: docs/gpu.md, "Measured choices").
+  /// bound: docs/performance.md, "Measured choices").
   int64_t kTile() const { return options.gemmKTile; }
 
   /// A kernel a pattern launches: generated (or found) in the kernel module.
@@ -187,7 +187,7 @@ struct GPUKernelLowering {
       c.wgmma = true;
       c.kTile = 64;
       // 256-column blocks move a third less data per multiply-add (faster
-      // on an H200: docs/gpu.md, "Measured choices") where the product is
+      // on an H200: docs/performance.md, "Measured choices") where the product is
       // wide enough to fill them; narrow ones (a router's few experts) keep 128.
       c.wgmmaN = options.gemmN ? options.gemmN : c.n >= (c.glu ? 128 : 256) ? 256 : 128;
       c.stagedEpilogue = options.gemmEpilogue == GemmEpilogue::Staged;

@@ -128,7 +128,7 @@ std::string moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
   // gives each match its rank among the run's (the matches of lower lanes)
   // and the run's count, so ranks follow token order with every load
   // coalesced. (A thread a run, its loads 64 assignments apart across a
-  // warp, was measured much slower: docs/gpu.md, "Measured choices".)
+  // warp, was measured much slower: docs/performance.md, "Measured choices".)
   KernelEmitter k;
   constexpr int64_t threads = DispatchConfig::permuteThreads, warps = threads / 32;
   std::string warpCountsType = "memref<" + std::to_string(warps) + "xi32, #gpu.address_space<workgroup>>";

@@ -4,7 +4,7 @@
 // pays its start (the schedule, the row gather, two stages of copies before
 // the first wgmma) and its end (the last wgmma drained, the epilogue) with
 // the tensor cores idle: a fixed cost of several k steps a tile, which
-// short-k products feel most (docs/gpu.md, "Measured choices").
+// short-k products feel most (docs/performance.md, "Measured choices").
 //
 // Here (--gpu-gemm-persistent) the host launches one block an SM and each
 // block walks the tiles b, b + G, b + 2G, ... (G blocks) as one stream of k
@@ -149,7 +149,7 @@ std::string moe::gpu_kernels::persistentWgmmaGemmKernel(const GemmConfig &c) {
   // The accumulators are carried from tile to tile too: a tile's first
   // stage ignores them (wgmma's scale-d), so nothing clears or copies them.
   // (Still behind the one-tile kernel, with dispatch stalls whose cause is
-  // not found: docs/gpu.md, "Measured choices".)
+  // not found: docs/performance.md, "Measured choices".)
   std::string outerCarried, outerTypes;
   for (int64_t i = 0; i < s.accumulators; ++i) {
     outerCarried += "%tacc" + std::to_string(i) + " = " + k.f32(0.0) + ", ";

@@ -5,7 +5,7 @@
 // its k loop runs serially in one block a row tile, a large share of a
 // decode call. (A warp a token was no better: each lane's k loop serial at
 // few tokens, every warp reading all the weights at many. Figures in
-// docs/gpu.md, "Measured choices".)
+// docs/performance.md, "Measured choices".)
 //
 // Here a block of 256 threads owns `tokens` tokens and splits k among its
 // threads, each taking 16-byte pieces of the tokens' rows and multiplying

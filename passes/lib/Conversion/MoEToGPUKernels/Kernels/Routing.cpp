@@ -6,7 +6,7 @@
 // reduces them across the warp with shuffles, with the CPU kernels' order
 // (higher score first, equal scores: lower expert first). A thread a token
 // (every selection a pass over its scores) is left for k > 32: it leaves
-// most SMs idle (docs/gpu.md, "Measured choices").
+// most SMs idle (docs/performance.md, "Measured choices").
 //
 //===----------------------------------------------------------------------===//
 #include "Kernels.h"
