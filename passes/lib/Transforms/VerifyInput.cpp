@@ -7,6 +7,7 @@
 #include "moe/Support/MLIR.h"
 #include "moe/Transforms/Passes.h"
 
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -65,7 +66,9 @@ private:
     if (!shaped)
       return success();
     Type e = shaped.getElementType();
-    if (e.isF32() || e.isF16() || e.isBF16() || e.isInteger(32) || e.isIndex() || e.isInteger(1))
+    // The dtypes a layer can hold (ElementTypes.h), and the index and i1
+    // values of its glue.
+    if (runtimeDType(e) || e.isIndex() || e.isInteger(1))
       return success();
     return op->emitError() << "unsupported element type " << e << " in " << t << " (expected f32, f16, bf16 or i32)";
   }
