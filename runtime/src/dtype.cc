@@ -49,6 +49,21 @@ std::optional<moe_dtype_t> parseDType(std::string_view name) {
   return std::nullopt;
 }
 
+bool isFloatDType(moe_dtype_t dtype) { return dtype == MOE_F32 || dtype == MOE_F16 || dtype == MOE_BF16; }
+
+double checkTolerance(moe_dtype_t dtype) {
+  switch (dtype) {
+  case MOE_F32:
+    return 1e-5;
+  case MOE_F16:
+  case MOE_BF16:
+    return 1e-2;
+  case MOE_I32:
+    return 0.0;
+  }
+  return 0.0;
+}
+
 const char *languageName(moe_dtype_t dtype) {
   switch (dtype) {
   case MOE_F32:

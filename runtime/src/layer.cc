@@ -159,10 +159,9 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
 }
 
 void Layer::convertWeightTypes(std::vector<Tensor> &weights, FILE *notes) const {
-  auto isFloat = [](moe_dtype_t t) { return t == MOE_F32 || t == MOE_F16 || t == MOE_BF16; };
   for (Tensor &t : weights)
     for (const TensorSpec &spec : signature().params)
-      if (spec.name == t.name && spec.dtype != t.dtype && isFloat(spec.dtype) && isFloat(t.dtype)) {
+      if (spec.name == t.name && spec.dtype != t.dtype && isFloatDType(spec.dtype) && isFloatDType(t.dtype)) {
         if (notes)
           std::fprintf(notes, "note: weight \"%s\" converted from %s to %s, as the layer declares it\n", t.name.c_str(),
                        moe_dtype_name(t.dtype), moe_dtype_name(spec.dtype));

@@ -9,6 +9,7 @@
 #include "Commands.h"
 #include "Compile.h"
 
+#include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/safetensors.h"
@@ -61,21 +62,22 @@ double toleranceOf(mlir::Value output) {
     (void)mlir::getBackwardSlice(def, &slice, sliceOptions);
     slice.insert(def);
   }
-  auto narrow = [](mlir::Type t) {
-    mlir::Type e = mlir::getElementTypeOrSelf(t);
-    return e.isBF16() || e.isF16();
+  // The loosest tolerance of the float dtypes the computation passes through
+  // (the dtype table's, moe/runtime/dtype.h).
+  double tolerance = rt::checkTolerance(MOE_F32);
+  auto widen = [&](mlir::Type t) {
+    std::optional<moe_dtype_t> d = moe::runtimeDType(t);
+    if (d && rt::isFloatDType(*d))
+      tolerance = std::max(tolerance, rt::checkTolerance(*d));
   };
-  if (narrow(output.getType()))
-    return 1e-2;
+  widen(output.getType());
   for (mlir::Operation *op : slice) {
     for (mlir::Type t : op->getResultTypes())
-      if (narrow(t))
-        return 1e-2;
+      widen(t);
     for (mlir::Type t : op->getOperandTypes())
-      if (narrow(t))
-        return 1e-2;
+      widen(t);
   }
-  return 1e-5;
+  return tolerance;
 }
 
 /// Runs the float64 reference evaluator on the same inputs and weights (the

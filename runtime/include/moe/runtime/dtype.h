@@ -33,6 +33,14 @@ constexpr moe_dtype_t kDTypes[] = {MOE_F32, MOE_F16, MOE_BF16, MOE_I32};
 /// A safetensors name ("F32", "BF16", ...) as its dtype.
 std::optional<moe_dtype_t> parseDType(std::string_view name);
 
+/// A floating-point dtype (weights of one convert to another on load).
+bool isFloatDType(moe_dtype_t dtype);
+
+/// The relative error a computation whose narrowest value has this dtype is
+/// checked against the float64 reference with: 1e-5 for f32, 1e-2 for the
+/// 16-bit floats, 0 (exact) for i32.
+double checkTolerance(moe_dtype_t dtype);
+
 /// The .moe language's (and the GPU kernels') spelling: "f32", "f16",
 /// "bf16", "i32"; nullptr if unknown.
 const char *languageName(moe_dtype_t dtype);
