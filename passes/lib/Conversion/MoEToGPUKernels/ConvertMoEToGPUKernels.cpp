@@ -17,6 +17,7 @@
 #include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/Dialect/MoE/IR/KernelAbi.h"
+#include "moe/runtime/target.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
@@ -42,6 +43,14 @@ namespace {
 /// The kernels' name of an operand's element type: the ops' type constraints
 /// admit only the element types ElementTypes.h maps.
 std::string eltName(Type t) { return kernelTypeName(*runtimeDType(t)); }
+
+/// Whether `chip` has warpgroup MMA: sm_90a only (the arch-specific Hopper
+/// target; sm_90 code must also run on later GPUs, which lack it).
+bool hasWgmma(StringRef chip) {
+  std::optional<::moe::runtime::Target> target =
+      ::moe::runtime::parseTarget(std::string_view(chip.data(), chip.size()));
+  return target && target->computeCapability == 90 && target->archSpecific;
+}
 
 /// The layer's kernel module and what has been generated into it.
 class KernelModule {
@@ -166,7 +175,7 @@ struct GPUKernelLowering {
   GemmEngine engine() const {
     if (options.gemm != GemmEngine::Auto)
       return options.gemm;
-    return options.chip == "sm_90a" ? GemmEngine::Wgmma : GemmEngine::Mma;
+    return hasWgmma(options.chip) ? GemmEngine::Wgmma : GemmEngine::Mma;
   }
 
   /// The k depth of an mma.sync GEMM's stages (the default 32 x 4 stages ran
@@ -539,7 +548,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return signalPassFailure();
     LLVM_DEBUG(
         llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
-                     << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && chip == "sm_90a") ? "wgmma" : "mma")
+                     << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && hasWgmma(chip)) ? "wgmma" : "mma")
                      << " GEMMs, k tile " << gemmKTile << "\n");
     RewritePatternSet patterns(&getContext());
     populateMoEToGPUKernelsPatterns(patterns, opts);
@@ -553,7 +562,11 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
       return emitError(loc) << "gemm-k-tile must be 32 or 64, not " << o.gemmKTile;
     if (o.gemmN != 0 && o.gemmN != 128 && o.gemmN != 256)
       return emitError(loc) << "gemm-n must be 128 or 256, not " << o.gemmN;
-    if (o.gemm == GemmEngine::Wgmma && o.chip != "sm_90a")
+    std::optional<::moe::runtime::Target> target = ::moe::runtime::parseTarget(o.chip);
+    if (!target || !target->isCuda())
+      return emitError(loc) << "chip must be a CUDA architecture, not '" << o.chip << "'; "
+                            << ::moe::runtime::kTargetsHelp;
+    if (o.gemm == GemmEngine::Wgmma && !hasWgmma(o.chip))
       return emitError(loc) << "gemm=wgmma needs chip sm_90a, not " << o.chip;
     return success();
   }
