@@ -5,7 +5,9 @@
 #include "moe/Compiler/Pipelines.h"
 #include "moe/Compiler/Signature.h"
 
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 
 using namespace mlir;
 namespace rt = ::moe::runtime;
@@ -25,8 +27,16 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::A
   PassManager pm(context);
   // -mlir-print-ir-* and friends, when the tool registered them (moec does).
   (void)applyPassManagerCLOptions(pm);
+  // -mlir-timing, when the tool registered it: reported when `timing` ends.
+  DefaultTimingManager timing;
+  applyDefaultTimingManagerCLOptions(timing);
+  TimingScope timingRoot = timing.getRootScope();
+  pm.enableTiming(timingRoot);
+  // The module is verified once, after the pipeline, not after each of its
+  // ~50 passes (moe-opt, which the pass tests run, verifies after each).
+  pm.enableVerifier(false);
   buildMoELowerToCPUPipeline(pm);
-  if (failed(pm.run(module)))
+  if (failed(pm.run(module)) || failed(verify(module)))
     return failure();
 
   std::vector<uint8_t> library;

@@ -7,7 +7,9 @@
 #include "moe/Compiler/Signature.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -73,10 +75,18 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
                              "install the CUDA toolkit or set CUDA_HOME";
   PassManager pm(module.getContext());
   (void)applyPassManagerCLOptions(pm);
+  // -mlir-timing, when the tool registered it: reported when `timing` ends.
+  DefaultTimingManager timing;
+  applyDefaultTimingManagerCLOptions(timing);
+  TimingScope timingRoot = timing.getRootScope();
+  pm.enableTiming(timingRoot);
+  // The module is verified once, after the pipeline, not after each of its
+  // ~50 passes (moe-opt, which the pass tests run, verifies after each).
+  pm.enableVerifier(false);
   GPUKernelOptions kernelOptions = options.kernels;
   kernelOptions.chip = chip.str(); // the kernels are for the target's chip, whatever the options said
   buildMoELowerToNVVMPipeline(pm, kernelOptions, libdevice);
-  if (failed(pm.run(module)))
+  if (failed(pm.run(module)) || failed(verify(module)))
     return failure();
 
   // Keep the kernels' PTX beside the host code.
