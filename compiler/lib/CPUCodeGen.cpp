@@ -5,6 +5,8 @@
 #include "moe/Compiler/Pipelines.h"
 #include "moe/Compiler/Signature.h"
 
+#include "RunPipeline.h"
+
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
@@ -14,7 +16,6 @@ namespace rt = ::moe::runtime;
 
 LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out, std::string *commandLog,
                                       std::string *llvmIR) {
-  MLIRContext *context = module.getContext();
   Location loc = layer.getLoc();
   if (failed(extractSignature(layer, out.signature)))
     return failure();
@@ -24,19 +25,7 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::A
     if (fn != layer)
       fn.erase();
 
-  PassManager pm(context);
-  // -mlir-print-ir-* and friends, when the tool registered them (moec does).
-  (void)applyPassManagerCLOptions(pm);
-  // -mlir-timing, when the tool registered it: reported when `timing` ends.
-  DefaultTimingManager timing;
-  applyDefaultTimingManagerCLOptions(timing);
-  TimingScope timingRoot = timing.getRootScope();
-  pm.enableTiming(timingRoot);
-  // The module is verified once, after the pipeline, not after each of its
-  // ~50 passes (moe-opt, which the pass tests run, verifies after each).
-  pm.enableVerifier(false);
-  buildMoELowerToCPUPipeline(pm);
-  if (failed(pm.run(module)) || failed(verify(module)))
+  if (failed(runPipeline(module, [](OpPassManager &pm) { buildMoELowerToCPUPipeline(pm); })))
     return failure();
 
   std::vector<uint8_t> library;

@@ -6,6 +6,8 @@
 #include "moe/Compiler/Pipelines.h"
 #include "moe/Compiler/Signature.h"
 
+#include "RunPipeline.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -73,20 +75,10 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
   if (libdevice.empty())
     return emitError(loc) << "cannot find the CUDA toolkit's libdevice.10.bc (math functions of GPU kernels): "
                              "install the CUDA toolkit or set CUDA_HOME";
-  PassManager pm(module.getContext());
-  (void)applyPassManagerCLOptions(pm);
-  // -mlir-timing, when the tool registered it: reported when `timing` ends.
-  DefaultTimingManager timing;
-  applyDefaultTimingManagerCLOptions(timing);
-  TimingScope timingRoot = timing.getRootScope();
-  pm.enableTiming(timingRoot);
-  // The module is verified once, after the pipeline, not after each of its
-  // ~50 passes (moe-opt, which the pass tests run, verifies after each).
-  pm.enableVerifier(false);
   GPUKernelOptions kernelOptions = options.kernels;
   kernelOptions.chip = chip.str(); // the kernels are for the target's chip, whatever the options said
-  buildMoELowerToNVVMPipeline(pm, kernelOptions, libdevice);
-  if (failed(pm.run(module)) || failed(verify(module)))
+  if (failed(
+          runPipeline(module, [&](OpPassManager &pm) { buildMoELowerToNVVMPipeline(pm, kernelOptions, libdevice); })))
     return failure();
 
   // Keep the kernels' PTX beside the host code.
