@@ -21,8 +21,8 @@ namespace moe {
 void populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns);
 
 /// The same ops as launches of GPU kernels generated for the layer into
-/// `gpu.module @moe_kernels` (convert-moe-to-gpu-kernels); `options` are the
-/// pass's and must outlive the patterns.
+/// `gpu.module @moe_kernels` (convert-moe-to-gpu-kernels), with the pass's
+/// `options` (copied into the patterns).
 void populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKernelOptions &options);
 
 /// Elementwise ops, reductions, softmax and rmsnorm as linalg.generic on

@@ -52,6 +52,30 @@ bool hasWgmma(StringRef chip) {
   return target && target->computeCapability == 90 && target->archSpecific;
 }
 
+/// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
+GemmEngine resolveEngine(const GPUKernelOptions &options) {
+  if (options.gemm != GemmEngine::Auto)
+    return options.gemm;
+  return hasWgmma(options.chip) ? GemmEngine::Wgmma : GemmEngine::Mma;
+}
+
+/// The GEMM epilogue's activation for an expert FFN (its gate's, for a GLU).
+const char *gemmActivation(moe_ffn_t ffn) {
+  switch (ffn) {
+  case MOE_FFN_SWIGLU:
+  case MOE_FFN_MLP_SILU:
+    return "silu";
+  case MOE_FFN_GEGLU:
+  case MOE_FFN_MLP_GELU:
+    return "gelu";
+  case MOE_FFN_MLP_RELU:
+    return "relu";
+  case MOE_FFN_IDENTITY:
+    break;
+  }
+  return "identity";
+}
+
 /// The layer's kernel module and what has been generated into it.
 class KernelModule {
 public:
@@ -167,16 +191,11 @@ public:
 /// lowering of each op of the family (`lower`, called by its pattern with
 /// the rewriter at the op).
 struct GPUKernelLowering {
-  explicit GPUKernelLowering(const GPUKernelOptions &options) : options(options) {}
-  GPUKernelOptions options;
+  explicit GPUKernelLowering(const GPUKernelOptions &options) : options(options), engine(resolveEngine(options)) {}
+  const GPUKernelOptions options;
+  /// The GEMMs' tensor-core instructions, resolved once.
+  const GemmEngine engine;
   KernelModule kernels;
-
-  /// The GEMMs' tensor-core instructions: the `gemm` option, or the chip's.
-  GemmEngine engine() const {
-    if (options.gemm != GemmEngine::Auto)
-      return options.gemm;
-    return hasWgmma(options.chip) ? GemmEngine::Wgmma : GemmEngine::Mma;
-  }
 
   /// The k depth of an mma.sync GEMM's stages (the default 32 x 4 stages ran
   /// faster than 64 x 3, which spills a few registers under the 128-register
@@ -192,7 +211,7 @@ struct GPUKernelLowering {
   /// stages divide k, else mma.sync with the k tile already chosen; and
   /// wgmma's block width.
   void chooseEngine(gk::GemmConfig &c, const std::string &weightElt) const {
-    if (engine() == GemmEngine::Wgmma && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
+    if (engine == GemmEngine::Wgmma && c.tensorCores && gk::tensorCoresFit(c.elt, weightElt, c.k, c.n, 64)) {
       c.wgmma = true;
       c.kTile = 64;
       // 256-column blocks move a third less data per multiply-add (faster
@@ -266,7 +285,6 @@ struct GPUKernelLowering {
   Unused unused(Host &h) { return {h.scratch(h.b.getI32Type(), 1), h.scratch(h.b.getF32Type(), 1)}; }
 
   LogicalResult lower(Host &h, TopKOp t) {
-    Location loc = h.loc;
     Value logits = t.getLogits();
     auto logitsType = cast<RankedTensorType>(logits.getType());
     gk::TopKConfig c;
@@ -291,7 +309,6 @@ struct GPUKernelLowering {
   }
 
   LogicalResult lower(Host &h, GroupTopKOp g) {
-    Location loc = h.loc;
     Value scores = g.getScores();
     auto scoresType = cast<RankedTensorType>(scores.getType());
     gk::GroupTopKConfig c;
@@ -313,7 +330,6 @@ struct GPUKernelLowering {
   }
 
   LogicalResult lower(Host &h, GatherOp g) {
-    Location loc = h.loc;
     auto type = g.getResult().getType();
     gk::GatherConfig c;
     c.elt = eltName(type);
@@ -331,7 +347,6 @@ struct GPUKernelLowering {
   }
 
   LogicalResult lower(Host &h, LoadBalanceLossOp l) {
-    Location loc = h.loc;
     auto probsType = cast<RankedTensorType>(l.getProbs().getType());
     std::string elt = eltName(probsType);
     int64_t experts = probsType.getDimSize(1);
@@ -348,7 +363,6 @@ struct GPUKernelLowering {
   }
 
   LogicalResult lower(Host &h, ZLossOp z) {
-    Location loc = h.loc;
     auto logitsType = cast<RankedTensorType>(z.getLogits().getType());
     std::string elt = eltName(logitsType);
     int64_t experts = logitsType.getDimSize(1);
@@ -412,7 +426,6 @@ struct GPUKernelLowering {
 
   /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
   LogicalResult lower(Host &h, CombineOp combine) {
-    Location loc = combine.getLoc();
     FailureOr<RoutedChain> chain = matchRoutedChain(combine, "GPU");
     if (failed(chain))
       return failure();
@@ -469,11 +482,7 @@ struct GPUKernelLowering {
       up.k = hidden;
       up.n = inner;
       up.glu = glu;
-      up.act = ffn.getKind() == FfnKind::swiglu           ? "silu"
-               : ffn.getKind() == FfnKind::geglu          ? "gelu"
-               : *ffn.getActivation() == Activation::relu ? "relu"
-               : *ffn.getActivation() == Activation::gelu ? "gelu"
-                                                          : "silu";
+      up.act = gemmActivation(kernelFfn(ffn));
       up.gatherRows = true;
       up.grouped = true;
       down.k = inner;
@@ -546,10 +555,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     GPUKernelOptions opts = options();
     if (failed(checkOptions(module.getLoc(), opts)) || failed(checkSupported(module)))
       return signalPassFailure();
-    LLVM_DEBUG(
-        llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
-                     << (gemm == GemmEngine::Wgmma || (gemm == GemmEngine::Auto && hasWgmma(chip)) ? "wgmma" : "mma")
-                     << " GEMMs, k tile " << gemmKTile << "\n");
+    LLVM_DEBUG(llvm::dbgs() << "lowering to GPU kernels for " << chip << " with "
+                            << (resolveEngine(opts) == GemmEngine::Wgmma ? "wgmma" : "mma") << " GEMMs, k tile "
+                            << gemmKTile << "\n");
     RewritePatternSet patterns(&getContext());
     populateMoEToGPUKernelsPatterns(patterns, opts);
     if (failed(applyKernelConversion(module, std::move(patterns), "GPU")))

@@ -197,26 +197,22 @@ Value dimAsF32(OpBuilder &b, Location loc, Value v, int64_t dim) {
 }
 
 /// `unary` as linalg.generic.
-Value lowerToLinalg(OpBuilder &b, UnaryOp op) {
-  Location loc = op.getLoc();
+Value lowerToLinalg(OpBuilder &b, UnaryOp u) {
+  Location loc = u.getLoc();
   MLIRContext *ctx = b.getContext();
-  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto resultType = cast<RankedTensorType>(u.getResult().getType());
   AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-  (void)identity;
-  UnaryOp u = op;
   Value init = emptyTensor(b, loc, resultType, {u.getInput()});
   return generic(b, loc, {u.getInput()}, init, {identity, identity}, iterators(resultType.getRank()),
                  [&](OpBuilder &nb, Location nl, ValueRange a) { return unaryBody(nb, nl, u.getFn(), a[0]); });
 }
 
 /// `binary` as linalg.generic.
-Value lowerToLinalg(OpBuilder &b, BinaryOp op) {
-  Location loc = op.getLoc();
+Value lowerToLinalg(OpBuilder &b, BinaryOp bin) {
+  Location loc = bin.getLoc();
   MLIRContext *ctx = b.getContext();
-  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto resultType = cast<RankedTensorType>(bin.getResult().getType());
   AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-  (void)identity;
-  BinaryOp bin = op;
   Value init = emptyTensor(b, loc, resultType, {bin.getLhs(), bin.getRhs()});
   SmallVector<AffineMap> maps{broadcastMap(ctx, cast<RankedTensorType>(bin.getLhs().getType()), resultType),
                               broadcastMap(ctx, cast<RankedTensorType>(bin.getRhs().getType()), resultType), identity};
@@ -225,13 +221,11 @@ Value lowerToLinalg(OpBuilder &b, BinaryOp op) {
 }
 
 /// `reduce` as linalg.generic.
-Value lowerToLinalg(OpBuilder &b, ReduceOp op) {
-  Location loc = op.getLoc();
+Value lowerToLinalg(OpBuilder &b, ReduceOp r) {
+  Location loc = r.getLoc();
   MLIRContext *ctx = b.getContext();
-  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto resultType = cast<RankedTensorType>(r.getResult().getType());
   AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-  (void)identity;
-  ReduceOp r = op;
   int64_t dim = static_cast<int64_t>(r.getDim());
   bool isMax = r.getFn() == ReduceFn::max;
   Value acc =
@@ -245,13 +239,11 @@ Value lowerToLinalg(OpBuilder &b, ReduceOp op) {
 }
 
 /// `softmax` as linalg.generic.
-Value lowerToLinalg(OpBuilder &b, SoftmaxOp op) {
-  Location loc = op.getLoc();
+Value lowerToLinalg(OpBuilder &b, SoftmaxOp s) {
+  Location loc = s.getLoc();
   MLIRContext *ctx = b.getContext();
-  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto resultType = cast<RankedTensorType>(s.getResult().getType());
   AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-  (void)identity;
-  SoftmaxOp s = op;
   // Max-subtracted: m = max(x), z = sum(exp(x - m)), exp(x - m) / z (or x - m - log z).
   int64_t dim = static_cast<int64_t>(s.getDim());
   Value x = s.getInput();
@@ -274,13 +266,11 @@ Value lowerToLinalg(OpBuilder &b, SoftmaxOp op) {
 }
 
 /// `rmsnorm` as linalg.generic.
-Value lowerToLinalg(OpBuilder &b, RMSNormOp op) {
-  Location loc = op.getLoc();
+Value lowerToLinalg(OpBuilder &b, RMSNormOp n) {
+  Location loc = n.getLoc();
   MLIRContext *ctx = b.getContext();
-  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto resultType = cast<RankedTensorType>(n.getResult().getType());
   AffineMap identity = AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx);
-  (void)identity;
-  RMSNormOp n = op;
   // x / sqrt(mean(x.^2) + eps) .* w over the last dimension.
   Value x = n.getInput();
   Value ss = reduceAlong(b, loc, x, 1, /*isMax=*/false, {}, [](OpBuilder &nb, Location nl, ValueRange a) {
