@@ -582,8 +582,6 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   /// What the GPU kernels do not cover, refused before the conversion (so
   /// that its patterns never fail with a message).
   static LogicalResult checkSupported(ModuleOp module) {
-    if (failed(checkRoutedChains(module, "GPU")))
-      return failure();
     WalkResult result = module.walk([&](Operation *op) -> WalkResult {
       if (auto d = dyn_cast<DenseOp>(op)) {
         Type in = getElementTypeOrSelf(d.getInput().getType()), w = getElementTypeOrSelf(d.getWeight().getType());
@@ -592,7 +590,10 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
                                << " and " << w;
       }
       if (auto combine = dyn_cast<CombineOp>(op)) {
-        RoutedChain chain = *matchRoutedChain(combine, "GPU");
+        FailureOr<RoutedChain> matched = matchRoutedChain(combine, "GPU");
+        if (failed(matched))
+          return WalkResult::interrupt();
+        RoutedChain chain = *matched;
         RoutedType type = chain.dispatch.getRouted().getType();
         if (type.getExperts() > gk::DispatchConfig::scheduleThreads)
           return combine.emitError() << "the GPU backend supports up to " << gk::DispatchConfig::scheduleThreads
