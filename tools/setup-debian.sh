@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ ccache
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 libzstd-dev
   libgtest-dev python3 python3-numpy libclang-rt-22-dev clang-format-22
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

@@ -14,9 +14,13 @@
 using namespace mlir;
 namespace rt = ::moe::runtime;
 
-LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, rt::Artifact &out, std::string *commandLog,
-                                      std::string *llvmIR) {
+LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const rt::Mesh &mesh, rt::Artifact &out,
+                                      std::string *commandLog, std::string *llvmIR) {
   Location loc = layer.getLoc();
+  // On a mesh, the signature is the placed program's (shards, mesh).
+  if (!mesh.isSingleDevice() &&
+      failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
+    return failure();
   if (failed(extractSignature(layer, out.signature)))
     return failure();
   std::string layerName = layer.getName().str();

@@ -23,6 +23,13 @@ void moe::buildMoEDefaultPipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
+void moe::buildMoEPlaceOnMeshPipeline(OpPassManager &pm, const ::moe::runtime::Mesh &mesh) {
+  pm.addPass(createMoEVerifyInput());
+  MoEPlaceOnMeshOptions options;
+  options.mesh = mesh.toString();
+  pm.addPass(createMoEPlaceOnMesh(options));
+}
+
 /// Tensors to buffers, function boundaries included, with identity layouts
 /// (the runtime passes dense memref descriptors).
 static void addBufferization(OpPassManager &pm) {

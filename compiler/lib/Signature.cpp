@@ -101,6 +101,9 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
     rt::TensorSpec spec;
     spec.dtype = *dtype;
     auto dims = layer.getArgAttrOfType<ArrayAttr>(i, moe::MoEDialect::getDimsAttrName());
+    // A parameter placed on a mesh: the signature has its global shape.
+    if (auto global = layer.getArgAttrOfType<DenseI64ArrayAttr>(i, moe::MoEDialect::getGlobalShapeAttrName()))
+      type = RankedTensorType::get(global.asArrayRef(), type.getElementType());
     if (failed(specShape(layer, type, dims, spec.shape)))
       return failure();
     if (auto input = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getInputAttrName())) {
@@ -116,6 +119,8 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
         spec.init = init.getValue().str();
       if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, moe::MoEDialect::getTrainableAttrName()))
         spec.trainable = trainable.getValue();
+      if (auto placement = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getPlacementAttrName()))
+        spec.placement = *rt::parsePlacement(placement.getValue()); // the dialect verified the name
       out.params.push_back(spec);
     } else {
       return layer.emitError() << "argument #" << i << " is neither a moe.input nor a moe.param";
@@ -146,6 +151,19 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   }
   if (out.inputs.empty())
     return layer.emitError() << "a layer needs at least one input";
+  // The mesh moe-place-on-mesh declared, by axis name.
+  if (auto module = layer->getParentOfType<ModuleOp>())
+    if (auto mesh = module.lookupSymbol<moe::MeshOp>("mesh")) {
+      for (auto [name, size] : llvm::zip(mesh.getAxes().getAsValueRange<StringAttr>(), mesh.getShape())) {
+        int64_t *axis = name == "rep"  ? &out.mesh.rep
+                        : name == "dp" ? &out.mesh.dp
+                        : name == "ep" ? &out.mesh.ep
+                                       : nullptr;
+        if (!axis)
+          return mesh.emitError() << "the runtime's meshes have the axes rep, dp and ep, not \"" << name << "\"";
+        *axis = size;
+      }
+    }
   out.flopsPerToken = flopsPerToken(layer);
   return success();
 }

@@ -62,6 +62,8 @@ void writeSpecs(std::string &out, const char *key, const std::vector<TensorSpec>
       out += ",\"init\":";
       json::writeString(out, s.init);
       out += s.trainable ? ",\"trainable\":true" : ",\"trainable\":false";
+      if (s.placement != Placement::Replicated)
+        out += ",\"placement\":\"" + std::string(placementName(s.placement)) + "\"";
     }
     out += "}";
   }
@@ -110,6 +112,12 @@ moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<Ten
       }
       if (const json::Value *t = v.find("trainable"))
         s.trainable = t->kind == json::Value::Kind::Bool && t->boolean;
+      if (const json::Value *p = v.find("placement")) {
+        std::optional<Placement> placement = p->isString() ? parsePlacement(p->string) : std::nullopt;
+        if (!placement)
+          return bad("parameter \"" + s.name + "\" has an unknown placement (replicated or experts)");
+        s.placement = *placement;
+      }
     }
     out.push_back(std::move(s));
   }
@@ -156,6 +164,8 @@ std::string signatureToJson(const Signature &s) {
   writeSpecs(out, "params", s.params, true);
   writeSpecs(out, "outputs", s.outputs, false);
   out += ",\"hyperparameters\":" + s.hyperparameters;
+  if (!s.mesh.isSingleDevice())
+    out += ",\"mesh\":\"" + s.mesh.toString() + "\"";
   char flops[40];
   std::snprintf(flops, sizeof flops, ",\"flops_per_token\":%.17g}", s.flopsPerToken);
   return out + flops;
@@ -201,6 +211,17 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
       return bad("signature \"flops_per_token\" must be a non-negative number");
     out.flopsPerToken = f->number;
   }
+  if (const json::Value *m = root.find("mesh")) {
+    std::string error;
+    std::optional<Mesh> mesh = m->isString() ? parseMesh(m->string, error) : std::nullopt;
+    if (!mesh)
+      return bad("signature \"mesh\": " + (error.empty() ? std::string("must be a string") : error));
+    out.mesh = *mesh;
+  }
+  for (const TensorSpec &p : out.params)
+    if (p.placement == Placement::Experts && (p.shape.empty() || p.shape[0].size % out.mesh.ep != 0))
+      return bad("parameter \"" + p.name + "\" is split by expert, but its first dimension does not divide by ep = " +
+                 std::to_string(out.mesh.ep));
   if (out.inputs.empty() || out.outputs.empty())
     return bad("signature has no inputs or no outputs");
   if (out.entry.empty())

@@ -81,6 +81,40 @@ Layer::~Layer() {
     close(libraryFd);
 }
 
+namespace {
+uint64_t fnv1a(uint64_t h, const void *data, size_t size) {
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  for (size_t i = 0; i < size; ++i)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+uint64_t hashArtifact(const Artifact &a) {
+  std::string sig = signatureToJson(a.signature);
+  uint64_t h = fnv1a(0xcbf29ce484222325ull, sig.data(), sig.size());
+  for (const auto &[name, bytes] : a.sections) {
+    h = fnv1a(h, name.data(), name.size());
+    h = fnv1a(h, bytes.data(), bytes.size());
+  }
+  return h;
+}
+} // namespace
+
+moe_status_t Layer::attach(Communicator *communicator) {
+  const Mesh &mesh = signature().mesh;
+  if (communicator && communicator->world() != mesh.world())
+    return fail(MOE_INVALID_ARGUMENT, "the artifact was compiled for mesh " + mesh.toString() + " (" +
+                                          std::to_string(mesh.world()) + " ranks), launched with " +
+                                          std::to_string(communicator->world()) +
+                                          " ranks; compile with moec build --mesh to match the launch");
+  comm = communicator;
+  params.clear();
+  return MOE_OK;
+}
+
+ParamShard Layer::paramShardOf(const TensorSpec &spec) const {
+  return paramShard(signature().mesh, rank(), spec.placement, spec.sizes());
+}
+
 moe_status_t Layer::loadFile(const std::string &path, std::unique_ptr<Layer> &out) {
   Artifact artifact;
   if (moe_status_t s = readArtifact(path, artifact))
@@ -149,7 +183,14 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     close(fd);
     return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
   }
+  if (gpu && !artifact.signature.mesh.isSingleDevice()) {
+    dlclose(library);
+    close(fd);
+    return fail(MOE_UNAVAILABLE, "the artifact is placed on mesh " + artifact.signature.mesh.toString() +
+                                     "; sharded cuda layers are not supported yet (sharded cpu layers are)");
+  }
   out.reset(new Layer());
+  out->hash = hashArtifact(artifact);
   out->gpu = std::move(gpu);
   out->artifact = std::move(artifact);
   out->library = library;
@@ -180,7 +221,14 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
     if (!match)
       return fail(MOE_NOT_FOUND,
                   "parameter \"" + spec.name + "\" " + shapeString(spec.sizes()) + " is missing from the weights");
-    if (moe_status_t s = checkTensor(spec, *match, "parameter", nullptr))
+    // On a mesh, the rank's shard (mesh.h) rather than the global tensor.
+    TensorSpec local = spec;
+    if (!signature().mesh.isSingleDevice()) {
+      local.shape.clear();
+      for (int64_t size : paramShardOf(spec).localShape)
+        local.shape.push_back({size, ""});
+    }
+    if (moe_status_t s = checkTensor(local, *match, "parameter", nullptr))
       return s;
     used.insert(spec.name);
     bound.push_back(std::move(*match));
@@ -287,7 +335,18 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
     descriptors.push_back(descriptor(t->data.data(), t->shape));
   for (auto &d : descriptors)
     args.push_back(d.data());
-  entry(args.data());
+  std::unique_ptr<Communicator> alone;
+  if (!comm && !sig.mesh.isSingleDevice())
+    return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + sig.mesh.toString() +
+                                          "; attach the rank's communicator first (moe-run does under mpirun)");
+  if (!comm)
+    alone = localCommunicator();
+  moe_status_t collectives = MOE_OK;
+  {
+    CallCommunicator call(comm ? comm : alone.get(), sig.mesh);
+    entry(args.data());
+    collectives = CallCommunicator::status();
+  }
 
   std::vector<uint64_t> data;
   moe_status_t status = outputShapes(sig, results, symbols, outputs, data);
@@ -306,6 +365,10 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
     at += 3 + 2 * spec.shape.size();
     if (allocated && !argumentData.count(allocated) && freed.insert(allocated).second)
       std::free(reinterpret_cast<void *>(allocated));
+  }
+  if (collectives != MOE_OK) {
+    outputs.clear();
+    return collectives; // the collective's message is the thread's last error
   }
   return status;
 }

@@ -4,9 +4,13 @@
 #include "moe/runtime/json.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <limits>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace moe::runtime {
 
@@ -26,26 +30,32 @@ moe_status_t readFile(const std::string &path, std::vector<uint8_t> &out) {
   return MOE_OK;
 }
 
-moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Tensor> &out) {
-  out.clear();
-  auto bad = [](const std::string &m) { return fail(MOE_INVALID_FORMAT, "safetensors: " + m); };
+namespace {
+auto bad(const std::string &m) { return fail(MOE_INVALID_FORMAT, "safetensors: " + m); }
+
+/// The header length and text of a safetensors image whose first bytes are
+/// `prefix` (at least 8) and whose size is `size`.
+moe_status_t headerLength(const uint8_t *prefix, uint64_t size, uint64_t &headerSize) {
   if (size < 8)
     return bad("file of " + std::to_string(size) + " bytes is shorter than the 8-byte header length");
-  uint64_t headerSize = 0;
+  headerSize = 0;
   for (int i = 7; i >= 0; --i)
-    headerSize = (headerSize << 8) | bytes[i];
+    headerSize = (headerSize << 8) | prefix[i];
   if (headerSize > size - 8)
     return bad("header length " + std::to_string(headerSize) + " exceeds the file (" + std::to_string(size - 8) +
                " bytes after the length)");
-  std::string_view headerText(reinterpret_cast<const char *>(bytes + 8), headerSize);
+  return MOE_OK;
+}
+} // namespace
+
+moe_status_t parseSafetensorsHeader(std::string_view headerText, uint64_t dataSize, std::vector<TensorEntry> &out) {
+  out.clear();
   json::Value header;
   std::string error;
   if (!json::parse(headerText, header, error))
     return bad("header is not valid JSON: " + error);
   if (!header.isObject())
     return bad("header must be a JSON object");
-  const uint64_t dataSize = size - 8 - headerSize;
-  const uint8_t *data = bytes + 8 + headerSize;
 
   struct Span {
     uint64_t begin, end;
@@ -71,7 +81,7 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
     if (!dt)
       return bad("tensor \"" + name + "\" has unsupported dtype \"" + dtype->string +
                  "\" (supported: F32, F16, BF16, I32)");
-    Tensor t;
+    TensorEntry t;
     t.name = name;
     t.dtype = *dt;
     uint64_t elements = 1;
@@ -94,7 +104,8 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
     if (end > dataSize)
       return bad("tensor \"" + name + "\" ends at byte " + std::to_string(end) + " past the data region of " +
                  std::to_string(dataSize) + " bytes");
-    t.data.assign(data + begin, data + end);
+    t.begin = begin;
+    t.end = end;
     spans.push_back({begin, end, name});
     out.push_back(std::move(t));
   }
@@ -110,6 +121,82 @@ moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Ten
   }
   if (covered != dataSize)
     return bad(std::to_string(dataSize - covered) + " bytes after the last tensor are not indexed");
+  return MOE_OK;
+}
+
+moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Tensor> &out) {
+  out.clear();
+  uint64_t headerSize = 0;
+  if (moe_status_t s = headerLength(bytes, size, headerSize))
+    return s;
+  std::vector<TensorEntry> entries;
+  std::string_view text(reinterpret_cast<const char *>(bytes + 8), headerSize);
+  if (moe_status_t s = parseSafetensorsHeader(text, size - 8 - headerSize, entries))
+    return s;
+  const uint8_t *data = bytes + 8 + headerSize;
+  for (TensorEntry &e : entries) {
+    Tensor t;
+    t.name = std::move(e.name);
+    t.dtype = e.dtype;
+    t.shape = std::move(e.shape);
+    t.data.assign(data + e.begin, data + e.end);
+    out.push_back(std::move(t));
+  }
+  return MOE_OK;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (fd >= 0)
+    ::close(fd);
+}
+
+moe_status_t SafetensorsFile::open(const std::string &path) {
+  this->path = path;
+  fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(MOE_NOT_FOUND, "cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return fail(MOE_INVALID_ARGUMENT, "cannot stat '" + path + "': " + std::strerror(errno));
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint8_t prefix[8] = {};
+  uint64_t headerSize = 0;
+  if (size >= 8 && pread(fd, prefix, 8, 0) != 8)
+    return fail(MOE_INVALID_ARGUMENT, "cannot read '" + path + "'");
+  moe_status_t s = headerLength(prefix, size, headerSize);
+  std::string header;
+  if (s == MOE_OK) {
+    header.resize(headerSize);
+    if (headerSize && pread(fd, header.data(), headerSize, 8) != static_cast<ssize_t>(headerSize))
+      return fail(MOE_INVALID_ARGUMENT, "cannot read the header of '" + path + "'");
+    s = parseSafetensorsHeader(header, size - 8 - headerSize, entries_);
+  }
+  if (s)
+    return fail(s, path + ": " + moe_last_error());
+  dataStart = 8 + headerSize;
+  return MOE_OK;
+}
+
+const TensorEntry *SafetensorsFile::find(const std::string &name) const {
+  for (const TensorEntry &e : entries_)
+    if (e.name == name)
+      return &e;
+  return nullptr;
+}
+
+moe_status_t SafetensorsFile::readElements(const TensorEntry &e, int64_t first, int64_t count, void *out) const {
+  uint64_t size = moe_dtype_size(e.dtype);
+  uint64_t begin = e.begin + static_cast<uint64_t>(first) * size, bytes = static_cast<uint64_t>(count) * size;
+  if (first < 0 || count < 0 || begin + bytes > e.end)
+    return fail(MOE_INTERNAL, path + ": elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                                  ") are outside tensor \"" + e.name + "\"");
+  uint64_t done = 0;
+  while (done < bytes) {
+    ssize_t n = pread(fd, static_cast<char *>(out) + done, bytes - done, static_cast<off_t>(dataStart + begin + done));
+    if (n <= 0)
+      return fail(MOE_INVALID_ARGUMENT, "cannot read tensor \"" + e.name + "\" from '" + path + "'");
+    done += static_cast<uint64_t>(n);
+  }
   return MOE_OK;
 }
 

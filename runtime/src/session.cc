@@ -3,6 +3,7 @@
 
 #include "moe/runtime/cpu_kernels.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/shard_io.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,7 +14,7 @@ namespace moe::runtime {
 namespace {
 
 int error(const SessionOptions &options) {
-  std::fprintf(stderr, "%s: error: %s\n", options.tool.c_str(), moe_last_error());
+  std::fprintf(stderr, "%s: error%s: %s\n", options.tool.c_str(), options.errorPrefix.c_str(), moe_last_error());
   return 1;
 }
 
@@ -23,6 +24,97 @@ double seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
+void printSummary(const Signature &sig, const std::vector<Tensor> &inputs, const std::vector<Tensor> &outputs,
+                  FILE *out, const std::string &where) {
+  // Summary: shapes, and the mean magnitude of each output to eyeball.
+  std::string summary = sig.layer + ": ";
+  for (size_t i = 0; i < inputs.size(); ++i)
+    summary += (i ? ", " : "") + describe(inputs[i]);
+  summary += " ->";
+  for (const Tensor &o : outputs) {
+    double sumAbs = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < o.numElements(); ++i) {
+      float v = o.at(i);
+      finite = finite && std::isfinite(v);
+      sumAbs += std::fabs(v);
+    }
+    char stats[96];
+    std::snprintf(stats, sizeof stats, " (mean |v| %.4g%s)",
+                  o.numElements() ? sumAbs / static_cast<double>(o.numElements()) : 0.0, finite ? "" : ", NOT FINITE");
+    summary += " " + describe(o) + stats;
+  }
+  std::fprintf(out, "%s; %s\n", summary.c_str(), where.c_str());
+}
+
+/// The slowest rank's value of `v` (every rank calls it).
+double slowest(Communicator &comm, const Mesh &mesh, double v) {
+  std::vector<double> all(static_cast<size_t>(comm.world()));
+  if (comm.allGather(mesh.group(comm.rank(), kAllAxes), &v, all.data(), sizeof v, "bench (times)") != MOE_OK)
+    return v;
+  return *std::max_element(all.begin(), all.end());
+}
+
+/// On a mesh: rank 0 prints the global summary; --bench times calls on every
+/// rank and reports the slowest rank's median and its share in collectives.
+int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<Tensor> &localInputs,
+                           const std::vector<Tensor> &outputs, double firstMs, const SessionOptions &options,
+                           FILE *out) {
+  const Signature &sig = layer.signature();
+  const int64_t tokens = outputs.empty() || outputs[0].shape.empty() ? 0 : outputs[0].shape[0];
+  firstMs = slowest(comm, sig.mesh, firstMs);
+  if (comm.rank() == 0) {
+    char where[160];
+    std::snprintf(where, sizeof where, "%.2f ms on mesh %s (%lld ranks, %s), %d threads a rank", firstMs,
+                  sig.mesh.toString().c_str(), static_cast<long long>(comm.world()), comm.engine(),
+                  moe_cpu_get_num_threads());
+    std::vector<Tensor> shown = localInputs;
+    for (Tensor &t : shown)
+      if (!t.shape.empty())
+        t.shape[0] = tokens; // the global batch
+    printSummary(sig, shown, outputs, out, where);
+  }
+  if (options.bench) {
+    std::vector<double> times, shares;
+    std::vector<Tensor> results;
+    for (unsigned i = 0; i < std::max(1u, options.iterations) + 1; ++i) {
+      comm.resetCollectiveSeconds();
+      auto start = std::chrono::steady_clock::now();
+      if (layer.run(localInputs, results) != MOE_OK)
+        return error(options);
+      double t = seconds(start);
+      if (i == 0)
+        continue; // warm-up
+      times.push_back(t);
+      shares.push_back(comm.collectiveSeconds() / t);
+    }
+    std::vector<size_t> order(times.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return times[a] < times[b]; });
+    double median = times[order[order.size() / 2]], share = shares[order[order.size() / 2]];
+    double worst = slowest(comm, sig.mesh, median);
+    // The collective share of the rank that is slowest.
+    std::vector<double> pair{median, share}, all(2 * static_cast<size_t>(comm.world()));
+    comm.allGather(sig.mesh.group(comm.rank(), kAllAxes), pair.data(), all.data(), sizeof(double) * 2,
+                   "bench (shares)");
+    double worstShare = share;
+    for (size_t r = 0; r < all.size() / 2; ++r)
+      if (all[2 * r] == worst)
+        worstShare = all[2 * r + 1];
+    if (comm.rank() == 0) {
+      double gflops = sig.flopsPerToken * static_cast<double>(tokens) / worst / 1e9;
+      std::fprintf(out,
+                   "bench: %s tokens=%lld median %.3f ms (slowest of %lld ranks, mesh %s) over %zu calls, %.1f "
+                   "GFLOP/s, %.0f%% in collectives (%d threads a rank)\n",
+                   sig.layer.c_str(), static_cast<long long>(tokens), worst * 1e3, static_cast<long long>(comm.world()),
+                   sig.mesh.toString().c_str(), times.size(), gflops, worstShare * 100, moe_cpu_get_num_threads());
+    }
+  }
+  std::fflush(out);
+  return 0;
+}
+
 } // namespace
 
 int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check) {
@@ -30,22 +122,39 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
     moe_cpu_set_num_threads(static_cast<int>(options.threads));
   const Signature &sig = layer.signature();
 
+  // On a mesh every rank reads its own shard and rows of the same files.
+  Communicator *comm = layer.isSharded() ? layer.communicator() : nullptr;
+  if (layer.isSharded() && !comm) {
+    fail(MOE_INVALID_ARGUMENT, "the layer is placed on mesh " + sig.mesh.toString() + " but has no communicator");
+    return error(options);
+  }
+  const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->world() : 1;
+  if (comm && checkSameArtifact(*comm, layer) != MOE_OK)
+    return error(options);
   std::vector<Tensor> weights;
   if (!options.weights.empty()) {
-    if (readSafetensors(options.weights, weights) != MOE_OK)
-      return error(options);
-    layer.convertWeightTypes(weights, stderr);
+    if (comm) {
+      if (readParameterShards(layer, options.weights, weights, stderr) != MOE_OK)
+        return error(options);
+    } else {
+      if (readSafetensors(options.weights, weights) != MOE_OK)
+        return error(options);
+      layer.convertWeightTypes(weights, stderr);
+    }
   } else {
     if (layer.checkParametersFit() != MOE_OK)
       return error(options);
     weights = layer.randomParameters(options.seed);
+    if (comm)
+      weights = shardParameters(layer, weights);
   }
   if (layer.bindParameters(std::move(weights)) != MOE_OK)
     return error(options);
 
   std::vector<Tensor> inputs;
   if (!options.inputs.empty()) {
-    if (readSafetensors(options.inputs, inputs) != MOE_OK)
+    if (comm ? readInputRows(layer, options.inputs, rank, world, inputs) != MOE_OK
+             : readSafetensors(options.inputs, inputs) != MOE_OK)
       return error(options);
   } else {
     std::map<std::string, int64_t> symbols;
@@ -55,6 +164,8 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
           symbols[d.symbol] = options.tokens;
     if (layer.randomInputs(options.seed, symbols, inputs) != MOE_OK)
       return error(options);
+    if (comm)
+      inputs = sliceInputs(layer, inputs, rank, world);
   }
 
   std::vector<Tensor> outputs;
@@ -62,8 +173,17 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   if (layer.run(inputs, outputs) != MOE_OK)
     return error(options);
   double firstMs = seconds(start) * 1e3;
-  if (!options.outputs.empty() && writeSafetensors(options.outputs, outputs) != MOE_OK)
+  if (comm) {
+    // The global outputs (and, for the summary, the global batch size).
+    std::vector<Tensor> global;
+    if (gatherOutputs(*comm, layer, outputs, global) != MOE_OK)
+      return error(options);
+    outputs = std::move(global);
+  }
+  if (rank == 0 && !options.outputs.empty() && writeSafetensors(options.outputs, outputs) != MOE_OK)
     return error(options);
+  if (comm)
+    return shardedSummaryAndBench(layer, *comm, inputs, outputs, firstMs, options, out);
   int status = check ? check(inputs, layer.parameters(), outputs) : 0;
 
   // Summary: shapes, and the mean magnitude of each output to eyeball.

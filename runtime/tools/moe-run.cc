@@ -4,6 +4,8 @@
 //   moe-run LAYER.moeb [--weights W.safetensors] [--input X.safetensors]
 //           [--output Y.safetensors] [--tokens N] [--seed N] [--bench]
 //           [--iterations N] [--num-threads N]
+//   mpirun -n 4 moe-run LAYER.moeb ...   (a layer built with --mesh; docs/sharding.md)
+#include "moe/runtime/comm.h"
 #include "moe/runtime/session.h"
 
 #include <cstdio>
@@ -23,7 +25,11 @@ const char *kUsage = "usage: moe-run LAYER.moeb [options]\n"
                      "  --seed N           seed of random weights and inputs (default 0)\n"
                      "  --bench            time the layer (median of --iterations calls, default 10)\n"
                      "  --bench-tokens N,M also time these token counts on the same weights\n"
-                     "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n";
+                     "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n"
+                     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
+                     "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU). Every rank reads its shard of\n"
+                     "  --weights and its rows of --input; rank 0 writes the global --output.\n"
+                     "  MOE_COLLECTIVE_TIMEOUT=S ends every rank when a collective waits S seconds (300).\n";
 
 bool number(const char *text, unsigned &out) {
   char *end = nullptr;
@@ -101,15 +107,33 @@ int main(int argc, char **argv) {
     std::fputs(kUsage, stderr);
     return 1;
   }
+  // Under a launcher (mpirun, torchrun) this process is one rank of a mesh.
   std::unique_ptr<moe::runtime::Layer> layer;
-  if (moe::runtime::Layer::loadFile(artifact, layer) != MOE_OK) {
-    std::fprintf(stderr, "moe-run: error: %s\n", moe_last_error());
+  std::unique_ptr<moe::runtime::Communicator> comm;
+  moe::runtime::Launch launch = moe::runtime::detectLaunch();
+  std::string where = launch.world > 1 ? " (rank " + std::to_string(launch.rank) + ")" : "";
+  // A failed rank ends the whole job: its peers may wait in a collective.
+  auto failed = [&]() -> int {
+    std::fprintf(stderr, "moe-run: error%s: %s\n", where.c_str(), moe_last_error());
+    if (comm && comm->world() > 1)
+      comm->abort(1);
     return 1;
+  };
+  if (moe::runtime::Layer::loadFile(artifact, layer) != MOE_OK)
+    return failed();
+  if (layer->isSharded() || launch.world > 1) {
+    if (moe::runtime::openCommunicator(layer->onGpu(), comm) != MOE_OK || layer->attach(comm.get()) != MOE_OK)
+      return failed();
   }
+  options.errorPrefix = where;
+  int status = 1;
   try {
-    return moe::runtime::runSession(*layer, options, stdout);
+    status = moe::runtime::runSession(*layer, options, stdout);
   } catch (const std::bad_alloc &) { // sizes are checked first; this is the last line of defence
-    std::fprintf(stderr, "moe-run: error: out of memory (the layer or its data do not fit this machine)\n");
-    return 1;
+    std::fprintf(stderr, "moe-run: error%s: out of memory (the layer or its data do not fit this machine)\n",
+                 where.c_str());
   }
+  if (status != 0 && comm && comm->world() > 1)
+    comm->abort(status);
+  return status;
 }

@@ -68,6 +68,10 @@ cl::opt<bool> gpuCubin("gpu-cubin",
                        cl::desc("GPU targets: embed a cubin assembled by the CUDA toolkit's ptxas (default, when "
                                 "found); --gpu-cubin=false embeds PTX for the driver to compile at load time"),
                        cl::init(true), cl::cat(runCategory));
+cl::opt<std::string> meshText("mesh",
+                              cl::desc("build: place the layer on a device mesh rep=R,dp=D,ep=E (axes left out are "
+                                       "1), run with mpirun -n R*D*E moe-run (docs/sharding.md)"),
+                              cl::value_desc("rep=R,dp=D,ep=E"), cl::init(""), cl::cat(runCategory));
 cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"), cl::init(""),
                             cl::cat(runCategory));
 cl::opt<std::string> weightsFile("weights",
@@ -146,6 +150,7 @@ See docs/language.md for the language.
 
 /// --target, parsed once in main (the rest of moec never compares its text).
 moe::runtime::Target parsedTarget;
+moe::runtime::Mesh parsedMesh;
 /// Where --emit=ptx and --device=cuda compile when --target names no GPU.
 const moe::runtime::Target kDefaultGpu = *moe::runtime::parseTarget("sm_90a");
 /// The GPU kernels' options, from the --gpu-<option> flags (parsed in main).
@@ -156,6 +161,7 @@ moe::CompileOptions compileOptions(const moe::runtime::Target &chosen) {
   options.target = chosen;
   options.cubin = gpuCubin;
   options.kernels = kernelOptions;
+  options.mesh = parsedMesh;
   return options;
 }
 
@@ -305,6 +311,22 @@ int main(int argc, char **argv) {
     llvm::WithColor::error(llvm::errs(), "moec")
         << "unknown --target=" << target << "; " << moe::runtime::kTargetsHelp << "\n";
     return 1;
+  }
+  {
+    std::string error;
+    std::optional<moe::runtime::Mesh> mesh = moe::runtime::parseMesh(meshText, error);
+    if (!mesh) {
+      llvm::WithColor::error(llvm::errs(), "moec") << "--mesh: " << error << "\n";
+      return 1;
+    }
+    parsedMesh = *mesh;
+    if (!parsedMesh.isSingleDevice() && command == Command::Run) {
+      llvm::WithColor::error(llvm::errs(), "moec")
+          << "--mesh " << parsedMesh.toString() << " places the layer on " << parsedMesh.world()
+          << " ranks: build it (moec build --mesh ... -o L.moeb), then run mpirun -n " << parsedMesh.world()
+          << " moe-run L.moeb\n";
+      return 1;
+    }
   }
   if (!device.empty() && device != "cpu" && device != "cuda") {
     llvm::WithColor::error(llvm::errs(), "moec") << "unknown --device=" << device << "; use cpu or cuda\n";

@@ -3,6 +3,7 @@
 
 #include "moe/Compiler/Compiler.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/shard_io.h"
 #include "moe/runtime/target.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -63,9 +64,10 @@ std::string diskCacheKey(const Options &options, const std::string &source) {
   std::optional<rt::Target> parsed = rt::parseTarget(options.target);
   std::string target = parsed ? parsed->artifactName() : options.target;
   char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx",
-                static_cast<unsigned long long>(
-                    fnv1a(compilerIdentity() + "\n" + target + (options.cubin ? "+cubin" : "") + "\n" + source)));
+  std::snprintf(
+      hash, sizeof hash, "%016llx",
+      static_cast<unsigned long long>(fnv1a(compilerIdentity() + "\n" + target + (options.cubin ? "+cubin" : "") +
+                                            "\nmesh " + options.mesh.toString() + "\n" + source)));
   return hash;
 }
 
@@ -74,7 +76,7 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
 }
 
 moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
-                           rt::Artifact &out, bool cubin) {
+                           rt::Artifact &out, bool cubin, const rt::Mesh &mesh) {
   std::optional<rt::Target> parsed = rt::parseTarget(target);
   if (!parsed)
     return rt::fail(MOE_INVALID_ARGUMENT, "unknown JIT target \"" + target + "\"; " + rt::kTargetsHelp);
@@ -87,6 +89,7 @@ moe_status_t compileSource(const std::string &text, const std::string &bufferNam
   // By default the JIT embeds PTX only: the driver compiles it at load (and
   // keeps it in its compute cache), so the compile does not wait for ptxas.
   options.cubin = cubin;
+  options.mesh = mesh;
   if (mlir::failed(moe::compile(*module, options, out)))
     return rt::fail(MOE_INTERNAL, "compiling " + bufferName + " for " + target + " failed (printed above)");
   return MOE_OK;
@@ -119,7 +122,8 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
     }
   }
   if (!haveArtifact) {
-    if (moe_status_t s = compileSource(source, name + ".moe (generated)", options.target, artifact, options.cubin))
+    if (moe_status_t s =
+            compileSource(source, name + ".moe (generated)", options.target, artifact, options.cubin, options.mesh))
       return s;
     ++counters.compilations;
     if (!path.empty() && !llvm::sys::fs::create_directories(dir)) {
@@ -135,12 +139,26 @@ moe_status_t Function::specialise(const std::vector<InputSpec> &specs, rt::Layer
   // The given parameters, and random values by their init for the others.
   // bindParameters refuses a name the layer does not have (a misspelt name
   // must not run on random weights), as it does for moec run.
+  if (layer->isSharded())
+    if (moe_status_t s = layer->attach(options.communicator))
+      return s;
   if (moe_status_t s = layer->checkParametersFit())
     return s;
   std::vector<rt::Tensor> bound = params;
   for (rt::Tensor &r : layer->randomParameters(options.seed))
     if (std::none_of(params.begin(), params.end(), [&](const rt::Tensor &p) { return p.name == r.name; }))
       bound.push_back(std::move(r));
+  if (layer->isSharded()) {
+    // The rank's shards of the global tensors, in signature order.
+    std::vector<rt::Tensor> ordered;
+    for (const rt::TensorSpec &spec : layer->signature().params)
+      for (rt::Tensor &t : bound)
+        if (t.name == spec.name)
+          ordered.push_back(std::move(t));
+    if (ordered.size() != layer->signature().params.size() || bound.size() != ordered.size())
+      return rt::fail(MOE_INVALID_ARGUMENT, "the parameters given do not match layer " + name + "'s");
+    bound = rt::shardParameters(*layer, ordered);
+  }
   if (moe_status_t s = layer->bindParameters(std::move(bound)))
     return s;
   out = layer.get();

@@ -1,7 +1,7 @@
 //===- MoECollectives.cpp - device mesh and collectives ---------*- C++ -*-===//
 //
-// Collectives name an axis of a `moe.mesh`; their result shapes depend on the
-// axis size, so they are verified against the mesh symbol (SymbolUserOpInterface).
+// Collectives name axes of a `moe.mesh`; their result shapes depend on the
+// group size, so they are verified against the mesh symbol (SymbolUserOpInterface).
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Dialect/MoE/IR/MoEOps.h"
@@ -45,23 +45,34 @@ LogicalResult MeshOp::verify() {
 // Shared collective checks
 //===----------------------------------------------------------------------===//
 
-/// Looks up the mesh axis a collective runs over; emits and fails when the
-/// symbol is not a mesh or the mesh has no such axis.
-static FailureOr<int64_t> lookupAxisSize(Operation *op, SymbolTableCollection &symbols, FlatSymbolRefAttr meshRef,
-                                         StringRef axis) {
+/// Looks up the mesh axes a collective runs over; emits and fails when the
+/// symbol is not a mesh, an axis is missing or named twice. Returns the
+/// group's size (the product of the axes' sizes).
+static FailureOr<int64_t> lookupGroupSize(Operation *op, SymbolTableCollection &symbols, FlatSymbolRefAttr meshRef,
+                                          ArrayAttr axes) {
   auto mesh = symbols.lookupNearestSymbolFrom<MeshOp>(op, meshRef);
   if (!mesh)
     return op->emitOpError() << "expects " << meshRef << " to name a 'moe.mesh'";
-  std::optional<int64_t> size = mesh.getAxisSize(axis);
-  if (!size)
-    return op->emitOpError() << "expects mesh " << meshRef << " to have an axis \"" << axis << "\"";
-  return *size;
+  if (axes.empty())
+    return op->emitOpError() << "expects at least one mesh axis";
+  int64_t size = 1;
+  llvm::DenseSet<StringRef> seen;
+  for (Attribute a : axes) {
+    StringRef axis = cast<StringAttr>(a).getValue();
+    if (!seen.insert(axis).second)
+      return op->emitOpError() << "expects unique axes, \"" << axis << "\" appears twice";
+    std::optional<int64_t> n = mesh.getAxisSize(axis);
+    if (!n)
+      return op->emitOpError() << "expects mesh " << meshRef << " to have an axis \"" << axis << "\"";
+    size *= *n;
+  }
+  return size;
 }
 
 static LogicalResult verifyDivisible(Operation *op, StringRef name, int64_t size, int64_t axisSize) {
   if (ShapedType::isDynamic(size) || size % axisSize == 0)
     return success();
-  return op->emitOpError() << "expects the " << name << " size (" << size << ") to be divisible by the axis size ("
+  return op->emitOpError() << "expects the " << name << " size (" << size << ") to be divisible by the group size ("
                            << axisSize << ")";
 }
 
@@ -88,11 +99,32 @@ static LogicalResult verifyCollectiveResult(Operation *op, RankedTensorType inpu
 //===----------------------------------------------------------------------===//
 
 LogicalResult AllToAllOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  FailureOr<int64_t> n = lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
   if (failed(n))
     return failure();
-  RankedTensorType in = getInput().getType();
-  int64_t split = getSplitDim(), concat = getConcatDim();
+  if (auto routed = dyn_cast<RoutedType>(getInput().getType())) {
+    auto result = dyn_cast<RoutedType>(getResult().getType());
+    if (getSplitDim() || getConcatDim())
+      return emitOpError() << "expects no split_dim or concat_dim on a routed value";
+    int64_t want = routed.getExpertShards() == 1 ? *n : 1;
+    if (routed.getExpertShards() != 1 && routed.getExpertShards() != *n)
+      return emitOpError() << "expects routed rows on the tokens' ranks or on " << *n
+                           << " expert ranks (the group size), got expert_shards = " << routed.getExpertShards();
+    if (routed.getExperts() % *n != 0)
+      return emitOpError() << "expects the group size (" << *n << ") to divide the expert count ("
+                           << routed.getExperts() << ")";
+    if (!result || result != routed.withExpertShards(want))
+      return emitOpError() << "expects result type " << routed.withExpertShards(want) << ", got "
+                           << getResult().getType();
+    return success();
+  }
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = dyn_cast<RankedTensorType>(getResult().getType());
+  if (!out)
+    return emitOpError() << "expects a tensor result for a tensor input, got " << getResult().getType();
+  if (!getSplitDim() || !getConcatDim())
+    return emitOpError() << "expects split_dim and concat_dim on a tensor";
+  int64_t split = *getSplitDim(), concat = *getConcatDim();
   if (failed(detail::verifyDimInRank(*this, "split_dim", split, in.getRank())) ||
       failed(detail::verifyDimInRank(*this, "concat_dim", concat, in.getRank())) ||
       failed(verifyDivisible(*this, "split_dim", in.getDimSize(split), *n)))
@@ -100,11 +132,11 @@ LogicalResult AllToAllOp::verifySymbolUses(SymbolTableCollection &symbols) {
   SmallVector<int64_t> want(in.getShape());
   want[split] = scaleDim(want[split], 1, *n);
   want[concat] = scaleDim(want[concat], *n, 1);
-  return verifyCollectiveResult(*this, in, want, getResult().getType());
+  return verifyCollectiveResult(*this, in, want, out);
 }
 
 LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  FailureOr<int64_t> n = lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
   if (failed(n))
     return failure();
   RankedTensorType in = getInput().getType();
@@ -117,7 +149,7 @@ LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
 }
 
 LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  FailureOr<int64_t> n = lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  FailureOr<int64_t> n = lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
   if (failed(n))
     return failure();
   RankedTensorType in = getInput().getType();
@@ -131,5 +163,5 @@ LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) 
 }
 
 LogicalResult AllReduceOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  return lookupAxisSize(*this, symbols, getMeshAttr(), getAxis());
+  return lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
 }

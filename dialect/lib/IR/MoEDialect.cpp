@@ -87,5 +87,19 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regio
                                << " to name exactly its dynamic dimensions";
     return success();
   }
+  if (name == getPlacementAttrName()) {
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || !llvm::is_contained({"experts", "replicated"}, str.getValue()))
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to be \"experts\" or \"replicated\"";
+    return success();
+  }
+  if (name == getGlobalShapeAttrName()) {
+    auto shape = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
+    if (!shape || llvm::any_of(shape.asArrayRef(), [](int64_t d) { return d < 0; }))
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to be an array of non-negative sizes";
+    return success();
+  }
   return op->emitError() << "unknown moe argument attribute '" << name << "'";
 }

@@ -184,7 +184,7 @@ LogicalResult GatherOp::verify() {
 void DispatchOp::build(OpBuilder &b, OperationState &state, Value input, Value indices, int64_t numExperts,
                        std::optional<double> capacity) {
   auto routed = RoutedType::get(b.getContext(), cast<RankedTensorType>(input.getType()), numExperts,
-                                shapeOf(indices)[1], capacity ? b.getF64FloatAttr(*capacity) : FloatAttr());
+                                shapeOf(indices)[1], capacity ? b.getF64FloatAttr(*capacity) : FloatAttr(), 1);
   build(b, state, routed, input, indices);
 }
 
@@ -199,6 +199,9 @@ LogicalResult DispatchOp::verify() {
   if (!isCompatible(idx[1], routed.getK()))
     return emitOpError() << "expects k (" << routed.getK() << ") of the routed type to match the index columns ("
                          << idx[1] << ")";
+  if (routed.getExpertShards() != 1)
+    return emitOpError() << "expects rows on their tokens' rank (no expert_shards), got expert_shards = "
+                         << routed.getExpertShards() << "; moe.all_to_all moves them to the expert ranks";
   return success();
 }
 
@@ -224,7 +227,7 @@ LogicalResult ExpertFfnOp::verify() {
     return emitOpError() << "expects no activation for a " << stringifyFfnKind(kind) << " expert";
 
   RoutedType routed = getRouted().getType();
-  int64_t experts = routed.getExperts(), d = routed.getHidden();
+  int64_t experts = routed.getLocalExperts(), d = routed.getHidden();
   int64_t f = getInnerDim();
   // All weights but the last map d -> f; the last maps f -> d.
   for (auto [i, w] : llvm::enumerate(getWeights())) {
@@ -248,6 +251,10 @@ void CombineOp::build(OpBuilder &b, OperationState &state, Value routed, Value w
 
 LogicalResult CombineOp::verify() {
   RoutedType routed = getRouted().getType();
+  if (routed.getExpertShards() != 1)
+    return emitOpError() << "expects the expert outputs back on their tokens' rank (no expert_shards), got "
+                            "expert_shards = "
+                         << routed.getExpertShards();
   ArrayRef<int64_t> tokens = routed.getTokens().getShape();
   if (failed(verifyShape(*this, "weights", {tokens[0], routed.getK()}, shapeOf(getWeights()))))
     return failure();

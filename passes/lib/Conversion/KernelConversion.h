@@ -37,12 +37,14 @@ inline LogicalResult applyKernelConversion(ModuleOp module, RewritePatternSet &&
       fn->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
   ConversionTarget target(*context);
   addPatternRootsIllegal(target, patterns);
+  // A routed all-to-all belongs to its chain: the combine's pattern lowers it.
+  target.addDynamicallyLegalOp<AllToAllOp>([](AllToAllOp op) { return isa<RoutedType>(op.getInput().getType()); });
   if (failed(applyPartialConversion(module, target, std::move(patterns))))
     return failure();
   // The routed chains are now dead.
   SmallVector<Operation *> dead;
   module.walk([&](Operation *op) {
-    if (isa<ExpertFfnOp, DispatchOp>(op))
+    if (isa<ExpertFfnOp, DispatchOp>(op) || (isa<AllToAllOp>(op) && isa<RoutedType>(op->getResult(0).getType())))
       dead.push_back(op);
   });
   IRRewriter rewriter(context);
@@ -53,6 +55,9 @@ inline LogicalResult applyKernelConversion(ModuleOp module, RewritePatternSet &&
                              << backend << " backend";
     rewriter.eraseOp(op);
   }
+  // Every collective became a call: the mesh they named is no longer needed.
+  for (auto mesh : llvm::make_early_inc_range(module.getOps<MeshOp>()))
+    rewriter.eraseOp(mesh);
   return success();
 }
 
@@ -77,20 +82,31 @@ inline std::pair<Value, Value> resultBuffer(OpBuilder &b, Location loc, RankedTe
   return {buffer, tensor};
 }
 
-/// A dispatch -> [expert_ffn] -> combine chain, from its combine.
+/// A dispatch -> [expert_ffn] -> combine chain, from its combine; on a mesh
+/// (expert parallel) dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine.
 struct RoutedChain {
   DispatchOp dispatch;
-  ExpertFfnOp ffn; ///< null: dispatch straight into combine
+  ExpertFfnOp ffn;        ///< null: dispatch straight into combine
+  AllToAllOp toExperts;   ///< expert parallel: the rows to their experts' ranks
+  AllToAllOp fromExperts; ///< and the outputs back
 };
 
 inline FailureOr<RoutedChain> matchRoutedChain(CombineOp combine, StringRef backend) {
   RoutedChain chain;
-  chain.ffn = combine.getRouted().getDefiningOp<ExpertFfnOp>();
-  Value routed = chain.ffn ? chain.ffn.getRouted() : combine.getRouted();
+  Value routed = combine.getRouted();
+  if ((chain.fromExperts = routed.getDefiningOp<AllToAllOp>()))
+    routed = chain.fromExperts.getInput();
+  if ((chain.ffn = routed.getDefiningOp<ExpertFfnOp>()))
+    routed = chain.ffn.getRouted();
+  if ((chain.toExperts = routed.getDefiningOp<AllToAllOp>()))
+    routed = chain.toExperts.getInput();
   chain.dispatch = routed.getDefiningOp<DispatchOp>();
-  if (!chain.dispatch)
+  bool exchanged = chain.toExperts || chain.fromExperts;
+  if (!chain.dispatch || (exchanged && !(chain.toExperts && chain.fromExperts && chain.ffn)) ||
+      (exchanged && chain.toExperts.getAxes() != chain.fromExperts.getAxes()))
     return combine.emitError() << "the " << backend
-                               << " backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn";
+                               << " backend needs moe.combine of moe.dispatch, optionally through one moe.expert_ffn "
+                                  "(on a mesh: with one moe.all_to_all over the same axes on each side of it)";
   return chain;
 }
 

@@ -1,7 +1,8 @@
 //===- RuntimeAbi.h - MLIR types of the runtime's entry points --*- C++ -*-===//
 //
 // The functions generated code calls in the runtime are declared once, in
-// moe/runtime/cpu_kernels.h (the CPU kernels) and gpu_entry_points.h (the
+// moe/runtime/cpu_kernels.h (the CPU kernels), collective_entry_points.h (the
+// collectives) and gpu_entry_points.h (the
 // GPU host code's calls besides MLIR's mgpu* ABI). This header turns such a
 // C declaration into the func.func type the compiler declares it with, so a
 // changed signature changes both sides at once (decltype only: nothing is
@@ -14,6 +15,7 @@
 #define MOE_CONVERSION_RUNTIMEABI_H
 
 #include "moe/Support/MLIR.h"
+#include "moe/runtime/collective_entry_points.h"
 #include "moe/runtime/cpu_kernels.h"
 #include "moe/runtime/gpu_entry_points.h"
 

@@ -438,7 +438,7 @@ moe.mesh @mesh axes = ["dp", "ep"] shape = [2, 0]
 // Tests that a collective names a mesh.
 func.func @not_a_mesh(%x: tensor<8xf32>) {
   // expected-error @+1 {{'moe.all_reduce' op expects @not_a_mesh to name a 'moe.mesh'}}
-  %y = moe.all_reduce %x on @not_a_mesh axis = "dp" reduction = sum : tensor<8xf32>
+  %y = moe.all_reduce %x on @not_a_mesh axes = ["dp"] reduction = sum : tensor<8xf32>
   return
 }
 
@@ -448,7 +448,7 @@ func.func @not_a_mesh(%x: tensor<8xf32>) {
 moe.mesh @mesh axes = ["dp", "ep"] shape = [2, 4]
 func.func @no_axis(%x: tensor<8xf32>) {
   // expected-error @+1 {{'moe.all_reduce' op expects mesh @mesh to have an axis "tp"}}
-  %y = moe.all_reduce %x on @mesh axis = "tp" reduction = sum : tensor<8xf32>
+  %y = moe.all_reduce %x on @mesh axes = ["tp"] reduction = sum : tensor<8xf32>
   return
 }
 
@@ -458,7 +458,7 @@ func.func @no_axis(%x: tensor<8xf32>) {
 moe.mesh @mesh axes = ["ep"] shape = [4]
 func.func @a2a_dim(%x: tensor<8x64xf32>) {
   // expected-error @+1 {{'moe.all_to_all' op expects split_dim (2) to be less than the rank (2)}}
-  %y = moe.all_to_all %x on @mesh axis = "ep" split_dim = 2 concat_dim = 0 : tensor<8x64xf32> -> tensor<8x64xf32>
+  %y = moe.all_to_all %x on @mesh axes = ["ep"] split_dim = 2 concat_dim = 0 : tensor<8x64xf32> -> tensor<8x64xf32>
   return
 }
 
@@ -467,8 +467,8 @@ func.func @a2a_dim(%x: tensor<8x64xf32>) {
 // Tests that all_to_all splits into equal chunks.
 moe.mesh @mesh axes = ["ep"] shape = [4]
 func.func @a2a_divisible(%x: tensor<6x64xf32>) {
-  // expected-error @+1 {{'moe.all_to_all' op expects the split_dim size (6) to be divisible by the axis size (4)}}
-  %y = moe.all_to_all %x on @mesh axis = "ep" split_dim = 0 concat_dim = 0 : tensor<6x64xf32> -> tensor<6x64xf32>
+  // expected-error @+1 {{'moe.all_to_all' op expects the split_dim size (6) to be divisible by the group size (4)}}
+  %y = moe.all_to_all %x on @mesh axes = ["ep"] split_dim = 0 concat_dim = 0 : tensor<6x64xf32> -> tensor<6x64xf32>
   return
 }
 
@@ -478,7 +478,7 @@ func.func @a2a_divisible(%x: tensor<6x64xf32>) {
 moe.mesh @mesh axes = ["dp"] shape = [2]
 func.func @gather_result(%x: tensor<8x64xf32>) {
   // expected-error @+1 {{'moe.all_gather' op expects result type 'tensor<16x64xf32>', got 'tensor<8x64xf32>'}}
-  %y = moe.all_gather %x on @mesh axis = "dp" gather_dim = 0 : tensor<8x64xf32> -> tensor<8x64xf32>
+  %y = moe.all_gather %x on @mesh axes = ["dp"] gather_dim = 0 : tensor<8x64xf32> -> tensor<8x64xf32>
   return
 }
 
@@ -488,7 +488,7 @@ func.func @gather_result(%x: tensor<8x64xf32>) {
 moe.mesh @mesh axes = ["dp"] shape = [2]
 func.func @gather_dim(%x: tensor<8x64xf32>) {
   // expected-error @+1 {{'moe.all_gather' op expects gather_dim (3) to be less than the rank (2)}}
-  %y = moe.all_gather %x on @mesh axis = "dp" gather_dim = 3 : tensor<8x64xf32> -> tensor<8x64xf32>
+  %y = moe.all_gather %x on @mesh axes = ["dp"] gather_dim = 3 : tensor<8x64xf32> -> tensor<8x64xf32>
   return
 }
 
@@ -498,7 +498,7 @@ func.func @gather_dim(%x: tensor<8x64xf32>) {
 moe.mesh @mesh axes = ["dp"] shape = [2]
 func.func @rs_type(%x: tensor<8x64xf32>) {
   // expected-error @+1 {{'moe.reduce_scatter' op expects result element type 'bf16' to match the input element type 'f32'}}
-  %y = moe.reduce_scatter %x on @mesh axis = "dp" scatter_dim = 0 reduction = sum : tensor<8x64xf32> -> tensor<4x64xbf16>
+  %y = moe.reduce_scatter %x on @mesh axes = ["dp"] scatter_dim = 0 reduction = sum : tensor<8x64xf32> -> tensor<4x64xbf16>
   return
 }
 

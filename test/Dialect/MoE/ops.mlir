@@ -108,14 +108,14 @@ func.func @losses(%p: tensor<?x8xf32>, %e: tensor<?x2xi32>) -> (tensor<f32>, ten
 moe.mesh @mesh axes = ["dp", "ep"] shape = [2, 4]
 // CHECK-LABEL: func.func @collectives
 func.func @collectives(%x: tensor<8x64xf32>, %w: tensor<2048x8xbf16>, %l: tensor<f32>) {
-  // CHECK: moe.all_to_all %{{.*}} on @mesh axis = "ep" split_dim = 0 concat_dim = 1 : tensor<8x64xf32> -> tensor<2x256xf32>
-  %a = moe.all_to_all %x on @mesh axis = "ep" split_dim = 0 concat_dim = 1 : tensor<8x64xf32> -> tensor<2x256xf32>
-  // CHECK: moe.all_gather %{{.*}} on @mesh axis = "dp" gather_dim = 0 : tensor<2048x8xbf16> -> tensor<4096x8xbf16>
-  %g = moe.all_gather %w on @mesh axis = "dp" gather_dim = 0 : tensor<2048x8xbf16> -> tensor<4096x8xbf16>
-  // CHECK: moe.reduce_scatter %{{.*}} on @mesh axis = "dp" scatter_dim = 0 reduction = sum : tensor<4096x8xbf16> -> tensor<2048x8xbf16>
-  %s = moe.reduce_scatter %g on @mesh axis = "dp" scatter_dim = 0 reduction = sum : tensor<4096x8xbf16> -> tensor<2048x8xbf16>
-  // CHECK: moe.all_reduce %{{.*}} on @mesh axis = "dp" reduction = max : tensor<f32>
-  %r = moe.all_reduce %l on @mesh axis = "dp" reduction = max : tensor<f32>
+  // CHECK: moe.all_to_all %{{.*}} on @mesh axes = ["ep"] split_dim = 0 concat_dim = 1 : tensor<8x64xf32> -> tensor<2x256xf32>
+  %a = moe.all_to_all %x on @mesh axes = ["ep"] split_dim = 0 concat_dim = 1 : tensor<8x64xf32> -> tensor<2x256xf32>
+  // CHECK: moe.all_gather %{{.*}} on @mesh axes = ["dp"] gather_dim = 0 : tensor<2048x8xbf16> -> tensor<4096x8xbf16>
+  %g = moe.all_gather %w on @mesh axes = ["dp"] gather_dim = 0 : tensor<2048x8xbf16> -> tensor<4096x8xbf16>
+  // CHECK: moe.reduce_scatter %{{.*}} on @mesh axes = ["dp"] scatter_dim = 0 reduction = sum : tensor<4096x8xbf16> -> tensor<2048x8xbf16>
+  %s = moe.reduce_scatter %g on @mesh axes = ["dp"] scatter_dim = 0 reduction = sum : tensor<4096x8xbf16> -> tensor<2048x8xbf16>
+  // CHECK: moe.all_reduce %{{.*}} on @mesh axes = ["dp"] reduction = max : tensor<f32>
+  %r = moe.all_reduce %l on @mesh axes = ["dp"] reduction = max : tensor<f32>
   return
 }
 

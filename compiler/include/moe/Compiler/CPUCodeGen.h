@@ -10,6 +10,7 @@
 
 #include "moe/Support/MLIR.h"
 #include "moe/runtime/artifact.h"
+#include "moe/runtime/mesh.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -21,8 +22,10 @@ namespace moe {
 /// Compiles `layer` (a function of `module`, which is consumed) into a CPU
 /// artifact. Diagnostics go to the module's context; `commandLog`, if set,
 /// receives the linker command that ran, and `llvmIR` the optimised LLVM IR.
-LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, ::moe::runtime::Artifact &out,
-                                 std::string *commandLog = nullptr, std::string *llvmIR = nullptr);
+/// On a `mesh` of several ranks it is the placed per-rank program.
+LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, const ::moe::runtime::Mesh &mesh,
+                                 ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
+                                 std::string *llvmIR = nullptr);
 
 } // namespace moe
 

@@ -4,6 +4,7 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Support/MLIR.h"
+#include "moe/runtime/mesh.h"
 #include "moe/runtime/target.h"
 
 #include <string>
@@ -21,6 +22,9 @@ struct CompileOptions {
   bool cubin = true;
   /// GPU targets: the generated kernels' choices (convert-moe-to-gpu-kernels).
   GPUKernelOptions kernels;
+  /// The device mesh the layer is placed on (moec build --mesh; spec,
+  /// "Sharding"): one device by default.
+  ::moe::runtime::Mesh mesh;
 };
 
 /// What a compile can hand back beside the artifact, for inspection.

@@ -9,6 +9,7 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Support/MLIR.h"
+#include "moe/runtime/mesh.h"
 
 #include "mlir/Pass/PassManager.h"
 
@@ -19,6 +20,10 @@ namespace moe {
 /// Verifies the input, then canonicalises (folding routing into `moe.topk`)
 /// and removes common subexpressions.
 void buildMoEDefaultPipeline(OpPassManager &pm);
+
+/// Verifies the input and places it on `mesh` (moe-place-on-mesh): the
+/// per-rank program, before its signature is read and it is lowered.
+void buildMoEPlaceOnMeshPipeline(OpPassManager &pm, const ::moe::runtime::Mesh &mesh);
 
 /// Lowers a verified moe module to the LLVM dialect for the CPU (the default
 /// pipeline first): each layer function gets a `_mlir_ciface_` entry point,

@@ -51,6 +51,12 @@ struct Options {
   /// shorter compile (no ptxas), but the first load on a cold driver cache
   /// pays the driver's compile (docs/performance.md has both measured).
   bool cubin = false;
+  /// The device mesh the layer is placed on (part of the cache key). On a
+  /// mesh of several ranks each process calls with its own rows of the batch
+  /// (moe/runtime/mesh.h's tokenSlice) and `communicator` (which must
+  /// outlive the Function); setParameters still takes the global tensors.
+  runtime::Mesh mesh;
+  runtime::Communicator *communicator = nullptr;
 };
 
 struct Stats {
@@ -94,7 +100,7 @@ private:
 const std::string &compilerIdentity();
 
 /// The disk cache's key for `source` compiled with `options`: a hash of the
-/// compiler identity, every option that changes code (the target, the cubin) and the
+/// compiler identity, every option that changes code (the target, the cubin, the mesh) and the
 /// source. A rebuilt compiler or another target never hits a stale entry.
 std::string diskCacheKey(const Options &options, const std::string &source);
 
@@ -105,7 +111,7 @@ moe_status_t compileSourceForCPU(const std::string &text, const std::string &buf
 /// Compiles a layer's .moe source for `target` ("cpu" or a CUDA architecture);
 /// `cubin`: on a GPU target, embed a cubin from ptxas beside the PTX.
 moe_status_t compileSource(const std::string &text, const std::string &bufferName, const std::string &target,
-                           runtime::Artifact &out, bool cubin = false);
+                           runtime::Artifact &out, bool cubin = false, const runtime::Mesh &mesh = {});
 
 } // namespace moe::jit
 

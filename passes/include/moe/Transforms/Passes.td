@@ -39,4 +39,47 @@ def MoEVerifyInput : Pass<"moe-verify-input", "::mlir::ModuleOp"> {
   ];
 }
 
+def MoEPlaceOnMesh : Pass<"moe-place-on-mesh", "::mlir::ModuleOp"> {
+  let summary = "turn a single-device layer into the per-rank program of a device mesh";
+  let description = [{
+    Places the layer on the mesh `rep=R,dp=D,ep=E` (spec, "Sharding";
+    docs/sharding.md): every rank runs the program this pass makes, on its
+    own rows of the global batch. The pass
+
+    - declares `moe.mesh @mesh axes = ["rep", "dp", "ep"] shape = [R, D, E]`;
+    - with `ep > 1`: splits each stacked expert weight by expert (the
+      argument becomes the rank's `[n / E, ...]` slice) and puts a
+      `moe.all_to_all` over `ep` on each side of `moe.expert_ffn` (rows to
+      their experts' ranks, outputs back);
+    - with `dp > 1` (FSDP): makes every parameter argument the rank's flat,
+      padded 1/D chunk (expert slices over `dp`, the rest over `dp` and `ep`)
+      and gathers it with `moe.all_gather` just before its first use, then
+      unflattens it (bufferization frees it after its last use);
+    - on more than one rank: all-gathers the token rows the auxiliary losses
+      read, over the whole mesh, so each loss is the global batch's, summed
+      in the single-device order (layout invariance);
+    - records each parameter's placement and global shape (`moe.placement`,
+      `moe.global_shape`) for the artifact's signature.
+
+    The placement rules are the runtime's (moe/runtime/mesh.h), so the
+    compiler and the runtime agree on every shard. A one-device mesh leaves
+    the module unchanged.
+
+    ```mlir
+    // moe-opt --moe-place-on-mesh="mesh=ep=2"
+    %r = moe.dispatch %x, %e : tensor<?x64xf32>, tensor<?x2xi32>
+        -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>
+    // becomes
+    %r = moe.dispatch ...
+    %r2 = moe.all_to_all %r on @mesh axes = ["ep"] : !moe.routed<..., experts = 8, k = 2>
+        -> !moe.routed<..., experts = 8, k = 2, expert_shards = 2>
+    ```
+  }];
+  let options = [
+    Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
+           "the mesh: rep=R,dp=D,ep=E (axes left out are 1)">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
 #endif // MOE_TRANSFORMS_PASSES_TD

@@ -19,6 +19,8 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 
+#include "mlir/IR/SymbolTable.h"
+
 #include "mlir/IR/PatternMatch.h"
 
 #define DEBUG_TYPE "convert-moe-to-cpu-kernels"
@@ -55,6 +57,9 @@ public:
   }
 
   /// A null address (an absent optional operand).
+  /// The address of a buffer the caller allocated (written by the call).
+  void buffer(Value memref) { address(memref); }
+
   void none() { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0))); }
 
   void i64(Value index) { args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), index)); }
@@ -65,7 +70,7 @@ public:
 
   /// Emits `call @name(args)`, declaring the kernel in the module on first
   /// use with `fnType`, its type from cpu_kernels.h (MOE_RUNTIME_ENTRY_POINT).
-  LogicalResult call(StringRef name, FunctionType fnType) {
+  LogicalResult call(StringRef name, FunctionType fnType, Value *result = nullptr) {
     auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
     SmallVector<Type> types;
     for (Value a : args)
@@ -79,7 +84,9 @@ public:
       auto decl = func::FuncOp::create(b, loc, name, fnType);
       decl.setPrivate();
     }
-    func::CallOp::create(b, loc, name, TypeRange{}, args);
+    auto op = func::CallOp::create(b, loc, name, fnType.getResults(), args);
+    if (result)
+      *result = op.getResult(0);
     return success();
   }
 
@@ -235,6 +242,177 @@ struct ZLossToKernelCall : KernelCallPattern<ZLossOp> {
   }
 };
 
+/// The runtime's mask of a collective's axes, or an error naming the axis.
+FailureOr<int32_t> collectiveAxes(Operation *op, ArrayAttr axes) {
+  std::optional<int32_t> mask = kernelAxes(axes);
+  if (!mask)
+    return op->emitError() << "the CPU runtime's meshes have the axes rep, dp and ep; got " << axes;
+  return *mask;
+}
+
+/// The elements of a tensor value (its dynamic sizes read at run time).
+Value numElements(OpBuilder &b, Location loc, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  Value n = arith::ConstantIndexOp::create(b, loc, 1);
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    n = arith::MulIOp::create(b, loc, n,
+                              type.isDynamicDim(d) ? dim(b, loc, tensor, d)
+                                                   : arith::ConstantIndexOp::create(b, loc, type.getDimSize(d)));
+  return n;
+}
+
+Value bytesOf(OpBuilder &b, Location loc, Value elements, Type elementType) {
+  unsigned size = elementType.getIntOrFloatBitWidth() / 8;
+  return arith::MulIOp::create(b, loc, elements, arith::ConstantIndexOp::create(b, loc, size));
+}
+
+/// moe.all_gather: equal chunks (FSDP) or, with a dynamic gather dimension
+/// 0, each rank's rows (the auxiliary losses' tokens), sized by a first call.
+struct AllGatherToCall : KernelCallPattern<AllGatherOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(AllGatherOp g, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = g.getLoc();
+    FailureOr<int32_t> axes = collectiveAxes(g, g.getAxes());
+    if (failed(axes))
+      return failure();
+    Value input = adaptor.getInput();
+    auto type = cast<RankedTensorType>(g.getResult().getType());
+    Type element = type.getElementType();
+    if (g.getGatherDim() != 0)
+      return g.emitError() << "the CPU backend gathers along dimension 0 only, got gather_dim = " << g.getGatherDim();
+    for (int64_t d = 1; d < type.getRank(); ++d)
+      if (type.isDynamicDim(d))
+        return g.emitError() << "the CPU backend gathers rows of a static size, got " << type;
+    if (!type.isDynamicDim(0)) {
+      auto [buffer, out] = resultBuffer(b, loc, type, input);
+      KernelCall call(b, loc);
+      call.input(input);
+      call.buffer(buffer);
+      call.i64(bytesOf(b, loc, numElements(b, loc, input), element));
+      call.i32(*axes);
+      if (failed(call.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_all_gather, b))))
+        return failure();
+      b.replaceOp(g, out);
+      return success();
+    }
+    Value rows = dim(b, loc, input, 0);
+    KernelCall count(b, loc);
+    count.i64(rows);
+    count.i32(*axes);
+    Value total;
+    if (failed(count.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_gathered_rows, b), &total)))
+      return failure();
+    Value totalIndex = arith::IndexCastOp::create(b, loc, b.getIndexType(), total);
+    auto memrefType = MemRefType::get(type.getShape(), element);
+    Value buffer = memref::AllocOp::create(b, loc, memrefType, ValueRange{totalIndex});
+    Value out = bufferization::ToTensorOp::create(b, loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+    int64_t rowElements = 1;
+    for (int64_t d = 1; d < type.getRank(); ++d)
+      rowElements *= type.getDimSize(d);
+    KernelCall k(b, loc);
+    k.input(input);
+    k.buffer(buffer);
+    k.i64(rows);
+    k.i64(rowElements * element.getIntOrFloatBitWidth() / 8);
+    k.i32(*axes);
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_all_gather_rows, b))))
+      return failure();
+    b.replaceOp(g, out);
+    return success();
+  }
+};
+
+struct AllReduceToCall : KernelCallPattern<AllReduceOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(AllReduceOp r, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = r.getLoc();
+    FailureOr<int32_t> axes = collectiveAxes(r, r.getAxes());
+    if (failed(axes))
+      return failure();
+    Value input = adaptor.getInput();
+    auto type = cast<RankedTensorType>(r.getResult().getType());
+    if (!isa<FloatType>(type.getElementType()))
+      return r.emitError() << "the CPU backend all-reduces float tensors, got " << type;
+    KernelCall k(b, loc);
+    k.input(input);
+    Value out = k.output(type, input);
+    k.i64(numElements(b, loc, input));
+    k.dtype(input);
+    k.i32(kernelReduction(r.getReduction()));
+    k.i32(*axes);
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_all_reduce, b))))
+      return failure();
+    b.replaceOp(r, out);
+    return success();
+  }
+};
+
+struct ReduceScatterToCall : KernelCallPattern<ReduceScatterOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(ReduceScatterOp r, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = r.getLoc();
+    FailureOr<int32_t> axes = collectiveAxes(r, r.getAxes());
+    if (failed(axes))
+      return failure();
+    auto type = cast<RankedTensorType>(r.getResult().getType());
+    if (r.getScatterDim() != 0 || !type.hasStaticShape() || !isa<FloatType>(type.getElementType()))
+      return r.emitError() << "the CPU backend reduce-scatters static float tensors along dimension 0, got " << type
+                           << " scatter_dim = " << r.getScatterDim();
+    KernelCall k(b, loc);
+    k.input(adaptor.getInput());
+    Value out = k.output(type, {});
+    k.i64(type.getNumElements());
+    k.dtype(adaptor.getInput());
+    k.i32(kernelReduction(r.getReduction()));
+    k.i32(*axes);
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_reduce_scatter, b))))
+      return failure();
+    b.replaceOp(r, out);
+    return success();
+  }
+};
+
+/// A tensor all-to-all along dimension 0 (chunks are contiguous rows).
+struct AllToAllToCall : KernelCallPattern<AllToAllOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(AllToAllOp a, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    if (isa<RoutedType>(a.getInput().getType()))
+      return failure(); // part of a routed chain: its combine's pattern lowers it
+    Location loc = a.getLoc();
+    FailureOr<int32_t> axes = collectiveAxes(a, a.getAxes());
+    if (failed(axes))
+      return failure();
+    auto type = cast<RankedTensorType>(a.getResult().getType());
+    if (a.getSplitDim() != 0u || a.getConcatDim() != 0u || !type.hasStaticShape())
+      return a.emitError() << "the CPU backend exchanges static tensors along dimension 0 (split_dim = concat_dim = "
+                              "0), got "
+                           << type;
+    KernelCall k(b, loc);
+    k.input(adaptor.getInput());
+    Value out = k.output(type, {});
+    // The chunk: the bytes over the group size (the verifier checked it divides).
+    FailureOr<int64_t> size = groupSize(a);
+    if (failed(size))
+      return failure();
+    k.i64(type.getNumElements() * type.getElementType().getIntOrFloatBitWidth() / 8 / *size);
+    k.i32(*axes);
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_all_to_all, b))))
+      return failure();
+    b.replaceOp(a, out);
+    return success();
+  }
+
+  static FailureOr<int64_t> groupSize(AllToAllOp a) {
+    auto mesh = SymbolTable::lookupNearestSymbolFrom<MeshOp>(a, a.getMeshAttr());
+    if (!mesh)
+      return a.emitError() << "no mesh " << a.getMeshAttr();
+    int64_t n = 1;
+    for (auto axis : a.getAxes().getAsValueRange<StringAttr>())
+      n *= mesh.getAxisSize(axis).value_or(1);
+    return n;
+  }
+};
+
 /// dispatch -> [expert_ffn] -> combine as one fused call.
 struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
   using KernelCallPattern::KernelCallPattern;
@@ -270,8 +448,17 @@ struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
     k.dtype(adaptor.getWeights());
     k.i32(weights.empty() ? 0 : dtypeCode(getElementTypeOrSelf(weights[0].getType())));
     k.dtype(combine.getResult());
-    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn, b))))
+    if (chain->toExperts) {
+      // Expert parallel: the same kernel with the exchanges around its experts.
+      FailureOr<int32_t> axes = collectiveAxes(chain->toExperts, chain->toExperts.getAxes());
+      if (failed(axes))
+        return failure();
+      k.i32(*axes);
+      if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep, b))))
+        return failure();
+    } else if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn, b)))) {
       return failure();
+    }
     b.replaceOp(combine, out);
     return success();
   }
@@ -293,5 +480,6 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
 
 void moe::populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns) {
   patterns.add<DenseToKernelCall, TopKToKernelCall, GroupTopKToKernelCall, GatherToKernelCall,
-               LoadBalanceLossToKernelCall, ZLossToKernelCall, RoutedChainToKernelCall>(patterns.getContext());
+               LoadBalanceLossToKernelCall, ZLossToKernelCall, RoutedChainToKernelCall, AllGatherToCall,
+               AllReduceToCall, ReduceScatterToCall, AllToAllToCall>(patterns.getContext());
 }

@@ -11,6 +11,7 @@
 #define MOE_RUNTIME_ARTIFACT_H
 
 #include "moe/runtime/dtype.h"
+#include "moe/runtime/mesh.h"
 #include "moe/runtime/status.h"
 
 #include <cstdint>
@@ -40,6 +41,8 @@ struct TensorSpec {
   std::vector<Dim> shape;
   std::string init = "normal"; ///< parameters: "normal", "zeros", "ones"
   bool trainable = true;
+  /// Parameters: how the mesh splits it (mesh.h); the shape is the global one.
+  Placement placement = Placement::Replicated;
 
   /// The sizes of a shape without symbols (a parameter's).
   std::vector<int64_t> sizes() const {
@@ -68,6 +71,8 @@ struct Signature {
   /// Useful FLOPs per token (router, experts at k per token, dense layers), for
   /// `moec run --bench`; 0 when unknown.
   double flopsPerToken = 0;
+  /// The mesh the code was placed on (moec build --mesh); one device by default.
+  Mesh mesh;
 };
 
 struct Artifact {

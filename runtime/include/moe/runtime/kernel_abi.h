@@ -23,4 +23,11 @@ typedef enum {
   MOE_FFN_IDENTITY = 5, /* dispatch straight into combine: no FFN */
 } moe_ffn_t;
 
+/* The reduction of a collective (collective_entry_points.h). */
+typedef enum {
+  MOE_REDUCE_SUM = 0,
+  MOE_REDUCE_MAX = 1,
+  MOE_REDUCE_MIN = 2,
+} moe_reduction_t;
+
 #endif /* MOE_RUNTIME_KERNEL_ABI_H */

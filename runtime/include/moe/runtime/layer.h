@@ -12,6 +12,7 @@
 #define MOE_RUNTIME_LAYER_H
 
 #include "moe/runtime/artifact.h"
+#include "moe/runtime/comm.h"
 #include "moe/runtime/cuda.h"
 #include "moe/runtime/tensor.h"
 
@@ -35,6 +36,21 @@ public:
   const Signature &signature() const { return artifact.signature; }
   /// The bound parameters, in signature order.
   const std::vector<Tensor> &parameters() const { return params; }
+
+  /// Places the layer on a rank of its mesh: the communicator its collectives
+  /// run on (it must outlive the layer's calls). Without one, the layer runs
+  /// as the world of one. The world must match the signature's mesh.
+  moe_status_t attach(Communicator *communicator);
+  int64_t rank() const { return comm ? comm->rank() : 0; }
+  Communicator *communicator() const { return comm; }
+  /// Whether the layer is placed on more than one rank.
+  bool isSharded() const { return !signature().mesh.isSingleDevice(); }
+  /// The shard of parameter `spec` this rank holds (mesh.h), and the shape
+  /// bindParameters expects for it.
+  ParamShard paramShardOf(const TensorSpec &spec) const;
+  /// A hash of the whole artifact (FNV-1a 64 over its signature and code),
+  /// compared across ranks at start-up.
+  uint64_t artifactHash() const { return hash; }
 
   /// Binds every parameter by its checkpoint name; dtypes and shapes must
   /// match the signature exactly. Extra tensors are an error too (a typo in a
@@ -93,6 +109,8 @@ private:
   int libraryFd = -1;
   void (*entry)(void **) = nullptr;
   std::vector<Tensor> params;
+  Communicator *comm = nullptr;
+  uint64_t hash = 0;
 };
 
 } // namespace moe::runtime

@@ -15,9 +15,45 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moe::runtime {
+
+/// A tensor of a safetensors header: its data at bytes [begin, end) of the
+/// data region.
+struct TensorEntry {
+  std::string name;
+  moe_dtype_t dtype = MOE_F32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+/// Parses and checks a header (the JSON text) for a data region of `dataSize` bytes.
+moe_status_t parseSafetensorsHeader(std::string_view header, uint64_t dataSize, std::vector<TensorEntry> &out);
+
+/// A safetensors file read in pieces: open() reads and checks the header
+/// only; readElements() reads a range of one tensor with pread, so a rank of
+/// a mesh reads its own shard and never the whole file.
+class SafetensorsFile {
+public:
+  SafetensorsFile() = default;
+  SafetensorsFile(const SafetensorsFile &) = delete;
+  SafetensorsFile &operator=(const SafetensorsFile &) = delete;
+  ~SafetensorsFile();
+  moe_status_t open(const std::string &path);
+  const std::vector<TensorEntry> &entries() const { return entries_; }
+  const TensorEntry *find(const std::string &name) const;
+  /// Elements [first, first + count) of `e` (row-major) into `out`.
+  moe_status_t readElements(const TensorEntry &e, int64_t first, int64_t count, void *out) const;
+  const std::string &fileName() const { return path; }
+
+private:
+  std::string path;
+  int fd = -1;
+  uint64_t dataStart = 0;
+  std::vector<TensorEntry> entries_;
+};
 
 /// Parses a safetensors image held in memory.
 moe_status_t parseSafetensors(const uint8_t *bytes, size_t size, std::vector<Tensor> &out);

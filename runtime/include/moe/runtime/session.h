@@ -20,6 +20,7 @@ struct SessionOptions {
   /// With bench: more token counts timed on the same weights (random inputs).
   std::vector<unsigned> moreBenchTokens;
   std::string tool = "moe-run"; ///< the program name errors start with
+  std::string errorPrefix;      ///< after "error": " (rank 2)" on a mesh
 };
 
 /// Called after the first run with (inputs, parameters, outputs); returns an

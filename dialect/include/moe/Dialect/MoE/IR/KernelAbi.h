@@ -11,6 +11,7 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Support/MLIR.h"
 #include "moe/runtime/kernel_abi.h"
+#include "moe/runtime/mesh.h"
 
 #include "llvm/Support/ErrorHandling.h"
 
@@ -50,6 +51,35 @@ inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
     }
   }
   llvm_unreachable("an expert FFN without a kernel code");
+}
+
+/// The runtime's mask (moe::runtime::MeshAxes) of a collective's axes;
+/// nullopt for an axis the runtime's meshes do not have.
+inline std::optional<int32_t> kernelAxes(::mlir::ArrayAttr axes) {
+  int32_t mask = 0;
+  for (auto name : axes.getAsValueRange<::mlir::StringAttr>()) {
+    if (name == "rep")
+      mask |= ::moe::runtime::kAxisRep;
+    else if (name == "dp")
+      mask |= ::moe::runtime::kAxisDp;
+    else if (name == "ep")
+      mask |= ::moe::runtime::kAxisEp;
+    else
+      return std::nullopt;
+  }
+  return mask;
+}
+
+inline moe_reduction_t kernelReduction(CollectiveReduction r) {
+  switch (r) {
+  case CollectiveReduction::sum:
+    return MOE_REDUCE_SUM;
+  case CollectiveReduction::max:
+    return MOE_REDUCE_MAX;
+  case CollectiveReduction::min:
+    return MOE_REDUCE_MIN;
+  }
+  llvm_unreachable("a collective reduction without a kernel code");
 }
 
 } // namespace moe

@@ -41,6 +41,11 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getInitAttrName() { return "moe.init"; }
     /// An input's dimension names: a symbol ("tokens") or "" for a static size.
     static constexpr ::llvm::StringLiteral getDimsAttrName() { return "moe.dims"; }
+    /// A parameter placed on a mesh (moe-place-on-mesh): how the mesh splits
+    /// it ("experts" or "replicated", moe/runtime/mesh.h) and its global
+    /// shape; the argument's type is then the rank's shard.
+    static constexpr ::llvm::StringLiteral getPlacementAttrName() { return "moe.placement"; }
+    static constexpr ::llvm::StringLiteral getGlobalShapeAttrName() { return "moe.global_shape"; }
     /// A layer function's docstring, and its hyperparameters and type
     /// parameters as compiled (a dictionary of name to value).
     static constexpr ::llvm::StringLiteral getDescriptionAttrName() { return "moe.description"; }

@@ -407,8 +407,9 @@ def MoE_MeshOp : MoE_Op<"mesh", [Symbol]> {
   let description = [{
     Declares the device mesh a layer is placed on: one named axis per
     parallelism kind, e.g. `dp` (data / FSDP) and `ep` (expert parallel).
-    Collectives name an axis of a mesh; ranks that differ only in that axis
-    form one communicator.
+    Collectives name axes of a mesh; ranks that differ only in those axes
+    form one communicator. `moe-place-on-mesh` declares
+    `axes = ["rep", "dp", "ep"]` (world rank `(rep * D + dp) * E + ep`).
 
     ```mlir
     moe.mesh @mesh axes = ["dp", "ep"] shape = [2, 4]
@@ -429,81 +430,93 @@ class MoE_CollectiveOp<string mnemonic, list<Trait> traits = []>
         [DeclareOpInterfaceMethods<SymbolUserOpInterface>])>;
 
 def MoE_AllToAllOp : MoE_CollectiveOp<"all_to_all"> {
-  let summary = "all-to-all over a mesh axis";
+  let summary = "all-to-all over mesh axes";
   let description = [{
-    Splits `input` along `split_dim` into one chunk per rank of the mesh
-    axis, sends chunk `i` to rank `i`, and concatenates what it receives
-    along `concat_dim`. Expert parallelism's dispatch and combine exchange.
+    On a tensor: splits `input` along `split_dim` into one chunk per rank of
+    the group, sends chunk `i` to rank `i`, and concatenates what it receives
+    along `concat_dim`.
+
+    On a routed value (expert parallelism; no dims): the dispatch exchange
+    sends each routed row to the rank owning its expert (the result has
+    `expert_shards` = the group size), and the combine exchange sends the
+    expert outputs back to their tokens' ranks (the result has none). The
+    per-(rank, expert) counts travel first; every rank takes part whatever
+    it routes or receives.
 
     ```mlir
-    %y = moe.all_to_all %x on @mesh axis = "ep" split_dim = 0 concat_dim = 1
+    %y = moe.all_to_all %x on @mesh axes = ["ep"] split_dim = 0 concat_dim = 1
         : tensor<8x64xf32> -> tensor<2x256xf32>
+    %r2 = moe.all_to_all %r on @mesh axes = ["ep"]
+        : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>
+        -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>
     ```
   }];
-  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrAttr:$axis,
-                       MoE_NonNegI64:$split_dim, MoE_NonNegI64:$concat_dim);
-  let results = (outs MoE_AnyTensor:$result);
+  let arguments = (ins AnyTypeOf<[MoE_AnyTensor, MoE_Routed]>:$input, FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes,
+                       OptionalAttr<MoE_NonNegI64>:$split_dim, OptionalAttr<MoE_NonNegI64>:$concat_dim);
+  let results = (outs AnyTypeOf<[MoE_AnyTensor, MoE_Routed]>:$result);
   let assemblyFormat = [{
-    $input `on` $mesh `axis` `=` $axis `split_dim` `=` $split_dim `concat_dim` `=` $concat_dim
-        attr-dict `:` type($input) `->` type($result)
+    $input `on` $mesh `axes` `=` $axes (`split_dim` `=` $split_dim^)? (`concat_dim` `=` $concat_dim^)?
+        attr-dict `:` qualified(type($input)) `->` qualified(type($result))
   }];
 }
 
 def MoE_AllGatherOp : MoE_CollectiveOp<"all_gather"> {
-  let summary = "all-gather over a mesh axis";
+  let summary = "all-gather over mesh axes";
   let description = [{
     Concatenates every rank's `input` along `gather_dim`, in rank order (FSDP
-    unsharding of a weight before use).
+    unsharding of a weight before use). A dynamic `gather_dim` may differ
+    between ranks (the token rows an auxiliary loss needs from the whole
+    batch).
 
     ```mlir
-    %w = moe.all_gather %shard on @mesh axis = "dp" gather_dim = 0
+    %w = moe.all_gather %shard on @mesh axes = ["dp"] gather_dim = 0
         : tensor<2048x8xbf16> -> tensor<4096x8xbf16>
     ```
   }];
-  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrAttr:$axis,
+  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes,
                        MoE_NonNegI64:$gather_dim);
   let results = (outs MoE_AnyTensor:$result);
   let assemblyFormat = [{
-    $input `on` $mesh `axis` `=` $axis `gather_dim` `=` $gather_dim
+    $input `on` $mesh `axes` `=` $axes `gather_dim` `=` $gather_dim
         attr-dict `:` type($input) `->` type($result)
   }];
 }
 
 def MoE_ReduceScatterOp : MoE_CollectiveOp<"reduce_scatter"> {
-  let summary = "reduce-scatter over a mesh axis";
+  let summary = "reduce-scatter over mesh axes";
   let description = [{
-    Reduces `input` elementwise over the ranks of the axis and leaves rank `i`
+    Reduces `input` elementwise over the ranks of the group and leaves rank `i`
     with the `i`-th chunk along `scatter_dim` (FSDP gradient sharding).
 
     ```mlir
-    %g = moe.reduce_scatter %grad on @mesh axis = "dp" scatter_dim = 0 reduction = sum
+    %g = moe.reduce_scatter %grad on @mesh axes = ["dp"] scatter_dim = 0 reduction = sum
         : tensor<4096x8xf32> -> tensor<2048x8xf32>
     ```
   }];
-  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrAttr:$axis,
+  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes,
                        MoE_NonNegI64:$scatter_dim, MoE_CollectiveReduction:$reduction);
   let results = (outs MoE_AnyTensor:$result);
   let assemblyFormat = [{
-    $input `on` $mesh `axis` `=` $axis `scatter_dim` `=` $scatter_dim `reduction` `=` $reduction
+    $input `on` $mesh `axes` `=` $axes `scatter_dim` `=` $scatter_dim `reduction` `=` $reduction
         attr-dict `:` type($input) `->` type($result)
   }];
 }
 
 def MoE_AllReduceOp : MoE_CollectiveOp<"all_reduce", [SameOperandsAndResultType]> {
-  let summary = "all-reduce over a mesh axis";
+  let summary = "all-reduce over mesh axes";
   let description = [{
-    Every rank of the axis receives the elementwise reduction of all ranks'
-    `input` (auxiliary-loss statistics, replicated gradients).
+    Every rank of the group receives the elementwise reduction of all ranks'
+    `input`, summed in rank order whatever the mesh (replicated gradients).
 
     ```mlir
-    %s = moe.all_reduce %loss on @mesh axis = "dp" reduction = sum : tensor<f32>
+    %s = moe.all_reduce %loss on @mesh axes = ["dp"] reduction = sum : tensor<f32>
     ```
   }];
-  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrAttr:$axis,
+  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes,
                        MoE_CollectiveReduction:$reduction);
   let results = (outs MoE_AnyTensor:$result);
   let assemblyFormat = [{
-    $input `on` $mesh `axis` `=` $axis `reduction` `=` $reduction attr-dict `:` type($input)
+    $input `on` $mesh `axes` `=` $axes `reduction` `=` $reduction attr-dict `:` type($input)
   }];
 }
 

@@ -22,19 +22,28 @@ def MoE_RoutedType : TypeDef<MoE_Dialect, "Routed"> {
     the later ones, in (token, slot) order, are dropped. Without it the value is
     dropless.
 
+    `expert_shards`, when present (> 1), says where the rows are: on a mesh
+    whose `ep` axis splits the experts over `expert_shards` ranks, the value
+    holds the rows routed to this rank's `experts / expert_shards` experts,
+    received from every rank of its expert-parallel group (the result of the
+    dispatch `moe.all_to_all`). Without it the rows are on their tokens' rank.
+
     ```mlir
     !moe.routed<tensor<?x4096xbf16>, experts = 8, k = 2>
     !moe.routed<tensor<?x512xf32>, experts = 64, k = 1, capacity = 1.25>
+    !moe.routed<tensor<?x4096xbf16>, experts = 8, k = 2, expert_shards = 4>
     ```
   }];
   let parameters = (ins
     "::mlir::RankedTensorType":$tokens,
     "int64_t":$experts,
     "int64_t":$k,
-    OptionalParameter<"::mlir::FloatAttr">:$capacity);
+    OptionalParameter<"::mlir::FloatAttr">:$capacity,
+    DefaultValuedParameter<"int64_t", "1">:$expertShards);
   let assemblyFormat = [{
     `<` $tokens `,` `experts` `=` $experts `,` `k` `=` $k
-        (`,` `capacity` `=` custom<CapacityFactor>($capacity)^)? `>`
+        (`,` `capacity` `=` custom<CapacityFactor>($capacity)^)?
+        (`,` `expert_shards` `=` $expertShards^)? `>`
   }];
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
@@ -44,8 +53,14 @@ def MoE_RoutedType : TypeDef<MoE_Dialect, "Routed"> {
     bool isDropless() const { return !getCapacity(); }
     /// The same assignments carrying rows of another hidden size/type.
     RoutedType withTokens(::mlir::RankedTensorType tokens) const {
-      return RoutedType::get(getContext(), tokens, getExperts(), getK(), getCapacity());
+      return RoutedType::get(getContext(), tokens, getExperts(), getK(), getCapacity(), getExpertShards());
     }
+    /// The same assignments held on `shards` expert ranks (1: on the tokens' ranks).
+    RoutedType withExpertShards(int64_t shards) const {
+      return RoutedType::get(getContext(), getTokens(), getExperts(), getK(), getCapacity(), shards);
+    }
+    /// The experts whose rows this value holds: all, or this rank's slice.
+    int64_t getLocalExperts() const { return getExperts() / getExpertShards(); }
   }];
 }
 

@@ -1,0 +1,243 @@
+//===- PlaceOnMesh.cpp - moe-place-on-mesh ----------------------*- C++ -*-===//
+//
+// A single-device layer to the per-rank (SPMD) program of a device mesh:
+// expert weights split over ep with an all-to-all on each side of the
+// experts, FSDP chunks gathered before use, the auxiliary losses' rows
+// gathered over the mesh. The placement rules are the runtime's (mesh.h).
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Support/MLIR.h"
+#include "moe/Transforms/Passes.h"
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+#include "moe/runtime/mesh.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+#define DEBUG_TYPE "moe-place-on-mesh"
+
+namespace moe {
+#define GEN_PASS_DEF_MOEPLACEONMESH
+#include "moe/Transforms/Passes.h.inc"
+} // namespace moe
+
+using namespace mlir;
+using namespace moe;
+namespace rt = ::moe::runtime;
+
+namespace {
+
+constexpr StringLiteral kMeshName = "mesh";
+
+/// The axis names of a MeshAxes mask, in mesh order.
+ArrayAttr axesAttr(Builder &b, int32_t axes) {
+  SmallVector<Attribute> names;
+  if (axes & rt::kAxisRep)
+    names.push_back(b.getStringAttr("rep"));
+  if (axes & rt::kAxisDp)
+    names.push_back(b.getStringAttr("dp"));
+  if (axes & rt::kAxisEp)
+    names.push_back(b.getStringAttr("ep"));
+  return b.getArrayAttr(names);
+}
+
+/// A tensor type with its first dimension dynamic (a gather over uneven rows).
+RankedTensorType withDynamicRows(RankedTensorType t) {
+  SmallVector<int64_t> shape(t.getShape());
+  shape[0] = ShapedType::kDynamic;
+  return RankedTensorType::get(shape, t.getElementType());
+}
+
+struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
+  using MoEPlaceOnMeshBase::MoEPlaceOnMeshBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    std::string error;
+    std::optional<rt::Mesh> parsed = rt::parseMesh(mesh, error);
+    if (!parsed) {
+      module.emitError() << error;
+      return signalPassFailure();
+    }
+    placed = *parsed;
+    if (placed.isSingleDevice())
+      return;
+    if (module.lookupSymbol(kMeshName)) {
+      module.emitError() << "the module already declares @" << kMeshName << "; it is placed on a mesh already";
+      return signalPassFailure();
+    }
+    OpBuilder b(module.getBodyRegion());
+    b.setInsertionPointToStart(module.getBody());
+    MeshOp::create(b, module.getLoc(), kMeshName, b.getStrArrayAttr({"rep", "dp", "ep"}),
+                   b.getDenseI64ArrayAttr({placed.rep, placed.dp, placed.ep}));
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (!fn.isDeclaration() && failed(placeLayer(fn)))
+        return signalPassFailure();
+  }
+
+  LogicalResult placeLayer(func::FuncOp fn) {
+    if (failed(checkTokens(fn)))
+      return failure();
+    // Which arguments are stacked expert weights.
+    llvm::DenseSet<unsigned> expertArgs;
+    WalkResult walk = fn.walk([&](ExpertFfnOp ffn) {
+      for (Value w : ffn.getWeights()) {
+        auto arg = dyn_cast<BlockArgument>(w);
+        if (!arg || arg.getOwner() != &fn.getBody().front()) {
+          ffn.emitError() << "on a mesh, expert weights must be layer parameters (function arguments)";
+          return WalkResult::interrupt();
+        }
+        int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+        if (n % placed.ep != 0) {
+          ffn.emitError() << "mesh " << placed.toString() << ": ep = " << placed.ep << " does not divide the " << n
+                          << " experts";
+          return WalkResult::interrupt();
+        }
+        expertArgs.insert(arg.getArgNumber());
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    if (placed.ep > 1)
+      fn.walk([&](ExpertFfnOp ffn) { exchangeAroundExperts(ffn); });
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      if (fn.getArgAttr(i, MoEDialect::getParamAttrName()) &&
+          failed(placeParameter(fn, i, expertArgs.contains(i) ? rt::Placement::Experts : rt::Placement::Replicated)))
+        return failure();
+    gatherLossRows(fn);
+    return success();
+  }
+
+  /// Inputs are sliced by rows: their first dimension must be the (dynamic)
+  /// token count, and nothing may reduce over it but the auxiliary losses.
+  LogicalResult checkTokens(func::FuncOp fn) {
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
+      auto input = fn.getArgAttrOfType<StringAttr>(i, MoEDialect::getInputAttrName());
+      auto type = dyn_cast<RankedTensorType>(fn.getArgumentTypes()[i]);
+      if (input && type && (type.getRank() == 0 || !type.isDynamicDim(0)))
+        return fn.emitError() << "input '" << input.getValue() << "' has type " << type
+                              << "; on a mesh every input's first dimension is the dynamic token count";
+    }
+    WalkResult walk = fn.walk([&](Operation *op) {
+      int64_t dim = -1;
+      Value input;
+      if (auto r = dyn_cast<ReduceOp>(op))
+        dim = r.getDim(), input = r.getInput();
+      else if (auto s = dyn_cast<SoftmaxOp>(op))
+        dim = s.getDim(), input = s.getInput();
+      auto type = input ? dyn_cast<RankedTensorType>(input.getType()) : nullptr;
+      if (dim == 0 && type && type.isDynamicDim(0)) {
+        op->emitError() << "reduces over the token dimension, which a mesh splits over its ranks; only the "
+                           "auxiliary losses may (mesh "
+                        << placed.toString() << ")";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    return failure(walk.wasInterrupted());
+  }
+
+  /// dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine.
+  void exchangeAroundExperts(ExpertFfnOp ffn) {
+    OpBuilder b(ffn);
+    Location loc = ffn.getLoc();
+    auto routed = cast<RoutedType>(ffn.getRouted().getType());
+    auto sharded = routed.withExpertShards(placed.ep);
+    ArrayAttr ep = axesAttr(b, rt::kAxisEp);
+    auto meshRef = FlatSymbolRefAttr::get(b.getContext(), kMeshName);
+    Value there = AllToAllOp::create(b, loc, sharded, ffn.getRouted(), meshRef, ep, IntegerAttr(), IntegerAttr());
+    ffn.getRoutedMutable().assign(there);
+    ffn.getResult().setType(sharded);
+    b.setInsertionPointAfter(ffn);
+    auto back = AllToAllOp::create(b, loc, routed, ffn.getResult(), meshRef, ep, IntegerAttr(), IntegerAttr());
+    ffn.getResult().replaceAllUsesExcept(back.getResult(), back);
+  }
+
+  /// The argument becomes the rank's shard; with FSDP, the whole local slice
+  /// is gathered back just before its first use.
+  LogicalResult placeParameter(func::FuncOp fn, unsigned i, rt::Placement placement) {
+    auto type = cast<RankedTensorType>(fn.getArgumentTypes()[i]);
+    std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
+    rt::ParamShard shard = rt::paramShard(placed, 0, placement, shape);
+    Builder attrs(fn.getContext());
+    fn.setArgAttr(i, MoEDialect::getPlacementAttrName(), attrs.getStringAttr(rt::placementName(placement)));
+    fn.setArgAttr(i, MoEDialect::getGlobalShapeAttrName(), attrs.getDenseI64ArrayAttr(type.getShape()));
+    BlockArgument arg = fn.getArgument(i);
+    auto local = RankedTensorType::get(shard.localShape, type.getElementType());
+    if (!shard.fsdpAxes) {
+      arg.setType(local);
+      fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), fn.getResultTypes()));
+      return success();
+    }
+    if (type.getRank() == 0)
+      return fn.emitError() << "parameter #" << i << " is a scalar; FSDP (dp = " << placed.dp
+                            << ") shards tensors of rank 1 or more";
+    if (arg.use_empty()) {
+      arg.setType(local);
+      fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), fn.getResultTypes()));
+      return success();
+    }
+    // Before the first use, in the function's block.
+    Operation *first = nullptr;
+    for (Operation *user : arg.getUsers()) {
+      Operation *inBlock = fn.getBody().front().findAncestorOpInBlock(*user);
+      if (inBlock && (!first || inBlock->isBeforeInBlock(first)))
+        first = inBlock;
+    }
+    OpBuilder b(first);
+    Location loc = arg.getLoc();
+    SmallVector<Operation *> users(arg.getUsers().begin(), arg.getUsers().end());
+    arg.setType(local);
+    fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), fn.getResultTypes()));
+    int64_t count = 1;
+    for (int64_t d : shard.gatheredShape)
+      count *= d;
+    auto gatheredType = RankedTensorType::get({shard.stored * shard.fsdpSize}, type.getElementType());
+    Value gathered = AllGatherOp::create(b, loc, gatheredType, arg, FlatSymbolRefAttr::get(b.getContext(), kMeshName),
+                                         axesAttr(b, shard.fsdpAxes), b.getI64IntegerAttr(0));
+    Value flat = tensor::ExtractSliceOp::create(b, loc, RankedTensorType::get({count}, type.getElementType()), gathered,
+                                                ValueRange{}, ValueRange{}, ValueRange{}, ArrayRef<int64_t>{0},
+                                                ArrayRef<int64_t>{count}, ArrayRef<int64_t>{1});
+    auto sliceType = RankedTensorType::get(shard.gatheredShape, type.getElementType());
+    Value whole = flat;
+    if (sliceType.getRank() > 1) {
+      ReassociationIndices all;
+      for (int64_t d = 0; d < sliceType.getRank(); ++d)
+        all.push_back(d);
+      whole = tensor::ExpandShapeOp::create(b, loc, sliceType, flat, ArrayRef<ReassociationIndices>{all});
+    }
+    for (Operation *user : users)
+      user->replaceUsesOfWith(arg, whole);
+    return success();
+  }
+
+  /// The auxiliary losses are over the global batch: their token rows are
+  /// gathered over the mesh (in rank order, so the loss sums in the
+  /// single-device order), not their partial sums reduced.
+  void gatherLossRows(func::FuncOp fn) {
+    auto gatherRows = [&](OpBuilder &b, Location loc, Value rows) {
+      auto type = cast<RankedTensorType>(rows.getType());
+      return AllGatherOp::create(b, loc, withDynamicRows(type), rows,
+                                 FlatSymbolRefAttr::get(b.getContext(), kMeshName), axesAttr(b, rt::kAllAxes),
+                                 b.getI64IntegerAttr(0))
+          .getResult();
+    };
+    fn.walk([&](Operation *op) {
+      if (!isa<LoadBalanceLossOp, ZLossOp>(op))
+        return;
+      OpBuilder b(op);
+      for (OpOperand &operand : op->getOpOperands())
+        operand.set(gatherRows(b, op->getLoc(), operand.get()));
+    });
+  }
+
+  rt::Mesh placed;
+};
+
+} // namespace

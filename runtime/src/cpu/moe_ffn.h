@@ -1,0 +1,40 @@
+// moe_ffn.h - the parts of the fused dispatch -> expert FFN -> combine that
+// the single-device kernel (moe_ffn.cc) and the expert-parallel one
+// (moe_ffn_ep.cc) share, so both compute every row and sum with the same
+// code (defined once, in moe_ffn.cc): the bits cannot differ between one
+// device and a mesh.
+#ifndef MOE_RUNTIME_CPU_MOE_FFN_H
+#define MOE_RUNTIME_CPU_MOE_FFN_H
+
+#include "moe/runtime/cpu_kernels.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace moe::runtime::cpu {
+
+/// The expert FFNs of one call: stacked weights, kind and dtypes.
+struct Experts {
+  int64_t d, f;
+  int32_t kind, xDtype, wDtype;
+  int64_t w0, w1, w2;
+};
+
+/// Every expert e's FFN on rows src[e][i] of x ([*, d], xDtype), into rows
+/// dst[e][i] of y ([*, d] f32, rounded to xDtype). Every output element is one
+/// sequential sum whatever the rows around it, so a row's result does not
+/// depend on which rank or batch computes it.
+void runExperts(const Experts &ex, const void *x, const std::vector<std::vector<int64_t>> &src,
+                const std::vector<std::vector<int64_t>> &dst, float *y);
+
+/// out[t] = sum over slots j in order of weights[t, j] * y[t * k + j] (kept
+/// assignments only), in f32: no atomics, the same order on every mesh.
+void combineSlots(const std::vector<float> &y, const std::vector<char> &kept, int64_t weights, int32_t weightsDtype,
+                  int64_t out, int32_t outDtype, int64_t tokens, int64_t d, int64_t k);
+
+/// The most assignments an expert keeps: ceil(capacity * assignments / experts), or all.
+int64_t capacityLimit(double capacity, int64_t assignments, int64_t experts);
+
+} // namespace moe::runtime::cpu
+
+#endif // MOE_RUNTIME_CPU_MOE_FFN_H
