@@ -10,12 +10,13 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".moe", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = config.moe_obj_root
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py", "c_api_main.c", "spec_reference.py", "write_tensors.py", "edit_tensors.py", "make_hf_checkpoint.py", "hand_computed.moe", "routing-f32.test.moe"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py", "c_api_main.c", "spec_reference.py", "write_tensors.py", "edit_tensors.py", "make_hf_checkpoint.py", "mesh_check.py", "hand_computed.moe", "routing-f32.test.moe"]
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_tools_dir", config.moe_tools_dir))
 config.substitutions.append(("%moe_lib_dir", config.moe_lib_dir))
 config.substitutions.append(("%cc", config.moe_c_compiler))
 # The C++ compiler, MLIR's headers and mlir-tblgen, for the tests that build a
@@ -70,3 +71,11 @@ def _cuda_gpu():
         return False
 if _cuda_gpu():
     config.available_features.add("cuda-gpu")
+
+# Open MPI's launcher, for the multi-rank tests (REQUIRES: mpi); without it
+# they are reported UNSUPPORTED, not passed.
+if shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    config.substitutions.append(("%mpirun", "mpirun --oversubscribe --allow-run-as-root"))
+else:
+    lit_config.note("mpirun not found (no Open MPI): the multi-rank tests are unsupported")

@@ -103,9 +103,10 @@ moe_status_t Layer::attach(Communicator *communicator) {
   const Mesh &mesh = signature().mesh;
   if (communicator && communicator->world() != mesh.world())
     return fail(MOE_INVALID_ARGUMENT, "the artifact was compiled for mesh " + mesh.toString() + " (" +
-                                          std::to_string(mesh.world()) + " ranks), launched with " +
-                                          std::to_string(communicator->world()) +
-                                          " ranks; compile with moec build --mesh to match the launch");
+                                          std::to_string(mesh.world()) + (mesh.world() == 1 ? " rank" : " ranks") +
+                                          "), launched with " + std::to_string(communicator->world()) +
+                                          (communicator->world() == 1 ? " rank" : " ranks") +
+                                          "; compile with moec build --mesh to match the launch");
   comm = communicator;
   params.clear();
   return MOE_OK;

@@ -19,8 +19,8 @@ moe_status_t checkSameArtifact(Communicator &comm, const Layer &layer) {
       char text[160];
       std::snprintf(text, sizeof text, "rank %zu runs another artifact than rank 0 (hash %016llx, rank 0 %016llx)", r,
                     static_cast<unsigned long long>(hashes[r]), static_cast<unsigned long long>(hashes[0]));
-      return fail(MOE_INVALID_ARGUMENT, std::string(text) + ": every rank must run the same .moeb, compiled for mesh " +
-                                            mesh.toString());
+      return fail(MOE_INVALID_ARGUMENT,
+                  std::string(text) + ": every rank must run the same .moeb, compiled for mesh " + mesh.toString());
     }
   return MOE_OK;
 }
@@ -69,8 +69,8 @@ moe_status_t readParameterShards(const Layer &layer, const std::string &path, st
     for (const TensorSpec &spec : layer.signature().params)
       known = known || spec.name == e.name;
     if (!known)
-      return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + e.name + "\", which layer " +
-                                            layer.signature().layer + " has no parameter of");
+      return fail(MOE_INVALID_ARGUMENT, "the weights hold \"" + e.name + "\", which layer " + layer.signature().layer +
+                                            " has no parameter of");
   }
   return MOE_OK;
 }

@@ -16,17 +16,34 @@ using namespace moe;
 
 #include "moe/Dialect/MoE/IR/MoEOpsDialect.cpp.inc"
 
-// The capacity factor prints as a bare number (`capacity = 1.25`), not as a
-// typed float attribute (`1.25 : f64`).
-static ParseResult parseCapacityFactor(AsmParser &parser, FloatAttr &capacity) {
-  double value;
-  if (parser.parseFloat(value))
-    return failure();
-  capacity = parser.getBuilder().getF64FloatAttr(value);
+// The routed type's optional tail: `, capacity = 1.25` (a bare number, not a
+// typed float attribute) and `, expert_shards = 4`, each optional, in that
+// order (one directive: two optional groups starting with `,` would be
+// ambiguous to the generated parser).
+static ParseResult parseRoutedOptions(AsmParser &parser, FloatAttr &capacity, int64_t &expertShards) {
+  expertShards = 1;
+  while (succeeded(parser.parseOptionalComma())) {
+    if (succeeded(parser.parseOptionalKeyword("capacity"))) {
+      double value;
+      if (parser.parseEqual() || parser.parseFloat(value))
+        return failure();
+      capacity = parser.getBuilder().getF64FloatAttr(value);
+    } else if (succeeded(parser.parseOptionalKeyword("expert_shards"))) {
+      if (parser.parseEqual() || parser.parseInteger(expertShards))
+        return failure();
+    } else {
+      return parser.emitError(parser.getCurrentLocation(), "expected 'capacity' or 'expert_shards'");
+    }
+  }
   return success();
 }
 
-static void printCapacityFactor(AsmPrinter &printer, FloatAttr capacity) { printer << capacity.getValueAsDouble(); }
+static void printRoutedOptions(AsmPrinter &printer, FloatAttr capacity, int64_t expertShards) {
+  if (capacity)
+    printer << ", capacity = " << capacity.getValueAsDouble();
+  if (expertShards != 1)
+    printer << ", expert_shards = " << expertShards;
+}
 
 #define GET_TYPEDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOpsTypes.cpp.inc"

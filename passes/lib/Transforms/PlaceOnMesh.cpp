@@ -104,8 +104,12 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
     });
     if (walk.wasInterrupted())
       return failure();
-    if (placed.ep > 1)
-      fn.walk([&](ExpertFfnOp ffn) { exchangeAroundExperts(ffn); });
+    // Experts split over ep exchange rows; so does a capacity on any mesh:
+    // which rows an expert keeps depends on the counts of every rank before.
+    fn.walk([&](ExpertFfnOp ffn) {
+      if (placed.ep > 1 || !cast<RoutedType>(ffn.getRouted().getType()).isDropless())
+        exchangeAroundExperts(ffn);
+    });
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
       if (fn.getArgAttr(i, MoEDialect::getParamAttrName()) &&
           failed(placeParameter(fn, i, expertArgs.contains(i) ? rt::Placement::Experts : rt::Placement::Replicated)))
@@ -143,7 +147,8 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
     return failure(walk.wasInterrupted());
   }
 
-  /// dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine.
+  /// dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine (over ep;
+  /// with ep = 1, each rank keeps its rows and the counts are still shared).
   void exchangeAroundExperts(ExpertFfnOp ffn) {
     OpBuilder b(ffn);
     Location loc = ffn.getLoc();
@@ -223,9 +228,8 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
   void gatherLossRows(func::FuncOp fn) {
     auto gatherRows = [&](OpBuilder &b, Location loc, Value rows) {
       auto type = cast<RankedTensorType>(rows.getType());
-      return AllGatherOp::create(b, loc, withDynamicRows(type), rows,
-                                 FlatSymbolRefAttr::get(b.getContext(), kMeshName), axesAttr(b, rt::kAllAxes),
-                                 b.getI64IntegerAttr(0))
+      return AllGatherOp::create(b, loc, withDynamicRows(type), rows, FlatSymbolRefAttr::get(b.getContext(), kMeshName),
+                                 axesAttr(b, rt::kAllAxes), b.getI64IntegerAttr(0))
           .getResult();
     };
     fn.walk([&](Operation *op) {

@@ -5,9 +5,11 @@
 #include "engines.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 namespace moe::runtime {
 namespace {
@@ -28,6 +30,26 @@ double timeoutFromEnvironment() {
     return 300;
   }
   return v;
+}
+
+/// MOE_FAULT_INJECT=kill:R:N or stall:R:N: rank R is killed (SIGKILL) or
+/// stops forever at its N-th collective: the failures the time limit and
+/// the launcher must turn into an error on every rank (tests, drills).
+void injectFault(int64_t rank, uint64_t sequence) {
+  static const char *spec = std::getenv("MOE_FAULT_INJECT");
+  if (!spec || !*spec)
+    return;
+  char kind[8] = {};
+  long long r = -1, n = -1;
+  if (std::sscanf(spec, "%7[a-z]:%lld:%lld", kind, &r, &n) != 3 || r != rank || static_cast<uint64_t>(n) != sequence)
+    return;
+  std::fprintf(stderr, "moe: MOE_FAULT_INJECT: rank %lld %s at collective #%lld\n", r,
+               std::strcmp(kind, "kill") == 0 ? "killed" : "stalls", n);
+  std::fflush(stderr);
+  if (std::strcmp(kind, "kill") == 0)
+    std::raise(SIGKILL);
+  for (;;)
+    pause();
 }
 
 std::string rankList(const std::vector<int64_t> &ranks) {
@@ -63,12 +85,14 @@ int64_t envInt(const char *name, int64_t fallback) {
 
 } // namespace
 
-Communicator::Communicator(int64_t rank, int64_t world) : rank_(rank), world_(world), timeout_(timeoutFromEnvironment()) {}
+Communicator::Communicator(int64_t rank, int64_t world)
+    : rank_(rank), world_(world), timeout_(timeoutFromEnvironment()) {}
 
 moe_status_t Communicator::exchange(const std::vector<Transfer> &sends, const std::vector<Transfer> &receives,
                                     const char *what) {
   double start = now();
   ++sequence_;
+  injectFault(rank_, sequence_);
   // Self transfers are copies, matched in order.
   std::vector<Transfer> peerSends, peerReceives, selfSends, selfReceives;
   for (const Transfer &t : sends)

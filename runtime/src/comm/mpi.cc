@@ -52,7 +52,7 @@ protected:
   moe_status_t exchangeWithPeers(const std::vector<Transfer> &sends, const std::vector<Transfer> &receives,
                                  double deadline, std::vector<int64_t> &missing, std::string &error) override {
     std::vector<MPI_Request> requests;
-    std::vector<int64_t> peerOf;  // per request: the peer
+    std::vector<int64_t> peerOf; // per request: the peer
     std::vector<char> isReceive; // per request
     auto post = [&](const Transfer &t, bool receive) -> int {
       int64_t at = 0;
@@ -86,8 +86,8 @@ protected:
     unsigned idle = 0;
     while (remaining > 0) {
       int count = 0;
-      int rc = MPI_Testsome(static_cast<int>(requests.size()), requests.data(), &count, done.data(),
-                            MPI_STATUSES_IGNORE);
+      int rc =
+          MPI_Testsome(static_cast<int>(requests.size()), requests.data(), &count, done.data(), MPI_STATUSES_IGNORE);
       if (rc != MPI_SUCCESS) {
         error = mpiError(rc);
         return MOE_UNAVAILABLE;
@@ -135,8 +135,8 @@ moe_status_t openMpiCommunicator(const Launch &launch, std::unique_ptr<Communica
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   if (rank != launch.rank || world != launch.world)
     return fail(MOE_INVALID_ARGUMENT, "MPI says rank " + std::to_string(rank) + " of " + std::to_string(world) +
-                                          ", the launcher's environment rank " + std::to_string(launch.rank) +
-                                          " of " + std::to_string(launch.world));
+                                          ", the launcher's environment rank " + std::to_string(launch.rank) + " of " +
+                                          std::to_string(launch.world));
   out = std::make_unique<MpiCommunicator>(rank, world);
   return MOE_OK;
 }

@@ -525,3 +525,42 @@ func.func @trainable(%x: tensor<8xf32> {moe.param = "bias", moe.trainable = 1 : 
 func.func @unknown_arg_attr(%x: tensor<8xf32> {moe.weight = "bias"}) {
   return
 }
+
+// -----
+
+// Tests that the dispatch exchange's result holds the group's expert shards.
+moe.mesh @mesh axes = ["ep"] shape = [4]
+func.func @routed_exchange_type(%r: !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>) {
+  // expected-error @+1 {{'moe.all_to_all' op expects result type '!moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>', got '!moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 2>'}}
+  %t = moe.all_to_all %r on @mesh axes = ["ep"] : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>
+      -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 2>
+  return
+}
+
+// -----
+
+// Tests that expert weights on an expert rank hold its experts only.
+func.func @sharded_weights(%r: !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>,
+                           %w_in: tensor<8x64x128xf32>, %w_out: tensor<8x128x64xf32>) {
+  // expected-error @+1 {{'moe.expert_ffn' op expects weight #0 of shape [2, 64, 128]}}
+  %y = moe.expert_ffn mlp(relu) %r, %w_in, %w_out
+      : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>, tensor<8x64x128xf32>, tensor<8x128x64xf32>
+  return
+}
+
+// -----
+
+// Tests that combine takes the outputs back on their tokens' ranks.
+func.func @combine_sharded(%y: !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>, %w: tensor<?x2xf32>) {
+  // expected-error @+1 {{'moe.combine' op expects the expert outputs back on their tokens' rank (no expert_shards), got expert_shards = 4}}
+  %o = moe.combine %y, %w : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 4>, tensor<?x2xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// Tests that expert_shards divides the expert count.
+// expected-error @+1 {{expects expert_shards (3) to divide the expert count (8)}}
+func.func @bad_shards(%y: !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, expert_shards = 3>) {
+  return
+}

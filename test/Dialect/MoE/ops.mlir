@@ -128,3 +128,24 @@ func.func @collectives(%x: tensor<8x64xf32>, %w: tensor<2048x8xbf16>, %l: tensor
 func.func @layer(%x: tensor<?x8xf32> {moe.input = "x"}, %b: tensor<8xf32> {moe.param = "bias", moe.trainable = false}) {
   return
 }
+
+// -----
+
+// Tests the expert-parallel exchange on routed values: rows to the rank of
+// their expert (expert_shards = the group size), and back.
+// CHECK: moe.mesh @mesh2
+moe.mesh @mesh2 axes = ["rep", "dp", "ep"] shape = [1, 1, 4]
+// CHECK-LABEL: func.func @routed_exchange
+func.func @routed_exchange(%x: tensor<?x64xf32>, %e: tensor<?x2xi32>, %w_in: tensor<2x64x128xf32>,
+                           %w_out: tensor<2x128x64xf32>) -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5> {
+  %r = moe.dispatch %x, %e : tensor<?x64xf32>, tensor<?x2xi32> -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5>
+  // CHECK: moe.all_to_all %{{.*}} on @mesh2 axes = ["ep"] : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.500000e+00> -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.500000e+00, expert_shards = 4>
+  %t = moe.all_to_all %r on @mesh2 axes = ["ep"] : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5>
+      -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5, expert_shards = 4>
+  // CHECK: moe.expert_ffn mlp(relu) {{.*}} tensor<2x64x128xf32>, tensor<2x128x64xf32>
+  %y = moe.expert_ffn mlp(relu) %t, %w_in, %w_out
+      : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5, expert_shards = 4>, tensor<2x64x128xf32>, tensor<2x128x64xf32>
+  %b = moe.all_to_all %y on @mesh2 axes = ["ep"] : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5, expert_shards = 4>
+      -> !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5>
+  return %b : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2, capacity = 1.5>
+}

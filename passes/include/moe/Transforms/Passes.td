@@ -50,7 +50,9 @@ def MoEPlaceOnMesh : Pass<"moe-place-on-mesh", "::mlir::ModuleOp"> {
     - with `ep > 1`: splits each stacked expert weight by expert (the
       argument becomes the rank's `[n / E, ...]` slice) and puts a
       `moe.all_to_all` over `ep` on each side of `moe.expert_ffn` (rows to
-      their experts' ranks, outputs back);
+      their experts' ranks, outputs back); a layer with a capacity gets them
+      on every mesh, since which rows an expert keeps depends on the counts
+      of the ranks before it;
     - with `dp > 1` (FSDP): makes every parameter argument the rank's flat,
       padded 1/D chunk (expert slices over `dp`, the rest over `dp` and `ep`)
       and gathers it with `moe.all_gather` just before its first use, then

@@ -288,7 +288,11 @@ struct AllGatherToCall : KernelCallPattern<AllGatherOp> {
       KernelCall call(b, loc);
       call.input(input);
       call.buffer(buffer);
-      call.i64(bytesOf(b, loc, numElements(b, loc, input), element));
+      auto in = cast<RankedTensorType>(input.getType());
+      if (in.hasStaticShape())
+        call.i64(in.getNumElements() * element.getIntOrFloatBitWidth() / 8);
+      else
+        call.i64(bytesOf(b, loc, numElements(b, loc, input), element));
       call.i32(*axes);
       if (failed(call.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_all_gather, b))))
         return failure();
@@ -336,7 +340,10 @@ struct AllReduceToCall : KernelCallPattern<AllReduceOp> {
     KernelCall k(b, loc);
     k.input(input);
     Value out = k.output(type, input);
-    k.i64(numElements(b, loc, input));
+    if (type.hasStaticShape())
+      k.i64(type.getNumElements());
+    else
+      k.i64(numElements(b, loc, input));
     k.dtype(input);
     k.i32(kernelReduction(r.getReduction()));
     k.i32(*axes);
@@ -468,6 +475,17 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (failed(checkRoutedChains(module, "CPU")))
+      return signalPassFailure();
+    // Collectives over axes the runtime has no groups for, refused before
+    // the conversion (so that no pattern fails halfway).
+    WalkResult axes = module.walk([](Operation *op) {
+      auto names = op->getAttrOfType<ArrayAttr>("axes");
+      if (!isa<AllGatherOp, AllReduceOp, ReduceScatterOp, AllToAllOp>(op) || !names || kernelAxes(names))
+        return WalkResult::advance();
+      op->emitError() << "the CPU runtime's meshes have the axes rep, dp and ep; got " << names;
+      return WalkResult::interrupt();
+    });
+    if (axes.wasInterrupted())
       return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     populateMoEToCPUKernelsPatterns(patterns);

@@ -94,7 +94,6 @@ moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out);
 /// The world of one: every transfer is a copy.
 std::unique_ptr<Communicator> localCommunicator();
 
-
 /// The communicator the compiled code's collectives use during a call
 /// (Layer::run sets it; null outside a call and for one device).
 Communicator *currentCommunicator();

@@ -41,9 +41,7 @@ def MoE_RoutedType : TypeDef<MoE_Dialect, "Routed"> {
     OptionalParameter<"::mlir::FloatAttr">:$capacity,
     DefaultValuedParameter<"int64_t", "1">:$expertShards);
   let assemblyFormat = [{
-    `<` $tokens `,` `experts` `=` $experts `,` `k` `=` $k
-        (`,` `capacity` `=` custom<CapacityFactor>($capacity)^)?
-        (`,` `expert_shards` `=` $expertShards^)? `>`
+    `<` $tokens `,` `experts` `=` $experts `,` `k` `=` $k``custom<RoutedOptions>($capacity, $expertShards)`>`
   }];
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
