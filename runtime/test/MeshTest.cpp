@@ -1,9 +1,9 @@
 // MeshTest.cpp - the placement rules (mesh.h) both the compiler and the
 // runtime follow, the row-range reader of safetensors files, and the
 // collectives on the world of one.
+#include "moe/runtime/mesh.h"
 #include "moe/runtime/artifact.h"
 #include "moe/runtime/comm.h"
-#include "moe/runtime/mesh.h"
 #include "moe/runtime/safetensors.h"
 
 #include <gtest/gtest.h>

@@ -95,10 +95,11 @@ moe_status_t Communicator::exchange(const std::vector<Transfer> &sends, const st
   injectFault(rank_, sequence_);
   // Self transfers are copies, matched in order.
   std::vector<Transfer> peerSends, peerReceives, selfSends, selfReceives;
+  const bool copySelf = copiesSelfTransfers();
   for (const Transfer &t : sends)
-    (t.peer == rank_ ? selfSends : peerSends).push_back(t);
+    (t.peer == rank_ && copySelf ? selfSends : peerSends).push_back(t);
   for (const Transfer &t : receives)
-    (t.peer == rank_ ? selfReceives : peerReceives).push_back(t);
+    (t.peer == rank_ && copySelf ? selfReceives : peerReceives).push_back(t);
   if (selfSends.size() != selfReceives.size())
     return fail(MOE_INTERNAL, std::string(what) + ": " + std::to_string(selfSends.size()) + " sends to self but " +
                                   std::to_string(selfReceives.size()) + " receives");

@@ -8,8 +8,9 @@ namespace moe::runtime {
 
 /// MPI (mpi.cc when the build found MPI; else a refusal naming the fix).
 moe_status_t openMpiCommunicator(const Launch &launch, std::unique_ptr<Communicator> &out);
-/// NCCL between GPUs, libnccl.so.2 loaded with dlopen (nccl.cc).
-moe_status_t openNcclCommunicator(const Launch &launch, std::unique_ptr<Communicator> &out);
+/// Rank 0's `size` bytes at `data` to every rank, through MPI (the NCCL
+/// engine's unique id under mpirun); MOE_UNAVAILABLE in a build without MPI.
+moe_status_t shareBytesOverMpi(const Launch &launch, void *data, size_t size);
 
 } // namespace moe::runtime
 

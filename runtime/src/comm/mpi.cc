@@ -121,6 +121,19 @@ protected:
 
 } // namespace
 
+moe_status_t shareBytesOverMpi(const Launch &, void *data, size_t size) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+      return fail(MOE_UNAVAILABLE, "MPI_Init_thread failed");
+  }
+  if (MPI_Bcast(data, static_cast<int>(size), MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+    return fail(MOE_UNAVAILABLE, "MPI_Bcast of NCCL's unique id failed");
+  return MOE_OK;
+}
+
 moe_status_t openMpiCommunicator(const Launch &launch, std::unique_ptr<Communicator> &out) {
   int initialized = 0;
   MPI_Initialized(&initialized);

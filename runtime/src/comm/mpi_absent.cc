@@ -9,4 +9,8 @@ moe_status_t openMpiCommunicator(const Launch &launch, std::unique_ptr<Communica
                                    ", but this runtime was built without MPI (install libopenmpi-dev and rebuild)");
 }
 
+moe_status_t shareBytesOverMpi(const Launch &, void *, size_t) {
+  return fail(MOE_UNAVAILABLE, "this runtime was built without MPI");
+}
+
 } // namespace moe::runtime

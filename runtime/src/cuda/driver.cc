@@ -60,7 +60,8 @@ void load() {
       resolve(library, driver.cuEventRecord, "cuEventRecord") &&
       resolve(library, driver.cuEventSynchronize, "cuEventSynchronize") &&
       resolve(library, driver.cuEventElapsedTime, "cuEventElapsedTime") &&
-      resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2");
+      resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2") &&
+      resolve(library, driver.cuStreamQuery, "cuStreamQuery");
   if (!ok)
     return;
   driver.cuTensorMapEncodeTiled =

@@ -75,6 +75,7 @@ struct Driver {
   CUresult (*cuEventSynchronize)(CUevent);
   CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
   CUresult (*cuEventDestroy)(CUevent);
+  CUresult (*cuStreamQuery)(CUstream); ///< CUDA_SUCCESS when done, CUDA_ERROR_NOT_READY (600) while busy
   /// Optional (drivers for sm_90 and later): null when the driver lacks it.
   CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType, unsigned rank, void *globalAddress,
                                      const unsigned long long *globalDim, const unsigned long long *globalStrides,

@@ -65,6 +65,9 @@ public:
 
 protected:
   Communicator(int64_t rank, int64_t world);
+  /// Whether exchange() copies self transfers with memmove (host memory), or
+  /// hands them to the engine (NCCL: device memory, sent to itself).
+  virtual bool copiesSelfTransfers() const { return true; }
   /// The engine's part of exchange(): no self transfers; `deadline` is a
   /// steady-clock time in seconds. On timeout, fills `missing` with the peers
   /// whose receives did not complete and returns MOE_UNAVAILABLE.
@@ -90,6 +93,12 @@ Launch detectLaunch();
 /// launcher, MPI under mpirun. `gpu`: NCCL between the GPUs (torchrun or
 /// mpirun). A launch this build cannot serve is refused with a message.
 moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out);
+
+/// NCCL between GPUs (libnccl.so.2 loaded with dlopen): the GPU of
+/// `launch.localRank`, the unique id through MPI under mpirun, else through
+/// MASTER_ADDR:(MASTER_PORT + 1). Its exchange() takes device addresses.
+/// MOE_UNAVAILABLE, with the reason, without a GPU or NCCL.
+moe_status_t openNcclCommunicator(const Launch &launch, std::unique_ptr<Communicator> &out);
 
 /// The world of one: every transfer is a copy.
 std::unique_ptr<Communicator> localCommunicator();
