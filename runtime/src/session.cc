@@ -186,29 +186,13 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
     return shardedSummaryAndBench(layer, *comm, inputs, outputs, firstMs, options, out);
   int status = check ? check(inputs, layer.parameters(), outputs) : 0;
 
-  // Summary: shapes, and the mean magnitude of each output to eyeball.
-  std::string summary = sig.layer + ": ";
-  for (size_t i = 0; i < inputs.size(); ++i)
-    summary += (i ? ", " : "") + describe(inputs[i]);
-  summary += " ->";
-  for (const Tensor &o : outputs) {
-    double sumAbs = 0;
-    bool finite = true;
-    for (int64_t i = 0; i < o.numElements(); ++i) {
-      float v = o.at(i);
-      finite = finite && std::isfinite(v);
-      sumAbs += std::fabs(v);
-    }
-    char stats[96];
-    std::snprintf(stats, sizeof stats, " (mean |v| %.4g%s)",
-                  o.numElements() ? sumAbs / static_cast<double>(o.numElements()) : 0.0, finite ? "" : ", NOT FINITE");
-    summary += " " + describe(o) + stats;
-  }
+  char where[160];
   if (layer.onGpu())
-    std::fprintf(out, "%s; %.2f ms on %s (first call, copies included)\n", summary.c_str(), firstMs,
-                 layer.deviceName().c_str());
+    std::snprintf(where, sizeof where, "%.2f ms on %s (first call, copies included)", firstMs,
+                  layer.deviceName().c_str());
   else
-    std::fprintf(out, "%s; %.2f ms, %d threads\n", summary.c_str(), firstMs, moe_cpu_get_num_threads());
+    std::snprintf(where, sizeof where, "%.2f ms, %d threads", firstMs, moe_cpu_get_num_threads());
+  printSummary(sig, inputs, outputs, out, where);
 
   auto benchmark = [&](const std::vector<Tensor> &at) {
     std::vector<double> times;
