@@ -9,7 +9,7 @@ root=$PWD
 moec=$root/build/bin/moec
 out=$root/.gpu
 rm -rf "$out" && mkdir -p "$out"
-grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
+mkdir -p .git/info && grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
 
 # The GPU machine has no MPI: its runtime goes without (the NCCL engine is dlopen-ed).
 cmake --preset runtime-only -DMOE_BUILD_TESTS=ON -DMOE_RUNTIME_MPI=OFF >/dev/null

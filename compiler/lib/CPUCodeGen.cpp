@@ -18,8 +18,7 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const
                                       std::string *commandLog, std::string *llvmIR) {
   Location loc = layer.getLoc();
   // On a mesh, the signature is the placed program's (shards, mesh).
-  if (!mesh.isSingleDevice() &&
-      failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
+  if (mesh.isPlaced() && failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
     return failure();
   if (failed(extractSignature(layer, out.signature)))
     return failure();

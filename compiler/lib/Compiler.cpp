@@ -72,11 +72,6 @@ LogicalResult moe::compile(ModuleOp module, const CompileOptions &options, rt::A
   if (layers.empty())
     return emitError(module.getLoc()) << "the module holds no layer function to compile";
   func::FuncOp layer = *layers.begin();
-  if (options.target.isCuda() && !options.mesh.isSingleDevice())
-    return emitError(layer.getLoc()) << "mesh " << options.mesh.toString() << " with target "
-                                     << options.target.flagName()
-                                     << ": sharded cuda layers are not supported yet; sharded cpu layers are "
-                                        "(docs/sharding.md)";
   if (options.target.isCuda())
     return compileLayerForGPU(module, layer, options, out, listing);
   return compileLayerForCPU(module, layer, options.mesh, out, listing ? &listing->linkCommand : nullptr,

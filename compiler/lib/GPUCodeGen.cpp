@@ -61,6 +61,10 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
   if (!options.target.isCuda())
     return emitError(loc) << "compileLayerForGPU needs a CUDA target, got " << options.target.flagName();
   llvm::StringRef chip = options.target.chip;
+  // On a mesh, the signature is the placed program's (shards, mesh).
+  if (options.mesh.isPlaced() &&
+      failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, options.mesh); })))
+    return failure();
   if (failed(extractSignature(layer, out.signature)))
     return failure();
   out.signature.target = options.target.artifactName();

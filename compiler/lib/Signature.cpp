@@ -154,6 +154,7 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   // The mesh moe-place-on-mesh declared, by axis name.
   if (auto module = layer->getParentOfType<ModuleOp>())
     if (auto mesh = module.lookupSymbol<moe::MeshOp>("mesh")) {
+      out.mesh.placedOnOne = true;
       for (auto [name, size] : llvm::zip(mesh.getAxes().getAsValueRange<StringAttr>(), mesh.getShape())) {
         int64_t *axis = name == "rep"  ? &out.mesh.rep
                         : name == "dp" ? &out.mesh.dp

@@ -164,7 +164,7 @@ std::string signatureToJson(const Signature &s) {
   writeSpecs(out, "params", s.params, true);
   writeSpecs(out, "outputs", s.outputs, false);
   out += ",\"hyperparameters\":" + s.hyperparameters;
-  if (!s.mesh.isSingleDevice())
+  if (s.mesh.isPlaced())
     out += ",\"mesh\":\"" + s.mesh.toString() + "\"";
   char flops[40];
   std::snprintf(flops, sizeof flops, ",\"flops_per_token\":%.17g}", s.flopsPerToken);

@@ -107,6 +107,9 @@ moe_status_t Layer::attach(Communicator *communicator) {
                                           "), launched with " + std::to_string(communicator->world()) +
                                           (communicator->world() == 1 ? " rank" : " ranks") +
                                           "; compile with moec build --mesh to match the launch");
+  if (communicator && gpu && std::string(communicator->engine()) != "nccl")
+    return fail(MOE_INVALID_ARGUMENT, std::string("a sharded cuda layer exchanges device memory through NCCL, not a ") +
+                                          communicator->engine() + " communicator");
   comm = communicator;
   params.clear();
   return MOE_OK;
@@ -184,12 +187,6 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     close(fd);
     return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
   }
-  if (gpu && !artifact.signature.mesh.isSingleDevice()) {
-    dlclose(library);
-    close(fd);
-    return fail(MOE_UNAVAILABLE, "the artifact is placed on mesh " + artifact.signature.mesh.toString() +
-                                     "; sharded cuda layers are not supported yet (sharded cpu layers are)");
-  }
   out.reset(new Layer());
   out->hash = hashArtifact(artifact);
   out->gpu = std::move(gpu);
@@ -224,7 +221,7 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
                   "parameter \"" + spec.name + "\" " + shapeString(spec.sizes()) + " is missing from the weights");
     // On a mesh, the rank's shard (mesh.h) rather than the global tensor.
     TensorSpec local = spec;
-    if (!signature().mesh.isSingleDevice()) {
+    if (signature().mesh.isPlaced()) {
       local.shape.clear();
       for (int64_t size : paramShardOf(spec).localShape)
         local.shape.push_back({size, ""});
@@ -337,7 +334,7 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   for (auto &d : descriptors)
     args.push_back(d.data());
   std::unique_ptr<Communicator> alone;
-  if (!comm && !sig.mesh.isSingleDevice())
+  if (!comm && sig.mesh.isPlaced())
     return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + sig.mesh.toString() +
                                           "; attach the rank's communicator first (moe-run does under mpirun)");
   if (!comm)

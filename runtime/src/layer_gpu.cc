@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 namespace moe::runtime {
 
@@ -16,7 +17,9 @@ moe_status_t openGpuFor(const Target &target, std::unique_ptr<CudaDevice> &out) 
   const std::string &arch = target.chip;
   bool specific = target.archSpecific;
   int wanted = target.computeCapability;
-  if (moe_status_t s = CudaDevice::open(0, out))
+  // One GPU a rank (torchrun's LOCAL_RANK, Open MPI's local rank), as the
+  // NCCL communicator opens it.
+  if (moe_status_t s = CudaDevice::open(static_cast<int>(detectLaunch().localRank), out))
     return s;
   int have = out->computeCapability();
   if (specific ? have != wanted : have < wanted)
@@ -82,21 +85,40 @@ moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &
   return MOE_OK;
 }
 
-/// Calls the entry point once under `call`; results land in `results`.
-moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args, std::vector<int64_t> &results) {
+/// The communicator and mesh a sharded layer's collectives run on (null
+/// communicator: unsharded).
+struct Collectives {
+  Communicator *comm = nullptr;
+  const Mesh *mesh = nullptr;
+};
+
+/// Calls the entry point once under `call` (and, sharded, the layer's
+/// communicator); results land in `results`.
+moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args, std::vector<int64_t> &results,
+                       Collectives collectives) {
   std::vector<void *> pointers{results.data()};
   for (auto &d : args.descriptors)
     pointers.push_back(d.data());
+  moe_status_t exchanged = MOE_OK;
   {
     GpuCallScope scope(call);
+    std::optional<CallCommunicator> onMesh;
+    if (collectives.comm)
+      onMesh.emplace(collectives.comm, *collectives.mesh);
     entry(pointers.data());
+    if (collectives.comm)
+      exchanged = CallCommunicator::status();
   }
+  if (exchanged != MOE_OK)
+    return exchanged; // its message is the collective's
   if (call.errorStatus != MOE_OK)
     return fail(call.errorStatus, call.error);
   return MOE_OK;
 }
 
 } // namespace
+
+Collectives collectivesOf(const Layer &layer) { return {layer.communicator(), &layer.signature().mesh}; }
 
 moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args) {
   if (moe_status_t s = gpu->makeCurrent())
@@ -108,13 +130,16 @@ moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, D
 
 moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                              std::vector<Tensor> &outputs) {
+  if (isSharded() && !comm)
+    return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + signature().mesh.toString() +
+                                          "; attach the rank's NCCL communicator first (moe-run does)");
   DeviceArguments args;
   if (moe_status_t s = prepareGpuCall(ordered, args))
     return s;
   GpuCall call;
   call.device = gpu.get();
   std::vector<int64_t> results = resultSlots(signature());
-  if (moe_status_t s = callEntry(entry, call, args, results))
+  if (moe_status_t s = callEntry(entry, call, args, results, collectivesOf(*this)))
     return s;
   std::vector<uint64_t> data;
   moe_status_t status = outputShapes(signature(), results, symbols, outputs, data);
@@ -141,17 +166,24 @@ moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::ma
   return status;
 }
 
-moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds) {
+moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds,
+                              bool eager, std::vector<double> *collectiveSeconds) {
   seconds.clear();
+  if (collectiveSeconds)
+    collectiveSeconds->clear();
+  auto collectiveTime = [&] { return comm ? comm->collectiveSeconds() : 0.0; };
   if (!gpu) {
     std::vector<Tensor> outputs;
     if (moe_status_t s = run(inputs, outputs)) // warm-up
       return s;
     for (unsigned i = 0; i < iterations; ++i) {
+      double inCollectives = collectiveTime();
       auto t0 = std::chrono::steady_clock::now();
       if (moe_status_t s = run(inputs, outputs))
         return s;
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (collectiveSeconds)
+        collectiveSeconds->push_back(collectiveTime() - inCollectives);
     }
     return MOE_OK;
   }
@@ -166,16 +198,33 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   {
     GpuCall warm; // loads nothing new: the first call's JIT work stays out of the graph
     warm.device = gpu.get();
-    if (moe_status_t s = callEntry(entry, warm, args, results))
+    if (moe_status_t s = callEntry(entry, warm, args, results, collectivesOf(*this)))
       return s;
     if (moe_status_t s = gpu->synchronize())
       return s;
+  }
+  if (eager || isSharded()) {
+    // Plain calls, inputs on the device, each timed to its last kernel.
+    for (unsigned i = 0; i < iterations; ++i) {
+      GpuCall call;
+      call.device = gpu.get();
+      double inCollectives = collectiveTime();
+      auto t0 = std::chrono::steady_clock::now();
+      if (moe_status_t s = callEntry(entry, call, args, results, collectivesOf(*this)))
+        return s;
+      if (moe_status_t s = gpu->synchronize())
+        return s;
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (collectiveSeconds)
+        collectiveSeconds->push_back(collectiveTime() - inCollectives);
+    }
+    return MOE_OK;
   }
   // The graph's buffers belong to `captured` until the graph is gone.
   GpuCall captured;
   captured.device = gpu.get();
   CudaGraph graph;
-  if (moe_status_t s = gpu->capture([&] { return callEntry(entry, captured, args, results); }, graph))
+  if (moe_status_t s = gpu->capture([&] { return callEntry(entry, captured, args, results, {}); }, graph))
     return s;
   if (moe_status_t s = gpu->replay(graph))
     return s;

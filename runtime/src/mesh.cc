@@ -15,7 +15,9 @@ std::string Mesh::toString() const {
   add("rep", rep);
   add("dp", dp);
   add("ep", ep);
-  return out.empty() ? "1" : out;
+  if (out.empty())
+    return placedOnOne ? "rep=1,dp=1,ep=1" : "1";
+  return out;
 }
 
 int64_t Mesh::groupSize(int32_t axes) const {
@@ -64,6 +66,7 @@ std::optional<Mesh> parseMesh(std::string_view text, std::string &error) {
       return std::nullopt;
     }
     (slot == 0 ? mesh.rep : slot == 1 ? mesh.dp : mesh.ep) = size;
+    mesh.placedOnOne = true;
     if (comma == std::string_view::npos)
       break;
     at = comma + 1;

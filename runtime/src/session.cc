@@ -75,19 +75,12 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
     printSummary(sig, shown, outputs, out, where);
   }
   if (options.bench) {
-    std::vector<double> times, shares;
-    std::vector<Tensor> results;
-    for (unsigned i = 0; i < std::max(1u, options.iterations) + 1; ++i) {
-      comm.resetCollectiveSeconds();
-      auto start = std::chrono::steady_clock::now();
-      if (layer.run(localInputs, results) != MOE_OK)
-        return error(options);
-      double t = seconds(start);
-      if (i == 0)
-        continue; // warm-up
-      times.push_back(t);
-      shares.push_back(comm.collectiveSeconds() / t);
-    }
+    // Plain calls on every rank (a GPU rank's inputs stay on the device).
+    std::vector<double> times, inCollectives, shares;
+    if (layer.benchmark(localInputs, std::max(1u, options.iterations), times, /*eager=*/true, &inCollectives) != MOE_OK)
+      return error(options);
+    for (size_t i = 0; i < times.size(); ++i)
+      shares.push_back(inCollectives[i] / times[i]);
     std::vector<size_t> order(times.size());
     for (size_t i = 0; i < order.size(); ++i)
       order[i] = i;
@@ -104,11 +97,16 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
         worstShare = all[2 * r + 1];
     if (comm.rank() == 0) {
       double gflops = sig.flopsPerToken * static_cast<double>(tokens) / worst / 1e9;
+      char where[96];
+      if (layer.onGpu())
+        std::snprintf(where, sizeof where, "%s, %s", layer.deviceName().c_str(), comm.engine());
+      else
+        std::snprintf(where, sizeof where, "%d threads a rank", moe_cpu_get_num_threads());
       std::fprintf(out,
-                   "bench: %s tokens=%lld median %.3f ms (slowest of %lld ranks, mesh %s) over %zu calls, %.1f "
-                   "GFLOP/s, %.0f%% in collectives (%d threads a rank)\n",
+                   "bench: %s tokens=%lld median %.4f ms (slowest of %lld ranks, mesh %s) over %zu calls, %.1f "
+                   "GFLOP/s, %.0f%% in collectives (%s)\n",
                    sig.layer.c_str(), static_cast<long long>(tokens), worst * 1e3, static_cast<long long>(comm.world()),
-                   sig.mesh.toString().c_str(), times.size(), gflops, worstShare * 100, moe_cpu_get_num_threads());
+                   sig.mesh.toString().c_str(), times.size(), gflops, worstShare * 100, where);
     }
   }
   std::fflush(out);
@@ -196,16 +194,16 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
 
   auto benchmark = [&](const std::vector<Tensor> &at) {
     std::vector<double> times;
-    if (layer.benchmark(at, std::max(1u, options.iterations), times) != MOE_OK)
+    if (layer.benchmark(at, std::max(1u, options.iterations), times, options.benchEager) != MOE_OK)
       return false;
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
     int64_t tokens = at.empty() || at[0].shape.empty() ? 0 : at[0].shape[0];
     double gflops = sig.flopsPerToken * static_cast<double>(tokens) / median / 1e9;
     if (layer.onGpu())
-      std::fprintf(out, "bench: %s tokens=%lld median %.4f ms over %zu CUDA-graph replays, %.1f TFLOP/s (%s)\n",
-                   sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops / 1e3,
-                   layer.deviceName().c_str());
+      std::fprintf(out, "bench: %s tokens=%lld median %.4f ms over %zu %s, %.1f TFLOP/s (%s)\n", sig.layer.c_str(),
+                   static_cast<long long>(tokens), median * 1e3, times.size(),
+                   options.benchEager ? "plain calls" : "CUDA-graph replays", gflops / 1e3, layer.deviceName().c_str());
     else
       std::fprintf(out, "bench: %s tokens=%lld median %.3f ms over %zu calls, %.1f GFLOP/s (%d threads)\n",
                    sig.layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(), gflops,

@@ -79,3 +79,28 @@ TEST(Nccl, GathersAndSendsZeroBytes) {
             MOE_OK)
       << moe_last_error();
 }
+
+TEST(Nccl, StagesHostMemoryAndWaitsForTheDevicesStream) {
+  NcclWorldOfOne w;
+  if (!w.skip.empty())
+    GTEST_SKIP() << w.skip;
+  // Host values (row counts, the artifact hash) travel through device memory.
+  std::vector<int64_t> mine{7, -3, 1ll << 40}, gathered(3, 0);
+  ASSERT_EQ(w.comm->allGather({0}, mine.data(), gathered.data(), 24, "test host all_gather"), MOE_OK)
+      << moe_last_error();
+  EXPECT_EQ(gathered, mine);
+  // A device buffer written on the device's stream and sent at once, with no
+  // synchronisation by the caller: the exchange waits for the upload first.
+  const size_t n = 1 << 22;
+  std::vector<uint32_t> host(n), back(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    host[i] = static_cast<uint32_t>(i * 40503u + 11);
+  DeviceBuffer send;
+  ASSERT_EQ(w.gpu->allocate(n * 4, send), MOE_OK);
+  ASSERT_EQ(w.gpu->upload(send, host.data(), n * 4), MOE_OK);
+  ASSERT_EQ(w.comm->allGather({0}, reinterpret_cast<void *>(send.address()), back.data(), int64_t(n * 4),
+                              "test device-to-host all_gather"),
+            MOE_OK)
+      << moe_last_error();
+  EXPECT_EQ(back, host);
+}

@@ -16,20 +16,23 @@
 
 namespace {
 
-const char *kUsage = "usage: moe-run LAYER.moeb [options]\n"
-                     "Runs a layer compiled by `moec build` on the CPU.\n"
-                     "  --weights FILE     parameters (safetensors); default: random, by --seed\n"
-                     "  --input FILE       inputs named after the forward arguments; default: random\n"
-                     "  --output FILE      write the outputs (output, or output1, output2, ...)\n"
-                     "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
-                     "  --seed N           seed of random weights and inputs (default 0)\n"
-                     "  --bench            time the layer (median of --iterations calls, default 10)\n"
-                     "  --bench-tokens N,M also time these token counts on the same weights\n"
-                     "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n"
-                     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
-                     "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU). Every rank reads its shard of\n"
-                     "  --weights and its rows of --input; rank 0 writes the global --output.\n"
-                     "  MOE_COLLECTIVE_TIMEOUT=S ends every rank when a collective waits S seconds (300).\n";
+const char *kUsage =
+    "usage: moe-run LAYER.moeb [options]\n"
+    "Runs a layer compiled by `moec build` on the CPU or a CUDA GPU.\n"
+    "  --weights FILE     parameters (safetensors); default: random, by --seed\n"
+    "  --input FILE       inputs named after the forward arguments; default: random\n"
+    "  --output FILE      write the outputs (output, or output1, output2, ...)\n"
+    "  --tokens N         size of symbolic dimensions of random inputs (default 16)\n"
+    "  --seed N           seed of random weights and inputs (default 0)\n"
+    "  --bench            time the layer (median of --iterations calls, default 10)\n"
+    "  --bench-tokens N,M also time these token counts on the same weights\n"
+    "  --bench-eager      on a GPU, time plain calls rather than CUDA-graph replays\n"
+    "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n"
+    "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
+    "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU; GPU: mpirun, or torchrun\n"
+    "  --nproc-per-node=N --no-python moe-run ..., one GPU a rank, NCCL). Every rank reads its shard of\n"
+    "  --weights and its rows of --input; rank 0 writes the global --output.\n"
+    "  MOE_COLLECTIVE_TIMEOUT=S ends every rank when a collective waits S seconds (300).\n";
 
 bool number(const char *text, unsigned &out) {
   char *end = nullptr;
@@ -79,6 +82,8 @@ int main(int argc, char **argv) {
       count(arg.c_str(), options.threads);
     } else if (arg == "--bench") {
       options.bench = true;
+    } else if (arg == "--bench-eager") {
+      options.bench = options.benchEager = true;
     } else if (arg == "--bench-tokens") {
       // More token counts to time on the same weights: N[,N...].
       std::string list = value("--bench-tokens");

@@ -65,7 +65,7 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
       return signalPassFailure();
     }
     placed = *parsed;
-    if (placed.isSingleDevice())
+    if (!placed.isPlaced())
       return;
     if (module.lookupSymbol(kMeshName)) {
       module.emitError() << "the module already declares @" << kMeshName << "; it is placed on a mesh already";
@@ -106,8 +106,10 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
       return failure();
     // Experts split over ep exchange rows; so does a capacity on any mesh:
     // which rows an expert keeps depends on the counts of every rank before.
+    // A mesh of one keeps the exchange too, so that a world of one runs (and
+    // measures) every collective of the sharded program.
     fn.walk([&](ExpertFfnOp ffn) {
-      if (placed.ep > 1 || !cast<RoutedType>(ffn.getRouted().getType()).isDropless())
+      if (placed.ep > 1 || placed.isSingleDevice() || !cast<RoutedType>(ffn.getRouted().getType()).isDropless())
         exchangeAroundExperts(ffn);
     });
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)

@@ -200,7 +200,8 @@ moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out) {
     return fail(MOE_INVALID_ARGUMENT, "the " + launch.launcher + " environment gives rank " +
                                           std::to_string(launch.rank) + " of a world of " +
                                           std::to_string(launch.world));
-  if (gpu && launch.world > 1)
+  // A sharded cuda layer exchanges device memory: NCCL, a world of one included.
+  if (gpu)
     return openNcclCommunicator(launch, out);
   if (launch.launcher == "mpirun")
     return openMpiCommunicator(launch, out);

@@ -1,14 +1,17 @@
 // nccl.cc - the NCCL engine: one process per GPU, libnccl.so.2 loaded with
 // dlopen (like the CUDA driver), so the runtime builds and runs without NCCL.
 //
-// exchange() takes device addresses: every transfer (self included) is an
-// ncclSend / ncclRecv in one group on the engine's stream, then the stream is
-// polled (cuStreamQuery, ncclCommGetAsyncError) until the deadline; at the
-// deadline the communicator is aborted (ncclCommAbort) and the peers of the
-// exchange are named. The unique id travels through MPI when the job runs
-// under mpirun and this build has MPI, else through a TCP rendezvous: rank 0
-// listens on MASTER_ADDR:(MASTER_PORT + 1) (torchrun's own store holds
-// MASTER_PORT) and sends the id to every rank that connects.
+// exchange() takes device addresses, and host addresses too (small values:
+// row counts, the artifact hash, the outputs gathered to rank 0), which it
+// stages through device memory. It first waits for the work already queued
+// in the context (a layer's kernels that wrote the buffers, on the layer's
+// stream); then every transfer (self included) is an ncclSend / ncclRecv in
+// one group on the engine's stream, polled (cuStreamQuery,
+// ncclCommGetAsyncError) until the deadline; at the deadline the
+// communicator is aborted (ncclCommAbort) and the peers of the exchange are
+// named. Zero-byte transfers are left out (both sides know the sizes). The unique id travels through MPI when the job
+// runs under mpirun and this build has MPI, else through a TCP rendezvous: rank 0 listens on MASTER_ADDR:(MASTER_PORT +
+// 1) (torchrun's own store holds MASTER_PORT) and sends the id to every rank that connects.
 #include "engines.h"
 
 #include "../cuda/driver.h"
@@ -107,8 +110,109 @@ public:
 protected:
   bool copiesSelfTransfers() const override { return false; }
 
-  moe_status_t exchangeWithPeers(const std::vector<Transfer> &sends, const std::vector<Transfer> &receives,
+  moe_status_t exchangeWithPeers(const std::vector<Transfer> &sendsGiven, const std::vector<Transfer> &receivesGiven,
                                  double deadline, std::vector<int64_t> &missing, std::string &error) override {
+    // The buffers' producers first (kernels on other streams of the context).
+    if (cuda::CUresult r = driver.cuCtxSynchronize()) {
+      error = "the GPU failed before the exchange (driver error " + std::to_string(r) + ")";
+      return MOE_UNAVAILABLE;
+    }
+    std::vector<Transfer> sends, receives;
+    StagedHostMemory staged;
+    if (moe_status_t s = stage(sendsGiven, receivesGiven, sends, receives, staged, error))
+      return s;
+    moe_status_t status = exchangeOnDevice(sends, receives, deadline, missing, error);
+    if (status == MOE_OK)
+      status = staged.copyBack(driver, error);
+    return status;
+  }
+
+private:
+  /// Host buffers of an exchange, staged in one device buffer.
+  struct StagedHostMemory {
+    cuda::CUdeviceptr device = 0;
+    const cuda::Driver *owner = nullptr;
+    std::vector<std::pair<void *, cuda::CUdeviceptr>> receives; ///< host, device
+    std::vector<int64_t> receiveBytes;
+    ~StagedHostMemory() {
+      if (device)
+        owner->cuMemFree(device);
+    }
+    moe_status_t copyBack(const cuda::Driver &d, std::string &error) {
+      for (size_t i = 0; i < receives.size(); ++i)
+        if (cuda::CUresult r = d.cuMemcpyDtoHAsync(receives[i].first, receives[i].second,
+                                                   static_cast<size_t>(receiveBytes[i]), nullptr)) {
+          error = "copying a received message to the host failed (driver error " + std::to_string(r) + ")";
+          return MOE_UNAVAILABLE;
+        }
+      if (!receives.empty())
+        if (cuda::CUresult r = d.cuCtxSynchronize()) {
+          error = "copying received messages to the host failed (driver error " + std::to_string(r) + ")";
+          return MOE_UNAVAILABLE;
+        }
+      return MOE_OK;
+    }
+  };
+
+  bool onDevice(const void *p) const {
+    unsigned type = 0;
+    return driver.cuPointerGetAttribute(&type, cuda::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                        reinterpret_cast<cuda::CUdeviceptr>(p)) == cuda::CUDA_SUCCESS &&
+           type == cuda::CU_MEMORYTYPE_DEVICE;
+  }
+
+  /// The transfers NCCL sees: device addresses, host ones replaced by slots
+  /// of one staging buffer (sends copied in), zero-byte ones dropped.
+  moe_status_t stage(const std::vector<Transfer> &sendsGiven, const std::vector<Transfer> &receivesGiven,
+                     std::vector<Transfer> &sends, std::vector<Transfer> &receives, StagedHostMemory &staged,
+                     std::string &error) {
+    int64_t hostBytes = 0;
+    auto aligned = [](int64_t n) { return (n + 255) / 256 * 256; };
+    for (const auto *list : {&sendsGiven, &receivesGiven})
+      for (const Transfer &t : *list)
+        if (t.bytes > 0 && !onDevice(t.data))
+          hostBytes += aligned(t.bytes);
+    if (hostBytes > 0) {
+      if (cuda::CUresult r = driver.cuMemAlloc(&staged.device, static_cast<size_t>(hostBytes))) {
+        error = "no GPU memory to stage " + std::to_string(hostBytes) + " bytes of host messages (driver error " +
+                std::to_string(r) + ")";
+        return MOE_UNAVAILABLE;
+      }
+      staged.owner = &driver;
+    }
+    int64_t at = 0;
+    auto place = [&](const Transfer &t, bool send, std::vector<Transfer> &out) -> bool {
+      if (t.bytes <= 0)
+        return true;
+      Transfer device = t;
+      if (!onDevice(t.data)) {
+        cuda::CUdeviceptr slot = staged.device + static_cast<cuda::CUdeviceptr>(at);
+        at += aligned(t.bytes);
+        device.data = reinterpret_cast<void *>(slot);
+        if (send && driver.cuMemcpyHtoDAsync(slot, t.data, static_cast<size_t>(t.bytes), stream) != 0)
+          return false;
+        if (!send) {
+          staged.receives.emplace_back(t.data, slot);
+          staged.receiveBytes.push_back(t.bytes);
+        }
+      }
+      out.push_back(device);
+      return true;
+    };
+    for (const Transfer &t : sendsGiven)
+      if (!place(t, true, sends)) {
+        error = "copying a host message to the GPU failed";
+        return MOE_UNAVAILABLE;
+      }
+    for (const Transfer &t : receivesGiven)
+      place(t, false, receives);
+    return MOE_OK;
+  }
+
+  moe_status_t exchangeOnDevice(const std::vector<Transfer> &sends, const std::vector<Transfer> &receives,
+                                double deadline, std::vector<int64_t> &missing, std::string &error) {
+    if (sends.empty() && receives.empty())
+      return MOE_OK;
     int rc = nccl.groupStart();
     for (const Transfer &t : receives)
       if (rc == kNcclSuccess)
@@ -152,7 +256,6 @@ protected:
     }
   }
 
-private:
   const Nccl &nccl;
   const cuda::Driver &driver;
   ncclComm_t comm = nullptr;

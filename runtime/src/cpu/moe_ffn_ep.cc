@@ -17,6 +17,7 @@
 #include "moe/runtime/comm.h"
 #include "moe/runtime/dtype.h"
 
+#include "../comm/expert_counts.h"
 #include "elements.h"
 #include "moe_ffn.h"
 
@@ -38,37 +39,25 @@ extern "C" void moe_cpu_moe_ffn_ep(int64_t x, int64_t indices, int64_t weights, 
     return;
   }
   const Mesh &mesh = CallCommunicator::mesh();
-  const int64_t me = comm->rank(), world = mesh.world();
-  const std::vector<int64_t> everyone = mesh.group(me, kAllAxes), group = mesh.group(me, axes);
+  const int64_t me = comm->rank();
+  const std::vector<int64_t> group = mesh.group(me, axes);
   const int64_t shards = static_cast<int64_t>(group.size()), local = experts / shards;
   const int64_t myShard = std::find(group.begin(), group.end(), me) - group.begin();
   const int64_t assignments = tokens * k;
   const int32_t *idx = ptr<int32_t>(indices);
 
   // 1. Counts per (rank, expert), and tokens, from every rank of the world.
-  const int64_t stride = experts + 1;
-  std::vector<int64_t> mine(stride, 0), table(static_cast<size_t>(world * stride));
+  std::vector<int64_t> mine(experts + 1, 0);
   for (int64_t a = 0; a < assignments; ++a)
     if (idx[a] >= 0 && idx[a] < experts)
       ++mine[idx[a]];
   mine[experts] = tokens;
-  if (moe_status_t s = comm->allGather(everyone, mine.data(), table.data(), stride * 8, "experts (counts)")) {
+  ExpertCounts counts;
+  if (moe_status_t s = counts.gather(*comm, mesh, mine, experts, k, capacity)) {
     failCurrentCall(s);
     return;
   }
-  int64_t globalAssignments = 0;
-  for (int64_t r = 0; r < world; ++r)
-    globalAssignments += table[r * stride + experts] * k;
-  const int64_t limit = capacityLimit(capacity, globalAssignments, experts);
-  // kept(r, e): rank r's rows for expert e that fit under the limit, given the
-  // rows of the ranks before it (global order is rank order, then local order).
-  std::vector<int64_t> before(static_cast<size_t>(world * experts), 0);
-  for (int64_t e = 0; e < experts; ++e)
-    for (int64_t r = 1; r < world; ++r)
-      before[r * experts + e] = before[(r - 1) * experts + e] + table[(r - 1) * stride + e];
-  auto kept = [&](int64_t r, int64_t e) {
-    return std::clamp<int64_t>(limit - before[r * experts + e], 0, table[r * stride + e]);
-  };
+  auto kept = [&](int64_t r, int64_t e) { return counts.kept(r, e); };
 
   // 2. Dispatch: my kept rows by destination shard, then expert, in order.
   std::vector<std::vector<int64_t>> keptOf(experts);

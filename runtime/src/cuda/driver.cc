@@ -61,7 +61,9 @@ void load() {
       resolve(library, driver.cuEventSynchronize, "cuEventSynchronize") &&
       resolve(library, driver.cuEventElapsedTime, "cuEventElapsedTime") &&
       resolve(library, driver.cuEventDestroy, "cuEventDestroy_v2") &&
-      resolve(library, driver.cuStreamQuery, "cuStreamQuery");
+      resolve(library, driver.cuStreamQuery, "cuStreamQuery") &&
+      resolve(library, driver.cuCtxSynchronize, "cuCtxSynchronize") &&
+      resolve(library, driver.cuPointerGetAttribute, "cuPointerGetAttribute");
   if (!ok)
     return;
   driver.cuTensorMapEncodeTiled =

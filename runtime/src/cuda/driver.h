@@ -36,6 +36,8 @@ constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
 constexpr int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
 constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
 constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3;
+constexpr int CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2;
+constexpr unsigned CU_MEMORYTYPE_DEVICE = 2;
 
 struct Driver {
   CUresult (*cuInit)(unsigned);
@@ -76,6 +78,10 @@ struct Driver {
   CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
   CUresult (*cuEventDestroy)(CUevent);
   CUresult (*cuStreamQuery)(CUstream); ///< CUDA_SUCCESS when done, CUDA_ERROR_NOT_READY (600) while busy
+  CUresult (*cuCtxSynchronize)();
+  /// With CU_POINTER_ATTRIBUTE_MEMORY_TYPE: CU_MEMORYTYPE_DEVICE for device
+  /// memory; an error for host memory the driver does not know.
+  CUresult (*cuPointerGetAttribute)(void *data, int attribute, CUdeviceptr pointer);
   /// Optional (drivers for sm_90 and later): null when the driver lacks it.
   CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType, unsigned rank, void *globalAddress,
                                      const unsigned long long *globalDim, const unsigned long long *globalStrides,

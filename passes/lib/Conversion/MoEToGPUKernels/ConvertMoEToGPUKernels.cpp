@@ -424,112 +424,298 @@ struct GPUKernelLowering {
     return success();
   }
 
-  /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
-  LogicalResult lower(Host &h, CombineOp combine) {
-    FailureOr<RoutedChain> chain = matchRoutedChain(combine, "GPU");
-    if (failed(chain))
-      return failure();
-    DispatchOp dispatch = chain->dispatch;
-    ExpertFfnOp ffn = chain->ffn;
-    RoutedType type = dispatch.getRouted().getType();
-    Value x = dispatch.getInput();
-    std::string xElt = eltName(x.getType());
-    const int64_t experts = type.getExperts(), k = type.getK(), hidden = type.getHidden();
+  /// The GEMM configurations of a routed chain's experts (up with the
+  /// activation, down scaled by the routing weights), engines chosen.
+  struct ExpertGemms {
+    gk::GemmConfig up, down;
+  };
+  ExpertGemms expertGemms(ExpertFfnOp ffn, const std::string &xElt, const std::string &routingElt, int64_t hidden) {
+    ExpertGemms g;
+    gk::GemmConfig &up = g.up, &down = g.down;
     const int64_t inner = ffn ? ffn.getInnerDim() : 0;
     std::string wElt = ffn ? eltName(ffn.getWeights()[0].getType()) : xElt;
-    gk::GemmConfig up, down;
     up.kTile = kTile();
     down.kTile = kTile();
     bool tensorCores = ffn && gk::tensorCoresFit(xElt, wElt, hidden, inner, up.kTile) &&
                        gk::tensorCoresFit(xElt, wElt, inner, hidden, down.kTile);
     up.tensorCores = down.tensorCores = tensorCores;
+    if (!ffn)
+      return g;
+    up.elt = down.elt = xElt;
+    up.out = down.out = xElt;
+    up.weight = down.weight = routingElt;
+    up.k = hidden;
+    up.n = inner;
+    up.glu = ffn.getKind() != FfnKind::mlp;
+    up.act = gemmActivation(kernelFfn(ffn));
+    up.gatherRows = true;
+    up.grouped = true;
+    down.k = inner;
+    down.n = hidden;
+    down.scaleRows = true;
+    down.grouped = true;
+    chooseEngine(up, wElt);
+    chooseEngine(down, wElt);
+    return g;
+  }
+
+  /// A routed chain's tile plan on the device: `counts` (per expert) to
+  /// offsets and the GEMMs' tile list for `rows` rows.
+  struct TilePlan {
+    Value offsets, tileExpert, tileRow, numTiles, maxTiles;
+  };
+  FailureOr<TilePlan> schedule(Host &h, const gk::DispatchConfig &plan, Value counts, Value rows) {
+    Type i32 = h.b.getI32Type();
+    TilePlan t;
+    t.offsets = h.scratch(i32, plan.experts + 1);
+    t.maxTiles = h.add(h.ceilDiv(rows, plan.blockM), h.index(plan.experts));
+    t.tileExpert = h.scratch(i32, t.maxTiles);
+    t.tileRow = h.scratch(i32, t.maxTiles);
+    t.numTiles = h.scratch(i32, 1);
+    auto fn = kernel(h, "moe_schedule_" + plan.suffix(), gk::scheduleKernel(plan));
+    if (failed(fn))
+      return failure();
+    h.launch(*fn, h.index(1), h.index(1), gk::DispatchConfig::scheduleThreads, 0,
+             {counts, t.offsets, t.tileExpert, t.tileRow, t.numTiles});
+    return t;
+  }
+
+  /// The experts' grouped GEMMs on `rows` (`assignments` of them, A row
+  /// perm[i] / topK, scaled by w[perm[i]]), into a fresh buffer in tile order.
+  FailureOr<Value> runExperts(Host &h, ExpertFfnOp ffn, const ExpertGemms &g, Type elt, Value rows, Value perm,
+                              const TilePlan &t, Value w, Value assignments, int64_t topK, int64_t experts) {
+    SmallVector<Value> weights;
+    for (Value wt : ffn.getWeights())
+      weights.push_back(h.input(wt));
+    auto upFn = kernel(h, g.up.name(), gk::gemmKernel(g.up));
+    auto downFn = kernel(h, g.down.name(), gk::gemmKernel(g.down));
+    if (failed(upFn) || failed(downFn))
+      return failure();
+    Value hBuf = h.scratch(elt, h.mul(assignments, h.index(g.up.n)));
+    Value yBuf = h.scratch(elt, h.mul(assignments, h.index(g.down.n)));
+    Value b1 = g.up.glu ? weights[1] : weights[0];
+    Value bDown = g.up.glu ? weights[2] : weights[1];
+    Value k = h.index(topK);
+    SmallVector<Value> upArgs{rows,      weights[0], b1,         hBuf, perm,        t.tileExpert,
+                              t.tileRow, t.offsets,  t.numTiles, w,    assignments, k};
+    llvm::append_range(upArgs, tensorMaps(h, g.up, weights[0], b1, experts));
+    h.launch(*upFn, gemmGrid(h, g.up, h.mul(t.maxTiles, h.index(g.up.columnBlocks()))), h.index(1), g.up.threads(),
+             g.up.sharedBytes(), upArgs);
+    SmallVector<Value> downArgs{hBuf,      bDown,     bDown,      yBuf, perm,        t.tileExpert,
+                                t.tileRow, t.offsets, t.numTiles, w,    assignments, k};
+    llvm::append_range(downArgs, tensorMaps(h, g.down, bDown, bDown, experts));
+    h.launch(*downFn, gemmGrid(h, g.down, h.mul(t.maxTiles, h.index(g.down.columnBlocks()))), h.index(1),
+             g.down.threads(), g.down.sharedBytes(), downArgs);
+    return yBuf;
+  }
+
+  /// Each token's k slots summed in order into the combine's result.
+  LogicalResult combineSlots(Host &h, CombineOp combine, Value y, Value slotPos, bool identity) {
+    RoutedType type = cast<RoutedType>(combine.getRouted().getType());
+    Value x = matchRoutedChain(combine, "GPU")->dispatch.getInput();
+    gk::CombineConfig cc;
+    cc.y = eltName(x.getType());
+    cc.w = eltName(combine.getWeights().getType());
+    cc.x = cc.y;
+    cc.out = eltName(combine.getResult().getType());
+    cc.hidden = type.getHidden();
+    cc.k = type.getK();
+    cc.identity = identity;
+    auto combineFn = kernel(h, cc.name(), gk::combineKernel(cc));
+    if (failed(combineFn))
+      return failure();
+    Value rows = h.dim(x, 0);
+    auto [out, outBuf] = h.output(combine.getResult().getType(), x);
+    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(cc.hidden / cc.width())), 256), h.index(1), 256, 0,
+             {y, slotPos, h.input(combine.getWeights()), h.input(x), outBuf, rows});
+    h.b.replaceOp(combine, out);
+    return success();
+  }
+
+  /// dispatch -> [expert_ffn] -> combine: plan, grouped GEMMs, combine.
+  LogicalResult lower(Host &h, CombineOp combine) {
+    FailureOr<RoutedChain> chain = matchRoutedChain(combine, "GPU");
+    if (failed(chain))
+      return failure();
+    if (chain->toExperts)
+      return lowerExpertParallel(h, *chain, combine);
+    DispatchOp dispatch = chain->dispatch;
+    ExpertFfnOp ffn = chain->ffn;
+    RoutedType type = dispatch.getRouted().getType();
+    Value x = dispatch.getInput();
+    const int64_t experts = type.getExperts(), k = type.getK();
+    ExpertGemms g = expertGemms(ffn, eltName(x.getType()), eltName(combine.getWeights().getType()), type.getHidden());
     gk::DispatchConfig plan;
     plan.experts = experts;
     plan.k = k;
     plan.capacity = type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0;
-    plan.blockM = up.blockM();
+    plan.blockM = g.up.blockM();
 
-    OpBuilder &b = h.b;
-    Type i32 = b.getI32Type();
+    Type i32 = h.b.getI32Type();
     Value rows = h.dim(x, 0);
     Value assignments = h.mul(rows, h.index(k));
     Value xBuf = h.input(x), idx = h.input(dispatch.getIndices()), w = h.input(combine.getWeights());
-    Value counts = h.scratch(i32, experts), offsets = h.scratch(i32, experts + 1);
-    Value maxTiles = h.add(h.ceilDiv(assignments, plan.blockM), h.index(experts));
-    Value tileExpert = h.scratch(i32, maxTiles), tileRow = h.scratch(i32, maxTiles), numTiles = h.scratch(i32, 1);
+    Value counts = h.scratch(i32, experts);
     Value perm = h.scratch(i32, assignments), slotPos = h.scratch(i32, assignments);
-
     auto count = kernel(h, "moe_count_" + plan.suffix(), gk::countKernel(plan));
-    auto schedule = kernel(h, "moe_schedule_" + plan.suffix(), gk::scheduleKernel(plan));
     auto permute = kernel(h, "moe_permute_" + plan.suffix(), gk::permuteKernel(plan));
-    if (failed(count) || failed(schedule) || failed(permute))
+    if (failed(count) || failed(permute))
       return failure();
     h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
-    h.launch(*schedule, h.index(1), h.index(1), gk::DispatchConfig::scheduleThreads, 0,
-             {counts, offsets, tileExpert, tileRow, numTiles});
+    FailureOr<TilePlan> tiles = schedule(h, plan, counts, assignments);
+    if (failed(tiles))
+      return failure();
     h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
-             {idx, offsets, perm, slotPos, rows});
-
+             {idx, tiles->offsets, perm, slotPos, rows});
     Value y = xBuf;
     if (ffn) {
-      SmallVector<Value> weights;
-      for (Value wt : ffn.getWeights())
-        weights.push_back(h.input(wt));
-      bool glu = ffn.getKind() != FfnKind::mlp;
-      up.elt = down.elt = xElt;
-      up.out = down.out = xElt;
-      up.weight = down.weight = eltName(combine.getWeights().getType());
-      up.k = hidden;
-      up.n = inner;
-      up.glu = glu;
-      up.act = gemmActivation(kernelFfn(ffn));
-      up.gatherRows = true;
-      up.grouped = true;
-      down.k = inner;
-      down.n = hidden;
-      down.scaleRows = true;
-      down.grouped = true;
-      chooseEngine(up, wElt);
-      chooseEngine(down, wElt);
-      auto upFn = kernel(h, up.name(), gk::gemmKernel(up));
-      auto downFn = kernel(h, down.name(), gk::gemmKernel(down));
-      if (failed(upFn) || failed(downFn))
+      FailureOr<Value> out = runExperts(h, ffn, g, cast<ShapedType>(x.getType()).getElementType(), xBuf, perm, *tiles,
+                                        w, assignments, k, experts);
+      if (failed(out))
         return failure();
-      Type elt = cast<ShapedType>(x.getType()).getElementType();
-      Value hBuf = h.scratch(elt, h.mul(assignments, h.index(inner)));
-      Value yBuf = h.scratch(elt, h.mul(assignments, h.index(hidden)));
-      Value b1 = glu ? weights[1] : weights[0];
-      Value bDown = glu ? weights[2] : weights[1];
-      SmallVector<Value> upArgs{xBuf,    weights[0], b1,       hBuf, perm,        tileExpert,
-                                tileRow, offsets,    numTiles, w,    assignments, h.index(k)};
-      llvm::append_range(upArgs, tensorMaps(h, up, weights[0], b1, experts));
-      h.launch(*upFn, gemmGrid(h, up, h.mul(maxTiles, h.index(up.columnBlocks()))), h.index(1), up.threads(),
-               up.sharedBytes(), upArgs);
-      SmallVector<Value> downArgs{hBuf,    bDown,   bDown,    yBuf, perm,        tileExpert,
-                                  tileRow, offsets, numTiles, w,    assignments, h.index(k)};
-      llvm::append_range(downArgs, tensorMaps(h, down, bDown, bDown, experts));
-      h.launch(*downFn, gemmGrid(h, down, h.mul(maxTiles, h.index(down.columnBlocks()))), h.index(1), down.threads(),
-               down.sharedBytes(), downArgs);
-      y = yBuf;
+      y = *out;
     }
+    return combineSlots(h, combine, y, slotPos, /*identity=*/!ffn);
+  }
 
-    gk::CombineConfig cc;
-    cc.y = xElt;
-    cc.w = eltName(combine.getWeights().getType());
-    cc.x = xElt;
-    cc.out = eltName(combine.getResult().getType());
-    cc.hidden = hidden;
-    cc.k = k;
-    cc.identity = !ffn;
-    auto combineFn = kernel(h, cc.name(), gk::combineKernel(cc));
-    if (failed(combineFn))
-      return failure();
-    auto resultType = combine.getResult().getType();
-    auto [out, outBuf] = h.output(resultType, x);
-    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(hidden / cc.width())), 256), h.index(1), 256, 0,
-             {y, slotPos, w, xBuf, outBuf, rows});
-    h.b.replaceOp(combine, out);
+  /// A call into the runtime's expert exchange (gpu_entry_points.h).
+  Value callRuntime(Host &h, StringRef name, FunctionType type, ValueRange args) {
+    func::FuncOp callee = runtimeFunction(h, name, type);
+    auto call = func::CallOp::create(h.b, h.loc, callee, args);
+    return call.getNumResults() ? call.getResult(0) : Value();
+  }
+  Value i64(Host &h, Value index) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getI64Type(), index); }
+  Value i64(Host &h, int64_t v) { return arith::ConstantIntOp::create(h.b, h.loc, v, 64); }
+  Value toIndex(Host &h, Value v) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getIndexType(), v); }
+  Value address(Host &h, Value memref) {
+    return i64(h, memref::ExtractAlignedPointerAsIndexOp::create(h.b, h.loc, memref));
+  }
+
+  /// moe.all_gather along dimension 0 over device buffers, by the runtime's
+  /// collectives (collective_entry_points.h, the CPU code's too: the NCCL
+  /// communicator takes device addresses): equal chunks (FSDP), or each
+  /// rank's rows (the auxiliary losses' tokens), sized by a first call.
+  LogicalResult lower(Host &h, AllGatherOp g) {
+    OpBuilder &b = h.b;
+    Value input = g.getInput();
+    auto inType = cast<RankedTensorType>(input.getType());
+    auto type = cast<RankedTensorType>(g.getResult().getType());
+    Type element = type.getElementType();
+    Value axes = arith::ConstantIntOp::create(b, h.loc, *kernelAxes(g.getAxes()), 32);
+    const int64_t eltBytes = element.getIntOrFloatBitWidth() / 8;
+    int64_t rowElements = 1;
+    for (int64_t d = 1; d < inType.getRank(); ++d)
+      rowElements *= inType.getDimSize(d);
+    Value rows = inType.isDynamicDim(0) ? h.dim(input, 0) : h.index(inType.getDimSize(0));
+    Value in = h.input(input);
+    if (!type.isDynamicDim(0)) {
+      auto [out, outBuf] = h.output(type, input);
+      callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_comm_all_gather, b),
+                  {address(h, in), address(h, outBuf), i64(h, h.mul(rows, h.index(rowElements * eltBytes))), axes});
+      h.b.replaceOp(g, out);
+      return success();
+    }
+    Value total = toIndex(h, callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_comm_gathered_rows, b), {i64(h, rows), axes}));
+    Value buffer = memref::AllocOp::create(b, h.loc, MemRefType::get(type.getShape(), element), ValueRange{total});
+    Value out = bufferization::ToTensorOp::create(b, h.loc, type, buffer, /*restrict=*/true, /*writable=*/true);
+    callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_comm_all_gather_rows, b),
+                {address(h, in), address(h, h.flatten(buffer)), i64(h, rows), i64(h, rowElements * eltBytes), axes});
+    h.b.replaceOp(g, out);
     return success();
+  }
+
+  /// On a mesh: dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine.
+  /// The plan kernels run on this rank's tokens over every expert, the
+  /// runtime exchanges the kept rows (moe_gpu_ep_*), the grouped GEMMs run on
+  /// the rows received for this rank's experts, and the outputs come back to
+  /// be combined in slot order (docs/sharding.md, "Sharded cuda layers").
+  LogicalResult lowerExpertParallel(Host &h, RoutedChain chain, CombineOp combine) {
+    DispatchOp dispatch = chain.dispatch;
+    ExpertFfnOp ffn = chain.ffn;
+    RoutedType type = dispatch.getRouted().getType();
+    RoutedType local = cast<RoutedType>(chain.toExperts.getResult().getType());
+    std::optional<int32_t> axes = kernelAxes(chain.toExperts.getAxes());
+    if (!axes)
+      return chain.toExperts.emitError() << "the GPU runtime's meshes have the axes rep, dp and ep; got "
+                                         << chain.toExperts.getAxes();
+    Value x = dispatch.getInput();
+    const int64_t experts = type.getExperts(), k = type.getK(), hidden = type.getHidden();
+    const int64_t localExperts = experts / local.getExpertShards();
+    std::string xElt = eltName(x.getType()), wElt = eltName(combine.getWeights().getType());
+    ExpertGemms g = expertGemms(ffn, xElt, wElt, hidden);
+    OpBuilder &b = h.b;
+    Type i32 = b.getI32Type();
+    Type xType = cast<ShapedType>(x.getType()).getElementType();
+    Type wType = cast<ShapedType>(combine.getWeights().getType()).getElementType();
+    const int64_t rowBytes = hidden * (xType.getIntOrFloatBitWidth() / 8);
+    const int64_t weightBytes = wType.getIntOrFloatBitWidth() / 8;
+
+    // 1. This rank's counts over every expert (no capacity yet), then the
+    //    world's: counts becomes the rows this rank keeps.
+    gk::DispatchConfig raw;
+    raw.experts = experts;
+    raw.k = k;
+    raw.blockM = g.up.blockM();
+    gk::DispatchConfig kept = raw;
+    kept.keptCounts = true;
+    Value rows = h.dim(x, 0);
+    Value assignments = h.mul(rows, h.index(k));
+    Value xBuf = h.input(x), idx = h.input(dispatch.getIndices()), w = h.input(combine.getWeights());
+    Value counts = h.scratch(i32, experts);
+    auto count = kernel(h, "moe_count_" + raw.suffix(), gk::countKernel(raw));
+    auto permute = kernel(h, "moe_permute_" + kept.suffix(), gk::permuteKernel(kept));
+    gk::PackConfig pc;
+    pc.x = xElt;
+    pc.w = wElt;
+    pc.hidden = hidden;
+    pc.k = k;
+    auto pack = kernel(h, pc.name(), gk::packKernel(pc));
+    if (failed(count) || failed(permute) || failed(pack))
+      return failure();
+    h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
+    double capacity = type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0;
+    Value plan = callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_gpu_ep_plan, b),
+                             {address(h, counts), i64(h, experts), i64(h, k),
+                              arith::ConstantFloatOp::create(b, h.loc, b.getF64Type(), APFloat(capacity)), i64(h, rows),
+                              arith::ConstantIntOp::create(b, h.loc, *axes, 32)});
+
+    // 2. The kept rows in expert order, packed with their routing weights.
+    FailureOr<TilePlan> sendPlan = schedule(h, kept, counts, assignments);
+    if (failed(sendPlan))
+      return failure();
+    Value perm = h.scratch(i32, assignments), slotPos = h.scratch(i32, assignments);
+    h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
+             {idx, sendPlan->offsets, perm, slotPos, rows});
+    Value sent = toIndex(h, callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_gpu_ep_sent_rows, b), {plan}));
+    Value received = toIndex(h, callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_gpu_ep_received_rows, b), {plan}));
+    Value sendRows = h.scratch(xType, h.mul(sent, h.index(hidden)));
+    Value sendWeights = h.scratch(wType, sent);
+    h.launch(*pack, h.ceilDiv(h.mul(sent, h.index(hidden / pc.width())), 256), h.index(1), 256, 0,
+             {xBuf, w, perm, sendRows, sendWeights, sent});
+
+    // 3. The exchange, then this rank's experts on what arrived.
+    Value recvRows = h.scratch(xType, h.mul(received, h.index(hidden)));
+    Value recvWeights = h.scratch(wType, received);
+    Value recvCounts = h.scratch(i32, localExperts);
+    Value recvPerm = h.scratch(i32, received);
+    callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_gpu_ep_dispatch, b),
+                {plan, address(h, sendRows), address(h, sendWeights), address(h, recvRows), address(h, recvWeights),
+                 address(h, recvCounts), address(h, recvPerm), i64(h, rowBytes), i64(h, weightBytes)});
+    gk::DispatchConfig mine = raw;
+    mine.experts = localExperts;
+    FailureOr<TilePlan> expertPlan = schedule(h, mine, recvCounts, received);
+    if (failed(expertPlan))
+      return failure();
+    FailureOr<Value> y =
+        runExperts(h, ffn, g, xType, recvRows, recvPerm, *expertPlan, recvWeights, received, /*topK=*/1, localExperts);
+    if (failed(y))
+      return failure();
+
+    // 4. The outputs back, combined in slot order.
+    Value back = h.scratch(xType, h.mul(sent, h.index(hidden)));
+    callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moe_gpu_ep_return, b),
+                {plan, address(h, *y), address(h, back), i64(h, rowBytes)});
+    return combineSlots(h, combine, back, slotPos, /*identity=*/false);
   }
 };
 
@@ -579,10 +765,40 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
     return success();
   }
 
+  /// The collectives the GPU backend lowers: moe-place-on-mesh's (all_gather
+  /// along dimension 0, the routed all_to_all of an expert-parallel chain).
+  static LogicalResult checkCollective(Operation *op) {
+    if (!isa<AllGatherOp, AllReduceOp, ReduceScatterOp, AllToAllOp>(op))
+      return success();
+    auto names = op->getAttrOfType<ArrayAttr>("axes");
+    if (names && !kernelAxes(names))
+      return op->emitError() << "the GPU runtime's meshes have the axes rep, dp and ep; got " << names;
+    if (isa<AllReduceOp, ReduceScatterOp>(op))
+      return op->emitError() << "the GPU backend does not lower " << op->getName()
+                             << " (moe-place-on-mesh does not emit it; the CPU backend lowers it)";
+    if (auto a = dyn_cast<AllToAllOp>(op); a && !isa<RoutedType>(a.getInput().getType()))
+      return op->emitError() << "the GPU backend lowers moe.all_to_all of routed values (around moe.expert_ffn) "
+                                "only, not of "
+                             << a.getInput().getType();
+    if (auto g = dyn_cast<AllGatherOp>(op)) {
+      auto type = cast<RankedTensorType>(g.getResult().getType());
+      if (g.getGatherDim() != 0)
+        return g.emitError() << "the GPU backend gathers along dimension 0 only, got gather_dim = " << g.getGatherDim();
+      for (int64_t d = 1; d < type.getRank(); ++d)
+        if (type.isDynamicDim(d))
+          return g.emitError() << "the GPU backend gathers rows of a static size, got " << type;
+      if (type.getRank() == 0)
+        return g.emitError() << "the GPU backend gathers tensors of rank 1 or more";
+    }
+    return success();
+  }
+
   /// What the GPU kernels do not cover, refused before the conversion (so
   /// that its patterns never fail with a message).
   static LogicalResult checkSupported(ModuleOp module) {
     WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+      if (failed(checkCollective(op)))
+        return WalkResult::interrupt();
       if (auto d = dyn_cast<DenseOp>(op)) {
         Type in = getElementTypeOrSelf(d.getInput().getType()), w = getElementTypeOrSelf(d.getWeight().getType());
         if (eltName(in) != eltName(w))
@@ -615,8 +831,8 @@ void moe::populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPU
   auto lowering = std::make_shared<GPUKernelLowering>(options);
   MLIRContext *context = patterns.getContext();
   patterns.add<ToKernelLaunch<DenseOp>, ToKernelLaunch<TopKOp>, ToKernelLaunch<GroupTopKOp>, ToKernelLaunch<GatherOp>,
-               ToKernelLaunch<LoadBalanceLossOp>, ToKernelLaunch<ZLossOp>, ToKernelLaunch<CombineOp>>(context,
-                                                                                                      lowering);
+               ToKernelLaunch<LoadBalanceLossOp>, ToKernelLaunch<ZLossOp>, ToKernelLaunch<CombineOp>,
+               ToKernelLaunch<AllGatherOp>>(context, lowering);
 }
 
 LogicalResult moe::parseGPUKernelOptions(StringRef text, GPUKernelOptions &out,

@@ -90,8 +90,9 @@ struct Launch {
 Launch detectLaunch();
 
 /// Opens the communicator the launch calls for: the world of one without a
-/// launcher, MPI under mpirun. `gpu`: NCCL between the GPUs (torchrun or
-/// mpirun). A launch this build cannot serve is refused with a message.
+/// launcher, MPI under mpirun. `gpu`: NCCL between the GPUs (torchrun,
+/// mpirun, or none: a world of one). A launch this build cannot serve is
+/// refused with a message.
 moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out);
 
 /// NCCL between GPUs (libnccl.so.2 loaded with dlopen): the GPU of

@@ -44,7 +44,7 @@ public:
   int64_t rank() const { return comm ? comm->rank() : 0; }
   Communicator *communicator() const { return comm; }
   /// Whether the layer is placed on more than one rank.
-  bool isSharded() const { return !signature().mesh.isSingleDevice(); }
+  bool isSharded() const { return signature().mesh.isPlaced(); }
   /// The shard of parameter `spec` this rank holds (mesh.h), and the shape
   /// bindParameters expects for it.
   ParamShard paramShardOf(const TensorSpec &spec) const;
@@ -85,8 +85,12 @@ public:
 
   /// Times `iterations` calls on `inputs` (after one warm-up call), in seconds
   /// each. On a GPU, inputs stay on the device and one call is captured as a
-  /// CUDA graph whose replays are timed with device events.
-  moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds);
+  /// CUDA graph whose replays are timed with device events; `eager` (and
+  /// every sharded layer, whose exchanges wait on the host) times plain
+  /// calls instead, to their last kernel. `collectiveSeconds`, when given,
+  /// gets each call's time inside collectives.
+  moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds,
+                         bool eager = false, std::vector<double> *collectiveSeconds = nullptr);
   moe_status_t randomInputs(uint64_t seed, const std::map<std::string, int64_t> &symbols,
                             std::vector<Tensor> &out) const;
 

@@ -28,12 +28,22 @@ struct MeshCoords {
 
 struct Mesh {
   int64_t rep = 1, dp = 1, ep = 1;
+  /// Placed on a mesh although it has one device (`--mesh ep=1`): the layer
+  /// is still the SPMD program, so a world of one runs every collective of
+  /// it (how their cost is measured on one GPU).
+  bool placedOnOne = false;
 
   int64_t world() const { return rep * dp * ep; }
   bool isSingleDevice() const { return world() == 1; }
-  /// `rep=R,dp=D,ep=E` with the axes of size 1 left out; "1" for one device.
+  /// Whether the layer is the per-rank program of this mesh (every mesh of
+  /// more than one device, and one of one asked for by name).
+  bool isPlaced() const { return world() > 1 || placedOnOne; }
+  /// `rep=R,dp=D,ep=E` with the axes of size 1 left out; "1" for one device
+  /// (unplaced), "rep=1,dp=1,ep=1" for a placed mesh of one.
   std::string toString() const;
-  bool operator==(const Mesh &o) const { return rep == o.rep && dp == o.dp && ep == o.ep; }
+  bool operator==(const Mesh &o) const {
+    return rep == o.rep && dp == o.dp && ep == o.ep && isPlaced() == o.isPlaced();
+  }
   bool operator!=(const Mesh &o) const { return !(*this == o); }
 
   MeshCoords coords(int64_t rank) const { return {rank / (ep * dp), (rank / ep) % dp, rank % ep}; }
@@ -46,7 +56,8 @@ struct Mesh {
 };
 
 /// Parses `rep=R,dp=D,ep=E` (any subset, any order, positive sizes; "1" or ""
-/// for one device). On failure returns nullopt and sets `error`.
+/// for one device, unplaced; named axes all of size 1 give a placed mesh of
+/// one). On failure returns nullopt and sets `error`.
 std::optional<Mesh> parseMesh(std::string_view text, std::string &error);
 
 /// The rows of a [tokens, ...] tensor rank `rank` holds: the global batch in

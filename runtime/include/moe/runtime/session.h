@@ -17,6 +17,9 @@ struct SessionOptions {
   std::string weights, inputs, outputs; ///< safetensors paths; empty: random / none
   unsigned seed = 0, tokens = 16, iterations = 10, threads = 0;
   bool bench = false;
+  /// With bench on a GPU: time plain calls, not CUDA-graph replays (a
+  /// sharded cuda layer is always timed so).
+  bool benchEager = false;
   /// With bench: more token counts timed on the same weights (random inputs).
   std::vector<unsigned> moreBenchTokens;
   std::string tool = "moe-run"; ///< the program name errors start with

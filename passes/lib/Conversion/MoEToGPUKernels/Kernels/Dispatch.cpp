@@ -67,7 +67,9 @@ std::string blockScan(KernelEmitter &k, const std::string &scan, const std::stri
 } // namespace
 
 std::string DispatchConfig::suffix() const {
-  return llvm::formatv("e{0}_k{1}_c{2}_m{3}", experts, k, static_cast<int64_t>(capacity * 1e6), blockM).str();
+  return llvm::formatv("e{0}_k{1}_c{2}_m{3}{4}", experts, k, static_cast<int64_t>(capacity * 1e6), blockM,
+                       keptCounts ? "_kept" : "")
+      .str();
 }
 
 std::string moe::gpu_kernels::countKernel(const DispatchConfig &c) {
@@ -176,8 +178,10 @@ std::string moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
          ") -> (i32) {");
   k.line("scf.yield " + k.add32("%f", k.op("memref.load %warpCounts[%w] : " + warpCountsType)) + " : i32");
   k.line("}");
-  std::string cap = k.toI32(limit(k, c));
   std::string base = k.load("%offsets", e, "i32");
+  std::string cap = c.keptCounts
+                        ? k.op("arith.subi " + k.load("%offsets", k.add(e, k.index(1)), "i32") + ", " + base + " : i32")
+                        : k.toI32(limit(k, c));
   k.line(k.fresh() + " = scf.for %chunk = " + lo + " to " + hi + " step " + c32 + " iter_args(%r = " + first +
          ") -> (i32) {");
   auto [a, is, mask] = matches("%chunk");
@@ -196,6 +200,34 @@ std::string moe::gpu_kernels::permuteKernel(const DispatchConfig &c) {
                       "(%indices: memref<?xi32>, %offsets: memref<?xi32>, %perm: memref<?xi32>, "
                       "%slotPos: memref<?xi32>, %rows: index)",
                   "workgroup(%warpCounts : " + warpCountsType + ")");
+}
+
+std::string PackConfig::name() const { return llvm::formatv("moe_pack_{0}_{1}_d{2}_k{3}", x, w, hidden, k).str(); }
+
+int64_t PackConfig::width() const {
+  int64_t w = 16 / eltBytes(x);
+  return hidden % w == 0 ? w : 1;
+}
+
+std::string moe::gpu_kernels::packKernel(const PackConfig &c) {
+  // Values pass through f32, which holds every bf16, f16 and f32 exactly.
+  KernelEmitter k;
+  const int64_t width = c.width(), chunks = c.hidden / width;
+  std::string i = k.globalId();
+  k.line("scf.if " + k.lt(i, k.mul("%rows", k.index(chunks))) + " {");
+  std::string r = k.div(i, k.index(chunks)), chunk = k.rem(i, k.index(chunks));
+  std::string col = k.mul(chunk, k.index(width));
+  std::string a = k.toIndex(k.load("%perm", r, "i32"));
+  std::string t = k.div(a, k.index(c.k));
+  std::vector<std::string> v = k.loadVectorF32("%x", c.x, k.add(k.mul(t, k.index(c.hidden)), col), width);
+  k.storeVectorF32(v, "%out", c.x, k.add(k.mul(r, k.index(c.hidden)), col));
+  k.line("scf.if " + k.op("arith.cmpi eq, " + chunk + ", " + k.index(0) + " : index") + " {");
+  k.store(k.load("%w", a, c.w), "%outW", r, c.w);
+  k.line("}");
+  k.line("}");
+  return k.finish("@" + c.name() + "(%x: " + flatMemref(c.x) + ", %w: " + flatMemref(c.w) +
+                  ", %perm: memref<?xi32>, %out: " + flatMemref(c.x) + ", %outW: " + flatMemref(c.w) +
+                  ", %rows: index)");
 }
 
 std::string CombineConfig::name() const {

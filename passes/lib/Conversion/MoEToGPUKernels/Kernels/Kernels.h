@@ -182,6 +182,10 @@ struct DispatchConfig {
   int64_t experts = 0, k = 0;
   double capacity = 0;  ///< 0: dropless
   int64_t blockM = 128; ///< the GEMMs' rows per tile
+  /// On a mesh: the counts the schedule ran on are already the kept ones
+  /// (moe_gpu_ep_plan applied the capacity in global order), so the permute
+  /// keeps offsets[e + 1] - offsets[e] rows of expert e.
+  bool keptCounts = false;
   std::string suffix() const;
   /// The schedule kernel's block: one thread per expert.
   static constexpr int64_t scheduleThreads = 1024;
@@ -199,6 +203,18 @@ std::string scheduleKernel(const DispatchConfig &config);
 /// order), slotPos[a] = its sorted row or -1 if dropped; grid (experts), 1024 threads.
 ///   (%indices, %offsets, %perm, %slotPos: memref<?xi32>, %rows: index)
 std::string permuteKernel(const DispatchConfig &config);
+
+/// The send buffers of an expert-parallel dispatch: row r of `out` is x's
+/// row perm[r] / k and outW[r] = w[perm[r]], for the `rows` kept assignments
+/// in expert order; a thread 16 bytes of a row.
+///   (%x: memref<?xX>, %w: memref<?xW>, %perm: memref<?xi32>, %out: memref<?xX>, %outW: memref<?xW>, %rows: index)
+struct PackConfig {
+  std::string x = "bf16", w = "f32";
+  int64_t hidden = 0, k = 0;
+  std::string name() const;
+  int64_t width() const; ///< elements a thread
+};
+std::string packKernel(const PackConfig &config);
 
 /// out[t, c] = sum over slots s in order of y[slotPos[t, s], c] (already
 /// weighted), or of w[t, s] * x[t, c] when the chain has no expert FFN.
