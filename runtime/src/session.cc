@@ -97,6 +97,7 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
         worstShare = all[2 * r + 1];
     if (comm.rank() == 0) {
       double gflops = sig.flopsPerToken * static_cast<double>(tokens) / worst / 1e9;
+      const bool gpu = layer.onGpu();
       char where[96];
       if (layer.onGpu())
         std::snprintf(where, sizeof where, "%s, %s", layer.deviceName().c_str(), comm.engine());
@@ -104,9 +105,10 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
         std::snprintf(where, sizeof where, "%d threads a rank", moe_cpu_get_num_threads());
       std::fprintf(out,
                    "bench: %s tokens=%lld median %.4f ms (slowest of %lld ranks, mesh %s) over %zu calls, %.1f "
-                   "GFLOP/s, %.0f%% in collectives (%s)\n",
+                   "%s, %.0f%% in collectives (%s)\n",
                    sig.layer.c_str(), static_cast<long long>(tokens), worst * 1e3, static_cast<long long>(comm.world()),
-                   sig.mesh.toString().c_str(), times.size(), gflops, worstShare * 100, where);
+                   sig.mesh.toString().c_str(), times.size(), gpu ? gflops / 1e3 : gflops, gpu ? "TFLOP/s" : "GFLOP/s",
+                   worstShare * 100, where);
     }
   }
   std::fflush(out);

@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --moe-place-on-mesh="mesh=dp=2,ep=2" --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=FSDP
 // RUN: moe-opt %s --moe-place-on-mesh="mesh=rep=2" --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=REP
 // RUN: moe-opt %s --moe-place-on-mesh="mesh=1" --split-input-file | FileCheck %s --check-prefix=ONE
+// RUN: moe-opt %s --moe-place-on-mesh="mesh=ep=1" --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=PLACEDONE
 
 // Tests the placement of a Mixtral-shaped layer.
 // ep=2: the experts split by expert (8 -> 4 a rank) with an all-to-all on
@@ -45,6 +46,13 @@
 // A one-device mesh leaves the layer as it is.
 // ONE-NOT:  moe.mesh
 // ONE-NOT:  moe.placement
+// A mesh of one asked for by name (ep=1) is still the placed program, the
+// exchange around the experts included, so a world of one runs every
+// collective.
+// PLACEDONE: moe.mesh @mesh axes = ["rep", "dp", "ep"] shape = [1, 1, 1]
+// PLACEDONE: moe.placement = "experts"
+// PLACEDONE: moe.all_to_all %{{.*}} on @mesh axes = ["ep"] : !moe.routed<tensor<?x16xf32>, experts = 8, k = 2> -> !moe.routed<tensor<?x16xf32>, experts = 8, k = 2>
+// PLACEDONE: moe.all_gather
 func.func @layer(%x: tensor<?x16xf32> {moe.input = "x"},
                  %router: tensor<16x8xf32> {moe.param = "router.weight"},
                  %w_in: tensor<8x16x32xf32> {moe.param = "experts.w_in"},

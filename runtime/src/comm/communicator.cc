@@ -90,6 +90,8 @@ Communicator::Communicator(int64_t rank, int64_t world)
 
 moe_status_t Communicator::exchange(const std::vector<Transfer> &sends, const std::vector<Transfer> &receives,
                                     const char *what) {
+  if (moe_status_t s = waitForProducers())
+    return s;
   double start = now();
   ++sequence_;
   injectFault(rank_, sequence_);

@@ -13,8 +13,8 @@ moe_status_t ExpertCounts::gather(Communicator &comm, const Mesh &mesh, const st
   world_ = mesh.world();
   const int64_t stride = experts + 1;
   table_.assign(static_cast<size_t>(world_ * stride), 0);
-  if (moe_status_t s = comm.allGather(mesh.group(comm.rank(), kAllAxes), mine.data(), table_.data(), stride * 8,
-                                      "experts (counts)"))
+  if (moe_status_t s =
+          comm.allGather(mesh.group(comm.rank(), kAllAxes), mine.data(), table_.data(), stride * 8, "experts (counts)"))
     return s;
   int64_t globalAssignments = 0;
   for (int64_t r = 0; r < world_; ++r)

@@ -110,13 +110,13 @@ public:
 protected:
   bool copiesSelfTransfers() const override { return false; }
 
+  // The buffers' producers: kernels on other streams of the context.
+  moe_status_t waitForProducers() override {
+    return cuda::check(driver.cuCtxSynchronize(), "waiting for the GPU before an exchange");
+  }
+
   moe_status_t exchangeWithPeers(const std::vector<Transfer> &sendsGiven, const std::vector<Transfer> &receivesGiven,
                                  double deadline, std::vector<int64_t> &missing, std::string &error) override {
-    // The buffers' producers first (kernels on other streams of the context).
-    if (cuda::CUresult r = driver.cuCtxSynchronize()) {
-      error = "the GPU failed before the exchange (driver error " + std::to_string(r) + ")";
-      return MOE_UNAVAILABLE;
-    }
     std::vector<Transfer> sends, receives;
     StagedHostMemory staged;
     if (moe_status_t s = stage(sendsGiven, receivesGiven, sends, receives, staged, error))

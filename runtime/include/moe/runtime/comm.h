@@ -68,6 +68,9 @@ protected:
   /// Whether exchange() copies self transfers with memmove (host memory), or
   /// hands them to the engine (NCCL: device memory, sent to itself).
   virtual bool copiesSelfTransfers() const { return true; }
+  /// Waits for whatever produces the buffers (NCCL: the work queued on the
+  /// GPU), before the exchange's clock starts: that wait is not collective time.
+  virtual moe_status_t waitForProducers() { return MOE_OK; }
   /// The engine's part of exchange(): no self transfers; `deadline` is a
   /// steady-clock time in seconds. On timeout, fills `missing` with the peers
   /// whose receives did not complete and returns MOE_UNAVAILABLE.
