@@ -9,13 +9,19 @@ namespace moe::runtime {
 
 moe_status_t ExpertCounts::gather(Communicator &comm, const Mesh &mesh, const std::vector<int64_t> &mine,
                                   int64_t experts, int64_t k, double capacity) {
-  experts_ = experts;
-  world_ = mesh.world();
-  const int64_t stride = experts + 1;
-  table_.assign(static_cast<size_t>(world_ * stride), 0);
-  if (moe_status_t s =
-          comm.allGather(mesh.group(comm.rank(), kAllAxes), mine.data(), table_.data(), stride * 8, "experts (counts)"))
+  std::vector<int64_t> table(static_cast<size_t>(mesh.world() * (experts + 1)), 0);
+  if (moe_status_t s = comm.allGather(mesh.group(comm.rank(), kAllAxes), mine.data(), table.data(), (experts + 1) * 8,
+                                      "experts (counts)"))
     return s;
+  fromTable(std::move(table), mesh.world(), experts, k, capacity);
+  return MOE_OK;
+}
+
+void ExpertCounts::fromTable(std::vector<int64_t> table, int64_t world, int64_t experts, int64_t k, double capacity) {
+  experts_ = experts;
+  world_ = world;
+  table_ = std::move(table);
+  const int64_t stride = experts + 1;
   int64_t globalAssignments = 0;
   for (int64_t r = 0; r < world_; ++r)
     globalAssignments += table_[r * stride + experts] * k;
@@ -24,7 +30,6 @@ moe_status_t ExpertCounts::gather(Communicator &comm, const Mesh &mesh, const st
   for (int64_t e = 0; e < experts; ++e)
     for (int64_t r = 1; r < world_; ++r)
       before_[r * experts + e] = before_[(r - 1) * experts + e] + table_[(r - 1) * stride + e];
-  return MOE_OK;
 }
 
 int64_t ExpertCounts::kept(int64_t rank, int64_t expert) const {

@@ -21,6 +21,8 @@ public:
   /// count (experts + 1 values). Every rank of the world must call it.
   moe_status_t gather(Communicator &comm, const Mesh &mesh, const std::vector<int64_t> &mine, int64_t experts,
                       int64_t k, double capacity);
+  /// The same from the gathered table itself (world x (experts + 1) values).
+  void fromTable(std::vector<int64_t> table, int64_t world, int64_t experts, int64_t k, double capacity);
 
   /// Rank `rank`'s rows for `expert` that fit under the limit.
   int64_t kept(int64_t rank, int64_t expert) const;

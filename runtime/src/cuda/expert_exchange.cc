@@ -8,17 +8,12 @@
 //   -> moe_gpu_ep_dispatch -> schedule kernel over the local experts
 //   -> the grouped GEMMs on the received rows -> moe_gpu_ep_return
 //   -> combine kernel (each token sums its slots in order, on its own rank).
-// The received rows land grouped by local expert, so the GEMMs read them in
-// place; each expert's rows are in global token order whatever the mesh. A
-// message carries a peer's rows for consecutive experts as long as they are
-// consecutive on the receiver too (every rank derives the same messages from
-// the world's counts): one message a peer on a mesh of one or when the other
-// peers route nothing there, else one a (peer, expert).
+// Which rows go where is planExpertExchange's (comm/expert_exchange_plan.h).
 #include "moe/runtime/gpu_entry_points.h"
 
 #include "gpu_call.h"
 
-#include "../comm/expert_counts.h"
+#include "../comm/expert_exchange_plan.h"
 
 #include <algorithm>
 #include <numeric>
@@ -70,53 +65,6 @@ bool upload(GpuCall &call, int64_t address, const void *data, size_t bytes) {
   return copied;
 }
 
-/// Where a shard's experts receive: for each of its local experts, every
-/// shard's rows in shard order (`at[le][s]`), from the world's counts.
-struct ReceiveLayout {
-  ReceiveLayout(const ExpertCounts &world, const std::vector<int64_t> &group, int64_t shard, int64_t local)
-      : rows(local, std::vector<int64_t>(group.size())), at(rows) {
-    for (int64_t le = 0; le < local; ++le) {
-      int64_t expertRows = 0;
-      for (size_t s = 0; s < group.size(); ++s) {
-        rows[le][s] = world.kept(group[s], shard * local + le);
-        at[le][s] = total;
-        total += rows[le][s];
-        expertRows += rows[le][s];
-      }
-      perExpert.push_back(static_cast<int32_t>(expertRows));
-    }
-  }
-  /// Shard s's messages into this layout as (row, rows) pairs: at the
-  /// sender's rows from `senderAt` on (-1: at the receiver's rows), one
-  /// message per run that is consecutive here. Empty runs send nothing.
-  std::vector<std::pair<int64_t, int64_t>> messagesFrom(int64_t s, int64_t senderAt) const {
-    std::vector<std::pair<int64_t, int64_t>> out;
-    int64_t runStart = -1, runRows = 0, runAt = 0;
-    for (size_t le = 0; le < rows.size(); ++le) {
-      int64_t n = rows[le][s];
-      if (!n)
-        continue;
-      if (runRows && at[le][s] == runAt + runRows) {
-        runRows += n;
-      } else {
-        if (runRows)
-          out.push_back({runStart, runRows});
-        runStart = senderAt >= 0 ? senderAt : at[le][s];
-        runAt = at[le][s];
-        runRows = n;
-      }
-      if (senderAt >= 0)
-        senderAt += n;
-    }
-    if (runRows)
-      out.push_back({runStart, runRows});
-    return out;
-  }
-  std::vector<std::vector<int64_t>> rows, at;
-  std::vector<int32_t> perExpert;
-  int64_t total = 0;
-};
-
 /// The transfers of `segments` over buffer `base` (`bytes` bytes a row).
 void addTransfers(const std::vector<ExpertExchangePlan::Segment> &segments, int64_t base, int64_t bytes,
                   std::vector<Transfer> &out) {
@@ -148,27 +96,10 @@ extern "C" int64_t moe_gpu_ep_plan(int64_t counts, int64_t experts, int64_t k, d
   if (!ok(world.gather(comm, mesh, mine, experts, k, capacity)))
     return -1;
 
-  ExpertExchangePlan plan;
+  ExpertExchangePlan plan = planExpertExchange(world, group, myShard, me);
   std::vector<int32_t> kept(static_cast<size_t>(experts));
   for (int64_t e = 0; e < experts; ++e)
     kept[e] = static_cast<int32_t>(world.kept(me, e));
-  plan.sentRows = std::accumulate(kept.begin(), kept.end(), int64_t(0));
-  // Sends: my kept rows in expert order, so shard s's experts are one run
-  // of my buffer, cut where they are not one run on shard s.
-  for (int64_t s = 0, at = 0; s < shards; ++s) {
-    ReceiveLayout there(world, group, s, local);
-    for (const auto &m : there.messagesFrom(myShard, at))
-      plan.sends.push_back({group[s], m.first, m.second});
-    for (int64_t le = 0; le < local; ++le)
-      at += kept[s * local + le];
-  }
-  // Receives: for each of my experts, every shard's rows in shard order.
-  ReceiveLayout here(world, group, myShard, local);
-  for (int64_t s = 0; s < shards; ++s)
-    for (const auto &m : here.messagesFrom(s, -1))
-      plan.receives.push_back({group[s], m.first, m.second});
-  plan.receivedPerExpert = here.perExpert;
-  plan.receivedRows = here.total;
   if (!upload(*call, counts, kept.data(), kept.size() * 4))
     return -1;
   call->exchangePlans.push_back(std::move(plan));

@@ -11,29 +11,19 @@
 
 #include "moe/runtime/cuda.h"
 
+#include "../comm/expert_exchange_plan.h"
+
 #include <string>
 #include <vector>
 
 namespace moe::runtime {
-
-/// One expert-parallel exchange of a call (expert_exchange.cc): which rows go
-/// to and come from which rank, decided from the world's counts.
-struct ExpertExchangePlan {
-  /// A run of rows with one peer: `rows` rows from row `at` of the buffer.
-  struct Segment {
-    int64_t peer = 0, at = 0, rows = 0;
-  };
-  std::vector<Segment> sends, receives;   ///< same order on both sides of every pair
-  std::vector<int32_t> receivedPerExpert; ///< rows of each local expert
-  int64_t sentRows = 0, receivedRows = 0;
-};
 
 struct GpuCall {
   CudaDevice *device = nullptr;
   /// Every buffer the code allocated during the call (mgpuMemFree does not
   /// return them early: the arena is released after the call's results are read).
   std::vector<DeviceBuffer> buffers;
-  /// The expert-parallel exchanges planned so far in the call.
+  /// The expert-parallel exchanges planned so far in the call (expert_exchange.cc).
   std::vector<ExpertExchangePlan> exchangePlans;
   /// While an artifact loads: its PTX, for a cubin this GPU cannot run.
   const std::vector<uint8_t> *fallbackPtx = nullptr;
