@@ -32,6 +32,20 @@ struct Tensor {
 /// static shapes). Returns the results, or an error message naming the op.
 FailureOr<std::vector<Tensor>> evaluate(func::FuncOp fn, ArrayRef<Tensor> args, std::string &error);
 
+/// The same in float64 throughout, with no rounding to the storage types:
+/// the function reference::gradient differentiates (and finite differences see).
+FailureOr<std::vector<Tensor>> evaluateExact(func::FuncOp fn, ArrayRef<Tensor> args, std::string &error);
+
+/// Reverse mode (spec, "Training"): the gradient of sum_i <cotangents[i],
+/// outputs[i]> with respect to each argument of `fn`, in float64 on the exact
+/// forward (`outputs`, when given, gets it). Indices carry no gradient
+/// (topk's, group_topk's, the routing of dispatch; integer arguments get
+/// zeros), selections and ties are the forward's, a capacity-dropped
+/// assignment contributes and gets zero, load_balance_loss is differentiated
+/// through its probabilities only.
+FailureOr<std::vector<Tensor>> gradient(func::FuncOp fn, ArrayRef<Tensor> args, ArrayRef<Tensor> cotangents,
+                                        std::vector<Tensor> *outputs, std::string &error);
+
 /// Rounds `value` to the nearest value of element type `type` (f32, bf16, f16;
 /// integers and f64 are returned unchanged).
 double roundTo(Type type, double value);
