@@ -148,8 +148,9 @@ TEST_F(Gradient, BroadcastingBinaryFunctions) {
   for (const char *fn : {"add", "sub", "mul", "div", "max", "min"}) {
     func::FuncOp f = parse(std::string("func.func @f(%x: tensor<?x4xf32>, %b: tensor<1x4xf32>) -> tensor<?x4xf32> {\n"
                                        "  %y = moe.binary ") +
-                           fn + " %x, %b : tensor<?x4xf32>, tensor<1x4xf32> -> tensor<?x4xf32>\n"
-                                "  return %y : tensor<?x4xf32>\n}");
+                           fn +
+                           " %x, %b : tensor<?x4xf32>, tensor<1x4xf32> -> tensor<?x4xf32>\n"
+                           "  return %y : tensor<?x4xf32>\n}");
     checkAgainstFiniteDifferences(f, randomArgs(f, 3, rng), rng);
   }
   func::FuncOp pow = parse("func.func @f(%x: tensor<?x4xf32>, %b: tensor<1x4xf32>) -> tensor<?x4xf32> {\n"
@@ -163,9 +164,9 @@ TEST_F(Gradient, ReductionsAndSoftmax) {
   for (const char *fn : {"sum", "mean", "max"})
     for (int dim : {0, 1}) {
       std::string out = dim == 0 ? "tensor<1x4xf32>" : "tensor<3x1xf32>";
-      func::FuncOp f = parse(std::string("func.func @f(%x: tensor<3x4xf32>) -> ") + out + " {\n  %y = moe.reduce " +
-                             fn + " %x dim = " + std::to_string(dim) + " : tensor<3x4xf32> -> " + out +
-                             "\n  return %y : " + out + "\n}");
+      func::FuncOp f =
+          parse(std::string("func.func @f(%x: tensor<3x4xf32>) -> ") + out + " {\n  %y = moe.reduce " + fn +
+                " %x dim = " + std::to_string(dim) + " : tensor<3x4xf32> -> " + out + "\n  return %y : " + out + "\n}");
       checkAgainstFiniteDifferences(f, randomArgs(f, 3, rng), rng);
     }
   for (const char *log : {"", " log"}) {
@@ -226,20 +227,21 @@ TEST_F(Gradient, ExpertsOfEveryKindWithAndWithoutCapacity) {
     const char *ffn;
     int weights;
   };
-  for (Kind kind : {Kind{"swiglu", 3}, Kind{"geglu", 3}, Kind{"mlp(relu)", 2}, Kind{"mlp(gelu)", 2},
-                    Kind{"mlp(silu)", 2}})
+  for (Kind kind :
+       {Kind{"swiglu", 3}, Kind{"geglu", 3}, Kind{"mlp(relu)", 2}, Kind{"mlp(gelu)", 2}, Kind{"mlp(silu)", 2}})
     for (const char *capacity : {"", ", capacity = 0.75"}) {
       std::string routed = std::string("!moe.routed<tensor<?x6xf32>, experts = 4, k = 2") + capacity + ">";
       std::string up = "tensor<4x6x5xf32>", down = "tensor<4x5x6xf32>";
-      std::string weightArgs = kind.weights == 3 ? "%a: " + up + ", %b: " + up + ", %c: " + down
-                                                 : "%a: " + up + ", %c: " + down;
+      std::string weightArgs =
+          kind.weights == 3 ? "%a: " + up + ", %b: " + up + ", %c: " + down : "%a: " + up + ", %c: " + down;
       std::string weightUses = kind.weights == 3 ? "%a, %b, %c" : "%a, %c";
       std::string weightTypes = kind.weights == 3 ? up + ", " + up + ", " + down : up + ", " + down;
-      func::FuncOp f = parse("func.func @f(%x: tensor<?x6xf32>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>, " +
-                             weightArgs + ") -> tensor<?x6xf32> {\n  %r = moe.dispatch %x, %e : tensor<?x6xf32>, " +
-                             "tensor<?x2xi32> -> " + routed + "\n  %y = moe.expert_ffn " + kind.ffn + " %r, " +
-                             weightUses + " : " + routed + ", " + weightTypes + "\n  %o = moe.combine %y, %w : " +
-                             routed + ", tensor<?x2xf32> -> tensor<?x6xf32>\n  return %o : tensor<?x6xf32>\n}");
+      func::FuncOp f =
+          parse("func.func @f(%x: tensor<?x6xf32>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>, " + weightArgs +
+                ") -> tensor<?x6xf32> {\n  %r = moe.dispatch %x, %e : tensor<?x6xf32>, " + "tensor<?x2xi32> -> " +
+                routed + "\n  %y = moe.expert_ffn " + kind.ffn + " %r, " + weightUses + " : " + routed + ", " +
+                weightTypes + "\n  %o = moe.combine %y, %w : " + routed +
+                ", tensor<?x2xf32> -> tensor<?x6xf32>\n  return %o : tensor<?x6xf32>\n}");
       std::vector<Tensor> args = randomArgs(f, 7, rng, 4);
       // Distinct experts per token (top-k never repeats one).
       for (int64_t t = 0; t < 7; ++t)

@@ -327,7 +327,6 @@ public:
   }
 
 private:
-
   LogicalResult reduce(ReduceOp r) {
     const Tensor &x = in(r.getInput());
     int64_t dim = static_cast<int64_t>(r.getDim());

@@ -1,0 +1,95 @@
+// optimizer.cc - AdamW on f32 masters and the balance-bias update.
+#include "moe/runtime/optimizer.h"
+
+#include <cmath>
+
+namespace moe::runtime {
+
+moe_status_t checkAdamWOptions(const AdamWOptions &o) {
+  auto bad = [](const std::string &what) { return fail(MOE_INVALID_ARGUMENT, "AdamW: " + what); };
+  if (!(o.lr >= 0) || !std::isfinite(o.lr))
+    return bad("lr must be a non-negative number, got " + std::to_string(o.lr));
+  if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
+    return bad("betas must lie in [0, 1), got " + std::to_string(o.beta1) + " and " + std::to_string(o.beta2));
+  if (!(o.eps > 0))
+    return bad("eps must be positive, got " + std::to_string(o.eps));
+  if (!(o.weightDecay >= 0))
+    return bad("weight decay must be non-negative, got " + std::to_string(o.weightDecay));
+  return MOE_OK;
+}
+
+moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> &grads) {
+  if (moe_status_t s = checkAdamWOptions(options_))
+    return s;
+  if (params.size() != grads.size())
+    return fail(MOE_INVALID_ARGUMENT, "AdamW: " + std::to_string(params.size()) + " parameters but " +
+                                          std::to_string(grads.size()) + " gradients");
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor &p = params[i], &g = grads[i];
+    if (g.name != p.name && g.name != "grad." + p.name)
+      return fail(MOE_INVALID_ARGUMENT, "AdamW: gradient \"" + g.name + "\" given for parameter \"" + p.name + "\"");
+    if (g.shape != p.shape)
+      return fail(MOE_INVALID_ARGUMENT, "AdamW: gradient of \"" + p.name + "\" is " + shapeString(g.shape) +
+                                            ", the parameter " + shapeString(p.shape));
+    if (!isFloatDType(p.dtype) || !isFloatDType(g.dtype))
+      return fail(MOE_INVALID_ARGUMENT, "AdamW: \"" + p.name + "\" and its gradient must be floating point");
+  }
+  ++steps_;
+  // As torch.optim.AdamW's single-tensor step, in f32.
+  // Scalars as PyTorch forms them: in double, applied in f32.
+  const float beta1 = static_cast<float>(options_.beta1), beta2 = static_cast<float>(options_.beta2),
+              eps = static_cast<float>(options_.eps);
+  const double t = static_cast<double>(steps_);
+  const float stepSize = static_cast<float>(options_.lr / (1 - std::pow(options_.beta1, t)));
+  const float correction2Sqrt = static_cast<float>(std::sqrt(1 - std::pow(options_.beta2, t)));
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor &p = params[i];
+    const Tensor &g = grads[i];
+    const int64_t n = p.numElements();
+    State &s = state_[p.name];
+    if (s.master.empty()) {
+      s.master.resize(n);
+      for (int64_t j = 0; j < n; ++j)
+        s.master[j] = p.at(j);
+      s.m.assign(n, 0.0f);
+      s.v.assign(n, 0.0f);
+    }
+    const float decay = p.shape.size() >= 2 ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      float grad = g.at(j), &w = s.master[j], &m = s.m[j], &v = s.v[j];
+      w *= decay;
+      m += (1.0f - beta1) * (grad - m); // lerp(m, grad, 1 - beta1), weight < 0.5
+      v = v * beta2 + (1.0f - beta2) * grad * grad;
+      float denom = std::sqrt(v) / correction2Sqrt + eps;
+      w += -stepSize * m / denom;
+    }
+    storeFloats(p, 0, s.master.data(), n);
+  }
+  return MOE_OK;
+}
+
+void AdamW::restore(std::map<std::string, State> state, int64_t steps) {
+  state_ = std::move(state);
+  steps_ = steps;
+}
+
+moe_status_t updateBalanceBias(Tensor &bias, const std::vector<int64_t> &load, double rate) {
+  if (bias.dtype != MOE_F32 || bias.shape.size() != 1 || bias.shape[0] != static_cast<int64_t>(load.size()))
+    return fail(MOE_INVALID_ARGUMENT, "balance update: \"" + bias.name + "\" must be an f32 vector of " +
+                                          std::to_string(load.size()) + " experts, is " + moe_dtype_name(bias.dtype) +
+                                          " " + shapeString(bias.shape));
+  double total = 0;
+  for (int64_t l : load)
+    total += static_cast<double>(l);
+  const double mean = load.empty() ? 0 : total / static_cast<double>(load.size());
+  std::vector<float> b(load.size());
+  for (size_t e = 0; e < load.size(); ++e) {
+    double gap = mean - static_cast<double>(load[e]);
+    float sign = gap > 0 ? 1.0f : gap < 0 ? -1.0f : 0.0f;
+    b[e] = bias.at(static_cast<int64_t>(e)) + static_cast<float>(rate) * sign;
+  }
+  storeFloats(bias, 0, b.data(), static_cast<int64_t>(b.size()));
+  return MOE_OK;
+}
+
+} // namespace moe::runtime
