@@ -75,9 +75,9 @@ TEST(AdamW, KeepsF32MastersForBf16Parameters) {
   for (int i = 0; i < 100; ++i)
     ASSERT_EQ(opt.step(params, {g}), MOE_OK);
   float master = opt.state().at("w").master[0];
-  EXPECT_NEAR(master, 1.0f - 100 * 1e-4f, 1e-5);        // every step counted
+  EXPECT_NEAR(master, 1.0f - 100 * 1e-4f, 1e-5); // every step counted
   EXPECT_EQ(params[0].dtype, MOE_BF16);
-  EXPECT_EQ(params[0].at(0), 0.98828125f);               // the master, rounded to bf16
+  EXPECT_EQ(params[0].at(0), 0.98828125f); // the master, rounded to bf16
 }
 
 TEST(AdamW, IsDeterministicAndIndependentOfSharding) {

@@ -1,6 +1,7 @@
 // GradientTest.cpp - the reference evaluator's reverse mode against central
 // finite differences of its exact (float64, unrounded) forward, on fresh
-// random inputs: every op's rule on small layers, then every example.
+// random inputs: every op's rule on small layers, then every example; and
+// the backward moe-differentiate builds, run by the evaluator, against it.
 // L = sum_i <c_i, y_i> with random cotangents c_i; each sampled element of
 // each floating-point argument is nudged by +-h. A nudge that changes a
 // routing choice (an index output) is at a tie and is skipped, since the
@@ -9,12 +10,14 @@
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <gtest/gtest.h>
@@ -305,6 +308,97 @@ TEST_F(Gradient, EveryExample) {
       SCOPED_TRACE(std::string(name) + " at " + std::to_string(tokens) + " tokens");
       checkAgainstFiniteDifferences(f, randomArgs(f, tokens, rng), rng, 10);
     }
+  }
+}
+
+/// moe-differentiate's @<layer>_backward, run by the evaluator on the
+/// arguments and cotangents, must give reference::gradient's gradients.
+void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Tensor> args, std::mt19937 &rng) {
+  std::string name = layer.getName().str();
+  PassManager pm(module.getContext());
+  pm.addPass(moe::createMoEDifferentiate());
+  ASSERT_TRUE(succeeded(pm.run(module))) << "moe-differentiate failed on @" << name;
+  auto backward = module.lookupSymbol<func::FuncOp>(name + "_backward");
+  ASSERT_TRUE(backward);
+  layer = module.lookupSymbol<func::FuncOp>(name);
+  std::string error;
+  auto out = moe::reference::evaluateExact(layer, args, error);
+  ASSERT_TRUE(succeeded(out)) << error;
+  std::normal_distribution<double> normal;
+  std::vector<Tensor> cotangents, backwardArgs = args;
+  for (auto [t, type] : llvm::zip(*out, layer.getFunctionType().getResults())) {
+    Tensor c{t.shape, std::vector<double>(t.data.size(), 0.0)};
+    if (!isIndexTensor(type))
+      for (double &v : c.data)
+        v = normal(rng);
+    cotangents.push_back(c);
+    backwardArgs.push_back(c);
+  }
+  auto want = moe::reference::gradient(layer, args, cotangents, nullptr, error);
+  ASSERT_TRUE(succeeded(want)) << error;
+  auto got = moe::reference::evaluateExact(backward, backwardArgs, error);
+  ASSERT_TRUE(succeeded(got)) << error;
+  size_t result = 0;
+  for (size_t a = 0; a < args.size(); ++a) {
+    if (isIndexTensor(layer.getArgumentTypes()[a]))
+      continue;
+    ASSERT_LT(result, got->size());
+    const Tensor &g = (*got)[result++], &w = (*want)[a];
+    ASSERT_EQ(g.data.size(), w.data.size());
+    for (size_t i = 0; i < g.data.size(); ++i)
+      EXPECT_NEAR(g.data[i], w.data[i], 1e-12 * (1 + std::fabs(w.data[i])))
+          << "@" << name << " arg" << a << "[" << i << "]";
+  }
+  EXPECT_EQ(result, got->size());
+}
+
+TEST_F(Gradient, DifferentiatePassOnEveryOp) {
+  const char *layers[] = {
+      R"(func.func @f(%x: tensor<?x6xf32>, %g: tensor<6xf32>, %w: tensor<6x5xf32>, %b: tensor<5xf32>) -> tensor<?x5xf32> {
+           %n = moe.rmsnorm %x, %g eps = 1.0e-6 : tensor<?x6xf32>, tensor<6xf32> -> tensor<?x6xf32>
+           %y = moe.dense %n, %w bias %b : tensor<?x6xf32>, tensor<6x5xf32>, tensor<5xf32> -> tensor<?x5xf32>
+           %s = moe.unary gelu %y : tensor<?x5xf32>
+           %m = moe.reduce max %s dim = 1 : tensor<?x5xf32> -> tensor<?x1xf32>
+           %d = moe.binary div %s, %m : tensor<?x5xf32>, tensor<?x1xf32> -> tensor<?x5xf32>
+           %p = moe.softmax %d dim = 1 log : tensor<?x5xf32> -> tensor<?x5xf32>
+           %q = moe.binary mul %p, %y : tensor<?x5xf32>, tensor<?x5xf32> -> tensor<?x5xf32>
+           return %q : tensor<?x5xf32>
+         })",
+      R"(func.func @f(%l: tensor<?x8xf32>, %bias: tensor<1x8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+           %s = moe.unary sigmoid %l : tensor<?x8xf32>
+           %b = moe.binary add %s, %bias : tensor<?x8xf32>, tensor<1x8xf32> -> tensor<?x8xf32>
+           %e = moe.group_topk %b k = 2 groups = 4 top_groups = 2 : tensor<?x8xf32> -> tensor<?x2xi32>
+           %w = moe.gather %s, %e : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<?x2xf32>
+           return %w, %e : tensor<?x2xf32>, tensor<?x2xi32>
+         })",
+      R"(func.func @f(%l: tensor<?x4xf32>, %e: tensor<?x1xi32>) -> (tensor<f32>, tensor<f32>) {
+           %p = moe.softmax %l dim = 1 : tensor<?x4xf32> -> tensor<?x4xf32>
+           %lb = moe.load_balance_loss %p, %e : tensor<?x4xf32>, tensor<?x1xi32> -> tensor<f32>
+           %z = moe.z_loss %l : tensor<?x4xf32> -> tensor<f32>
+           return %lb, %z : tensor<f32>, tensor<f32>
+         })",
+      R"(func.func @f(%x: tensor<?x6xf32>, %r: tensor<6x4xf32>, %a: tensor<4x6x5xf32>, %c: tensor<4x5x6xf32>) -> tensor<?x6xf32> {
+           %l = moe.dense %x, %r : tensor<?x6xf32>, tensor<6x4xf32> -> tensor<?x4xf32>
+           %v, %e = moe.topk %l k = 2 score = softmax renormalize : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+           %d = moe.dispatch %x, %e : tensor<?x6xf32>, tensor<?x2xi32> -> !moe.routed<tensor<?x6xf32>, experts = 4, k = 2, capacity = 0.75>
+           %y = moe.expert_ffn mlp(silu) %d, %a, %c : !moe.routed<tensor<?x6xf32>, experts = 4, k = 2, capacity = 0.75>, tensor<4x6x5xf32>, tensor<4x5x6xf32>
+           %o = moe.combine %y, %v : !moe.routed<tensor<?x6xf32>, experts = 4, k = 2, capacity = 0.75>, tensor<?x2xf32> -> tensor<?x6xf32>
+           %s = moe.binary add %o, %x : tensor<?x6xf32>, tensor<?x6xf32> -> tensor<?x6xf32>
+           return %s : tensor<?x6xf32>
+         })"};
+  for (const char *ir : layers) {
+    func::FuncOp f = parse(ir);
+    checkDifferentiatePass(*module, f, randomArgs(f, 7, rng, 4), rng);
+  }
+}
+
+TEST_F(Gradient, DifferentiatePassOnEveryExample) {
+  const std::vector<std::pair<std::string, std::string>> small{{"d_model", "8"}, {"d_ff", "6"}, {"T", "f32"}};
+  for (const char *name : {"mixtral", "deepseek_v3", "qwen3_30b_a3b", "switch"}) {
+    OwningOpRef<ModuleOp> example = elaborateExample(context, name, small);
+    ASSERT_TRUE(example) << name;
+    func::FuncOp f = *example->getOps<func::FuncOp>().begin();
+    checkDifferentiatePass(*example, f, randomArgs(f, 9, rng), rng);
   }
 }
 

@@ -118,5 +118,31 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regio
                              << " to be an array of non-negative sizes";
     return success();
   }
+  if (name == getCotangentAttrName()) {
+    auto index = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!index || index.getInt() < 0)
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to be the index of a forward result";
+    return success();
+  }
   return op->emitError() << "unknown moe argument attribute '" << name << "'";
+}
+
+LogicalResult MoEDialect::verifyRegionResultAttribute(Operation *op, unsigned, unsigned resultIndex,
+                                                      NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == getDimsAttrName()) { // an output's dimension names, as an input's
+    auto dims = dyn_cast<ArrayAttr>(attr.getValue());
+    if (!dims || !llvm::all_of(dims, [](Attribute a) { return isa<StringAttr>(a); }))
+      return op->emitError() << "expects '" << name << "' of result #" << resultIndex
+                             << " to hold one string per dimension";
+    return success();
+  }
+  if (name == getGradientAttrName()) {
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || str.getValue().empty())
+      return op->emitError() << "expects '" << name << "' of result #" << resultIndex << " to be a non-empty string";
+    return success();
+  }
+  return op->emitError() << "unknown moe result attribute '" << name << "'";
 }

@@ -108,6 +108,10 @@ inline std::vector<int64_t> topIndices(const std::vector<double> &row, int64_t k
   return order;
 }
 
+class Interpreter;
+/// The backward ops (MoEGradOps.td), by the rules reference::gradient uses (Vjp.cpp).
+LogicalResult evaluateGradOp(Interpreter &interpreter, Operation &op);
+
 class Interpreter {
 public:
   /// `exact`: no rounding to the storage types (float64 throughout), the
@@ -142,7 +146,6 @@ public:
   llvm::DenseMap<Value, Tensor> tensors;
   llvm::DenseMap<Value, Routed> routed;
 
-private:
   LogicalResult fail(Operation *op, const std::string &message) {
     error = op->getName().getStringRef().str() + ": " + message;
     return failure();
@@ -158,6 +161,7 @@ private:
     tensors[v] = std::move(t);
   }
 
+private:
   LogicalResult step(Operation &op) {
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](arith::ConstantOp c) {
@@ -282,7 +286,11 @@ private:
           set(z.getLoss(), Tensor{{}, {total / static_cast<double>(rows)}});
           return success();
         })
-        .Default([&](Operation *other) { return fail(other, "not supported by the reference evaluator"); });
+        .Default([&](Operation *other) {
+          if (other->getName().getStringRef().ends_with("_grad"))
+            return evaluateGradOp(*this, *other);
+          return fail(other, "not supported by the reference evaluator");
+        });
   }
 
   LogicalResult binary(BinaryOp b) {

@@ -64,8 +64,10 @@ def MoEPlaceOnMesh : Pass<"moe-place-on-mesh", "::mlir::ModuleOp"> {
       `moe.global_shape`) for the artifact's signature.
 
     The placement rules are the runtime's (moe/runtime/mesh.h), so the
-    compiler and the runtime agree on every shard. A one-device mesh leaves
-    the module unchanged.
+    compiler and the runtime agree on every shard. `mesh=1` leaves the module
+    unchanged; a mesh of one named by its axes (`mesh=ep=1`) is placed, the
+    exchange around the experts included, so that a world of one runs every
+    collective of the sharded program.
 
     ```mlir
     // moe-opt --moe-place-on-mesh="mesh=ep=2"
@@ -82,6 +84,44 @@ def MoEPlaceOnMesh : Pass<"moe-place-on-mesh", "::mlir::ModuleOp"> {
            "the mesh: rep=R,dp=D,ep=E (axes left out are 1)">
   ];
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
+def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
+  let summary = "build each layer's backward (reverse mode) from its forward";
+  let description = [{
+    For each layer `@f`, adds `@f_backward`: it takes `@f`'s arguments, then
+    one cotangent per result (`moe.cotangent = i`), and returns the gradient
+    of every floating-point argument (`moe.gradient = "x"` or the
+    parameter's name, e.g. `"experts.w_gate"`), of `sum_i <c_i, y_i>`.
+
+    - The forward is recomputed in the backward (no residuals are kept yet).
+    - Each op's rule is its `DifferentiableOpInterface`
+      (dialect/lib/IR/MoEGradients.cpp); the backward ops are those of
+      `MoEGradOps.td`. Casts and reshapes are inverted here.
+    - Indices carry no gradient; an argument nothing flows back to gets zeros;
+      cotangents reaching one value from several uses are summed
+      (`moe.binary add`), in the order of the uses.
+
+    The reference evaluator runs the result, and it equals
+    `reference::gradient` (test/unit/GradientTest.cpp).
+
+    ```mlir
+    // moe-opt --moe-differentiate
+    func.func @f(%x: tensor<?x8xf32> {moe.input = "x"}) -> tensor<?x8xf32> {
+      %y = moe.unary silu %x : tensor<?x8xf32>
+      return %y : tensor<?x8xf32>
+    }
+    // adds
+    func.func @f_backward(%x: tensor<?x8xf32> {moe.input = "x"},
+                          %dy: tensor<?x8xf32> {moe.cotangent = 0 : i64})
+        -> (tensor<?x8xf32> {moe.gradient = "x"}) {
+      %y = moe.unary silu %x : tensor<?x8xf32>
+      %dx = moe.unary_grad silu %x, %dy : tensor<?x8xf32>
+      return %dx : tensor<?x8xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::tensor::TensorDialect"];
 }
 
 #endif // MOE_TRANSFORMS_PASSES_TD

@@ -31,6 +31,7 @@ def MoE_Dialect : Dialect {
   let useDefaultTypePrinterParser = 1;
   let hasConstantMaterializer = 0;
   let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Names of the function-argument attributes that bind a layer's
     /// arguments to its inputs and parameters.
@@ -50,6 +51,11 @@ def MoE_Dialect : Dialect {
     /// parameters as compiled (a dictionary of name to value).
     static constexpr ::llvm::StringLiteral getDescriptionAttrName() { return "moe.description"; }
     static constexpr ::llvm::StringLiteral getHyperparametersAttrName() { return "moe.hyperparameters"; }
+    /// A backward's arguments and results (moe-differentiate): the index of
+    /// the forward result a cotangent is for, and the name of the forward
+    /// argument (input or parameter) a gradient is of.
+    static constexpr ::llvm::StringLiteral getCotangentAttrName() { return "moe.cotangent"; }
+    static constexpr ::llvm::StringLiteral getGradientAttrName() { return "moe.gradient"; }
   private:
     void registerTypes();
   public:

@@ -14,6 +14,7 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 
+#include "moe/Dialect/MoE/IR/MoEInterfaces.h.inc"
 #include "moe/Dialect/MoE/IR/MoEOpsEnums.h.inc"
 
 #define GET_OP_CLASSES

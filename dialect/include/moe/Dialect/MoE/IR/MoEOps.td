@@ -15,6 +15,7 @@ include "moe/Dialect/MoE/IR/MoETypes.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "moe/Dialect/MoE/IR/MoEInterfaces.td"
 
 //===----------------------------------------------------------------------===//
 // Type constraints
@@ -37,7 +38,7 @@ def MoE_NonNegI64 : ConfinedAttr<I64Attr, [IntNonNegative]>;
 // Routing
 //===----------------------------------------------------------------------===//
 
-def MoE_TopKOp : MoE_Op<"topk", [Pure]> {
+def MoE_TopKOp : MoE_Op<"topk", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "per token, the k largest routing scores and their experts";
   let description = [{
     For each row of `logits [tokens, experts]`: applies the optional `score`
@@ -81,7 +82,7 @@ def MoE_TopKOp : MoE_Op<"topk", [Pure]> {
   let hasCanonicalizer = 1;
 }
 
-def MoE_GroupTopKOp : MoE_Op<"group_topk", [Pure]> {
+def MoE_GroupTopKOp : MoE_Op<"group_topk", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "DeepSeek-V3 group-limited top-k expert selection";
   let description = [{
     Splits the experts of `scores [tokens, experts]` into `groups` equal
@@ -111,7 +112,7 @@ def MoE_GroupTopKOp : MoE_Op<"group_topk", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_GatherOp : MoE_Op<"gather", [Pure]> {
+def MoE_GatherOp : MoE_Op<"gather", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "per row, pick the columns named by an index tensor";
   let description = [{
     `result[t, j] = input[t, indices[t, j]]` with 0-based indices; used to
@@ -134,7 +135,7 @@ def MoE_GatherOp : MoE_Op<"gather", [Pure]> {
 // Dispatch, experts, combine
 //===----------------------------------------------------------------------===//
 
-def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
+def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "group each token's k assignments by expert";
   let description = [{
     Routes row `t` of `input [tokens, d]` to the experts `indices[t, :]`
@@ -164,7 +165,7 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "result"]>]> {
+def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "result"]>, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "apply each expert's feed-forward network to its own tokens";
   let description = [{
     Applies expert `e`'s FFN to the rows routed to `e`. Weights are stacked on
@@ -208,7 +209,7 @@ def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "resu
   let hasVerifier = 1;
 }
 
-def MoE_CombineOp : MoE_Op<"combine", [Pure]> {
+def MoE_CombineOp : MoE_Op<"combine", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "weighted sum of each token's expert outputs";
   let description = [{
     `result[t, :] = sum_j weights[t, j] * y(t, j)` where `y(t, j)` is the
@@ -234,7 +235,7 @@ def MoE_CombineOp : MoE_Op<"combine", [Pure]> {
 // Dense layers and normalisation
 //===----------------------------------------------------------------------===//
 
-def MoE_DenseOp : MoE_Op<"dense", [Pure]> {
+def MoE_DenseOp : MoE_Op<"dense", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "matrix product with an optional bias: x * weight (.+ bias)";
   let description = [{
     `input [m, in] * weight [in, out] (.+ bias [out])`, accumulated in f32 and
@@ -260,7 +261,7 @@ def MoE_DenseOp : MoE_Op<"dense", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_RMSNormOp : MoE_Op<"rmsnorm", [Pure]> {
+def MoE_RMSNormOp : MoE_Op<"rmsnorm", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "root-mean-square normalisation over the last dimension";
   let description = [{
     `x / sqrt(mean(x .^ 2; dims = last) + eps) .* weight`, computed in f32.
@@ -282,7 +283,7 @@ def MoE_RMSNormOp : MoE_Op<"rmsnorm", [Pure]> {
 // Elementwise math and reductions with Julia broadcasting
 //===----------------------------------------------------------------------===//
 
-def MoE_UnaryOp : MoE_Op<"unary", [Pure, SameOperandsAndResultType]> {
+def MoE_UnaryOp : MoE_Op<"unary", [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "elementwise scalar function (`f.(x)`)";
   let description = [{
     Applies `fn` to every element. `gelu` is the tanh approximation (NNlib),
@@ -298,7 +299,7 @@ def MoE_UnaryOp : MoE_Op<"unary", [Pure, SameOperandsAndResultType]> {
   let hasCanonicalizer = 0;
 }
 
-def MoE_BinaryOp : MoE_Op<"binary", [Pure]> {
+def MoE_BinaryOp : MoE_Op<"binary", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "broadcasting elementwise operator (`.+ .- .* ./ .^`, `max`, `min`)";
   let description = [{
     Julia broadcasting: operands of equal rank, or a rank-0 scalar; each
@@ -322,7 +323,7 @@ def MoE_BinaryOp : MoE_Op<"binary", [Pure]> {
   let hasCanonicalizer = 1;
 }
 
-def MoE_ReduceOp : MoE_Op<"reduce", [Pure]> {
+def MoE_ReduceOp : MoE_Op<"reduce", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "reduction over one dimension, keeping it with size 1";
   let description = [{
     Julia's `sum/maximum/mean(x; dims = d + 1)`: the reduced dimension stays,
@@ -341,7 +342,7 @@ def MoE_ReduceOp : MoE_Op<"reduce", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_SoftmaxOp : MoE_Op<"softmax", [Pure]> {
+def MoE_SoftmaxOp : MoE_Op<"softmax", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "numerically stable (log-)softmax over one dimension";
   let description = [{
     Max-subtracted softmax over `dim`, in f32; with `log`, log-softmax. The
@@ -365,7 +366,7 @@ def MoE_SoftmaxOp : MoE_Op<"softmax", [Pure]> {
 // Auxiliary losses
 //===----------------------------------------------------------------------===//
 
-def MoE_LoadBalanceLossOp : MoE_Op<"load_balance_loss", [Pure]> {
+def MoE_LoadBalanceLossOp : MoE_Op<"load_balance_loss", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "Switch/GShard auxiliary load-balancing loss";
   let description = [{
     `experts * sum_e f_e * P_e`, where `f_e` is the fraction of the
@@ -384,7 +385,7 @@ def MoE_LoadBalanceLossOp : MoE_Op<"load_balance_loss", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_ZLossOp : MoE_Op<"z_loss", [Pure]> {
+def MoE_ZLossOp : MoE_Op<"z_loss", [Pure, DeclareOpInterfaceMethods<MoE_DifferentiableOpInterface>]> {
   let summary = "router z-loss: mean over tokens of logsumexp(logits)^2";
   let description = [{
     ST-MoE's router z-loss, a scalar (0-d) f32 tensor.
@@ -519,5 +520,7 @@ def MoE_AllReduceOp : MoE_CollectiveOp<"all_reduce", [SameOperandsAndResultType]
     $input `on` $mesh `axes` `=` $axes `reduction` `=` $reduction attr-dict `:` type($input)
   }];
 }
+
+include "moe/Dialect/MoE/IR/MoEGradOps.td"
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -1,0 +1,205 @@
+//===- Differentiate.cpp - moe-differentiate --------------------*- C++ -*-===//
+//
+// Reverse mode over a layer function: the forward recomputed, then each op's
+// DifferentiableOpInterface rule, last op first, the cotangents of values
+// with several uses summed. The rules live with the ops; this pass only
+// walks, accumulates, and inverts the casts and reshapes the frontend emits.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Support/MLIR.h"
+#include "moe/Transforms/Passes.h"
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace moe {
+#define GEN_PASS_DEF_MOEDIFFERENTIATE
+#include "moe/Transforms/Passes.h.inc"
+} // namespace moe
+
+using namespace mlir;
+using namespace moe;
+
+namespace {
+
+bool isFloatTensor(Type t) {
+  auto shaped = dyn_cast<RankedTensorType>(t);
+  return shaped && isa<FloatType>(shaped.getElementType());
+}
+bool carriesGradient(Type t) { return isFloatTensor(t) || isa<RoutedType>(t); }
+
+/// Zeros of `type`, its dynamic sizes those of `like`.
+Value zerosLike(OpBuilder &b, Location loc, RankedTensorType type, Value like) {
+  Value zero = arith::ConstantOp::create(b, loc, b.getFloatAttr(type.getElementType(), 0.0));
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(tensor::DimOp::create(b, loc, like, d));
+  return tensor::SplatOp::create(b, loc, type, zero, sizes);
+}
+
+class Adjoints {
+public:
+  explicit Adjoints(OpBuilder &b) : b(b) {}
+
+  Value get(Value v) const { return adjoints.lookup(v); }
+
+  /// Adds `g` to `v`'s cotangent.
+  void add(Location loc, Value v, Value g) {
+    if (!g || !carriesGradient(v.getType()))
+      return;
+    Value &slot = adjoints[v];
+    if (!slot) {
+      slot = g;
+    } else if (isa<RoutedType>(v.getType())) {
+      // A routed value has one use in a chain (the verifier's rule).
+      mlir::emitError(loc) << "a routed value's cotangent arrives twice";
+      failed = true;
+    } else {
+      slot = BinaryOp::create(b, loc, BinaryFn::add, slot, g);
+    }
+  }
+
+  bool failed = false;
+
+private:
+  OpBuilder &b;
+  llvm::DenseMap<Value, Value> adjoints;
+};
+
+struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<func::FuncOp> layers;
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (!fn.isDeclaration() && !fn.getName().ends_with("_backward"))
+        layers.push_back(fn);
+    for (func::FuncOp fn : layers)
+      if (failed(differentiate(fn)))
+        return signalPassFailure();
+  }
+
+  LogicalResult differentiate(func::FuncOp forward) {
+    if (!forward.getBody().hasOneBlock())
+      return forward.emitError() << "moe-differentiate needs a layer of one block";
+    std::string name = (forward.getName() + "_backward").str();
+    ModuleOp module = getOperation();
+    if (module.lookupSymbol(name))
+      return forward.emitError() << "the module already has a function @" << name;
+    OpBuilder b(forward->getContext());
+    b.setInsertionPointAfter(forward);
+    Location loc = forward.getLoc();
+
+    // Arguments: the forward's, then a cotangent per result.
+    FunctionType type = forward.getFunctionType();
+    SmallVector<Type> argTypes(type.getInputs()), resultTypes;
+    llvm::append_range(argTypes, type.getResults());
+    SmallVector<unsigned> differentiable;
+    for (unsigned i = 0; i < type.getNumInputs(); ++i)
+      if (isFloatTensor(type.getInput(i))) {
+        differentiable.push_back(i);
+        resultTypes.push_back(type.getInput(i));
+      }
+    auto backward = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, resultTypes));
+    for (unsigned i = 0; i < type.getNumInputs(); ++i)
+      backward.setArgAttrs(i, forward.getArgAttrDict(i));
+    for (unsigned r = 0; r < type.getNumResults(); ++r)
+      backward.setArgAttr(type.getNumInputs() + r, "moe.cotangent", b.getI64IntegerAttr(r));
+    for (auto [out, i] : llvm::enumerate(differentiable)) {
+      auto input = forward.getArgAttrOfType<StringAttr>(i, MoEDialect::getInputAttrName());
+      auto param = forward.getArgAttrOfType<StringAttr>(i, MoEDialect::getParamAttrName());
+      std::string gradName = input ? input.str() : param ? param.str() : "arg" + std::to_string(i);
+      backward.setResultAttr(out, "moe.gradient", b.getStringAttr(gradName));
+    }
+    Block *body = backward.addEntryBlock();
+    b.setInsertionPointToStart(body);
+
+    // The forward, recomputed.
+    IRMapping map;
+    for (unsigned i = 0; i < type.getNumInputs(); ++i)
+      map.map(forward.getArgument(i), body->getArgument(i));
+    Block &fwd = forward.getBody().front();
+    SmallVector<Operation *> ops;
+    for (Operation &op : fwd.without_terminator())
+      ops.push_back(b.clone(op, map));
+
+    // Cotangents, last op first.
+    Adjoints adjoints(b);
+    for (auto [r, v] : llvm::enumerate(fwd.getTerminator()->getOperands()))
+      adjoints.add(loc, map.lookup(v), body->getArgument(type.getNumInputs() + r));
+    for (Operation *op : llvm::reverse(ops)) {
+      SmallVector<Value> resultGrads;
+      bool any = false;
+      for (Value result : op->getResults()) {
+        resultGrads.push_back(adjoints.get(result));
+        any = any || resultGrads.back();
+      }
+      // Constants and sizes pass nothing on.
+      bool takesGradient = llvm::any_of(op->getOperandTypes(), carriesGradient);
+      if (!any || !takesGradient)
+        continue;
+      if (failed(rule(b, op, resultGrads, adjoints)))
+        return failure();
+    }
+    if (adjoints.failed)
+      return failure();
+    SmallVector<Value> grads;
+    for (auto [out, i] : llvm::enumerate(differentiable)) {
+      Value arg = body->getArgument(i);
+      Value g = adjoints.get(arg);
+      grads.push_back(g ? g : zerosLike(b, loc, cast<RankedTensorType>(arg.getType()), arg));
+    }
+    func::ReturnOp::create(b, loc, grads);
+    return success();
+  }
+
+  /// One op's cotangents into its operands'.
+  LogicalResult rule(OpBuilder &b, Operation *op, ArrayRef<Value> resultGrads, Adjoints &adjoints) {
+    Location loc = op->getLoc();
+    if (auto d = dyn_cast<DifferentiableOpInterface>(op)) {
+      SmallVector<Value> operandGrads;
+      if (failed(d.buildGradients(b, resultGrads, operandGrads)))
+        return failure();
+      for (auto [operand, g] : llvm::zip(op->getOperands(), operandGrads))
+        adjoints.add(loc, operand, g);
+      return success();
+    }
+    // The glue the frontend emits: element type casts and reshapes.
+    if (isa<arith::ExtFOp, arith::TruncFOp>(op)) {
+      Value in = op->getOperand(0), g = resultGrads[0];
+      auto to = cast<RankedTensorType>(in.getType());
+      Value back = isa<arith::ExtFOp>(op) ? arith::TruncFOp::create(b, loc, to, g).getResult()
+                                         : arith::ExtFOp::create(b, loc, to, g).getResult();
+      adjoints.add(loc, in, back);
+      return success();
+    }
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(op)) {
+      adjoints.add(loc, expand.getSrc(),
+                   tensor::CollapseShapeOp::create(b, loc, expand.getSrcType(), resultGrads[0],
+                                                   expand.getReassociationIndices()));
+      return success();
+    }
+    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op)) {
+      Value src = collapse.getSrc();
+      SmallVector<OpFoldResult> sizes;
+      for (int64_t d = 0; d < collapse.getSrcType().getRank(); ++d)
+        sizes.push_back(collapse.getSrcType().isDynamicDim(d)
+                            ? OpFoldResult(tensor::DimOp::create(b, loc, src, d).getResult())
+                            : OpFoldResult(b.getIndexAttr(collapse.getSrcType().getDimSize(d))));
+      adjoints.add(loc, src,
+                   tensor::ExpandShapeOp::create(b, loc, collapse.getSrcType(), resultGrads[0],
+                                                 collapse.getReassociationIndices(), sizes));
+      return success();
+    }
+    return op->emitError() << "has no derivative rule (moe-differentiate)";
+  }
+};
+
+} // namespace
