@@ -65,9 +65,10 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
   firstMs = slowest(comm, sig.mesh, firstMs);
   if (comm.rank() == 0) {
     char where[160];
-    std::snprintf(where, sizeof where, "%.2f ms on mesh %s (%lld ranks, %s), %d threads a rank", firstMs,
-                  sig.mesh.toString().c_str(), static_cast<long long>(comm.world()), comm.engine(),
-                  moe_cpu_get_num_threads());
+    std::string perRank =
+        layer.onGpu() ? layer.deviceName() + " a rank" : std::to_string(moe_cpu_get_num_threads()) + " threads a rank";
+    std::snprintf(where, sizeof where, "%.2f ms on mesh %s (%lld ranks, %s), %s", firstMs, sig.mesh.toString().c_str(),
+                  static_cast<long long>(comm.world()), comm.engine(), perRank.c_str());
     std::vector<Tensor> shown = localInputs;
     for (Tensor &t : shown)
       if (!t.shape.empty())

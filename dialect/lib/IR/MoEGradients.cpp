@@ -46,7 +46,8 @@ LogicalResult GroupTopKOp::buildGradients(OpBuilder &, ArrayRef<Value>, SmallVec
   return success();
 }
 
-LogicalResult GatherOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads, SmallVectorImpl<Value> &operandGrads) {
+LogicalResult GatherOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                       SmallVectorImpl<Value> &operandGrads) {
   auto g = GatherGradOp::create(b, getLoc(), getInput().getType(), getIndices(), resultGrads[0]);
   operandGrads.assign({g.getResult(), Value()});
   return success();
@@ -62,8 +63,8 @@ LogicalResult DispatchOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGra
 LogicalResult ExpertFfnOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                           SmallVectorImpl<Value> &operandGrads) {
   SmallVector<Type> weightTypes(getWeights().getTypes());
-  auto g = ExpertFfnGradOp::create(b, getLoc(), getRouted().getType(), weightTypes, getKindAttr(),
-                                   getActivationAttr(), getRouted(), getWeights(), resultGrads[0]);
+  auto g = ExpertFfnGradOp::create(b, getLoc(), getRouted().getType(), weightTypes, getKindAttr(), getActivationAttr(),
+                                   getRouted(), getWeights(), resultGrads[0]);
   operandGrads.assign({g.getRoutedGrad()});
   llvm::append_range(operandGrads, g.getWeightsGrad());
   return success();
@@ -114,9 +115,10 @@ LogicalResult BinaryOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads
   return success();
 }
 
-LogicalResult ReduceOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads, SmallVectorImpl<Value> &operandGrads) {
-  auto g = ReduceGradOp::create(b, getLoc(), getInput().getType(), getFnAttr(), getInput(), resultGrads[0],
-                                getDimAttr());
+LogicalResult ReduceOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  auto g =
+      ReduceGradOp::create(b, getLoc(), getInput().getType(), getFnAttr(), getInput(), resultGrads[0], getDimAttr());
   operandGrads.assign({g.getResult()});
   return success();
 }

@@ -108,6 +108,15 @@ inline std::vector<int64_t> topIndices(const std::vector<double> &row, int64_t k
   return order;
 }
 
+/// The element of `o` that broadcasts to multi-index `index` of the result
+/// (a dimension of size 1 stays at 0; a 0-d tensor is its one element).
+inline int64_t broadcastOffset(const Tensor &o, const std::vector<int64_t> &index) {
+  int64_t off = 0;
+  for (size_t d = 0; d < o.shape.size(); ++d)
+    off = off * o.shape[d] + (o.shape[d] == 1 ? 0 : index[d]);
+  return off;
+}
+
 class Interpreter;
 /// The backward ops (MoEGradOps.td), by the rules reference::gradient uses (Vjp.cpp).
 LogicalResult evaluateGradOp(Interpreter &interpreter, Operation &op);
@@ -303,12 +312,7 @@ private:
     }
     t.data.resize(t.numElements());
     std::vector<int64_t> index(rank, 0);
-    auto offset = [&](const Tensor &o) {
-      int64_t off = 0;
-      for (size_t d = 0; d < o.shape.size(); ++d)
-        off = off * o.shape[d] + (o.shape[d] == 1 ? 0 : index[d]);
-      return off;
-    };
+    auto offset = [&](const Tensor &o) { return broadcastOffset(o, index); };
     for (int64_t i = 0; i < t.numElements(); ++i) {
       int64_t rem = i;
       for (size_t d = rank; d-- > 0;) {

@@ -98,12 +98,7 @@ std::pair<Vec, Vec> binary(BinaryFn fn, const Tensor &l, const Tensor &r, const 
   Vec dl(l.data.size(), 0.0), dr(r.data.size(), 0.0);
   size_t rank = out.size();
   std::vector<int64_t> index(rank, 0);
-  auto offset = [&](const Tensor &o) {
-    int64_t off = 0;
-    for (size_t d = 0; d < o.shape.size(); ++d)
-      off = off * o.shape[d] + (o.shape[d] == 1 ? 0 : index[d]);
-    return off;
-  };
+  auto offset = [&](const Tensor &o) { return broadcastOffset(o, index); };
   int64_t n = 1;
   for (int64_t d : out)
     n *= d;

@@ -176,7 +176,7 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       Value in = op->getOperand(0), g = resultGrads[0];
       auto to = cast<RankedTensorType>(in.getType());
       Value back = isa<arith::ExtFOp>(op) ? arith::TruncFOp::create(b, loc, to, g).getResult()
-                                         : arith::ExtFOp::create(b, loc, to, g).getResult();
+                                          : arith::ExtFOp::create(b, loc, to, g).getResult();
       adjoints.add(loc, in, back);
       return success();
     }
