@@ -76,6 +76,10 @@ if _cuda_gpu():
 # they are reported UNSUPPORTED, not passed.
 if shutil.which("mpirun"):
     config.available_features.add("mpi")
+    # Its own session directory, not Open MPI's default one under /tmp that
+    # concurrent jobs share (a start-up has failed there: "orte_session_dir failed").
+    import tempfile
+    config.environment["OMPI_MCA_orte_tmpdir_base"] = tempfile.mkdtemp(prefix="ompi-lit-", dir="/tmp")
     config.substitutions.append(("%mpirun", "mpirun --oversubscribe --allow-run-as-root"))
 else:
     lit_config.note("mpirun not found (no Open MPI): the multi-rank tests are unsupported")

@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -106,9 +107,12 @@ def main():
             got = os.path.join(a.work, "got.safetensors")
             if os.path.exists(got):
                 os.remove(got)
-            run = subprocess.run([*MPIRUN, "-n", str(ranks), moe_run, art, "--weights", wpath, "--input", xpath,
-                                  "--output", got], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 timeout=120)
+            # A session directory of its own: concurrent jobs (lit's workers) sharing
+            # Open MPI's default one under /tmp have failed to start ("orte_session_dir failed").
+            with tempfile.TemporaryDirectory(prefix="ompi-", dir="/tmp") as session:
+                run = subprocess.run([*MPIRUN, "--mca", "orte_tmpdir_base", session, "-n", str(ranks), moe_run, art,
+                                      "--weights", wpath, "--input", xpath, "--output", got],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
             name = "%s mesh %s (%d ranks) tokens %d%s" % (os.path.basename(a.example), mesh, ranks, tokens,
                                                           " skewed" if a.skewed else "")
             if run.returncode != 0 or not os.path.exists(got):
