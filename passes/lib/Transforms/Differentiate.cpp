@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace moe {
 #define GEN_PASS_DEF_MOEDIFFERENTIATE
@@ -157,6 +158,11 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       grads.push_back(g ? g : zerosLike(b, loc, cast<RankedTensorType>(arg.getType()), arg));
     }
     func::ReturnOp::create(b, loc, grads);
+    // What the backward did not read of the recomputed forward (its outputs, a
+    // rule's unused operand) goes; walking backwards frees chains of it.
+    for (Operation *op : llvm::reverse(ops))
+      if (isOpTriviallyDead(op))
+        op->erase();
     return success();
   }
 

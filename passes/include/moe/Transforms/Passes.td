@@ -94,7 +94,8 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
     of every floating-point argument (`moe.gradient = "x"` or the
     parameter's name, e.g. `"experts.w_gate"`), of `sum_i <c_i, y_i>`.
 
-    - The forward is recomputed in the backward (no residuals are kept yet).
+    - The forward is recomputed in the backward (no residuals are kept yet);
+      what the backward does not read of it is removed.
     - Each op's rule is its `DifferentiableOpInterface`
       (dialect/lib/IR/MoEGradients.cpp); the backward ops are those of
       `MoEGradOps.td`. Casts and reshapes are inverted here.
@@ -115,7 +116,6 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
     func.func @f_backward(%x: tensor<?x8xf32> {moe.input = "x"},
                           %dy: tensor<?x8xf32> {moe.cotangent = 0 : i64})
         -> (tensor<?x8xf32> {moe.gradient = "x"}) {
-      %y = moe.unary silu %x : tensor<?x8xf32>
       %dx = moe.unary_grad silu %x, %dy : tensor<?x8xf32>
       return %dx : tensor<?x8xf32>
     }
