@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <optional>
 
 namespace moe::runtime {
@@ -116,9 +117,10 @@ moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &a
   return MOE_OK;
 }
 
-} // namespace
-
+/// A layer's collectives (unsharded: none).
 Collectives collectivesOf(const Layer &layer) { return {layer.communicator(), &layer.signature().mesh}; }
+
+} // namespace
 
 moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args) {
   if (moe_status_t s = gpu->makeCurrent())
@@ -171,21 +173,25 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   seconds.clear();
   if (collectiveSeconds)
     collectiveSeconds->clear();
-  auto collectiveTime = [&] { return comm ? comm->collectiveSeconds() : 0.0; };
-  if (!gpu) {
-    std::vector<Tensor> outputs;
-    if (moe_status_t s = run(inputs, outputs)) // warm-up
-      return s;
+  // `iterations` calls of `once`, each timed on the host (and its time in collectives).
+  auto timeCalls = [&](const std::function<moe_status_t()> &once) {
+    auto collectiveTime = [&] { return comm ? comm->collectiveSeconds() : 0.0; };
     for (unsigned i = 0; i < iterations; ++i) {
       double inCollectives = collectiveTime();
       auto t0 = std::chrono::steady_clock::now();
-      if (moe_status_t s = run(inputs, outputs))
+      if (moe_status_t s = once())
         return s;
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (collectiveSeconds)
         collectiveSeconds->push_back(collectiveTime() - inCollectives);
     }
     return MOE_OK;
+  };
+  if (!gpu) {
+    std::vector<Tensor> outputs;
+    if (moe_status_t s = run(inputs, outputs)) // warm-up
+      return s;
+    return timeCalls([&] { return run(inputs, outputs); });
   }
   std::map<std::string, int64_t> symbols;
   std::vector<const Tensor *> ordered;
@@ -205,20 +211,13 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   }
   if (eager || isSharded()) {
     // Plain calls, inputs on the device, each timed to its last kernel.
-    for (unsigned i = 0; i < iterations; ++i) {
+    return timeCalls([&] {
       GpuCall call;
       call.device = gpu.get();
-      double inCollectives = collectiveTime();
-      auto t0 = std::chrono::steady_clock::now();
       if (moe_status_t s = callEntry(entry, call, args, results, collectivesOf(*this)))
         return s;
-      if (moe_status_t s = gpu->synchronize())
-        return s;
-      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      if (collectiveSeconds)
-        collectiveSeconds->push_back(collectiveTime() - inCollectives);
-    }
-    return MOE_OK;
+      return gpu->synchronize();
+    });
   }
   // The graph's buffers belong to `captured` until the graph is gone.
   GpuCall captured;

@@ -100,7 +100,7 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
       double gflops = sig.flopsPerToken * static_cast<double>(tokens) / worst / 1e9;
       const bool gpu = layer.onGpu();
       char where[96];
-      if (layer.onGpu())
+      if (gpu)
         std::snprintf(where, sizeof where, "%s, %s", layer.deviceName().c_str(), comm.engine());
       else
         std::snprintf(where, sizeof where, "%d threads a rank", moe_cpu_get_num_threads());

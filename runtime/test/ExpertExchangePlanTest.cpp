@@ -32,6 +32,8 @@ void checkExchange(const Mesh &mesh, const std::vector<int64_t> &table, int64_t 
       for (int64_t i = 0; i < world.kept(r, e); ++i)
         rows.emplace_back(r, e, i);
     ASSERT_EQ(plans.back().sentRows, static_cast<int64_t>(rows.size()));
+    for (int64_t e = 0; e < experts; ++e)
+      ASSERT_EQ(plans.back().keptPerExpert[e], world.kept(r, e));
     sendBuffers.push_back(rows);
     recvBuffers.emplace_back(plans.back().receivedRows, Row{-1, -1, -1});
   }

@@ -60,9 +60,9 @@ ExpertExchangePlan planExpertExchange(const ExpertCounts &world, const std::vect
                                       int64_t me) {
   const int64_t shards = static_cast<int64_t>(group.size()), local = world.experts() / shards;
   ExpertExchangePlan plan;
-  std::vector<int64_t> kept(static_cast<size_t>(world.experts()));
+  std::vector<int32_t> &kept = plan.keptPerExpert;
   for (int64_t e = 0; e < world.experts(); ++e)
-    kept[e] = world.kept(me, e);
+    kept.push_back(static_cast<int32_t>(world.kept(me, e)));
   plan.sentRows = std::accumulate(kept.begin(), kept.end(), int64_t(0));
   // Sends: my kept rows in expert order, so shard s's experts are one run
   // of my buffer, cut where they are not one run on shard s.

@@ -26,6 +26,7 @@ struct ExpertExchangePlan {
   };
   /// Same order on both sides of every pair; the return trip swaps them.
   std::vector<Segment> sends, receives;
+  std::vector<int32_t> keptPerExpert;     ///< this rank's kept rows of each (global) expert
   std::vector<int32_t> receivedPerExpert; ///< rows of each local expert
   int64_t sentRows = 0, receivedRows = 0;
 };

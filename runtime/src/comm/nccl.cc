@@ -9,9 +9,12 @@
 // one group on the engine's stream, polled (cuStreamQuery,
 // ncclCommGetAsyncError) until the deadline; at the deadline the
 // communicator is aborted (ncclCommAbort) and the peers of the exchange are
-// named. Zero-byte transfers are left out (both sides know the sizes). The unique id travels through MPI when the job
-// runs under mpirun and this build has MPI, else through a TCP rendezvous: rank 0 listens on MASTER_ADDR:(MASTER_PORT +
-// 1) (torchrun's own store holds MASTER_PORT) and sends the id to every rank that connects.
+// named. Zero-byte transfers are left out (both sides know the sizes).
+//
+// The unique id travels through MPI when the job runs under mpirun and this
+// build has MPI, else through a TCP rendezvous: rank 0 listens on
+// MASTER_ADDR:(MASTER_PORT + 1) (torchrun's own store holds MASTER_PORT) and
+// sends the id to every rank that connects.
 #include "engines.h"
 
 #include "../cuda/driver.h"

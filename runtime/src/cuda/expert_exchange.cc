@@ -83,7 +83,6 @@ extern "C" int64_t moe_gpu_ep_plan(int64_t counts, int64_t experts, int64_t k, d
   const Mesh &mesh = CallCommunicator::mesh();
   const int64_t me = comm.rank();
   const std::vector<int64_t> group = mesh.group(me, axes);
-  const int64_t shards = static_cast<int64_t>(group.size()), local = experts / shards;
   const int64_t myShard = std::find(group.begin(), group.end(), me) - group.begin();
 
   // The one read of the counts on the host (it waits for the count kernel).
@@ -97,10 +96,7 @@ extern "C" int64_t moe_gpu_ep_plan(int64_t counts, int64_t experts, int64_t k, d
     return -1;
 
   ExpertExchangePlan plan = planExpertExchange(world, group, myShard, me);
-  std::vector<int32_t> kept(static_cast<size_t>(experts));
-  for (int64_t e = 0; e < experts; ++e)
-    kept[e] = static_cast<int32_t>(world.kept(me, e));
-  if (!upload(*call, counts, kept.data(), kept.size() * 4))
+  if (!upload(*call, counts, plan.keptPerExpert.data(), plan.keptPerExpert.size() * 4))
     return -1;
   call->exchangePlans.push_back(std::move(plan));
   return static_cast<int64_t>(call->exchangePlans.size()) - 1;

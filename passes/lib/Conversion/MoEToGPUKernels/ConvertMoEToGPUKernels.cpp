@@ -244,22 +244,31 @@ struct GPUKernelLowering {
     return callee;
   }
 
+  /// A call of runtime entry point `name` (gpu_entry_points.h,
+  /// collective_entry_points.h), with its first result if any; and the
+  /// scalars and addresses such calls take.
+  Value callRuntime(Host &h, StringRef name, FunctionType type, ValueRange args) {
+    func::FuncOp callee = runtimeFunction(h, name, type);
+    auto call = func::CallOp::create(h.b, h.loc, callee, args);
+    return call.getNumResults() ? call.getResult(0) : Value();
+  }
+  Value i64(Host &h, Value index) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getI64Type(), index); }
+  Value i64(Host &h, int64_t v) { return arith::ConstantIntOp::create(h.b, h.loc, v, 64); }
+  Value toIndex(Host &h, Value v) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getIndexType(), v); }
+  Value address(Host &h, Value memref) {
+    return i64(h, memref::ExtractAlignedPointerAsIndexOp::create(h.b, h.loc, memref));
+  }
+
   /// The extra kernel operands of a TMA GEMM (none otherwise): the device
   /// addresses of tensor maps for B0 and B1, each seen as [experts][k][n],
   /// made by the runtime's moeCudaTensorMap (once per tensor).
   SmallVector<Value> tensorMaps(Host &h, const gk::GemmConfig &c, Value b0, Value b1, int64_t experts) {
     if (!c.tmaB)
       return {};
-    RewriterBase &b = h.b;
-    Type i64 = b.getI64Type();
-    func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaTensorMap, b));
-    auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, h.loc, v, 64).getResult(); };
     auto mapOf = [&](Value w) {
-      Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, h.loc, w);
-      Value base = arith::IndexCastOp::create(b, h.loc, i64, p);
-      SmallVector<Value> args{
-          base, constant(c.elt == "bf16"), constant(c.n), constant(c.k), constant(experts), constant(64), constant(64)};
-      return func::CallOp::create(b, h.loc, callee, args).getResult(0);
+      return callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moeCudaTensorMap, h.b),
+                         {address(h, w), i64(h, int64_t{c.elt == "bf16"}), i64(h, c.n), i64(h, c.k), i64(h, experts),
+                          i64(h, 64), i64(h, 64)});
     };
     // Without a GLU both arguments name the same weights: one lookup serves both.
     Value first = mapOf(b0);
@@ -271,11 +280,8 @@ struct GPUKernelLowering {
   Value gemmGrid(Host &h, const gk::GemmConfig &c, Value blocks) {
     if (!c.persistent)
       return blocks;
-    RewriterBase &b = h.b;
-    func::FuncOp callee = runtimeFunction(h, MOE_RUNTIME_ENTRY_POINT(moeCudaMultiprocessors, b));
-    Value sms = func::CallOp::create(b, h.loc, callee, ValueRange{}).getResult(0);
-    Value smsIndex = arith::IndexCastOp::create(b, h.loc, b.getIndexType(), sms);
-    return arith::MinUIOp::create(b, h.loc, blocks, smsIndex);
+    Value sms = callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moeCudaMultiprocessors, h.b), {});
+    return arith::MinUIOp::create(h.b, h.loc, blocks, toIndex(h, sms));
   }
 
   /// Placeholders for a GEMM's unused operands.
@@ -576,19 +582,6 @@ struct GPUKernelLowering {
       y = *out;
     }
     return combineSlots(h, combine, y, slotPos, /*identity=*/!ffn);
-  }
-
-  /// A call into the runtime's expert exchange (gpu_entry_points.h).
-  Value callRuntime(Host &h, StringRef name, FunctionType type, ValueRange args) {
-    func::FuncOp callee = runtimeFunction(h, name, type);
-    auto call = func::CallOp::create(h.b, h.loc, callee, args);
-    return call.getNumResults() ? call.getResult(0) : Value();
-  }
-  Value i64(Host &h, Value index) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getI64Type(), index); }
-  Value i64(Host &h, int64_t v) { return arith::ConstantIntOp::create(h.b, h.loc, v, 64); }
-  Value toIndex(Host &h, Value v) { return arith::IndexCastOp::create(h.b, h.loc, h.b.getIndexType(), v); }
-  Value address(Host &h, Value memref) {
-    return i64(h, memref::ExtractAlignedPointerAsIndexOp::create(h.b, h.loc, memref));
   }
 
   /// moe.all_gather along dimension 0 over device buffers, by the runtime's

@@ -1,8 +1,9 @@
 /* gpu_entry_points.h - the runtime functions that generated GPU host code
  * calls besides MLIR's mgpu* ABI: declared once here, defined by the runtime
- * (src/cuda/mgpu_abi.cc and src/cuda/expert_exchange.cc, which include this
- * header, so a definition that drifts from it does not compile), and typed for the compiler from these
- * declarations (passes/lib/Conversion/RuntimeAbi.h), so neither
+ * (src/cuda/mgpu_abi.cc and src/cuda/expert_exchange.cc, which include
+ * this header, so a definition that drifts from it does not compile), and
+ * typed for the compiler from these declarations
+ * (passes/lib/Conversion/RuntimeAbi.h), so neither
  * side spells a signature by hand. Valid only inside a layer's GPU call. */
 #ifndef MOE_RUNTIME_GPU_ENTRY_POINTS_H
 #define MOE_RUNTIME_GPU_ENTRY_POINTS_H
