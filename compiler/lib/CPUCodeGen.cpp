@@ -7,6 +7,9 @@
 
 #include "RunPipeline.h"
 
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Transforms/Passes.h"
+
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
@@ -14,8 +17,30 @@
 using namespace mlir;
 namespace rt = ::moe::runtime;
 
-LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const rt::Mesh &mesh, rt::Artifact &out,
-                                      std::string *commandLog, std::string *llvmIR) {
+/// The backward's signature: a gradient per result of @<layer>_backward,
+/// named and shaped after the input or parameter its moe.gradient names.
+static LogicalResult extractBackward(func::FuncOp backward, const rt::Signature &forward, rt::BackwardSignature &out) {
+  out.entry.clear();
+  out.gradients.clear();
+  for (unsigned i = 0; i < backward.getNumResults(); ++i) {
+    auto name = backward.getResultAttrOfType<StringAttr>(i, moe::MoEDialect::getGradientAttrName());
+    const rt::TensorSpec *primal = nullptr;
+    for (const auto *list : {&forward.inputs, &forward.params})
+      for (const rt::TensorSpec &spec : *list)
+        if (name && spec.name == name.getValue())
+          primal = &spec;
+    if (!primal)
+      return backward.emitError() << "result #" << i << " of the backward names no input or parameter ("
+                                  << (name ? name.getValue() : StringRef("no moe.gradient")) << ")";
+    rt::TensorSpec grad = *primal;
+    grad.name = "grad." + primal->name;
+    out.gradients.push_back(grad);
+  }
+  return success();
+}
+
+LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const rt::Mesh &mesh, bool train,
+                                      rt::Artifact &out, std::string *commandLog, std::string *llvmIR) {
   Location loc = layer.getLoc();
   // On a mesh, the signature is the placed program's (shards, mesh).
   if (mesh.isPlaced() && failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
@@ -27,12 +52,24 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const
   for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     if (fn != layer)
       fn.erase();
+  if (train) {
+    if (failed(runPipeline(module, [](OpPassManager &pm) {
+          pm.addPass(createMoEVerifyInput());
+          pm.addPass(createMoEDifferentiate());
+        })))
+      return failure();
+    auto backward = module.lookupSymbol<func::FuncOp>(layerName + "_backward");
+    out.signature.backward.emplace();
+    if (!backward || failed(extractBackward(backward, out.signature, *out.signature.backward)))
+      return failure();
+  }
 
   if (failed(runPipeline(module, [](OpPassManager &pm) { buildMoELowerToCPUPipeline(pm); })))
     return failure();
 
   std::vector<uint8_t> library;
-  if (failed(moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR)))
+  if (failed(moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR,
+                                   train ? &out.signature.backward->entry : nullptr)))
     return failure();
   out.sections.emplace_back("code.cpu.so", std::move(library));
   return success();

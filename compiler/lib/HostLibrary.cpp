@@ -48,7 +48,8 @@ LogicalResult addEntryPoint(llvm::Module &module, StringRef layer, std::string &
 } // namespace
 
 LogicalResult moe::buildHostLibrary(ModuleOp module, StringRef layerName, Location loc, std::string &entry,
-                                    std::vector<uint8_t> &library, std::string *commandLog, std::string *llvmIR) {
+                                    std::vector<uint8_t> &library, std::string *commandLog, std::string *llvmIR,
+                                    std::string *backwardEntry) {
   // The moe.* argument attributes documented the signature; LLVM has no use for them.
   module.walk([](FunctionOpInterface fn) {
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
@@ -67,6 +68,8 @@ LogicalResult moe::buildHostLibrary(ModuleOp module, StringRef layerName, Locati
     return emitError(loc) << "translation to LLVM IR failed";
   if (failed(addEntryPoint(*llvmModule, layerName, entry)))
     return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName;
+  if (backwardEntry && failed(addEntryPoint(*llvmModule, (layerName + "_backward").str(), *backwardEntry)))
+    return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName << "_backward";
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();

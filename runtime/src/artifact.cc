@@ -166,6 +166,12 @@ std::string signatureToJson(const Signature &s) {
   out += ",\"hyperparameters\":" + s.hyperparameters;
   if (s.mesh.isPlaced())
     out += ",\"mesh\":\"" + s.mesh.toString() + "\"";
+  if (s.backward) {
+    out += ",\"backward\":{\"entry\":";
+    json::writeString(out, s.backward->entry);
+    writeSpecs(out, "gradients", s.backward->gradients, false);
+    out += "}";
+  }
   char flops[40];
   std::snprintf(flops, sizeof flops, ",\"flops_per_token\":%.17g}", s.flopsPerToken);
   return out + flops;
@@ -217,6 +223,16 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
     if (!mesh)
       return bad("signature \"mesh\": " + (error.empty() ? std::string("must be a string") : error));
     out.mesh = *mesh;
+  }
+  if (const json::Value *b = root.find("backward")) {
+    const json::Value *entry = b->find("entry");
+    if (!b->isObject() || !entry || !entry->isString() || entry->string.empty())
+      return bad("signature \"backward\" needs an \"entry\" symbol");
+    BackwardSignature backward;
+    backward.entry = entry->string;
+    if (moe_status_t s = readSpecs(*b, "gradients", backward.gradients, false))
+      return s;
+    out.backward = std::move(backward);
   }
   for (const TensorSpec &p : out.params)
     if (p.placement == Placement::Experts && (p.shape.empty() || p.shape[0].size % out.mesh.ep != 0))

@@ -187,7 +187,19 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     close(fd);
     return fail(MOE_NOT_FOUND, "the layer's code has no entry point \"" + artifact.signature.entry + "\"");
   }
+  void (*backwardEntry)(void **) = nullptr;
+  if (artifact.signature.backward) {
+    backwardEntry = reinterpret_cast<void (*)(void **)>(dlsym(library, artifact.signature.backward->entry.c_str()));
+    if (!backwardEntry || gpu) {
+      dlclose(library);
+      close(fd);
+      return fail(MOE_NOT_FOUND, gpu ? "a GPU artifact with a backward: training runs on the CPU so far"
+                                     : "the layer's code has no backward entry point \"" +
+                                           artifact.signature.backward->entry + "\"");
+    }
+  }
   out.reset(new Layer());
+  out->backwardEntry = backwardEntry;
   out->hash = hashArtifact(artifact);
   out->gpu = std::move(gpu);
   out->artifact = std::move(artifact);
@@ -281,27 +293,27 @@ moe_status_t Layer::orderArguments(const std::vector<Tensor> &inputs, std::vecto
   return MOE_OK;
 }
 
-std::vector<int64_t> resultSlots(const Signature &sig) {
+std::vector<int64_t> resultSlots(const std::vector<TensorSpec> &specs) {
   size_t resultWords = 0;
-  for (const TensorSpec &o : sig.outputs)
+  for (const TensorSpec &o : specs)
     resultWords += 3 + 2 * o.shape.size();
   return std::vector<int64_t>(resultWords, 0);
 }
 
-moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
+moe_status_t resultShapes(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results,
                           std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
                           std::vector<uint64_t> &data) {
   outputs.clear();
   data.clear();
   size_t at = 0;
   moe_status_t status = MOE_OK;
-  for (size_t i = 0; i < sig.outputs.size(); ++i) {
-    const TensorSpec &spec = sig.outputs[i];
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec &spec = specs[i];
     size_t rank = spec.shape.size();
     const int64_t *d = results.data() + at;
     at += 3 + 2 * rank;
     Tensor out;
-    out.name = outputName(i, sig.outputs.size());
+    out.name = spec.name;
     out.dtype = spec.dtype;
     out.shape.assign(d + 3, d + 3 + rank);
     for (size_t k = 0; k < rank; ++k)
@@ -324,9 +336,44 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
     return s;
   if (gpu)
     return runOnGpu(ordered, symbols, outputs);
+  return callOnCpu(entry, sig.outputs, ordered, symbols, outputs);
+}
 
+moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                             std::vector<Tensor> &gradients) {
+  const Signature &sig = signature();
+  if (!sig.backward || !backwardEntry)
+    return fail(MOE_INVALID_ARGUMENT, "the artifact of layer " + sig.layer +
+                                          " has no backward: build it with moec build --train");
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  if (moe_status_t s = orderArguments(inputs, ordered, symbols))
+    return s;
+  // A cotangent per output, named and shaped as the output.
+  for (const TensorSpec &spec : sig.outputs) {
+    const Tensor *match = nullptr;
+    for (const Tensor &t : cotangents)
+      if (t.name == spec.name)
+        match = &t;
+    if (!match)
+      return fail(MOE_NOT_FOUND, "the cotangent of output \"" + spec.name + "\" is missing (one tensor per output, "
+                                 "named as the output)");
+    if (moe_status_t s = checkTensor(spec, *match, "cotangent", &symbols))
+      return s;
+    ordered.push_back(match);
+  }
+  if (cotangents.size() != sig.outputs.size())
+    return fail(MOE_INVALID_ARGUMENT, "expected " + std::to_string(sig.outputs.size()) + " cotangents (one per "
+                                      "output), got " + std::to_string(cotangents.size()));
+  return callOnCpu(backwardEntry, sig.backward->gradients, ordered, symbols, gradients);
+}
+
+moe_status_t Layer::callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                              const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                              std::vector<Tensor> &outputs) {
+  const Signature &sig = signature();
   // The C interface: result descriptors first, then one descriptor per argument.
-  std::vector<int64_t> results = resultSlots(sig);
+  std::vector<int64_t> results = resultSlots(resultSpecs);
   std::vector<std::vector<int64_t>> descriptors;
   std::vector<void *> args{results.data()};
   for (const Tensor *t : ordered)
@@ -342,12 +389,12 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   moe_status_t collectives = MOE_OK;
   {
     CallCommunicator call(comm ? comm : alone.get(), sig.mesh);
-    entry(args.data());
+    fn(args.data());
     collectives = CallCommunicator::status();
   }
 
   std::vector<uint64_t> data;
-  moe_status_t status = outputShapes(sig, results, symbols, outputs, data);
+  moe_status_t status = resultShapes(resultSpecs, results, symbols, outputs, data);
   for (size_t i = 0; i < outputs.size(); ++i) {
     size_t bytes = static_cast<size_t>(outputs[i].numElements()) * moe_dtype_size(outputs[i].dtype);
     const uint8_t *src = reinterpret_cast<const uint8_t *>(data[i]);
@@ -358,7 +405,7 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   for (const Tensor *t : ordered)
     argumentData.insert(reinterpret_cast<int64_t>(t->data.data()));
   size_t at = 0;
-  for (const TensorSpec &spec : sig.outputs) {
+  for (const TensorSpec &spec : resultSpecs) {
     int64_t allocated = results[at];
     at += 3 + 2 * spec.shape.size();
     if (allocated && !argumentData.count(allocated) && freed.insert(allocated).second)
@@ -550,6 +597,20 @@ moe_status_t Layer::randomInputs(uint64_t seed, const std::map<std::string, int6
     out.push_back(std::move(t));
   }
   return MOE_OK;
+}
+
+std::vector<Tensor> Layer::randomCotangents(uint64_t seed, const std::vector<Tensor> &outputs) const {
+  Normals normal(seed ^ 0x27d4eb2fu);
+  std::vector<Tensor> out;
+  for (const Tensor &o : outputs) {
+    Tensor t = Tensor::zeros(o.name, o.dtype, o.shape);
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      float v = normal.next();
+      storeFloats(t, i, &v, 1);
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 } // namespace moe::runtime

@@ -17,14 +17,21 @@ namespace moe::runtime {
 /// An MLIR memref descriptor of rank r: {allocated, aligned, offset, sizes[r], strides[r]}.
 std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &shape);
 
-/// Room for the result descriptors the entry point writes, in one vector.
-std::vector<int64_t> resultSlots(const Signature &sig);
+/// Room for the result descriptors an entry point writes (results of
+/// `specs`: the forward's outputs, or the backward's gradients), in one vector.
+std::vector<int64_t> resultSlots(const std::vector<TensorSpec> &specs);
+inline std::vector<int64_t> resultSlots(const Signature &sig) { return resultSlots(sig.outputs); }
 
-/// The outputs' names, dtypes and shapes read from `results` and checked
-/// against the signature (data left empty); `data` receives each one's address.
-moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
+/// The results' names, dtypes and shapes read from `results` and checked
+/// against `specs` (data left empty); `data` receives each one's address.
+moe_status_t resultShapes(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results,
                           std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
                           std::vector<uint64_t> &data);
+inline moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t> &results,
+                                 std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
+                                 std::vector<uint64_t> &data) {
+  return resultShapes(sig.outputs, results, symbols, outputs, data);
+}
 
 /// Opens GPU 0 for an artifact of `target` ("cuda-sm_90a", "cuda-sm_80", ...),
 /// checking that the GPU can run its code.

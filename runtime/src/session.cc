@@ -116,9 +116,47 @@ int shardedSummaryAndBench(Layer &layer, Communicator &comm, const std::vector<T
   return 0;
 }
 
+/// --backward: the gradients for the cotangents, written with the outputs.
+int backwardSession(Layer &layer, const SessionOptions &options, const std::vector<Tensor> &inputs,
+                    const std::vector<Tensor> &outputs, FILE *out, const SessionCheck &check,
+                    const SessionGradientCheck &gradientCheck) {
+  if (!layer.hasBackward()) {
+    fail(MOE_INVALID_ARGUMENT, "--backward needs a train artifact (moec build --train)");
+    return error(options);
+  }
+  std::vector<Tensor> cotangents;
+  if (!options.cotangents.empty()) {
+    if (readSafetensors(options.cotangents, cotangents) != MOE_OK)
+      return error(options);
+  } else {
+    cotangents = layer.randomCotangents(options.seed, outputs);
+  }
+  std::vector<Tensor> gradients;
+  auto start = std::chrono::steady_clock::now();
+  if (layer.backward(inputs, cotangents, gradients) != MOE_OK)
+    return error(options);
+  double ms = seconds(start) * 1e3;
+  if (!options.outputs.empty()) {
+    std::vector<Tensor> written = outputs;
+    written.insert(written.end(), gradients.begin(), gradients.end());
+    if (writeSafetensors(options.outputs, written) != MOE_OK)
+      return error(options);
+  }
+  int status = check ? check(inputs, layer.parameters(), outputs) : 0;
+  if (gradientCheck)
+    status |= gradientCheck(inputs, layer.parameters(), cotangents, gradients);
+  std::fprintf(out, "%s backward: %zu gradients in %.2f ms (forward recomputed), %d threads\n",
+               layer.signature().layer.c_str(), gradients.size(), ms, moe_cpu_get_num_threads());
+  for (const Tensor &g : gradients)
+    std::fprintf(out, "  %s\n", describe(g).c_str());
+  std::fflush(out);
+  return status;
+}
+
 } // namespace
 
-int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check) {
+int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check,
+               const SessionGradientCheck &gradientCheck) {
   if (options.threads)
     moe_cpu_set_num_threads(static_cast<int>(options.threads));
   const Signature &sig = layer.signature();
@@ -169,11 +207,18 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
       inputs = sliceInputs(layer, inputs, rank, world);
   }
 
+  if (options.backward && comm) {
+    fail(MOE_INVALID_ARGUMENT, "--backward runs on one device so far (the layer is placed on mesh " +
+                                   sig.mesh.toString() + ")");
+    return error(options);
+  }
   std::vector<Tensor> outputs;
   auto start = std::chrono::steady_clock::now();
   if (layer.run(inputs, outputs) != MOE_OK)
     return error(options);
   double firstMs = seconds(start) * 1e3;
+  if (options.backward)
+    return backwardSession(layer, options, inputs, outputs, out, check, gradientCheck);
   if (comm) {
     // The global outputs (and, for the summary, the global batch size).
     std::vector<Tensor> global;

@@ -28,6 +28,9 @@ const char *kUsage =
     "  --bench-tokens N,M also time these token counts on the same weights\n"
     "  --bench-eager      on a GPU, time plain calls rather than CUDA-graph replays\n"
     "  --num-threads N    kernel threads (default: MOE_NUM_THREADS, else all; --threads too)\n"
+    "  --backward         a train artifact (moec build --train): the gradients too, written with\n"
+    "                     the outputs to --output as grad.x, grad.<param> (docs/training.md)\n"
+    "  --cotangent FILE   --backward: a cotangent per output, named as it (default: random normals)\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
     "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU; GPU: mpirun, or torchrun\n"
     "  --nproc-per-node=N --no-python moe-run ..., one GPU a rank, NCCL). Every rank reads its shard of\n"
@@ -80,6 +83,11 @@ int main(int argc, char **argv) {
       count("--iterations", options.iterations);
     } else if (arg == "--num-threads" || arg == "--threads") { // moec run's name, and the short one
       count(arg.c_str(), options.threads);
+    } else if (arg == "--backward") {
+      options.backward = true;
+    } else if (arg == "--cotangent") {
+      options.cotangents = value("--cotangent");
+      options.backward = true;
     } else if (arg == "--bench") {
       options.bench = true;
     } else if (arg == "--bench-eager") {

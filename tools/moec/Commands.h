@@ -28,6 +28,10 @@ struct RunOptions {
   /// With check: compare these outputs (a safetensors file, e.g. written by
   /// moe-run on a GPU machine from the same seed) with the reference instead.
   std::string checkOutputs;
+  /// The backward too (the layer compiled with --train): gradients for the
+  /// cotangents in this file (empty: random), checked by --check.
+  bool backward = false;
+  std::string cotangents;
 };
 
 /// `moec build`: compiles the layer for its target into an artifact at `output`.

@@ -126,6 +126,75 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
   return status;
 }
 
+/// The gradients' tolerance: 1e-5 relative when every tensor of the layer is
+/// f32, 2e-2 when a bf16 or f16 one is (the and docs/training.md's).
+double gradientTolerance(mlir::func::FuncOp fn) {
+  bool narrow = false;
+  fn.walk([&](mlir::Operation *op) {
+    for (mlir::Type t : llvm::concat<const mlir::Type>(op->getOperandTypes(), op->getResultTypes())) {
+      mlir::Type e = mlir::getElementTypeOrSelf(t);
+      narrow = narrow || e.isBF16() || e.isF16();
+    }
+  });
+  for (mlir::Type t : fn.getArgumentTypes())
+    narrow = narrow || mlir::getElementTypeOrSelf(t).isBF16() || mlir::getElementTypeOrSelf(t).isF16();
+  return narrow ? 2e-2 : 1e-5;
+}
+
+/// The compiled gradients against reference::gradient (float64, the exact
+/// forward) for the same inputs, weights and cotangents: max |compiled -
+/// reference| / max |reference| per gradient. Returns the exit status.
+int checkGradients(mlir::ModuleOp module, const rt::Signature &sig, const std::vector<rt::Tensor> &inputs,
+                   const std::vector<rt::Tensor> &params, const std::vector<rt::Tensor> &cotangents,
+                   const std::vector<rt::Tensor> &gradients) {
+  auto fn = *module.getOps<mlir::func::FuncOp>().begin();
+  std::vector<moe::reference::Tensor> args, cots;
+  std::vector<std::string> names;
+  for (const rt::Tensor &t : inputs)
+    args.push_back(toReference(t));
+  for (const rt::Tensor &t : params)
+    args.push_back(toReference(t));
+  for (const rt::TensorSpec &spec : sig.inputs)
+    names.push_back(spec.name);
+  for (const rt::TensorSpec &spec : sig.params)
+    names.push_back(spec.name);
+  for (const rt::TensorSpec &spec : sig.outputs)
+    for (const rt::Tensor &c : cotangents)
+      if (c.name == spec.name)
+        cots.push_back(toReference(c));
+  std::string error;
+  auto expected = moe::reference::gradient(fn, args, cots, nullptr, error);
+  if (mlir::failed(expected)) {
+    llvm::WithColor::error(llvm::errs(), "moec") << "reference evaluator: " << error << "\n";
+    return 1;
+  }
+  double tolerance = gradientTolerance(fn);
+  int status = 0;
+  for (const rt::Tensor &got : gradients) {
+    auto at = std::find(names.begin(), names.end(), got.name.substr(5)); // "grad." + name
+    if (got.name.rfind("grad.", 0) != 0 || at == names.end()) {
+      llvm::outs() << "check: " << got.name << " names no argument MISMATCH\n";
+      status = 1;
+      continue;
+    }
+    const moe::reference::Tensor &want = (*expected)[at - names.begin()];
+    double maxDiff = 0, maxRef = 0;
+    for (int64_t j = 0; j < got.numElements(); ++j) {
+      maxDiff = std::max(maxDiff, std::fabs(static_cast<double>(got.at(j)) - want.data[j]));
+      maxRef = std::max(maxRef, std::fabs(want.data[j]));
+    }
+    // An all-zero reference gradient (nothing flows there) must come back zero.
+    double relative = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    bool ok = got.shape == want.shape && relative <= tolerance;
+    llvm::outs() << "check: " << got.name << " max |compiled - reference| / max |reference| = "
+                 << llvm::format("%.3g", relative) << " (tolerance " << llvm::format("%g", tolerance) << ") "
+                 << (ok ? "OK" : "MISMATCH") << "\n";
+    if (!ok)
+      status = 1;
+  }
+  return status;
+}
+
 /// Picks the outputs of a --check-outputs file by name, in the layer's order,
 /// checking dtype and shape before any element is read. Null after an error.
 bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &given,
@@ -191,6 +260,8 @@ int run(const LayerSource &source, const RunOptions &options) {
   session.threads = options.threads;
   session.bench = options.bench;
   session.tool = "moec";
+  session.backward = options.backward;
+  session.cotangents = options.cotangents;
   rt::SessionCheck check;
   if (options.check)
     check = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
@@ -211,8 +282,16 @@ int run(const LayerSource &source, const RunOptions &options) {
       llvm::outs().flush(); // before the session's summary, which goes to stdout
       return status;
     };
+  rt::SessionGradientCheck gradientCheck;
+  if (options.check && options.backward)
+    gradientCheck = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
+                        const std::vector<rt::Tensor> &cotangents, const std::vector<rt::Tensor> &gradients) {
+      int status = checkGradients(*compiled.moeModule, layer->signature(), inputs, params, cotangents, gradients);
+      llvm::outs().flush();
+      return status;
+    };
   llvm::outs().flush();
-  return rt::runSession(*layer, session, stdout, check);
+  return rt::runSession(*layer, session, stdout, check, gradientCheck);
 }
 
 } // namespace moec

@@ -72,6 +72,17 @@ cl::opt<std::string> meshText("mesh",
                               cl::desc("build: place the layer on a device mesh rep=R,dp=D,ep=E (axes left out are "
                                        "1), run with mpirun -n R*D*E moe-run (docs/sharding.md)"),
                               cl::value_desc("rep=R,dp=D,ep=E"), cl::init(""), cl::cat(runCategory));
+cl::opt<bool> train("train",
+                    cl::desc("build: add the layer's backward (gradients of every float input and parameter) for "
+                             "training: moe-run --backward / --train (docs/training.md)"),
+                    cl::cat(runCategory));
+cl::opt<bool> backwardRun("backward",
+                          cl::desc("run: the backward too (compiles with --train): writes the gradients with the "
+                                   "outputs to --output; with --check, compares them with the reference evaluator's"),
+                          cl::cat(runCategory));
+cl::opt<std::string> cotangentFile("cotangent",
+                                   cl::desc("run --backward: a cotangent per output, named as it (default: random)"),
+                                   cl::value_desc("DY.safetensors"), cl::cat(runCategory));
 cl::opt<std::string> device("device", cl::desc("run: where to run (cpu or cuda; default: the target's)"), cl::init(""),
                             cl::cat(runCategory));
 cl::opt<std::string> weightsFile("weights",
@@ -124,6 +135,7 @@ USAGE
   moec FILE.moe --emit=ptx [--target=sm_80]   print the PTX of the layer's GPU kernels
   moec check FILE.moe [options]    check every layer of FILE; print nothing on success
   moec build FILE.moe -o L.moeb    compile the layer into an artifact (--target=cpu|sm_90a|sm_90|sm_80)
+  moec build FILE.moe --train -o L.moeb   the same with the backward, for moe-run --backward / --train
   moec run FILE.moe|L.moeb         run it: random or given weights and inputs, a summary
 
 EXAMPLES
@@ -162,6 +174,7 @@ moe::CompileOptions compileOptions(const moe::runtime::Target &chosen) {
   options.cubin = gpuCubin;
   options.kernels = kernelOptions;
   options.mesh = parsedMesh;
+  options.train = train || backwardRun || !cotangentFile.empty();
   return options;
 }
 
@@ -373,6 +386,8 @@ int main(int argc, char **argv) {
     run.check = checkReference;
     run.device = device;
     run.checkOutputs = checkOutputs;
+    run.backward = backwardRun || !cotangentFile.empty();
+    run.cotangents = cotangentFile;
     return moec::run(source, run);
   }
 

@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "llvm/ADT/DenseSet.h"
 
 namespace moe {
 
@@ -115,6 +116,63 @@ inline FailureOr<RoutedChain> matchRoutedChain(CombineOp combine, StringRef back
 inline LogicalResult checkRoutedChains(ModuleOp module, StringRef backend) {
   WalkResult result = module.walk([&](CombineOp combine) {
     return failed(matchRoutedChain(combine, backend)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+/// The backward of a routed chain, from its dispatch_grad: combine_grad ->
+/// [expert_ffn_grad] -> dispatch_grad, the cotangents of the (recomputed)
+/// forward chain dispatch -> [expert_ffn] -> combine of the same operands.
+struct RoutedChainGrad {
+  DispatchOp dispatch;
+  ExpertFfnGradOp ffnGrad; ///< null: dispatch straight into combine
+  CombineGradOp combineGrad;
+};
+
+inline FailureOr<RoutedChainGrad> matchRoutedChainGrad(DispatchGradOp root, StringRef backend) {
+  RoutedChainGrad chain;
+  Value routedGrad = root.getGrad();
+  chain.ffnGrad = routedGrad.getDefiningOp<ExpertFfnGradOp>();
+  if (chain.ffnGrad)
+    routedGrad = chain.ffnGrad.getGrad();
+  chain.combineGrad = routedGrad.getDefiningOp<CombineGradOp>();
+  Value primal = chain.combineGrad ? chain.combineGrad.getRouted() : Value();
+  auto ffn = primal ? primal.getDefiningOp<ExpertFfnOp>() : nullptr;
+  if (chain.ffnGrad && ffn && ffn.getRouted() == chain.ffnGrad.getRouted() &&
+      ffn.getWeights() == chain.ffnGrad.getWeights())
+    primal = ffn.getRouted();
+  else if (chain.ffnGrad)
+    primal = Value();
+  chain.dispatch = primal ? primal.getDefiningOp<DispatchOp>() : nullptr;
+  if (!chain.combineGrad || !chain.dispatch)
+    return root.emitError() << "the " << backend
+                            << " backend needs moe.dispatch_grad of moe.combine_grad, optionally through one "
+                               "moe.expert_ffn_grad, of the cotangents of one dispatch -> [expert_ffn] -> combine "
+                               "chain (as moe-differentiate builds it)";
+  return chain;
+}
+
+/// Checks, before a kernel conversion, that every routed backward op is part
+/// of a chain that a dispatch_grad ends (the chain's pattern consumes it).
+inline LogicalResult checkRoutedChainGrads(ModuleOp module, StringRef backend) {
+  llvm::DenseSet<Operation *> inChains;
+  WalkResult result = module.walk([&](DispatchGradOp root) {
+    FailureOr<RoutedChainGrad> chain = matchRoutedChainGrad(root, backend);
+    if (failed(chain))
+      return WalkResult::interrupt();
+    inChains.insert(chain->combineGrad);
+    if (chain->ffnGrad)
+      inChains.insert(chain->ffnGrad);
+    return WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    return failure();
+  result = module.walk([&](Operation *op) {
+    if (!isa<CombineGradOp, ExpertFfnGradOp>(op) || inChains.contains(op))
+      return WalkResult::advance();
+    op->emitError() << "the " << backend << " backend lowers " << op->getName()
+                    << " only inside a routed chain's backward that ends in moe.dispatch_grad";
+    return WalkResult::interrupt();
   });
   return failure(result.wasInterrupted());
 }

@@ -87,7 +87,8 @@ private:
         continue;
       }
       ok &= succeeded(verifyElementType(func, type));
-      if (requireArgNames && !input && !param) {
+      bool cotangent = func.getArgAttr(i, MoEDialect::getCotangentAttrName()) != nullptr; // a backward's
+      if (requireArgNames && !input && !param && !cotangent) {
         ok = false;
         func.emitError() << "argument #" << i << " of @" << func.getSymName()
                          << " is neither an input ('moe.input') nor a "

@@ -15,10 +15,20 @@
 using namespace moe::runtime::cpu;
 
 namespace moe::runtime::cpu {
-namespace {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+namespace {
+
 float gelu(float x) { return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
+
+float geluGrad(float x) {
+  const float c = 0.7978845608028654f;
+  float t = std::tanh(c * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+} // namespace
 
 float activate(int32_t kind, float g) {
   switch (kind) {
@@ -32,6 +42,41 @@ float activate(int32_t kind, float g) {
     return g > 0 ? g : 0.0f; // MOE_FFN_MLP_RELU
   }
 }
+
+float activateGrad(int32_t kind, float g) {
+  switch (kind) {
+  case MOE_FFN_SWIGLU:
+  case MOE_FFN_MLP_SILU: {
+    float s = sigmoid(g);
+    return s + g * s * (1.0f - s);
+  }
+  case MOE_FFN_GEGLU:
+  case MOE_FFN_MLP_GELU:
+    return geluGrad(g);
+  default:
+    return g > 0 ? 1.0f : 0.0f; // MOE_FFN_MLP_RELU
+  }
+}
+
+ExpertPlan planExperts(const int32_t *indices, int64_t tokens, int64_t k, int64_t experts, double capacity) {
+  const int64_t assignments = tokens * k;
+  const int64_t limit = capacityLimit(capacity, assignments, experts);
+  ExpertPlan plan;
+  plan.rowsOf.resize(experts);
+  plan.tokenOf.resize(experts);
+  plan.kept.assign(assignments, 0);
+  for (int64_t a = 0; a < assignments; ++a) {
+    int64_t e = indices[a];
+    if (e < 0 || e >= experts || static_cast<int64_t>(plan.rowsOf[e].size()) >= limit)
+      continue;
+    plan.rowsOf[e].push_back(a);
+    plan.tokenOf[e].push_back(a / k);
+    plan.kept[a] = 1;
+  }
+  return plan;
+}
+
+namespace {
 
 /// Expert `e`'s FFN on rows src[i] of x ([*, d], xDtype), into rows dst[i]
 /// of y ([*, d] f32, rounded to xDtype). `serial` keeps it on this thread.
@@ -134,21 +179,10 @@ extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int
                                 int32_t kind, double capacity, int32_t xDtype, int32_t weightsDtype, int32_t wDtype,
                                 int32_t outDtype) {
   const int64_t assignments = tokens * k;
-  const int64_t limit = capacityLimit(capacity, assignments, experts);
-  // Group the kept assignments by expert, in (token, slot) order.
-  std::vector<std::vector<int64_t>> rowsOf(experts), tokenOf(experts);
-  std::vector<char> kept(assignments, 0);
-  for (int64_t a = 0; a < assignments; ++a) {
-    int64_t e = ptr<int32_t>(indices)[a];
-    if (e < 0 || e >= experts || static_cast<int64_t>(rowsOf[e].size()) >= limit)
-      continue;
-    rowsOf[e].push_back(a);
-    tokenOf[e].push_back(a / k);
-    kept[a] = 1;
-  }
+  ExpertPlan plan = planExperts(ptr<int32_t>(indices), tokens, k, experts, capacity);
   // y[a, :] for every kept assignment, rounded to the routed (x) dtype.
   std::vector<float> y(static_cast<size_t>(assignments * d), 0.0f);
   Experts ex{d, f, kind, xDtype, wDtype, w0, w1, w2};
-  runExperts(ex, ptr<void>(x), tokenOf, rowsOf, y.data());
-  combineSlots(y, kept, weights, weightsDtype, out, outDtype, tokens, d, k);
+  runExperts(ex, ptr<void>(x), plan.tokenOf, plan.rowsOf, y.data());
+  combineSlots(y, plan.kept, weights, weightsDtype, out, outDtype, tokens, d, k);
 }

@@ -32,6 +32,20 @@ void runExperts(const Experts &ex, const void *x, const std::vector<std::vector<
 void combineSlots(const std::vector<float> &y, const std::vector<char> &kept, int64_t weights, int32_t weightsDtype,
                   int64_t out, int32_t outDtype, int64_t tokens, int64_t d, int64_t k);
 
+/// Which assignments each expert takes: the kept ones grouped by expert in
+/// (token, slot) order, at most capacityLimit per expert.
+struct ExpertPlan {
+  std::vector<std::vector<int64_t>> rowsOf;  ///< per expert: assignment ids (token * k + slot)
+  std::vector<std::vector<int64_t>> tokenOf; ///< per expert: their tokens
+  std::vector<char> kept;                    ///< per assignment
+};
+ExpertPlan planExperts(const int32_t *indices, int64_t tokens, int64_t k, int64_t experts, double capacity);
+
+/// An expert FFN's activation (kind: a moe_ffn_t) and its derivative.
+float activate(int32_t kind, float g);
+float activateGrad(int32_t kind, float g);
+float sigmoid(float x);
+
 /// The most assignments an expert keeps: ceil(capacity * assignments / experts), or all.
 int64_t capacityLimit(double capacity, int64_t assignments, int64_t experts);
 

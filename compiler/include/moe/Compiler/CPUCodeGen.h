@@ -23,7 +23,7 @@ namespace moe {
 /// artifact. Diagnostics go to the module's context; `commandLog`, if set,
 /// receives the linker command that ran, and `llvmIR` the optimised LLVM IR.
 /// On a `mesh` of several ranks it is the placed per-rank program.
-LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, const ::moe::runtime::Mesh &mesh,
+LogicalResult compileLayerForCPU(ModuleOp module, func::FuncOp layer, const ::moe::runtime::Mesh &mesh, bool train,
                                  ::moe::runtime::Artifact &out, std::string *commandLog = nullptr,
                                  std::string *llvmIR = nullptr);
 

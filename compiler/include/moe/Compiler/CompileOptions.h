@@ -25,6 +25,9 @@ struct CompileOptions {
   /// The device mesh the layer is placed on (moec build --mesh; spec,
   /// "Sharding"): one device by default.
   ::moe::runtime::Mesh mesh;
+  /// moec build --train: the layer's backward too (moe-differentiate), for
+  /// training (spec, "Training").
+  bool train = false;
 };
 
 /// What a compile can hand back beside the artifact, for inspection.

@@ -20,6 +20,11 @@ namespace moe {
 /// as calls of the runtime's CPU kernels (convert-moe-to-cpu-kernels).
 void populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns);
 
+/// The backward's ops (moe-differentiate) other than the elementwise ones as
+/// calls of the runtime's CPU backward kernels; part of
+/// convert-moe-to-cpu-kernels.
+void populateMoEGradientsToCPUKernelsPatterns(RewritePatternSet &patterns);
+
 /// The same ops as launches of GPU kernels generated for the layer into
 /// `gpu.module @moe_kernels` (convert-moe-to-gpu-kernels), with the pass's
 /// `options` (copied into the patterns).
@@ -28,6 +33,10 @@ void populateMoEToGPUKernelsPatterns(RewritePatternSet &patterns, const GPUKerne
 /// Elementwise ops, reductions, softmax and rmsnorm as linalg.generic on
 /// tensors (convert-moe-to-linalg).
 void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
+
+/// The cotangents of the elementwise ops, reductions and softmax as
+/// linalg.generic on tensors; part of convert-moe-to-linalg.
+void populateMoEGradientsToLinalgPatterns(RewritePatternSet &patterns);
 
 /// Makes every op that a pattern of `patterns` rewrites illegal in `target`,
 /// everything else legal: a conversion's ops are its patterns' roots, so a

@@ -12,6 +12,7 @@
 
 #include "../KernelConversion.h"
 #include "../RuntimeAbi.h"
+#include "CPUKernelCall.h"
 #include "moe/Conversion/Patterns.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/Dialect/MoE/IR/KernelAbi.h"
@@ -32,87 +33,9 @@ namespace moe {
 
 using namespace mlir;
 using namespace moe;
+using namespace moe::cpu_kernels;
 
 namespace {
-
-/// The runtime's dtype code (moe_dtype_t) of a kernel operand: the ops' type
-/// constraints admit only the element types ElementTypes.h maps.
-int32_t dtypeCode(Type t) { return static_cast<int32_t>(*runtimeDType(t)); }
-
-/// What the ops of one kernel call have in common: a builder at the op, the
-/// argument list being built, and the kernel declaration.
-class KernelCall {
-public:
-  KernelCall(OpBuilder &b, Location loc) : b(b), loc(loc) {}
-
-  /// The address of `tensor`'s buffer (read only).
-  void input(Value tensor) { address(inputBuffer(b, loc, tensor)); }
-
-  /// A fresh buffer for a result of `type` (dynamic sizes from `source`);
-  /// returns it as a tensor.
-  Value output(RankedTensorType type, Value source) {
-    auto [buffer, tensor] = resultBuffer(b, loc, type, source);
-    address(buffer);
-    return tensor;
-  }
-
-  /// A null address (an absent optional operand).
-  /// The address of a buffer the caller allocated (written by the call).
-  void buffer(Value memref) { address(memref); }
-
-  void none() { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0))); }
-
-  void i64(Value index) { args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), index)); }
-  void i64(int64_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v))); }
-  void i32(int32_t v) { args.push_back(arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v))); }
-  void f64(double v) { args.push_back(arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v))); }
-  void dtype(Value v) { i32(dtypeCode(getElementTypeOrSelf(v.getType()))); }
-
-  /// Emits `call @name(args)`, declaring the kernel in the module on first
-  /// use with `fnType`, its type from cpu_kernels.h (MOE_RUNTIME_ENTRY_POINT).
-  LogicalResult call(StringRef name, FunctionType fnType, Value *result = nullptr) {
-    auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
-    if (TypeRange(types) != fnType.getInputs())
-      return emitError(loc) << "internal error: the call of " << name << " passes (" << TypeRange(types)
-                            << "), cpu_kernels.h declares " << fnType;
-    if (!module.lookupSymbol<func::FuncOp>(name)) {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(module.getBody());
-      auto decl = func::FuncOp::create(b, loc, name, fnType);
-      decl.setPrivate();
-    }
-    auto op = func::CallOp::create(b, loc, name, fnType.getResults(), args);
-    if (result)
-      *result = op.getResult(0);
-    return success();
-  }
-
-private:
-  void address(Value buffer) {
-    // aligned base + offset * element size: kernels take plain addresses.
-    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
-    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, buffer);
-    unsigned bytes = getElementTypeOrSelf(buffer.getType()).getIntOrFloatBitWidth() / 8;
-    Value offset = arith::MulIOp::create(b, loc, metadata.getOffset(), arith::ConstantIndexOp::create(b, loc, bytes));
-    Value addr = arith::AddIOp::create(b, loc, base, offset);
-    args.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(), addr));
-  }
-
-  OpBuilder &b;
-  Location loc;
-  SmallVector<Value> args;
-};
-
-Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) { return tensor::DimOp::create(b, loc, tensor, d); }
-
-/// The base of the patterns: a kernel call at the op, with the rewriter.
-template <typename Op> struct KernelCallPattern : OpConversionPattern<Op> {
-  using OpConversionPattern<Op>::OpConversionPattern;
-  using OpAdaptor = typename Op::Adaptor;
-};
 
 struct DenseToKernelCall : KernelCallPattern<DenseOp> {
   using KernelCallPattern::KernelCallPattern;
@@ -474,7 +397,7 @@ struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
 struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoEToCPUKernels> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (failed(checkRoutedChains(module, "CPU")))
+    if (failed(checkRoutedChains(module, "CPU")) || failed(checkRoutedChainGrads(module, "CPU")))
       return signalPassFailure();
     // Collectives over axes the runtime has no groups for, refused before
     // the conversion (so that no pattern fails halfway).
@@ -489,6 +412,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
       return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     populateMoEToCPUKernelsPatterns(patterns);
+    populateMoEGradientsToCPUKernelsPatterns(patterns);
     if (failed(applyKernelConversion(module, std::move(patterns), "CPU")))
       signalPassFailure();
   }

@@ -11,6 +11,8 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "LinalgBuilders.h"
+
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -23,24 +25,9 @@ namespace moe {
 
 using namespace mlir;
 using namespace moe;
+using namespace moe::linalg_builders;
 
 namespace {
-
-Value toF32(OpBuilder &b, Location loc, Value v) {
-  if (v.getType().isF32())
-    return v;
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-}
-
-Value fromF32(OpBuilder &b, Location loc, Value v, Type target) {
-  if (target.isF32())
-    return v;
-  return arith::TruncFOp::create(b, loc, target, v);
-}
-
-Value constF32(OpBuilder &b, Location loc, double v) {
-  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(v)));
-}
 
 /// The f32 value of `fn` applied to `x` (an f32 scalar).
 Value unaryBody(OpBuilder &b, Location loc, UnaryFn fn, Value x) {
@@ -98,102 +85,6 @@ Value binaryBody(OpBuilder &b, Location loc, BinaryFn fn, Value x, Value y) {
     return arith::MinimumFOp::create(b, loc, x, y);
   }
   return x;
-}
-
-/// An empty tensor of `type`; each dynamic size is read from the first of
-/// `sources` that is dynamic in that dimension (same rank).
-Value emptyTensor(OpBuilder &b, Location loc, RankedTensorType type, ValueRange sources) {
-  SmallVector<Value> sizes;
-  for (int64_t d = 0; d < type.getRank(); ++d) {
-    if (!type.isDynamicDim(d))
-      continue;
-    for (Value s : sources) {
-      auto st = cast<RankedTensorType>(s.getType());
-      if (st.getRank() == type.getRank() && st.isDynamicDim(d)) {
-        sizes.push_back(tensor::DimOp::create(b, loc, s, d));
-        break;
-      }
-    }
-  }
-  return tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType(), sizes);
-}
-
-/// The indexing map of `operand` read at every point of a `resultType`
-/// iteration: rank-0 operands read their one element, size-1 dimensions that
-/// stretch read index 0 (Julia broadcasting), `reduced` dimensions read 0.
-AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operand, RankedTensorType result, int64_t reduced = -1) {
-  if (operand.getRank() == 0)
-    return AffineMap::get(result.getRank(), 0, {}, ctx);
-  SmallVector<AffineExpr> exprs;
-  for (int64_t d = 0; d < operand.getRank(); ++d) {
-    bool stretched = operand.getDimSize(d) == 1 && result.getDimSize(d) != 1;
-    exprs.push_back(stretched || d == reduced ? getAffineConstantExpr(0, ctx) : getAffineDimExpr(d, ctx));
-  }
-  return AffineMap::get(result.getRank(), 0, exprs, ctx);
-}
-
-SmallVector<utils::IteratorType> iterators(int64_t rank, int64_t reduced = -1) {
-  SmallVector<utils::IteratorType> it(rank, utils::IteratorType::parallel);
-  if (reduced >= 0)
-    it[reduced] = utils::IteratorType::reduction;
-  return it;
-}
-
-using BodyFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
-
-/// linalg.generic over the shape of `iterationType`: `body` gets the f32
-/// values of the inputs (and, last, the output's current value) and returns
-/// the f32 value to store, which is rounded to the output's element type.
-Value generic(OpBuilder &b, Location loc, ValueRange inputs, Value init, ArrayRef<AffineMap> maps,
-              ArrayRef<utils::IteratorType> its, BodyFn body) {
-  Type outElt = cast<RankedTensorType>(init.getType()).getElementType();
-  auto op = linalg::GenericOp::create(b, loc, init.getType(), inputs, ValueRange{init}, maps, its,
-                                      [&](OpBuilder &nb, Location nl, ValueRange args) {
-                                        SmallVector<Value> f32Args;
-                                        for (Value a : args)
-                                          f32Args.push_back(toF32(nb, nl, a));
-                                        linalg::YieldOp::create(nb, nl, fromF32(nb, nl, body(nb, nl, f32Args), outElt));
-                                      });
-  return op.getResult(0);
-}
-
-/// An f32 tensor shaped like `like` with dimension `dim` of size 1, filled with `init`.
-Value reductionInit(OpBuilder &b, Location loc, Value like, int64_t dim, double init) {
-  auto type = cast<RankedTensorType>(like.getType());
-  SmallVector<int64_t> shape(type.getShape());
-  shape[dim] = 1;
-  auto accType = RankedTensorType::get(shape, b.getF32Type());
-  Value empty = emptyTensor(b, loc, accType, {like});
-  return linalg::FillOp::create(b, loc, constF32(b, loc, init), empty).getResult(0);
-}
-
-/// sum/max over `dim` of `f(x)` into an f32 tensor keeping `dim` (size 1).
-/// `extra` are further inputs read with the reduced map (e.g. a row max).
-Value reduceAlong(OpBuilder &b, Location loc, Value x, int64_t dim, bool isMax, ValueRange extra,
-                  function_ref<Value(OpBuilder &, Location, ValueRange)> element) {
-  MLIRContext *ctx = b.getContext();
-  auto xType = cast<RankedTensorType>(x.getType());
-  Value init = reductionInit(b, loc, x, dim, isMax ? -INFINITY : 0.0);
-  SmallVector<AffineMap> maps{AffineMap::getMultiDimIdentityMap(xType.getRank(), ctx)};
-  SmallVector<Value> inputs{x};
-  for (Value e : extra) {
-    inputs.push_back(e);
-    maps.push_back(broadcastMap(ctx, cast<RankedTensorType>(e.getType()), xType, dim));
-  }
-  maps.push_back(broadcastMap(ctx, cast<RankedTensorType>(init.getType()), xType, dim));
-  return generic(b, loc, inputs, init, maps, iterators(xType.getRank(), dim),
-                 [&](OpBuilder &nb, Location nl, ValueRange a) {
-                   Value v = element(nb, nl, a.drop_back());
-                   return isMax ? Value(arith::MaximumFOp::create(nb, nl, a.back(), v))
-                                : Value(arith::AddFOp::create(nb, nl, a.back(), v));
-                 });
-}
-
-/// The size of dimension `dim` of `v` as an f32 scalar.
-Value dimAsF32(OpBuilder &b, Location loc, Value v, int64_t dim) {
-  Value size = tensor::DimOp::create(b, loc, v, dim);
-  Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), size);
-  return arith::SIToFPOp::create(b, loc, b.getF32Type(), i64);
 }
 
 /// `unary` as linalg.generic.
@@ -303,6 +194,7 @@ struct ConvertMoEToLinalg : moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalg
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateMoEToLinalgPatterns(patterns);
+    populateMoEGradientsToLinalgPatterns(patterns);
     ConversionTarget target(getContext());
     addPatternRootsIllegal(target, patterns);
     if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))

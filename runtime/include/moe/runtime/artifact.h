@@ -61,6 +61,16 @@ struct TensorSpec {
   }
 };
 
+/// A train artifact's backward (moec build --train): its entry takes the
+/// forward's inputs and parameters, then a cotangent per output (shaped as
+/// the output), and returns `gradients`: one per float input and parameter,
+/// in signature order, named "grad." + its name ("grad.x",
+/// "grad.experts.w_gate") and shaped as it.
+struct BackwardSignature {
+  std::string entry;
+  std::vector<TensorSpec> gradients;
+};
+
 struct Signature {
   std::string layer;       ///< "MixtralMoE"
   std::string description; ///< the layer's docstring
@@ -73,6 +83,8 @@ struct Signature {
   double flopsPerToken = 0;
   /// The mesh the code was placed on (moec build --mesh); one device by default.
   Mesh mesh;
+  /// Train artifacts only: the backward.
+  std::optional<BackwardSignature> backward;
 };
 
 struct Artifact {

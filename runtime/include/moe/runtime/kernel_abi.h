@@ -23,6 +23,12 @@ typedef enum {
   MOE_FFN_IDENTITY = 5, /* dispatch straight into combine: no FFN */
 } moe_ffn_t;
 
+/* The gradient block (spec, "Sharding"): the backward's sums over tokens
+ * are formed per block of this many consecutive global tokens, and the block
+ * partials added in block order, so that a mesh whose ranks hold whole
+ * blocks computes gradients with the bits of one device. */
+#define MOE_GRADIENT_BLOCK_TOKENS 128
+
 /* The reduction of a collective (collective_entry_points.h). */
 typedef enum {
   MOE_REDUCE_SUM = 0,

@@ -68,6 +68,16 @@ public:
   /// "output1", "output2", ... (several).
   moe_status_t run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
 
+  /// Whether the artifact has a backward (moec build --train).
+  bool hasBackward() const { return backwardEntry != nullptr; }
+
+  /// The backward of a train artifact: the forward recomputed on `inputs`,
+  /// then the gradients of every float input and parameter ("grad.x",
+  /// "grad.<param>", signature().backward->gradients) for `cotangents`, one
+  /// per output, named as the output ("output", or "output1", ...).
+  moe_status_t backward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                        std::vector<Tensor> &gradients);
+
   /// Deterministic random parameters following each one's init (normal scaled
   /// by 1/sqrt(fan-in): dimension 1, or 2 of a stacked [n, in, out] tensor; zeros, ones), and random inputs with the
   /// symbolic dimensions set from `symbols`.
@@ -91,6 +101,9 @@ public:
   /// gets each call's time inside collectives.
   moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds,
                          bool eager = false, std::vector<double> *collectiveSeconds = nullptr);
+  /// Standard normal cotangents shaped as `outputs` (for moe-run --backward
+  /// without --cotangent, and the checks).
+  std::vector<Tensor> randomCotangents(uint64_t seed, const std::vector<Tensor> &outputs) const;
   moe_status_t randomInputs(uint64_t seed, const std::map<std::string, int64_t> &symbols,
                             std::vector<Tensor> &out) const;
 
@@ -98,6 +111,9 @@ private:
   Layer() = default;
   moe_status_t orderArguments(const std::vector<Tensor> &inputs, std::vector<const Tensor *> &ordered,
                               std::map<std::string, int64_t> &symbols);
+  moe_status_t callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                         const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                         std::vector<Tensor> &outputs);
   moe_status_t runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                         std::vector<Tensor> &outputs);
   moe_status_t uploadParameters();
@@ -112,6 +128,7 @@ private:
   void *library = nullptr;
   int libraryFd = -1;
   void (*entry)(void **) = nullptr;
+  void (*backwardEntry)(void **) = nullptr;
   std::vector<Tensor> params;
   Communicator *comm = nullptr;
   uint64_t hash = 0;

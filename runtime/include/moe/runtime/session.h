@@ -22,6 +22,11 @@ struct SessionOptions {
   bool benchEager = false;
   /// With bench: more token counts timed on the same weights (random inputs).
   std::vector<unsigned> moreBenchTokens;
+  /// Backward (a train artifact): gradients for the cotangents in this
+  /// safetensors file (one per output, named as it; empty: random normals),
+  /// written with the outputs to `outputs`.
+  bool backward = false;
+  std::string cotangents;
   std::string tool = "moe-run"; ///< the program name errors start with
   std::string errorPrefix;      ///< after "error": " (rank 2)" on a mesh
 };
@@ -31,9 +36,14 @@ struct SessionOptions {
 using SessionCheck =
     std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &, const std::vector<Tensor> &)>;
 
+/// Called after the backward with (inputs, parameters, cotangents, gradients).
+using SessionGradientCheck = std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &,
+                                               const std::vector<Tensor> &, const std::vector<Tensor> &)>;
+
 /// Runs `layer` as the options say, printing the summary (and benchmark) to
 /// `out` and errors to stderr. Returns the process exit status.
-int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check = nullptr);
+int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check = nullptr,
+               const SessionGradientCheck &gradientCheck = nullptr);
 
 } // namespace moe::runtime
 

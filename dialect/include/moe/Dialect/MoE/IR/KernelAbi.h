@@ -31,17 +31,15 @@ inline moe_score_t kernelScore(std::optional<ScoreFn> score) {
   llvm_unreachable("a score function without a kernel code");
 }
 
-/// The FFN of `ffn`; a null op (dispatch straight into combine) is the identity.
-inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
-  if (!ffn)
-    return MOE_FFN_IDENTITY;
-  switch (ffn.getKind()) {
+/// The FFN of an expert_ffn (or its backward) of `kind`, with `activation` for an mlp.
+inline moe_ffn_t kernelFfn(FfnKind kind, std::optional<Activation> activation) {
+  switch (kind) {
   case FfnKind::swiglu:
     return MOE_FFN_SWIGLU;
   case FfnKind::geglu:
     return MOE_FFN_GEGLU;
   case FfnKind::mlp:
-    switch (*ffn.getActivation()) {
+    switch (*activation) {
     case Activation::relu:
       return MOE_FFN_MLP_RELU;
     case Activation::gelu:
@@ -51,6 +49,16 @@ inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
     }
   }
   llvm_unreachable("an expert FFN without a kernel code");
+}
+
+/// The FFN of `ffn`; a null op (dispatch straight into combine) is the identity.
+inline moe_ffn_t kernelFfn(ExpertFfnOp ffn) {
+  if (!ffn)
+    return MOE_FFN_IDENTITY;
+  std::optional<Activation> activation;
+  if (auto a = ffn.getActivation())
+    activation = *a;
+  return kernelFfn(ffn.getKind(), activation);
 }
 
 /// The runtime's mask (moe::runtime::MeshAxes) of a collective's axes;
