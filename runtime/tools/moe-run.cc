@@ -7,6 +7,10 @@
 //   mpirun -n 4 moe-run LAYER.moeb ...   (a layer built with --mesh; docs/sharding.md)
 #include "moe/runtime/comm.h"
 #include "moe/runtime/session.h"
+#include "moe/runtime/trainer.h"
+
+#include "moe/runtime/cpu_kernels.h"
+#include "moe/runtime/safetensors.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +35,16 @@ const char *kUsage =
     "  --backward         a train artifact (moec build --train): the gradients too, written with\n"
     "                     the outputs to --output as grad.x, grad.<param> (docs/training.md)\n"
     "  --cotangent FILE   --backward: a cotangent per output, named as it (default: random normals)\n"
+    "Training (a layer built with `moec build --train`, one device; docs/training.md):\n"
+    "  --train            train on --data for --steps steps: loss = mean squared error of the first\n"
+    "                     output to the target, plus the layer's scalar outputs; AdamW\n"
+    "  --data FILE        x [steps, tokens, ...] and target [steps, tokens, ...] (batches cycle)\n"
+    "  --steps N          train until step N; with --make-data: the batches to write\n"
+    "  --lr X --beta1 X --beta2 X --eps X --weight-decay X   AdamW (1e-3, 0.9, 0.999, 1e-8, 0.01)\n"
+    "  --save-weights F   write the trained weights (safetensors, the --weights format)\n"
+    "  --loss-csv F       write step,loss,seconds per step\n"
+    "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
+    "                     and this layer's first output on each, as x and target\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
     "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU; GPU: mpirun, or torchrun\n"
     "  --nproc-per-node=N --no-python moe-run ..., one GPU a rank, NCCL). Every rank reads its shard of\n"
@@ -50,6 +64,9 @@ bool number(const char *text, unsigned &out) {
 
 int main(int argc, char **argv) {
   moe::runtime::SessionOptions options;
+  moe::runtime::TrainOptions train;
+  bool training = false;
+  std::string makeData;
   std::string artifact;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -88,6 +105,33 @@ int main(int argc, char **argv) {
     } else if (arg == "--cotangent") {
       options.cotangents = value("--cotangent");
       options.backward = true;
+    } else if (arg == "--train") {
+      training = true;
+    } else if (arg == "--data") {
+      train.data = value("--data");
+    } else if (arg == "--steps") {
+      unsigned n = 0;
+      count("--steps", n);
+      train.steps = n;
+    } else if (arg == "--lr" || arg == "--beta1" || arg == "--beta2" || arg == "--eps" || arg == "--weight-decay") {
+      const char *text = value(arg.c_str());
+      char *end = nullptr;
+      double v = std::strtod(text, &end);
+      if (!*text || *end) {
+        std::fprintf(stderr, "error: %s needs a number, got '%s'\n", arg.c_str(), text);
+        return 1;
+      }
+      (arg == "--lr"      ? train.adamw.lr
+       : arg == "--beta1" ? train.adamw.beta1
+       : arg == "--beta2" ? train.adamw.beta2
+       : arg == "--eps"   ? train.adamw.eps
+                          : train.adamw.weightDecay) = v;
+    } else if (arg == "--save-weights") {
+      train.saveWeights = value("--save-weights");
+    } else if (arg == "--loss-csv") {
+      train.lossCsv = value("--loss-csv");
+    } else if (arg == "--make-data") {
+      makeData = value("--make-data");
     } else if (arg == "--bench") {
       options.bench = true;
     } else if (arg == "--bench-eager") {
@@ -139,6 +183,36 @@ int main(int argc, char **argv) {
       return failed();
   }
   options.errorPrefix = where;
+  if (training || !makeData.empty()) {
+    if (layer->isSharded() || launch.world > 1) {
+      std::fprintf(stderr, "moe-run: error%s: --train and --make-data run on one device so far\n", where.c_str());
+      return 1;
+    }
+    if (training && train.data.empty()) {
+      std::fprintf(stderr, "moe-run: error: --train needs --data FILE (x and target; --make-data writes one)\n");
+      return 1;
+    }
+    if (options.threads)
+      moe_cpu_set_num_threads(static_cast<int>(options.threads));
+    std::vector<moe::runtime::Tensor> weights;
+    if (!options.weights.empty()) {
+      if (moe::runtime::readSafetensors(options.weights, weights) != MOE_OK)
+        return failed();
+      layer->convertWeightTypes(weights, stderr);
+    } else {
+      weights = layer->randomParameters(options.seed);
+    }
+    if (layer->bindParameters(std::move(weights)) != MOE_OK)
+      return failed();
+    if (!makeData.empty()) {
+      if (moe::runtime::makeTeacherData(*layer, train.steps, options.tokens, options.seed, makeData) != MOE_OK)
+        return failed();
+      std::printf("wrote %lld batches of %u tokens to %s\n", static_cast<long long>(train.steps), options.tokens,
+                  makeData.c_str());
+      return 0;
+    }
+    return moe::runtime::runTraining(*layer, train, stdout);
+  }
   int status = 1;
   try {
     status = moe::runtime::runSession(*layer, options, stdout);

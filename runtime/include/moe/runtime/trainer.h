@@ -1,0 +1,60 @@
+// trainer.h - training a compiled layer on one device (spec, "Training"):
+// a step is the forward, the loss, the backward and AdamW on every trainable
+// parameter. The loss is the mean squared error of the first output to a
+// target plus every scalar output (an auxiliary loss the layer returns,
+// already scaled), so its cotangents are 2 (y - target) / numel(y) for the
+// first output, 1 for a scalar output and 0 for any other.
+//
+//   Trainer trainer(*layer, AdamWOptions{});
+//   double loss;
+//   trainer.step({x}, target, loss);          // x: this step's batch
+#ifndef MOE_RUNTIME_TRAINER_H
+#define MOE_RUNTIME_TRAINER_H
+
+#include "moe/runtime/layer.h"
+#include "moe/runtime/optimizer.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace moe::runtime {
+
+class Trainer {
+public:
+  /// `layer` must be a train artifact (moec build --train) with bound parameters.
+  Trainer(Layer &layer, AdamWOptions options) : layer_(layer), optimizer_(options) {}
+
+  /// One step on `inputs` toward `target` (the first output's shape and
+  /// dtype); `loss` gets the loss before the update.
+  moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
+
+  const AdamW &optimizer() const { return optimizer_; }
+
+private:
+  Layer &layer_;
+  AdamW optimizer_;
+};
+
+/// What `moe-run --train` and `moe-run --make-data` are asked to do.
+struct TrainOptions {
+  std::string data;        ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
+  int64_t steps = 0;       ///< train until this step (the data's batches cycle)
+  AdamWOptions adamw;
+  std::string saveWeights; ///< write the final weights here (safetensors)
+  std::string lossCsv;     ///< write step,loss,seconds here
+  bool progress = true;    ///< a progress line per step on stderr (a bar on a terminal)
+};
+
+/// The training loop: reads the data, steps `options.steps` times, prints a
+/// summary to `out`. Returns the process exit status.
+int runTraining(Layer &layer, const TrainOptions &options, FILE *out);
+
+/// Writes a training data file for a student of `teacher`: `steps` batches
+/// of `tokens` random inputs (by `seed`) and the teacher's first output on
+/// each, as x [steps, tokens, ...] and target [steps, tokens, ...].
+moe_status_t makeTeacherData(Layer &teacher, int64_t steps, int64_t tokens, uint64_t seed, const std::string &path);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_TRAINER_H

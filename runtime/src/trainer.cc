@@ -1,0 +1,210 @@
+// trainer.cc - a training step, the training loop of moe-run --train, and
+// teacher data for it.
+#include "moe/runtime/trainer.h"
+
+#include "moe/runtime/safetensors.h"
+
+#include <chrono>
+#include <cstring>
+#include <unistd.h>
+
+namespace moe::runtime {
+
+moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
+  const Signature &sig = layer_.signature();
+  std::vector<Tensor> outputs;
+  if (moe_status_t s = layer_.run(inputs, outputs))
+    return s;
+  const Tensor &y = outputs[0];
+  if (target.shape != y.shape)
+    return fail(MOE_INVALID_ARGUMENT, "the target has shape " + shapeString(target.shape) + ", the layer's " +
+                                          outputs[0].name + " " + shapeString(y.shape));
+  // The loss and its cotangents, in double for the loss, f32 for the cotangents.
+  std::vector<Tensor> cotangents;
+  const int64_t n = y.numElements();
+  Tensor dy = Tensor::zeros(y.name, y.dtype, y.shape);
+  double squares = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double diff = static_cast<double>(y.at(i)) - static_cast<double>(target.at(i));
+    squares += diff * diff;
+    float g = static_cast<float>(2.0 * diff / static_cast<double>(n));
+    storeFloats(dy, i, &g, 1);
+  }
+  loss = n > 0 ? squares / static_cast<double>(n) : 0.0;
+  cotangents.push_back(std::move(dy));
+  for (size_t o = 1; o < outputs.size(); ++o) {
+    Tensor c = Tensor::zeros(outputs[o].name, outputs[o].dtype, outputs[o].shape);
+    if (outputs[o].shape.empty()) { // a scalar output is an auxiliary loss: part of the loss
+      loss += outputs[o].at(0);
+      float one = 1.0f;
+      storeFloats(c, 0, &one, 1);
+    }
+    cotangents.push_back(std::move(c));
+  }
+  std::vector<Tensor> gradients;
+  if (moe_status_t s = layer_.backward(inputs, cotangents, gradients))
+    return s;
+  // AdamW on the trainable parameters, their gradients renamed after them.
+  std::vector<Tensor> params = layer_.parameters(), trainable, grads;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!sig.params[i].trainable)
+      continue;
+    for (Tensor &g : gradients)
+      if (g.name == "grad." + params[i].name) {
+        g.name = params[i].name;
+        grads.push_back(std::move(g));
+        trainable.push_back(std::move(params[i]));
+        where.push_back(i);
+      }
+  }
+  if (moe_status_t s = optimizer_.step(trainable, grads))
+    return s;
+  for (size_t j = 0; j < where.size(); ++j)
+    params[where[j]] = std::move(trainable[j]);
+  return layer_.bindParameters(std::move(params));
+}
+
+namespace {
+
+/// Batch `index` of a [batches, ...] tensor, as a tensor named `name`.
+Tensor batch(const Tensor &all, int64_t index, const std::string &name) {
+  Tensor t;
+  t.name = name;
+  t.dtype = all.dtype;
+  t.shape.assign(all.shape.begin() + 1, all.shape.end());
+  size_t bytes = static_cast<size_t>(t.numElements()) * moe_dtype_size(all.dtype);
+  t.data.assign(all.data.begin() + static_cast<ptrdiff_t>(index * bytes),
+                all.data.begin() + static_cast<ptrdiff_t>((index + 1) * bytes));
+  return t;
+}
+
+const Tensor *find(const std::vector<Tensor> &tensors, const std::string &name) {
+  for (const Tensor &t : tensors)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+} // namespace
+
+int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
+  auto error = [&] {
+    std::fprintf(stderr, "moe-run: error: %s\n", moe_last_error());
+    return 1;
+  };
+  const Signature &sig = layer.signature();
+  if (!layer.hasBackward()) {
+    fail(MOE_INVALID_ARGUMENT, "--train needs a train artifact (moec build --train)");
+    return error();
+  }
+  if (sig.inputs.size() != 1) {
+    fail(MOE_INVALID_ARGUMENT, "--train feeds one input (x); layer " + sig.layer + " takes " +
+                                   std::to_string(sig.inputs.size()));
+    return error();
+  }
+  if (moe_status_t s = checkAdamWOptions(options.adamw); s != MOE_OK)
+    return error();
+  std::vector<Tensor> data;
+  if (readSafetensors(options.data, data) != MOE_OK)
+    return error();
+  const Tensor *x = find(data, "x"), *target = find(data, "target");
+  if (!x || !target || x->shape.empty() || target->shape.empty() || x->shape[0] != target->shape[0] ||
+      x->shape[0] == 0) {
+    fail(MOE_INVALID_ARGUMENT, options.data + ": a training data file holds x [steps, tokens, ...] and target "
+                                              "[steps, ...] (the first output's shape per step), with as many "
+                                              "steps each");
+    return error();
+  }
+  if (options.steps <= 0) {
+    fail(MOE_INVALID_ARGUMENT, "--steps needs a positive number of steps");
+    return error();
+  }
+  FILE *csv = nullptr;
+  if (!options.lossCsv.empty()) {
+    csv = std::fopen(options.lossCsv.c_str(), "w");
+    if (!csv) {
+      fail(MOE_NOT_FOUND, "cannot write " + options.lossCsv + ": " + std::strerror(errno));
+      return error();
+    }
+    std::fprintf(csv, "step,loss,seconds\n");
+  }
+  Trainer trainer(layer, options.adamw);
+  const int64_t batches = x->shape[0];
+  const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
+  bool terminal = isatty(fileno(stderr));
+  double first = 0, last = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t step = 1; step <= options.steps; ++step) {
+    int64_t b = (step - 1) % batches;
+    double loss = 0;
+    if (trainer.step({batch(*x, b, sig.inputs[0].name)}, batch(*target, b, sig.outputs[0].name), loss) != MOE_OK) {
+      if (csv)
+        std::fclose(csv);
+      return error();
+    }
+    if (step == 1)
+      first = loss;
+    last = loss;
+    double elapsed = since(start);
+    if (csv)
+      std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
+    if (options.progress) {
+      int filled = static_cast<int>(30 * step / options.steps);
+      std::fprintf(stderr, "%sstep %lld/%lld [%-30s] loss %.6g, %.0f tokens/s%s",
+                   terminal ? "\r" : "", static_cast<long long>(step), static_cast<long long>(options.steps),
+                   std::string(static_cast<size_t>(filled), '#').c_str(), loss,
+                   static_cast<double>(step * tokensPerStep) / elapsed, terminal ? "" : "\n");
+      std::fflush(stderr);
+    }
+  }
+  if (options.progress && terminal)
+    std::fputc('\n', stderr);
+  if (csv)
+    std::fclose(csv);
+  double seconds = since(start);
+  std::fprintf(out, "%s trained %lld steps in %.2f s (%.0f tokens/s): loss %.6g -> %.6g (%.1fx lower)\n",
+               sig.layer.c_str(), static_cast<long long>(options.steps), seconds,
+               static_cast<double>(options.steps * tokensPerStep) / seconds, first, last,
+               last > 0 ? first / last : 0.0);
+  if (!options.saveWeights.empty()) {
+    if (writeSafetensors(options.saveWeights, layer.parameters()) != MOE_OK)
+      return error();
+    std::fprintf(out, "wrote the weights to %s\n", options.saveWeights.c_str());
+  }
+  return 0;
+}
+
+moe_status_t makeTeacherData(Layer &teacher, int64_t steps, int64_t tokens, uint64_t seed, const std::string &path) {
+  const Signature &sig = teacher.signature();
+  if (sig.inputs.size() != 1 || steps <= 0 || tokens <= 0)
+    return fail(MOE_INVALID_ARGUMENT, "--make-data needs a layer of one input, --steps > 0 and --tokens > 0");
+  Tensor x, target;
+  for (int64_t s = 0; s < steps; ++s) {
+    std::map<std::string, int64_t> symbols;
+    for (const Dim &d : sig.inputs[0].shape)
+      if (d.isSymbolic())
+        symbols[d.symbol] = tokens;
+    std::vector<Tensor> inputs, outputs;
+    if (moe_status_t st = teacher.randomInputs(seed + static_cast<uint64_t>(s), symbols, inputs))
+      return st;
+    if (moe_status_t st = teacher.run(inputs, outputs))
+      return st;
+    for (auto [all, one, name] : {std::tuple{&x, &inputs[0], "x"}, std::tuple{&target, &outputs[0], "target"}}) {
+      if (s == 0) {
+        all->name = name;
+        all->dtype = one->dtype;
+        all->shape = one->shape;
+        all->shape.insert(all->shape.begin(), steps);
+      }
+      all->data.insert(all->data.end(), one->data.begin(), one->data.end());
+    }
+  }
+  return writeSafetensors(path, {x, target});
+}
+
+} // namespace moe::runtime
