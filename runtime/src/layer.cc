@@ -193,9 +193,9 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
     if (!backwardEntry || gpu) {
       dlclose(library);
       close(fd);
-      return fail(MOE_NOT_FOUND, gpu ? "a GPU artifact with a backward: training runs on the CPU so far"
-                                     : "the layer's code has no backward entry point \"" +
-                                           artifact.signature.backward->entry + "\"");
+      return fail(MOE_NOT_FOUND,
+                  gpu ? "a GPU artifact with a backward: training runs on the CPU so far"
+                      : "the layer's code has no backward entry point \"" + artifact.signature.backward->entry + "\"");
     }
   }
   out.reset(new Layer());
@@ -343,8 +343,8 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
                              std::vector<Tensor> &gradients) {
   const Signature &sig = signature();
   if (!sig.backward || !backwardEntry)
-    return fail(MOE_INVALID_ARGUMENT, "the artifact of layer " + sig.layer +
-                                          " has no backward: build it with moec build --train");
+    return fail(MOE_INVALID_ARGUMENT,
+                "the artifact of layer " + sig.layer + " has no backward: build it with moec build --train");
   std::map<std::string, int64_t> symbols;
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
@@ -356,15 +356,18 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
       if (t.name == spec.name)
         match = &t;
     if (!match)
-      return fail(MOE_NOT_FOUND, "the cotangent of output \"" + spec.name + "\" is missing (one tensor per output, "
-                                 "named as the output)");
+      return fail(MOE_NOT_FOUND, "the cotangent of output \"" + spec.name +
+                                     "\" is missing (one tensor per output, "
+                                     "named as the output)");
     if (moe_status_t s = checkTensor(spec, *match, "cotangent", &symbols))
       return s;
     ordered.push_back(match);
   }
   if (cotangents.size() != sig.outputs.size())
-    return fail(MOE_INVALID_ARGUMENT, "expected " + std::to_string(sig.outputs.size()) + " cotangents (one per "
-                                      "output), got " + std::to_string(cotangents.size()));
+    return fail(MOE_INVALID_ARGUMENT, "expected " + std::to_string(sig.outputs.size()) +
+                                          " cotangents (one per "
+                                          "output), got " +
+                                          std::to_string(cotangents.size()));
   return callOnCpu(backwardEntry, sig.backward->gradients, ordered, symbols, gradients);
 }
 

@@ -208,8 +208,8 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   }
 
   if (options.backward && comm) {
-    fail(MOE_INVALID_ARGUMENT, "--backward runs on one device so far (the layer is placed on mesh " +
-                                   sig.mesh.toString() + ")");
+    fail(MOE_INVALID_ARGUMENT,
+         "--backward runs on one device so far (the layer is placed on mesh " + sig.mesh.toString() + ")");
     return error(options);
   }
   std::vector<Tensor> outputs;

@@ -103,8 +103,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     return error();
   }
   if (sig.inputs.size() != 1) {
-    fail(MOE_INVALID_ARGUMENT, "--train feeds one input (x); layer " + sig.layer + " takes " +
-                                   std::to_string(sig.inputs.size()));
+    fail(MOE_INVALID_ARGUMENT,
+         "--train feeds one input (x); layer " + sig.layer + " takes " + std::to_string(sig.inputs.size()));
     return error();
   }
   if (moe_status_t s = checkAdamWOptions(options.adamw); s != MOE_OK)
@@ -155,8 +155,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
     if (options.progress) {
       int filled = static_cast<int>(30 * step / options.steps);
-      std::fprintf(stderr, "%sstep %lld/%lld [%-30s] loss %.6g, %.0f tokens/s%s",
-                   terminal ? "\r" : "", static_cast<long long>(step), static_cast<long long>(options.steps),
+      std::fprintf(stderr, "%sstep %lld/%lld [%-30s] loss %.6g, %.0f tokens/s%s", terminal ? "\r" : "",
+                   static_cast<long long>(step), static_cast<long long>(options.steps),
                    std::string(static_cast<size_t>(filled), '#').c_str(), loss,
                    static_cast<double>(step * tokensPerStep) / elapsed, terminal ? "" : "\n");
       std::fflush(stderr);

@@ -186,9 +186,9 @@ int checkGradients(mlir::ModuleOp module, const rt::Signature &sig, const std::v
     // An all-zero reference gradient (nothing flows there) must come back zero.
     double relative = maxRef > 0 ? maxDiff / maxRef : maxDiff;
     bool ok = got.shape == want.shape && relative <= tolerance;
-    llvm::outs() << "check: " << got.name << " max |compiled - reference| / max |reference| = "
-                 << llvm::format("%.3g", relative) << " (tolerance " << llvm::format("%g", tolerance) << ") "
-                 << (ok ? "OK" : "MISMATCH") << "\n";
+    llvm::outs() << "check: " << got.name
+                 << " max |compiled - reference| / max |reference| = " << llvm::format("%.3g", relative)
+                 << " (tolerance " << llvm::format("%g", tolerance) << ") " << (ok ? "OK" : "MISMATCH") << "\n";
     if (!ok)
       status = 1;
   }

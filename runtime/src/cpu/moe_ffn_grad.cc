@@ -23,9 +23,9 @@ struct FfnGradCall {
   int64_t k;
   const void *x, *weights, *dout;
   int32_t weightsDtype, doutDtype;
-  float *dxRows;  ///< [assignments, d]: each kept assignment's cotangent
-  float *dw;      ///< [assignments]: each combine weight's cotangent
-  float *dW[3];   ///< f32 accumulators of the stacked weights' cotangents
+  float *dxRows; ///< [assignments, d]: each kept assignment's cotangent
+  float *dw;     ///< [assignments]: each combine weight's cotangent
+  float *dW[3];  ///< f32 accumulators of the stacked weights' cotangents
 };
 
 /// Expert e's weight `which` ([rows, cols] slice of a stacked tensor) as f32,

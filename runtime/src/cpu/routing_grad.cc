@@ -106,8 +106,8 @@ extern "C" void moe_cpu_z_loss_grad(int64_t logits, int64_t dloss, int64_t dlogi
     double lse = m + std::log(sum);
     // d/dx (mean lse^2) = 2 lse softmax(x) / rows.
     for (int64_t c = 0; c < cols; ++c)
-      storeF32(ptr<void>(dlogits), r * cols + c, dtype,
-               static_cast<float>(g * 2.0 * lse * std::exp(static_cast<double>(s[c]) - lse) /
-                                  static_cast<double>(rows)));
+      storeF32(
+          ptr<void>(dlogits), r * cols + c, dtype,
+          static_cast<float>(g * 2.0 * lse * std::exp(static_cast<double>(s[c]) - lse) / static_cast<double>(rows)));
   });
 }

@@ -86,7 +86,9 @@ private:
   SmallVector<Value> args;
 };
 
-inline Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) { return tensor::DimOp::create(b, loc, tensor, d); }
+inline Value dim(OpBuilder &b, Location loc, Value tensor, int64_t d) {
+  return tensor::DimOp::create(b, loc, tensor, d);
+}
 
 /// The base of the patterns: a kernel call at the op, with the rewriter.
 template <typename Op> struct KernelCallPattern : OpConversionPattern<Op> {

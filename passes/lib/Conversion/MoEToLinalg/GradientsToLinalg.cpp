@@ -88,8 +88,7 @@ Value binaryPartial(OpBuilder &b, Location loc, BinaryFn fn, Value l, Value r, b
     return arith::NegFOp::create(b, loc, arith::DivFOp::create(b, loc, l, arith::MulFOp::create(b, loc, r, r)));
   case BinaryFn::pow:
     if (lhs)
-      return arith::MulFOp::create(b, loc, r,
-                                   math::PowFOp::create(b, loc, l, arith::SubFOp::create(b, loc, r, one)));
+      return arith::MulFOp::create(b, loc, r, math::PowFOp::create(b, loc, l, arith::SubFOp::create(b, loc, r, one)));
     return select(b, loc, arith::CmpFPredicate::OGT, l, zero,
                   arith::MulFOp::create(b, loc, math::PowFOp::create(b, loc, l, r), math::LogOp::create(b, loc, l)),
                   zero);
@@ -159,7 +158,9 @@ Value operandGrad(OpBuilder &b, BinaryGradOp g, bool lhs) {
   return roundTensor(b, loc, sum, type.getElementType());
 }
 
-SmallVector<Value> lowerToLinalg(OpBuilder &b, BinaryGradOp g) { return {operandGrad(b, g, true), operandGrad(b, g, false)}; }
+SmallVector<Value> lowerToLinalg(OpBuilder &b, BinaryGradOp g) {
+  return {operandGrad(b, g, true), operandGrad(b, g, false)};
+}
 
 /// sum over `dim` of a (.* c) into an f32 tensor keeping `dim` (size 1).
 Value sumAlong(OpBuilder &b, Location loc, Value a, Value c, int64_t dim) {
@@ -234,8 +235,8 @@ Value lowerToLinalg(OpBuilder &b, SoftmaxGradOp g) {
   return generic(b, loc, {y, dy, s}, emptyTensor(b, loc, type, {y}), {identity, identity, reduced, identity},
                  iterators(type.getRank()), [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                    if (log)
-                     return arith::SubFOp::create(nb, nl, a[1],
-                                                  arith::MulFOp::create(nb, nl, math::ExpOp::create(nb, nl, a[0]), a[2]));
+                     return arith::SubFOp::create(
+                         nb, nl, a[1], arith::MulFOp::create(nb, nl, math::ExpOp::create(nb, nl, a[0]), a[2]));
                    return arith::MulFOp::create(nb, nl, a[0], arith::SubFOp::create(nb, nl, a[1], a[2]));
                  });
 }

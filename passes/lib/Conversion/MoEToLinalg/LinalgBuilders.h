@@ -61,7 +61,8 @@ inline Value emptyTensor(OpBuilder &b, Location loc, RankedTensorType type, Valu
 /// The indexing map of `operand` read at every point of a `resultType`
 /// iteration: rank-0 operands read their one element, size-1 dimensions that
 /// stretch read index 0 (Julia broadcasting), `reduced` dimensions read 0.
-inline AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operand, RankedTensorType result, int64_t reduced = -1) {
+inline AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operand, RankedTensorType result,
+                              int64_t reduced = -1) {
   if (operand.getRank() == 0)
     return AffineMap::get(result.getRank(), 0, {}, ctx);
   SmallVector<AffineExpr> exprs;
@@ -85,7 +86,7 @@ using BodyFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 /// values of the inputs (and, last, the output's current value) and returns
 /// the f32 value to store, which is rounded to the output's element type.
 inline Value generic(OpBuilder &b, Location loc, ValueRange inputs, Value init, ArrayRef<AffineMap> maps,
-              ArrayRef<utils::IteratorType> its, BodyFn body) {
+                     ArrayRef<utils::IteratorType> its, BodyFn body) {
   Type outElt = cast<RankedTensorType>(init.getType()).getElementType();
   auto op = linalg::GenericOp::create(b, loc, init.getType(), inputs, ValueRange{init}, maps, its,
                                       [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -110,7 +111,7 @@ inline Value reductionInit(OpBuilder &b, Location loc, Value like, int64_t dim, 
 /// sum/max over `dim` of `f(x)` into an f32 tensor keeping `dim` (size 1).
 /// `extra` are further inputs read with the reduced map (e.g. a row max).
 inline Value reduceAlong(OpBuilder &b, Location loc, Value x, int64_t dim, bool isMax, ValueRange extra,
-                  function_ref<Value(OpBuilder &, Location, ValueRange)> element) {
+                         function_ref<Value(OpBuilder &, Location, ValueRange)> element) {
   MLIRContext *ctx = b.getContext();
   auto xType = cast<RankedTensorType>(x.getType());
   Value init = reductionInit(b, loc, x, dim, isMax ? -INFINITY : 0.0);

@@ -78,11 +78,10 @@ void moe_cpu_gather_grad(int64_t idx, int64_t dy, int64_t dx, int64_t rows, int6
  * (x_dtype), dweights[tokens, k] (weights_dtype) and the stacked weights'
  * cotangents dw0, dw1, dw2 (w_dtype; as many as the FFN has). The forward's
  * plan: a dropped assignment gets zero and passes nothing on. */
-void moe_cpu_moe_ffn_grad(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2,
-                          int64_t dout, int64_t dx, int64_t dweights, int64_t dw0, int64_t dw1, int64_t dw2,
-                          int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k, int32_t kind,
-                          double capacity, int32_t x_dtype, int32_t weights_dtype, int32_t w_dtype,
-                          int32_t dout_dtype);
+void moe_cpu_moe_ffn_grad(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2, int64_t dout,
+                          int64_t dx, int64_t dweights, int64_t dw0, int64_t dw1, int64_t dw2, int64_t tokens,
+                          int64_t d, int64_t f, int64_t experts, int64_t k, int32_t kind, double capacity,
+                          int32_t x_dtype, int32_t weights_dtype, int32_t w_dtype, int32_t dout_dtype);
 
 /* d load_balance_loss / d probs times dloss (a 0-d f32), through probs only. */
 void moe_cpu_load_balance_loss_grad(int64_t probs, int64_t indices, int64_t dloss, int64_t dprobs, int64_t tokens,

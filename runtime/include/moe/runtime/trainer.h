@@ -38,8 +38,8 @@ private:
 
 /// What `moe-run --train` and `moe-run --make-data` are asked to do.
 struct TrainOptions {
-  std::string data;        ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
-  int64_t steps = 0;       ///< train until this step (the data's batches cycle)
+  std::string data;  ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
+  int64_t steps = 0; ///< train until this step (the data's batches cycle)
   AdamWOptions adamw;
   std::string saveWeights; ///< write the final weights here (safetensors)
   std::string lossCsv;     ///< write step,loss,seconds here
