@@ -12,6 +12,7 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <cstring>
 
 using namespace moe::runtime::cpu;
 
@@ -28,13 +29,26 @@ struct FfnGradCall {
   float *dW[3];  ///< f32 accumulators of the stacked weights' cotangents
 };
 
-/// Expert e's weight `which` ([rows, cols] slice of a stacked tensor) as f32,
-/// transposed to [cols, rows].
-std::vector<float> transposedWeight(const FfnGradCall &c, int64_t which, int64_t e, int64_t rows, int64_t cols) {
-  std::vector<float> w(static_cast<size_t>(rows * cols));
+/// Expert e's weight `which` (a [rows, cols] slice of a stacked tensor) as
+/// f32: in place when the weights are f32, else converted into `storage`.
+const float *weightAsF32(const FfnGradCall &c, int64_t which, int64_t e, int64_t rows, int64_t cols,
+                         std::vector<float> &storage) {
   int64_t base = which == 0 ? c.ex.w0 : which == 1 ? c.ex.w1 : c.ex.w2;
-  loadRow(ptr<void>(base), e * rows * cols, rows * cols, c.ex.wDtype, w.data());
-  return transposed(w.data(), cols, rows, cols);
+  if (c.ex.wDtype == MOE_F32)
+    return ptr<float>(base) + e * rows * cols;
+  storage.resize(static_cast<size_t>(rows * cols));
+  loadRow(ptr<void>(base), e * rows * cols, rows * cols, c.ex.wDtype, storage.data());
+  return storage.data();
+}
+
+/// out[m, n] = g[m, k] * w^T for w [n, k], formed as (w g^T)^T: the weight is
+/// read in place as the product's A (never transposed, it is the large
+/// operand) and the small activations are transposed instead. Each element
+/// is one sequential f32 sum over k.
+std::vector<float> timesTransposed(const float *g, const float *w, int64_t m, int64_t k, int64_t n, bool serial) {
+  std::vector<float> gT = transposed(g, k, m, k), outT(static_cast<size_t>(n * m));
+  (serial ? gemmSerial : gemm)(w, k, gT.data(), MOE_F32, outT.data(), m, n, k, m);
+  return transposed(outT.data(), m, n, m);
 }
 
 void backwardExpert(const FfnGradCall &c, const ExpertPlan &plan, int64_t e, bool serial) {
@@ -92,8 +106,8 @@ void backwardExpert(const FfnGradCall &c, const ExpertPlan &plan, int64_t e, boo
   }
   // Down product: dH = dY Wd^T, dWd += H^T dY.
   const int64_t down = glu ? 2 : 1;
-  std::vector<float> wdT = transposedWeight(c, down, e, f, d), dh(static_cast<size_t>(m * f));
-  product(dy.data(), d, wdT.data(), MOE_F32, dh.data(), f, m, d, f);
+  std::vector<float> storage;
+  std::vector<float> dh = timesTransposed(dy.data(), weightAsF32(c, down, e, f, d, storage), m, d, f, serial);
   addBlockedOuterProducts(h.data(), dy.data(), tokens, f, d, c.dW[down] + e * f * d, serial);
   // Through the activation (and the GLU product) into the up products.
   std::vector<float> dg(static_cast<size_t>(m * f)), du;
@@ -111,11 +125,9 @@ void backwardExpert(const FfnGradCall &c, const ExpertPlan &plan, int64_t e, boo
   if (glu)
     addBlockedOuterProducts(xe.data(), du.data(), tokens, d, f, c.dW[1] + e * d * f, serial);
   // dX = dG W0^T (+ dU W1^T).
-  std::vector<float> w0T = transposedWeight(c, 0, e, d, f), dx(static_cast<size_t>(m * d));
-  product(dg.data(), f, w0T.data(), MOE_F32, dx.data(), d, m, f, d);
+  std::vector<float> dx = timesTransposed(dg.data(), weightAsF32(c, 0, e, d, f, storage), m, f, d, serial);
   if (glu) {
-    std::vector<float> w1T = transposedWeight(c, 1, e, d, f), dxUp(static_cast<size_t>(m * d));
-    product(du.data(), f, w1T.data(), MOE_F32, dxUp.data(), d, m, f, d);
+    std::vector<float> dxUp = timesTransposed(du.data(), weightAsF32(c, 1, e, d, f, storage), m, f, d, serial);
     for (int64_t j = 0; j < m * d; ++j)
       dx[j] += dxUp[j];
   }
@@ -134,9 +146,20 @@ extern "C" void moe_cpu_moe_ffn_grad(int64_t x, int64_t indices, int64_t weights
   const bool glu = kind == MOE_FFN_SWIGLU || kind == MOE_FFN_GEGLU;
   const int64_t nWeights = kind == MOE_FFN_IDENTITY ? 0 : glu ? 3 : 2;
   std::vector<float> dxRows(static_cast<size_t>(assignments * d), 0.0f), dw(assignments, 0.0f);
-  std::vector<std::vector<float>> dW(3);
-  for (int64_t i = 0; i < nWeights; ++i)
-    dW[i].assign(static_cast<size_t>(experts * d * f), 0.0f);
+  // The weights' cotangents accumulate in f32: in the outputs themselves
+  // when they are f32, else in buffers rounded to the weights' type at the end.
+  const int64_t out[3] = {dw0, dw1, dw2};
+  std::vector<std::vector<float>> storage(3);
+  float *dW[3] = {nullptr, nullptr, nullptr};
+  for (int64_t i = 0; i < nWeights; ++i) {
+    if (wDtype == MOE_F32) {
+      dW[i] = ptr<float>(out[i]);
+      std::memset(dW[i], 0, static_cast<size_t>(experts * d * f) * sizeof(float));
+    } else {
+      storage[i].assign(static_cast<size_t>(experts * d * f), 0.0f);
+      dW[i] = storage[i].data();
+    }
+  }
   FfnGradCall call{{d, f, kind, xDtype, wDtype, w0, w1, w2},
                    k,
                    ptr<void>(x),
@@ -146,7 +169,7 @@ extern "C" void moe_cpu_moe_ffn_grad(int64_t x, int64_t indices, int64_t weights
                    doutDtype,
                    dxRows.data(),
                    dw.data(),
-                   {dW[0].data(), dW[1].data(), dW[2].data()}};
+                   {dW[0], dW[1], dW[2]}};
   // As the forward: many small experts one per thread, few large ones in turn.
   bool manySmall = experts >= 4 * numThreads() && assignments / std::max<int64_t>(experts, 1) < 128;
   if (manySmall)
@@ -166,8 +189,10 @@ extern "C" void moe_cpu_moe_ffn_grad(int64_t x, int64_t indices, int64_t weights
   });
   for (int64_t a = 0; a < assignments; ++a)
     storeF32(ptr<void>(dweights), a, weightsDtype, dw[a]);
-  const int64_t out[3] = {dw0, dw1, dw2};
-  for (int64_t i = 0; i < nWeights; ++i)
-    for (int64_t j = 0; j < experts * d * f; ++j)
-      storeF32(ptr<void>(out[i]), j, wDtype, dW[i][j]);
+  if (wDtype != MOE_F32)
+    for (int64_t i = 0; i < nWeights; ++i)
+      parallelFor(experts, [&](int64_t e) {
+        for (int64_t j = e * d * f; j < (e + 1) * d * f; ++j)
+          storeF32(ptr<void>(out[i]), j, wDtype, dW[i][j]);
+      });
 }
