@@ -23,6 +23,15 @@ static LogicalResult extractBackward(func::FuncOp backward, const rt::Signature 
   out.entry.clear();
   out.gradients.clear();
   for (unsigned i = 0; i < backward.getNumResults(); ++i) {
+    // A balance-updated parameter's expert load (moe-differentiate).
+    if (auto load = backward.getResultAttrOfType<StringAttr>(i, moe::MoEDialect::getLoadAttrName())) {
+      rt::TensorSpec spec;
+      spec.name = "load." + load.getValue().str();
+      spec.dtype = MOE_F32;
+      spec.shape.push_back({cast<RankedTensorType>(backward.getResultTypes()[i]).getDimSize(0), ""});
+      out.gradients.push_back(spec);
+      continue;
+    }
     auto name = backward.getResultAttrOfType<StringAttr>(i, moe::MoEDialect::getGradientAttrName());
     const rt::TensorSpec *primal = nullptr;
     for (const auto *list : {&forward.inputs, &forward.params})

@@ -119,6 +119,8 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
         spec.init = init.getValue().str();
       if (auto trainable = layer.getArgAttrOfType<BoolAttr>(i, moe::MoEDialect::getTrainableAttrName()))
         spec.trainable = trainable.getValue();
+      if (auto update = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getUpdateAttrName()))
+        spec.update = update.getValue().str();
       if (auto placement = layer.getArgAttrOfType<StringAttr>(i, moe::MoEDialect::getPlacementAttrName()))
         spec.placement = *rt::parsePlacement(placement.getValue()); // the dialect verified the name
       out.params.push_back(spec);

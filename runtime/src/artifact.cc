@@ -64,6 +64,8 @@ void writeSpecs(std::string &out, const char *key, const std::vector<TensorSpec>
       out += s.trainable ? ",\"trainable\":true" : ",\"trainable\":false";
       if (s.placement != Placement::Replicated)
         out += ",\"placement\":\"" + std::string(placementName(s.placement)) + "\"";
+      if (!s.update.empty())
+        out += ",\"update\":\"" + s.update + "\"";
     }
     out += "}";
   }
@@ -112,6 +114,11 @@ moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<Ten
       }
       if (const json::Value *t = v.find("trainable"))
         s.trainable = t->kind == json::Value::Kind::Bool && t->boolean;
+      if (const json::Value *u = v.find("update")) {
+        if (!u->isString() || u->string != "balance")
+          return bad("parameter \"" + s.name + "\" has an unknown update (balance)");
+        s.update = u->string;
+      }
       if (const json::Value *p = v.find("placement")) {
         std::optional<Placement> placement = p->isString() ? parsePlacement(p->string) : std::nullopt;
         if (!placement)

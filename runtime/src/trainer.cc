@@ -62,6 +62,22 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
     return s;
   for (size_t j = 0; j < where.size(); ++j)
     params[where[j]] = std::move(trainable[j]);
+  // DeepSeek-V3's aux-loss-free balancing: the bias follows the load.
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (sig.params[i].update != "balance")
+      continue;
+    const Tensor *load = nullptr;
+    for (const Tensor &g : gradients)
+      if (g.name == "load." + params[i].name)
+        load = &g;
+    if (!load)
+      return fail(MOE_INTERNAL, "the backward returned no load for \"" + params[i].name + "\"");
+    std::vector<int64_t> counts;
+    for (int64_t e = 0; e < load->numElements(); ++e)
+      counts.push_back(static_cast<int64_t>(load->at(e)));
+    if (moe_status_t s = updateBalanceBias(params[i], counts, balanceRate_))
+      return s;
+  }
   return layer_.bindParameters(std::move(params));
 }
 
@@ -133,7 +149,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     }
     std::fprintf(csv, "step,loss,seconds\n");
   }
-  Trainer trainer(layer, options.adamw);
+  Trainer trainer(layer, options.adamw, options.balanceRate);
   const int64_t batches = x->shape[0];
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
   bool terminal = isatty(fileno(stderr));

@@ -41,6 +41,7 @@ const char *kUsage =
     "  --data FILE        x [steps, tokens, ...] and target [steps, tokens, ...] (batches cycle)\n"
     "  --steps N          train until step N; with --make-data: the batches to write\n"
     "  --lr X --beta1 X --beta2 X --eps X --weight-decay X   AdamW (1e-3, 0.9, 0.999, 1e-8, 0.01)\n"
+    "  --balance-rate X   the step of an update = :balance bias (DeepSeek-V3; default 1e-3)\n"
     "  --save-weights F   write the trained weights (safetensors, the --weights format)\n"
     "  --loss-csv F       write step,loss,seconds per step\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
@@ -113,7 +114,8 @@ int main(int argc, char **argv) {
       unsigned n = 0;
       count("--steps", n);
       train.steps = n;
-    } else if (arg == "--lr" || arg == "--beta1" || arg == "--beta2" || arg == "--eps" || arg == "--weight-decay") {
+    } else if (arg == "--lr" || arg == "--beta1" || arg == "--beta2" || arg == "--eps" || arg == "--weight-decay" ||
+               arg == "--balance-rate") {
       const char *text = value(arg.c_str());
       char *end = nullptr;
       double v = std::strtod(text, &end);
@@ -121,11 +123,12 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "error: %s needs a number, got '%s'\n", arg.c_str(), text);
         return 1;
       }
-      (arg == "--lr"      ? train.adamw.lr
-       : arg == "--beta1" ? train.adamw.beta1
-       : arg == "--beta2" ? train.adamw.beta2
-       : arg == "--eps"   ? train.adamw.eps
-                          : train.adamw.weightDecay) = v;
+      (arg == "--lr"             ? train.adamw.lr
+       : arg == "--beta1"        ? train.adamw.beta1
+       : arg == "--beta2"        ? train.adamw.beta2
+       : arg == "--eps"          ? train.adamw.eps
+       : arg == "--balance-rate" ? train.balanceRate
+                                 : train.adamw.weightDecay) = v;
     } else if (arg == "--save-weights") {
       train.saveWeights = value("--save-weights");
     } else if (arg == "--loss-csv") {

@@ -75,3 +75,26 @@ func.func @losses(%l: tensor<?x4xf32> {moe.input = "logits"}, %e: tensor<?x1xi32
   return %lb, %z : tensor<f32>, tensor<f32>
 }
 
+
+// -----
+
+// Tests a balance-updated bias (update = :balance): its experts' load, the
+// assignments of the group_topk it chooses, is one more result after the
+// gradients, named by the parameter.
+// CHECK-LABEL: func.func @balance_backward(
+// CHECK-SAME:    tensor<4xf32> {moe.gradient = "bias"}, tensor<4xf32> {moe.load = "bias"})
+// CHECK:         %[[E:.*]] = moe.group_topk
+// CHECK:         %[[ONES:.*]] = tensor.splat %{{.*}}[%{{.*}}] : tensor<?x2xf32>
+// CHECK:         %[[PER:.*]] = moe.gather_grad %[[E]], %[[ONES]] : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x4xf32>
+// CHECK:         %[[SUM:.*]] = moe.reduce sum %[[PER]] dim = 0
+// CHECK:         %[[LOAD:.*]] = tensor.collapse_shape %[[SUM]]
+// CHECK:         return {{.*}}, %[[LOAD]]
+func.func @balance(%s: tensor<?x4xf32> {moe.input = "s"},
+                   %bias: tensor<4xf32> {moe.param = "bias", moe.trainable = false, moe.update = "balance"})
+    -> tensor<?x2xf32> {
+  %b = tensor.expand_shape %bias [[0, 1]] output_shape [1, 4] : tensor<4xf32> into tensor<1x4xf32>
+  %c = moe.binary add %s, %b : tensor<?x4xf32>, tensor<1x4xf32> -> tensor<?x4xf32>
+  %e = moe.group_topk %c k = 2 groups = 2 top_groups = 1 : tensor<?x4xf32> -> tensor<?x2xi32>
+  %w = moe.gather %s, %e : tensor<?x4xf32>, tensor<?x2xi32> -> tensor<?x2xf32>
+  return %w : tensor<?x2xf32>
+}

@@ -349,6 +349,20 @@ void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Ten
       EXPECT_NEAR(g.data[i], w.data[i], 1e-12 * (1 + std::fabs(w.data[i])))
           << "@" << name << " arg" << a << "[" << i << "]";
   }
+  // Then a balance bias's expert load: whole counts, tokens x k in all.
+  for (unsigned r = result; r < backward.getNumResults(); ++r) {
+    ASSERT_TRUE(backward.getResultAttr(r, moe::MoEDialect::getLoadAttrName())) << "result #" << r;
+    ASSERT_LT(r, got->size());
+    double sum = 0, tokens = static_cast<double>(args[0].shape[0]);
+    for (double v : (*got)[r].data) {
+      EXPECT_EQ(v, std::floor(v));
+      EXPECT_GE(v, 0);
+      sum += v;
+    }
+    EXPECT_GT(sum, 0);
+    EXPECT_EQ(std::fmod(sum, tokens), 0) << "@" << name << " load sum " << sum << " over " << tokens << " tokens";
+    ++result;
+  }
   EXPECT_EQ(result, got->size());
 }
 

@@ -118,6 +118,12 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regio
                              << " to be an array of non-negative sizes";
     return success();
   }
+  if (name == getUpdateAttrName()) {
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || str.getValue() != "balance")
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex << " to be \"balance\"";
+    return success();
+  }
   if (name == getCotangentAttrName()) {
     auto index = dyn_cast<IntegerAttr>(attr.getValue());
     if (!index || index.getInt() < 0)
@@ -138,7 +144,7 @@ LogicalResult MoEDialect::verifyRegionResultAttribute(Operation *op, unsigned, u
                              << " to hold one string per dimension";
     return success();
   }
-  if (name == getGradientAttrName()) {
+  if (name == getGradientAttrName() || name == getLoadAttrName()) {
     auto str = dyn_cast<StringAttr>(attr.getValue());
     if (!str || str.getValue().empty())
       return op->emitError() << "expects '" << name << "' of result #" << resultIndex << " to be a non-empty string";

@@ -73,7 +73,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call, const
 
   if (ctor == "Param") {
     spec->kind = FieldSpec::Kind::Param;
-    if (!checkArity(ctor, call, args, keywords, 1, 8, {"init", "trainable"}))
+    if (!checkArity(ctor, call, args, keywords, 1, 8, {"init", "trainable", "update"}))
       return Val::poison();
     for (size_t i = 0; i < args.size(); ++i) {
       std::optional<int64_t> d = expectInt(args[i], args.locs[i], "a Param dimension");
@@ -98,6 +98,20 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call, const
         return Val::poison();
       }
       spec->trainable = t->value.b;
+    }
+    if (const Keyword *u = kw("update")) {
+      // DeepSeek-V3's aux-loss-free bias: moved by its experts' load after
+      // each training step, never by a gradient.
+      if (u->value.kind != Val::Kind::Symbol || u->value.s != "balance") {
+        error(u->loc, "update must be :balance, got " + describe(u->value));
+        return Val::poison();
+      }
+      if (spec->trainable || spec->dims.size() != 1 || spec->dtype != ElemType::F32) {
+        error(u->loc, "update = :balance is for a Param{f32}(n_experts; trainable = false): the bias a load "
+                      "moves, not a gradient");
+        return Val::poison();
+      }
+      spec->update = "balance";
     }
     return result();
   }
@@ -197,7 +211,7 @@ Val Elaborator::constructField(llvm::StringRef ctor, const CallExpr &call, const
 void Elaborator::materializeField(Field &field) {
   const FieldSpec &spec = field.spec;
   auto add = [&](llvm::StringRef suffix, llvm::ArrayRef<int64_t> dims, ElemType dtype, llvm::StringRef init,
-                 bool trainable) {
+                 bool trainable, llvm::StringRef update = "") {
     Shape shape;
     for (int64_t d : dims)
       shape.push_back(Dim{d, ""});
@@ -219,6 +233,8 @@ void Elaborator::materializeField(Field &field) {
     attrs.set(moe::MoEDialect::getInitAttrName(), builder.getStringAttr(init));
     if (!trainable)
       attrs.set(moe::MoEDialect::getTrainableAttrName(), builder.getBoolAttr(false));
+    if (!update.empty())
+      attrs.set(moe::MoEDialect::getUpdateAttrName(), builder.getStringAttr(update));
     argAttrs.push_back(attrs);
     field.params[suffix.str()] = std::make_shared<Val>(Val::tensor(arg, dtype, shape));
   };
@@ -234,7 +250,7 @@ void Elaborator::materializeField(Field &field) {
   };
   switch (ffn.kind) {
   case FieldSpec::Kind::Param:
-    add("", spec.dims, spec.dtype, spec.init, spec.trainable);
+    add("", spec.dims, spec.dtype, spec.init, spec.trainable, spec.update);
     break;
   case FieldSpec::Kind::Dense:
     add("weight", {spec.in, spec.out}, spec.dtype, "normal", true);

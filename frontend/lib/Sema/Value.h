@@ -65,6 +65,7 @@ struct FieldSpec {
   double eps = 1e-6;                                  ///< RMSNorm
   std::string init = "normal";                        ///< Param
   bool trainable = true;                              ///< Param
+  std::string update;                                 ///< Param: "" or "balance" (update = :balance)
 };
 llvm::StringRef name(FieldSpec::Kind kind);
 

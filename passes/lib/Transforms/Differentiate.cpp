@@ -19,6 +19,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
 
 namespace moe {
 #define GEN_PASS_DEF_MOEDIFFERENTIATE
@@ -44,6 +45,45 @@ Value zerosLike(OpBuilder &b, Location loc, RankedTensorType type, Value like) {
     if (type.isDynamicDim(d))
       sizes.push_back(tensor::DimOp::create(b, loc, like, d));
   return tensor::SplatOp::create(b, loc, type, zero, sizes);
+}
+
+/// The routing indices a balance-updated parameter chooses: those of the
+/// first topk / group_topk its value reaches. Null when it reaches none.
+Value indicesChosenBy(Value param) {
+  SmallVector<Value> work{param};
+  llvm::DenseSet<Value> seen;
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (!seen.insert(v).second)
+      continue;
+    for (Operation *user : v.getUsers()) {
+      if (auto t = dyn_cast<TopKOp>(user))
+        return t.getIndices();
+      if (auto g = dyn_cast<GroupTopKOp>(user))
+        return g.getIndices();
+      llvm::append_range(work, user->getResults());
+    }
+  }
+  return Value();
+}
+
+/// The load of each of `experts` experts: how many of `indices`' assignments
+/// it got, as f32 [experts] (exact below 2^24): ones scattered back where
+/// the indices point, summed over tokens.
+Value expertLoad(OpBuilder &b, Location loc, Value indices, int64_t experts) {
+  auto idxType = cast<RankedTensorType>(indices.getType());
+  auto onesType = RankedTensorType::get(idxType.getShape(), b.getF32Type());
+  Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0f));
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < idxType.getRank(); ++d)
+    if (idxType.isDynamicDim(d))
+      sizes.push_back(tensor::DimOp::create(b, loc, indices, d));
+  Value ones = tensor::SplatOp::create(b, loc, onesType, one, sizes);
+  auto perToken = RankedTensorType::get({idxType.getDimSize(0), experts}, b.getF32Type());
+  Value scattered = GatherGradOp::create(b, loc, perToken, indices, ones);
+  Value sums = ReduceOp::create(b, loc, ReduceFn::sum, scattered, int64_t{0});
+  return tensor::CollapseShapeOp::create(b, loc, RankedTensorType::get({experts}, b.getF32Type()), sums,
+                                         ArrayRef<ReassociationIndices>{{0, 1}});
 }
 
 class Adjoints {
@@ -108,6 +148,19 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
         differentiable.push_back(i);
         resultTypes.push_back(type.getInput(i));
       }
+    // A balance-updated parameter (update = :balance) gets no gradient step
+    // but its experts' load: one more result, after the gradients.
+    SmallVector<std::pair<unsigned, Value>> balanced; // argument, the indices it chooses
+    for (unsigned i = 0; i < type.getNumInputs(); ++i) {
+      if (!forward.getArgAttr(i, MoEDialect::getUpdateAttrName()))
+        continue;
+      Value chosen = indicesChosenBy(forward.getArgument(i));
+      if (!chosen)
+        return forward.emitError() << "argument #" << i
+                                   << " is updated by its load (update = :balance) but chooses no topk or group_topk";
+      balanced.push_back({i, chosen});
+      resultTypes.push_back(type.getInput(i));
+    }
     auto backward = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, resultTypes));
     for (unsigned i = 0; i < type.getNumInputs(); ++i)
       backward.setArgAttrs(i, forward.getArgAttrDict(i));
@@ -119,6 +172,9 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       std::string gradName = input ? input.str() : param ? param.str() : "arg" + std::to_string(i);
       backward.setResultAttr(out, "moe.gradient", b.getStringAttr(gradName));
     }
+    for (auto [k, entry] : llvm::enumerate(balanced))
+      backward.setResultAttr(differentiable.size() + k, MoEDialect::getLoadAttrName(),
+                             forward.getArgAttr(entry.first, MoEDialect::getParamAttrName()));
     Block *body = backward.addEntryBlock();
     b.setInsertionPointToStart(body);
 
@@ -157,6 +213,8 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       Value g = adjoints.get(arg);
       grads.push_back(g ? g : zerosLike(b, loc, cast<RankedTensorType>(arg.getType()), arg));
     }
+    for (auto [arg, chosen] : balanced)
+      grads.push_back(expertLoad(b, loc, map.lookup(chosen), cast<RankedTensorType>(type.getInput(arg)).getDimSize(0)));
     func::ReturnOp::create(b, loc, grads);
     // What the backward did not read of the recomputed forward (its outputs, a
     // rule's unused operand) goes; walking backwards frees chains of it.

@@ -41,6 +41,10 @@ struct TensorSpec {
   std::vector<Dim> shape;
   std::string init = "normal"; ///< parameters: "normal", "zeros", "ones"
   bool trainable = true;
+  /// Parameters: "balance" for one a training step moves by its experts'
+  /// load (DeepSeek-V3's aux-loss-free bias; the backward returns the load
+  /// as "load.<name>"), else empty.
+  std::string update;
   /// Parameters: how the mesh splits it (mesh.h); the shape is the global one.
   Placement placement = Placement::Replicated;
 
@@ -65,7 +69,8 @@ struct TensorSpec {
 /// forward's inputs and parameters, then a cotangent per output (shaped as
 /// the output), and returns `gradients`: one per float input and parameter,
 /// in signature order, named "grad." + its name ("grad.x",
-/// "grad.experts.w_gate") and shaped as it.
+/// "grad.experts.w_gate") and shaped as it; then, for each parameter with
+/// update "balance", its experts' load "load.<name>" (f32 [experts]).
 struct BackwardSignature {
   std::string entry;
   std::vector<TensorSpec> gradients;

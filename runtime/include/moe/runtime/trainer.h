@@ -23,10 +23,15 @@ namespace moe::runtime {
 class Trainer {
 public:
   /// `layer` must be a train artifact (moec build --train) with bound parameters.
-  Trainer(Layer &layer, AdamWOptions options) : layer_(layer), optimizer_(options) {}
+  /// `balanceRate`: the step of DeepSeek-V3's bias update for parameters
+  /// with update "balance" (b_e += rate * sign(mean load - load_e)).
+  Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3)
+      : layer_(layer), optimizer_(options), balanceRate_(balanceRate) {}
 
   /// One step on `inputs` toward `target` (the first output's shape and
-  /// dtype); `loss` gets the loss before the update.
+  /// dtype); `loss` gets the loss before the update. AdamW moves the
+  /// trainable parameters; a parameter with update "balance" moves by its
+  /// experts' load in this batch.
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
 
   const AdamW &optimizer() const { return optimizer_; }
@@ -34,6 +39,7 @@ public:
 private:
   Layer &layer_;
   AdamW optimizer_;
+  double balanceRate_;
 };
 
 /// What `moe-run --train` and `moe-run --make-data` are asked to do.
@@ -41,9 +47,10 @@ struct TrainOptions {
   std::string data;  ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
   int64_t steps = 0; ///< train until this step (the data's batches cycle)
   AdamWOptions adamw;
-  std::string saveWeights; ///< write the final weights here (safetensors)
-  std::string lossCsv;     ///< write step,loss,seconds here
-  bool progress = true;    ///< a progress line per step on stderr (a bar on a terminal)
+  double balanceRate = 1e-3; ///< DeepSeek-V3's bias update speed (update = :balance)
+  std::string saveWeights;   ///< write the final weights here (safetensors)
+  std::string lossCsv;       ///< write step,loss,seconds here
+  bool progress = true;      ///< a progress line per step on stderr (a bar on a terminal)
 };
 
 /// The training loop: reads the data, steps `options.steps` times, prints a

@@ -56,6 +56,12 @@ def MoE_Dialect : Dialect {
     /// argument (input or parameter) a gradient is of.
     static constexpr ::llvm::StringLiteral getCotangentAttrName() { return "moe.cotangent"; }
     static constexpr ::llvm::StringLiteral getGradientAttrName() { return "moe.gradient"; }
+    /// A parameter updated after each training step by a rule rather than by
+    /// its gradient: "balance" (DeepSeek-V3's aux-loss-free bias, spec
+    /// "Training"); and the backward's result holding the per-expert load that
+    /// rule reads, named by the parameter.
+    static constexpr ::llvm::StringLiteral getUpdateAttrName() { return "moe.update"; }
+    static constexpr ::llvm::StringLiteral getLoadAttrName() { return "moe.load"; }
   private:
     void registerTypes();
   public:
