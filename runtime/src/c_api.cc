@@ -3,6 +3,7 @@
 
 #include "moe/runtime/layer.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/trainer.h"
 
 #include <cstring>
 
@@ -10,8 +11,38 @@ using namespace moe::runtime;
 
 struct moe_layer {
   std::unique_ptr<Layer> layer;
-  std::vector<Tensor> inputs, outputs;
+  std::vector<Tensor> inputs, outputs, cotangents, gradients;
+  std::unique_ptr<Trainer> trainer; ///< made by the first moe_layer_step
+  bool stepped = false;             ///< the last backward's gradients were applied
 };
+
+namespace {
+
+/// A tensor from C arguments (checked, copied), into `list` by name.
+moe_status_t setNamed(std::vector<Tensor> &list, const char *what, const char *name, moe_dtype_t dtype,
+                      const int64_t *shape, int rank, const void *data) {
+  if (!name || (rank > 0 && !shape) || rank < 0 || rank > 8 || !data)
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + ": bad argument");
+  int code; // read as an int: C callers may pass any value
+  std::memcpy(&code, &dtype, sizeof code);
+  if (code < MOE_F32 || code > MOE_I32)
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + ": unknown dtype " + std::to_string(code));
+  std::vector<int64_t> dims(shape, shape + rank);
+  for (int64_t d : dims)
+    if (d < 0)
+      return fail(MOE_INVALID_ARGUMENT, std::string(what) + ": negative dimension");
+  Tensor t = Tensor::zeros(name, dtype, dims);
+  std::memcpy(t.data.data(), data, t.data.size());
+  for (Tensor &existing : list)
+    if (existing.name == name) {
+      existing = std::move(t);
+      return MOE_OK;
+    }
+  list.push_back(std::move(t));
+  return MOE_OK;
+}
+
+} // namespace
 
 extern "C" moe_status_t moe_layer_load(const char *path, moe_layer_t **out) {
   if (!path || !out)
@@ -58,25 +89,9 @@ extern "C" const char *moe_layer_input_name(const moe_layer_t *layer, size_t ind
 
 extern "C" moe_status_t moe_layer_set_input(moe_layer_t *layer, const char *name, moe_dtype_t dtype,
                                             const int64_t *shape, int rank, const void *data) {
-  if (!layer || !name || (rank > 0 && !shape) || rank < 0 || rank > 8 || !data)
-    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: bad argument");
-  int code; // read as an int: C callers may pass any value
-  std::memcpy(&code, &dtype, sizeof code);
-  if (code < MOE_F32 || code > MOE_I32)
-    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: unknown dtype " + std::to_string(code));
-  std::vector<int64_t> dims(shape, shape + rank);
-  for (int64_t d : dims)
-    if (d < 0)
-      return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: negative dimension");
-  Tensor t = Tensor::zeros(name, dtype, dims);
-  std::memcpy(t.data.data(), data, t.data.size());
-  for (Tensor &existing : layer->inputs)
-    if (existing.name == name) {
-      existing = std::move(t);
-      return MOE_OK;
-    }
-  layer->inputs.push_back(std::move(t));
-  return MOE_OK;
+  if (!layer)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_input: null layer");
+  return setNamed(layer->inputs, "moe_layer_set_input", name, dtype, shape, rank, data);
 }
 
 extern "C" moe_status_t moe_layer_run(moe_layer_t *layer) {
@@ -100,4 +115,54 @@ extern "C" moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t in
   if (data)
     *data = t.data.data();
   return MOE_OK;
+}
+
+extern "C" moe_status_t moe_layer_set_cotangent(moe_layer_t *layer, const char *name, moe_dtype_t dtype,
+                                                const int64_t *shape, int rank, const void *data) {
+  if (!layer)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_set_cotangent: null layer");
+  return setNamed(layer->cotangents, "moe_layer_set_cotangent", name, dtype, shape, rank, data);
+}
+
+extern "C" moe_status_t moe_layer_backward(moe_layer_t *layer) {
+  if (!layer)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_backward: null layer");
+  layer->stepped = false;
+  return layer->layer->backward(layer->inputs, layer->cotangents, layer->gradients);
+}
+
+extern "C" size_t moe_layer_num_gradients(const moe_layer_t *layer) { return layer ? layer->gradients.size() : 0; }
+
+extern "C" moe_status_t moe_layer_get_gradient(const moe_layer_t *layer, const char *name, moe_dtype_t *dtype,
+                                               const int64_t **shape, int *rank, const void **data) {
+  if (!layer || !name)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_get_gradient: null argument");
+  for (const Tensor &t : layer->gradients)
+    if (t.name == name) {
+      if (dtype)
+        *dtype = t.dtype;
+      if (shape)
+        *shape = t.shape.data();
+      if (rank)
+        *rank = static_cast<int>(t.shape.size());
+      if (data)
+        *data = t.data.data();
+      return MOE_OK;
+    }
+  return fail(MOE_NOT_FOUND, std::string("moe_layer_get_gradient: no gradient \"") + name +
+                                 "\" (run moe_layer_backward first; names are grad.<input or parameter>)");
+}
+
+extern "C" moe_status_t moe_layer_step(moe_layer_t *layer, const moe_adamw_t *options, double balanceRate) {
+  if (!layer || !options)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_step: null argument");
+  if (layer->gradients.empty() || layer->stepped)
+    return fail(MOE_INVALID_ARGUMENT, "moe_layer_step: no fresh gradients (call moe_layer_backward first)");
+  AdamWOptions adamw{options->lr, options->beta1, options->beta2, options->eps, options->weight_decay};
+  if (!layer->trainer)
+    layer->trainer = std::make_unique<Trainer>(*layer->layer, adamw, balanceRate);
+  layer->trainer->setOptions(adamw);
+  layer->trainer->setBalanceRate(balanceRate);
+  layer->stepped = true;
+  return layer->trainer->apply(layer->gradients);
 }

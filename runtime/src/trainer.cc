@@ -44,6 +44,13 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   std::vector<Tensor> gradients;
   if (moe_status_t s = layer_.backward(inputs, cotangents, gradients))
     return s;
+  return apply(std::move(gradients));
+}
+
+moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
+  const Signature &sig = layer_.signature();
+  if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
+    return s;
   // AdamW on the trainable parameters, their gradients renamed after them.
   std::vector<Tensor> params = layer_.parameters(), trainable, grads;
   std::vector<size_t> where;

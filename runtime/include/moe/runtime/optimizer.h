@@ -40,6 +40,7 @@ public:
   /// Steps taken (the bias correction's t).
   int64_t steps() const { return steps_; }
   const AdamWOptions &options() const { return options_; }
+  void setOptions(const AdamWOptions &options) { options_ = options; }
 
   /// A parameter's optimizer state, for checkpoints.
   struct State {

@@ -34,6 +34,16 @@ public:
   /// experts' load in this batch.
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
 
+  /// The update of a step for gradients the caller got from
+  /// Layer::backward (any loss): AdamW on the trainable parameters, the
+  /// balance rule on update = :balance ones; the layer is rebound.
+  moe_status_t apply(std::vector<Tensor> gradients);
+
+  /// Changes AdamW's hyperparameters from the next step on (a learning-rate
+  /// schedule); the moments and step count are kept.
+  void setOptions(const AdamWOptions &options) { optimizer_.setOptions(options); }
+  void setBalanceRate(double rate) { balanceRate_ = rate; }
+
   const AdamW &optimizer() const { return optimizer_; }
 
 private:
