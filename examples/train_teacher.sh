@@ -8,7 +8,7 @@
 #
 #   bash examples/train_teacher.sh [OUT_DIR]      (tools from build/bin, or $MOE_BIN)
 #
-# OUT_DIR gets the train artifact, the data, the loss curve (loss.csv) and
+# OUT_DIR gets the train artifact, the data, the loss curve (loss.csv and loss.png) and
 # the student's weights (student.safetensors, loadable by moe-run --weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 "$BIN/moec" build examples/mixtral.moe --set d_model=64,d_ff=256,T=f32 --train -o "$OUT/student.moeb"
 "$BIN/moe-run" "$OUT/teacher.moeb" --seed 1 --make-data "$OUT/data.safetensors" --steps 64 --tokens 256
 "$BIN/moe-run" "$OUT/student.moeb" --seed 2 --train --data "$OUT/data.safetensors" --steps ${STEPS:-3000} --lr 3e-3 \
-  --weight-decay 0 --loss-csv "$OUT/loss.csv" --save-weights "$OUT/student.safetensors" 2>"$OUT/progress.log" | tee "$OUT/summary.txt"
+  --weight-decay 0 --loss-csv "$OUT/loss.csv" --plot "$OUT/loss.png" --save-weights "$OUT/student.safetensors" 2>"$OUT/progress.log" | tee "$OUT/summary.txt"
 # The loss must have fallen at least 10x.
 awk -F, 'NR == 2 { first = $2 } NR > 1 { last = $2 }
          END { ratio = first / last; printf "loss %.4g -> %.4g: %.1fx lower\n", first, last, ratio;

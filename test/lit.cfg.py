@@ -10,7 +10,7 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".moe", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = config.moe_obj_root
-config.excludes = ["CMakeLists.txt", "Inputs", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py", "c_api_main.c", "c_api_train_main.c", "spec_reference.py", "write_tensors.py", "edit_tensors.py", "make_hf_checkpoint.py", "mesh_check.py", "hand_computed.moe", "routing-f32.test.moe"]
+config.excludes = ["CMakeLists.txt", "Inputs", "lit.cfg.py", "lit.site.cfg.py", "unit", "README.md", "extract_snippets.py", "c_api_main.c", "c_api_train_main.c", "check_png.py", "spec_reference.py", "write_tensors.py", "edit_tensors.py", "make_hf_checkpoint.py", "mesh_check.py", "hand_computed.moe", "routing-f32.test.moe"]
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -2,6 +2,7 @@
 // teacher data for it.
 #include "moe/runtime/trainer.h"
 
+#include "moe/runtime/plot.h"
 #include "moe/runtime/safetensors.h"
 
 #include <chrono>
@@ -11,7 +12,6 @@
 namespace moe::runtime {
 
 moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
-  const Signature &sig = layer_.signature();
   std::vector<Tensor> outputs;
   if (moe_status_t s = layer_.run(inputs, outputs))
     return s;
@@ -161,6 +161,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
   bool terminal = isatty(fileno(stderr));
   double first = 0, last = 0;
+  std::vector<double> curve;
   auto start = std::chrono::steady_clock::now();
   for (int64_t step = 1; step <= options.steps; ++step) {
     int64_t b = (step - 1) % batches;
@@ -173,6 +174,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     if (step == 1)
       first = loss;
     last = loss;
+    curve.push_back(loss);
     double elapsed = since(start);
     if (csv)
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
@@ -194,6 +196,11 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
                sig.layer.c_str(), static_cast<long long>(options.steps), seconds,
                static_cast<double>(options.steps * tokensPerStep) / seconds, first, last,
                last > 0 ? first / last : 0.0);
+  if (!options.plot.empty()) {
+    if (writeLossPlot(options.plot, curve) != MOE_OK)
+      return error();
+    std::fprintf(out, "wrote the loss curve to %s\n", options.plot.c_str());
+  }
   if (!options.saveWeights.empty()) {
     if (writeSafetensors(options.saveWeights, layer.parameters()) != MOE_OK)
       return error();

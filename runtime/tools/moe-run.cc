@@ -44,6 +44,7 @@ const char *kUsage =
     "  --balance-rate X   the step of an update = :balance bias (DeepSeek-V3; default 1e-3)\n"
     "  --save-weights F   write the trained weights (safetensors, the --weights format)\n"
     "  --loss-csv F       write step,loss,seconds per step\n"
+    "  --plot F.png       draw the loss curve (log scale) into a PNG\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
@@ -133,6 +134,8 @@ int main(int argc, char **argv) {
       train.saveWeights = value("--save-weights");
     } else if (arg == "--loss-csv") {
       train.lossCsv = value("--loss-csv");
+    } else if (arg == "--plot") {
+      train.plot = value("--plot");
     } else if (arg == "--make-data") {
       makeData = value("--make-data");
     } else if (arg == "--bench") {

@@ -60,6 +60,7 @@ struct TrainOptions {
   double balanceRate = 1e-3; ///< DeepSeek-V3's bias update speed (update = :balance)
   std::string saveWeights;   ///< write the final weights here (safetensors)
   std::string lossCsv;       ///< write step,loss,seconds here
+  std::string plot;          ///< draw the loss curve into this PNG (log scale)
   bool progress = true;      ///< a progress line per step on stderr (a bar on a terminal)
 };
 
