@@ -121,6 +121,24 @@ void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, 
   parallelFor((n + kNR - 1) / kNR, [&](int64_t panel) { panelProduct(a, lda, b, bDtype, c, ldc, m, k, n, panel); });
 }
 
+void gemmTall(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+              int64_t n) {
+  if (trivial(c, ldc, m, k, n))
+    return;
+  const int64_t panels = (n + kNR - 1) / kNR, threads = numThreads();
+  if (panels >= threads) {
+    gemm(a, lda, b, bDtype, c, ldc, m, k, n);
+    return;
+  }
+  // Row blocks of whole micro-tiles, a few per thread.
+  const int64_t rows = std::max<int64_t>(kMR, (m / (4 * threads) + kMR - 1) / kMR * kMR);
+  parallelFor((m + rows - 1) / rows, [&](int64_t block) {
+    int64_t i0 = block * rows, count = std::min(rows, m - i0);
+    for (int64_t panel = 0; panel < panels; ++panel)
+      panelProduct(a + i0 * lda, lda, b, bDtype, c + i0 * ldc, ldc, count, k, n, panel);
+  });
+}
+
 void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
                 int64_t n) {
   if (trivial(c, ldc, m, k, n))

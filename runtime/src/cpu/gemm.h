@@ -13,6 +13,13 @@ namespace moe::runtime::cpu {
 void gemm(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
           int64_t n);
 
+/// The same product spread over row blocks of A instead of column panels of
+/// B: for a tall A and a narrow B (a weight times a few tokens' columns, as
+/// in the backward), where there are fewer panels than threads. The same
+/// sums, so the same bits.
+void gemmTall(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,
+              int64_t n);
+
 /// The same product on the calling thread only (for callers that already
 /// parallelise over independent GEMMs, e.g. one per expert).
 void gemmSerial(const float *a, int64_t lda, const void *b, int32_t bDtype, float *c, int64_t ldc, int64_t m, int64_t k,

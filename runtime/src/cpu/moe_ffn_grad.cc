@@ -47,7 +47,7 @@ const float *weightAsF32(const FfnGradCall &c, int64_t which, int64_t e, int64_t
 /// is one sequential f32 sum over k.
 std::vector<float> timesTransposed(const float *g, const float *w, int64_t m, int64_t k, int64_t n, bool serial) {
   std::vector<float> gT = transposed(g, k, m, k), outT(static_cast<size_t>(n * m));
-  (serial ? gemmSerial : gemm)(w, k, gT.data(), MOE_F32, outT.data(), m, n, k, m);
+  (serial ? gemmSerial : gemmTall)(w, k, gT.data(), MOE_F32, outT.data(), m, n, k, m);
   return transposed(outT.data(), m, n, m);
 }
 
