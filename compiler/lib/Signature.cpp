@@ -4,6 +4,7 @@
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
 #include "moe/runtime/json.h"
 #include "moe/runtime/target.h"
 
@@ -75,6 +76,42 @@ static double flopsPerToken(func::FuncOp layer) {
     }
   });
   return flops;
+}
+
+/// Whether each output row of `layer` depends on its own input row only: no
+/// op turns a token-dynamic operand into a result without a token dimension
+/// (a loss, a reduction over tokens), no softmax or reduction along the
+/// tokens, no capacity (its drops depend on the other tokens), no collective.
+static bool rowIndependent(func::FuncOp layer) {
+  auto tokenDynamic = [](Type t) {
+    auto shaped = dyn_cast<RankedTensorType>(t);
+    if (auto routed = dyn_cast<moe::RoutedType>(t))
+      shaped = routed.getTokens();
+    return shaped && shaped.getRank() > 0 && shaped.isDynamicDim(0);
+  };
+  for (unsigned i = 0; i < layer.getNumArguments(); ++i)
+    if (layer.getArgAttr(i, moe::MoEDialect::getInputAttrName()) && !tokenDynamic(layer.getArgumentTypes()[i]))
+      return false;
+  for (Type t : layer.getResultTypes())
+    if (!tokenDynamic(t))
+      return false;
+  WalkResult coupled = layer.walk([&](Operation *op) {
+    if (isa<moe::LoadBalanceLossOp, moe::ZLossOp, moe::AllGatherOp, moe::AllReduceOp, moe::ReduceScatterOp,
+            moe::AllToAllOp>(op))
+      return WalkResult::interrupt();
+    if (auto d = dyn_cast<moe::DispatchOp>(op); d && d.getRouted().getType().getCapacity())
+      return WalkResult::interrupt();
+    if (auto r = dyn_cast<moe::ReduceOp>(op); r && r.getDim() == 0)
+      return WalkResult::interrupt();
+    if (auto s = dyn_cast<moe::SoftmaxOp>(op); s && s.getDim() == 0)
+      return WalkResult::interrupt();
+    // Sizes (tensor.dim) are not data; every tensor result must keep the tokens.
+    bool in = llvm::any_of(op->getOperandTypes(), tokenDynamic);
+    bool keeps = llvm::all_of(op->getResultTypes(),
+                              [&](Type t) { return !isa<RankedTensorType, moe::RoutedType>(t) || tokenDynamic(t); });
+    return in && !keeps ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return !coupled.wasInterrupted();
 }
 
 LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
@@ -168,5 +205,6 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
       }
     }
   out.flopsPerToken = flopsPerToken(layer);
+  out.rowIndependent = rowIndependent(layer);
   return success();
 }

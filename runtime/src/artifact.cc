@@ -173,6 +173,8 @@ std::string signatureToJson(const Signature &s) {
   out += ",\"hyperparameters\":" + s.hyperparameters;
   if (s.mesh.isPlaced())
     out += ",\"mesh\":\"" + s.mesh.toString() + "\"";
+  if (s.rowIndependent)
+    out += ",\"row_independent\":true";
   if (s.backward) {
     out += ",\"backward\":{\"entry\":";
     json::writeString(out, s.backward->entry);
@@ -230,6 +232,11 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
     if (!mesh)
       return bad("signature \"mesh\": " + (error.empty() ? std::string("must be a string") : error));
     out.mesh = *mesh;
+  }
+  if (const json::Value *r = root.find("row_independent")) {
+    if (r->kind != json::Value::Kind::Bool)
+      return bad("signature \"row_independent\" must be a boolean");
+    out.rowIndependent = r->boolean;
   }
   if (const json::Value *b = root.find("backward")) {
     const json::Value *entry = b->find("entry");

@@ -15,20 +15,34 @@ namespace {
 /// A 3 x 5 pixel font for the labels: digits, '.', '-', 'e' and ' '.
 const char *glyph(char c) {
   switch (c) {
-  case '0': return "111101101101111";
-  case '1': return "010110010010111";
-  case '2': return "111001111100111";
-  case '3': return "111001111001111";
-  case '4': return "101101111001001";
-  case '5': return "111100111001111";
-  case '6': return "111100111101111";
-  case '7': return "111001001001001";
-  case '8': return "111101111101111";
-  case '9': return "111101111001111";
-  case '.': return "000000000000010";
-  case '-': return "000000111000000";
-  case 'e': return "000111111100111";
-  default: return "000000000000000";
+  case '0':
+    return "111101101101111";
+  case '1':
+    return "010110010010111";
+  case '2':
+    return "111001111100111";
+  case '3':
+    return "111001111001111";
+  case '4':
+    return "101101111001001";
+  case '5':
+    return "111100111001111";
+  case '6':
+    return "111100111101111";
+  case '7':
+    return "111001001001001";
+  case '8':
+    return "111101111101111";
+  case '9':
+    return "111101111001111";
+  case '.':
+    return "000000000000010";
+  case '-':
+    return "000000111000000";
+  case 'e':
+    return "000111111100111";
+  default:
+    return "000000000000000";
   }
 }
 

@@ -2,8 +2,11 @@
 // teacher data for it.
 #include "moe/runtime/trainer.h"
 
+#include "moe/runtime/kernel_abi.h"
 #include "moe/runtime/plot.h"
 #include "moe/runtime/safetensors.h"
+
+#include <algorithm>
 
 #include <chrono>
 #include <cstring>
@@ -11,7 +14,26 @@
 
 namespace moe::runtime {
 
+namespace {
+
+/// Rows [begin, end) of a [rows, ...] tensor.
+Tensor rows(const Tensor &t, int64_t begin, int64_t end) {
+  Tensor out;
+  out.name = t.name;
+  out.dtype = t.dtype;
+  out.shape = t.shape;
+  out.shape[0] = end - begin;
+  size_t rowBytes = static_cast<size_t>(t.numElements() / std::max<int64_t>(t.shape[0], 1)) * moe_dtype_size(t.dtype);
+  out.data.assign(t.data.begin() + static_cast<ptrdiff_t>(begin * rowBytes),
+                  t.data.begin() + static_cast<ptrdiff_t>(end * rowBytes));
+  return out;
+}
+
+} // namespace
+
 moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
+  const Signature &sig = layer_.signature();
+  const int64_t world = comm_ ? comm_->world() : 1;
   std::vector<Tensor> outputs;
   if (moe_status_t s = layer_.run(inputs, outputs))
     return s;
@@ -19,18 +41,30 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   if (target.shape != y.shape)
     return fail(MOE_INVALID_ARGUMENT, "the target has shape " + shapeString(target.shape) + ", the layer's " +
                                           outputs[0].name + " " + shapeString(y.shape));
-  // The loss and its cotangents, in double for the loss, f32 for the cotangents.
-  std::vector<Tensor> cotangents;
+  // The loss and its cotangents: the mean over the global batch (every
+  // rank's rows), the squares summed in double, the ranks' sums in rank order.
   const int64_t n = y.numElements();
-  Tensor dy = Tensor::zeros(y.name, y.dtype, y.shape);
   double squares = 0;
   for (int64_t i = 0; i < n; ++i) {
     double diff = static_cast<double>(y.at(i)) - static_cast<double>(target.at(i));
     squares += diff * diff;
-    float g = static_cast<float>(2.0 * diff / static_cast<double>(n));
+  }
+  double count = static_cast<double>(n);
+  if (world > 1) {
+    std::vector<double> mine{squares, count}, all(2 * static_cast<size_t>(world));
+    if (moe_status_t s = comm_->allGather(everyRank(), mine.data(), all.data(), sizeof(double) * 2, "loss"))
+      return s;
+    squares = count = 0;
+    for (int64_t r = 0; r < world; ++r)
+      squares += all[2 * r], count += all[2 * r + 1];
+  }
+  loss = count > 0 ? squares / count : 0.0;
+  std::vector<Tensor> cotangents;
+  Tensor dy = Tensor::zeros(y.name, y.dtype, y.shape);
+  for (int64_t i = 0; i < n; ++i) {
+    float g = static_cast<float>(2.0 * (static_cast<double>(y.at(i)) - static_cast<double>(target.at(i))) / count);
     storeFloats(dy, i, &g, 1);
   }
-  loss = n > 0 ? squares / static_cast<double>(n) : 0.0;
   cotangents.push_back(std::move(dy));
   for (size_t o = 1; o < outputs.size(); ++o) {
     Tensor c = Tensor::zeros(outputs[o].name, outputs[o].dtype, outputs[o].shape);
@@ -41,10 +75,97 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
     }
     cotangents.push_back(std::move(c));
   }
+  if (!sig.rowIndependent) { // tokens are coupled: one backward over the whole batch (one device)
+    std::vector<Tensor> gradients;
+    if (moe_status_t s = layer_.backward(inputs, cotangents, gradients))
+      return s;
+    return apply(std::move(gradients));
+  }
   std::vector<Tensor> gradients;
-  if (moe_status_t s = layer_.backward(inputs, cotangents, gradients))
+  if (moe_status_t s = blockedGradients(inputs, cotangents, gradients))
     return s;
   return apply(std::move(gradients));
+}
+
+std::vector<int64_t> Trainer::everyRank() const {
+  std::vector<int64_t> group;
+  for (int64_t r = 0; r < (comm_ ? comm_->world() : 1); ++r)
+    group.push_back(r);
+  return group;
+}
+
+moe_status_t Trainer::blockedGradients(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                                       std::vector<Tensor> &out) {
+  const Signature &sig = layer_.signature();
+  // The gradients summed over tokens (the parameters' and the balance loads),
+  // in one f32 vector; the inputs' gradients are per token and not kept.
+  std::vector<const TensorSpec *> summed;
+  int64_t total = 0;
+  for (const TensorSpec &g : sig.backward->gradients) {
+    bool ofInput = false;
+    for (const TensorSpec &in : sig.inputs)
+      ofInput = ofInput || g.name == "grad." + in.name;
+    if (ofInput)
+      continue;
+    summed.push_back(&g);
+    int64_t elements = 1;
+    for (const Dim &d : g.shape)
+      elements *= d.size;
+    total += elements;
+  }
+  // Each gradient block of the rank's rows on its own: its partial sums, as
+  // the fused backward forms them for that block of a whole batch.
+  const int64_t tokens = inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
+  std::vector<std::vector<float>> partials;
+  for (int64_t begin = 0; begin < tokens; begin += MOE_GRADIENT_BLOCK_TOKENS) {
+    int64_t end = std::min<int64_t>(tokens, begin + MOE_GRADIENT_BLOCK_TOKENS);
+    std::vector<Tensor> in, cot, grads;
+    for (const Tensor &t : inputs)
+      in.push_back(rows(t, begin, end));
+    for (const Tensor &t : cotangents)
+      cot.push_back(rows(t, begin, end));
+    if (moe_status_t s = layer_.backward(in, cot, grads))
+      return s;
+    std::vector<float> flat;
+    flat.reserve(static_cast<size_t>(total));
+    for (const TensorSpec *spec : summed)
+      for (const Tensor &g : grads)
+        if (g.name == spec->name)
+          for (int64_t i = 0; i < g.numElements(); ++i)
+            flat.push_back(g.at(i));
+    partials.push_back(std::move(flat));
+  }
+  // The global sum in block order: from zeros, rank 0's blocks, then rank
+  // 1's (after rank 0's sum arrives), ...; the last rank's sum goes to all.
+  std::vector<float> acc(static_cast<size_t>(total), 0.0f);
+  const int64_t world = comm_ ? comm_->world() : 1, rank = comm_ ? comm_->rank() : 0;
+  const int64_t bytes = total * static_cast<int64_t>(sizeof(float));
+  if (rank > 0)
+    if (moe_status_t s = comm_->exchange({}, {{rank - 1, acc.data(), bytes}}, "gradient blocks"))
+      return s;
+  for (const std::vector<float> &p : partials)
+    for (int64_t i = 0; i < total; ++i)
+      acc[i] += p[i];
+  if (rank + 1 < world)
+    if (moe_status_t s = comm_->exchange({{rank + 1, acc.data(), bytes}}, {}, "gradient blocks"))
+      return s;
+  if (world > 1) {
+    std::vector<int64_t> sizes(static_cast<size_t>(world), 0);
+    sizes.back() = bytes;
+    std::vector<float> final(static_cast<size_t>(total));
+    if (moe_status_t s = comm_->allGatherV(everyRank(), acc.data(), final.data(), sizes, "gradient sum"))
+      return s;
+    acc = std::move(final);
+  }
+  out.clear();
+  int64_t at = 0;
+  for (const TensorSpec *spec : summed) {
+    Tensor g = Tensor::zeros(spec->name, MOE_F32, spec->sizes());
+    storeFloats(g, 0, acc.data() + at, g.numElements());
+    at += g.numElements();
+    out.push_back(std::move(g));
+  }
+  return MOE_OK;
 }
 
 moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
@@ -115,9 +236,11 @@ double since(std::chrono::steady_clock::time_point start) {
 
 } // namespace
 
-int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
+int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicator *comm) {
+  const int64_t world = comm ? comm->world() : 1, rank = comm ? comm->rank() : 0;
+  const std::string where = world > 1 ? " (rank " + std::to_string(rank) + ")" : "";
   auto error = [&] {
-    std::fprintf(stderr, "moe-run: error: %s\n", moe_last_error());
+    std::fprintf(stderr, "moe-run: error%s: %s\n", where.c_str(), moe_last_error());
     return 1;
   };
   const Signature &sig = layer.signature();
@@ -147,8 +270,35 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     fail(MOE_INVALID_ARGUMENT, "--steps needs a positive number of steps");
     return error();
   }
+  // Data parallel: each rank takes its share of every batch's rows.
+  const int64_t batchRows = x->shape.size() > 1 ? x->shape[1] : 0;
+  if (world > 1) {
+    if (!sig.rowIndependent) {
+      fail(MOE_INVALID_ARGUMENT, "layer " + sig.layer +
+                                     " couples its tokens (a capacity, a loss or a reduction over "
+                                     "them): data-parallel training needs its sharded backward, which is not built; "
+                                     "train it on one process");
+      return error();
+    }
+    if (x->shape.size() < 2 || target->shape.size() < 2 || batchRows % world != 0 || target->shape[1] != batchRows) {
+      fail(MOE_INVALID_ARGUMENT, "data-parallel training splits each batch's " + std::to_string(batchRows) +
+                                     " rows over " + std::to_string(world) + " ranks: they must divide");
+      return error();
+    }
+    if ((batchRows / world) % MOE_GRADIENT_BLOCK_TOKENS != 0 && rank == 0)
+      std::fprintf(stderr,
+                   "moe-run: note: %lld rows a rank is not a multiple of %d: the weights are deterministic, but "
+                   "equal to another mesh's only when every rank's rows are (spec, \"Sharding\")\n",
+                   static_cast<long long>(batchRows / world), MOE_GRADIENT_BLOCK_TOKENS);
+  }
+  auto mine = [&](Tensor t) {
+    if (world == 1)
+      return t;
+    int64_t share = t.shape[0] / world;
+    return rows(t, rank * share, (rank + 1) * share);
+  };
   FILE *csv = nullptr;
-  if (!options.lossCsv.empty()) {
+  if (!options.lossCsv.empty() && rank == 0) {
     csv = std::fopen(options.lossCsv.c_str(), "w");
     if (!csv) {
       fail(MOE_NOT_FOUND, "cannot write " + options.lossCsv + ": " + std::strerror(errno));
@@ -156,7 +306,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     }
     std::fprintf(csv, "step,loss,seconds\n");
   }
-  Trainer trainer(layer, options.adamw, options.balanceRate);
+  Trainer trainer(layer, options.adamw, options.balanceRate, world > 1 ? comm : nullptr);
   const int64_t batches = x->shape[0];
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
   bool terminal = isatty(fileno(stderr));
@@ -166,7 +316,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
   for (int64_t step = 1; step <= options.steps; ++step) {
     int64_t b = (step - 1) % batches;
     double loss = 0;
-    if (trainer.step({batch(*x, b, sig.inputs[0].name)}, batch(*target, b, sig.outputs[0].name), loss) != MOE_OK) {
+    if (trainer.step({mine(batch(*x, b, sig.inputs[0].name))}, mine(batch(*target, b, sig.outputs[0].name)), loss) !=
+        MOE_OK) {
       if (csv)
         std::fclose(csv);
       return error();
@@ -178,7 +329,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
     double elapsed = since(start);
     if (csv)
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
-    if (options.progress) {
+    if (options.progress && rank == 0) {
       int filled = static_cast<int>(30 * step / options.steps);
       std::fprintf(stderr, "%sstep %lld/%lld [%-30s] loss %.6g, %.0f tokens/s%s", terminal ? "\r" : "",
                    static_cast<long long>(step), static_cast<long long>(options.steps),
@@ -187,15 +338,17 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out) {
       std::fflush(stderr);
     }
   }
-  if (options.progress && terminal)
+  if (options.progress && terminal && rank == 0)
     std::fputc('\n', stderr);
   if (csv)
     std::fclose(csv);
   double seconds = since(start);
-  std::fprintf(out, "%s trained %lld steps in %.2f s (%.0f tokens/s): loss %.6g -> %.6g (%.1fx lower)\n",
-               sig.layer.c_str(), static_cast<long long>(options.steps), seconds,
-               static_cast<double>(options.steps * tokensPerStep) / seconds, first, last,
-               last > 0 ? first / last : 0.0);
+  if (rank != 0)
+    return 0;
+  std::fprintf(
+      out, "%s trained %lld steps in %.2f s (%.0f tokens/s%s): loss %.6g -> %.6g (%.1fx lower)\n", sig.layer.c_str(),
+      static_cast<long long>(options.steps), seconds, static_cast<double>(options.steps * tokensPerStep) / seconds,
+      world > 1 ? (", " + std::to_string(world) + " ranks").c_str() : "", first, last, last > 0 ? first / last : 0.0);
   if (!options.plot.empty()) {
     if (writeLossPlot(options.plot, curve) != MOE_OK)
       return error();

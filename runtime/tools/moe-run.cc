@@ -35,7 +35,8 @@ const char *kUsage =
     "  --backward         a train artifact (moec build --train): the gradients too, written with\n"
     "                     the outputs to --output as grad.x, grad.<param> (docs/training.md)\n"
     "  --cotangent FILE   --backward: a cotangent per output, named as it (default: random normals)\n"
-    "Training (a layer built with `moec build --train`, one device; docs/training.md):\n"
+    "Training (a layer built with `moec build --train`; under mpirun -n N, data parallel: each rank\n"
+    "  trains on its rows of every batch, the same weights on any N; docs/training.md):\n"
     "  --train            train on --data for --steps steps: loss = mean squared error of the first\n"
     "                     output to the target, plus the layer's scalar outputs; AdamW\n"
     "  --data FILE        x [steps, tokens, ...] and target [steps, tokens, ...] (batches cycle)\n"
@@ -184,14 +185,21 @@ int main(int argc, char **argv) {
   };
   if (moe::runtime::Layer::loadFile(artifact, layer) != MOE_OK)
     return failed();
+  const bool trainingRun = training || !makeData.empty();
   if (layer->isSharded() || launch.world > 1) {
-    if (moe::runtime::openCommunicator(layer->onGpu(), comm) != MOE_OK || layer->attach(comm.get()) != MOE_OK)
+    // Data-parallel training keeps the layer on its own rank: the trainer,
+    // not the layer's code, talks to the other ranks.
+    if (moe::runtime::openCommunicator(layer->onGpu(), comm) != MOE_OK ||
+        (!trainingRun && layer->attach(comm.get()) != MOE_OK))
       return failed();
   }
   options.errorPrefix = where;
-  if (training || !makeData.empty()) {
-    if (layer->isSharded() || launch.world > 1) {
-      std::fprintf(stderr, "moe-run: error%s: --train and --make-data run on one device so far\n", where.c_str());
+  if (trainingRun) {
+    if (layer->isSharded() || (!makeData.empty() && launch.world > 1)) {
+      std::fprintf(stderr,
+                   "moe-run: error%s: training runs a layer built without --mesh (under mpirun: data parallel, the "
+                   "whole layer on every rank); --make-data runs on one process\n",
+                   where.c_str());
       return 1;
     }
     if (training && train.data.empty()) {
@@ -217,7 +225,10 @@ int main(int argc, char **argv) {
                   makeData.c_str());
       return 0;
     }
-    return moe::runtime::runTraining(*layer, train, stdout);
+    int status = moe::runtime::runTraining(*layer, train, stdout, comm.get());
+    if (status != 0 && comm && comm->world() > 1)
+      comm->abort(status);
+    return status;
   }
   int status = 1;
   try {

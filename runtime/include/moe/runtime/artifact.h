@@ -88,6 +88,11 @@ struct Signature {
   double flopsPerToken = 0;
   /// The mesh the code was placed on (moec build --mesh); one device by default.
   Mesh mesh;
+  /// Whether every output row depends on its own input row only (no
+  /// capacity, no loss or reduction over tokens, no collective): its
+  /// gradients are then sums of independent per-token terms, so training
+  /// may form them block by block and spread the blocks over ranks.
+  bool rowIndependent = false;
   /// Train artifacts only: the backward.
   std::optional<BackwardSignature> backward;
 };

@@ -11,6 +11,7 @@
 #ifndef MOE_RUNTIME_TRAINER_H
 #define MOE_RUNTIME_TRAINER_H
 
+#include "moe/runtime/comm.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/optimizer.h"
 
@@ -25,13 +26,23 @@ public:
   /// `layer` must be a train artifact (moec build --train) with bound parameters.
   /// `balanceRate`: the step of DeepSeek-V3's bias update for parameters
   /// with update "balance" (b_e += rate * sign(mean load - load_e)).
-  Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3)
-      : layer_(layer), optimizer_(options), balanceRate_(balanceRate) {}
+  /// `comm`: data parallelism over its ranks (every rank holds the whole
+  /// layer and its own rows of each batch; null: one device).
+  Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3, Communicator *comm = nullptr)
+      : layer_(layer), optimizer_(options), balanceRate_(balanceRate), comm_(comm) {}
 
   /// One step on `inputs` toward `target` (the first output's shape and
-  /// dtype); `loss` gets the loss before the update. AdamW moves the
-  /// trainable parameters; a parameter with update "balance" moves by its
-  /// experts' load in this batch.
+  /// dtype; on a communicator, this rank's rows of both); `loss` gets the
+  /// loss of the global batch before the update. AdamW moves the trainable
+  /// parameters; a parameter with update "balance" moves by its experts'
+  /// load in this batch.
+  ///
+  /// A row-independent layer (Signature::rowIndependent) forms its gradients
+  /// block by block: a backward per MOE_GRADIENT_BLOCK_TOKENS rows, whose
+  /// partials are summed from zeros in global block order, rank after rank
+  /// (the spec's layout invariance: the same bits on every number of ranks
+  /// whose row counts are multiples of the block). Any other layer runs one
+  /// backward over its rows, on one device.
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
 
   /// The update of a step for gradients the caller got from
@@ -47,9 +58,14 @@ public:
   const AdamW &optimizer() const { return optimizer_; }
 
 private:
+  moe_status_t blockedGradients(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                                std::vector<Tensor> &out);
+  std::vector<int64_t> everyRank() const;
+
   Layer &layer_;
   AdamW optimizer_;
   double balanceRate_;
+  Communicator *comm_;
 };
 
 /// What `moe-run --train` and `moe-run --make-data` are asked to do.
@@ -65,8 +81,10 @@ struct TrainOptions {
 };
 
 /// The training loop: reads the data, steps `options.steps` times, prints a
-/// summary to `out`. Returns the process exit status.
-int runTraining(Layer &layer, const TrainOptions &options, FILE *out);
+/// summary to `out`. On `comm` (mpirun), data parallel: each rank trains on
+/// its rows of every batch, rank 0 prints and writes. Returns the process
+/// exit status.
+int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicator *comm = nullptr);
 
 /// Writes a training data file for a student of `teacher`: `steps` batches
 /// of `tokens` random inputs (by `seed`) and the teacher's first output on
