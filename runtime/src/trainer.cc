@@ -87,6 +87,24 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   return apply(std::move(gradients));
 }
 
+TrainingState Trainer::state(int64_t step) const {
+  TrainingState s;
+  s.step = step;
+  s.params = layer_.parameters();
+  s.optimizerSteps = optimizer_.steps();
+  s.optimizer = optimizer_.state();
+  return s;
+}
+
+moe_status_t Trainer::restore(const TrainingState &state) {
+  std::vector<Tensor> params = state.params;
+  layer_.convertWeightTypes(params, nullptr);
+  if (moe_status_t s = layer_.bindParameters(std::move(params)))
+    return s;
+  optimizer_.restore(state.optimizer, state.optimizerSteps);
+  return MOE_OK;
+}
+
 std::vector<int64_t> Trainer::everyRank() const {
   std::vector<int64_t> group;
   for (int64_t r = 0; r < (comm_ ? comm_->world() : 1); ++r)
@@ -307,13 +325,28 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     std::fprintf(csv, "step,loss,seconds\n");
   }
   Trainer trainer(layer, options.adamw, options.balanceRate, world > 1 ? comm : nullptr);
+  int64_t firstStep = 1;
+  if (!options.resume.empty()) {
+    TrainingState state;
+    std::string from;
+    if (loadCheckpoint(options.resume, state, from) != MOE_OK || trainer.restore(state) != MOE_OK)
+      return error();
+    if (state.step >= options.steps) {
+      fail(MOE_INVALID_ARGUMENT, from + " is at step " + std::to_string(state.step) + ": nothing to do for --steps " +
+                                     std::to_string(options.steps));
+      return error();
+    }
+    firstStep = state.step + 1;
+    if (rank == 0)
+      std::fprintf(out, "resumed from %s (step %lld)\n", from.c_str(), static_cast<long long>(state.step));
+  }
   const int64_t batches = x->shape[0];
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
   bool terminal = isatty(fileno(stderr));
   double first = 0, last = 0;
   std::vector<double> curve;
   auto start = std::chrono::steady_clock::now();
-  for (int64_t step = 1; step <= options.steps; ++step) {
+  for (int64_t step = firstStep; step <= options.steps; ++step) {
     int64_t b = (step - 1) % batches;
     double loss = 0;
     if (trainer.step({mine(batch(*x, b, sig.inputs[0].name))}, mine(batch(*target, b, sig.outputs[0].name)), loss) !=
@@ -322,19 +355,33 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
         std::fclose(csv);
       return error();
     }
-    if (step == 1)
+    if (step == firstStep)
       first = loss;
     last = loss;
     curve.push_back(loss);
     double elapsed = since(start);
     if (csv)
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
+    // Replicas hold the same state: rank 0 writes it, once.
+    if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && rank == 0) {
+      std::string saved;
+      std::string writer = world > 1 ? "moe-run --train, data parallel over " + std::to_string(world) + " ranks"
+                                     : "moe-run --train, one process";
+      if (saveCheckpoint(options.checkpointDir, trainer.state(step), writer, saved) != MOE_OK) {
+        if (csv)
+          std::fclose(csv);
+        return error();
+      }
+      if (options.progress && terminal)
+        std::fputc('\n', stderr);
+      std::fprintf(stderr, "saved %s\n", saved.c_str());
+    }
     if (options.progress && rank == 0) {
       int filled = static_cast<int>(30 * step / options.steps);
       std::fprintf(stderr, "%sstep %lld/%lld [%-30s] loss %.6g, %.0f tokens/s%s", terminal ? "\r" : "",
                    static_cast<long long>(step), static_cast<long long>(options.steps),
                    std::string(static_cast<size_t>(filled), '#').c_str(), loss,
-                   static_cast<double>(step * tokensPerStep) / elapsed, terminal ? "" : "\n");
+                   static_cast<double>((step - firstStep + 1) * tokensPerStep) / elapsed, terminal ? "" : "\n");
       std::fflush(stderr);
     }
   }
@@ -345,10 +392,12 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   double seconds = since(start);
   if (rank != 0)
     return 0;
-  std::fprintf(
-      out, "%s trained %lld steps in %.2f s (%.0f tokens/s%s): loss %.6g -> %.6g (%.1fx lower)\n", sig.layer.c_str(),
-      static_cast<long long>(options.steps), seconds, static_cast<double>(options.steps * tokensPerStep) / seconds,
-      world > 1 ? (", " + std::to_string(world) + " ranks").c_str() : "", first, last, last > 0 ? first / last : 0.0);
+  std::string steps = firstStep == 1 ? std::to_string(options.steps) + " steps"
+                                     : "steps " + std::to_string(firstStep) + "-" + std::to_string(options.steps);
+  std::string ranks = world > 1 ? ", " + std::to_string(world) + " ranks" : "";
+  std::fprintf(out, "%s trained %s in %.2f s (%.0f tokens/s%s): loss %.6g -> %.6g (%.1fx lower)\n", sig.layer.c_str(),
+               steps.c_str(), seconds, static_cast<double>((options.steps - firstStep + 1) * tokensPerStep) / seconds,
+               ranks.c_str(), first, last, last > 0 ? first / last : 0.0);
   if (!options.plot.empty()) {
     if (writeLossPlot(options.plot, curve) != MOE_OK)
       return error();

@@ -46,6 +46,8 @@ const char *kUsage =
     "  --save-weights F   write the trained weights (safetensors, the --weights format)\n"
     "  --loss-csv F       write step,loss,seconds per step\n"
     "  --plot F.png       draw the loss curve (log scale) into a PNG\n"
+    "  --checkpoint-dir C --checkpoint-every K   save the training state every K steps (docs/checkpoint.md)\n"
+    "  --resume C         continue from C's newest complete checkpoint (same --data and --steps; any N)\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
@@ -137,6 +139,14 @@ int main(int argc, char **argv) {
       train.lossCsv = value("--loss-csv");
     } else if (arg == "--plot") {
       train.plot = value("--plot");
+    } else if (arg == "--checkpoint-dir") {
+      train.checkpointDir = value("--checkpoint-dir");
+    } else if (arg == "--checkpoint-every") {
+      unsigned n = 0;
+      count("--checkpoint-every", n);
+      train.checkpointEvery = n;
+    } else if (arg == "--resume") {
+      train.resume = value("--resume");
     } else if (arg == "--make-data") {
       makeData = value("--make-data");
     } else if (arg == "--bench") {
@@ -200,6 +210,10 @@ int main(int argc, char **argv) {
                    "moe-run: error%s: training runs a layer built without --mesh (under mpirun: data parallel, the "
                    "whole layer on every rank); --make-data runs on one process\n",
                    where.c_str());
+      return 1;
+    }
+    if ((train.checkpointEvery > 0) != !train.checkpointDir.empty()) {
+      std::fprintf(stderr, "moe-run: error: --checkpoint-dir and --checkpoint-every go together\n");
       return 1;
     }
     if (training && train.data.empty()) {

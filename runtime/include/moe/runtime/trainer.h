@@ -11,6 +11,7 @@
 #ifndef MOE_RUNTIME_TRAINER_H
 #define MOE_RUNTIME_TRAINER_H
 
+#include "moe/runtime/checkpoint.h"
 #include "moe/runtime/comm.h"
 #include "moe/runtime/layer.h"
 #include "moe/runtime/optimizer.h"
@@ -57,6 +58,11 @@ public:
 
   const AdamW &optimizer() const { return optimizer_; }
 
+  /// The state a checkpoint keeps after `step` steps (the layer's weights,
+  /// AdamW's masters and moments), and its restoration on resume.
+  TrainingState state(int64_t step) const;
+  moe_status_t restore(const TrainingState &state);
+
 private:
   moe_status_t blockedGradients(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
                                 std::vector<Tensor> &out);
@@ -73,11 +79,14 @@ struct TrainOptions {
   std::string data;  ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
   int64_t steps = 0; ///< train until this step (the data's batches cycle)
   AdamWOptions adamw;
-  double balanceRate = 1e-3; ///< DeepSeek-V3's bias update speed (update = :balance)
-  std::string saveWeights;   ///< write the final weights here (safetensors)
-  std::string lossCsv;       ///< write step,loss,seconds here
-  std::string plot;          ///< draw the loss curve into this PNG (log scale)
-  bool progress = true;      ///< a progress line per step on stderr (a bar on a terminal)
+  double balanceRate = 1e-3;   ///< DeepSeek-V3's bias update speed (update = :balance)
+  std::string saveWeights;     ///< write the final weights here (safetensors)
+  std::string lossCsv;         ///< write step,loss,seconds here
+  std::string plot;            ///< draw the loss curve into this PNG (log scale)
+  std::string checkpointDir;   ///< save the training state here ...
+  int64_t checkpointEvery = 0; ///< ... after every this many steps (0: never)
+  std::string resume;          ///< continue from the newest complete checkpoint here
+  bool progress = true;        ///< a progress line per step on stderr (a bar on a terminal)
 };
 
 /// The training loop: reads the data, steps `options.steps` times, prints a

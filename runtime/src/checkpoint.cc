@@ -1,0 +1,292 @@
+// checkpoint.cc - saving and loading training checkpoints (checkpoint.h).
+#include "moe/runtime/checkpoint.h"
+
+#include "moe/runtime/artifact.h" // crc32
+#include "moe/runtime/json.h"
+#include "moe/runtime/safetensors.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace moe::runtime {
+namespace {
+
+constexpr const char *kShardFile = "rank-00000.safetensors"; ///< replicated state: one writer
+constexpr const char *kIndexFile = "index.json";
+
+std::string stepName(int64_t step) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "step-%08lld", static_cast<long long>(step));
+  return buffer;
+}
+
+moe_status_t ioError(const std::string &what, const std::string &path) {
+  return fail(MOE_INVALID_ARGUMENT, "checkpoint: cannot " + what + " " + path + ": " + std::strerror(errno));
+}
+
+/// Flushes a file or directory to the disk, so that a rename after it never
+/// points at bytes still in memory.
+moe_status_t syncPath(const std::string &path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0)
+    return ioError("open", path);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? MOE_OK : ioError("sync", path);
+}
+
+moe_status_t writeText(const std::string &path, const std::string &text) {
+  FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return ioError("write", path);
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  return ok ? syncPath(path, false) : ioError("write", path);
+}
+
+/// MOE_FAULT_INJECT=savekill:0:S kills rank 0 (SIGKILL) halfway through the
+/// save of step S: its shard written, its index not (tests, drills).
+void injectSaveFault(int64_t step) {
+  const char *spec = std::getenv("MOE_FAULT_INJECT");
+  long long rank = -1, at = -1;
+  if (!spec || std::sscanf(spec, "savekill:%lld:%lld", &rank, &at) != 2 || rank != 0 || at != step)
+    return;
+  std::fprintf(stderr, "moe: MOE_FAULT_INJECT: killed while saving the checkpoint of step %lld\n", at);
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
+std::string optimizerName(const std::string &param, const char *part) { return "optimizer." + param + "." + part; }
+
+bool isCompleteCheckpoint(const std::string &dir) {
+  struct stat st;
+  return ::stat((dir + "/" + kIndexFile).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+} // namespace
+
+moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
+                            std::string &path) {
+  if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST)
+    return ioError("create", root);
+  // Every tensor of the state, the optimizer's under PyTorch's names.
+  std::vector<Tensor> tensors = state.params;
+  for (const auto &[name, s] : state.optimizer) {
+    const Tensor *param = nullptr;
+    for (const Tensor &p : state.params)
+      if (p.name == name)
+        param = &p;
+    if (!param)
+      return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state for unknown parameter \"" + name + "\"");
+    for (auto [part, values] : {std::pair{"master", &s.master}, {"exp_avg", &s.m}, {"exp_avg_sq", &s.v}}) {
+      Tensor t = Tensor::zeros(optimizerName(name, part), MOE_F32, param->shape);
+      if (static_cast<int64_t>(values->size()) != t.numElements())
+        return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state of \"" + name + "\" has the wrong size");
+      std::memcpy(t.data.data(), values->data(), t.data.size());
+      tensors.push_back(std::move(t));
+    }
+  }
+  const std::string final = root + "/" + stepName(state.step);
+  const std::string temporary = root + "/." + stepName(state.step) + ".tmp-" + std::to_string(::getpid());
+  if (::mkdir(temporary.c_str(), 0755) != 0)
+    return ioError("create", temporary);
+  const std::string shard = temporary + "/" + kShardFile;
+  if (moe_status_t s = writeSafetensors(shard, tensors))
+    return s;
+  if (moe_status_t s = syncPath(shard, false))
+    return s;
+  injectSaveFault(state.step);
+  // The index: every chunk's absolute byte range in its file and its CRC-32.
+  SafetensorsFile file;
+  if (moe_status_t s = file.open(shard))
+    return s;
+  uint64_t dataStart = 0;
+  {
+    FILE *f = std::fopen(shard.c_str(), "rb");
+    uint8_t head[8] = {};
+    if (!f || std::fread(head, 1, 8, f) != 8) {
+      if (f)
+        std::fclose(f);
+      return ioError("read", shard);
+    }
+    std::fclose(f);
+    for (int i = 7; i >= 0; --i)
+      dataStart = dataStart << 8 | head[i];
+    dataStart += 8;
+  }
+  std::string index = "{\"format\":\"moec-checkpoint\",\"version\":" + std::to_string(kCheckpointVersion) +
+                      ",\"step\":" + std::to_string(state.step) +
+                      ",\"optimizer_steps\":" + std::to_string(state.optimizerSteps) + ",\"written_by\":";
+  json::writeString(index, writer);
+  index += ",\"tensors\":{";
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor &t = tensors[i];
+    const TensorEntry *e = file.find(t.name);
+    if (!e)
+      return fail(MOE_INTERNAL, "checkpoint: \"" + t.name + "\" missing from the shard just written");
+    std::string shape, offsets;
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      shape += (d ? "," : "") + std::to_string(t.shape[d]);
+      offsets += d ? ",0" : "0";
+    }
+    if (i)
+      index += ",";
+    json::writeString(index, t.name);
+    index += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[" + shape +
+             "],\"chunks\":[{\"file\":\"" + kShardFile + "\",\"offsets\":[" + offsets + "],\"shape\":[" + shape +
+             "],\"begin\":" + std::to_string(dataStart + e->begin) + ",\"end\":" +
+             std::to_string(dataStart + e->end) + ",\"crc32\":" + std::to_string(crc32(t.data.data(), t.data.size())) +
+             "}]}";
+  }
+  index += "}}\n";
+  if (moe_status_t s = writeText(temporary + "/" + kIndexFile, index))
+    return s;
+  if (moe_status_t s = syncPath(temporary, true))
+    return s;
+  // Into place: a checkpoint of the same step (a run resumed before it) is replaced.
+  if (isCompleteCheckpoint(final)) {
+    std::string old = final + ".old-" + std::to_string(::getpid());
+    if (::rename(final.c_str(), old.c_str()) != 0)
+      return ioError("replace", final);
+    std::string rm = "rm -rf '" + old + "'";
+    (void)std::system(rm.c_str());
+  }
+  if (::rename(temporary.c_str(), final.c_str()) != 0)
+    return ioError("rename into place", final);
+  if (moe_status_t s = syncPath(root, true))
+    return s;
+  const std::string latest = root + "/latest";
+  if (moe_status_t s = writeText(latest + ".tmp", stepName(state.step) + "\n"))
+    return s;
+  if (::rename((latest + ".tmp").c_str(), latest.c_str()) != 0)
+    return ioError("rename into place", latest);
+  path = final;
+  return syncPath(root, true);
+}
+
+moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path) {
+  // The one `latest` names, if complete; else the highest complete step.
+  std::string dir;
+  if (FILE *f = std::fopen((root + "/latest").c_str(), "rb")) {
+    char name[64] = {};
+    if (std::fgets(name, sizeof name, f)) {
+      std::string n(name);
+      n.erase(n.find_last_not_of("\r\n") + 1);
+      if (n.rfind("step-", 0) == 0 && n.find('/') == std::string::npos && isCompleteCheckpoint(root + "/" + n))
+        dir = root + "/" + n;
+    }
+    std::fclose(f);
+  }
+  if (dir.empty()) {
+    DIR *d = ::opendir(root.c_str());
+    if (!d)
+      return fail(MOE_NOT_FOUND, "checkpoint: no checkpoint directory " + root + ": " + std::strerror(errno));
+    std::string best;
+    while (dirent *entry = ::readdir(d)) {
+      std::string n = entry->d_name;
+      if (n.rfind("step-", 0) == 0 && n.find('.') == std::string::npos && isCompleteCheckpoint(root + "/" + n) &&
+          n > best)
+        best = n;
+    }
+    ::closedir(d);
+    if (best.empty())
+      return fail(MOE_NOT_FOUND, "checkpoint: " + root + " holds no complete checkpoint (a step-N directory with " +
+                                     kIndexFile + ")");
+    dir = root + "/" + best;
+  }
+  std::vector<uint8_t> text;
+  if (moe_status_t s = readFile(dir + "/" + kIndexFile, text))
+    return s;
+  json::Value index;
+  std::string error;
+  auto bad = [&](const std::string &why) {
+    return fail(MOE_INVALID_FORMAT, "checkpoint " + dir + ": " + why);
+  };
+  if (!json::parse(std::string(text.begin(), text.end()), index, error))
+    return bad("the index is not valid JSON: " + error);
+  const json::Value *format = index.find("format"), *version = index.find("version"), *step = index.find("step"),
+                    *optSteps = index.find("optimizer_steps"), *tensors = index.find("tensors");
+  if (!format || !format->isString() || format->string != "moec-checkpoint")
+    return bad("not a moec checkpoint index");
+  if (!version || !version->isInteger || version->integer != kCheckpointVersion)
+    return fail(MOE_VERSION_MISMATCH, "checkpoint " + dir + ": format version " +
+                                          (version && version->isInteger ? std::to_string(version->integer) : "?") +
+                                          ", this runtime reads " + std::to_string(kCheckpointVersion));
+  if (!step || !step->isInteger || step->integer < 0 || !optSteps || !optSteps->isInteger || !tensors ||
+      !tensors->isObject())
+    return bad("the index needs step, optimizer_steps and tensors");
+  TrainingState out;
+  out.step = step->integer;
+  out.optimizerSteps = optSteps->integer;
+  std::map<std::string, Tensor> read;
+  for (const auto &[name, spec] : tensors->object) {
+    const json::Value *dtype = spec.find("dtype"), *shape = spec.find("shape"), *chunks = spec.find("chunks");
+    std::optional<moe_dtype_t> dt = dtype && dtype->isString() ? parseDType(dtype->string) : std::nullopt;
+    if (!dt || !shape || !shape->isArray() || !chunks || !chunks->isArray() || chunks->array.size() != 1)
+      return bad("tensor \"" + name + "\" needs a dtype, a shape and its chunk");
+    std::vector<int64_t> dims;
+    for (const json::Value &d : shape->array) {
+      if (!d.isInteger || d.integer < 0)
+        return bad("tensor \"" + name + "\" has a bad shape");
+      dims.push_back(d.integer);
+    }
+    const json::Value &chunk = chunks->array[0];
+    const json::Value *file = chunk.find("file"), *begin = chunk.find("begin"), *end = chunk.find("end"),
+                      *crc = chunk.find("crc32");
+    if (!file || !file->isString() || file->string.find('/') != std::string::npos || !begin || !begin->isInteger ||
+        !end || !end->isInteger || !crc || !crc->isInteger)
+      return bad("tensor \"" + name + "\" has a malformed chunk");
+    Tensor t = Tensor::zeros(name, *dt, dims);
+    if (end->integer - begin->integer != static_cast<int64_t>(t.data.size()) || begin->integer < 0)
+      return bad("the chunk of \"" + name + "\" spans " + std::to_string(end->integer - begin->integer) +
+                 " bytes, its shape needs " + std::to_string(t.data.size()));
+    const std::string filePath = dir + "/" + file->string;
+    int fd = ::open(filePath.c_str(), O_RDONLY);
+    if (fd < 0)
+      return fail(MOE_NOT_FOUND, "checkpoint " + dir + ": the chunk of \"" + name + "\" is in " + file->string +
+                                     ", which cannot be opened: " + std::strerror(errno));
+    ssize_t got = ::pread(fd, t.data.data(), t.data.size(), static_cast<off_t>(begin->integer));
+    ::close(fd);
+    if (got != static_cast<ssize_t>(t.data.size()))
+      return bad("the chunk of \"" + name + "\" in " + file->string + " [" + std::to_string(begin->integer) + ", " +
+                 std::to_string(end->integer) + ") is truncated");
+    if (crc32(t.data.data(), t.data.size()) != static_cast<uint32_t>(crc->integer))
+      return bad("the chunk of \"" + name + "\" in " + file->string + " [" + std::to_string(begin->integer) + ", " +
+                 std::to_string(end->integer) + ") fails its checksum (corrupted)");
+    read[name] = std::move(t);
+  }
+  for (auto &[name, t] : read) {
+    if (name.rfind("optimizer.", 0) == 0)
+      continue;
+    out.params.push_back(std::move(t));
+  }
+  for (const Tensor &p : out.params) {
+    auto part = [&](const char *which) { return read.find(optimizerName(p.name, which)); };
+    auto master = part("master"), m = part("exp_avg"), v = part("exp_avg_sq");
+    if (master == read.end() && m == read.end() && v == read.end())
+      continue; // not trained by AdamW (a buffer, a balance bias)
+    if (master == read.end() || m == read.end() || v == read.end())
+      return bad("the optimizer state of \"" + p.name + "\" is incomplete");
+    AdamW::State s;
+    for (auto [it, into] : {std::pair{master, &s.master}, {m, &s.m}, {v, &s.v}}) {
+      if (it->second.dtype != MOE_F32 || it->second.numElements() != p.numElements())
+        return bad("the optimizer state of \"" + p.name + "\" does not match it");
+      into->resize(static_cast<size_t>(p.numElements()));
+      std::memcpy(into->data(), it->second.data.data(), it->second.data.size());
+    }
+    out.optimizer[p.name] = std::move(s);
+  }
+  state = std::move(out);
+  path = dir;
+  return MOE_OK;
+}
+
+} // namespace moe::runtime
