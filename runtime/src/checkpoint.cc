@@ -142,9 +142,8 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     json::writeString(index, t.name);
     index += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[" + shape +
              "],\"chunks\":[{\"file\":\"" + kShardFile + "\",\"offsets\":[" + offsets + "],\"shape\":[" + shape +
-             "],\"begin\":" + std::to_string(dataStart + e->begin) + ",\"end\":" +
-             std::to_string(dataStart + e->end) + ",\"crc32\":" + std::to_string(crc32(t.data.data(), t.data.size())) +
-             "}]}";
+             "],\"begin\":" + std::to_string(dataStart + e->begin) + ",\"end\":" + std::to_string(dataStart + e->end) +
+             ",\"crc32\":" + std::to_string(crc32(t.data.data(), t.data.size())) + "}]}";
   }
   index += "}}\n";
   if (moe_status_t s = writeText(temporary + "/" + kIndexFile, index))
@@ -198,8 +197,8 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
     }
     ::closedir(d);
     if (best.empty())
-      return fail(MOE_NOT_FOUND, "checkpoint: " + root + " holds no complete checkpoint (a step-N directory with " +
-                                     kIndexFile + ")");
+      return fail(MOE_NOT_FOUND,
+                  "checkpoint: " + root + " holds no complete checkpoint (a step-N directory with " + kIndexFile + ")");
     dir = root + "/" + best;
   }
   std::vector<uint8_t> text;
@@ -207,9 +206,7 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
     return s;
   json::Value index;
   std::string error;
-  auto bad = [&](const std::string &why) {
-    return fail(MOE_INVALID_FORMAT, "checkpoint " + dir + ": " + why);
-  };
+  auto bad = [&](const std::string &why) { return fail(MOE_INVALID_FORMAT, "checkpoint " + dir + ": " + why); };
   if (!json::parse(std::string(text.begin(), text.end()), index, error))
     return bad("the index is not valid JSON: " + error);
   const json::Value *format = index.find("format"), *version = index.find("version"), *step = index.find("step"),

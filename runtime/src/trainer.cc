@@ -326,19 +326,26 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   }
   Trainer trainer(layer, options.adamw, options.balanceRate, world > 1 ? comm : nullptr);
   int64_t firstStep = 1;
-  if (!options.resume.empty()) {
+  const std::string resumeFrom = options.autoResume ? options.checkpointDir : options.resume;
+  if (!resumeFrom.empty()) {
     TrainingState state;
     std::string from;
-    if (loadCheckpoint(options.resume, state, from) != MOE_OK || trainer.restore(state) != MOE_OK)
+    moe_status_t loaded = loadCheckpoint(resumeFrom, state, from);
+    bool fresh = options.autoResume && loaded == MOE_NOT_FOUND; // the first attempt of a restarted job
+    if (fresh && rank == 0)
+      std::fprintf(out, "no checkpoint in %s yet: starting at step 1\n", resumeFrom.c_str());
+    if (!fresh && (loaded != MOE_OK || trainer.restore(state) != MOE_OK))
       return error();
-    if (state.step >= options.steps) {
-      fail(MOE_INVALID_ARGUMENT, from + " is at step " + std::to_string(state.step) + ": nothing to do for --steps " +
-                                     std::to_string(options.steps));
-      return error();
+    if (!fresh) {
+      if (state.step >= options.steps) {
+        fail(MOE_INVALID_ARGUMENT, from + " is at step " + std::to_string(state.step) + ": nothing to do for --steps " +
+                                       std::to_string(options.steps));
+        return error();
+      }
+      firstStep = state.step + 1;
+      if (rank == 0)
+        std::fprintf(out, "resumed from %s (step %lld)\n", from.c_str(), static_cast<long long>(state.step));
     }
-    firstStep = state.step + 1;
-    if (rank == 0)
-      std::fprintf(out, "resumed from %s (step %lld)\n", from.c_str(), static_cast<long long>(state.step));
   }
   const int64_t batches = x->shape[0];
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;

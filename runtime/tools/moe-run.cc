@@ -48,6 +48,7 @@ const char *kUsage =
     "  --plot F.png       draw the loss curve (log scale) into a PNG\n"
     "  --checkpoint-dir C --checkpoint-every K   save the training state every K steps (docs/checkpoint.md)\n"
     "  --resume C         continue from C's newest complete checkpoint (same --data and --steps; any N)\n"
+    "  --auto-resume      resume from --checkpoint-dir if it holds a checkpoint, else start (for restarts)\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
@@ -147,6 +148,8 @@ int main(int argc, char **argv) {
       train.checkpointEvery = n;
     } else if (arg == "--resume") {
       train.resume = value("--resume");
+    } else if (arg == "--auto-resume") {
+      train.autoResume = true;
     } else if (arg == "--make-data") {
       makeData = value("--make-data");
     } else if (arg == "--bench") {
@@ -210,6 +213,10 @@ int main(int argc, char **argv) {
                    "moe-run: error%s: training runs a layer built without --mesh (under mpirun: data parallel, the "
                    "whole layer on every rank); --make-data runs on one process\n",
                    where.c_str());
+      return 1;
+    }
+    if (train.autoResume && (train.checkpointDir.empty() || !train.resume.empty())) {
+      std::fprintf(stderr, "moe-run: error: --auto-resume resumes from --checkpoint-dir (and replaces --resume)\n");
       return 1;
     }
     if ((train.checkpointEvery > 0) != !train.checkpointDir.empty()) {

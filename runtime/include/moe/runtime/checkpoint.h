@@ -24,9 +24,9 @@ constexpr int kCheckpointVersion = 1;
 
 /// What a training run resumes from.
 struct TrainingState {
-  int64_t step = 0;           ///< steps completed; the next batch is batch `step mod batches`
-  std::vector<Tensor> params; ///< the global weights, by checkpoint name
-  int64_t optimizerSteps = 0; ///< AdamW's step count (its bias correction)
+  int64_t step = 0;                              ///< steps completed; the next batch is batch `step mod batches`
+  std::vector<Tensor> params;                    ///< the global weights, by checkpoint name
+  int64_t optimizerSteps = 0;                    ///< AdamW's step count (its bias correction)
   std::map<std::string, AdamW::State> optimizer; ///< per trainable parameter
 };
 

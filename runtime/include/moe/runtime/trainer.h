@@ -86,6 +86,7 @@ struct TrainOptions {
   std::string checkpointDir;   ///< save the training state here ...
   int64_t checkpointEvery = 0; ///< ... after every this many steps (0: never)
   std::string resume;          ///< continue from the newest complete checkpoint here
+  bool autoResume = false;     ///< resume from checkpointDir if it holds a checkpoint, else start (restarts)
   bool progress = true;        ///< a progress line per step on stderr (a bar on a terminal)
 };
 
