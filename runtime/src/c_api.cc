@@ -42,6 +42,19 @@ moe_status_t setNamed(std::vector<Tensor> &list, const char *what, const char *n
   return MOE_OK;
 }
 
+/// A tensor's description through the C ABI's out-parameters (each optional).
+moe_status_t describe(const Tensor &t, moe_dtype_t *dtype, const int64_t **shape, int *rank, const void **data) {
+  if (dtype)
+    *dtype = t.dtype;
+  if (shape)
+    *shape = t.shape.data();
+  if (rank)
+    *rank = static_cast<int>(t.shape.size());
+  if (data)
+    *data = t.data.data();
+  return MOE_OK;
+}
+
 } // namespace
 
 extern "C" moe_status_t moe_layer_load(const char *path, moe_layer_t **out) {
@@ -105,16 +118,7 @@ extern "C" moe_status_t moe_layer_get_output(const moe_layer_t *layer, size_t in
   if (!layer || index >= layer->outputs.size())
     return fail(MOE_INVALID_ARGUMENT,
                 "moe_layer_get_output: no output #" + std::to_string(index) + " (run the layer first)");
-  const Tensor &t = layer->outputs[index];
-  if (dtype)
-    *dtype = t.dtype;
-  if (shape)
-    *shape = t.shape.data();
-  if (rank)
-    *rank = static_cast<int>(t.shape.size());
-  if (data)
-    *data = t.data.data();
-  return MOE_OK;
+  return describe(layer->outputs[index], dtype, shape, rank, data);
 }
 
 extern "C" moe_status_t moe_layer_set_cotangent(moe_layer_t *layer, const char *name, moe_dtype_t dtype,
@@ -138,17 +142,8 @@ extern "C" moe_status_t moe_layer_get_gradient(const moe_layer_t *layer, const c
   if (!layer || !name)
     return fail(MOE_INVALID_ARGUMENT, "moe_layer_get_gradient: null argument");
   for (const Tensor &t : layer->gradients)
-    if (t.name == name) {
-      if (dtype)
-        *dtype = t.dtype;
-      if (shape)
-        *shape = t.shape.data();
-      if (rank)
-        *rank = static_cast<int>(t.shape.size());
-      if (data)
-        *data = t.data.data();
-      return MOE_OK;
-    }
+    if (t.name == name)
+      return describe(t, dtype, shape, rank, data);
   return fail(MOE_NOT_FOUND, std::string("moe_layer_get_gradient: no gradient \"") + name +
                                  "\" (run moe_layer_backward first; names are grad.<input or parameter>)");
 }

@@ -71,6 +71,17 @@ bool isCompleteCheckpoint(const std::string &dir) {
   return ::stat((dir + "/" + kIndexFile).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/// Removes a checkpoint directory this runtime wrote (its files, then it).
+void removeCheckpointDirectory(const std::string &dir) {
+  if (DIR *d = ::opendir(dir.c_str())) {
+    while (dirent *entry = ::readdir(d))
+      if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0)
+        ::unlink((dir + "/" + entry->d_name).c_str());
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
 } // namespace
 
 moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
@@ -155,8 +166,7 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     std::string old = final + ".old-" + std::to_string(::getpid());
     if (::rename(final.c_str(), old.c_str()) != 0)
       return ioError("replace", final);
-    std::string rm = "rm -rf '" + old + "'";
-    (void)std::system(rm.c_str());
+    removeCheckpointDirectory(old);
   }
   if (::rename(temporary.c_str(), final.c_str()) != 0)
     return ioError("rename into place", final);

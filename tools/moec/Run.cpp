@@ -80,6 +80,29 @@ double toleranceOf(mlir::Value output) {
   return tolerance;
 }
 
+/// max |got - want| / max |want|: the checks' measure of a tensor's error.
+/// `zeroIsAbsolute`: an all-zero reference compares the error itself (a
+/// gradient nothing flows to must come back zero), else it divides by 1e-30.
+double relativeDifference(const rt::Tensor &got, const moe::reference::Tensor &want, bool zeroIsAbsolute) {
+  double maxDiff = 0, maxRef = 0;
+  for (int64_t j = 0; j < got.numElements(); ++j) {
+    maxDiff = std::max(maxDiff, std::fabs(static_cast<double>(got.at(j)) - want.data[j]));
+    maxRef = std::max(maxRef, std::fabs(want.data[j]));
+  }
+  if (zeroIsAbsolute && maxRef == 0)
+    return maxDiff;
+  return maxDiff / std::max(maxRef, 1e-30);
+}
+
+/// Prints one check line; returns whether it passed.
+bool reportCheck(const std::string &name, double relative, double tolerance) {
+  bool ok = relative <= tolerance;
+  llvm::outs() << "check: " << name
+               << " max |compiled - reference| / max |reference| = " << llvm::format("%.3g", relative) << " (tolerance "
+               << llvm::format("%g", tolerance) << ") " << (ok ? "OK" : "MISMATCH") << "\n";
+  return ok;
+}
+
 /// Runs the float64 reference evaluator on the same inputs and weights (the
 /// same moe IR the artifact was compiled from, evaluated in float64) and
 /// compares max |compiled - reference| / max |reference| per output against
@@ -109,18 +132,7 @@ int checkAgainstReference(mlir::ModuleOp module, const std::vector<rt::Tensor> &
       status = 1;
       continue;
     }
-    double maxDiff = 0, maxRef = 0;
-    for (int64_t j = 0; j < got.numElements(); ++j) {
-      maxDiff = std::max(maxDiff, std::fabs(static_cast<double>(got.at(j)) - want.data[j]));
-      maxRef = std::max(maxRef, std::fabs(want.data[j]));
-    }
-    double relative = maxDiff / std::max(maxRef, 1e-30);
-    double tolerance = toleranceOf(returnOp.getOperand(i));
-    bool ok = relative <= tolerance;
-    llvm::outs() << "check: " << got.name
-                 << " max |compiled - reference| / max |reference| = " << llvm::format("%.3g", relative)
-                 << " (tolerance " << llvm::format("%g", tolerance) << ") " << (ok ? "OK" : "MISMATCH") << "\n";
-    if (!ok)
+    if (!reportCheck(got.name, relativeDifference(got, want, false), toleranceOf(returnOp.getOperand(i))))
       status = 1;
   }
   return status;
@@ -180,19 +192,13 @@ int checkGradients(mlir::ModuleOp module, const rt::Signature &sig, const std::v
       continue;
     }
     const moe::reference::Tensor &want = (*expected)[at - names.begin()];
-    double maxDiff = 0, maxRef = 0;
-    for (int64_t j = 0; j < got.numElements(); ++j) {
-      maxDiff = std::max(maxDiff, std::fabs(static_cast<double>(got.at(j)) - want.data[j]));
-      maxRef = std::max(maxRef, std::fabs(want.data[j]));
-    }
-    // An all-zero reference gradient (nothing flows there) must come back zero.
-    double relative = maxRef > 0 ? maxDiff / maxRef : maxDiff;
-    bool ok = got.shape == want.shape && relative <= tolerance;
-    llvm::outs() << "check: " << got.name
-                 << " max |compiled - reference| / max |reference| = " << llvm::format("%.3g", relative)
-                 << " (tolerance " << llvm::format("%g", tolerance) << ") " << (ok ? "OK" : "MISMATCH") << "\n";
-    if (!ok)
+    if (got.shape != want.shape) {
+      llvm::outs() << "check: " << got.name << " has shape " << rt::shapeString(got.shape) << ", the reference "
+                   << rt::shapeString(want.shape) << " MISMATCH\n";
       status = 1;
+    } else if (!reportCheck(got.name, relativeDifference(got, want, /*zeroIsAbsolute=*/true), tolerance)) {
+      status = 1;
+    }
   }
   return status;
 }

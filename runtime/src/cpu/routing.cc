@@ -29,16 +29,7 @@ extern "C" void moe_cpu_topk(int64_t logits, int64_t values, int64_t indices, in
   std::vector<int32_t> top;
   for (int64_t r = 0; r < rows; ++r) {
     loadRow(ptr<void>(logits), r * cols, cols, dtype, s.data());
-    if (score == MOE_SCORE_SOFTMAX) { // max-subtracted
-      float m = *std::max_element(s.begin(), s.end()), sum = 0;
-      for (float &v : s)
-        sum += (v = std::exp(v - m));
-      for (float &v : s)
-        v /= sum;
-    } else if (score == MOE_SCORE_SIGMOID) {
-      for (float &v : s)
-        v = 1.0f / (1.0f + std::exp(-v));
-    }
+    applyScore(score, s.data(), cols);
     topIndices(s.data(), cols, k, top);
     float total = 0;
     for (int32_t e : top)

@@ -20,16 +20,7 @@ extern "C" void moe_cpu_topk_grad(int64_t logits, int64_t indices, int64_t dvalu
     s.resize(cols);
     ds.assign(cols, 0.0f);
     loadRow(ptr<void>(logits), r * cols, cols, dtype, s.data());
-    if (score == MOE_SCORE_SOFTMAX) { // as the forward: max-subtracted
-      float m = *std::max_element(s.begin(), s.end()), sum = 0;
-      for (float &v : s)
-        sum += (v = std::exp(v - m));
-      for (float &v : s)
-        v /= sum;
-    } else if (score == MOE_SCORE_SIGMOID) {
-      for (float &v : s)
-        v = 1.0f / (1.0f + std::exp(-v));
-    }
+    applyScore(score, s.data(), cols);
     const int32_t *idx = ptr<int32_t>(indices) + r * k;
     const float *dv = ptr<float>(dvalues) + r * k;
     const float sc = static_cast<float>(scale);
