@@ -32,7 +32,7 @@ if os.path.exists(config.moe_cxx_compiler) and os.path.exists(_tblgen):
     config.available_features.add("cxx-compiler")
 
 tools = [ToolSubst("moe-opt", unresolved="fatal"), ToolSubst("moec", unresolved="fatal"),
-         ToolSubst("moe-run", unresolved="fatal")]
+         ToolSubst("moe-run", unresolved="fatal"), ToolSubst("moe-checkpoint", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir])
 
 # The CUDA toolkit's libdevice, which GPU targets link (REQUIRES: cuda-toolkit),

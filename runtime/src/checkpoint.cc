@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace moe::runtime {
@@ -293,6 +295,43 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
   }
   state = std::move(out);
   path = dir;
+  return MOE_OK;
+}
+
+struct BackgroundCheckpoint::Job {
+  std::thread thread;
+  moe_status_t status = MOE_OK;
+  std::string error, path;
+  double seconds = 0;
+};
+
+BackgroundCheckpoint::BackgroundCheckpoint() = default;
+BackgroundCheckpoint::~BackgroundCheckpoint() { (void)finish(); }
+
+moe_status_t BackgroundCheckpoint::start(const std::string &root, TrainingState state, const std::string &writer) {
+  if (moe_status_t s = finish())
+    return s;
+  job_ = std::make_unique<Job>();
+  Job *job = job_.get();
+  job->thread = std::thread([job, root, writer, state = std::move(state)]() {
+    auto begin = std::chrono::steady_clock::now();
+    job->status = saveCheckpoint(root, state, writer, job->path);
+    if (job->status != MOE_OK)
+      job->error = moe_last_error(); // the thread's own: handed to the caller's thread by finish()
+    job->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  });
+  return MOE_OK;
+}
+
+moe_status_t BackgroundCheckpoint::finish() {
+  if (!job_)
+    return MOE_OK;
+  job_->thread.join();
+  std::unique_ptr<Job> job = std::move(job_);
+  if (job->status != MOE_OK)
+    return fail(job->status, job->error);
+  path_ = job->path;
+  seconds_ = job->seconds;
   return MOE_OK;
 }
 

@@ -353,6 +353,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   double first = 0, last = 0;
   std::vector<double> curve;
   auto start = std::chrono::steady_clock::now();
+  BackgroundCheckpoint background;
+  double blockedSeconds = 0; // training time spent in saves (the snapshot, with --async)
   for (int64_t step = firstStep; step <= options.steps; ++step) {
     int64_t b = (step - 1) % batches;
     double loss = 0;
@@ -371,17 +373,30 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
     // Replicas hold the same state: rank 0 writes it, once.
     if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && rank == 0) {
-      std::string saved;
       std::string writer = world > 1 ? "moe-run --train, data parallel over " + std::to_string(world) + " ranks"
                                      : "moe-run --train, one process";
-      if (saveCheckpoint(options.checkpointDir, trainer.state(step), writer, saved) != MOE_OK) {
+      if (options.progress && terminal)
+        std::fputc('\n', stderr);
+      auto blockedFrom = std::chrono::steady_clock::now();
+      moe_status_t saved = MOE_OK;
+      if (options.asyncCheckpoint) {
+        saved = background.start(options.checkpointDir, trainer.state(step), writer);
+        if (saved == MOE_OK && !background.lastPath().empty())
+          std::fprintf(stderr, "saved %s (written in the background in %.1f ms)\n", background.lastPath().c_str(),
+                       background.lastSeconds() * 1e3);
+        blockedSeconds += since(blockedFrom);
+      } else {
+        std::string path;
+        saved = saveCheckpoint(options.checkpointDir, trainer.state(step), writer, path);
+        blockedSeconds += since(blockedFrom);
+        if (saved == MOE_OK)
+          std::fprintf(stderr, "saved %s\n", path.c_str());
+      }
+      if (saved != MOE_OK) {
         if (csv)
           std::fclose(csv);
         return error();
       }
-      if (options.progress && terminal)
-        std::fputc('\n', stderr);
-      std::fprintf(stderr, "saved %s\n", saved.c_str());
     }
     if (options.progress && rank == 0) {
       int filled = static_cast<int>(30 * step / options.steps);
@@ -396,9 +411,17 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     std::fputc('\n', stderr);
   if (csv)
     std::fclose(csv);
+  if (background.finish() != MOE_OK)
+    return error();
   double seconds = since(start);
   if (rank != 0)
     return 0;
+  if (!background.lastPath().empty())
+    std::fprintf(stderr, "saved %s (written in the background in %.1f ms)\n", background.lastPath().c_str(),
+                 background.lastSeconds() * 1e3);
+  if (options.checkpointEvery > 0)
+    std::fprintf(out, "checkpoints blocked training for %.1f ms in all%s\n", blockedSeconds * 1e3,
+                 options.asyncCheckpoint ? " (snapshots; written in the background)" : "");
   std::string steps = firstStep == 1 ? std::to_string(options.steps) + " steps"
                                      : "steps " + std::to_string(firstStep) + "-" + std::to_string(options.steps);
   std::string ranks = world > 1 ? ", " + std::to_string(world) + " ranks" : "";

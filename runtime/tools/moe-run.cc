@@ -48,6 +48,7 @@ const char *kUsage =
     "  --plot F.png       draw the loss curve (log scale) into a PNG\n"
     "  --checkpoint-dir C --checkpoint-every K   save the training state every K steps (docs/checkpoint.md)\n"
     "  --resume C         continue from C's newest complete checkpoint (same --data and --steps; any N)\n"
+    "  --async            write checkpoints in the background (training blocks for the snapshot only)\n"
     "  --auto-resume      resume from --checkpoint-dir if it holds a checkpoint, else start (for restarts)\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
@@ -148,6 +149,8 @@ int main(int argc, char **argv) {
       train.checkpointEvery = n;
     } else if (arg == "--resume") {
       train.resume = value("--resume");
+    } else if (arg == "--async") {
+      train.asyncCheckpoint = true;
     } else if (arg == "--auto-resume") {
       train.autoResume = true;
     } else if (arg == "--make-data") {

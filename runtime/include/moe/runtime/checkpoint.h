@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,32 @@ struct TrainingState {
 /// for people: loading needs none of it). `path` gets the directory.
 moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
                             std::string &path);
+
+/// `--async` saves: the state is handed over (the snapshot: training is
+/// blocked only while the caller copies it), then written by a background
+/// thread while training continues, one save at a time.
+class BackgroundCheckpoint {
+public:
+  BackgroundCheckpoint();
+  BackgroundCheckpoint(const BackgroundCheckpoint &) = delete;
+  BackgroundCheckpoint &operator=(const BackgroundCheckpoint &) = delete;
+  ~BackgroundCheckpoint();
+
+  /// Waits for the save in flight (its result is the return value, its
+  /// message moe_last_error()), then starts writing `state`.
+  moe_status_t start(const std::string &root, TrainingState state, const std::string &writer);
+  /// Waits for the save in flight; MOE_OK when there is none.
+  moe_status_t finish();
+  /// The directory and the seconds of the last finished save.
+  const std::string &lastPath() const { return path_; }
+  double lastSeconds() const { return seconds_; }
+
+private:
+  struct Job;
+  std::unique_ptr<Job> job_;
+  std::string path_;
+  double seconds_ = 0;
+};
 
 /// Loads the newest complete checkpoint under `root` (the one `latest`
 /// names, else the highest step with an index), checking every chunk's

@@ -79,15 +79,16 @@ struct TrainOptions {
   std::string data;  ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
   int64_t steps = 0; ///< train until this step (the data's batches cycle)
   AdamWOptions adamw;
-  double balanceRate = 1e-3;   ///< DeepSeek-V3's bias update speed (update = :balance)
-  std::string saveWeights;     ///< write the final weights here (safetensors)
-  std::string lossCsv;         ///< write step,loss,seconds here
-  std::string plot;            ///< draw the loss curve into this PNG (log scale)
-  std::string checkpointDir;   ///< save the training state here ...
-  int64_t checkpointEvery = 0; ///< ... after every this many steps (0: never)
-  std::string resume;          ///< continue from the newest complete checkpoint here
-  bool autoResume = false;     ///< resume from checkpointDir if it holds a checkpoint, else start (restarts)
-  bool progress = true;        ///< a progress line per step on stderr (a bar on a terminal)
+  double balanceRate = 1e-3;    ///< DeepSeek-V3's bias update speed (update = :balance)
+  std::string saveWeights;      ///< write the final weights here (safetensors)
+  std::string lossCsv;          ///< write step,loss,seconds here
+  std::string plot;             ///< draw the loss curve into this PNG (log scale)
+  std::string checkpointDir;    ///< save the training state here ...
+  int64_t checkpointEvery = 0;  ///< ... after every this many steps (0: never)
+  std::string resume;           ///< continue from the newest complete checkpoint here
+  bool asyncCheckpoint = false; ///< write checkpoints in the background (--async)
+  bool autoResume = false;      ///< resume from checkpointDir if it holds a checkpoint, else start (restarts)
+  bool progress = true;         ///< a progress line per step on stderr (a bar on a terminal)
 };
 
 /// The training loop: reads the data, steps `options.steps` times, prints a
