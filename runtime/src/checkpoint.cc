@@ -68,6 +68,53 @@ void injectSaveFault(int64_t step) {
 
 std::string optimizerName(const std::string &param, const char *part) { return "optimizer." + param + "." + part; }
 
+/// A tensor of a shard being written: where its bytes are, and (filled by
+/// writeShard) where they went in the file and their CRC-32.
+struct ShardTensor {
+  std::string name;
+  moe_dtype_t dtype;
+  std::vector<int64_t> shape;
+  const void *data;
+  size_t bytes;
+  uint64_t begin = 0; ///< absolute file offset
+  uint32_t crc = 0;
+};
+
+/// Writes `tensors` as one safetensors file, streaming each from its buffer.
+moe_status_t writeShard(const std::string &path, std::vector<ShardTensor> &tensors) {
+  std::string header = "{";
+  uint64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    ShardTensor &t = tensors[i];
+    header += i ? "," : "";
+    json::writeString(header, t.name);
+    header += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[";
+    for (size_t d = 0; d < t.shape.size(); ++d)
+      header += (d ? "," : "") + std::to_string(t.shape[d]);
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes) + "]}";
+    t.begin = offset;
+    offset += t.bytes;
+  }
+  header += "}";
+  while (header.size() % 8)
+    header += ' ';
+  FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return ioError("write", path);
+  uint8_t length[8];
+  for (int i = 0; i < 8; ++i)
+    length[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  const uint64_t dataStart = 8 + header.size();
+  for (ShardTensor &t : tensors) {
+    ok = ok && std::fwrite(t.data, 1, t.bytes, f) == t.bytes;
+    t.begin += dataStart;
+    t.crc = crc32(static_cast<const uint8_t *>(t.data), t.bytes);
+  }
+  ok = std::fclose(f) == 0 && ok;
+  return ok ? MOE_OK : ioError("write", path);
+}
+
 bool isCompleteCheckpoint(const std::string &dir) {
   struct stat st;
   return ::stat((dir + "/" + kIndexFile).c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -90,8 +137,11 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
                             std::string &path) {
   if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST)
     return ioError("create", root);
-  // Every tensor of the state, the optimizer's under PyTorch's names.
-  std::vector<Tensor> tensors = state.params;
+  // Every tensor of the state, the optimizer's under PyTorch's names, written
+  // from where it lies (no copy of a state that may be most of the memory).
+  std::vector<ShardTensor> tensors;
+  for (const Tensor &p : state.params)
+    tensors.push_back({p.name, p.dtype, p.shape, p.data.data(), p.data.size()});
   for (const auto &[name, s] : state.optimizer) {
     const Tensor *param = nullptr;
     for (const Tensor &p : state.params)
@@ -100,11 +150,10 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     if (!param)
       return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state for unknown parameter \"" + name + "\"");
     for (auto [part, values] : {std::pair{"master", &s.master}, {"exp_avg", &s.m}, {"exp_avg_sq", &s.v}}) {
-      Tensor t = Tensor::zeros(optimizerName(name, part), MOE_F32, param->shape);
-      if (static_cast<int64_t>(values->size()) != t.numElements())
+      if (static_cast<int64_t>(values->size()) != param->numElements())
         return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state of \"" + name + "\" has the wrong size");
-      std::memcpy(t.data.data(), values->data(), t.data.size());
-      tensors.push_back(std::move(t));
+      tensors.push_back(
+          {optimizerName(name, part), MOE_F32, param->shape, values->data(), values->size() * sizeof(float)});
     }
   }
   const std::string final = root + "/" + stepName(state.step);
@@ -112,39 +161,18 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
   if (::mkdir(temporary.c_str(), 0755) != 0)
     return ioError("create", temporary);
   const std::string shard = temporary + "/" + kShardFile;
-  if (moe_status_t s = writeSafetensors(shard, tensors))
+  if (moe_status_t s = writeShard(shard, tensors))
     return s;
   if (moe_status_t s = syncPath(shard, false))
     return s;
   injectSaveFault(state.step);
-  // The index: every chunk's absolute byte range in its file and its CRC-32.
-  SafetensorsFile file;
-  if (moe_status_t s = file.open(shard))
-    return s;
-  uint64_t dataStart = 0;
-  {
-    FILE *f = std::fopen(shard.c_str(), "rb");
-    uint8_t head[8] = {};
-    if (!f || std::fread(head, 1, 8, f) != 8) {
-      if (f)
-        std::fclose(f);
-      return ioError("read", shard);
-    }
-    std::fclose(f);
-    for (int i = 7; i >= 0; --i)
-      dataStart = dataStart << 8 | head[i];
-    dataStart += 8;
-  }
   std::string index = "{\"format\":\"moec-checkpoint\",\"version\":" + std::to_string(kCheckpointVersion) +
                       ",\"step\":" + std::to_string(state.step) +
                       ",\"optimizer_steps\":" + std::to_string(state.optimizerSteps) + ",\"written_by\":";
   json::writeString(index, writer);
   index += ",\"tensors\":{";
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor &t = tensors[i];
-    const TensorEntry *e = file.find(t.name);
-    if (!e)
-      return fail(MOE_INTERNAL, "checkpoint: \"" + t.name + "\" missing from the shard just written");
+    const ShardTensor &t = tensors[i];
     std::string shape, offsets;
     for (size_t d = 0; d < t.shape.size(); ++d) {
       shape += (d ? "," : "") + std::to_string(t.shape[d]);
@@ -155,8 +183,8 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     json::writeString(index, t.name);
     index += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[" + shape +
              "],\"chunks\":[{\"file\":\"" + kShardFile + "\",\"offsets\":[" + offsets + "],\"shape\":[" + shape +
-             "],\"begin\":" + std::to_string(dataStart + e->begin) + ",\"end\":" + std::to_string(dataStart + e->end) +
-             ",\"crc32\":" + std::to_string(crc32(t.data.data(), t.data.size())) + "}]}";
+             "],\"begin\":" + std::to_string(t.begin) + ",\"end\":" + std::to_string(t.begin + t.bytes) +
+             ",\"crc32\":" + std::to_string(t.crc) + "}]}";
   }
   index += "}}\n";
   if (moe_status_t s = writeText(temporary + "/" + kIndexFile, index))

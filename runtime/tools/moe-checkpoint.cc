@@ -6,7 +6,9 @@
 #include "moe/runtime/checkpoint.h"
 #include "moe/runtime/safetensors.h"
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -14,17 +16,96 @@ namespace {
 
 const char *kUsage = "usage: moe-checkpoint info CHECKPOINT_DIR\n"
                      "       moe-checkpoint export CHECKPOINT_DIR OUT.safetensors\n"
+                     "       moe-checkpoint bench DIR EXPERTS D_MODEL D_FF [--async]\n"
                      "Reads the newest complete checkpoint under CHECKPOINT_DIR (moe-run --checkpoint-dir), checking\n"
-                     "every chunk's checksum; export writes its weights as one safetensors file (moe-run --weights).\n";
+                     "every chunk's checksum; export writes its weights as one safetensors file (moe-run --weights).\n"
+                     "bench times a save and a load of a DeepSeek-V3-shaped layer's training state (bf16 experts\n"
+                     "[E, D, F] x 2 and [E, F, D], an f32 router [D, E], f32 masters and moments) under DIR.\n";
 
 int failed() {
   std::fprintf(stderr, "moe-checkpoint: error: %s\n", moe_last_error());
   return 1;
 }
 
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// The training state of a DeepSeek-V3-shaped layer: weights filled with a
+/// cheap pattern (the bytes' values do not matter to a save), AdamW state.
+moe::runtime::TrainingState benchState(int64_t experts, int64_t d, int64_t f, uint64_t &bytes) {
+  using moe::runtime::Tensor;
+  moe::runtime::TrainingState state;
+  state.step = state.optimizerSteps = 1;
+  state.params.push_back(Tensor::zeros("router.weight", MOE_F32, {d, experts}));
+  state.params.push_back(Tensor::zeros("experts.w_gate", MOE_BF16, {experts, d, f}));
+  state.params.push_back(Tensor::zeros("experts.w_up", MOE_BF16, {experts, d, f}));
+  state.params.push_back(Tensor::zeros("experts.w_down", MOE_BF16, {experts, f, d}));
+  bytes = 0;
+  for (Tensor &t : state.params) {
+    for (size_t i = 0; i < t.data.size(); ++i)
+      t.data[i] = static_cast<uint8_t>(i * 131 + 7);
+    bytes += t.data.size();
+    moe::runtime::AdamW::State s;
+    s.master.assign(static_cast<size_t>(t.numElements()), 0.5f);
+    s.m.assign(s.master.size(), 0.25f);
+    s.v.assign(s.master.size(), 0.125f);
+    bytes += 3 * s.master.size() * sizeof(float);
+    state.optimizer[t.name] = std::move(s);
+  }
+  return state;
+}
+
+int bench(const std::string &dir, int64_t experts, int64_t d, int64_t f, bool async) {
+  uint64_t bytes = 0;
+  moe::runtime::TrainingState state = benchState(experts, d, f, bytes);
+  double gb = static_cast<double>(bytes) / 1e9;
+  auto t0 = std::chrono::steady_clock::now();
+  std::string path;
+  double blocked = 0, saveSeconds = 0;
+  if (async) {
+    moe::runtime::BackgroundCheckpoint background;
+    moe::runtime::TrainingState snapshot = state; // what the trainer hands over
+    if (background.start(dir, std::move(snapshot), "moe-checkpoint bench") != MOE_OK)
+      return failed();
+    blocked = since(t0);
+    if (background.finish() != MOE_OK)
+      return failed();
+    saveSeconds = since(t0);
+  } else {
+    if (moe::runtime::saveCheckpoint(dir, state, "moe-checkpoint bench", path) != MOE_OK)
+      return failed();
+    saveSeconds = blocked = since(t0);
+  }
+  state = {};
+  auto t1 = std::chrono::steady_clock::now();
+  if (moe::runtime::loadCheckpoint(dir, state, path) != MOE_OK)
+    return failed();
+  double loadSeconds = since(t1);
+  std::printf("{\"engine\": \"moec\", \"experts\": %lld, \"d\": %lld, \"f\": %lld, \"gb\": %.3f, \"save_s\": %.3f, "
+              "\"save_gb_s\": %.2f, \"blocked_s\": %.3f, \"load_s\": %.3f, \"load_gb_s\": %.2f, \"async\": %s}\n",
+              static_cast<long long>(experts), static_cast<long long>(d), static_cast<long long>(f), gb, saveSeconds,
+              gb / saveSeconds, blocked, loadSeconds, gb / loadSeconds, async ? "true" : "false");
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+  if (argc >= 6 && std::strcmp(argv[1], "bench") == 0) {
+    bool async = argc == 7 && std::strcmp(argv[6], "--async") == 0;
+    char *end = nullptr;
+    long long values[3];
+    for (int i = 0; i < 3; ++i) {
+      values[i] = std::strtoll(argv[3 + i], &end, 10);
+      if (*end || values[i] <= 0) {
+        std::fprintf(stderr, "moe-checkpoint: error: bench needs positive EXPERTS D_MODEL D_FF, got '%s'\n",
+                     argv[3 + i]);
+        return 1;
+      }
+    }
+    return bench(argv[2], values[0], values[1], values[2], async);
+  }
   if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::fputs(kUsage, stdout);
     return 0;
