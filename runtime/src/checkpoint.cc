@@ -6,6 +6,7 @@
 #include "moe/runtime/safetensors.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -263,64 +264,111 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
   TrainingState out;
   out.step = step->integer;
   out.optimizerSteps = optSteps->integer;
-  std::map<std::string, Tensor> read;
+  // Every chunk checked and placed first: where its bytes go is decided
+  // before any is read, so the state is allocated once.
+  struct Chunk {
+    std::string name, file;
+    int64_t begin, bytes;
+    uint32_t crc;
+    void *into = nullptr;
+  };
+  std::vector<Chunk> chunks;
+  std::map<std::string, std::pair<moe_dtype_t, std::vector<int64_t>>> specs;
   for (const auto &[name, spec] : tensors->object) {
-    const json::Value *dtype = spec.find("dtype"), *shape = spec.find("shape"), *chunks = spec.find("chunks");
+    const json::Value *dtype = spec.find("dtype"), *shape = spec.find("shape"), *list = spec.find("chunks");
     std::optional<moe_dtype_t> dt = dtype && dtype->isString() ? parseDType(dtype->string) : std::nullopt;
-    if (!dt || !shape || !shape->isArray() || !chunks || !chunks->isArray() || chunks->array.size() != 1)
+    if (!dt || !shape || !shape->isArray() || !list || !list->isArray() || list->array.size() != 1)
       return bad("tensor \"" + name + "\" needs a dtype, a shape and its chunk");
     std::vector<int64_t> dims;
+    int64_t elements = 1;
     for (const json::Value &d : shape->array) {
-      if (!d.isInteger || d.integer < 0)
+      if (!d.isInteger || d.integer < 0 || __builtin_mul_overflow(elements, d.integer, &elements))
         return bad("tensor \"" + name + "\" has a bad shape");
       dims.push_back(d.integer);
     }
-    const json::Value &chunk = chunks->array[0];
+    const json::Value &chunk = list->array[0];
     const json::Value *file = chunk.find("file"), *begin = chunk.find("begin"), *end = chunk.find("end"),
                       *crc = chunk.find("crc32");
     if (!file || !file->isString() || file->string.find('/') != std::string::npos || !begin || !begin->isInteger ||
         !end || !end->isInteger || !crc || !crc->isInteger)
       return bad("tensor \"" + name + "\" has a malformed chunk");
-    Tensor t = Tensor::zeros(name, *dt, dims);
-    if (end->integer - begin->integer != static_cast<int64_t>(t.data.size()) || begin->integer < 0)
+    int64_t bytes = elements * static_cast<int64_t>(moe_dtype_size(*dt));
+    if (end->integer - begin->integer != bytes || begin->integer < 0)
       return bad("the chunk of \"" + name + "\" spans " + std::to_string(end->integer - begin->integer) +
-                 " bytes, its shape needs " + std::to_string(t.data.size()));
-    const std::string filePath = dir + "/" + file->string;
-    int fd = ::open(filePath.c_str(), O_RDONLY);
-    if (fd < 0)
-      return fail(MOE_NOT_FOUND, "checkpoint " + dir + ": the chunk of \"" + name + "\" is in " + file->string +
-                                     ", which cannot be opened: " + std::strerror(errno));
-    ssize_t got = ::pread(fd, t.data.data(), t.data.size(), static_cast<off_t>(begin->integer));
-    ::close(fd);
-    if (got != static_cast<ssize_t>(t.data.size()))
-      return bad("the chunk of \"" + name + "\" in " + file->string + " [" + std::to_string(begin->integer) + ", " +
-                 std::to_string(end->integer) + ") is truncated");
-    if (crc32(t.data.data(), t.data.size()) != static_cast<uint32_t>(crc->integer))
-      return bad("the chunk of \"" + name + "\" in " + file->string + " [" + std::to_string(begin->integer) + ", " +
-                 std::to_string(end->integer) + ") fails its checksum (corrupted)");
-    read[name] = std::move(t);
+                 " bytes, its shape needs " + std::to_string(bytes));
+    specs[name] = {*dt, dims};
+    chunks.push_back({name, file->string, begin->integer, bytes, static_cast<uint32_t>(crc->integer)});
   }
-  for (auto &[name, t] : read) {
-    if (name.rfind("optimizer.", 0) == 0)
-      continue;
-    out.params.push_back(std::move(t));
-  }
-  for (const Tensor &p : out.params) {
-    auto part = [&](const char *which) { return read.find(optimizerName(p.name, which)); };
-    auto master = part("master"), m = part("exp_avg"), v = part("exp_avg_sq");
-    if (master == read.end() && m == read.end() && v == read.end())
+  // Destinations: the weights as tensors, AdamW's state straight into its vectors.
+  for (const auto &[name, spec] : specs)
+    if (name.rfind("optimizer.", 0) != 0)
+      out.params.push_back(Tensor::zeros(name, spec.first, spec.second));
+  for (Tensor &p : out.params) {
+    auto has = [&](const char *part) { return specs.count(optimizerName(p.name, part)) != 0; };
+    if (!has("master") && !has("exp_avg") && !has("exp_avg_sq"))
       continue; // not trained by AdamW (a buffer, a balance bias)
-    if (master == read.end() || m == read.end() || v == read.end())
+    if (!has("master") || !has("exp_avg") || !has("exp_avg_sq"))
       return bad("the optimizer state of \"" + p.name + "\" is incomplete");
-    AdamW::State s;
-    for (auto [it, into] : {std::pair{master, &s.master}, {m, &s.m}, {v, &s.v}}) {
-      if (it->second.dtype != MOE_F32 || it->second.numElements() != p.numElements())
+    AdamW::State &st = out.optimizer[p.name];
+    for (auto [part, into] : {std::pair{"master", &st.master}, {"exp_avg", &st.m}, {"exp_avg_sq", &st.v}}) {
+      const auto &spec = specs[optimizerName(p.name, part)];
+      if (spec.first != MOE_F32 || spec.second != p.shape)
         return bad("the optimizer state of \"" + p.name + "\" does not match it");
       into->resize(static_cast<size_t>(p.numElements()));
-      std::memcpy(into->data(), it->second.data.data(), it->second.data.size());
     }
-    out.optimizer[p.name] = std::move(s);
   }
+  for (Chunk &c : chunks) {
+    for (Tensor &p : out.params)
+      if (p.name == c.name)
+        c.into = p.data.data();
+    for (auto &[param, st] : out.optimizer)
+      for (auto [part, values] : {std::pair{"master", &st.master}, {"exp_avg", &st.m}, {"exp_avg_sq", &st.v}})
+        if (optimizerName(param, part) == c.name)
+          c.into = values->data();
+    if (!c.into)
+      return bad("tensor \"" + c.name + "\" belongs to no weight (an optimizer state of an unknown parameter)");
+  }
+  // Read and check the chunks on several threads: the CRC-32 runs at memory
+  // speed per thread, and a load is most of the disk and memory traffic.
+  std::vector<std::string> errors(chunks.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next++) < chunks.size();) {
+      const Chunk &c = chunks[i];
+      const std::string filePath = dir + "/" + c.file;
+      int fd = ::open(filePath.c_str(), O_RDONLY);
+      if (fd < 0) {
+        errors[i] =
+            "the chunk of \"" + c.name + "\" is in " + c.file + ", which cannot be opened: " + std::strerror(errno);
+        continue;
+      }
+      int64_t done = 0;
+      while (done < c.bytes) {
+        ssize_t got = ::pread(fd, static_cast<char *>(c.into) + done, static_cast<size_t>(c.bytes - done),
+                              static_cast<off_t>(c.begin + done));
+        if (got <= 0)
+          break;
+        done += got;
+      }
+      ::close(fd);
+      std::string range =
+          " in " + c.file + " [" + std::to_string(c.begin) + ", " + std::to_string(c.begin + c.bytes) + ")";
+      if (done != c.bytes)
+        errors[i] = "the chunk of \"" + c.name + "\"" + range + " is truncated";
+      else if (crc32(static_cast<const uint8_t *>(c.into), static_cast<size_t>(c.bytes)) != c.crc)
+        errors[i] = "the chunk of \"" + c.name + "\"" + range + " fails its checksum (corrupted)";
+    }
+  };
+  unsigned threads = std::max(1u, std::min<unsigned>(8, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t)
+    pool.emplace_back(work);
+  work();
+  for (std::thread &t : pool)
+    t.join();
+  for (const std::string &e : errors)
+    if (!e.empty())
+      return bad(e);
   state = std::move(out);
   path = dir;
   return MOE_OK;
