@@ -69,53 +69,6 @@ void injectSaveFault(int64_t step) {
 
 std::string optimizerName(const std::string &param, const char *part) { return "optimizer." + param + "." + part; }
 
-/// A tensor of a shard being written: where its bytes are, and (filled by
-/// writeShard) where they went in the file and their CRC-32.
-struct ShardTensor {
-  std::string name;
-  moe_dtype_t dtype;
-  std::vector<int64_t> shape;
-  const void *data;
-  size_t bytes;
-  uint64_t begin = 0; ///< absolute file offset
-  uint32_t crc = 0;
-};
-
-/// Writes `tensors` as one safetensors file, streaming each from its buffer.
-moe_status_t writeShard(const std::string &path, std::vector<ShardTensor> &tensors) {
-  std::string header = "{";
-  uint64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    ShardTensor &t = tensors[i];
-    header += i ? "," : "";
-    json::writeString(header, t.name);
-    header += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[";
-    for (size_t d = 0; d < t.shape.size(); ++d)
-      header += (d ? "," : "") + std::to_string(t.shape[d]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes) + "]}";
-    t.begin = offset;
-    offset += t.bytes;
-  }
-  header += "}";
-  while (header.size() % 8)
-    header += ' ';
-  FILE *f = std::fopen(path.c_str(), "wb");
-  if (!f)
-    return ioError("write", path);
-  uint8_t length[8];
-  for (int i = 0; i < 8; ++i)
-    length[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
-  const uint64_t dataStart = 8 + header.size();
-  for (ShardTensor &t : tensors) {
-    ok = ok && std::fwrite(t.data, 1, t.bytes, f) == t.bytes;
-    t.begin += dataStart;
-    t.crc = crc32(static_cast<const uint8_t *>(t.data), t.bytes);
-  }
-  ok = std::fclose(f) == 0 && ok;
-  return ok ? MOE_OK : ioError("write", path);
-}
-
 bool isCompleteCheckpoint(const std::string &dir) {
   struct stat st;
   return ::stat((dir + "/" + kIndexFile).c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -140,7 +93,7 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     return ioError("create", root);
   // Every tensor of the state, the optimizer's under PyTorch's names, written
   // from where it lies (no copy of a state that may be most of the memory).
-  std::vector<ShardTensor> tensors;
+  std::vector<TensorView> tensors;
   for (const Tensor &p : state.params)
     tensors.push_back({p.name, p.dtype, p.shape, p.data.data(), p.data.size()});
   for (const auto &[name, s] : state.optimizer) {
@@ -162,7 +115,8 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
   if (::mkdir(temporary.c_str(), 0755) != 0)
     return ioError("create", temporary);
   const std::string shard = temporary + "/" + kShardFile;
-  if (moe_status_t s = writeShard(shard, tensors))
+  std::vector<uint64_t> begins;
+  if (moe_status_t s = writeSafetensors(shard, tensors, &begins))
     return s;
   if (moe_status_t s = syncPath(shard, false))
     return s;
@@ -173,7 +127,7 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
   json::writeString(index, writer);
   index += ",\"tensors\":{";
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const ShardTensor &t = tensors[i];
+    const TensorView &t = tensors[i];
     std::string shape, offsets;
     for (size_t d = 0; d < t.shape.size(); ++d) {
       shape += (d ? "," : "") + std::to_string(t.shape[d]);
@@ -184,8 +138,8 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
     json::writeString(index, t.name);
     index += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[" + shape +
              "],\"chunks\":[{\"file\":\"" + kShardFile + "\",\"offsets\":[" + offsets + "],\"shape\":[" + shape +
-             "],\"begin\":" + std::to_string(t.begin) + ",\"end\":" + std::to_string(t.begin + t.bytes) +
-             ",\"crc32\":" + std::to_string(t.crc) + "}]}";
+             "],\"begin\":" + std::to_string(begins[i]) + ",\"end\":" + std::to_string(begins[i] + t.bytes) +
+             ",\"crc32\":" + std::to_string(crc32(static_cast<const uint8_t *>(t.data), t.bytes)) + "}]}";
   }
   index += "}}\n";
   if (moe_status_t s = writeText(temporary + "/" + kIndexFile, index))

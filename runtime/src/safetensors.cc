@@ -211,15 +211,27 @@ moe_status_t readSafetensors(const std::string &path, std::vector<Tensor> &out) 
 }
 
 moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor> &tensors) {
+  std::vector<TensorView> views;
+  for (const Tensor &t : tensors)
+    views.push_back({t.name, t.dtype, t.shape, t.data.data(), t.data.size()});
+  return writeSafetensors(path, views);
+}
+
+moe_status_t writeSafetensors(const std::string &path, const std::vector<TensorView> &tensors,
+                              std::vector<uint64_t> *fileOffsets) {
   std::string header = "{";
   uint64_t offset = 0;
+  std::vector<uint64_t> offsets;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor &t = tensors[i];
+    const TensorView &t = tensors[i];
     for (size_t j = 0; j < i; ++j)
       if (tensors[j].name == t.name)
         return fail(MOE_INVALID_ARGUMENT, "safetensors: two tensors named \"" + t.name + "\"");
-    if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
-      return fail(MOE_INVALID_ARGUMENT, "safetensors: tensor \"" + t.name + "\" has " + std::to_string(t.data.size()) +
+    int64_t elements = 1;
+    for (int64_t d : t.shape)
+      elements *= d;
+    if (t.bytes != static_cast<size_t>(elements) * moe_dtype_size(t.dtype))
+      return fail(MOE_INVALID_ARGUMENT, "safetensors: tensor \"" + t.name + "\" has " + std::to_string(t.bytes) +
                                             " bytes for shape " + shapeString(t.shape));
     if (i)
       header += ",";
@@ -227,8 +239,9 @@ moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor>
     header += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[";
     for (size_t d = 0; d < t.shape.size(); ++d)
       header += (d ? "," : "") + std::to_string(t.shape[d]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.data.size()) + "]}";
-    offset += t.data.size();
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes) + "]}";
+    offsets.push_back(offset);
+    offset += t.bytes;
   }
   header += "}";
   while (header.size() % 8)
@@ -241,11 +254,16 @@ moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor>
   for (int i = 0; i < 8; ++i)
     length[i] = static_cast<uint8_t>(n >> (8 * i));
   bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
-  for (const Tensor &t : tensors)
-    ok = ok && std::fwrite(t.data.data(), 1, t.data.size(), f) == t.data.size();
+  for (const TensorView &t : tensors)
+    ok = ok && std::fwrite(t.data, 1, t.bytes, f) == t.bytes;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok)
     return fail(MOE_INVALID_ARGUMENT, "cannot write '" + path + "'");
+  if (fileOffsets) {
+    for (uint64_t &o : offsets)
+      o += 8 + header.size();
+    *fileOffsets = std::move(offsets);
+  }
   return MOE_OK;
 }
 

@@ -61,6 +61,20 @@ moe_status_t readSafetensors(const std::string &path, std::vector<Tensor> &out);
 /// Writes `tensors` (names must be unique) with an optional __metadata__.
 moe_status_t writeSafetensors(const std::string &path, const std::vector<Tensor> &tensors);
 
+/// A tensor to write from memory the writer does not own (a checkpoint's
+/// optimizer state, written without copying it into Tensors).
+struct TensorView {
+  std::string name;
+  moe_dtype_t dtype = MOE_F32;
+  std::vector<int64_t> shape;
+  const void *data = nullptr;
+  size_t bytes = 0;
+};
+/// The same writer over views; `fileOffsets`, when given, gets each
+/// tensor's absolute byte offset in the file.
+moe_status_t writeSafetensors(const std::string &path, const std::vector<TensorView> &tensors,
+                              std::vector<uint64_t> *fileOffsets = nullptr);
+
 /// Reads a whole file (a clear error if it cannot).
 moe_status_t readFile(const std::string &path, std::vector<uint8_t> &out);
 
