@@ -3,9 +3,6 @@
 #define MOE_RUNTIME_CPU_ELEMENTS_H
 
 #include "moe/runtime/dtype.h"
-#include "moe/runtime/kernel_abi.h"
-
-#include <cmath>
 
 #include <cstdint>
 #include <cstring>
@@ -65,24 +62,6 @@ inline void loadRow(const void *base, int64_t first, int64_t n, int32_t dtype, f
   }
   for (int64_t i = 0; i < n; ++i)
     out[i] = loadF32(base, first + i, dtype);
-}
-
-/// A router row's scores in place (score: a moe_score_t): softmax
-/// (max-subtracted) or sigmoid of the logits, or the logits themselves. One
-/// definition for top-k and its backward, so both see the same scores.
-inline void applyScore(int32_t score, float *s, int64_t n) {
-  if (score == MOE_SCORE_SOFTMAX) {
-    float m = s[0], sum = 0;
-    for (int64_t i = 1; i < n; ++i)
-      m = s[i] > m ? s[i] : m;
-    for (int64_t i = 0; i < n; ++i)
-      sum += (s[i] = std::exp(s[i] - m));
-    for (int64_t i = 0; i < n; ++i)
-      s[i] /= sum;
-  } else if (score == MOE_SCORE_SIGMOID) {
-    for (int64_t i = 0; i < n; ++i)
-      s[i] = 1.0f / (1.0f + std::exp(-s[i]));
-  }
 }
 
 } // namespace moe::runtime::cpu

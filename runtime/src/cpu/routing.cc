@@ -2,6 +2,7 @@
 #include "moe/runtime/cpu_kernels.h"
 
 #include "elements.h"
+#include "routing_math.h"
 
 #include <algorithm>
 #include <cmath>
@@ -78,12 +79,7 @@ extern "C" void moe_cpu_gather(int64_t x, int64_t idx, int64_t out, int64_t rows
 
 extern "C" void moe_cpu_load_balance_loss(int64_t probs, int64_t indices, int64_t out, int64_t tokens, int64_t experts,
                                           int64_t k, int32_t dtype) {
-  std::vector<double> fraction(experts, 0.0), meanProb(experts, 0.0);
-  for (int64_t a = 0; a < tokens * k; ++a) {
-    int64_t e = ptr<int32_t>(indices)[a];
-    if (e >= 0 && e < experts)
-      fraction[e] += 1.0;
-  }
+  std::vector<double> fraction = expertCounts(ptr<int32_t>(indices), tokens * k, experts), meanProb(experts, 0.0);
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t e = 0; e < experts; ++e)
       meanProb[e] += loadF32(ptr<void>(probs), t * experts + e, dtype);
@@ -98,11 +94,7 @@ extern "C" void moe_cpu_z_loss(int64_t logits, int64_t out, int64_t rows, int64_
   double total = 0;
   for (int64_t r = 0; r < rows; ++r) {
     loadRow(ptr<void>(logits), r * cols, cols, dtype, s.data());
-    float m = *std::max_element(s.begin(), s.end());
-    double sum = 0;
-    for (float v : s)
-      sum += std::exp(static_cast<double>(v - m));
-    double lse = m + std::log(sum);
+    double lse = logSumExp(s.data(), cols);
     total += lse * lse;
   }
   *ptr<float>(out) = rows > 0 ? static_cast<float>(total / static_cast<double>(rows)) : 0.0f;

@@ -4,6 +4,7 @@
 #include "moe/runtime/cpu_kernels.h"
 
 #include "elements.h"
+#include "routing_math.h"
 #include "thread_pool.h"
 
 #include <algorithm>
@@ -66,12 +67,7 @@ extern "C" void moe_cpu_gather_grad(int64_t idx, int64_t dy, int64_t dx, int64_t
 extern "C" void moe_cpu_load_balance_loss_grad(int64_t probs, int64_t indices, int64_t dloss, int64_t dprobs,
                                                int64_t tokens, int64_t experts, int64_t k, int32_t dtype) {
   (void)probs; // d loss / d p_te = E f_e / T: the counts f_e are constants (spec)
-  std::vector<double> fraction(experts, 0.0);
-  for (int64_t a = 0; a < tokens * k; ++a) {
-    int64_t e = ptr<int32_t>(indices)[a];
-    if (e >= 0 && e < experts)
-      fraction[e] += 1.0;
-  }
+  std::vector<double> fraction = expertCounts(ptr<int32_t>(indices), tokens * k, experts);
   const double g = *ptr<float>(dloss);
   std::vector<float> column(experts);
   for (int64_t e = 0; e < experts; ++e)
@@ -90,11 +86,7 @@ extern "C" void moe_cpu_z_loss_grad(int64_t logits, int64_t dloss, int64_t dlogi
     thread_local std::vector<float> s;
     s.resize(cols);
     loadRow(ptr<void>(logits), r * cols, cols, dtype, s.data());
-    float m = *std::max_element(s.begin(), s.end());
-    double sum = 0;
-    for (float v : s)
-      sum += std::exp(static_cast<double>(v - m));
-    double lse = m + std::log(sum);
+    double lse = logSumExp(s.data(), cols);
     // d/dx (mean lse^2) = 2 lse softmax(x) / rows.
     for (int64_t c = 0; c < cols; ++c)
       storeF32(
