@@ -155,6 +155,27 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
 
 } // namespace
 
+moe_status_t bindWeights(Layer &layer, const std::string &path, unsigned seed, Communicator *comm, FILE *notes) {
+  std::vector<Tensor> weights;
+  if (!path.empty()) {
+    if (comm) {
+      if (moe_status_t s = readParameterShards(layer, path, weights, notes))
+        return s;
+    } else {
+      if (moe_status_t s = readSafetensors(path, weights))
+        return s;
+      layer.convertWeightTypes(weights, notes);
+    }
+  } else {
+    if (moe_status_t s = layer.checkParametersFit())
+      return s;
+    weights = layer.randomParameters(seed);
+    if (comm)
+      weights = shardParameters(layer, weights);
+  }
+  return layer.bindParameters(std::move(weights));
+}
+
 int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check,
                const SessionGradientCheck &gradientCheck) {
   if (options.threads)
@@ -170,24 +191,7 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->world() : 1;
   if (comm && checkSameArtifact(*comm, layer) != MOE_OK)
     return error(options);
-  std::vector<Tensor> weights;
-  if (!options.weights.empty()) {
-    if (comm) {
-      if (readParameterShards(layer, options.weights, weights, stderr) != MOE_OK)
-        return error(options);
-    } else {
-      if (readSafetensors(options.weights, weights) != MOE_OK)
-        return error(options);
-      layer.convertWeightTypes(weights, stderr);
-    }
-  } else {
-    if (layer.checkParametersFit() != MOE_OK)
-      return error(options);
-    weights = layer.randomParameters(options.seed);
-    if (comm)
-      weights = shardParameters(layer, weights);
-  }
-  if (layer.bindParameters(std::move(weights)) != MOE_OK)
+  if (bindWeights(layer, options.weights, options.seed, comm, stderr) != MOE_OK)
     return error(options);
 
   std::vector<Tensor> inputs;

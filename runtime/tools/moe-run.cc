@@ -10,7 +10,6 @@
 #include "moe/runtime/trainer.h"
 
 #include "moe/runtime/cpu_kernels.h"
-#include "moe/runtime/safetensors.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -232,15 +231,8 @@ int main(int argc, char **argv) {
     }
     if (options.threads)
       moe_cpu_set_num_threads(static_cast<int>(options.threads));
-    std::vector<moe::runtime::Tensor> weights;
-    if (!options.weights.empty()) {
-      if (moe::runtime::readSafetensors(options.weights, weights) != MOE_OK)
-        return failed();
-      layer->convertWeightTypes(weights, stderr);
-    } else {
-      weights = layer->randomParameters(options.seed);
-    }
-    if (layer->bindParameters(std::move(weights)) != MOE_OK)
+    // The whole layer on every rank: the trainer, not the layer, is on the mesh.
+    if (moe::runtime::bindWeights(*layer, options.weights, options.seed, nullptr, stderr) != MOE_OK)
       return failed();
     if (!makeData.empty()) {
       if (moe::runtime::makeTeacherData(*layer, train.steps, options.tokens, options.seed, makeData) != MOE_OK)

@@ -40,6 +40,12 @@ using SessionCheck =
 using SessionGradientCheck = std::function<int(const std::vector<Tensor> &, const std::vector<Tensor> &,
                                                const std::vector<Tensor> &, const std::vector<Tensor> &)>;
 
+/// Binds the layer's weights: from the safetensors file at `path` (each rank
+/// its shard when `comm` is the layer's mesh; float types converted, a note
+/// each on `notes`), else random ones by `seed` (refused first when they do
+/// not fit this machine).
+moe_status_t bindWeights(Layer &layer, const std::string &path, unsigned seed, Communicator *comm, FILE *notes);
+
 /// Runs `layer` as the options say, printing the summary (and benchmark) to
 /// `out` and errors to stderr. Returns the process exit status.
 int runSession(Layer &layer, const SessionOptions &options, FILE *out, const SessionCheck &check = nullptr,
