@@ -134,11 +134,7 @@ std::vector<Tensor> sliceInputs(const Layer &layer, const std::vector<Tensor> &g
       continue;
     }
     RowSlice rows = tokenSlice(g.shape[0], world, rank);
-    size_t rowBytes = g.shape[0] ? g.data.size() / static_cast<size_t>(g.shape[0]) : 0;
-    Tensor t = g;
-    t.shape[0] = rows.count;
-    t.data.assign(g.data.begin() + rows.begin * rowBytes, g.data.begin() + (rows.begin + rows.count) * rowBytes);
-    out.push_back(std::move(t));
+    out.push_back(sliceRows(g, rows.begin, rows.count));
   }
   return out;
 }

@@ -79,4 +79,16 @@ Tensor convertFloat(const Tensor &t, moe_dtype_t to) {
   return out;
 }
 
+Tensor sliceRows(const Tensor &t, int64_t begin, int64_t count) {
+  Tensor out;
+  out.name = t.name;
+  out.dtype = t.dtype;
+  out.shape = t.shape;
+  out.shape[0] = count;
+  size_t rowBytes = t.shape[0] ? t.data.size() / static_cast<size_t>(t.shape[0]) : 0;
+  out.data.assign(t.data.begin() + static_cast<ptrdiff_t>(begin * rowBytes),
+                  t.data.begin() + static_cast<ptrdiff_t>((begin + count) * rowBytes));
+  return out;
+}
+
 } // namespace moe::runtime

@@ -14,23 +14,6 @@
 
 namespace moe::runtime {
 
-namespace {
-
-/// Rows [begin, end) of a [rows, ...] tensor.
-Tensor rows(const Tensor &t, int64_t begin, int64_t end) {
-  Tensor out;
-  out.name = t.name;
-  out.dtype = t.dtype;
-  out.shape = t.shape;
-  out.shape[0] = end - begin;
-  size_t rowBytes = static_cast<size_t>(t.numElements() / std::max<int64_t>(t.shape[0], 1)) * moe_dtype_size(t.dtype);
-  out.data.assign(t.data.begin() + static_cast<ptrdiff_t>(begin * rowBytes),
-                  t.data.begin() + static_cast<ptrdiff_t>(end * rowBytes));
-  return out;
-}
-
-} // namespace
-
 moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
   const Signature &sig = layer_.signature();
   const int64_t world = comm_ ? comm_->world() : 1;
@@ -139,9 +122,9 @@ moe_status_t Trainer::blockedGradients(const std::vector<Tensor> &inputs, const 
     int64_t end = std::min<int64_t>(tokens, begin + MOE_GRADIENT_BLOCK_TOKENS);
     std::vector<Tensor> in, cot, grads;
     for (const Tensor &t : inputs)
-      in.push_back(rows(t, begin, end));
+      in.push_back(sliceRows(t, begin, end - begin));
     for (const Tensor &t : cotangents)
-      cot.push_back(rows(t, begin, end));
+      cot.push_back(sliceRows(t, begin, end - begin));
     if (moe_status_t s = layer_.backward(in, cot, grads))
       return s;
     std::vector<float> flat;
@@ -231,13 +214,9 @@ namespace {
 
 /// Batch `index` of a [batches, ...] tensor, as a tensor named `name`.
 Tensor batch(const Tensor &all, int64_t index, const std::string &name) {
-  Tensor t;
+  Tensor t = sliceRows(all, index, 1);
   t.name = name;
-  t.dtype = all.dtype;
-  t.shape.assign(all.shape.begin() + 1, all.shape.end());
-  size_t bytes = static_cast<size_t>(t.numElements()) * moe_dtype_size(all.dtype);
-  t.data.assign(all.data.begin() + static_cast<ptrdiff_t>(index * bytes),
-                all.data.begin() + static_cast<ptrdiff_t>((index + 1) * bytes));
+  t.shape.erase(t.shape.begin());
   return t;
 }
 
@@ -312,8 +291,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   auto mine = [&](Tensor t) {
     if (world == 1)
       return t;
-    int64_t share = t.shape[0] / world;
-    return rows(t, rank * share, (rank + 1) * share);
+    RowSlice share = tokenSlice(t.shape[0], world, rank); // as mesh runs slice inputs
+    return sliceRows(t, share.begin, share.count);
   };
   FILE *csv = nullptr;
   if (!options.lossCsv.empty() && rank == 0) {

@@ -32,6 +32,10 @@ struct Tensor {
 /// `t`, rounded to its dtype (nearest even for bf16 and f16).
 void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, float scale = 1.0f);
 
+/// Rows [begin, begin + count) of `t` along its first dimension (a rank's
+/// tokens, a batch's block of them), a copy with the same name.
+Tensor sliceRows(const Tensor &t, int64_t begin, int64_t count);
+
 /// `t` converted to the float type `to` (F32, F16, BF16; rounding to nearest
 /// even, as PyTorch's .to() does); the same tensor when it already is.
 Tensor convertFloat(const Tensor &t, moe_dtype_t to);
