@@ -27,10 +27,11 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   // The loss and its cotangents: the mean over the global batch (every
   // rank's rows), the squares summed in double, the ranks' sums in rank order.
   const int64_t n = y.numElements();
+  std::vector<double> diff(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t i = 0; i < n; ++i) {
-    double diff = static_cast<double>(y.at(i)) - static_cast<double>(target.at(i));
-    squares += diff * diff;
+    diff[i] = static_cast<double>(y.at(i)) - static_cast<double>(target.at(i));
+    squares += diff[i] * diff[i];
   }
   double count = static_cast<double>(n);
   if (world > 1) {
@@ -45,7 +46,7 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   std::vector<Tensor> cotangents;
   Tensor dy = Tensor::zeros(y.name, y.dtype, y.shape);
   for (int64_t i = 0; i < n; ++i) {
-    float g = static_cast<float>(2.0 * (static_cast<double>(y.at(i)) - static_cast<double>(target.at(i))) / count);
+    float g = static_cast<float>(2.0 * diff[i] / count);
     storeFloats(dy, i, &g, 1);
   }
   cotangents.push_back(std::move(dy));
@@ -58,14 +59,10 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
     }
     cotangents.push_back(std::move(c));
   }
-  if (!sig.rowIndependent) { // tokens are coupled: one backward over the whole batch (one device)
-    std::vector<Tensor> gradients;
-    if (moe_status_t s = layer_.backward(inputs, cotangents, gradients))
-      return s;
-    return apply(std::move(gradients));
-  }
+  // Tokens coupled (a capacity, a batch loss): one backward over the whole batch, on one device.
   std::vector<Tensor> gradients;
-  if (moe_status_t s = blockedGradients(inputs, cotangents, gradients))
+  if (moe_status_t s = sig.rowIndependent ? blockedGradients(inputs, cotangents, gradients)
+                                          : layer_.backward(inputs, cotangents, gradients))
     return s;
   return apply(std::move(gradients));
 }
