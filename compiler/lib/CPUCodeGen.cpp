@@ -51,22 +51,29 @@ static LogicalResult extractBackward(func::FuncOp backward, const rt::Signature 
 LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const rt::Mesh &mesh, bool train,
                                       rt::Artifact &out, std::string *commandLog, std::string *llvmIR) {
   Location loc = layer.getLoc();
-  // On a mesh, the signature is the placed program's (shards, mesh).
-  if (mesh.isPlaced() && failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
-    return failure();
-  if (failed(extractSignature(layer, out.signature)))
-    return failure();
   std::string layerName = layer.getName().str();
   // Keep only the layer being compiled.
   for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     if (fn != layer)
       fn.erase();
+  // The backward is built from the single-device layer, then both are placed.
+  if (train && failed(runPipeline(module, [](OpPassManager &pm) {
+        pm.addPass(createMoEVerifyInput());
+        pm.addPass(createMoEDifferentiate());
+      })))
+    return failure();
+  // On a mesh, the signature is the placed program's (shards, mesh).
+  if (mesh.isPlaced() && failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, mesh); })))
+    return failure();
+  if (failed(extractSignature(layer, out.signature)))
+    return failure();
   if (train) {
-    if (failed(runPipeline(module, [](OpPassManager &pm) {
-          pm.addPass(createMoEVerifyInput());
-          pm.addPass(createMoEDifferentiate());
-        })))
-      return failure();
+    // Training on a mesh forms each sum over the tokens from every rank's
+    // rows (gathered): it needs layers whose tokens are independent.
+    if (mesh.isPlaced() && !out.signature.rowIndependent)
+      return emitError(loc) << "moec build --train --mesh " << mesh.toString() << ": layer " << layerName
+                            << " couples its tokens (a capacity, a loss or a reduction over them), which the "
+                               "placed backward does not handle yet; train it on one process";
     auto backward = module.lookupSymbol<func::FuncOp>(layerName + "_backward");
     out.signature.backward.emplace();
     if (!backward || failed(extractBackward(backward, out.signature, *out.signature.backward)))

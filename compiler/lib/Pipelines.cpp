@@ -44,6 +44,15 @@ static void addElementwiseFusion(OpPassManager &pm) {
   OpPassManager &fn = pm.nest<func::FuncOp>();
   fn.addPass(createConvertElementwiseToLinalgPass());
   fn.addPass(createLinalgElementwiseOpFusionPass());
+}
+
+/// Canonicalisation and CSE of the CPU program only once it is in buffers: a
+/// kernel call reads its operands through pointers taken from
+/// bufferization.to_buffer, so merging two calls' to_buffer ops (CSE), or
+/// folding one into the buffer it came from, would hide the later call's
+/// read from the bufferization's analysis, which could then overwrite the
+/// tensor in place before that call reads it.
+static void addCleanupAfterBufferization(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }
@@ -55,6 +64,7 @@ void moe::buildMoELowerToCPUPipeline(OpPassManager &pm) {
   addElementwiseFusion(pm);
   addBufferization(pm);
   bufferization::buildBufferDeallocationPipeline(pm);
+  addCleanupAfterBufferization(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.nest<func::FuncOp>().addPass(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -78,6 +88,8 @@ void moe::buildMoELowerToNVVMPipeline(OpPassManager &pm, const GPUKernelOptions 
   pm.addPass(createConvertMoEToGPUKernels(kernels));
   pm.addPass(createConvertMoEToLinalg());
   addElementwiseFusion(pm);
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   addBufferization(pm);
   pm.addPass(createCanonicalizerPass());
   {

@@ -81,7 +81,9 @@ static double flopsPerToken(func::FuncOp layer) {
 /// Whether each output row of `layer` depends on its own input row only: no
 /// op turns a token-dynamic operand into a result without a token dimension
 /// (a loss, a reduction over tokens), no softmax or reduction along the
-/// tokens, no capacity (its drops depend on the other tokens), no collective.
+/// tokens, no capacity (its drops depend on the other tokens), no collective
+/// but a placed layer's exchange of routed rows and its gathers of FSDP
+/// chunks (a placed layer is row-independent when its single-device one is).
 static bool rowIndependent(func::FuncOp layer) {
   auto tokenDynamic = [](Type t) {
     auto shaped = dyn_cast<RankedTensorType>(t);
@@ -96,8 +98,11 @@ static bool rowIndependent(func::FuncOp layer) {
     if (!tokenDynamic(t))
       return false;
   WalkResult coupled = layer.walk([&](Operation *op) {
-    if (isa<moe::LoadBalanceLossOp, moe::ZLossOp, moe::AllGatherOp, moe::AllReduceOp, moe::ReduceScatterOp,
-            moe::AllToAllOp>(op))
+    if (isa<moe::LoadBalanceLossOp, moe::ZLossOp, moe::AllReduceOp, moe::ReduceScatterOp>(op))
+      return WalkResult::interrupt();
+    if (auto a = dyn_cast<moe::AllToAllOp>(op); a && !isa<moe::RoutedType>(a.getInput().getType()))
+      return WalkResult::interrupt();
+    if (auto g = dyn_cast<moe::AllGatherOp>(op); g && tokenDynamic(g.getInput().getType()))
       return WalkResult::interrupt();
     if (auto d = dyn_cast<moe::DispatchOp>(op); d && d.getRouted().getType().getCapacity())
       return WalkResult::interrupt();

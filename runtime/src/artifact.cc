@@ -62,11 +62,12 @@ void writeSpecs(std::string &out, const char *key, const std::vector<TensorSpec>
       out += ",\"init\":";
       json::writeString(out, s.init);
       out += s.trainable ? ",\"trainable\":true" : ",\"trainable\":false";
-      if (s.placement != Placement::Replicated)
-        out += ",\"placement\":\"" + std::string(placementName(s.placement)) + "\"";
       if (!s.update.empty())
         out += ",\"update\":\"" + s.update + "\"";
     }
+    // A parameter's, or its gradient's (which is placed as the parameter).
+    if (s.placement != Placement::Replicated)
+      out += ",\"placement\":\"" + std::string(placementName(s.placement)) + "\"";
     out += "}";
   }
   out += "]";
@@ -119,12 +120,12 @@ moe_status_t readSpecs(const json::Value &root, const char *key, std::vector<Ten
           return bad("parameter \"" + s.name + "\" has an unknown update (balance)");
         s.update = u->string;
       }
-      if (const json::Value *p = v.find("placement")) {
-        std::optional<Placement> placement = p->isString() ? parsePlacement(p->string) : std::nullopt;
-        if (!placement)
-          return bad("parameter \"" + s.name + "\" has an unknown placement (replicated or experts)");
-        s.placement = *placement;
-      }
+    }
+    if (const json::Value *p = v.find("placement")) {
+      std::optional<Placement> placement = p->isString() ? parsePlacement(p->string) : std::nullopt;
+      if (!placement)
+        return bad("tensor \"" + s.name + "\" has an unknown placement (replicated or experts)");
+      s.placement = *placement;
     }
     out.push_back(std::move(s));
   }

@@ -368,7 +368,18 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
                                           " cotangents (one per "
                                           "output), got " +
                                           std::to_string(cotangents.size()));
-  return callOnCpu(backwardEntry, sig.backward->gradients, ordered, symbols, gradients);
+  // On a mesh a parameter's gradient is the rank's shard, as the parameter.
+  std::vector<TensorSpec> results = sig.backward->gradients;
+  if (sig.mesh.isPlaced())
+    for (TensorSpec &spec : results) {
+      if (!spec.shape.empty() && spec.shape[0].isSymbolic())
+        continue;
+      std::vector<Dim> local;
+      for (int64_t d : paramShardOf(spec).localShape)
+        local.push_back({d, ""});
+      spec.shape = std::move(local);
+    }
+  return callOnCpu(backwardEntry, results, ordered, symbols, gradients);
 }
 
 moe_status_t Layer::callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,

@@ -124,20 +124,41 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
     fail(MOE_INVALID_ARGUMENT, "--backward needs a train artifact (moec build --train)");
     return error(options);
   }
+  // On a mesh the cotangents are global tensors too (a file, or random by
+  // the seed for the global outputs), of which each rank takes its rows.
+  Communicator *comm = layer.isSharded() ? layer.communicator() : nullptr;
+  std::vector<Tensor> globalOutputs = outputs;
+  if (comm && gatherOutputs(*comm, layer, outputs, globalOutputs) != MOE_OK)
+    return error(options);
   std::vector<Tensor> cotangents;
   if (!options.cotangents.empty()) {
     if (readSafetensors(options.cotangents, cotangents) != MOE_OK)
       return error(options);
   } else {
-    cotangents = layer.randomCotangents(options.seed, outputs);
+    cotangents = layer.randomCotangents(options.seed, globalOutputs);
   }
+  if (comm)
+    for (size_t i = 0; i < cotangents.size(); ++i)
+      if (i < layer.signature().outputs.size() && isTokenSliced(layer.signature().outputs[i]) &&
+          !cotangents[i].shape.empty()) {
+        RowSlice rows = tokenSlice(cotangents[i].shape[0], comm->world(), comm->rank());
+        cotangents[i] = sliceRows(cotangents[i], rows.begin, rows.count);
+      }
   std::vector<Tensor> gradients;
   auto start = std::chrono::steady_clock::now();
   if (layer.backward(inputs, cotangents, gradients) != MOE_OK)
     return error(options);
   double ms = seconds(start) * 1e3;
+  if (comm) {
+    std::vector<Tensor> global;
+    if (gatherGradients(*comm, layer, gradients, global) != MOE_OK)
+      return error(options);
+    gradients = std::move(global);
+    if (comm->rank() != 0)
+      return 0;
+  }
   if (!options.outputs.empty()) {
-    std::vector<Tensor> written = outputs;
+    std::vector<Tensor> written = globalOutputs;
     written.insert(written.end(), gradients.begin(), gradients.end());
     if (writeSafetensors(options.outputs, written) != MOE_OK)
       return error(options);
@@ -211,9 +232,9 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
       inputs = sliceInputs(layer, inputs, rank, world);
   }
 
-  if (options.backward && comm) {
-    fail(MOE_INVALID_ARGUMENT,
-         "--backward runs on one device so far (the layer is placed on mesh " + sig.mesh.toString() + ")");
+  if (options.backward && comm && check) {
+    fail(MOE_INVALID_ARGUMENT, "--check of a backward runs on one device (the layer is placed on mesh " +
+                                   sig.mesh.toString() + "); compare a mesh's gradients with one device's with cmp");
     return error(options);
   }
   std::vector<Tensor> outputs;

@@ -139,6 +139,74 @@ std::vector<Tensor> sliceInputs(const Layer &layer, const std::vector<Tensor> &g
   return out;
 }
 
+moe_status_t gatherShards(Communicator &comm, const Mesh &mesh, const std::vector<TensorSpec> &specs,
+                          const std::vector<Tensor> &local, std::vector<Tensor> &global) {
+  const std::vector<int64_t> everyone = mesh.group(comm.rank(), kAllAxes);
+  global.clear();
+  for (const TensorSpec &spec : specs) {
+    const Tensor *mine = nullptr;
+    for (const Tensor &t : local)
+      if (t.name == spec.name)
+        mine = &t;
+    if (!mine)
+      return fail(MOE_INTERNAL, "no local shard of \"" + spec.name + "\" to gather");
+    const std::vector<int64_t> shape = spec.sizes();
+    ParamShard own = paramShard(mesh, comm.rank(), spec.placement, shape);
+    Tensor whole = Tensor::zeros(spec.name, mine->dtype, shape);
+    const int64_t size = static_cast<int64_t>(moe_dtype_size(mine->dtype));
+    if (own.begin == 0 && own.count == whole.numElements()) { // every rank holds all of it
+      std::memcpy(whole.data.data(), mine->data.data(), whole.data.size());
+      global.push_back(std::move(whole));
+      continue;
+    }
+    std::vector<int64_t> bytes;
+    std::vector<ParamShard> shards;
+    for (int64_t r : everyone) {
+      shards.push_back(paramShard(mesh, r, spec.placement, shape));
+      bytes.push_back(shards.back().count * size);
+    }
+    std::vector<char> all;
+    int64_t total = 0;
+    for (int64_t b : bytes)
+      total += b;
+    all.resize(static_cast<size_t>(total));
+    if (moe_status_t s = comm.allGatherV(everyone, mine->data.data(), all.data(), bytes, "parameter shards"))
+      return s;
+    int64_t at = 0;
+    for (size_t r = 0; r < shards.size(); ++r) {
+      std::memcpy(whole.data.data() + shards[r].begin * size, all.data() + at, static_cast<size_t>(bytes[r]));
+      at += bytes[r];
+    }
+    global.push_back(std::move(whole));
+  }
+  return MOE_OK;
+}
+
+namespace {
+
+/// A [tokens, ...] tensor's rows from every rank, in rank order.
+moe_status_t gatherTokenRows(Communicator &comm, const std::vector<int64_t> &everyone, const Tensor &t, Tensor &g) {
+  int64_t rows = t.shape[0];
+  std::vector<int64_t> counts(everyone.size());
+  if (moe_status_t s = comm.allGather(everyone, &rows, counts.data(), sizeof rows, "outputs (row counts)"))
+    return s;
+  size_t rowBytes = moe_dtype_size(t.dtype); // from the shape, not the data (which may be empty)
+  for (size_t d = 1; d < t.shape.size(); ++d)
+    rowBytes *= static_cast<size_t>(t.shape[d]);
+  int64_t total = 0;
+  std::vector<int64_t> bytes;
+  for (int64_t c : counts) {
+    total += c;
+    bytes.push_back(c * static_cast<int64_t>(rowBytes));
+  }
+  g = t;
+  g.shape[0] = total;
+  g.data.resize(static_cast<size_t>(total) * rowBytes);
+  return comm.allGatherV(everyone, t.data.data(), g.data.data(), bytes, "outputs (rows)");
+}
+
+} // namespace
+
 moe_status_t gatherOutputs(Communicator &comm, const Layer &layer, const std::vector<Tensor> &local,
                            std::vector<Tensor> &global) {
   const Signature &sig = layer.signature();
@@ -150,27 +218,33 @@ moe_status_t gatherOutputs(Communicator &comm, const Layer &layer, const std::ve
       global.push_back(t);
       continue;
     }
-    int64_t rows = t.shape[0];
-    std::vector<int64_t> counts(everyone.size());
-    if (moe_status_t s = comm.allGather(everyone, &rows, counts.data(), sizeof rows, "outputs (row counts)"))
+    Tensor g;
+    if (moe_status_t s = gatherTokenRows(comm, everyone, t, g))
       return s;
-    size_t rowBytes = static_cast<size_t>(t.numElements() / std::max<int64_t>(rows, 1)) * moe_dtype_size(t.dtype);
-    if (rows == 0) { // the row size from the shape, not the (empty) data
-      rowBytes = moe_dtype_size(t.dtype);
-      for (size_t d = 1; d < t.shape.size(); ++d)
-        rowBytes *= static_cast<size_t>(t.shape[d]);
+    global.push_back(std::move(g));
+  }
+  return MOE_OK;
+}
+
+moe_status_t gatherGradients(Communicator &comm, const Layer &layer, const std::vector<Tensor> &local,
+                             std::vector<Tensor> &global) {
+  const Signature &sig = layer.signature();
+  if (!sig.backward)
+    return fail(MOE_INVALID_ARGUMENT, "layer " + sig.layer + " has no backward");
+  std::vector<int64_t> everyone = sig.mesh.group(comm.rank(), kAllAxes);
+  global.clear();
+  for (size_t i = 0; i < local.size() && i < sig.backward->gradients.size(); ++i) {
+    const TensorSpec &spec = sig.backward->gradients[i];
+    Tensor g;
+    if (isTokenSliced(spec) && !local[i].shape.empty()) {
+      if (moe_status_t s = gatherTokenRows(comm, everyone, local[i], g))
+        return s;
+    } else {
+      std::vector<Tensor> whole;
+      if (moe_status_t s = gatherShards(comm, sig.mesh, {spec}, {local[i]}, whole))
+        return s;
+      g = std::move(whole[0]);
     }
-    int64_t total = 0;
-    std::vector<int64_t> bytes;
-    for (int64_t c : counts) {
-      total += c;
-      bytes.push_back(c * static_cast<int64_t>(rowBytes));
-    }
-    Tensor g = t;
-    g.shape[0] = total;
-    g.data.resize(static_cast<size_t>(total) * rowBytes);
-    if (moe_status_t s = comm.allGatherV(everyone, t.data.data(), g.data.data(), bytes, "outputs (rows)"))
-      return s;
     global.push_back(std::move(g));
   }
   return MOE_OK;

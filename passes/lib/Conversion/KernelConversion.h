@@ -123,32 +123,54 @@ inline LogicalResult checkRoutedChains(ModuleOp module, StringRef backend) {
 /// The backward of a routed chain, from its dispatch_grad: combine_grad ->
 /// [expert_ffn_grad] -> dispatch_grad, the cotangents of the (recomputed)
 /// forward chain dispatch -> [expert_ffn] -> combine of the same operands.
+///
+/// On a mesh (moe-place-on-mesh) the forward chain has its exchanges, and the
+/// backward's are the same: the rows' cotangents to the experts' ranks before
+/// expert_ffn_grad (which takes the forward's exchanged rows) and back after.
 struct RoutedChainGrad {
   DispatchOp dispatch;
   ExpertFfnGradOp ffnGrad; ///< null: dispatch straight into combine
   CombineGradOp combineGrad;
+  AllToAllOp toExperts;   ///< expert parallel: the cotangents to the experts' ranks
+  AllToAllOp fromExperts; ///< and the rows' cotangents back
 };
 
 inline FailureOr<RoutedChainGrad> matchRoutedChainGrad(DispatchGradOp root, StringRef backend) {
   RoutedChainGrad chain;
   Value routedGrad = root.getGrad();
+  if ((chain.fromExperts = routedGrad.getDefiningOp<AllToAllOp>()))
+    routedGrad = chain.fromExperts.getInput();
   chain.ffnGrad = routedGrad.getDefiningOp<ExpertFfnGradOp>();
   if (chain.ffnGrad)
     routedGrad = chain.ffnGrad.getGrad();
+  if ((chain.toExperts = routedGrad.getDefiningOp<AllToAllOp>()))
+    routedGrad = chain.toExperts.getInput();
   chain.combineGrad = routedGrad.getDefiningOp<CombineGradOp>();
   Value primal = chain.combineGrad ? chain.combineGrad.getRouted() : Value();
+  // The forward's exchanges, when the backward has its own.
+  bool exchanged = chain.toExperts || chain.fromExperts;
+  auto back = primal ? primal.getDefiningOp<AllToAllOp>() : nullptr;
+  if (back)
+    primal = back.getInput();
   auto ffn = primal ? primal.getDefiningOp<ExpertFfnOp>() : nullptr;
   if (chain.ffnGrad && ffn && ffn.getRouted() == chain.ffnGrad.getRouted() &&
       ffn.getWeights() == chain.ffnGrad.getWeights())
     primal = ffn.getRouted();
   else if (chain.ffnGrad)
     primal = Value();
+  auto there = primal ? primal.getDefiningOp<AllToAllOp>() : nullptr;
+  if (there)
+    primal = there.getInput();
   chain.dispatch = primal ? primal.getDefiningOp<DispatchOp>() : nullptr;
-  if (!chain.combineGrad || !chain.dispatch)
+  bool consistent = !exchanged || (chain.toExperts && chain.fromExperts && chain.ffnGrad && back && there &&
+                                   chain.toExperts.getAxes() == chain.fromExperts.getAxes() &&
+                                   there.getAxes() == chain.toExperts.getAxes());
+  if (!chain.combineGrad || !chain.dispatch || !consistent || (!exchanged && (back || there)))
     return root.emitError() << "the " << backend
                             << " backend needs moe.dispatch_grad of moe.combine_grad, optionally through one "
                                "moe.expert_ffn_grad, of the cotangents of one dispatch -> [expert_ffn] -> combine "
-                               "chain (as moe-differentiate builds it)";
+                               "chain (as moe-differentiate builds it; on a mesh with one moe.all_to_all over the "
+                               "same axes on each side of both expert ops)";
   return chain;
 }
 

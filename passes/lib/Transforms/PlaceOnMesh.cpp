@@ -81,7 +81,11 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
   }
 
   LogicalResult placeLayer(func::FuncOp fn) {
-    if (failed(checkTokens(fn)))
+    const bool backward = isBackward(fn);
+    if (backward && (placed.dp > 1 || placed.rep > 1))
+      return fn.emitError() << "a backward places its experts over ep only so far (mesh " << placed.toString()
+                            << "): FSDP's reduce-scatter and the replicas' reduction of the gradients are not built";
+    if (failed(checkTokens(fn, backward)))
       return failure();
     // Which arguments are stacked expert weights.
     llvm::DenseSet<unsigned> expertArgs;
@@ -112,17 +116,40 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
       if (placed.ep > 1 || placed.isSingleDevice() || !cast<RoutedType>(ffn.getRouted().getType()).isDropless())
         exchangeAroundExperts(ffn);
     });
+    fn.walk([&](ExpertFfnGradOp grad) {
+      if (placed.ep > 1 || placed.isSingleDevice() || !cast<RoutedType>(grad.getRouted().getType()).isDropless())
+        exchangeAroundExpertGrads(grad);
+    });
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
       if (fn.getArgAttr(i, MoEDialect::getParamAttrName()) &&
           failed(placeParameter(fn, i, expertArgs.contains(i) ? rt::Placement::Experts : rt::Placement::Replicated)))
         return failure();
     gatherLossRows(fn);
+    if (backward) {
+      // The experts' weight cotangents are the rank's slices, as the weights.
+      fn.walk([&](ExpertFfnGradOp grad) {
+        for (auto [w, g] : llvm::zip(grad.getWeights(), grad.getWeightsGrad()))
+          g.setType(w.getType());
+      });
+      gatherTokenSums(fn);
+      auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+      fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), ret.getOperandTypes()));
+    }
     return success();
+  }
+
+  /// moe-differentiate's backward: it takes the outputs' cotangents.
+  static bool isBackward(func::FuncOp fn) {
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      if (fn.getArgAttr(i, MoEDialect::getCotangentAttrName()))
+        return true;
+    return false;
   }
 
   /// Inputs are sliced by rows: their first dimension must be the (dynamic)
   /// token count, and nothing may reduce over it but the auxiliary losses.
-  LogicalResult checkTokens(func::FuncOp fn) {
+  /// (A backward's sums over the tokens are gathered instead: gatherTokenSums.)
+  LogicalResult checkTokens(func::FuncOp fn, bool backward) {
     for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
       auto input = fn.getArgAttrOfType<StringAttr>(i, MoEDialect::getInputAttrName());
       auto type = dyn_cast<RankedTensorType>(fn.getArgumentTypes()[i]);
@@ -130,6 +157,8 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         return fn.emitError() << "input '" << input.getValue() << "' has type " << type
                               << "; on a mesh every input's first dimension is the dynamic token count";
     }
+    if (backward)
+      return success();
     WalkResult walk = fn.walk([&](Operation *op) {
       int64_t dim = -1;
       Value input;
@@ -164,6 +193,86 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
     b.setInsertionPointAfter(ffn);
     auto back = AllToAllOp::create(b, loc, routed, ffn.getResult(), meshRef, ep, IntegerAttr(), IntegerAttr());
     ffn.getResult().replaceAllUsesExcept(back.getResult(), back);
+  }
+
+  /// The backward of the experts between the same exchanges: the rows and
+  /// their cotangents to the experts' ranks (the rows through the forward's
+  /// exchange when there is one), the rows' cotangents back.
+  void exchangeAroundExpertGrads(ExpertFfnGradOp grad) {
+    OpBuilder b(grad);
+    Location loc = grad.getLoc();
+    auto routed = cast<RoutedType>(grad.getRouted().getType());
+    auto sharded = routed.withExpertShards(placed.ep);
+    ArrayAttr ep = axesAttr(b, rt::kAxisEp);
+    auto meshRef = FlatSymbolRefAttr::get(b.getContext(), kMeshName);
+    Value rows;
+    for (Operation *user : grad.getRouted().getUsers())
+      if (auto exchange = dyn_cast<AllToAllOp>(user); exchange && exchange.getResult().getType() == sharded)
+        rows = exchange.getResult();
+    if (!rows)
+      rows = AllToAllOp::create(b, loc, sharded, grad.getRouted(), meshRef, ep, IntegerAttr(), IntegerAttr());
+    Value cotangents = AllToAllOp::create(b, loc, sharded, grad.getGrad(), meshRef, ep, IntegerAttr(), IntegerAttr());
+    grad.getRoutedMutable().assign(rows);
+    grad.getGradMutable().assign(cotangents);
+    grad.getRoutedGrad().setType(sharded);
+    b.setInsertionPointAfter(grad);
+    auto back = AllToAllOp::create(b, loc, routed, grad.getRoutedGrad(), meshRef, ep, IntegerAttr(), IntegerAttr());
+    grad.getRoutedGrad().replaceAllUsesExcept(back.getResult(), back);
+  }
+
+  /// A backward's sums over the tokens (a parameter's cotangent: dense,
+  /// rmsnorm, a broadcast operand's; the experts' loads) run on the rows
+  /// gathered over the mesh in rank order, the global batch, so that they add
+  /// in the single-device order whatever the mesh: the result is the same
+  /// bits on every rank and every mesh. The op's per-token cotangents stay
+  /// with the rank's own rows (a copy of the op over the gathered rows gives
+  /// the sums; the lowering skips what each copy does not need).
+  void gatherTokenSums(func::FuncOp fn) {
+    auto hasTokens = [](Type t) {
+      auto type = dyn_cast<RankedTensorType>(t);
+      return type && type.getRank() > 0 && type.isDynamicDim(0);
+    };
+    llvm::DenseMap<Value, Value> gathered;
+    auto gatherOnce = [&](Value rows) {
+      auto [it, fresh] = gathered.try_emplace(rows, Value());
+      if (!fresh)
+        return it->second;
+      OpBuilder b(fn.getContext());
+      if (Operation *def = rows.getDefiningOp())
+        b.setInsertionPointAfter(def);
+      else
+        b.setInsertionPointToStart(&fn.getBody().front());
+      it->second = AllGatherOp::create(b, rows.getLoc(), rows.getType(), rows,
+                                       FlatSymbolRefAttr::get(b.getContext(), kMeshName),
+                                       axesAttr(b, rt::kAllAxes), b.getI64IntegerAttr(0))
+                       .getResult();
+      return it->second;
+    };
+    SmallVector<Operation *> sums;
+    fn.walk([&](Operation *op) {
+      if (!isa<DenseGradOp, RMSNormGradOp, BinaryGradOp, ReduceOp>(op))
+        return;
+      bool fromTokens = llvm::any_of(op->getOperandTypes(), hasTokens);
+      bool summed = llvm::any_of(op->getResults(), [&](Value r) { return !hasTokens(r.getType()) && !r.use_empty(); });
+      if (fromTokens && summed)
+        sums.push_back(op);
+    });
+    for (Operation *op : sums) {
+      bool perToken = llvm::any_of(op->getResultTypes(), hasTokens);
+      Operation *global = op;
+      if (perToken) {
+        OpBuilder b(op);
+        b.setInsertionPointAfter(op);
+        global = b.clone(*op);
+      }
+      for (OpOperand &operand : global->getOpOperands())
+        if (hasTokens(operand.get().getType()))
+          operand.set(gatherOnce(operand.get()));
+      if (perToken)
+        for (auto [local, whole] : llvm::zip(op->getResults(), global->getResults()))
+          if (!hasTokens(local.getType()))
+            local.replaceAllUsesWith(whole);
+    }
   }
 
   /// The argument becomes the rank's shard; with FSDP, the whole local slice

@@ -27,6 +27,15 @@ public:
   /// Rank `rank`'s rows for `expert` that fit under the limit.
   int64_t kept(int64_t rank, int64_t expert) const;
   int64_t experts() const { return experts_; }
+  /// Rank `rank`'s token count, and the global index of its first token
+  /// (the tokens of the ranks before it, in world order).
+  int64_t tokens(int64_t rank) const { return table_[rank * (experts_ + 1) + experts_]; }
+  int64_t firstToken(int64_t rank) const {
+    int64_t first = 0;
+    for (int64_t r = 0; r < rank; ++r)
+      first += tokens(r);
+    return first;
+  }
 
 private:
   int64_t world_ = 1, experts_ = 0, limit_ = 0;

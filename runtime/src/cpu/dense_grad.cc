@@ -37,14 +37,17 @@ std::vector<int64_t> rowTokens(int64_t rows) {
 } // namespace
 
 extern "C" void moe_cpu_dense_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw, int64_t m, int64_t k,
-                                   int64_t n, int32_t xDtype, int32_t wDtype, int32_t dyDtype) {
-  std::vector<float> g = loadAll(dy, m * n, dyDtype), xs = loadAll(x, m * k, xDtype);
-  // dx = dy w^T.
-  std::vector<float> ws = loadAll(w, k * n, wDtype), wT = transposed(ws.data(), n, k, n), out(m * k);
-  gemm(g.data(), n, wT.data(), MOE_F32, out.data(), k, m, n, k);
-  storeAll(out, dx, xDtype);
+                                   int64_t n, int32_t xDtype, int32_t wDtype, int32_t dyDtype, int32_t results) {
+  std::vector<float> g = loadAll(dy, m * n, dyDtype);
+  if (results & MOE_GRAD_INPUT) { // dx = dy w^T.
+    std::vector<float> ws = loadAll(w, k * n, wDtype), wT = transposed(ws.data(), n, k, n), out(m * k);
+    gemm(g.data(), n, wT.data(), MOE_F32, out.data(), k, m, n, k);
+    storeAll(out, dx, xDtype);
+  }
+  if (!(results & MOE_GRAD_WEIGHT))
+    return;
   // dw = x^T dy, per gradient block of rows.
-  std::vector<float> acc(static_cast<size_t>(k * n), 0.0f);
+  std::vector<float> xs = loadAll(x, m * k, xDtype), acc(static_cast<size_t>(k * n), 0.0f);
   addBlockedOuterProducts(xs.data(), g.data(), rowTokens(m), k, n, acc.data(), false);
   storeAll(acc, dw, wDtype);
 }

@@ -11,6 +11,7 @@
 
 #include "../KernelConversion.h"
 #include "moe/Dialect/MoE/IR/ElementTypes.h"
+#include "moe/Dialect/MoE/IR/KernelAbi.h"
 #include "moe/Support/MLIR.h"
 
 namespace moe::cpu_kernels {
@@ -95,6 +96,14 @@ template <typename Op> struct KernelCallPattern : OpConversionPattern<Op> {
   using OpConversionPattern<Op>::OpConversionPattern;
   using OpAdaptor = typename Op::Adaptor;
 };
+
+/// The runtime's mask of a collective's axes, or an error naming the axis.
+inline FailureOr<int32_t> collectiveAxes(Operation *op, ArrayAttr axes) {
+  std::optional<int32_t> mask = kernelAxes(axes);
+  if (!mask)
+    return op->emitError() << "the CPU runtime's meshes have the axes rep, dp and ep; got " << axes;
+  return *mask;
+}
 
 } // namespace moe::cpu_kernels
 

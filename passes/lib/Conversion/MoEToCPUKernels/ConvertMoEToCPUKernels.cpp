@@ -165,14 +165,6 @@ struct ZLossToKernelCall : KernelCallPattern<ZLossOp> {
   }
 };
 
-/// The runtime's mask of a collective's axes, or an error naming the axis.
-FailureOr<int32_t> collectiveAxes(Operation *op, ArrayAttr axes) {
-  std::optional<int32_t> mask = kernelAxes(axes);
-  if (!mask)
-    return op->emitError() << "the CPU runtime's meshes have the axes rep, dp and ep; got " << axes;
-  return *mask;
-}
-
 /// The elements of a tensor value (its dynamic sizes read at run time).
 Value numElements(OpBuilder &b, Location loc, Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());

@@ -41,6 +41,8 @@ struct DenseGradToKernelCall : KernelCallPattern<DenseGradOp> {
     k.dtype(x);
     k.dtype(w);
     k.dtype(dy);
+    // On a mesh one copy of the op forms each (PlaceOnMesh's gatherTokenSums).
+    k.i32((g.getInputGrad().use_empty() ? 0 : MOE_GRAD_INPUT) | (g.getWeightGrad().use_empty() ? 0 : MOE_GRAD_WEIGHT));
     if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_dense_grad, b))))
       return failure();
     b.replaceOp(g, ValueRange{dx, dw});
@@ -208,10 +210,24 @@ struct RoutedChainGradToKernelCall : KernelCallPattern<DispatchGradOp> {
     k.dtype(weights);
     k.i32(stacked.empty() ? 0 : dtypeCode(getElementTypeOrSelf(stacked[0].getType())));
     k.dtype(dout);
-    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_grad, b))))
+    if (chain->toExperts) {
+      // Expert parallel: the same kernel with the exchanges around its experts.
+      FailureOr<int32_t> axes = collectiveAxes(chain->toExperts, chain->toExperts.getAxes());
+      if (failed(axes))
+        return failure();
+      k.i32(*axes);
+      if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep_grad, b))))
+        return failure();
+    } else if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_grad, b)))) {
       return failure();
-    // The routed cotangents between the three ops were internal to the call.
+    }
+    // The routed cotangents between the three ops (and their exchanges) were
+    // internal to the call.
     b.replaceOp(root, dx);
+    if (chain->fromExperts)
+      b.eraseOp(chain->fromExperts);
+    if (chain->toExperts)
+      b.eraseOp(chain->toExperts);
     if (ffnGrad) {
       SmallVector<SmallVector<Value>> results{{}};
       for (Value d : dstacked)

@@ -49,6 +49,20 @@ void moe_cpu_moe_ffn_ep(int64_t x, int64_t indices, int64_t weights, int64_t w0,
                         int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k, int32_t kind, double capacity,
                         int32_t x_dtype, int32_t weights_dtype, int32_t w_dtype, int32_t out_dtype, int32_t axes);
 
+/* The backward of moe_cpu_moe_ffn_ep (moe_cpu_moe_ffn_grad's arguments; w0..w2
+ * and dw0..dw2 hold this rank's experts): the counts all-gathered as the
+ * forward's, each kept row goes with its cotangent and combine weight to its
+ * expert's rank (an all-to-all), the experts' weight cotangents sum the rows
+ * they received in global token order (blocks of MOE_GRADIENT_BLOCK_TOKENS
+ * global tokens), the rows' cotangents and the combine weights' come back (an
+ * all-to-all) and each token sums its slots in order. Bitwise equal to
+ * moe_cpu_moe_ffn_grad on the global batch. */
+void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2,
+                             int64_t dout, int64_t dx, int64_t dweights, int64_t dw0, int64_t dw1, int64_t dw2,
+                             int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k, int32_t kind,
+                             double capacity, int32_t x_dtype, int32_t weights_dtype, int32_t w_dtype,
+                             int32_t dout_dtype, int32_t axes);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -58,9 +58,10 @@ void moe_cpu_z_loss(int64_t logits, int64_t out, int64_t rows, int64_t cols, int
  * its operands, computed in f32. Sums over tokens (the weights' cotangents)
  * are formed per MOE_GRADIENT_BLOCK_TOKENS block and added in block order. */
 
-/* dx[m, k] = dy[m, n] * w^T; dw[k, n] = x^T * dy. */
+/* dx[m, k] = dy[m, n] * w^T; dw[k, n] = x^T * dy; `results` (moe_grad_results_t
+ * bits) says which of the two to form (the other buffer is left as it is). */
 void moe_cpu_dense_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw, int64_t m, int64_t k, int64_t n,
-                        int32_t x_dtype, int32_t w_dtype, int32_t dy_dtype);
+                        int32_t x_dtype, int32_t w_dtype, int32_t dy_dtype, int32_t results);
 
 /* The cotangents of rmsnorm(x[rows, cols], w[cols]; eps); dy has x's dtype. */
 void moe_cpu_rmsnorm_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw, int64_t rows, int64_t cols,

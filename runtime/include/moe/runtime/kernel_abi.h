@@ -29,6 +29,14 @@ typedef enum {
  * blocks computes gradients with the bits of one device. */
 #define MOE_GRADIENT_BLOCK_TOKENS 128
 
+/* Which cotangents a backward kernel forms (a bit mask): a mesh's backward
+ * sums a parameter's cotangent over the gathered rows of every rank and the
+ * inputs' over its own rows, with a call each. */
+typedef enum {
+  MOE_GRAD_INPUT = 1,  /* the per-token cotangent of the input */
+  MOE_GRAD_WEIGHT = 2, /* the parameter's, summed over the tokens */
+} moe_grad_results_t;
+
 /* The reduction of a collective (collective_entry_points.h). */
 typedef enum {
   MOE_REDUCE_SUM = 0,

@@ -38,6 +38,20 @@ std::vector<Tensor> sliceInputs(const Layer &layer, const std::vector<Tensor> &g
 moe_status_t gatherOutputs(Communicator &comm, const Layer &layer, const std::vector<Tensor> &local,
                            std::vector<Tensor> &global);
 
+/// The global gradients of a backward from every rank's `local` ones (the
+/// backward's order): the inputs' rows gathered in rank order, the
+/// parameters' shards by gatherShards, the loads (global already) as they
+/// are. A collective: every rank calls it.
+moe_status_t gatherGradients(Communicator &comm, const Layer &layer, const std::vector<Tensor> &local,
+                             std::vector<Tensor> &global);
+
+/// The global tensors of `specs` (parameters, or their gradients, which have
+/// their parameters' placement) from every rank's `local` shards, in specs'
+/// order: each rank's elements (paramShard) gathered over the world. A
+/// collective: every rank calls it, and every rank gets the whole tensors.
+moe_status_t gatherShards(Communicator &comm, const Mesh &mesh, const std::vector<TensorSpec> &specs,
+                          const std::vector<Tensor> &local, std::vector<Tensor> &global);
+
 } // namespace moe::runtime
 
 #endif // MOE_RUNTIME_SHARD_IO_H
