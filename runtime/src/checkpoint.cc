@@ -218,6 +218,8 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
   TrainingState out;
   out.step = step->integer;
   out.optimizerSteps = optSteps->integer;
+  if (const json::Value *by = index.find("written_by"); by && by->isString())
+    out.writtenBy = by->string;
   // Every chunk checked and placed first: where its bytes go is decided
   // before any is read, so the state is allocated once.
   struct Chunk {

@@ -5,6 +5,7 @@
 #include "moe/runtime/kernel_abi.h"
 #include "moe/runtime/plot.h"
 #include "moe/runtime/safetensors.h"
+#include "moe/runtime/shard_io.h"
 
 #include <algorithm>
 
@@ -59,29 +60,121 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
     }
     cotangents.push_back(std::move(c));
   }
-  // Tokens coupled (a capacity, a batch loss): one backward over the whole batch, on one device.
+  // One backward over the batch forms every sum over the tokens per 128-token
+  // block in f32, the partials added in block order (the spec's order), on
+  // one device and on a placed layer's mesh alike (whose backward sums the
+  // gathered rows, and the experts' rows in global token order). Data
+  // parallelism over whole layers sums the ranks' blocks here instead.
   std::vector<Tensor> gradients;
-  if (moe_status_t s = sig.rowIndependent ? blockedGradients(inputs, cotangents, gradients)
-                                          : layer_.backward(inputs, cotangents, gradients))
+  const bool dataParallel = !layer_.isSharded() && comm_ && comm_->world() > 1;
+  if (dataParallel && !sig.rowIndependent)
+    return fail(MOE_INVALID_ARGUMENT, "layer " + sig.layer + " couples its tokens: it trains on one process");
+  if (moe_status_t s = dataParallel ? blockedGradients(inputs, cotangents, gradients)
+                                    : layer_.backward(inputs, cotangents, gradients))
     return s;
   return apply(std::move(gradients));
 }
 
-TrainingState Trainer::state(int64_t step) const {
-  TrainingState s;
-  s.step = step;
-  s.params = layer_.parameters();
-  s.optimizerSteps = optimizer_.steps();
-  s.optimizer = optimizer_.state();
+namespace {
+
+/// A parameter's spec (global shape, placement) under another name: its
+/// optimizer state is laid out as the parameter.
+TensorSpec renamed(const TensorSpec &spec, const std::string &name, moe_dtype_t dtype) {
+  TensorSpec s = spec;
+  s.name = name;
+  s.dtype = dtype;
   return s;
+}
+
+} // namespace
+
+moe_status_t Trainer::globalParameters(std::vector<Tensor> &out) const {
+  if (!layer_.isSharded()) {
+    out = layer_.parameters();
+    return MOE_OK;
+  }
+  return gatherShards(*layer_.communicator(), layer_.signature().mesh, layer_.signature().params, layer_.parameters(),
+                      out);
+}
+
+moe_status_t Trainer::state(int64_t step, TrainingState &out) const {
+  out = TrainingState();
+  out.step = step;
+  out.optimizerSteps = optimizer_.steps();
+  if (moe_status_t s = globalParameters(out.params))
+    return s;
+  if (!layer_.isSharded()) {
+    out.optimizer = optimizer_.state();
+    return MOE_OK;
+  }
+  // The masters and moments of each rank's shard, gathered as the weights.
+  const Signature &sig = layer_.signature();
+  std::vector<TensorSpec> specs;
+  std::vector<Tensor> local;
+  for (const auto &[name, st] : optimizer_.state()) {
+    const TensorSpec *spec = nullptr;
+    for (const TensorSpec &p : sig.params)
+      if (p.name == name)
+        spec = &p;
+    if (!spec)
+      return fail(MOE_INTERNAL, "optimizer state of unknown parameter \"" + name + "\"");
+    for (auto [part, values] : {std::pair{".master", &st.master}, {".m", &st.m}, {".v", &st.v}}) {
+      specs.push_back(renamed(*spec, name + part, MOE_F32));
+      Tensor t = Tensor::zeros(name + part, MOE_F32, {static_cast<int64_t>(values->size())});
+      std::memcpy(t.data.data(), values->data(), values->size() * sizeof(float));
+      local.push_back(std::move(t));
+    }
+  }
+  std::vector<Tensor> global;
+  if (moe_status_t s = gatherShards(*layer_.communicator(), sig.mesh, specs, local, global))
+    return s;
+  for (size_t i = 0; i < global.size(); i += 3) {
+    AdamW::State &st = out.optimizer[specs[i].name.substr(0, specs[i].name.size() - 7)];
+    for (auto [j, values] : {std::pair{0, &st.master}, {1, &st.m}, {2, &st.v}}) {
+      values->resize(static_cast<size_t>(global[i + j].numElements()));
+      std::memcpy(values->data(), global[i + j].data.data(), values->size() * sizeof(float));
+    }
+  }
+  return MOE_OK;
 }
 
 moe_status_t Trainer::restore(const TrainingState &state) {
   std::vector<Tensor> params = state.params;
   layer_.convertWeightTypes(params, nullptr);
+  std::map<std::string, AdamW::State> optimizer = state.optimizer;
+  if (layer_.isSharded()) {
+    // Each rank keeps its shard of the global state (any mesh saved it).
+    std::vector<Tensor> ordered; // the signature's order, as shardParameters takes them
+    for (const TensorSpec &spec : layer_.signature().params) {
+      const Tensor *match = nullptr;
+      for (const Tensor &p : params)
+        if (p.name == spec.name)
+          match = &p;
+      if (!match)
+        return fail(MOE_NOT_FOUND, "the checkpoint holds no \"" + spec.name + "\"");
+      if (match->shape != spec.sizes())
+        return fail(MOE_INVALID_ARGUMENT, "the checkpoint's \"" + spec.name + "\" has shape " +
+                                              shapeString(match->shape) + "; the layer needs " +
+                                              shapeString(spec.sizes()));
+      ordered.push_back(*match);
+    }
+    params = shardParameters(layer_, ordered);
+    for (auto &[name, st] : optimizer)
+      for (const TensorSpec &spec : layer_.signature().params)
+        if (spec.name == name) {
+          ParamShard shard = layer_.paramShardOf(spec);
+          for (std::vector<float> *values : {&st.master, &st.m, &st.v}) {
+            if (static_cast<int64_t>(values->size()) < shard.begin + shard.count)
+              return fail(MOE_INVALID_ARGUMENT, "the checkpoint's optimizer state of \"" + name + "\" is too small");
+            std::vector<float> mine(values->begin() + shard.begin, values->begin() + shard.begin + shard.count);
+            mine.resize(static_cast<size_t>(shard.stored), 0.0f);
+            *values = std::move(mine);
+          }
+        }
+  }
   if (moe_status_t s = layer_.bindParameters(std::move(params)))
     return s;
-  optimizer_.restore(state.optimizer, state.optimizerSteps);
+  optimizer_.restore(std::move(optimizer), state.optimizerSteps);
   return MOE_OK;
 }
 
@@ -264,9 +357,10 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     fail(MOE_INVALID_ARGUMENT, "--steps needs a positive number of steps");
     return error();
   }
-  // Data parallel: each rank takes its share of every batch's rows.
+  // Data parallel: each rank takes its share of every batch's rows (a placed
+  // layer: its rows, as a mesh's inputs are split).
   const int64_t batchRows = x->shape.size() > 1 ? x->shape[1] : 0;
-  if (world > 1) {
+  if (world > 1 && !layer.isSharded()) {
     if (!sig.rowIndependent) {
       fail(MOE_INVALID_ARGUMENT, "layer " + sig.layer +
                                      " couples its tokens (a capacity, a loss or a reduction over "
@@ -284,6 +378,10 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
                    "moe-run: note: %lld rows a rank is not a multiple of %d: the weights are deterministic, but "
                    "equal to another mesh's only when every rank's rows are (spec, \"Sharding\")\n",
                    static_cast<long long>(batchRows / world), MOE_GRADIENT_BLOCK_TOKENS);
+  }
+  if (layer.isSharded() && (x->shape.size() < 2 || target->shape.size() < 2 || target->shape[1] != batchRows)) {
+    fail(MOE_INVALID_ARGUMENT, options.data + ": x and target need as many rows per batch to split over the mesh");
+    return error();
   }
   auto mine = [&](Tensor t) {
     if (world == 1)
@@ -307,6 +405,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     TrainingState state;
     std::string from;
     moe_status_t loaded = loadCheckpoint(resumeFrom, state, from);
+    if (world > 1 && loaded != MOE_OK && loaded != MOE_NOT_FOUND)
+      return error();
     bool fresh = options.autoResume && loaded == MOE_NOT_FOUND; // the first attempt of a restarted job
     if (fresh && rank == 0)
       std::fprintf(out, "no checkpoint in %s yet: starting at step 1\n", resumeFrom.c_str());
@@ -347,23 +447,32 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     double elapsed = since(start);
     if (csv)
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
-    // Replicas hold the same state: rank 0 writes it, once.
-    if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && rank == 0) {
-      std::string writer = world > 1 ? "moe-run --train, data parallel over " + std::to_string(world) + " ranks"
-                                     : "moe-run --train, one process";
+    // The global state: replicas hold the same one, a placed layer's shards
+    // are gathered first (every rank takes part); rank 0 writes it, once.
+    TrainingState snapshot;
+    const bool saving = options.checkpointEvery > 0 && step % options.checkpointEvery == 0;
+    if (saving && (rank == 0 || layer.isSharded()) && trainer.state(step, snapshot) != MOE_OK) {
+      if (csv)
+        std::fclose(csv);
+      return error();
+    }
+    if (saving && rank == 0) {
+      std::string writer = layer.isSharded() ? "moe-run --train, mesh " + sig.mesh.toString()
+                           : world > 1       ? "moe-run --train, data parallel over " + std::to_string(world) + " ranks"
+                                             : "moe-run --train, one process";
       if (options.progress && terminal)
         std::fputc('\n', stderr);
       auto blockedFrom = std::chrono::steady_clock::now();
       moe_status_t saved = MOE_OK;
       if (options.asyncCheckpoint) {
-        saved = background.start(options.checkpointDir, trainer.state(step), writer);
+        saved = background.start(options.checkpointDir, std::move(snapshot), writer);
         if (saved == MOE_OK && !background.lastPath().empty())
           std::fprintf(stderr, "saved %s (written in the background in %.1f ms)\n", background.lastPath().c_str(),
                        background.lastSeconds() * 1e3);
         blockedSeconds += since(blockedFrom);
       } else {
         std::string path;
-        saved = saveCheckpoint(options.checkpointDir, trainer.state(step), writer, path);
+        saved = saveCheckpoint(options.checkpointDir, snapshot, writer, path);
         blockedSeconds += since(blockedFrom);
         if (saved == MOE_OK)
           std::fprintf(stderr, "saved %s\n", path.c_str());
@@ -390,6 +499,9 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   if (background.finish() != MOE_OK)
     return error();
   double seconds = since(start);
+  std::vector<Tensor> weights;
+  if (!options.saveWeights.empty() && (rank == 0 || layer.isSharded()) && trainer.globalParameters(weights) != MOE_OK)
+    return error();
   if (rank != 0)
     return 0;
   if (!background.lastPath().empty())
@@ -410,7 +522,7 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     std::fprintf(out, "wrote the loss curve to %s\n", options.plot.c_str());
   }
   if (!options.saveWeights.empty()) {
-    if (writeSafetensors(options.saveWeights, layer.parameters()) != MOE_OK)
+    if (writeSafetensors(options.saveWeights, weights) != MOE_OK)
       return error();
     std::fprintf(out, "wrote the weights to %s\n", options.saveWeights.c_str());
   }

@@ -130,6 +130,8 @@ int main(int argc, char **argv) {
   std::printf("%s: step %lld, AdamW step %lld, %zu weights, optimizer state for %zu\n", path.c_str(),
               static_cast<long long>(state.step), static_cast<long long>(state.optimizerSteps), state.params.size(),
               state.optimizer.size());
+  if (!state.writtenBy.empty())
+    std::printf("  written by %s\n", state.writtenBy.c_str());
   for (const moe::runtime::Tensor &t : state.params)
     std::printf("  %s %s %s\n", t.name.c_str(), moe::runtime::shapeString(t.shape).c_str(), moe_dtype_name(t.dtype));
   return 0;

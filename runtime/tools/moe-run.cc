@@ -7,6 +7,7 @@
 //   mpirun -n 4 moe-run LAYER.moeb ...   (a layer built with --mesh; docs/sharding.md)
 #include "moe/runtime/comm.h"
 #include "moe/runtime/session.h"
+#include "moe/runtime/shard_io.h"
 #include "moe/runtime/trainer.h"
 
 #include "moe/runtime/cpu_kernels.h"
@@ -202,18 +203,16 @@ int main(int argc, char **argv) {
     return failed();
   const bool trainingRun = training || !makeData.empty();
   if (layer->isSharded() || launch.world > 1) {
-    // Data-parallel training keeps the layer on its own rank: the trainer,
-    // not the layer's code, talks to the other ranks.
+    // Data-parallel training keeps an unplaced layer on its own rank: the
+    // trainer, not the layer's code, talks to the other ranks.
     if (moe::runtime::openCommunicator(layer->onGpu(), comm) != MOE_OK ||
-        (!trainingRun && layer->attach(comm.get()) != MOE_OK))
+        ((!trainingRun || layer->isSharded()) && layer->attach(comm.get()) != MOE_OK))
       return failed();
   }
   options.errorPrefix = where;
   if (trainingRun) {
-    if (layer->isSharded() || (!makeData.empty() && launch.world > 1)) {
-      std::fprintf(stderr,
-                   "moe-run: error%s: training runs a layer built without --mesh (under mpirun: data parallel, the "
-                   "whole layer on every rank); --make-data runs on one process\n",
+    if (!makeData.empty() && (layer->isSharded() || launch.world > 1)) {
+      std::fprintf(stderr, "moe-run: error%s: --make-data runs a layer built without --mesh on one process\n",
                    where.c_str());
       return 1;
     }
@@ -231,8 +230,10 @@ int main(int argc, char **argv) {
     }
     if (options.threads)
       moe_cpu_set_num_threads(static_cast<int>(options.threads));
-    // The whole layer on every rank: the trainer, not the layer, is on the mesh.
-    if (moe::runtime::bindWeights(*layer, options.weights, options.seed, nullptr, stderr) != MOE_OK)
+    // A placed layer: each rank its shard; else the whole layer on every rank.
+    if ((layer->isSharded() && moe::runtime::checkSameArtifact(*comm, *layer) != MOE_OK) ||
+        moe::runtime::bindWeights(*layer, options.weights, options.seed, layer->isSharded() ? comm.get() : nullptr,
+                                  stderr) != MOE_OK)
       return failed();
     if (!makeData.empty()) {
       if (moe::runtime::makeTeacherData(*layer, train.steps, options.tokens, options.seed, makeData) != MOE_OK)

@@ -242,10 +242,10 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         b.setInsertionPointAfter(def);
       else
         b.setInsertionPointToStart(&fn.getBody().front());
-      it->second = AllGatherOp::create(b, rows.getLoc(), rows.getType(), rows,
-                                       FlatSymbolRefAttr::get(b.getContext(), kMeshName),
-                                       axesAttr(b, rt::kAllAxes), b.getI64IntegerAttr(0))
-                       .getResult();
+      it->second =
+          AllGatherOp::create(b, rows.getLoc(), rows.getType(), rows, FlatSymbolRefAttr::get(b.getContext(), kMeshName),
+                              axesAttr(b, rt::kAllAxes), b.getI64IntegerAttr(0))
+              .getResult();
       return it->second;
     };
     SmallVector<Operation *> sums;

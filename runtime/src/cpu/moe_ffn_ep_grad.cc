@@ -42,11 +42,11 @@ int64_t returnBytes(int64_t d) { return (d + 1) * 4; }
 
 } // namespace
 
-extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1,
-                                        int64_t w2, int64_t dout, int64_t dx, int64_t dweights, int64_t dw0,
-                                        int64_t dw1, int64_t dw2, int64_t tokens, int64_t d, int64_t f,
-                                        int64_t experts, int64_t k, int32_t kind, double capacity, int32_t xDtype,
-                                        int32_t weightsDtype, int32_t wDtype, int32_t doutDtype, int32_t axes) {
+extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2,
+                                        int64_t dout, int64_t dx, int64_t dweights, int64_t dw0, int64_t dw1,
+                                        int64_t dw2, int64_t tokens, int64_t d, int64_t f, int64_t experts, int64_t k,
+                                        int32_t kind, double capacity, int32_t xDtype, int32_t weightsDtype,
+                                        int32_t wDtype, int32_t doutDtype, int32_t axes) {
   if (CallCommunicator::status() != MOE_OK)
     return;
   Communicator *comm = currentCommunicator();

@@ -43,8 +43,8 @@ std::vector<float> timesTransposed(const float *g, const float *w, int64_t m, in
 
 } // namespace
 
-void moe::runtime::cpu::backwardExpert(const Experts &ex, int64_t e, const ExpertGradRows &in, float *dxRows,
-                                       float *dw, float *const dW[3], bool serial) {
+void moe::runtime::cpu::backwardExpert(const Experts &ex, int64_t e, const ExpertGradRows &in, float *dxRows, float *dw,
+                                       float *const dW[3], bool serial) {
   const int64_t d = ex.d, f = ex.f, m = static_cast<int64_t>(in.token.size());
   if (m == 0)
     return;
@@ -116,8 +116,8 @@ void moe::runtime::cpu::backwardExpert(const Experts &ex, int64_t e, const Exper
   std::copy(dx.begin(), dx.end(), dxRows);
 }
 
-moe::runtime::cpu::ExpertGradAccumulators::ExpertGradAccumulators(const Experts &ex, int64_t experts, int64_t dw0, int64_t dw1,
-                                               int64_t dw2)
+moe::runtime::cpu::ExpertGradAccumulators::ExpertGradAccumulators(const Experts &ex, int64_t experts, int64_t dw0,
+                                                                  int64_t dw1, int64_t dw2)
     : ex_(ex), experts_(experts), out_{dw0, dw1, dw2} {
   const bool glu = ex.kind == MOE_FFN_SWIGLU || ex.kind == MOE_FFN_GEGLU;
   count_ = ex.kind == MOE_FFN_IDENTITY ? 0 : glu ? 3 : 2;

@@ -16,10 +16,10 @@ namespace moe::runtime::cpu {
 
 /// One expert's kept rows, in ascending global token order, as f32.
 struct ExpertGradRows {
-  std::vector<float> x;         ///< [m, d]: the rows it received (x_dtype values)
-  std::vector<float> dout;      ///< [m, d]: the cotangent of each row's token output
-  std::vector<float> weight;    ///< [m]: each row's combine weight
-  std::vector<int64_t> token;   ///< [m]: each row's global token (the gradient blocks)
+  std::vector<float> x;       ///< [m, d]: the rows it received (x_dtype values)
+  std::vector<float> dout;    ///< [m, d]: the cotangent of each row's token output
+  std::vector<float> weight;  ///< [m]: each row's combine weight
+  std::vector<int64_t> token; ///< [m]: each row's global token (the gradient blocks)
 };
 
 /// Expert e's backward on its rows (e indexes ex's stacked weights): each

@@ -29,6 +29,7 @@ struct TrainingState {
   std::vector<Tensor> params;                    ///< the global weights, by checkpoint name
   int64_t optimizerSteps = 0;                    ///< AdamW's step count (its bias correction)
   std::map<std::string, AdamW::State> optimizer; ///< per trainable parameter
+  std::string writtenBy;                         ///< who saved it, and on which mesh (loaded; for people)
 };
 
 /// Saves `state` as `root/step-<step>` (root created if needed), then

@@ -27,8 +27,11 @@ public:
   /// `layer` must be a train artifact (moec build --train) with bound parameters.
   /// `balanceRate`: the step of DeepSeek-V3's bias update for parameters
   /// with update "balance" (b_e += rate * sign(mean load - load_e)).
-  /// `comm`: data parallelism over its ranks (every rank holds the whole
-  /// layer and its own rows of each batch; null: one device).
+  /// `comm`: the ranks' communicator (null: one device). A layer placed on a
+  /// mesh (moec build --train --mesh ep=E, attached to `comm`) holds its
+  /// rank's experts, and its backward forms every gradient in the
+  /// single-device order; any other layer runs whole on every rank, data
+  /// parallel over `comm`, each rank with its own rows of each batch.
   Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3, Communicator *comm = nullptr)
       : layer_(layer), optimizer_(options), balanceRate_(balanceRate), comm_(comm) {}
 
@@ -38,12 +41,14 @@ public:
   /// parameters; a parameter with update "balance" moves by its experts'
   /// load in this batch.
   ///
-  /// A row-independent layer (Signature::rowIndependent) forms its gradients
-  /// block by block: a backward per MOE_GRADIENT_BLOCK_TOKENS rows, whose
-  /// partials are summed from zeros in global block order, rank after rank
-  /// (the spec's layout invariance: the same bits on every number of ranks
-  /// whose row counts are multiples of the block). Any other layer runs one
-  /// backward over its rows, on one device.
+  /// On one device and on a placed layer's mesh, one backward over the
+  /// batch (its sums over the tokens per 128-token block in f32, added in
+  /// block order: the same bits on every mesh). Data parallel over whole
+  /// layers (row-independent ones only), a backward per
+  /// MOE_GRADIENT_BLOCK_TOKENS rows, whose partials are summed from zeros in
+  /// global block order, rank after rank: the same bits as one device for
+  /// f32 parameters when every rank's rows are a multiple of the block (a
+  /// bf16 or f16 parameter's block partials are rounded to its type first).
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
 
   /// The update of a step for gradients the caller got from
@@ -59,9 +64,14 @@ public:
   const AdamW &optimizer() const { return optimizer_; }
 
   /// The state a checkpoint keeps after `step` steps (the layer's weights,
-  /// AdamW's masters and moments), and its restoration on resume.
-  TrainingState state(int64_t step) const;
+  /// AdamW's masters and moments), as global tensors, and its restoration
+  /// on resume (onto any mesh: each rank keeps its shard). On a placed
+  /// layer both are collectives: every rank calls them.
+  moe_status_t state(int64_t step, TrainingState &out) const;
   moe_status_t restore(const TrainingState &state);
+
+  /// The layer's parameters as global tensors (a collective on a placed layer).
+  moe_status_t globalParameters(std::vector<Tensor> &out) const;
 
 private:
   moe_status_t blockedGradients(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
