@@ -1,4 +1,8 @@
-// checkpoint.cc - saving and loading training checkpoints (checkpoint.h).
+// checkpoint.cc - saving and loading training checkpoints (checkpoint.h,
+// docs/checkpoint.md): every rank writes the chunks it holds into its own
+// safetensors file, rank 0 writes the index of every global tensor's chunks
+// last, and a load reads, from whichever chunks hold them, only the element
+// ranges a rank needs.
 #include "moe/runtime/checkpoint.h"
 
 #include "moe/runtime/artifact.h" // crc32
@@ -20,14 +24,23 @@
 #include <unistd.h>
 
 namespace moe::runtime {
+
 namespace {
 
-constexpr const char *kShardFile = "rank-00000.safetensors"; ///< replicated state: one writer
 constexpr const char *kIndexFile = "index.json";
+/// The checksums cover blocks of a chunk, so that a rank reading part of a
+/// chunk (another mesh's shard) checks what it reads and reads little more.
+constexpr int64_t kCrcBlockBytes = 1 << 20;
 
 std::string stepName(int64_t step) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "step-%08lld", static_cast<long long>(step));
+  return buffer;
+}
+
+std::string shardFileName(int64_t rank) {
+  char buffer[40];
+  std::snprintf(buffer, sizeof buffer, "rank-%05lld.safetensors", static_cast<long long>(rank));
   return buffer;
 }
 
@@ -55,14 +68,14 @@ moe_status_t writeText(const std::string &path, const std::string &text) {
   return ok ? syncPath(path, false) : ioError("write", path);
 }
 
-/// MOE_FAULT_INJECT=savekill:0:S kills rank 0 (SIGKILL) halfway through the
-/// save of step S: its shard written, its index not (tests, drills).
-void injectSaveFault(int64_t step) {
+/// MOE_FAULT_INJECT=savekill:R:S kills rank R (SIGKILL) halfway through the
+/// save of step S: its file written, the index not (tests, drills).
+void injectSaveFault(int64_t rank, int64_t step) {
   const char *spec = std::getenv("MOE_FAULT_INJECT");
-  long long rank = -1, at = -1;
-  if (!spec || std::sscanf(spec, "savekill:%lld:%lld", &rank, &at) != 2 || rank != 0 || at != step)
+  long long who = -1, at = -1;
+  if (!spec || std::sscanf(spec, "savekill:%lld:%lld", &who, &at) != 2 || who != rank || at != step)
     return;
-  std::fprintf(stderr, "moe: MOE_FAULT_INJECT: killed while saving the checkpoint of step %lld\n", at);
+  std::fprintf(stderr, "moe: MOE_FAULT_INJECT: rank %lld killed while saving the checkpoint of step %lld\n", who, at);
   std::fflush(stderr);
   std::raise(SIGKILL);
 }
@@ -85,17 +98,54 @@ void removeCheckpointDirectory(const std::string &dir) {
   ::rmdir(dir.c_str());
 }
 
-} // namespace
+int64_t product(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
 
-moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
-                            std::string &path) {
-  if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST)
-    return ioError("create", root);
-  // Every tensor of the state, the optimizer's under PyTorch's names, written
-  // from where it lies (no copy of a state that may be most of the memory).
-  std::vector<TensorView> tensors;
-  for (const Tensor &p : state.params)
-    tensors.push_back({p.name, p.dtype, p.shape, p.data.data(), p.data.size()});
+std::string shapeJson(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t d = 0; d < shape.size(); ++d)
+    s += (d ? "," : "") + std::to_string(shape[d]);
+  return s + "]";
+}
+
+std::vector<int64_t> everyRank(const Communicator &comm) {
+  std::vector<int64_t> group;
+  for (int64_t r = 0; r < comm.world(); ++r)
+    group.push_back(r);
+  return group;
+}
+
+/// One tensor of the state as this rank holds it.
+struct HeldTensor {
+  std::string name;
+  moe_dtype_t dtype;
+  TensorExtent extent;
+  const void *data;
+};
+
+/// Every tensor of `state` (the optimizer's under PyTorch's names) with its
+/// extent, pointing at the state's own memory (no copy).
+moe_status_t heldTensors(const TrainingState &state, std::vector<HeldTensor> &out) {
+  auto extentOf = [&](const Tensor &p) {
+    auto it = state.extents.find(p.name);
+    if (it != state.extents.end())
+      return it->second;
+    TensorExtent whole;
+    whole.globalShape = whole.localShape = p.shape;
+    whole.count = whole.stored = p.numElements();
+    return whole;
+  };
+  for (const Tensor &p : state.params) {
+    TensorExtent e = extentOf(p);
+    if (p.numElements() != e.stored)
+      return fail(MOE_INVALID_ARGUMENT, "checkpoint: \"" + p.name + "\" holds " + std::to_string(p.numElements()) +
+                                            " elements, its extent " + std::to_string(e.stored));
+    out.push_back({p.name, p.dtype, e, p.data.data()});
+  }
   for (const auto &[name, s] : state.optimizer) {
     const Tensor *param = nullptr;
     for (const Tensor &p : state.params)
@@ -103,50 +153,132 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
         param = &p;
     if (!param)
       return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state for unknown parameter \"" + name + "\"");
+    TensorExtent e = extentOf(*param);
     for (auto [part, values] : {std::pair{"master", &s.master}, {"exp_avg", &s.m}, {"exp_avg_sq", &s.v}}) {
-      if (static_cast<int64_t>(values->size()) != param->numElements())
+      if (static_cast<int64_t>(values->size()) != e.stored)
         return fail(MOE_INVALID_ARGUMENT, "checkpoint: optimizer state of \"" + name + "\" has the wrong size");
-      tensors.push_back(
-          {optimizerName(name, part), MOE_F32, param->shape, values->data(), values->size() * sizeof(float)});
+      out.push_back({optimizerName(name, part), MOE_F32, e, values->data()});
     }
   }
-  const std::string final = root + "/" + stepName(state.step);
-  const std::string temporary = root + "/." + stepName(state.step) + ".tmp-" + std::to_string(::getpid());
-  if (::mkdir(temporary.c_str(), 0755) != 0)
-    return ioError("create", temporary);
-  const std::string shard = temporary + "/" + kShardFile;
+  return MOE_OK;
+}
+
+/// A chunk's shape in its file: whole rows of the global tensor's first
+/// dimension when the range is made of them, else flat.
+std::vector<int64_t> chunkShape(const TensorExtent &e, std::vector<int64_t> &offsets) {
+  const std::vector<int64_t> &g = e.globalShape;
+  int64_t row = g.empty() ? 1 : product(g) / std::max<int64_t>(g[0], 1);
+  offsets.assign(g.size(), 0);
+  if (!g.empty() && row > 0 && e.begin % row == 0 && e.count % row == 0) {
+    std::vector<int64_t> shape = g;
+    shape[0] = e.count / row;
+    offsets[0] = e.begin / row;
+    return shape;
+  }
+  offsets.clear();
+  return {e.count};
+}
+
+/// The rank's file: the ranges it writes, and their index entries (a line
+/// per tensor: its JSON-quoted name, its description and its chunk, as JSON
+/// text separated by tabs), or a failure.
+struct WrittenShard {
+  moe_status_t status = MOE_OK;
+  std::string error, entries;
+};
+
+WrittenShard writeShard(const std::string &dir, int64_t rank, const TrainingState &state) {
+  WrittenShard out;
+  std::vector<HeldTensor> held;
+  if ((out.status = heldTensors(state, held)) != MOE_OK) {
+    out.error = moe_last_error();
+    return out;
+  }
+  std::vector<TensorView> views;
+  std::vector<const HeldTensor *> written;
+  std::vector<std::vector<int64_t>> offsets;
+  for (const HeldTensor &t : held) {
+    if (!t.extent.writes || t.extent.count == 0)
+      continue;
+    offsets.emplace_back();
+    std::vector<int64_t> shape = chunkShape(t.extent, offsets.back());
+    views.push_back({t.name, t.dtype, shape, t.data, static_cast<size_t>(t.extent.count) * moe_dtype_size(t.dtype)});
+    written.push_back(&t);
+  }
+  const std::string file = shardFileName(rank);
   std::vector<uint64_t> begins;
-  if (moe_status_t s = writeSafetensors(shard, tensors, &begins))
-    return s;
-  if (moe_status_t s = syncPath(shard, false))
-    return s;
-  injectSaveFault(state.step);
-  std::string index = "{\"format\":\"moec-checkpoint\",\"version\":" + std::to_string(kCheckpointVersion) +
-                      ",\"step\":" + std::to_string(state.step) +
-                      ",\"optimizer_steps\":" + std::to_string(state.optimizerSteps) + ",\"written_by\":";
-  json::writeString(index, writer);
-  index += ",\"tensors\":{";
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const TensorView &t = tensors[i];
-    std::string shape, offsets;
-    for (size_t d = 0; d < t.shape.size(); ++d) {
-      shape += (d ? "," : "") + std::to_string(t.shape[d]);
-      offsets += d ? ",0" : "0";
+  if (!views.empty()) {
+    const std::string path = dir + "/" + file;
+    if ((out.status = writeSafetensors(path, views, &begins)) == MOE_OK)
+      out.status = syncPath(path, false);
+    if (out.status != MOE_OK) {
+      out.error = moe_last_error();
+      return out;
     }
-    if (i)
+  }
+  for (size_t i = 0; i < views.size(); ++i) {
+    const HeldTensor &t = *written[i];
+    const TensorView &v = views[i];
+    std::string crcs;
+    for (size_t at = 0; at < v.bytes; at += kCrcBlockBytes)
+      crcs += (at ? "," : "") + std::to_string(crc32(static_cast<const uint8_t *>(v.data) + at,
+                                                     std::min<size_t>(kCrcBlockBytes, v.bytes - at)));
+    json::writeString(out.entries, t.name);
+    out.entries += "\t\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) +
+                   "\",\"shape\":" + shapeJson(t.extent.globalShape) + ",\"placement\":\"" + t.extent.placement +
+                   "\"\t{\"file\":\"" + file + "\",\"elements\":[" + std::to_string(t.extent.begin) + "," +
+                   std::to_string(t.extent.begin + t.extent.count) + "]" +
+                   (offsets[i].empty() ? "" : ",\"offsets\":" + shapeJson(offsets[i])) +
+                   ",\"shape\":" + shapeJson(v.shape) + ",\"begin\":" + std::to_string(begins[i]) +
+                   ",\"end\":" + std::to_string(begins[i] + v.bytes) + ",\"crc32\":[" + crcs + "]}\n";
+  }
+  return out;
+}
+
+/// The index from every rank's entries: each tensor's chunks, in rank order.
+moe_status_t buildIndex(const TrainingState &state, const std::string &writer, const std::string &mesh, int64_t world,
+                        const std::vector<std::string> &entries, std::string &index) {
+  std::map<std::string, std::string> heads;  // quoted name -> dtype, shape, placement
+  std::map<std::string, std::string> chunks; // quoted name -> its chunks, in rank order
+  for (const std::string &e : entries)
+    for (size_t at = 0; at < e.size();) {
+      size_t end = e.find('\n', at), tab1 = e.find('\t', at), tab2 = e.find('\t', tab1 + 1);
+      if (end == std::string::npos || tab1 >= end || tab2 >= end)
+        return fail(MOE_INTERNAL, "checkpoint: a rank's index entries are malformed");
+      std::string name = e.substr(at, tab1 - at);
+      heads[name] = e.substr(tab1 + 1, tab2 - tab1 - 1);
+      std::string &list = chunks[name];
+      list += (list.empty() ? "" : ",") + e.substr(tab2 + 1, end - tab2 - 1);
+      at = end + 1;
+    }
+  index = "{\"format\":\"moec-checkpoint\",\"version\":" + std::to_string(kCheckpointVersion) +
+          ",\"step\":" + std::to_string(state.step) + ",\"optimizer_steps\":" + std::to_string(state.optimizerSteps) +
+          ",\"written_by\":";
+  json::writeString(index, writer);
+  index += ",\"mesh\":";
+  json::writeString(index, mesh.empty() ? "one device" : mesh);
+  index += ",\"writers\":" + std::to_string(world) + ",\"crc32_block_bytes\":" + std::to_string(kCrcBlockBytes) +
+           ",\"tensors\":{";
+  bool first = true;
+  for (const auto &[name, head] : heads) {
+    if (!first)
       index += ",";
-    json::writeString(index, t.name);
-    index += ":{\"dtype\":\"" + std::string(moe_dtype_name(t.dtype)) + "\",\"shape\":[" + shape +
-             "],\"chunks\":[{\"file\":\"" + kShardFile + "\",\"offsets\":[" + offsets + "],\"shape\":[" + shape +
-             "],\"begin\":" + std::to_string(begins[i]) + ",\"end\":" + std::to_string(begins[i] + t.bytes) +
-             ",\"crc32\":" + std::to_string(crc32(static_cast<const uint8_t *>(t.data), t.bytes)) + "}]}";
+    first = false;
+    index += name + ":{" + head + ",\"chunks\":[" + chunks[name] + "]}";
   }
   index += "}}\n";
+  return MOE_OK;
+}
+
+/// The directory into place, then `latest` at it.
+moe_status_t commit(const std::string &root, const std::string &temporary, int64_t step, const std::string &index,
+                    std::string &path) {
   if (moe_status_t s = writeText(temporary + "/" + kIndexFile, index))
     return s;
   if (moe_status_t s = syncPath(temporary, true))
     return s;
-  // Into place: a checkpoint of the same step (a run resumed before it) is replaced.
+  // A checkpoint of the same step (a run resumed before it) is replaced.
+  const std::string final = root + "/" + stepName(step);
   if (isCompleteCheckpoint(final)) {
     std::string old = final + ".old-" + std::to_string(::getpid());
     if (::rename(final.c_str(), old.c_str()) != 0)
@@ -158,7 +290,7 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
   if (moe_status_t s = syncPath(root, true))
     return s;
   const std::string latest = root + "/latest";
-  if (moe_status_t s = writeText(latest + ".tmp", stepName(state.step) + "\n"))
+  if (moe_status_t s = writeText(latest + ".tmp", stepName(step) + "\n"))
     return s;
   if (::rename((latest + ".tmp").c_str(), latest.c_str()) != 0)
     return ioError("rename into place", latest);
@@ -166,9 +298,118 @@ moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state,
   return syncPath(root, true);
 }
 
-moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path) {
-  // The one `latest` names, if complete; else the highest complete step.
-  std::string dir;
+std::string temporaryName(const std::string &root, int64_t step) { return root + "/." + stepName(step) + ".tmp"; }
+
+/// Rank 0 makes the empty temporary directory (a stale one, from a save
+/// that was killed, removed first); the others wait for it.
+moe_status_t prepare(const std::string &root, int64_t step, Communicator *comm) {
+  const bool multi = comm && comm->world() > 1;
+  int32_t status = MOE_OK;
+  std::string error;
+  if (!comm || comm->rank() == 0) {
+    const std::string temporary = temporaryName(root, step);
+    if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST)
+      status = ioError("create", root);
+    else {
+      removeCheckpointDirectory(temporary);
+      if (::mkdir(temporary.c_str(), 0755) != 0)
+        status = ioError("create", temporary);
+    }
+    if (status != MOE_OK)
+      error = moe_last_error();
+  }
+  if (!multi)
+    return status == MOE_OK ? MOE_OK : fail(static_cast<moe_status_t>(status), error);
+  std::vector<int32_t> all(static_cast<size_t>(comm->world()));
+  if (moe_status_t s = comm->allGather(everyRank(*comm), &status, all.data(), sizeof status, "checkpoint (prepare)"))
+    return s;
+  if (all[0] != MOE_OK)
+    return fail(static_cast<moe_status_t>(all[0]),
+                comm->rank() == 0 ? error : "checkpoint: rank 0 could not create " + temporaryName(root, step));
+  return MOE_OK;
+}
+
+/// Every rank's entries to rank 0, which writes the index and commits; its
+/// result to every rank.
+moe_status_t gatherAndCommit(const std::string &root, const TrainingState &state, const std::string &writer,
+                             const std::string &mesh, Communicator *comm, const WrittenShard &mine, std::string &path) {
+  const bool multi = comm && comm->world() > 1;
+  const int64_t world = multi ? comm->world() : 1, rank = multi ? comm->rank() : 0;
+  std::vector<std::string> entries{mine.status == MOE_OK ? mine.entries : std::string()};
+  std::vector<int64_t> failed; // ranks whose file could not be written
+  if (mine.status != MOE_OK)
+    failed.push_back(rank);
+  if (multi) {
+    int64_t size = mine.status == MOE_OK ? static_cast<int64_t>(mine.entries.size()) : -1;
+    std::vector<int64_t> sizes(static_cast<size_t>(world));
+    if (moe_status_t s = comm->allGather(everyRank(*comm), &size, sizes.data(), sizeof size, "checkpoint (sizes)"))
+      return s;
+    std::vector<int64_t> bytes;
+    int64_t total = 0;
+    for (int64_t s : sizes) {
+      bytes.push_back(std::max<int64_t>(s, 0));
+      total += bytes.back();
+    }
+    std::string all(static_cast<size_t>(total), '\0');
+    if (moe_status_t s =
+            comm->allGatherV(everyRank(*comm), mine.entries.data(), all.data(), bytes, "checkpoint (index entries)"))
+      return s;
+    entries.clear();
+    failed.clear();
+    int64_t at = 0;
+    for (int64_t r = 0; r < world; ++r) {
+      entries.push_back(all.substr(static_cast<size_t>(at), static_cast<size_t>(bytes[r])));
+      at += bytes[r];
+      if (sizes[r] < 0)
+        failed.push_back(r);
+    }
+  }
+  if (!failed.empty())
+    return mine.status != MOE_OK ? fail(mine.status, mine.error)
+                                 : fail(MOE_INVALID_ARGUMENT, "checkpoint of step " + std::to_string(state.step) +
+                                                                  ": rank " + std::to_string(failed[0]) +
+                                                                  " could not write its file; the previous "
+                                                                  "checkpoint stays the newest");
+  int32_t status = MOE_OK;
+  std::string error;
+  if (rank == 0) {
+    std::string index;
+    status = buildIndex(state, writer, mesh, world, entries, index);
+    if (status == MOE_OK)
+      status = commit(root, temporaryName(root, state.step), state.step, index, path);
+    if (status != MOE_OK)
+      error = moe_last_error();
+  }
+  if (multi) {
+    std::vector<int32_t> all(static_cast<size_t>(world));
+    if (moe_status_t s = comm->allGather(everyRank(*comm), &status, all.data(), sizeof status, "checkpoint (commit)"))
+      return s;
+    status = all[0];
+    if (rank != 0) {
+      path = root + "/" + stepName(state.step);
+      error = "checkpoint: rank 0 could not write the index of " + path;
+    }
+  }
+  return status == MOE_OK ? MOE_OK : fail(static_cast<moe_status_t>(status), error);
+}
+
+} // namespace
+
+moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
+                            std::string &path, Communicator *comm, const std::string &mesh) {
+  if (moe_status_t s = prepare(root, state.step, comm))
+    return s;
+  const int64_t rank = comm ? comm->rank() : 0;
+  WrittenShard mine = writeShard(temporaryName(root, state.step), rank, state);
+  injectSaveFault(rank, state.step);
+  return gatherAndCommit(root, state, writer, mesh, comm, mine, path);
+}
+
+namespace {
+
+/// The newest complete checkpoint under `root`: the one `latest` names, if
+/// complete, else the highest complete step.
+moe_status_t newestCheckpoint(const std::string &root, std::string &dir) {
   if (FILE *f = std::fopen((root + "/latest").c_str(), "rb")) {
     char name[64] = {};
     if (std::fgets(name, sizeof name, f)) {
@@ -179,23 +420,50 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
     }
     std::fclose(f);
   }
-  if (dir.empty()) {
-    DIR *d = ::opendir(root.c_str());
-    if (!d)
-      return fail(MOE_NOT_FOUND, "checkpoint: no checkpoint directory " + root + ": " + std::strerror(errno));
-    std::string best;
-    while (dirent *entry = ::readdir(d)) {
-      std::string n = entry->d_name;
-      if (n.rfind("step-", 0) == 0 && n.find('.') == std::string::npos && isCompleteCheckpoint(root + "/" + n) &&
-          n > best)
-        best = n;
-    }
-    ::closedir(d);
-    if (best.empty())
-      return fail(MOE_NOT_FOUND,
-                  "checkpoint: " + root + " holds no complete checkpoint (a step-N directory with " + kIndexFile + ")");
-    dir = root + "/" + best;
+  if (!dir.empty())
+    return MOE_OK;
+  DIR *d = ::opendir(root.c_str());
+  if (!d)
+    return fail(MOE_NOT_FOUND, "checkpoint: no checkpoint directory " + root + ": " + std::strerror(errno));
+  std::string best;
+  while (dirent *entry = ::readdir(d)) {
+    std::string n = entry->d_name;
+    if (n.rfind("step-", 0) == 0 && n.find('.') == std::string::npos && isCompleteCheckpoint(root + "/" + n) &&
+        n > best)
+      best = n;
   }
+  ::closedir(d);
+  if (best.empty())
+    return fail(MOE_NOT_FOUND,
+                "checkpoint: " + root + " holds no complete checkpoint (a step-N directory with " + kIndexFile + ")");
+  dir = root + "/" + best;
+  return MOE_OK;
+}
+
+/// A saved chunk: elements [first, last) of its tensor at bytes [begin,
+/// begin + bytes) of `file`, with a CRC-32 per block of `blockBytes`.
+struct SavedChunk {
+  std::string file;
+  int64_t first = 0, last = 0, begin = 0, bytes = 0, blockBytes = 0;
+  std::vector<uint32_t> crcs;
+};
+
+struct SavedTensor {
+  moe_dtype_t dtype = MOE_F32;
+  std::vector<int64_t> shape;
+  std::string placement = "replicated";
+  std::vector<SavedChunk> chunks; ///< ascending, disjoint
+};
+
+/// A parsed index (version 1: one chunk a tensor, one CRC; version 2:
+/// chunks by element range, a CRC per block).
+struct Index {
+  int64_t step = 0, optimizerSteps = 0;
+  std::string writtenBy;
+  std::map<std::string, SavedTensor> tensors;
+};
+
+moe_status_t readIndex(const std::string &dir, Index &out) {
   std::vector<uint8_t> text;
   if (moe_status_t s = readFile(dir + "/" + kIndexFile, text))
     return s;
@@ -208,112 +476,251 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
                     *optSteps = index.find("optimizer_steps"), *tensors = index.find("tensors");
   if (!format || !format->isString() || format->string != "moec-checkpoint")
     return bad("not a moec checkpoint index");
-  if (!version || !version->isInteger || version->integer != kCheckpointVersion)
+  if (!version || !version->isInteger || version->integer < 1 || version->integer > kCheckpointVersion)
     return fail(MOE_VERSION_MISMATCH, "checkpoint " + dir + ": format version " +
                                           (version && version->isInteger ? std::to_string(version->integer) : "?") +
-                                          ", this runtime reads " + std::to_string(kCheckpointVersion));
+                                          ", this runtime reads 1 to " + std::to_string(kCheckpointVersion));
   if (!step || !step->isInteger || step->integer < 0 || !optSteps || !optSteps->isInteger || !tensors ||
       !tensors->isObject())
     return bad("the index needs step, optimizer_steps and tensors");
-  TrainingState out;
+  const json::Value *block = index.find("crc32_block_bytes");
+  if (version->integer >= 2 && (!block || !block->isInteger || block->integer <= 0))
+    return bad("the index needs crc32_block_bytes");
   out.step = step->integer;
   out.optimizerSteps = optSteps->integer;
   if (const json::Value *by = index.find("written_by"); by && by->isString())
     out.writtenBy = by->string;
-  // Every chunk checked and placed first: where its bytes go is decided
-  // before any is read, so the state is allocated once.
-  struct Chunk {
-    std::string name, file;
-    int64_t begin, bytes;
-    uint32_t crc;
-    void *into = nullptr;
-  };
-  std::vector<Chunk> chunks;
-  std::map<std::string, std::pair<moe_dtype_t, std::vector<int64_t>>> specs;
   for (const auto &[name, spec] : tensors->object) {
     const json::Value *dtype = spec.find("dtype"), *shape = spec.find("shape"), *list = spec.find("chunks");
     std::optional<moe_dtype_t> dt = dtype && dtype->isString() ? parseDType(dtype->string) : std::nullopt;
-    if (!dt || !shape || !shape->isArray() || !list || !list->isArray() || list->array.size() != 1)
-      return bad("tensor \"" + name + "\" needs a dtype, a shape and its chunk");
-    std::vector<int64_t> dims;
+    if (!dt || !shape || !shape->isArray() || !list || !list->isArray() || list->array.empty())
+      return bad("tensor \"" + name + "\" needs a dtype, a shape and its chunks");
+    SavedTensor t;
+    t.dtype = *dt;
     int64_t elements = 1;
     for (const json::Value &d : shape->array) {
       if (!d.isInteger || d.integer < 0 || __builtin_mul_overflow(elements, d.integer, &elements))
         return bad("tensor \"" + name + "\" has a bad shape");
-      dims.push_back(d.integer);
+      t.shape.push_back(d.integer);
     }
-    const json::Value &chunk = list->array[0];
-    const json::Value *file = chunk.find("file"), *begin = chunk.find("begin"), *end = chunk.find("end"),
-                      *crc = chunk.find("crc32");
-    if (!file || !file->isString() || file->string.find('/') != std::string::npos || !begin || !begin->isInteger ||
-        !end || !end->isInteger || !crc || !crc->isInteger)
-      return bad("tensor \"" + name + "\" has a malformed chunk");
-    int64_t bytes = elements * static_cast<int64_t>(moe_dtype_size(*dt));
-    if (end->integer - begin->integer != bytes || begin->integer < 0)
-      return bad("the chunk of \"" + name + "\" spans " + std::to_string(end->integer - begin->integer) +
-                 " bytes, its shape needs " + std::to_string(bytes));
-    specs[name] = {*dt, dims};
-    chunks.push_back({name, file->string, begin->integer, bytes, static_cast<uint32_t>(crc->integer)});
+    if (const json::Value *p = spec.find("placement"); p && p->isString())
+      t.placement = p->string;
+    const int64_t size = static_cast<int64_t>(moe_dtype_size(*dt));
+    for (const json::Value &chunk : list->array) {
+      const json::Value *file = chunk.find("file"), *begin = chunk.find("begin"), *end = chunk.find("end"),
+                        *crc = chunk.find("crc32"), *range = chunk.find("elements");
+      SavedChunk c;
+      if (!file || !file->isString() || file->string.empty() || file->string.find('/') != std::string::npos || !begin ||
+          !begin->isInteger || !end || !end->isInteger || begin->integer < 0 || !crc)
+        return bad("tensor \"" + name + "\" has a malformed chunk");
+      c.file = file->string;
+      c.begin = begin->integer;
+      c.bytes = end->integer - begin->integer;
+      if (range) {
+        if (!range->isArray() || range->array.size() != 2 || !range->array[0].isInteger || !range->array[1].isInteger)
+          return bad("a chunk of \"" + name + "\" has malformed elements");
+        c.first = range->array[0].integer;
+        c.last = range->array[1].integer;
+      } else {
+        c.first = 0, c.last = elements; // version 1: the whole tensor
+      }
+      if (c.first < 0 || c.last > elements || c.first >= c.last || c.bytes != (c.last - c.first) * size)
+        return bad("a chunk of \"" + name + "\" holds elements [" + std::to_string(c.first) + ", " +
+                   std::to_string(c.last) + ") in " + std::to_string(c.bytes) + " bytes; the tensor has " +
+                   std::to_string(elements) + " elements of " + std::to_string(size) + " bytes");
+      c.blockBytes = version->integer >= 2 ? block->integer : std::max<int64_t>(c.bytes, 1);
+      if (crc->isInteger) {
+        c.crcs.push_back(static_cast<uint32_t>(crc->integer));
+      } else if (crc->isArray()) {
+        for (const json::Value &v : crc->array) {
+          if (!v.isInteger)
+            return bad("a chunk of \"" + name + "\" has a malformed crc32");
+          c.crcs.push_back(static_cast<uint32_t>(v.integer));
+        }
+      }
+      if (static_cast<int64_t>(c.crcs.size()) != (c.bytes + c.blockBytes - 1) / c.blockBytes)
+        return bad("a chunk of \"" + name + "\" has " + std::to_string(c.crcs.size()) + " checksums for " +
+                   std::to_string(c.bytes) + " bytes");
+      t.chunks.push_back(std::move(c));
+    }
+    std::sort(t.chunks.begin(), t.chunks.end(),
+              [](const SavedChunk &a, const SavedChunk &b) { return a.first < b.first; });
+    for (size_t i = 1; i < t.chunks.size(); ++i)
+      if (t.chunks[i].first < t.chunks[i - 1].last)
+        return bad("the chunks of \"" + name + "\" overlap");
+    out.tensors[name] = std::move(t);
   }
-  // Destinations: the weights as tensors, AdamW's state straight into its vectors.
-  for (const auto &[name, spec] : specs)
-    if (name.rfind("optimizer.", 0) != 0)
-      out.params.push_back(Tensor::zeros(name, spec.first, spec.second));
+  return MOE_OK;
+}
+
+/// One read: elements [first, last) of a chunk into `into`, its covering
+/// checksum blocks read and checked.
+struct Read {
+  std::string tensor;
+  const SavedChunk *chunk;
+  int64_t first, last, size;
+  char *into;
+};
+
+std::string readOne(const std::string &dir, const Read &r) {
+  const SavedChunk &c = *r.chunk;
+  const int64_t from = (r.first - c.first) * r.size, to = (r.last - c.first) * r.size;
+  const int64_t firstBlock = from / c.blockBytes, lastBlock = (to + c.blockBytes - 1) / c.blockBytes;
+  const int64_t spanFrom = firstBlock * c.blockBytes, spanTo = std::min(c.bytes, lastBlock * c.blockBytes);
+  // In place when the range is the whole span; else through a buffer.
+  std::vector<char> buffer;
+  char *span = r.into;
+  if (spanFrom != from || spanTo != to) {
+    buffer.resize(static_cast<size_t>(spanTo - spanFrom));
+    span = buffer.data();
+  }
+  const std::string filePath = dir + "/" + c.file;
+  int fd = ::open(filePath.c_str(), O_RDONLY);
+  if (fd < 0)
+    return "a chunk of \"" + r.tensor + "\" is in " + c.file + ", which cannot be opened: " + std::strerror(errno);
+  int64_t done = 0;
+  while (done < spanTo - spanFrom) {
+    ssize_t got = ::pread(fd, span + done, static_cast<size_t>(spanTo - spanFrom - done),
+                          static_cast<off_t>(c.begin + spanFrom + done));
+    if (got <= 0)
+      break;
+    done += got;
+  }
+  ::close(fd);
+  std::string range =
+      " in " + c.file + " [" + std::to_string(c.begin + spanFrom) + ", " + std::to_string(c.begin + spanTo) + ")";
+  if (done != spanTo - spanFrom)
+    return "a chunk of \"" + r.tensor + "\"" + range + " is truncated";
+  for (int64_t b = firstBlock; b < lastBlock; ++b) {
+    int64_t at = b * c.blockBytes - spanFrom, n = std::min(c.blockBytes, c.bytes - b * c.blockBytes);
+    if (crc32(reinterpret_cast<const uint8_t *>(span + at), static_cast<size_t>(n)) != c.crcs[b])
+      return "a chunk of \"" + r.tensor + "\"" + range + " fails its checksum (corrupted)";
+  }
+  if (span != r.into)
+    std::memcpy(r.into, span + (from - spanFrom), static_cast<size_t>(to - from));
+  return "";
+}
+
+} // namespace
+
+moe_status_t checkpointLayout(const std::string &root, std::map<std::string, TensorExtent> &layout) {
+  std::string dir;
+  if (moe_status_t s = newestCheckpoint(root, dir))
+    return s;
+  Index index;
+  if (moe_status_t s = readIndex(dir, index))
+    return s;
+  layout.clear();
+  for (const auto &[name, t] : index.tensors) {
+    TensorExtent e;
+    e.globalShape = e.localShape = t.shape;
+    e.count = e.stored = product(t.shape);
+    e.placement = t.placement;
+    layout[name] = e;
+  }
+  return MOE_OK;
+}
+
+moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path,
+                            const std::map<std::string, TensorExtent> *wanted) {
+  std::string dir;
+  if (moe_status_t s = newestCheckpoint(root, dir))
+    return s;
+  Index index;
+  if (moe_status_t s = readIndex(dir, index))
+    return s;
+  auto bad = [&](const std::string &why) { return fail(MOE_INVALID_FORMAT, "checkpoint " + dir + ": " + why); };
+  TrainingState out;
+  out.step = index.step;
+  out.optimizerSteps = index.optimizerSteps;
+  out.writtenBy = index.writtenBy;
+  // What each tensor becomes: a wanted range, or the whole tensor.
+  auto extentOf = [&](const std::string &weight, const SavedTensor &t) -> std::optional<TensorExtent> {
+    if (!wanted) {
+      TensorExtent whole;
+      whole.globalShape = whole.localShape = t.shape;
+      whole.count = whole.stored = product(t.shape);
+      whole.placement = t.placement;
+      return whole;
+    }
+    auto it = wanted->find(weight);
+    if (it == wanted->end())
+      return std::nullopt;
+    return it->second;
+  };
+  std::vector<Read> reads;
+  auto plan = [&](const std::string &name, const SavedTensor &t, const TensorExtent &e, char *into) -> moe_status_t {
+    if (e.globalShape != t.shape)
+      return bad("\"" + name + "\" has shape " + shapeString(t.shape) + "; the layer needs " +
+                 shapeString(e.globalShape));
+    const int64_t size = static_cast<int64_t>(moe_dtype_size(t.dtype));
+    int64_t covered = e.begin;
+    for (const SavedChunk &c : t.chunks) {
+      int64_t first = std::max(e.begin, c.first), last = std::min(e.begin + e.count, c.last);
+      if (first >= last)
+        continue;
+      if (first != covered)
+        break;
+      reads.push_back({name, &c, first, last, size, into + (first - e.begin) * size});
+      covered = last;
+    }
+    if (covered != e.begin + e.count)
+      return bad("the chunks of \"" + name + "\" do not hold its elements [" + std::to_string(covered) + ", " +
+                 std::to_string(e.begin + e.count) + ")");
+    return MOE_OK;
+  };
+  // The weights first, then AdamW's state straight into its vectors.
+  for (const auto &[name, t] : index.tensors) {
+    if (name.rfind("optimizer.", 0) == 0)
+      continue;
+    std::optional<TensorExtent> e = extentOf(name, t);
+    if (!e)
+      continue;
+    out.params.push_back(Tensor::zeros(name, t.dtype, e->localShape));
+    if (wanted)
+      out.extents[name] = *e;
+  }
+  if (wanted)
+    for (const auto &[name, e] : *wanted)
+      if (!index.tensors.count(name))
+        return fail(MOE_NOT_FOUND, "checkpoint " + dir + ": it holds no \"" + name + "\"");
   for (Tensor &p : out.params) {
-    auto has = [&](const char *part) { return specs.count(optimizerName(p.name, part)) != 0; };
+    const SavedTensor &t = index.tensors.at(p.name);
+    TensorExtent e = *extentOf(p.name, t);
+    if (moe_status_t s = plan(p.name, t, e, reinterpret_cast<char *>(p.data.data())))
+      return s;
+    auto has = [&](const char *part) { return index.tensors.count(optimizerName(p.name, part)) != 0; };
     if (!has("master") && !has("exp_avg") && !has("exp_avg_sq"))
       continue; // not trained by AdamW (a buffer, a balance bias)
     if (!has("master") || !has("exp_avg") || !has("exp_avg_sq"))
       return bad("the optimizer state of \"" + p.name + "\" is incomplete");
     AdamW::State &st = out.optimizer[p.name];
     for (auto [part, into] : {std::pair{"master", &st.master}, {"exp_avg", &st.m}, {"exp_avg_sq", &st.v}}) {
-      const auto &spec = specs[optimizerName(p.name, part)];
-      if (spec.first != MOE_F32 || spec.second != p.shape)
+      const SavedTensor &o = index.tensors.at(optimizerName(p.name, part));
+      if (o.dtype != MOE_F32 || o.shape != t.shape)
         return bad("the optimizer state of \"" + p.name + "\" does not match it");
-      into->resize(static_cast<size_t>(p.numElements()));
+      into->assign(static_cast<size_t>(e.stored), 0.0f);
+      if (moe_status_t s = plan(optimizerName(p.name, part), o, e, reinterpret_cast<char *>(into->data())))
+        return s;
     }
   }
-  for (Chunk &c : chunks) {
-    for (Tensor &p : out.params)
-      if (p.name == c.name)
-        c.into = p.data.data();
-    for (auto &[param, st] : out.optimizer)
-      for (auto [part, values] : {std::pair{"master", &st.master}, {"exp_avg", &st.m}, {"exp_avg_sq", &st.v}})
-        if (optimizerName(param, part) == c.name)
-          c.into = values->data();
-    if (!c.into)
-      return bad("tensor \"" + c.name + "\" belongs to no weight (an optimizer state of an unknown parameter)");
+  for (const auto &[name, t] : index.tensors) {
+    if (name.rfind("optimizer.", 0) != 0)
+      continue;
+    bool owned = false;
+    for (const Tensor &p : out.params)
+      for (const char *part : {"master", "exp_avg", "exp_avg_sq"})
+        owned = owned || optimizerName(p.name, part) == name;
+    if (!owned && !wanted)
+      return bad("tensor \"" + name + "\" belongs to no weight (an optimizer state of an unknown parameter)");
   }
-  // Read and check the chunks on several threads: the CRC-32 runs at memory
-  // speed per thread, and a load is most of the disk and memory traffic.
-  std::vector<std::string> errors(chunks.size());
+  // Read and check on several threads: the CRC-32 runs at memory speed per
+  // thread, and a load is most of the disk and memory traffic.
+  std::vector<std::string> errors(reads.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i; (i = next++) < chunks.size();) {
-      const Chunk &c = chunks[i];
-      const std::string filePath = dir + "/" + c.file;
-      int fd = ::open(filePath.c_str(), O_RDONLY);
-      if (fd < 0) {
-        errors[i] =
-            "the chunk of \"" + c.name + "\" is in " + c.file + ", which cannot be opened: " + std::strerror(errno);
-        continue;
-      }
-      int64_t done = 0;
-      while (done < c.bytes) {
-        ssize_t got = ::pread(fd, static_cast<char *>(c.into) + done, static_cast<size_t>(c.bytes - done),
-                              static_cast<off_t>(c.begin + done));
-        if (got <= 0)
-          break;
-        done += got;
-      }
-      ::close(fd);
-      std::string range =
-          " in " + c.file + " [" + std::to_string(c.begin) + ", " + std::to_string(c.begin + c.bytes) + ")";
-      if (done != c.bytes)
-        errors[i] = "the chunk of \"" + c.name + "\"" + range + " is truncated";
-      else if (crc32(static_cast<const uint8_t *>(c.into), static_cast<size_t>(c.bytes)) != c.crc)
-        errors[i] = "the chunk of \"" + c.name + "\"" + range + " fails its checksum (corrupted)";
-    }
+    for (size_t i; (i = next++) < reads.size();)
+      errors[i] = readOne(dir, reads[i]);
   };
   unsigned threads = std::max(1u, std::min<unsigned>(8, std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
@@ -332,25 +739,43 @@ moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::
 
 struct BackgroundCheckpoint::Job {
   std::thread thread;
+  std::string root, writer, mesh;
+  Communicator *comm = nullptr;
+  TrainingState state;
+  WrittenShard written;
   moe_status_t status = MOE_OK;
   std::string error, path;
+  std::chrono::steady_clock::time_point begin;
   double seconds = 0;
 };
 
 BackgroundCheckpoint::BackgroundCheckpoint() = default;
 BackgroundCheckpoint::~BackgroundCheckpoint() { (void)finish(); }
 
-moe_status_t BackgroundCheckpoint::start(const std::string &root, TrainingState state, const std::string &writer) {
+moe_status_t BackgroundCheckpoint::start(const std::string &root, TrainingState state, const std::string &writer,
+                                         Communicator *comm, const std::string &mesh) {
   if (moe_status_t s = finish())
     return s;
+  const bool multi = comm && comm->world() > 1;
+  if (multi)
+    if (moe_status_t s = prepare(root, state.step, comm))
+      return s;
   job_ = std::make_unique<Job>();
   Job *job = job_.get();
-  job->thread = std::thread([job, root, writer, state = std::move(state)]() {
-    auto begin = std::chrono::steady_clock::now();
-    job->status = saveCheckpoint(root, state, writer, job->path);
+  job->root = root, job->writer = writer, job->mesh = mesh, job->comm = multi ? comm : nullptr;
+  job->state = std::move(state);
+  job->begin = std::chrono::steady_clock::now();
+  // Alone, the thread does the whole save; on a mesh, the rank's file only
+  // (the index needs every rank: finish() writes it).
+  job->thread = std::thread([job, multi]() {
+    if (multi) {
+      job->written = writeShard(temporaryName(job->root, job->state.step), job->comm->rank(), job->state);
+      return;
+    }
+    job->status = saveCheckpoint(job->root, job->state, job->writer, job->path);
     if (job->status != MOE_OK)
       job->error = moe_last_error(); // the thread's own: handed to the caller's thread by finish()
-    job->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    job->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->begin).count();
   });
   return MOE_OK;
 }
@@ -360,6 +785,13 @@ moe_status_t BackgroundCheckpoint::finish() {
     return MOE_OK;
   job_->thread.join();
   std::unique_ptr<Job> job = std::move(job_);
+  if (job->comm) {
+    injectSaveFault(job->comm->rank(), job->state.step);
+    job->status = gatherAndCommit(job->root, job->state, job->writer, job->mesh, job->comm, job->written, job->path);
+    if (job->status != MOE_OK)
+      job->error = moe_last_error();
+    job->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->begin).count();
+  }
   if (job->status != MOE_OK)
     return fail(job->status, job->error);
   path_ = job->path;

@@ -97,44 +97,36 @@ moe_status_t Trainer::globalParameters(std::vector<Tensor> &out) const {
                       out);
 }
 
+std::map<std::string, TensorExtent> shardExtents(const Layer &layer) {
+  std::map<std::string, TensorExtent> out;
+  const Signature &sig = layer.signature();
+  for (const TensorSpec &spec : sig.params) {
+    const std::vector<int64_t> shape = spec.sizes();
+    ParamShard mine = layer.paramShardOf(spec);
+    TensorExtent e;
+    e.globalShape = shape;
+    e.begin = mine.begin, e.count = mine.count, e.stored = mine.stored;
+    e.localShape = mine.localShape;
+    e.placement = placementName(spec.placement);
+    // One holder of each range writes it: the lowest rank holding any of it.
+    for (int64_t q = 0; q < layer.rank() && e.writes; ++q) {
+      ParamShard other = paramShard(sig.mesh, q, spec.placement, shape);
+      e.writes = other.begin + other.count <= e.begin || e.begin + e.count <= other.begin || other.count == 0;
+    }
+    out[spec.name] = e;
+  }
+  return out;
+}
+
 moe_status_t Trainer::state(int64_t step, TrainingState &out) const {
   out = TrainingState();
   out.step = step;
   out.optimizerSteps = optimizer_.steps();
-  if (moe_status_t s = globalParameters(out.params))
-    return s;
-  if (!layer_.isSharded()) {
-    out.optimizer = optimizer_.state();
-    return MOE_OK;
-  }
-  // The masters and moments of each rank's shard, gathered as the weights.
-  const Signature &sig = layer_.signature();
-  std::vector<TensorSpec> specs;
-  std::vector<Tensor> local;
-  for (const auto &[name, st] : optimizer_.state()) {
-    const TensorSpec *spec = nullptr;
-    for (const TensorSpec &p : sig.params)
-      if (p.name == name)
-        spec = &p;
-    if (!spec)
-      return fail(MOE_INTERNAL, "optimizer state of unknown parameter \"" + name + "\"");
-    for (auto [part, values] : {std::pair{".master", &st.master}, {".m", &st.m}, {".v", &st.v}}) {
-      specs.push_back(renamed(*spec, name + part, MOE_F32));
-      Tensor t = Tensor::zeros(name + part, MOE_F32, {static_cast<int64_t>(values->size())});
-      std::memcpy(t.data.data(), values->data(), values->size() * sizeof(float));
-      local.push_back(std::move(t));
-    }
-  }
-  std::vector<Tensor> global;
-  if (moe_status_t s = gatherShards(*layer_.communicator(), sig.mesh, specs, local, global))
-    return s;
-  for (size_t i = 0; i < global.size(); i += 3) {
-    AdamW::State &st = out.optimizer[specs[i].name.substr(0, specs[i].name.size() - 7)];
-    for (auto [j, values] : {std::pair{0, &st.master}, {1, &st.m}, {2, &st.v}}) {
-      values->resize(static_cast<size_t>(global[i + j].numElements()));
-      std::memcpy(values->data(), global[i + j].data.data(), values->size() * sizeof(float));
-    }
-  }
+  out.params = layer_.parameters();
+  out.optimizer = optimizer_.state();
+  // A placed layer's rank keeps its shards: each rank saves its own.
+  if (layer_.isSharded())
+    out.extents = shardExtents(layer_);
   return MOE_OK;
 }
 
@@ -142,7 +134,7 @@ moe_status_t Trainer::restore(const TrainingState &state) {
   std::vector<Tensor> params = state.params;
   layer_.convertWeightTypes(params, nullptr);
   std::map<std::string, AdamW::State> optimizer = state.optimizer;
-  if (layer_.isSharded()) {
+  if (layer_.isSharded() && state.extents.empty()) {
     // Each rank keeps its shard of the global state (any mesh saved it).
     std::vector<Tensor> ordered; // the signature's order, as shardParameters takes them
     for (const TensorSpec &spec : layer_.signature().params) {
@@ -404,9 +396,10 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   if (!resumeFrom.empty()) {
     TrainingState state;
     std::string from;
-    moe_status_t loaded = loadCheckpoint(resumeFrom, state, from);
-    if (world > 1 && loaded != MOE_OK && loaded != MOE_NOT_FOUND)
-      return error();
+    // A placed layer's rank reads only its shards (from any mesh's chunks).
+    const std::map<std::string, TensorExtent> extents =
+        layer.isSharded() ? shardExtents(layer) : std::map<std::string, TensorExtent>();
+    moe_status_t loaded = loadCheckpoint(resumeFrom, state, from, layer.isSharded() ? &extents : nullptr);
     bool fresh = options.autoResume && loaded == MOE_NOT_FOUND; // the first attempt of a restarted job
     if (fresh && rank == 0)
       std::fprintf(out, "no checkpoint in %s yet: starting at step 1\n", resumeFrom.c_str());
@@ -447,34 +440,31 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     double elapsed = since(start);
     if (csv)
       std::fprintf(csv, "%lld,%.9g,%.6f\n", static_cast<long long>(step), loss, elapsed);
-    // The global state: replicas hold the same one, a placed layer's shards
-    // are gathered first (every rank takes part); rank 0 writes it, once.
-    TrainingState snapshot;
+    // Data-parallel replicas hold the same state: rank 0 writes it, once. A
+    // placed layer's ranks each write their own shards, in parallel.
     const bool saving = options.checkpointEvery > 0 && step % options.checkpointEvery == 0;
-    if (saving && (rank == 0 || layer.isSharded()) && trainer.state(step, snapshot) != MOE_OK) {
-      if (csv)
-        std::fclose(csv);
-      return error();
-    }
-    if (saving && rank == 0) {
-      std::string writer = layer.isSharded() ? "moe-run --train, mesh " + sig.mesh.toString()
+    if (saving && (rank == 0 || layer.isSharded())) {
+      Communicator *savers = layer.isSharded() ? comm : nullptr;
+      const std::string mesh = layer.isSharded() ? sig.mesh.toString() : "";
+      std::string writer = layer.isSharded() ? "moe-run --train, mesh " + mesh
                            : world > 1       ? "moe-run --train, data parallel over " + std::to_string(world) + " ranks"
                                              : "moe-run --train, one process";
-      if (options.progress && terminal)
+      if (options.progress && terminal && rank == 0)
         std::fputc('\n', stderr);
       auto blockedFrom = std::chrono::steady_clock::now();
-      moe_status_t saved = MOE_OK;
-      if (options.asyncCheckpoint) {
-        saved = background.start(options.checkpointDir, std::move(snapshot), writer);
-        if (saved == MOE_OK && !background.lastPath().empty())
+      TrainingState snapshot;
+      moe_status_t saved = trainer.state(step, snapshot);
+      if (saved == MOE_OK && options.asyncCheckpoint) {
+        saved = background.start(options.checkpointDir, std::move(snapshot), writer, savers, mesh);
+        if (saved == MOE_OK && !background.lastPath().empty() && rank == 0)
           std::fprintf(stderr, "saved %s (written in the background in %.1f ms)\n", background.lastPath().c_str(),
                        background.lastSeconds() * 1e3);
         blockedSeconds += since(blockedFrom);
-      } else {
+      } else if (saved == MOE_OK) {
         std::string path;
-        saved = saveCheckpoint(options.checkpointDir, snapshot, writer, path);
+        saved = saveCheckpoint(options.checkpointDir, snapshot, writer, path, savers, mesh);
         blockedSeconds += since(blockedFrom);
-        if (saved == MOE_OK)
+        if (saved == MOE_OK && rank == 0)
           std::fprintf(stderr, "saved %s\n", path.c_str());
       }
       if (saved != MOE_OK) {

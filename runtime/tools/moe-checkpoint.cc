@@ -3,7 +3,10 @@
 //
 //   moe-checkpoint info C              the newest complete checkpoint: step, tensors
 //   moe-checkpoint export C W.safetensors   its weights, the moe-run --weights format
+//   mpirun -n N moe-checkpoint reshard C D --mesh M   C saved again as mesh M's ranks save it
 #include "moe/runtime/checkpoint.h"
+#include "moe/runtime/comm.h"
+#include "moe/runtime/mesh.h"
 #include "moe/runtime/safetensors.h"
 
 #include <chrono>
@@ -14,13 +17,18 @@
 
 namespace {
 
-const char *kUsage = "usage: moe-checkpoint info CHECKPOINT_DIR\n"
-                     "       moe-checkpoint export CHECKPOINT_DIR OUT.safetensors\n"
-                     "       moe-checkpoint bench DIR EXPERTS D_MODEL D_FF [--async]\n"
-                     "Reads the newest complete checkpoint under CHECKPOINT_DIR (moe-run --checkpoint-dir), checking\n"
-                     "every chunk's checksum; export writes its weights as one safetensors file (moe-run --weights).\n"
-                     "bench times a save and a load of a DeepSeek-V3-shaped layer's training state (bf16 experts\n"
-                     "[E, D, F] x 2 and [E, F, D], an f32 router [D, E], f32 masters and moments) under DIR.\n";
+const char *kUsage =
+    "usage: moe-checkpoint info CHECKPOINT_DIR\n"
+    "       moe-checkpoint export CHECKPOINT_DIR OUT.safetensors [--with-optimizer]\n"
+    "       [mpirun -n N] moe-checkpoint reshard CHECKPOINT_DIR OUT_DIR --mesh rep=R,dp=D,ep=E\n"
+    "       moe-checkpoint bench DIR EXPERTS D_MODEL D_FF [--async]\n"
+    "Reads the newest complete checkpoint under CHECKPOINT_DIR (moe-run --checkpoint-dir), checking\n"
+    "every chunk's checksum; export writes its weights (and, --with-optimizer, AdamW's state under\n"
+    "its checkpoint names) as one safetensors file (moe-run --weights). reshard runs as the N = R*D*E\n"
+    "ranks of a mesh: each reads only its shard of every tensor and they save it again, in parallel,\n"
+    "as that mesh's training would.\n"
+    "bench times a save and a load of a DeepSeek-V3-shaped layer's training state (bf16 experts\n"
+    "[E, D, F] x 2 and [E, F, D], an f32 router [D, E], f32 masters and moments) under DIR.\n";
 
 int failed() {
   std::fprintf(stderr, "moe-checkpoint: error: %s\n", moe_last_error());
@@ -89,9 +97,76 @@ int bench(const std::string &dir, int64_t experts, int64_t d, int64_t f, bool as
   return 0;
 }
 
+/// Every rank of `mesh` loads its shards of the newest checkpoint under
+/// `from` (the placements its index records) and saves them under `to`.
+int reshard(const std::string &from, const std::string &to, const std::string &meshText) {
+  std::string error;
+  std::optional<moe::runtime::Mesh> mesh = moe::runtime::parseMesh(meshText, error);
+  if (!mesh) {
+    std::fprintf(stderr, "moe-checkpoint: error: --mesh %s: %s\n", meshText.c_str(), error.c_str());
+    return 1;
+  }
+  std::unique_ptr<moe::runtime::Communicator> comm;
+  if (moe::runtime::openCommunicator(false, comm) != MOE_OK)
+    return failed();
+  auto stop = [&]() {
+    int status = failed();
+    if (comm->world() > 1)
+      comm->abort(status);
+    return status;
+  };
+  if (comm->world() != mesh->world()) {
+    moe::runtime::fail(MOE_INVALID_ARGUMENT, "mesh " + mesh->toString() + " has " + std::to_string(mesh->world()) +
+                                                 " ranks; the launch has " + std::to_string(comm->world()));
+    return stop();
+  }
+  std::map<std::string, moe::runtime::TensorExtent> layout, wanted;
+  if (moe::runtime::checkpointLayout(from, layout) != MOE_OK)
+    return stop();
+  for (const auto &[name, whole] : layout) {
+    if (name.rfind("optimizer.", 0) == 0)
+      continue; // loaded with its weight, as its weight is placed
+    std::optional<moe::runtime::Placement> placement = moe::runtime::parsePlacement(whole.placement);
+    if (!placement) {
+      moe::runtime::fail(MOE_INVALID_FORMAT, "\"" + name + "\" has an unknown placement \"" + whole.placement + "\"");
+      return stop();
+    }
+    if (*placement == moe::runtime::Placement::Experts &&
+        (whole.globalShape.empty() || whole.globalShape[0] % mesh->ep != 0)) {
+      moe::runtime::fail(MOE_INVALID_ARGUMENT, "mesh " + mesh->toString() + ": ep = " + std::to_string(mesh->ep) +
+                                                   " does not divide the experts of \"" + name + "\" " +
+                                                   moe::runtime::shapeString(whole.globalShape));
+      return stop();
+    }
+    auto shardOf = [&](int64_t rank) { return moe::runtime::paramShard(*mesh, rank, *placement, whole.globalShape); };
+    moe::runtime::ParamShard mine = shardOf(comm->rank());
+    moe::runtime::TensorExtent e = whole;
+    e.begin = mine.begin, e.count = mine.count, e.stored = mine.stored, e.localShape = mine.localShape;
+    for (int64_t q = 0; q < comm->rank() && e.writes; ++q) {
+      moe::runtime::ParamShard other = shardOf(q);
+      e.writes = other.count == 0 || other.begin + other.count <= e.begin || e.begin + e.count <= other.begin;
+    }
+    wanted[name] = e;
+  }
+  moe::runtime::TrainingState state;
+  std::string path;
+  if (moe::runtime::loadCheckpoint(from, state, path, &wanted) != MOE_OK)
+    return stop();
+  std::string saved;
+  if (moe::runtime::saveCheckpoint(to, state, "moe-checkpoint reshard of " + path, saved, comm.get(),
+                                   mesh->toString()) != MOE_OK)
+    return stop();
+  if (comm->rank() == 0)
+    std::printf("resharded %s (step %lld) onto mesh %s: %s\n", path.c_str(), static_cast<long long>(state.step),
+                mesh->toString().c_str(), saved.c_str());
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+  if (argc == 6 && std::strcmp(argv[1], "reshard") == 0 && std::strcmp(argv[4], "--mesh") == 0)
+    return reshard(argv[2], argv[3], argv[5]);
   if (argc >= 6 && std::strcmp(argv[1], "bench") == 0) {
     bool async = argc == 7 && std::strcmp(argv[6], "--async") == 0;
     char *end = nullptr;
@@ -111,7 +186,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   bool info = argc == 3 && std::strcmp(argv[1], "info") == 0;
-  bool exporting = argc == 4 && std::strcmp(argv[1], "export") == 0;
+  bool withOptimizer = argc == 5 && std::strcmp(argv[4], "--with-optimizer") == 0;
+  bool exporting = (argc == 4 || withOptimizer) && std::strcmp(argv[1], "export") == 0;
   if (!info && !exporting) {
     std::fputs(kUsage, stderr);
     return 1;
@@ -121,7 +197,19 @@ int main(int argc, char **argv) {
   if (moe::runtime::loadCheckpoint(argv[2], state, path) != MOE_OK)
     return failed();
   if (exporting) {
-    if (moe::runtime::writeSafetensors(argv[3], state.params) != MOE_OK)
+    std::vector<moe::runtime::Tensor> tensors = state.params;
+    if (withOptimizer)
+      for (const auto &[name, st] : state.optimizer)
+        for (auto [part, values] : {std::pair{"master", &st.master}, {"exp_avg", &st.m}, {"exp_avg_sq", &st.v}}) {
+          const moe::runtime::Tensor *param = nullptr;
+          for (const moe::runtime::Tensor &p : state.params)
+            if (p.name == name)
+              param = &p;
+          moe::runtime::Tensor t = moe::runtime::Tensor::zeros("optimizer." + name + "." + part, MOE_F32, param->shape);
+          std::memcpy(t.data.data(), values->data(), values->size() * sizeof(float));
+          tensors.push_back(std::move(t));
+        }
+    if (moe::runtime::writeSafetensors(argv[3], tensors) != MOE_OK)
       return failed();
     std::printf("wrote the %zu weights of %s (step %lld) to %s\n", state.params.size(), path.c_str(),
                 static_cast<long long>(state.step), argv[3]);

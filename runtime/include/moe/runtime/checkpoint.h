@@ -9,6 +9,7 @@
 #ifndef MOE_RUNTIME_CHECKPOINT_H
 #define MOE_RUNTIME_CHECKPOINT_H
 
+#include "moe/runtime/comm.h"
 #include "moe/runtime/optimizer.h"
 #include "moe/runtime/status.h"
 #include "moe/runtime/tensor.h"
@@ -21,26 +22,47 @@
 
 namespace moe::runtime {
 
-constexpr int kCheckpointVersion = 1;
+constexpr int kCheckpointVersion = 2;
+
+/// Where a rank's part of a global tensor lies: elements [begin, begin +
+/// count) of the flattened global tensor (a placed layer's shard, as
+/// mesh.h's paramShard gives it), held in a local tensor of `localShape`
+/// (`stored` elements: the count, then an FSDP chunk's zero padding).
+struct TensorExtent {
+  std::vector<int64_t> globalShape;
+  int64_t begin = 0, count = 0, stored = 0;
+  std::vector<int64_t> localShape;
+  std::string placement = "replicated"; ///< "experts" or "replicated", recorded in the index
+  bool writes = true;                   ///< this rank saves the range (one holder of each range does)
+};
 
 /// What a training run resumes from.
 struct TrainingState {
   int64_t step = 0;                              ///< steps completed; the next batch is batch `step mod batches`
-  std::vector<Tensor> params;                    ///< the global weights, by checkpoint name
+  std::vector<Tensor> params;                    ///< the weights, by checkpoint name
   int64_t optimizerSteps = 0;                    ///< AdamW's step count (its bias correction)
-  std::map<std::string, AdamW::State> optimizer; ///< per trainable parameter
+  std::map<std::string, AdamW::State> optimizer; ///< per trainable parameter (as its parameter is held)
   std::string writtenBy;                         ///< who saved it, and on which mesh (loaded; for people)
+  /// A rank's shard of a mesh's state: the extent of each of `params` (and
+  /// of its optimizer state) by name. Empty: the tensors are whole.
+  std::map<std::string, TensorExtent> extents;
 };
 
 /// Saves `state` as `root/step-<step>` (root created if needed), then
-/// points `root/latest` at it. `writer` describes who wrote it (the mesh,
-/// for people: loading needs none of it). `path` gets the directory.
+/// points `root/latest` at it. `writer` describes who wrote it and `mesh`
+/// the mesh (for people: loading needs neither). `path` gets the directory.
+/// With `comm` (world > 1) a collective: every rank writes the ranges it
+/// holds and `writes` into its own file, in parallel, and rank 0 writes
+/// the index once every file is on the disk.
 moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
-                            std::string &path);
+                            std::string &path, Communicator *comm = nullptr, const std::string &mesh = "");
 
 /// `--async` saves: the state is handed over (the snapshot: training is
 /// blocked only while the caller copies it), then written by a background
-/// thread while training continues, one save at a time.
+/// thread while training continues, one save at a time. On a mesh the
+/// thread writes the rank's file only; the index, which needs every rank's
+/// files, is written from the caller's thread at the next start() or at
+/// finish(), which every rank calls at the same step.
 class BackgroundCheckpoint {
 public:
   BackgroundCheckpoint();
@@ -48,10 +70,11 @@ public:
   BackgroundCheckpoint &operator=(const BackgroundCheckpoint &) = delete;
   ~BackgroundCheckpoint();
 
-  /// Waits for the save in flight (its result is the return value, its
+  /// Finishes the save in flight (its result is the return value, its
   /// message moe_last_error()), then starts writing `state`.
-  moe_status_t start(const std::string &root, TrainingState state, const std::string &writer);
-  /// Waits for the save in flight; MOE_OK when there is none.
+  moe_status_t start(const std::string &root, TrainingState state, const std::string &writer,
+                     Communicator *comm = nullptr, const std::string &mesh = "");
+  /// Finishes the save in flight; MOE_OK when there is none.
   moe_status_t finish();
   /// The directory and the seconds of the last finished save.
   const std::string &lastPath() const { return path_; }
@@ -65,9 +88,17 @@ private:
 };
 
 /// Loads the newest complete checkpoint under `root` (the one `latest`
-/// names, else the highest step with an index), checking every chunk's
-/// byte range and checksum. `path` gets the directory read.
-moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path);
+/// names, else the highest step with an index), checking the checksums of
+/// every byte read. `path` gets the directory read. With `wanted`, only
+/// those tensors' ranges (a rank's shards for any mesh; their optimizer
+/// states too), read from whichever chunks hold them, into local tensors;
+/// without, every tensor whole.
+moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path,
+                            const std::map<std::string, TensorExtent> *wanted = nullptr);
+
+/// The placement the index records for each tensor of the newest complete
+/// checkpoint under `root`, with its global shape (moe-checkpoint reshard).
+moe_status_t checkpointLayout(const std::string &root, std::map<std::string, TensorExtent> &layout);
 
 } // namespace moe::runtime
 

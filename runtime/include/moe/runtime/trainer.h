@@ -64,9 +64,9 @@ public:
   const AdamW &optimizer() const { return optimizer_; }
 
   /// The state a checkpoint keeps after `step` steps (the layer's weights,
-  /// AdamW's masters and moments), as global tensors, and its restoration
-  /// on resume (onto any mesh: each rank keeps its shard). On a placed
-  /// layer both are collectives: every rank calls them.
+  /// AdamW's masters and moments; a placed layer's rank: its shards, with
+  /// their extents), and its restoration on resume (a placed layer: from
+  /// the shards loadCheckpoint read for shardExtents, or from whole tensors).
   moe_status_t state(int64_t step, TrainingState &out) const;
   moe_status_t restore(const TrainingState &state);
 
@@ -83,6 +83,11 @@ private:
   double balanceRate_;
   Communicator *comm_;
 };
+
+/// Where a placed layer's rank holds each parameter (and its optimizer
+/// state) in the global tensors, and whether it is the rank that saves
+/// that range: what its checkpoints save and its resumes load.
+std::map<std::string, TensorExtent> shardExtents(const Layer &layer);
 
 /// What `moe-run --train` and `moe-run --make-data` are asked to do.
 struct TrainOptions {
