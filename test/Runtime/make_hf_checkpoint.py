@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a small random Hugging Face-style checkpoint of one MoE layer, in two
-shards, for the hf_to_moec.py tests, and moec's weights for the same layer as
-they should come out:
+shards with HF's model.safetensors.index.json, for the import tests (moec
+import, hf_to_moec.py), and moec's weights for the same layer as they should
+come out:
   make_hf_checkpoint.py ARCH DIR D F E [FS]   (FS: DeepSeek-V3's shared expert width)
 HF's convention, stated here on its own: an nn.Linear holds [out, in]; each
 expert is its own module; DeepSeek-V3's correction bias is an f32 [E].
@@ -80,6 +81,11 @@ hf["model.layers.4.mlp.gate.weight"] = rand(e, d)
 names = sorted(hf)
 half = len(names) // 2
 kind = lambda k: "F32" if k.endswith("e_score_correction_bias") else dt
-write(f"{out}/model-00001-of-00002.safetensors", {k: (kind(k), hf[k]) for k in names[:half]})
-write(f"{out}/model-00002-of-00002.safetensors", {k: (kind(k), hf[k]) for k in names[half:]})
+shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+for file, keys in shards.items():
+    write(f"{out}/{file}", {k: (kind(k), hf[k]) for k in keys})
+# HF's index of a sharded checkpoint: which shard holds each tensor.
+total = sum(np.asarray(hf[k]).nbytes for k in names)
+json.dump({"metadata": {"total_size": total}, "weight_map": {k: f for f, keys in shards.items() for k in keys}},
+          open(f"{out}/model.safetensors.index.json", "w"), indent=2)
 write(f"{out}/expected.safetensors", {k: ("F32" if k == "bias" else dt, v) for k, v in sorted(ours.items())})

@@ -41,6 +41,11 @@ int build(const LayerSource &source, const std::string &output);
 /// its target names.
 int run(const LayerSource &source, const RunOptions &options);
 
+/// `moec import` / `moec export-hf` (argv after the subcommand): one MoE
+/// layer's weights from a Hugging Face checkpoint, or back (docs/weights.md).
+int importHf(int argc, char **argv);
+int exportHf(int argc, char **argv);
+
 } // namespace moec
 
 #endif // MOEC_COMMANDS_H

@@ -274,6 +274,10 @@ int main(int argc, char **argv) {
     ::_exit(1);
   });
   // A leading subcommand.
+  if (argc > 1 && std::strcmp(argv[1], "import") == 0)
+    return moec::importHf(argc - 2, argv + 2);
+  if (argc > 1 && std::strcmp(argv[1], "export-hf") == 0)
+    return moec::exportHf(argc - 2, argv + 2);
   bool checkOnly = false;
   enum class Command { Compile, Build, Run } command = Command::Compile;
   std::vector<char *> args(argv, argv + argc);
