@@ -25,10 +25,10 @@ constexpr ExpertName kProjExperts[] = {{"w_gate", "gate_proj"}, {"w_up", "up_pro
 
 /// Where a family keeps its MoE block under model.layers.<L>.
 struct Names {
-  std::string block;       ///< "block_sparse_moe." or "mlp."
-  const ExpertName *ffn;   ///< the three expert weights
-  bool bias = false;       ///< DeepSeek-V3's gate.e_score_correction_bias
-  bool shared = false;     ///< DeepSeek-V3's shared_experts
+  std::string block;     ///< "block_sparse_moe." or "mlp."
+  const ExpertName *ffn; ///< the three expert weights
+  bool bias = false;     ///< DeepSeek-V3's gate.e_score_correction_bias
+  bool shared = false;   ///< DeepSeek-V3's shared_experts
 };
 
 Names namesOf(HfFamily family, int64_t layer) {
@@ -103,10 +103,11 @@ public:
       return s;
     const TensorEntry *e = file->find(name);
     if (!e)
-      return fail(MOE_INVALID_FORMAT, "hf: the index puts \"" + name + "\" in " + it->second + ", which does not hold it");
+      return fail(MOE_INVALID_FORMAT,
+                  "hf: the index puts \"" + name + "\" in " + it->second + ", which does not hold it");
     if (e->dtype != MOE_F32 && e->dtype != MOE_BF16 && e->dtype != MOE_F16)
-      return fail(MOE_INVALID_ARGUMENT, "hf: \"" + name + "\" is " + moe_dtype_name(e->dtype) +
-                                            "; moec's weights are F32, BF16 or F16");
+      return fail(MOE_INVALID_ARGUMENT,
+                  "hf: \"" + name + "\" is " + moe_dtype_name(e->dtype) + "; moec's weights are F32, BF16 or F16");
     out = Tensor::zeros(name, e->dtype, e->shape);
     return file->readElements(*e, 0, out.numElements(), out.data.data());
   }
@@ -311,8 +312,8 @@ moe_status_t exportHuggingFace(const std::vector<Tensor> &weights, HfFamily fami
     for (int64_t e = 0; e < stacked->shape[0]; ++e) {
       Tensor one = Tensor::zeros("", stacked->dtype, {rows, cols});
       std::memcpy(one.data.data(), stacked->data.data() + e * bytes, bytes);
-      out.push_back(transposed(
-          one, names.block + "experts." + std::to_string(e) + "." + names.ffn[which].theirs + ".weight"));
+      out.push_back(
+          transposed(one, names.block + "experts." + std::to_string(e) + "." + names.ffn[which].theirs + ".weight"));
     }
   }
   if (names.bias) {

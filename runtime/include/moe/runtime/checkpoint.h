@@ -9,6 +9,7 @@
 #ifndef MOE_RUNTIME_CHECKPOINT_H
 #define MOE_RUNTIME_CHECKPOINT_H
 
+#include "moe/runtime/checkpoint_index.h"
 #include "moe/runtime/comm.h"
 #include "moe/runtime/optimizer.h"
 #include "moe/runtime/status.h"
@@ -21,8 +22,6 @@
 #include <vector>
 
 namespace moe::runtime {
-
-constexpr int kCheckpointVersion = 2;
 
 /// Where a rank's part of a global tensor lies: elements [begin, begin +
 /// count) of the flattened global tensor (a placed layer's shard, as

@@ -29,8 +29,8 @@ struct HfLayer {
   /// sharded, else its *.safetensors files), an index file, or one
   /// .safetensors file.
   std::string source;
-  int64_t layer = 0;                ///< the decoder layer (model.layers.<layer>.)
-  std::optional<HfFamily> family;   ///< detected from the tensor names when absent
+  int64_t layer = 0;              ///< the decoder layer (model.layers.<layer>.)
+  std::optional<HfFamily> family; ///< detected from the tensor names when absent
 };
 
 /// The layer's weights under moec's names; `family` gets the family used.
