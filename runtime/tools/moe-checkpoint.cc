@@ -9,10 +9,13 @@
 #include "moe/runtime/mesh.h"
 #include "moe/runtime/safetensors.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 
 namespace {
@@ -28,7 +31,8 @@ const char *kUsage =
     "ranks of a mesh: each reads only its shard of every tensor and they save it again, in parallel,\n"
     "as that mesh's training would.\n"
     "bench times a save and a load of a DeepSeek-V3-shaped layer's training state (bf16 experts\n"
-    "[E, D, F] x 2 and [E, F, D], an f32 router [D, E], f32 masters and moments) under DIR.\n";
+    "[E, D, F] x 2 and [E, F, D], an f32 router [D, E], f32 masters and moments) under DIR; under mpirun -n N\n"
+    "each rank holds and saves E/N experts (expert parallel) and reads its own back.\n";
 
 int failed() {
   std::fprintf(stderr, "moe-checkpoint: error: %s\n", moe_last_error());
@@ -39,61 +43,135 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-/// The training state of a DeepSeek-V3-shaped layer: weights filled with a
-/// cheap pattern (the bytes' values do not matter to a save), AdamW state.
-moe::runtime::TrainingState benchState(int64_t experts, int64_t d, int64_t f, uint64_t &bytes) {
+/// A rank's part of the training state of a DeepSeek-V3-shaped layer, laid
+/// out as expert-parallel training over `world` ranks holds it (each rank
+/// its experts / world of every expert tensor, the router on every rank and
+/// saved by rank 0): weights filled with a cheap pattern (the bytes' values
+/// do not matter to a save), and AdamW state. `bytes`: the rank's share of
+/// what is saved.
+moe::runtime::TrainingState benchState(int64_t experts, int64_t d, int64_t f, int64_t rank, int64_t world,
+                                       uint64_t &bytes) {
   using moe::runtime::Tensor;
   moe::runtime::TrainingState state;
   state.step = state.optimizerSteps = 1;
-  state.params.push_back(Tensor::zeros("router.weight", MOE_F32, {d, experts}));
-  state.params.push_back(Tensor::zeros("experts.w_gate", MOE_BF16, {experts, d, f}));
-  state.params.push_back(Tensor::zeros("experts.w_up", MOE_BF16, {experts, d, f}));
-  state.params.push_back(Tensor::zeros("experts.w_down", MOE_BF16, {experts, f, d}));
+  const int64_t local = experts / world;
+  struct Spec {
+    const char *name;
+    moe_dtype_t dtype;
+    std::vector<int64_t> global;
+    bool stacked;
+  };
+  const Spec specs[] = {{"router.weight", MOE_F32, {d, experts}, false},
+                        {"experts.w_gate", MOE_BF16, {experts, d, f}, true},
+                        {"experts.w_up", MOE_BF16, {experts, d, f}, true},
+                        {"experts.w_down", MOE_BF16, {experts, f, d}, true}};
   bytes = 0;
-  for (Tensor &t : state.params) {
+  for (const Spec &spec : specs) {
+    moe::runtime::TensorExtent e;
+    e.globalShape = e.localShape = spec.global;
+    int64_t elements = 1;
+    for (int64_t n : spec.global)
+      elements *= n;
+    if (spec.stacked) {
+      e.localShape[0] = local;
+      e.begin = rank * (elements / experts) * local;
+      e.count = elements / experts * local;
+      e.placement = "experts";
+    } else {
+      e.count = elements;
+      e.writes = rank == 0;
+    }
+    e.stored = e.count;
+    Tensor t = Tensor::zeros(spec.name, spec.dtype, e.localShape);
     for (size_t i = 0; i < t.data.size(); ++i)
       t.data[i] = static_cast<uint8_t>(i * 131 + 7);
-    bytes += t.data.size();
     moe::runtime::AdamW::State s;
     s.master.assign(static_cast<size_t>(t.numElements()), 0.5f);
     s.m.assign(s.master.size(), 0.25f);
     s.v.assign(s.master.size(), 0.125f);
-    bytes += 3 * s.master.size() * sizeof(float);
+    if (e.writes)
+      bytes += t.data.size() + 3 * s.master.size() * sizeof(float);
     state.optimizer[t.name] = std::move(s);
+    if (world > 1)
+      state.extents[t.name] = e;
+    state.params.push_back(std::move(t));
   }
   return state;
 }
 
+/// The slowest rank's seconds, and the sum of the ranks' bytes.
+void slowest(moe::runtime::Communicator &comm, double &seconds, uint64_t &bytes) {
+  if (comm.world() == 1)
+    return;
+  std::vector<int64_t> group;
+  for (int64_t r = 0; r < comm.world(); ++r)
+    group.push_back(r);
+  std::vector<double> times(static_cast<size_t>(comm.world()));
+  std::vector<uint64_t> sizes(times.size());
+  (void)comm.allGather(group, &seconds, times.data(), sizeof seconds, "bench (times)");
+  (void)comm.allGather(group, &bytes, sizes.data(), sizeof bytes, "bench (bytes)");
+  seconds = *std::max_element(times.begin(), times.end());
+  bytes = 0;
+  for (uint64_t b : sizes)
+    bytes += b;
+}
+
 int bench(const std::string &dir, int64_t experts, int64_t d, int64_t f, bool async) {
+  std::unique_ptr<moe::runtime::Communicator> comm;
+  if (moe::runtime::openCommunicator(false, comm) != MOE_OK)
+    return failed();
+  const int64_t world = comm->world(), rank = comm->rank();
+  if (experts % world != 0) {
+    std::fprintf(stderr, "moe-checkpoint: error: bench: %lld ranks do not divide %lld experts\n",
+                 static_cast<long long>(world), static_cast<long long>(experts));
+    return 1;
+  }
+  const std::string mesh = world > 1 ? "ep=" + std::to_string(world) : "";
+  moe::runtime::Communicator *savers = world > 1 ? comm.get() : nullptr;
   uint64_t bytes = 0;
-  moe::runtime::TrainingState state = benchState(experts, d, f, bytes);
-  double gb = static_cast<double>(bytes) / 1e9;
+  moe::runtime::TrainingState state = benchState(experts, d, f, rank, world, bytes);
+  const uint64_t mine = bytes;
   auto t0 = std::chrono::steady_clock::now();
   std::string path;
   double blocked = 0, saveSeconds = 0;
   if (async) {
     moe::runtime::BackgroundCheckpoint background;
     moe::runtime::TrainingState snapshot = state; // what the trainer hands over
-    if (background.start(dir, std::move(snapshot), "moe-checkpoint bench") != MOE_OK)
+    if (background.start(dir, std::move(snapshot), "moe-checkpoint bench", savers, mesh) != MOE_OK)
       return failed();
     blocked = since(t0);
     if (background.finish() != MOE_OK)
       return failed();
     saveSeconds = since(t0);
   } else {
-    if (moe::runtime::saveCheckpoint(dir, state, "moe-checkpoint bench", path) != MOE_OK)
+    if (moe::runtime::saveCheckpoint(dir, state, "moe-checkpoint bench", path, savers, mesh) != MOE_OK)
       return failed();
     saveSeconds = blocked = since(t0);
   }
+  // Each rank reads back its own shards (the whole state on one process).
+  std::map<std::string, moe::runtime::TensorExtent> wanted = state.extents;
   state = {};
   auto t1 = std::chrono::steady_clock::now();
-  if (moe::runtime::loadCheckpoint(dir, state, path) != MOE_OK)
+  if (moe::runtime::loadCheckpoint(dir, state, path, world > 1 ? &wanted : nullptr) != MOE_OK)
     return failed();
   double loadSeconds = since(t1);
-  std::printf("{\"engine\": \"moec\", \"experts\": %lld, \"d\": %lld, \"f\": %lld, \"gb\": %.3f, \"save_s\": %.3f, "
-              "\"save_gb_s\": %.2f, \"blocked_s\": %.3f, \"load_s\": %.3f, \"load_gb_s\": %.2f, \"async\": %s}\n",
-              static_cast<long long>(experts), static_cast<long long>(d), static_cast<long long>(f), gb, saveSeconds,
-              gb / saveSeconds, blocked, loadSeconds, gb / loadSeconds, async ? "true" : "false");
+  uint64_t total = bytes, loadedTotal = 0;
+  for (const moe::runtime::Tensor &t : state.params)
+    loadedTotal += t.data.size() + 3 * static_cast<uint64_t>(t.numElements()) * sizeof(float);
+  uint64_t loaded = loadedTotal;
+  slowest(*comm, saveSeconds, total);
+  slowest(*comm, blocked, bytes);
+  slowest(*comm, loadSeconds, loadedTotal);
+  if (rank != 0)
+    return 0;
+  double gb = static_cast<double>(total) / 1e9, loadGb = static_cast<double>(loadedTotal) / 1e9;
+  std::printf("{\"engine\": \"moec\", \"ranks\": %lld, \"experts\": %lld, \"d\": %lld, \"f\": %lld, \"gb\": %.3f, "
+              "\"save_s\": %.3f, \"save_gb_s\": %.2f, \"save_gb_s_per_rank\": %.2f, \"blocked_s\": %.3f, "
+              "\"load_s\": %.3f, \"load_gb_s\": %.2f, \"load_gb_s_per_rank\": %.2f, \"async\": %s}\n",
+              static_cast<long long>(world), static_cast<long long>(experts), static_cast<long long>(d),
+              static_cast<long long>(f), gb, saveSeconds, gb / saveSeconds,
+              static_cast<double>(mine) / 1e9 / saveSeconds, blocked, loadSeconds, loadGb / loadSeconds,
+              static_cast<double>(loaded) / 1e9 / loadSeconds, async ? "true" : "false");
   return 0;
 }
 

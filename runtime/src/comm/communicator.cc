@@ -207,10 +207,9 @@ moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out) {
     return openNcclCommunicator(launch, out);
   if (launch.launcher == "mpirun")
     return openMpiCommunicator(launch, out);
+  // torchrun (or its environment): TCP between the CPU processes.
   if (launch.world > 1)
-    return fail(MOE_UNAVAILABLE, "a CPU layer on " + std::to_string(launch.world) +
-                                     " ranks runs under mpirun (MPI between processes); " + launch.launcher +
-                                     " launches one process per GPU for cuda layers");
+    return openTcpCommunicator(launch, out);
   out = localCommunicator();
   return MOE_OK;
 }

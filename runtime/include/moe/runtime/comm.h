@@ -33,7 +33,7 @@ public:
   virtual ~Communicator() = default;
   int64_t rank() const { return rank_; }
   int64_t world() const { return world_; }
-  /// "local", "mpi" or "nccl".
+  /// "local", "mpi", "tcp" or "nccl".
   virtual const char *engine() const = 0;
 
   /// Posts every receive and send, then waits for all of them, at most the
@@ -93,7 +93,8 @@ struct Launch {
 Launch detectLaunch();
 
 /// Opens the communicator the launch calls for: the world of one without a
-/// launcher, MPI under mpirun. `gpu`: NCCL between the GPUs (torchrun,
+/// launcher, MPI under mpirun, TCP under torchrun (its RANK, WORLD_SIZE,
+/// MASTER_ADDR and MASTER_PORT). `gpu`: NCCL between the GPUs (torchrun,
 /// mpirun, or none: a world of one). A launch this build cannot serve is
 /// refused with a message.
 moe_status_t openCommunicator(bool gpu, std::unique_ptr<Communicator> &out);
