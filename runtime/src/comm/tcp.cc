@@ -123,26 +123,26 @@ moe_status_t TcpCommunicator::connect(double timeout) {
     int yes = 1;
     setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     if (server < 0 || bind(server, found->ai_addr, found->ai_addrlen) != 0 || listen(server, 128) != 0) {
-      status = fail(MOE_UNAVAILABLE, "rank 0 cannot listen on port " + service + " (MASTER_PORT + 2): " +
-                                         std::strerror(errno));
+      status = fail(MOE_UNAVAILABLE,
+                    "rank 0 cannot listen on port " + service + " (MASTER_PORT + 2): " + std::strerror(errno));
     }
     for (int64_t joined = 1; status == MOE_OK && joined < world_; ++joined) {
       pollfd p{server, POLLIN, 0};
       int left = static_cast<int>((deadline - now()) * 1000);
       if (left <= 0 || ::poll(&p, 1, left) <= 0) {
-        status = fail(MOE_UNAVAILABLE, "rank 0: only " + std::to_string(joined - 1) + " of " +
-                                           std::to_string(world_ - 1) + " ranks connected within the time limit "
-                                           "(MOE_COLLECTIVE_TIMEOUT)");
+        status =
+            fail(MOE_UNAVAILABLE, "rank 0: only " + std::to_string(joined - 1) + " of " + std::to_string(world_ - 1) +
+                                      " ranks connected within the time limit "
+                                      "(MOE_COLLECTIVE_TIMEOUT)");
         break;
       }
       sockaddr_in from{};
       socklen_t length = sizeof from;
       int fd = ::accept(server, reinterpret_cast<sockaddr *>(&from), &length);
       int64_t hello[2] = {-1, 0}; // rank, port
-      if (fd < 0 || !recvAll(fd, hello, sizeof hello) || hello[0] <= 0 || hello[0] >= world_ ||
-          peers_[hello[0]] >= 0) {
-        status = fail(MOE_UNAVAILABLE, "rank 0: a bad start-up message from a peer (another job on port " +
-                                           service + "?)");
+      if (fd < 0 || !recvAll(fd, hello, sizeof hello) || hello[0] <= 0 || hello[0] >= world_ || peers_[hello[0]] >= 0) {
+        status =
+            fail(MOE_UNAVAILABLE, "rank 0: a bad start-up message from a peer (another job on port " + service + "?)");
         if (fd >= 0)
           ::close(fd);
         break;
@@ -202,8 +202,8 @@ moe_status_t TcpCommunicator::connect(double timeout) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr *>(&to), sizeof to) != 0 ||
         !sendAll(fd, &rank_, sizeof rank_)) {
-      status = fail(MOE_UNAVAILABLE, "rank " + std::to_string(rank_) + " cannot connect to rank " +
-                                         std::to_string(i) + ": " + std::strerror(errno));
+      status = fail(MOE_UNAVAILABLE, "rank " + std::to_string(rank_) + " cannot connect to rank " + std::to_string(i) +
+                                         ": " + std::strerror(errno));
       if (fd >= 0)
         ::close(fd);
       break;
@@ -217,8 +217,9 @@ moe_status_t TcpCommunicator::connect(double timeout) {
     int64_t from = -1;
     int fd = left > 0 && ::poll(&p, 1, left) > 0 ? ::accept(listener, nullptr, nullptr) : -1;
     if (fd < 0 || !recvAll(fd, &from, sizeof from) || from <= rank_ || from >= world_ || peers_[from] >= 0) {
-      status = fail(MOE_UNAVAILABLE, "rank " + std::to_string(rank_) + ": the ranks above it did not all connect "
-                                                                       "within the time limit");
+      status = fail(MOE_UNAVAILABLE, "rank " + std::to_string(rank_) +
+                                         ": the ranks above it did not all connect "
+                                         "within the time limit");
       if (fd >= 0)
         ::close(fd);
       break;
