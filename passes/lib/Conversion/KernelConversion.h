@@ -153,7 +153,12 @@ inline FailureOr<RoutedChainGrad> matchRoutedChainGrad(DispatchGradOp root, Stri
   if (back)
     primal = back.getInput();
   auto ffn = primal ? primal.getDefiningOp<ExpertFfnOp>() : nullptr;
-  if (chain.ffnGrad && ffn && ffn.getRouted() == chain.ffnGrad.getRouted() &&
+  // The rows both expert ops take, before any exchange of theirs.
+  auto unexchanged = [](Value rows) {
+    auto exchange = rows.getDefiningOp<AllToAllOp>();
+    return exchange ? exchange.getInput() : rows;
+  };
+  if (chain.ffnGrad && ffn && unexchanged(ffn.getRouted()) == unexchanged(chain.ffnGrad.getRouted()) &&
       ffn.getWeights() == chain.ffnGrad.getWeights())
     primal = ffn.getRouted();
   else if (chain.ffnGrad)
@@ -162,9 +167,10 @@ inline FailureOr<RoutedChainGrad> matchRoutedChainGrad(DispatchGradOp root, Stri
   if (there)
     primal = there.getInput();
   chain.dispatch = primal ? primal.getDefiningOp<DispatchOp>() : nullptr;
-  bool consistent = !exchanged || (chain.toExperts && chain.fromExperts && chain.ffnGrad && back && there &&
-                                   chain.toExperts.getAxes() == chain.fromExperts.getAxes() &&
-                                   there.getAxes() == chain.toExperts.getAxes());
+  // (The forward needs no exchange where the backward does: replicas over
+  // one ep slice.)
+  bool consistent = !exchanged || (chain.toExperts && chain.fromExperts && chain.ffnGrad && (!back) == (!there) &&
+                                   chain.toExperts.getAxes() == chain.fromExperts.getAxes());
   if (!chain.combineGrad || !chain.dispatch || !consistent || (!exchanged && (back || there)))
     return root.emitError() << "the " << backend
                             << " backend needs moe.dispatch_grad of moe.combine_grad, optionally through one "

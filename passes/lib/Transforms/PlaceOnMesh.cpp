@@ -82,9 +82,9 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
 
   LogicalResult placeLayer(func::FuncOp fn) {
     const bool backward = isBackward(fn);
-    if (backward && (placed.dp > 1 || placed.rep > 1))
-      return fn.emitError() << "a backward places its experts over ep only so far (mesh " << placed.toString()
-                            << "): FSDP's reduce-scatter and the replicas' reduction of the gradients are not built";
+    if (backward && placed.dp > 1)
+      return fn.emitError() << "a backward is placed over rep and ep only so far (mesh " << placed.toString()
+                            << "): FSDP's reduce-scatter of the gradients is not built";
     if (failed(checkTokens(fn, backward)))
       return failure();
     // Which arguments are stacked expert weights.
@@ -117,7 +117,8 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         exchangeAroundExperts(ffn);
     });
     fn.walk([&](ExpertFfnGradOp grad) {
-      if (placed.ep > 1 || placed.isSingleDevice() || !cast<RoutedType>(grad.getRouted().getType()).isDropless())
+      if (placed.ep > 1 || placed.rep > 1 || placed.isSingleDevice() ||
+          !cast<RoutedType>(grad.getRouted().getType()).isDropless())
         exchangeAroundExpertGrads(grad);
     });
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
@@ -195,9 +196,12 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
     ffn.getResult().replaceAllUsesExcept(back.getResult(), back);
   }
 
-  /// The backward of the experts between the same exchanges: the rows and
-  /// their cotangents to the experts' ranks (the rows through the forward's
-  /// exchange when there is one), the rows' cotangents back.
+  /// The backward of the experts between exchanges: the rows and their
+  /// cotangents to the experts' ranks (the rows through the forward's
+  /// exchange when there is one), the rows' cotangents back. A weight's
+  /// cotangent is over the global batch: with replicas the lowering's kernel
+  /// gives each expert to one of its holders, which takes every replica's
+  /// rows (moe_ffn_ep_grad.cc), so the exchange is inserted for rep > 1 too.
   void exchangeAroundExpertGrads(ExpertFfnGradOp grad) {
     OpBuilder b(grad);
     Location loc = grad.getLoc();

@@ -12,6 +12,12 @@
 //    cotangents are the same blocked sums over global tokens;
 // 4. combine: each row's cotangent and its combine weight's come back (the
 //    reverse all-to-all), and each token sums its slots in order.
+//
+// With replicas (mesh.rep = R > 1: R copies of each expert slice), each expert
+// is owned by one of its R holders (local index mod R), which receives that
+// expert's rows from every rank of every replica and forms its cotangent
+// alone, in global token order; the owner then sends it to the other R - 1
+// holders, so that every replica updates its copy with the same bits.
 #include "moe/runtime/collective_entry_points.h"
 
 #include "moe/runtime/comm.h"
@@ -56,9 +62,15 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
   }
   const Mesh &mesh = CallCommunicator::mesh();
   const int64_t me = comm->rank();
-  const std::vector<int64_t> group = mesh.group(me, axes);
-  const int64_t shards = static_cast<int64_t>(group.size()), local = experts / shards;
-  const int64_t myShard = std::find(group.begin(), group.end(), me) - group.begin();
+  // The group: the ep slices (minor) of every replica. A weight's cotangent
+  // is over the global batch, so the exchange spans the replicas too.
+  const std::vector<int64_t> group = mesh.group(me, axes | (mesh.rep > 1 ? kAxisRep : 0));
+  const int64_t shards = static_cast<int64_t>(group.size()), slices = mesh.ep, replicas = shards / slices;
+  const int64_t local = experts / slices;
+  const int64_t myIndex = std::find(group.begin(), group.end(), me) - group.begin();
+  const int64_t mySlice = myIndex % slices, myReplica = myIndex / slices;
+  // Expert e's owner: among its slice's holders, the replica of its local index mod R.
+  auto ownerOf = [&](int64_t e) { return (e % local % replicas) * slices + e / local; };
   const int64_t assignments = tokens * k;
   const int32_t *idx = ptr<int32_t>(indices);
 
@@ -89,10 +101,12 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
                             d * static_cast<int64_t>(moe_dtype_size(static_cast<moe_dtype_t>(doutDtype)))};
   const int64_t recordBytes = record.size(), backBytes = returnBytes(d);
   std::vector<int64_t> sendBytes(shards, 0), recvBytes(shards, 0), order; // order: assignment of each sent row
-  for (int64_t e = 0; e < experts; ++e) {
-    sendBytes[e / local] += static_cast<int64_t>(keptOf[e].size()) * recordBytes;
-    order.insert(order.end(), keptOf[e].begin(), keptOf[e].end());
-  }
+  for (int64_t owner = 0; owner < shards; ++owner)
+    for (int64_t e = 0; e < experts; ++e)
+      if (ownerOf(e) == owner) {
+        sendBytes[owner] += static_cast<int64_t>(keptOf[e].size()) * recordBytes;
+        order.insert(order.end(), keptOf[e].begin(), keptOf[e].end());
+      }
   std::vector<char> send(order.size() * recordBytes);
   for (size_t i = 0; i < order.size(); ++i) {
     char *r = send.data() + i * recordBytes;
@@ -104,12 +118,16 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
     std::memcpy(r + record.xBytes + record.doutBytes, &w, 4);
     std::memcpy(r + record.xBytes + record.doutBytes + 4, &global, 8);
   }
-  // What arrives: from each shard s, for each of my experts, kept(s, e) rows.
+  // What arrives: from each group rank s, for each expert I own, kept(s, e) rows.
+  std::vector<int64_t> owned; // local indices of the experts I own, ascending
+  for (int64_t le = 0; le < local; ++le)
+    if (ownerOf(mySlice * local + le) == myIndex)
+      owned.push_back(le);
   std::vector<std::vector<int64_t>> rowsOf(local);
   int64_t received = 0;
   for (int64_t s = 0; s < shards; ++s)
-    for (int64_t le = 0; le < local; ++le) {
-      int64_t n = counts.kept(group[s], myShard * local + le);
+    for (int64_t le : owned) {
+      int64_t n = counts.kept(group[s], mySlice * local + le);
       for (int64_t i = 0; i < n; ++i)
         rowsOf[le].push_back(received + i);
       received += n;
@@ -122,7 +140,7 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
     return;
   }
 
-  // 3. My experts' backward on the rows they received.
+  // 3. The backward of the experts I own on the rows they received.
   const Experts ex{d, f, kind, xDtype, wDtype, w0, w1, w2};
   ExpertGradAccumulators acc(ex, local, dw0, dw1, dw2);
   std::vector<char> back(static_cast<size_t>(received * backBytes));
@@ -149,12 +167,37 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
       std::memcpy(b + d * 4, &dwe[i], 4);
     }
   };
-  if (manySmallExperts(local, received))
-    parallelFor(local, [&](int64_t le) { one(le, true); });
+  const int64_t nOwned = static_cast<int64_t>(owned.size());
+  if (manySmallExperts(nOwned, received))
+    parallelFor(nOwned, [&](int64_t i) { one(owned[i], true); });
   else
-    for (int64_t le = 0; le < local; ++le)
+    for (int64_t le : owned)
       one(le, false);
   acc.store();
+  // Replicas: each owner's cotangents to its expert's other holders.
+  if (replicas > 1 && kind != MOE_FFN_IDENTITY) {
+    const int64_t nWeights = kind == MOE_FFN_SWIGLU || kind == MOE_FFN_GEGLU ? 3 : 2;
+    const int64_t bytes = d * f * static_cast<int64_t>(moe_dtype_size(static_cast<moe_dtype_t>(wDtype)));
+    const int64_t out[3] = {dw0, dw1, dw2};
+    std::vector<Transfer> sends, receives;
+    for (int64_t le = 0; le < local; ++le) {
+      const int64_t owner = ownerOf(mySlice * local + le);
+      for (int64_t w = 0; w < nWeights; ++w) {
+        char *slice = ptr<char>(out[w]) + le * bytes;
+        if (owner == myIndex) {
+          for (int64_t q = 0; q < replicas; ++q)
+            if (q != myReplica)
+              sends.push_back({group[q * slices + mySlice], slice, bytes});
+        } else {
+          receives.push_back({group[owner], slice, bytes});
+        }
+      }
+    }
+    if (moe_status_t s = comm->exchange(sends, receives, "experts backward (to the replicas)")) {
+      failCurrentCall(s);
+      return;
+    }
+  }
 
   // 4. Combine: the cotangents back to their tokens' ranks, then slots in order.
   std::vector<int64_t> backSend(shards), backRecv(shards);
