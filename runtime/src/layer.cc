@@ -372,8 +372,8 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
   std::vector<TensorSpec> results = sig.backward->gradients;
   if (sig.mesh.isPlaced())
     for (TensorSpec &spec : results) {
-      if (!spec.shape.empty() && spec.shape[0].isSymbolic())
-        continue;
+      if ((!spec.shape.empty() && spec.shape[0].isSymbolic()) || spec.name.rfind("grad.", 0) != 0)
+        continue; // an input's gradient (the rank's rows), or a balance load (global)
       std::vector<Dim> local;
       for (int64_t d : paramShardOf(spec).localShape)
         local.push_back({d, ""});

@@ -18,7 +18,8 @@ moe_status_t checkAdamWOptions(const AdamWOptions &o) {
   return MOE_OK;
 }
 
-moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> &grads) {
+moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> &grads,
+                         const std::vector<bool> *decays) {
   if (moe_status_t s = checkAdamWOptions(options_))
     return s;
   if (params.size() != grads.size())
@@ -54,7 +55,8 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
       s.m.assign(n, 0.0f);
       s.v.assign(n, 0.0f);
     }
-    const float decay = p.shape.size() >= 2 ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
+    const bool decayed = decays ? (*decays)[i] : p.shape.size() >= 2;
+    const float decay = decayed ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
     for (int64_t j = 0; j < n; ++j) {
       float grad = g.at(j), &w = s.master[j], &m = s.m[j], &v = s.v[j];
       w *= decay;

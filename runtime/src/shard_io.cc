@@ -239,6 +239,8 @@ moe_status_t gatherGradients(Communicator &comm, const Layer &layer, const std::
     if (isTokenSliced(spec) && !local[i].shape.empty()) {
       if (moe_status_t s = gatherTokenRows(comm, everyone, local[i], g))
         return s;
+    } else if (spec.name.rfind("grad.", 0) != 0) {
+      g = local[i]; // a balance load: over the global batch already
     } else {
       std::vector<Tensor> whole;
       if (moe_status_t s = gatherShards(comm, sig.mesh, {spec}, {local[i]}, whole))

@@ -258,6 +258,7 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
   // AdamW on the trainable parameters, their gradients renamed after them.
   std::vector<Tensor> params = layer_.parameters(), trainable, grads;
   std::vector<size_t> where;
+  std::vector<bool> decays; // by the parameter's global rank (an FSDP chunk is 1-D)
   for (size_t i = 0; i < params.size(); ++i) {
     if (!sig.params[i].trainable)
       continue;
@@ -267,9 +268,10 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
         grads.push_back(std::move(g));
         trainable.push_back(std::move(params[i]));
         where.push_back(i);
+        decays.push_back(sig.params[i].shape.size() >= 2);
       }
   }
-  if (moe_status_t s = optimizer_.step(trainable, grads))
+  if (moe_status_t s = optimizer_.step(trainable, grads, &decays))
     return s;
   for (size_t j = 0; j < where.size(); ++j)
     params[where[j]] = std::move(trainable[j]);
@@ -286,6 +288,17 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
     std::vector<int64_t> counts;
     for (int64_t e = 0; e < load->numElements(); ++e)
       counts.push_back(static_cast<int64_t>(load->at(e)));
+    // An FSDP chunk of the bias: the rule on the whole vector (its mean is
+    // over every expert), of which the chunk keeps its range.
+    ParamShard shard = layer_.paramShardOf(sig.params[i]);
+    if (params[i].numElements() != static_cast<int64_t>(counts.size())) {
+      Tensor whole = Tensor::zeros(params[i].name, params[i].dtype, {static_cast<int64_t>(counts.size())});
+      std::memcpy(whole.data.data() + shard.begin * 4, params[i].data.data(), static_cast<size_t>(shard.count) * 4);
+      if (moe_status_t s = updateBalanceBias(whole, counts, balanceRate_))
+        return s;
+      std::memcpy(params[i].data.data(), whole.data.data() + shard.begin * 4, static_cast<size_t>(shard.count) * 4);
+      continue;
+    }
     if (moe_status_t s = updateBalanceBias(params[i], counts, balanceRate_))
       return s;
   }

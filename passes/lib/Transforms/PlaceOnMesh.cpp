@@ -14,6 +14,7 @@
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 #include "moe/runtime/mesh.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -82,9 +83,6 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
 
   LogicalResult placeLayer(func::FuncOp fn) {
     const bool backward = isBackward(fn);
-    if (backward && placed.dp > 1)
-      return fn.emitError() << "a backward is placed over rep and ep only so far (mesh " << placed.toString()
-                            << "): FSDP's reduce-scatter of the gradients is not built";
     if (failed(checkTokens(fn, backward)))
       return failure();
     // Which arguments are stacked expert weights.
@@ -117,7 +115,7 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         exchangeAroundExperts(ffn);
     });
     fn.walk([&](ExpertFfnGradOp grad) {
-      if (placed.ep > 1 || placed.rep > 1 || placed.isSingleDevice() ||
+      if (placed.ep > 1 || placed.rep > 1 || placed.dp > 1 || placed.isSingleDevice() ||
           !cast<RoutedType>(grad.getRouted().getType()).isDropless())
         exchangeAroundExpertGrads(grad);
     });
@@ -133,6 +131,7 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
           g.setType(w.getType());
       });
       gatherTokenSums(fn);
+      scatterShardedGradients(fn);
       auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
       fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), ret.getOperandTypes()));
     }
@@ -276,6 +275,61 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         for (auto [local, whole] : llvm::zip(op->getResults(), global->getResults()))
           if (!hasTokens(local.getType()))
             local.replaceAllUsesWith(whole);
+    }
+  }
+
+  /// FSDP: a parameter held as a chunk gets its gradient as that chunk. The
+  /// backward forms the whole (gathered) gradient with the same bits on every
+  /// rank of the chunk's group: the replicated weights' from the gathered
+  /// rows, the experts' on their owners and sent to every holder
+  /// (moe_ffn_ep_grad.cc). So a reduce-scatter that takes the max of those
+  /// equal copies leaves each rank its chunk exactly (a scatter that moved
+  /// only the chunks would move less; the copies are the price of one op).
+  void scatterShardedGradients(func::FuncOp fn) {
+    auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+    OpBuilder b(ret);
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      auto name = fn.getResultAttrOfType<StringAttr>(i, MoEDialect::getGradientAttrName());
+      if (!name)
+        continue;
+      std::optional<unsigned> param;
+      for (unsigned a = 0; a < fn.getNumArguments(); ++a)
+        if (auto p = fn.getArgAttrOfType<StringAttr>(a, MoEDialect::getParamAttrName()); p && p == name)
+          param = a;
+      if (!param)
+        continue;
+      auto placement = fn.getArgAttrOfType<StringAttr>(*param, MoEDialect::getPlacementAttrName());
+      auto global = fn.getArgAttrOfType<DenseI64ArrayAttr>(*param, MoEDialect::getGlobalShapeAttrName());
+      if (!placement || !global)
+        continue;
+      std::vector<int64_t> shape(global.asArrayRef().begin(), global.asArrayRef().end());
+      rt::ParamShard shard = rt::paramShard(placed, 0, *rt::parsePlacement(placement.getValue()), shape);
+      if (!shard.fsdpAxes || shape.empty())
+        continue;
+      Location loc = ret.getLoc();
+      Value grad = ret.getOperand(i);
+      auto type = cast<RankedTensorType>(grad.getType());
+      int64_t count = type.getNumElements(), padded = shard.stored * shard.fsdpSize;
+      Type element = type.getElementType();
+      Value flat = grad;
+      if (type.getRank() > 1) {
+        ReassociationIndices all;
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          all.push_back(d);
+        flat = tensor::CollapseShapeOp::create(b, loc, RankedTensorType::get({count}, element), grad,
+                                               ArrayRef<ReassociationIndices>{all});
+      }
+      if (padded > count) { // the last chunk's padding: zeros, as the weights' is
+        Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+        Value zeros = tensor::SplatOp::create(b, loc, RankedTensorType::get({padded}, element), zero);
+        flat = tensor::InsertSliceOp::create(b, loc, flat, zeros, ValueRange{}, ValueRange{}, ValueRange{},
+                                             ArrayRef<int64_t>{0}, ArrayRef<int64_t>{count}, ArrayRef<int64_t>{1});
+      }
+      Value chunk = ReduceScatterOp::create(b, loc, RankedTensorType::get({shard.stored}, element), flat,
+                                            FlatSymbolRefAttr::get(b.getContext(), kMeshName),
+                                            axesAttr(b, shard.fsdpAxes), b.getI64IntegerAttr(0),
+                                            CollectiveReductionAttr::get(b.getContext(), CollectiveReduction::max));
+      ret.setOperand(i, chunk);
     }
   }
 

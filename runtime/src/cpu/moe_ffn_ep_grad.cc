@@ -13,7 +13,8 @@
 // 4. combine: each row's cotangent and its combine weight's come back (the
 //    reverse all-to-all), and each token sums its slots in order.
 //
-// With replicas (mesh.rep = R > 1: R copies of each expert slice), each expert
+// With replicas or FSDP (R = rep * dp copies of each expert slice, whole in
+// the call: FSDP gathers its chunks before), each expert
 // is owned by one of its R holders (local index mod R), which receives that
 // expert's rows from every rank of every replica and forms its cotangent
 // alone, in global token order; the owner then sends it to the other R - 1
@@ -62,9 +63,10 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
   }
   const Mesh &mesh = CallCommunicator::mesh();
   const int64_t me = comm->rank();
-  // The group: the ep slices (minor) of every replica. A weight's cotangent
-  // is over the global batch, so the exchange spans the replicas too.
-  const std::vector<int64_t> group = mesh.group(me, axes | (mesh.rep > 1 ? kAxisRep : 0));
+  // The group: the ep slices (minor) of every replica and FSDP rank. A
+  // weight's cotangent is over the global batch, so the exchange spans them
+  // too; FSDP's ranks then take their chunks of it (moe-place-on-mesh).
+  const std::vector<int64_t> group = mesh.group(me, axes | (mesh.rep > 1 ? kAxisRep : 0) | (mesh.dp > 1 ? kAxisDp : 0));
   const int64_t shards = static_cast<int64_t>(group.size()), slices = mesh.ep, replicas = shards / slices;
   const int64_t local = experts / slices;
   const int64_t myIndex = std::find(group.begin(), group.end(), me) - group.begin();

@@ -35,7 +35,11 @@ public:
   /// One step: `grads[i]` (any float dtype, the shape of `params[i]`, matched
   /// by name) updates `params[i]`. The first step of a parameter takes its
   /// current value as the master. Refuses mismatched names or shapes.
-  moe_status_t step(std::vector<Tensor> &params, const std::vector<Tensor> &grads);
+  /// `decays[i]`, when given, says whether params[i] takes the weight decay
+  /// (an FSDP chunk is 1-D, its parameter's rank is what counts); else the
+  /// tensors of rank 2 or more do.
+  moe_status_t step(std::vector<Tensor> &params, const std::vector<Tensor> &grads,
+                    const std::vector<bool> *decays = nullptr);
 
   /// Steps taken (the bias correction's t).
   int64_t steps() const { return steps_; }
