@@ -491,12 +491,17 @@ std::string readOne(const std::string &dir, const Read &r) {
 
 } // namespace
 
-moe_status_t checkpointLayout(const std::string &root, std::map<std::string, TensorExtent> &layout) {
-  std::string dir;
+/// The newest complete checkpoint's directory and parsed index.
+static moe_status_t readNewestIndex(const std::string &root, std::string &dir, CheckpointIndex &index) {
   if (moe_status_t s = newestCheckpoint(root, dir))
     return s;
+  return readCheckpointIndex(dir, index);
+}
+
+moe_status_t checkpointLayout(const std::string &root, std::map<std::string, TensorExtent> &layout) {
+  std::string dir;
   CheckpointIndex index;
-  if (moe_status_t s = readCheckpointIndex(dir, index))
+  if (moe_status_t s = readNewestIndex(root, dir, index))
     return s;
   layout.clear();
   for (const auto &[name, t] : index.tensors) {
@@ -512,10 +517,8 @@ moe_status_t checkpointLayout(const std::string &root, std::map<std::string, Ten
 moe_status_t loadCheckpoint(const std::string &root, TrainingState &state, std::string &path,
                             const std::map<std::string, TensorExtent> *wanted) {
   std::string dir;
-  if (moe_status_t s = newestCheckpoint(root, dir))
-    return s;
   CheckpointIndex index;
-  if (moe_status_t s = readCheckpointIndex(dir, index))
+  if (moe_status_t s = readNewestIndex(root, dir, index))
     return s;
   auto bad = [&](const std::string &why) { return fail(MOE_INVALID_FORMAT, "checkpoint " + dir + ": " + why); };
   TrainingState out;

@@ -172,6 +172,30 @@ int64_t capacityLimit(double capacity, int64_t assignments, int64_t experts) {
   return static_cast<int64_t>(std::ceil(capacity * static_cast<double>(assignments) / static_cast<double>(experts)));
 }
 
+moe_status_t keepRowsOnMesh(Communicator &comm, const Mesh &mesh, const int32_t *indices, int64_t tokens, int64_t k,
+                            int64_t experts, double capacity, ExpertCounts &counts, KeptRows &kept) {
+  const int64_t assignments = tokens * k, me = comm.rank();
+  // Counts per (rank, expert), and tokens, from every rank of the world.
+  std::vector<int64_t> mine(experts + 1, 0);
+  for (int64_t a = 0; a < assignments; ++a)
+    if (indices[a] >= 0 && indices[a] < experts)
+      ++mine[indices[a]];
+  mine[experts] = tokens;
+  if (moe_status_t s = counts.gather(comm, mesh, mine, experts, k, capacity))
+    return s;
+  // The first kept(me, e) assignments of each expert, in (token, slot) order.
+  kept.of.assign(static_cast<size_t>(experts), {});
+  kept.mask.assign(static_cast<size_t>(assignments), 0);
+  for (int64_t a = 0; a < assignments; ++a) {
+    int64_t e = indices[a];
+    if (e < 0 || e >= experts || static_cast<int64_t>(kept.of[e].size()) >= counts.kept(me, e))
+      continue;
+    kept.of[e].push_back(a);
+    kept.mask[a] = 1;
+  }
+  return MOE_OK;
+}
+
 } // namespace moe::runtime::cpu
 
 extern "C" void moe_cpu_moe_ffn(int64_t x, int64_t indices, int64_t weights, int64_t w0, int64_t w1, int64_t w2,

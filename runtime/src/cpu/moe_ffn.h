@@ -6,7 +6,10 @@
 #ifndef MOE_RUNTIME_CPU_MOE_FFN_H
 #define MOE_RUNTIME_CPU_MOE_FFN_H
 
+#include "moe/runtime/comm.h"
 #include "moe/runtime/cpu_kernels.h"
+
+#include "../comm/expert_counts.h"
 
 #include <cstdint>
 #include <vector>
@@ -40,6 +43,17 @@ struct ExpertPlan {
   std::vector<char> kept;                    ///< per assignment
 };
 ExpertPlan planExperts(const int32_t *indices, int64_t tokens, int64_t k, int64_t experts, double capacity);
+
+/// This rank's kept assignments on a mesh: the world's counts gathered
+/// (expert_counts.h), then per expert the assignments (token * k + slot) it
+/// keeps, in order, and a mask per assignment. Both expert-parallel kernels,
+/// forward and backward, start with it, so they keep the same rows.
+struct KeptRows {
+  std::vector<std::vector<int64_t>> of; ///< per expert
+  std::vector<char> mask;               ///< per assignment
+};
+moe_status_t keepRowsOnMesh(Communicator &comm, const Mesh &mesh, const int32_t *indices, int64_t tokens, int64_t k,
+                            int64_t experts, double capacity, ExpertCounts &counts, KeptRows &kept);
 
 /// An expert FFN's activation (kind: a moe_ffn_t) and its derivative.
 float activate(int32_t kind, float g);

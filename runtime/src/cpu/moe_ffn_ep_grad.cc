@@ -76,29 +76,18 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
   const int64_t assignments = tokens * k;
   const int32_t *idx = ptr<int32_t>(indices);
 
-  // 1. Counts per (rank, expert), and tokens, from every rank of the world.
-  std::vector<int64_t> mine(experts + 1, 0);
-  for (int64_t a = 0; a < assignments; ++a)
-    if (idx[a] >= 0 && idx[a] < experts)
-      ++mine[idx[a]];
-  mine[experts] = tokens;
+  // 1. Counts per (rank, expert) from every rank of the world, and the rows I keep.
   ExpertCounts counts;
-  if (moe_status_t s = counts.gather(*comm, mesh, mine, experts, k, capacity)) {
+  KeptRows keptRows;
+  if (moe_status_t s = keepRowsOnMesh(*comm, mesh, idx, tokens, k, experts, capacity, counts, keptRows)) {
     failCurrentCall(s);
     return;
   }
+  const std::vector<std::vector<int64_t>> &keptOf = keptRows.of;
+  const std::vector<char> &keptMask = keptRows.mask;
   const int64_t firstToken = counts.firstToken(me);
 
-  // 2. Dispatch: my kept rows by destination shard, then expert, in order.
-  std::vector<std::vector<int64_t>> keptOf(experts);
-  std::vector<char> keptMask(assignments, 0);
-  for (int64_t a = 0; a < assignments; ++a) {
-    int64_t e = idx[a];
-    if (e < 0 || e >= experts || static_cast<int64_t>(keptOf[e].size()) >= counts.kept(me, e))
-      continue;
-    keptOf[e].push_back(a);
-    keptMask[a] = 1;
-  }
+  // 2. Dispatch: my kept rows by owner, then expert, in order.
   const RecordLayout record{d * static_cast<int64_t>(moe_dtype_size(static_cast<moe_dtype_t>(xDtype))),
                             d * static_cast<int64_t>(moe_dtype_size(static_cast<moe_dtype_t>(doutDtype)))};
   const int64_t recordBytes = record.size(), backBytes = returnBytes(d);
