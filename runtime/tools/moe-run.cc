@@ -35,8 +35,9 @@ const char *kUsage =
     "  --backward         a train artifact (moec build --train): the gradients too, written with\n"
     "                     the outputs to --output as grad.x, grad.<param> (docs/training.md)\n"
     "  --cotangent FILE   --backward: a cotangent per output, named as it (default: random normals)\n"
-    "Training (a layer built with `moec build --train`; under mpirun -n N, data parallel: each rank\n"
-    "  trains on its rows of every batch, the same weights on any N; docs/training.md):\n"
+    "Training (a layer built with `moec build --train`; docs/training.md): on one process; under\n"
+    "  mpirun -n N, data parallel (each rank its rows of every batch); built with --train --mesh\n"
+    "  rep=R,dp=D,ep=E, on that mesh (its experts, FSDP chunks and replicas): the same weights on any mesh\n"
     "  --train            train on --data for --steps steps: loss = mean squared error of the first\n"
     "                     output to the target, plus the layer's scalar outputs; AdamW\n"
     "  --data FILE        x [steps, tokens, ...] and target [steps, tokens, ...] (batches cycle)\n"
@@ -53,9 +54,10 @@ const char *kUsage =
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
-    "  mpirun -n R*D*E moe-run LAYER.moeb ... (CPU; GPU: mpirun, or torchrun\n"
-    "  --nproc-per-node=N --no-python moe-run ..., one GPU a rank, NCCL). Every rank reads its shard of\n"
-    "  --weights and its rows of --input; rank 0 writes the global --output.\n"
+    "  mpirun -n R*D*E moe-run LAYER.moeb ..., or torchrun --nproc-per-node=R*D*E --no-python moe-run ...\n"
+    "  (CPU ranks: MPI, or TCP under torchrun; GPU: one a rank, NCCL). Every rank reads its shard of\n"
+    "  --weights and its rows of --input; rank 0 writes the global --output (and, --backward, the\n"
+    "  global gradients).\n"
     "  MOE_COLLECTIVE_TIMEOUT=S ends every rank when a collective waits S seconds (300).\n";
 
 bool number(const char *text, unsigned &out) {
