@@ -2,7 +2,8 @@
 """Starts N copies of a command as the ranks of one job, in torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
 LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT on a free port), as `torchrun --nproc-per-node=N --no-python` does on
 one host, for machines without torchrun (moe-run's CPU ranks then talk over TCP, docs/sharding.md). Like
-torchrun, the first rank to fail ends the others; the exit status is that rank's (a signal: 128 + its number).
+torchrun, the first rank to fail ends the others (after 5 s in which they may report it and exit); the exit status
+is that rank's (a signal: 128 + its number).
     python3 tools/launch-ranks.py N COMMAND [ARGS...]"""
 import os
 import signal
@@ -19,7 +20,7 @@ with socket.socket() as s:  # a free port; moe-run's engine uses MASTER_PORT + 2
     port = s.getsockname()[1] - 2 if s.getsockname()[1] > 1026 else s.getsockname()[1]
 env = dict(os.environ, WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 ranks = [subprocess.Popen(command, env=dict(env, RANK=str(r), LOCAL_RANK=str(r))) for r in range(n)]
-status = 0
+status, failed_at, terminated = 0, None, False
 while ranks:
     for p in list(ranks):
         code = p.poll()
@@ -27,8 +28,10 @@ while ranks:
             continue
         ranks.remove(p)
         if code != 0 and status == 0:
-            status = code if code > 0 else 128 - code
-            for other in ranks:
-                other.send_signal(signal.SIGTERM)
+            status, failed_at = (code if code > 0 else 128 - code), time.monotonic()
+    if failed_at is not None and not terminated and time.monotonic() - failed_at > 5:
+        for other in ranks:
+            other.send_signal(signal.SIGTERM)
+        terminated = True
     time.sleep(0.01)
 sys.exit(status)

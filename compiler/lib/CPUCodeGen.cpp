@@ -68,12 +68,6 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const
   if (failed(extractSignature(layer, out.signature)))
     return failure();
   if (train) {
-    // Training on a mesh forms each sum over the tokens from every rank's
-    // rows (gathered): it needs layers whose tokens are independent.
-    if (mesh.isPlaced() && !out.signature.rowIndependent)
-      return emitError(loc) << "moec build --train --mesh " << mesh.toString() << ": layer " << layerName
-                            << " couples its tokens (a capacity, a loss or a reduction over them), which the "
-                               "placed backward does not handle yet; train it on one process";
     auto backward = module.lookupSymbol<func::FuncOp>(layerName + "_backward");
     out.signature.backward.emplace();
     if (!backward || failed(extractBackward(backward, out.signature, *out.signature.backward)))

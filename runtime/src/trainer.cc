@@ -369,8 +369,10 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     if (!sig.rowIndependent) {
       fail(MOE_INVALID_ARGUMENT, "layer " + sig.layer +
                                      " couples its tokens (a capacity, a loss or a reduction over "
-                                     "them): data-parallel training needs its sharded backward, which is not built; "
-                                     "train it on one process");
+                                     "them): data-parallel training needs its sharded backward; build it with moec "
+                                     "build --train --mesh rep=" +
+                                     std::to_string(world) + " (or another mesh of " + std::to_string(world) +
+                                     " ranks)");
       return error();
     }
     if (x->shape.size() < 2 || target->shape.size() < 2 || batchRows % world != 0 || target->shape[1] != batchRows) {

@@ -162,6 +162,12 @@ LogicalResult ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) 
   return verifyCollectiveResult(*this, in, want, getResult().getType());
 }
 
+LogicalResult RowOffsetOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  if (getInput().getType().getRank() == 0)
+    return emitOpError() << "takes rows: a tensor of rank 1 or more, got " << getInput().getType();
+  return lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
+}
+
 LogicalResult AllReduceOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return lookupGroupSize(*this, symbols, getMeshAttr(), getAxes());
 }

@@ -131,6 +131,7 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
           g.setType(w.getType());
       });
       gatherTokenSums(fn);
+      gatherLossGradientRows(fn);
       scatterShardedGradients(fn);
       auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
       fn.setType(FunctionType::get(fn.getContext(), fn.getBody().getArgumentTypes(), ret.getOperandTypes()));
@@ -275,6 +276,43 @@ struct PlaceOnMeshPass : moe::impl::MoEPlaceOnMeshBase<PlaceOnMeshPass> {
         for (auto [local, whole] : llvm::zip(op->getResults(), global->getResults()))
           if (!hasTokens(local.getType()))
             local.replaceAllUsesWith(whole);
+    }
+  }
+
+  /// An auxiliary loss's cotangent of its token rows (load_balance_loss_grad,
+  /// z_loss_grad) depends on the whole batch (its counts, its size): the op
+  /// runs on the rows gathered over the mesh, as the loss itself does, and
+  /// each rank takes back its own rows of the result (moe.row_offset).
+  void gatherLossGradientRows(func::FuncOp fn) {
+    auto meshRef = FlatSymbolRefAttr::get(fn.getContext(), kMeshName);
+    SmallVector<Operation *> ops;
+    fn.walk([&](Operation *op) {
+      if (isa<LoadBalanceLossGradOp, ZLossGradOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      Value rows = op->getOperand(0); // probs or logits: the rank's rows, shaped as the result
+      for (OpOperand &operand : op->getOpOperands()) {
+        auto type = dyn_cast<RankedTensorType>(operand.get().getType());
+        if (type && type.getRank() > 0 && type.isDynamicDim(0))
+          operand.set(AllGatherOp::create(b, loc, withDynamicRows(type), operand.get(), meshRef,
+                                          axesAttr(b, rt::kAllAxes), b.getI64IntegerAttr(0)));
+      }
+      b.setInsertionPointAfter(op);
+      Value global = op->getResult(0);
+      auto type = cast<RankedTensorType>(global.getType());
+      Value offset = RowOffsetOp::create(b, loc, rows, meshRef, axesAttr(b, rt::kAllAxes));
+      Value count = tensor::DimOp::create(b, loc, rows, 0);
+      SmallVector<OpFoldResult> offsets{offset}, sizes{count}, strides{b.getIndexAttr(1)};
+      for (int64_t d = 1; d < type.getRank(); ++d) {
+        offsets.push_back(b.getIndexAttr(0));
+        sizes.push_back(b.getIndexAttr(type.getDimSize(d)));
+        strides.push_back(b.getIndexAttr(1));
+      }
+      auto mine = tensor::ExtractSliceOp::create(b, loc, type, global, offsets, sizes, strides);
+      global.replaceAllUsesExcept(mine.getResult(), mine);
     }
   }
 

@@ -88,6 +88,17 @@ extern "C" int64_t moe_comm_gathered_rows(int64_t rows, int32_t axes) {
   return total;
 }
 
+extern "C" int64_t moe_comm_rows_before(int64_t rows, int32_t axes) {
+  std::vector<int64_t> group, counts;
+  Communicator *comm = groupOf(axes, group, "row_offset (row counts)");
+  if (!comm || !rowCounts(comm, group, rows, counts, "row_offset (row counts)"))
+    return 0;
+  int64_t before = 0;
+  for (size_t i = 0; i < group.size() && group[i] != comm->rank(); ++i)
+    before += counts[i];
+  return before;
+}
+
 extern "C" void moe_comm_all_gather_rows(int64_t in, int64_t out, int64_t rows, int64_t rowBytes, int32_t axes) {
   std::vector<int64_t> group, counts;
   Communicator *comm = groupOf(axes, group, "all_gather (rows)");

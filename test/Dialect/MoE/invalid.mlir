@@ -494,6 +494,16 @@ func.func @gather_dim(%x: tensor<8x64xf32>) {
 
 // -----
 
+// Tests that row_offset takes rows.
+moe.mesh @mesh axes = ["dp"] shape = [2]
+func.func @row_offset_scalar(%x: tensor<f32>) {
+  // expected-error @+1 {{'moe.row_offset' op takes rows: a tensor of rank 1 or more, got 'tensor<f32>'}}
+  %o = moe.row_offset %x on @mesh axes = ["dp"] : tensor<f32>
+  return
+}
+
+// -----
+
 // Tests that reduce_scatter keeps the element type.
 moe.mesh @mesh axes = ["dp"] shape = [2]
 func.func @rs_type(%x: tensor<8x64xf32>) {

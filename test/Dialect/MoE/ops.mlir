@@ -116,6 +116,8 @@ func.func @collectives(%x: tensor<8x64xf32>, %w: tensor<2048x8xbf16>, %l: tensor
   %s = moe.reduce_scatter %g on @mesh axes = ["dp"] scatter_dim = 0 reduction = sum : tensor<4096x8xbf16> -> tensor<2048x8xbf16>
   // CHECK: moe.all_reduce %{{.*}} on @mesh axes = ["dp"] reduction = max : tensor<f32>
   %r = moe.all_reduce %l on @mesh axes = ["dp"] reduction = max : tensor<f32>
+  // CHECK: moe.row_offset %{{.*}} on @mesh axes = ["dp"] : tensor<2048x8xbf16>
+  %o = moe.row_offset %w on @mesh axes = ["dp"] : tensor<2048x8xbf16>
   return
 }
 

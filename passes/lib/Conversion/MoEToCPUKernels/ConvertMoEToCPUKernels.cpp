@@ -294,6 +294,25 @@ struct ReduceScatterToCall : KernelCallPattern<ReduceScatterOp> {
   }
 };
 
+/// Where this rank's rows start in their gather: the rows of the ranks before.
+struct RowOffsetToCall : KernelCallPattern<RowOffsetOp> {
+  using KernelCallPattern::KernelCallPattern;
+  LogicalResult matchAndRewrite(RowOffsetOp r, OpAdaptor adaptor, ConversionPatternRewriter &b) const override {
+    Location loc = r.getLoc();
+    FailureOr<int32_t> axes = collectiveAxes(r, r.getAxes());
+    if (failed(axes))
+      return failure();
+    KernelCall k(b, loc);
+    k.i64(dim(b, loc, adaptor.getInput(), 0));
+    k.i32(*axes);
+    Value before;
+    if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_comm_rows_before, b), &before)))
+      return failure();
+    b.replaceOp(r, arith::IndexCastOp::create(b, loc, b.getIndexType(), before).getResult());
+    return success();
+  }
+};
+
 /// A tensor all-to-all along dimension 0 (chunks are contiguous rows).
 struct AllToAllToCall : KernelCallPattern<AllToAllOp> {
   using KernelCallPattern::KernelCallPattern;
@@ -395,7 +414,7 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
     // the conversion (so that no pattern fails halfway).
     WalkResult axes = module.walk([](Operation *op) {
       auto names = op->getAttrOfType<ArrayAttr>("axes");
-      if (!isa<AllGatherOp, AllReduceOp, ReduceScatterOp, AllToAllOp>(op) || !names || kernelAxes(names))
+      if (!isa<AllGatherOp, AllReduceOp, ReduceScatterOp, AllToAllOp, RowOffsetOp>(op) || !names || kernelAxes(names))
         return WalkResult::advance();
       op->emitError() << "the CPU runtime's meshes have the axes rep, dp and ep; got " << names;
       return WalkResult::interrupt();
@@ -415,5 +434,5 @@ struct ConvertMoEToCPUKernels : moe::impl::ConvertMoEToCPUKernelsBase<ConvertMoE
 void moe::populateMoEToCPUKernelsPatterns(RewritePatternSet &patterns) {
   patterns.add<DenseToKernelCall, TopKToKernelCall, GroupTopKToKernelCall, GatherToKernelCall,
                LoadBalanceLossToKernelCall, ZLossToKernelCall, RoutedChainToKernelCall, AllGatherToCall,
-               AllReduceToCall, ReduceScatterToCall, AllToAllToCall>(patterns.getContext());
+               AllReduceToCall, ReduceScatterToCall, AllToAllToCall, RowOffsetToCall>(patterns.getContext());
 }

@@ -23,6 +23,10 @@ void moe_comm_all_gather(int64_t in, int64_t out, int64_t bytes, int32_t axes);
  * of moe_comm_all_gather_rows). */
 int64_t moe_comm_gathered_rows(int64_t rows, int32_t axes);
 
+/* The rows of the group's ranks before this one (where this rank's `rows`
+ * start in moe_comm_all_gather_rows' result). */
+int64_t moe_comm_rows_before(int64_t rows, int32_t axes);
+
 /* out = every group rank's `rows` rows of `row_bytes` bytes, in group order
  * (rows may differ between ranks). */
 void moe_comm_all_gather_rows(int64_t in, int64_t out, int64_t rows, int64_t row_bytes, int32_t axes);

@@ -483,6 +483,26 @@ def MoE_AllGatherOp : MoE_CollectiveOp<"all_gather"> {
   }];
 }
 
+def MoE_RowOffsetOp : MoE_CollectiveOp<"row_offset"> {
+  let summary = "where this rank's rows start in their all-gather over mesh axes";
+  let description = [{
+    The first row of `input` (this rank's rows) in `moe.all_gather` of it
+    along dimension 0 over the same axes: the rows of the group's ranks
+    before this one. A backward that forms a per-token cotangent from
+    gathered rows (an auxiliary loss's, over the global batch) takes its
+    own rows of it back with `tensor.extract_slice` at this offset.
+
+    ```mlir
+    %at = moe.row_offset %probs on @mesh axes = ["rep", "dp", "ep"] : tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_AnyTensor:$input, FlatSymbolRefAttr:$mesh, StrArrayAttr:$axes);
+  let results = (outs Index:$result);
+  let assemblyFormat = [{
+    $input `on` $mesh `axes` `=` $axes attr-dict `:` type($input)
+  }];
+}
+
 def MoE_ReduceScatterOp : MoE_CollectiveOp<"reduce_scatter"> {
   let summary = "reduce-scatter over mesh axes";
   let description = [{
