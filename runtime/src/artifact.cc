@@ -2,6 +2,7 @@
 #include "moe/runtime/artifact.h"
 
 #include "moe/runtime/json.h"
+#include "moe/runtime/kernel_abi.h"
 #include "moe/runtime/safetensors.h"
 
 #include <cstdio>
@@ -186,6 +187,7 @@ std::string signatureToJson(const Signature &s) {
   writeSpecs(out, "params", s.params, true);
   writeSpecs(out, "outputs", s.outputs, false);
   out += ",\"hyperparameters\":" + s.hyperparameters;
+  out += ",\"kernel_abi\":" + std::to_string(MOE_KERNEL_ABI_VERSION);
   if (s.mesh.isPlaced())
     out += ",\"mesh\":\"" + s.mesh.toString() + "\"";
   if (s.rowIndependent)
@@ -236,6 +238,14 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
     if (!h->isObject())
       return bad("signature \"hyperparameters\" must be an object");
   }
+  // Compiled for other kernels than this runtime's: refused (kernel_abi.h).
+  const json::Value *abi = root.find("kernel_abi");
+  const int64_t compiledFor = abi && abi->isInteger ? abi->integer : 1;
+  if (compiledFor != MOE_KERNEL_ABI_VERSION)
+    return fail(MOE_VERSION_MISMATCH, "artifact: compiled for kernel ABI " + std::to_string(compiledFor) +
+                                          "; this runtime's kernels are ABI " + std::to_string(MOE_KERNEL_ABI_VERSION) +
+                                          " (rebuild it with this release's moec, or run it with the runtime it "
+                                          "was built for)");
   if (const json::Value *f = root.find("flops_per_token")) {
     if (f->kind != json::Value::Kind::Number || f->number < 0)
       return bad("signature \"flops_per_token\" must be a non-negative number");

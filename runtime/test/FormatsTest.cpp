@@ -3,6 +3,7 @@
 // message, and well-formed ones round-trip.
 #include "moe/runtime/artifact.h"
 #include "moe/runtime/json.h"
+#include "moe/runtime/kernel_abi.h"
 #include "moe/runtime/safetensors.h"
 #include "moe/runtime/target.h"
 
@@ -175,6 +176,28 @@ TEST(Artifact, RejectsTruncatedCorruptedAndForeignFiles) {
     flipped[rng() % flipped.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
     (void)parseArtifact(flipped.data(), flipped.size(), out);
   }
+}
+
+TEST(Artifact, RefusesCodeCompiledForOtherKernels) {
+  // The signature records the kernel ABI it was compiled for; another (an
+  // artifact of an older moec, whose kernels' arguments or meaning changed
+  // since) is refused, naming both.
+  std::string json = signatureToJson(sampleArtifact().signature);
+  const std::string mine = "\"kernel_abi\":" + std::to_string(MOE_KERNEL_ABI_VERSION);
+  ASSERT_NE(json.find(mine), std::string::npos) << json;
+  Signature sig;
+  ASSERT_EQ(signatureFromJson(json, sig), MOE_OK) << moe_last_error();
+  std::string older = json;
+  older.replace(older.find(mine), mine.size(), "\"kernel_abi\":1");
+  EXPECT_EQ(signatureFromJson(older, sig), MOE_VERSION_MISMATCH);
+  EXPECT_NE(
+      std::string(moe_last_error())
+          .find("compiled for kernel ABI 1; this runtime's kernels are ABI " + std::to_string(MOE_KERNEL_ABI_VERSION)),
+      std::string::npos)
+      << moe_last_error();
+  std::string unmarked = json;
+  unmarked.replace(unmarked.find(mine), mine.size() + 1, ""); // and its comma
+  EXPECT_EQ(signatureFromJson(unmarked, sig), MOE_VERSION_MISMATCH) << "no kernel_abi: written before it existed";
 }
 
 } // namespace

@@ -15,6 +15,7 @@ experts receive none)."""
 import argparse
 import json
 import os
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -68,6 +69,9 @@ def main():
     p.add_argument("--skewed", action="store_true")
     p.add_argument("--work", default=".")
     a = p.parse_args()
+    # A fresh directory: the mesh artifacts are reused across token counts
+    # within a run, never across runs (they would hide a compiler change).
+    shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work, exist_ok=True)
     moec, moe_run = os.path.join(a.bin, "moec"), os.path.join(a.bin, "moe-run")
     sets = ["--set", a.set] if a.set else []

@@ -29,6 +29,15 @@ typedef enum {
  * blocks computes gradients with the bits of one device. */
 #define MOE_GRADIENT_BLOCK_TOKENS 128
 
+/* The version of the contract between compiled code and the runtime's
+ * kernels and collectives (their arguments and what they compute). An
+ * artifact records the version it was compiled for, and a runtime refuses
+ * any other: a kernel whose meaning changed under the same name would
+ * otherwise compute something else without a word. Raise it with any such
+ * change. 2: dense_grad's `results`, expert owners across replicas and FSDP
+ * ranks in moe_cpu_moe_ffn_ep_grad, moe_comm_rows_before. */
+#define MOE_KERNEL_ABI_VERSION 2
+
 /* Which cotangents a backward kernel forms (a bit mask): a mesh's backward
  * sums a parameter's cotangent over the gathered rows of every rank and the
  * inputs' over its own rows, with a call each. */
