@@ -396,6 +396,20 @@ moe_status_t gatherAndCommit(const std::string &root, const TrainingState &state
 
 } // namespace
 
+TensorExtent meshExtent(const Mesh &mesh, int64_t rank, Placement placement, const std::vector<int64_t> &shape) {
+  ParamShard mine = paramShard(mesh, rank, placement, shape);
+  TensorExtent e;
+  e.globalShape = shape;
+  e.begin = mine.begin, e.count = mine.count, e.stored = mine.stored;
+  e.localShape = mine.localShape;
+  e.placement = placementName(placement);
+  for (int64_t q = 0; q < rank && e.writes; ++q) {
+    ParamShard other = paramShard(mesh, q, placement, shape);
+    e.writes = other.count == 0 || other.begin + other.count <= e.begin || e.begin + e.count <= other.begin;
+  }
+  return e;
+}
+
 moe_status_t saveCheckpoint(const std::string &root, const TrainingState &state, const std::string &writer,
                             std::string &path, Communicator *comm, const std::string &mesh) {
   if (moe_status_t s = prepare(root, state.step, comm))

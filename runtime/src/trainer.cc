@@ -75,19 +75,6 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   return apply(std::move(gradients));
 }
 
-namespace {
-
-/// A parameter's spec (global shape, placement) under another name: its
-/// optimizer state is laid out as the parameter.
-TensorSpec renamed(const TensorSpec &spec, const std::string &name, moe_dtype_t dtype) {
-  TensorSpec s = spec;
-  s.name = name;
-  s.dtype = dtype;
-  return s;
-}
-
-} // namespace
-
 moe_status_t Trainer::globalParameters(std::vector<Tensor> &out) const {
   if (!layer_.isSharded()) {
     out = layer_.parameters();
@@ -100,21 +87,8 @@ moe_status_t Trainer::globalParameters(std::vector<Tensor> &out) const {
 std::map<std::string, TensorExtent> shardExtents(const Layer &layer) {
   std::map<std::string, TensorExtent> out;
   const Signature &sig = layer.signature();
-  for (const TensorSpec &spec : sig.params) {
-    const std::vector<int64_t> shape = spec.sizes();
-    ParamShard mine = layer.paramShardOf(spec);
-    TensorExtent e;
-    e.globalShape = shape;
-    e.begin = mine.begin, e.count = mine.count, e.stored = mine.stored;
-    e.localShape = mine.localShape;
-    e.placement = placementName(spec.placement);
-    // One holder of each range writes it: the lowest rank holding any of it.
-    for (int64_t q = 0; q < layer.rank() && e.writes; ++q) {
-      ParamShard other = paramShard(sig.mesh, q, spec.placement, shape);
-      e.writes = other.begin + other.count <= e.begin || e.begin + e.count <= other.begin || other.count == 0;
-    }
-    out[spec.name] = e;
-  }
+  for (const TensorSpec &spec : sig.params)
+    out[spec.name] = meshExtent(sig.mesh, layer.rank(), spec.placement, spec.sizes());
   return out;
 }
 

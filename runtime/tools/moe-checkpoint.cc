@@ -51,37 +51,25 @@ double since(std::chrono::steady_clock::time_point t) {
 /// what is saved.
 moe::runtime::TrainingState benchState(int64_t experts, int64_t d, int64_t f, int64_t rank, int64_t world,
                                        uint64_t &bytes) {
+  using moe::runtime::Placement;
   using moe::runtime::Tensor;
   moe::runtime::TrainingState state;
   state.step = state.optimizerSteps = 1;
-  const int64_t local = experts / world;
+  moe::runtime::Mesh mesh;
+  mesh.ep = world;
   struct Spec {
     const char *name;
     moe_dtype_t dtype;
     std::vector<int64_t> global;
-    bool stacked;
+    Placement placement;
   };
-  const Spec specs[] = {{"router.weight", MOE_F32, {d, experts}, false},
-                        {"experts.w_gate", MOE_BF16, {experts, d, f}, true},
-                        {"experts.w_up", MOE_BF16, {experts, d, f}, true},
-                        {"experts.w_down", MOE_BF16, {experts, f, d}, true}};
+  const Spec specs[] = {{"router.weight", MOE_F32, {d, experts}, Placement::Replicated},
+                        {"experts.w_gate", MOE_BF16, {experts, d, f}, Placement::Experts},
+                        {"experts.w_up", MOE_BF16, {experts, d, f}, Placement::Experts},
+                        {"experts.w_down", MOE_BF16, {experts, f, d}, Placement::Experts}};
   bytes = 0;
   for (const Spec &spec : specs) {
-    moe::runtime::TensorExtent e;
-    e.globalShape = e.localShape = spec.global;
-    int64_t elements = 1;
-    for (int64_t n : spec.global)
-      elements *= n;
-    if (spec.stacked) {
-      e.localShape[0] = local;
-      e.begin = rank * (elements / experts) * local;
-      e.count = elements / experts * local;
-      e.placement = "experts";
-    } else {
-      e.count = elements;
-      e.writes = rank == 0;
-    }
-    e.stored = e.count;
+    moe::runtime::TensorExtent e = moe::runtime::meshExtent(mesh, rank, spec.placement, spec.global);
     Tensor t = Tensor::zeros(spec.name, spec.dtype, e.localShape);
     for (size_t i = 0; i < t.data.size(); ++i)
       t.data[i] = static_cast<uint8_t>(i * 131 + 7);
@@ -216,15 +204,7 @@ int reshard(const std::string &from, const std::string &to, const std::string &m
                                                    moe::runtime::shapeString(whole.globalShape));
       return stop();
     }
-    auto shardOf = [&](int64_t rank) { return moe::runtime::paramShard(*mesh, rank, *placement, whole.globalShape); };
-    moe::runtime::ParamShard mine = shardOf(comm->rank());
-    moe::runtime::TensorExtent e = whole;
-    e.begin = mine.begin, e.count = mine.count, e.stored = mine.stored, e.localShape = mine.localShape;
-    for (int64_t q = 0; q < comm->rank() && e.writes; ++q) {
-      moe::runtime::ParamShard other = shardOf(q);
-      e.writes = other.count == 0 || other.begin + other.count <= e.begin || e.begin + e.count <= other.begin;
-    }
-    wanted[name] = e;
+    wanted[name] = moe::runtime::meshExtent(*mesh, comm->rank(), *placement, whole.globalShape);
   }
   moe::runtime::TrainingState state;
   std::string path;

@@ -172,6 +172,21 @@ int64_t capacityLimit(double capacity, int64_t assignments, int64_t experts) {
   return static_cast<int64_t>(std::ceil(capacity * static_cast<double>(assignments) / static_cast<double>(experts)));
 }
 
+int64_t planArrivals(const ExpertCounts &counts, const std::vector<int64_t> &group, int64_t firstExpert,
+                     const std::vector<int64_t> &localExperts, int64_t rowBytes,
+                     std::vector<std::vector<int64_t>> &rowsOf, std::vector<int64_t> &recvBytes) {
+  int64_t received = 0;
+  for (size_t s = 0; s < group.size(); ++s)
+    for (int64_t le : localExperts) {
+      int64_t n = counts.kept(group[s], firstExpert + le);
+      for (int64_t i = 0; i < n; ++i)
+        rowsOf[le].push_back(received + i);
+      received += n;
+      recvBytes[s] += n * rowBytes;
+    }
+  return received;
+}
+
 moe_status_t keepRowsOnMesh(Communicator &comm, const Mesh &mesh, const int32_t *indices, int64_t tokens, int64_t k,
                             int64_t experts, double capacity, ExpertCounts &counts, KeptRows &kept) {
   const int64_t assignments = tokens * k, me = comm.rank();

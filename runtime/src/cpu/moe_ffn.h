@@ -55,6 +55,15 @@ struct KeptRows {
 moe_status_t keepRowsOnMesh(Communicator &comm, const Mesh &mesh, const int32_t *indices, int64_t tokens, int64_t k,
                             int64_t experts, double capacity, ExpertCounts &counts, KeptRows &kept);
 
+/// What arrives at a rank for its experts firstExpert + localExperts[i]
+/// (ascending): from each group rank s in order, each expert's kept(group[s],
+/// e) rows. rowsOf[localExperts[i]] gets their arrival indices (rowsOf sized
+/// by the caller), recvBytes[s] the bytes from s; returns the rows. The
+/// senders order their rows the same way (by destination, then expert).
+int64_t planArrivals(const ExpertCounts &counts, const std::vector<int64_t> &group, int64_t firstExpert,
+                     const std::vector<int64_t> &localExperts, int64_t rowBytes,
+                     std::vector<std::vector<int64_t>> &rowsOf, std::vector<int64_t> &recvBytes);
+
 /// An expert FFN's activation (kind: a moe_ffn_t) and its derivative.
 float activate(int32_t kind, float g);
 float activateGrad(int32_t kind, float g);

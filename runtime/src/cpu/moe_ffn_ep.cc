@@ -53,7 +53,6 @@ extern "C" void moe_cpu_moe_ffn_ep(int64_t x, int64_t indices, int64_t weights, 
     failCurrentCall(s);
     return;
   }
-  auto kept = [&](int64_t r, int64_t e) { return counts.kept(r, e); };
   const std::vector<std::vector<int64_t>> &keptOf = keptRows.of;
   const std::vector<char> &keptMask = keptRows.mask;
 
@@ -68,16 +67,11 @@ extern "C" void moe_cpu_moe_ffn_ep(int64_t x, int64_t indices, int64_t weights, 
   for (size_t i = 0; i < order.size(); ++i)
     std::copy_n(ptr<char>(x) + (order[i] / k) * rowBytes, rowBytes, sendRows.data() + i * rowBytes);
   // What arrives: from each shard s, for each of my experts, kept(s, e) rows.
+  std::vector<int64_t> mine(local);
+  for (int64_t le = 0; le < local; ++le)
+    mine[le] = le;
   std::vector<std::vector<int64_t>> rowsOf(local);
-  int64_t received = 0;
-  for (int64_t s = 0; s < shards; ++s)
-    for (int64_t le = 0; le < local; ++le) {
-      int64_t n = kept(group[s], myShard * local + le);
-      for (int64_t i = 0; i < n; ++i)
-        rowsOf[le].push_back(received + i);
-      received += n;
-      recvBytes[s] += n * rowBytes;
-    }
+  const int64_t received = planArrivals(counts, group, myShard * local, mine, rowBytes, rowsOf, recvBytes);
   std::vector<char> recvRows(static_cast<size_t>(received * rowBytes));
   if (moe_status_t s = comm->allToAllV(group, sendRows.data(), sendBytes, recvRows.data(), recvBytes,
                                        "experts (dispatch all_to_all)")) {

@@ -115,15 +115,7 @@ extern "C" void moe_cpu_moe_ffn_ep_grad(int64_t x, int64_t indices, int64_t weig
     if (ownerOf(mySlice * local + le) == myIndex)
       owned.push_back(le);
   std::vector<std::vector<int64_t>> rowsOf(local);
-  int64_t received = 0;
-  for (int64_t s = 0; s < shards; ++s)
-    for (int64_t le : owned) {
-      int64_t n = counts.kept(group[s], mySlice * local + le);
-      for (int64_t i = 0; i < n; ++i)
-        rowsOf[le].push_back(received + i);
-      received += n;
-      recvBytes[s] += n * recordBytes;
-    }
+  const int64_t received = planArrivals(counts, group, mySlice * local, owned, recordBytes, rowsOf, recvBytes);
   std::vector<char> recv(static_cast<size_t>(received * recordBytes));
   if (moe_status_t s = comm->allToAllV(group, send.data(), sendBytes, recv.data(), recvBytes,
                                        "experts backward (dispatch all_to_all)")) {

@@ -105,6 +105,20 @@ inline FailureOr<int32_t> collectiveAxes(Operation *op, ArrayAttr axes) {
   return *mask;
 }
 
+/// A routed chain's kernel: the single-device one, or, when the chain has
+/// its exchanges (`toExperts`), the expert-parallel one, which takes their
+/// axes as its last argument.
+inline LogicalResult callRoutedChainKernel(KernelCall &k, AllToAllOp toExperts, StringRef single,
+                                           FunctionType singleType, StringRef parallel, FunctionType parallelType) {
+  if (!toExperts)
+    return k.call(single, singleType);
+  FailureOr<int32_t> axes = collectiveAxes(toExperts, toExperts.getAxes());
+  if (failed(axes))
+    return failure();
+  k.i32(*axes);
+  return k.call(parallel, parallelType);
+}
+
 } // namespace moe::cpu_kernels
 
 #endif // MOE_CONVERSION_MOETOCPUKERNELS_CPUKERNELCALL_H

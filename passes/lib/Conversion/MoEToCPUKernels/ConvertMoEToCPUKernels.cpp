@@ -389,17 +389,10 @@ struct RoutedChainToKernelCall : KernelCallPattern<CombineOp> {
     k.dtype(adaptor.getWeights());
     k.i32(weights.empty() ? 0 : dtypeCode(getElementTypeOrSelf(weights[0].getType())));
     k.dtype(combine.getResult());
-    if (chain->toExperts) {
-      // Expert parallel: the same kernel with the exchanges around its experts.
-      FailureOr<int32_t> axes = collectiveAxes(chain->toExperts, chain->toExperts.getAxes());
-      if (failed(axes))
-        return failure();
-      k.i32(*axes);
-      if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep, b))))
-        return failure();
-    } else if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn, b)))) {
+    // Expert parallel: the same kernel with the exchanges around its experts.
+    if (failed(callRoutedChainKernel(k, chain->toExperts, MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn, b),
+                                     MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep, b))))
       return failure();
-    }
     b.replaceOp(combine, out);
     return success();
   }

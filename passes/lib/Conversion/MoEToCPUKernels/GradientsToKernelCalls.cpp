@@ -210,17 +210,9 @@ struct RoutedChainGradToKernelCall : KernelCallPattern<DispatchGradOp> {
     k.dtype(weights);
     k.i32(stacked.empty() ? 0 : dtypeCode(getElementTypeOrSelf(stacked[0].getType())));
     k.dtype(dout);
-    if (chain->toExperts) {
-      // Expert parallel: the same kernel with the exchanges around its experts.
-      FailureOr<int32_t> axes = collectiveAxes(chain->toExperts, chain->toExperts.getAxes());
-      if (failed(axes))
-        return failure();
-      k.i32(*axes);
-      if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep_grad, b))))
-        return failure();
-    } else if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_grad, b)))) {
+    if (failed(callRoutedChainKernel(k, chain->toExperts, MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_grad, b),
+                                     MOE_RUNTIME_ENTRY_POINT(moe_cpu_moe_ffn_ep_grad, b))))
       return failure();
-    }
     // The routed cotangents between the three ops (and their exchanges) were
     // internal to the call.
     b.replaceOp(root, dx);

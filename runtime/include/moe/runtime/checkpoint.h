@@ -35,6 +35,12 @@ struct TensorExtent {
   bool writes = true;                   ///< this rank saves the range (one holder of each range does)
 };
 
+/// Where rank `rank` of `mesh` holds a parameter of global `shape` placed
+/// as `placement` (paramShard), and whether it is the rank that saves that
+/// range: the lowest rank holding any of it (replicas and FSDP copies write
+/// nothing twice).
+TensorExtent meshExtent(const Mesh &mesh, int64_t rank, Placement placement, const std::vector<int64_t> &shape);
+
 /// What a training run resumes from.
 struct TrainingState {
   int64_t step = 0;                              ///< steps completed; the next batch is batch `step mod batches`
