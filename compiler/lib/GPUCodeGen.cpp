@@ -8,6 +8,8 @@
 
 #include "RunPipeline.h"
 
+#include "moe/Transforms/Passes.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -65,13 +67,25 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
   if (options.mesh.isPlaced() &&
       failed(runPipeline(module, [&](OpPassManager &pm) { buildMoEPlaceOnMeshPipeline(pm, options.mesh); })))
     return failure();
-  if (failed(extractSignature(layer, out.signature)))
-    return failure();
-  out.signature.target = options.target.artifactName();
   std::string layerName = layer.getName().str();
   for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     if (fn != layer)
       fn.erase();
+  // The backward (moec build --train), built from the single-device layer.
+  if (options.train && failed(runPipeline(module, [](OpPassManager &pm) {
+        pm.addPass(createMoEVerifyInput());
+        pm.addPass(createMoEDifferentiate());
+      })))
+    return failure();
+  if (failed(extractSignature(layer, out.signature)))
+    return failure();
+  out.signature.target = options.target.artifactName();
+  if (options.train) {
+    auto backward = module.lookupSymbol<func::FuncOp>(layerName + "_backward");
+    out.signature.backward.emplace();
+    if (!backward || failed(extractBackward(backward, out.signature, *out.signature.backward)))
+      return failure();
+  }
 
   // The kernels' math (expf, logf, tanhf) comes from libdevice: without it the
   // PTX would name functions no driver can resolve.
@@ -121,7 +135,8 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
     listing->ptx = kernels;
   std::vector<uint8_t> library;
   if (failed(buildHostLibrary(module, layerName, loc, out.signature.entry, library,
-                              listing ? &listing->linkCommand : nullptr, listing ? &listing->llvmIR : nullptr)))
+                              listing ? &listing->linkCommand : nullptr, listing ? &listing->llvmIR : nullptr,
+                              options.train ? &out.signature.backward->entry : nullptr)))
     return failure();
   out.sections.emplace_back("code.host.so", std::move(library));
   out.sections.emplace_back("code.ptx", std::vector<uint8_t>(kernels.begin(), kernels.end()));

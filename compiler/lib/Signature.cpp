@@ -213,3 +213,34 @@ LogicalResult moe::extractSignature(func::FuncOp layer, rt::Signature &out) {
   out.rowIndependent = rowIndependent(layer);
   return success();
 }
+
+/// The backward's signature: a gradient per result of @<layer>_backward,
+/// named and shaped after the input or parameter its moe.gradient names.
+LogicalResult moe::extractBackward(func::FuncOp backward, const rt::Signature &forward, rt::BackwardSignature &out) {
+  out.entry.clear();
+  out.gradients.clear();
+  for (unsigned i = 0; i < backward.getNumResults(); ++i) {
+    // A balance-updated parameter's expert load (moe-differentiate).
+    if (auto load = backward.getResultAttrOfType<StringAttr>(i, moe::MoEDialect::getLoadAttrName())) {
+      rt::TensorSpec spec;
+      spec.name = "load." + load.getValue().str();
+      spec.dtype = MOE_F32;
+      spec.shape.push_back({cast<RankedTensorType>(backward.getResultTypes()[i]).getDimSize(0), ""});
+      out.gradients.push_back(spec);
+      continue;
+    }
+    auto name = backward.getResultAttrOfType<StringAttr>(i, moe::MoEDialect::getGradientAttrName());
+    const rt::TensorSpec *primal = nullptr;
+    for (const auto *list : {&forward.inputs, &forward.params})
+      for (const rt::TensorSpec &spec : *list)
+        if (name && spec.name == name.getValue())
+          primal = &spec;
+    if (!primal)
+      return backward.emitError() << "result #" << i << " of the backward names no input or parameter ("
+                                  << (name ? name.getValue() : StringRef("no moe.gradient")) << ")";
+    rt::TensorSpec grad = *primal;
+    grad.name = "grad." + primal->name;
+    out.gradients.push_back(grad);
+  }
+  return success();
+}

@@ -190,12 +190,11 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
   void (*backwardEntry)(void **) = nullptr;
   if (artifact.signature.backward) {
     backwardEntry = reinterpret_cast<void (*)(void **)>(dlsym(library, artifact.signature.backward->entry.c_str()));
-    if (!backwardEntry || gpu) {
+    if (!backwardEntry) {
       dlclose(library);
       close(fd);
       return fail(MOE_NOT_FOUND,
-                  gpu ? "a GPU artifact with a backward: training runs on the CPU so far"
-                      : "the layer's code has no backward entry point \"" + artifact.signature.backward->entry + "\"");
+                  "the layer's code has no backward entry point \"" + artifact.signature.backward->entry + "\"");
     }
   }
   out.reset(new Layer());
@@ -335,7 +334,7 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
   if (gpu)
-    return runOnGpu(ordered, symbols, outputs);
+    return runOnGpu(entry, sig.outputs, ordered, symbols, outputs);
   return callOnCpu(entry, sig.outputs, ordered, symbols, outputs);
 }
 
@@ -379,6 +378,8 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
         local.push_back({d, ""});
       spec.shape = std::move(local);
     }
+  if (gpu)
+    return runOnGpu(backwardEntry, results, ordered, symbols, gradients);
   return callOnCpu(backwardEntry, results, ordered, symbols, gradients);
 }
 

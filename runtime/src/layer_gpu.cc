@@ -70,7 +70,8 @@ moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &
   for (size_t i = 0; i < ordered.size(); ++i) {
     const Tensor &t = *ordered[i];
     uint64_t address;
-    if (i < numInputs) {
+    // Inputs, and a backward's cotangents after the parameters, are uploaded.
+    if (i < numInputs || i >= numInputs + deviceParams.size()) {
       DeviceBuffer buffer;
       if (moe_status_t s = gpu.allocate(t.data.size(), buffer))
         return s;
@@ -130,7 +131,8 @@ moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, D
   return placeArguments(*gpu, ordered, deviceParams, signature().inputs.size(), args);
 }
 
-moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                             const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                              std::vector<Tensor> &outputs) {
   if (isSharded() && !comm)
     return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + signature().mesh.toString() +
@@ -140,11 +142,11 @@ moe_status_t Layer::runOnGpu(const std::vector<const Tensor *> &ordered, std::ma
     return s;
   GpuCall call;
   call.device = gpu.get();
-  std::vector<int64_t> results = resultSlots(signature());
-  if (moe_status_t s = callEntry(entry, call, args, results, collectivesOf(*this)))
+  std::vector<int64_t> results = resultSlots(resultSpecs);
+  if (moe_status_t s = callEntry(fn, call, args, results, collectivesOf(*this)))
     return s;
   std::vector<uint64_t> data;
-  moe_status_t status = outputShapes(signature(), results, symbols, outputs, data);
+  moe_status_t status = resultShapes(resultSpecs, results, symbols, outputs, data);
   for (size_t i = 0; i < outputs.size(); ++i) {
     size_t bytes = static_cast<size_t>(outputs[i].numElements()) * moe_dtype_size(outputs[i].dtype);
     outputs[i].data.resize(bytes);
@@ -197,10 +199,51 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
+  return benchmarkOnGpu(entry, signature().outputs, ordered, iterations, seconds, eager, timeCalls);
+}
+
+moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                                      unsigned iterations, std::vector<double> &seconds) {
+  seconds.clear();
+  auto timeCalls = [&](const std::function<moe_status_t()> &once) {
+    for (unsigned i = 0; i < iterations; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      if (moe_status_t s = once())
+        return s;
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return MOE_OK;
+  };
+  std::vector<Tensor> gradients;
+  if (!gpu || isSharded()) {
+    if (moe_status_t s = backward(inputs, cotangents, gradients)) // warm-up
+      return s;
+    return timeCalls([&] { return backward(inputs, cotangents, gradients); });
+  }
+  if (!backwardEntry)
+    return fail(MOE_INVALID_ARGUMENT, "the artifact has no backward: build it with moec build --train");
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  if (moe_status_t s = orderArguments(inputs, ordered, symbols))
+    return s;
+  for (const TensorSpec &spec : signature().outputs)
+    for (const Tensor &t : cotangents)
+      if (t.name == spec.name)
+        ordered.push_back(&t);
+  if (ordered.size() != signature().inputs.size() + signature().params.size() + signature().outputs.size())
+    return fail(MOE_INVALID_ARGUMENT, "the backward's benchmark needs a cotangent per output, named as the output");
+  return benchmarkOnGpu(backwardEntry, signature().backward->gradients, ordered, iterations, seconds, false, timeCalls);
+}
+
+moe_status_t
+Layer::benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                      const std::vector<const Tensor *> &ordered, unsigned iterations, std::vector<double> &seconds,
+                      bool eager, const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls) {
+  void (*entry)(void **) = fn;
   DeviceArguments args;
   if (moe_status_t s = prepareGpuCall(ordered, args))
     return s;
-  std::vector<int64_t> results = resultSlots(signature());
+  std::vector<int64_t> results = resultSlots(resultSpecs);
   {
     GpuCall warm; // loads nothing new: the first call's JIT work stays out of the graph
     warm.device = gpu.get();

@@ -203,6 +203,11 @@ int checkGradients(mlir::ModuleOp module, const rt::Signature &sig, const std::v
   return status;
 }
 
+/// A backward's result that is not an output: grad.<name>, or a balance load.
+bool isGradientName(const rt::Tensor &t) {
+  return llvm::StringRef(t.name).starts_with("grad.") || llvm::StringRef(t.name).starts_with("load.");
+}
+
 /// Picks the outputs of a --check-outputs file by name, in the layer's order,
 /// checking dtype and shape before any element is read. Null after an error.
 bool matchOutputsByName(llvm::StringRef path, const std::vector<rt::Tensor> &given,
@@ -282,6 +287,9 @@ int run(const LayerSource &source, const RunOptions &options) {
       } else {
         if (rt::readSafetensors(options.checkOutputs, given) != MOE_OK)
           return runtimeError();
+        // A backward's file (moe-run --backward --output) also holds its gradients.
+        if (options.backward)
+          given.erase(std::remove_if(given.begin(), given.end(), isGradientName), given.end());
         if (!matchOutputsByName(options.checkOutputs, given, outputs, compared))
           return 1;
         llvm::outs() << "check: the outputs of " << options.checkOutputs << "\n";
@@ -294,7 +302,21 @@ int run(const LayerSource &source, const RunOptions &options) {
   if (options.check && options.backward)
     gradientCheck = [&](const std::vector<rt::Tensor> &inputs, const std::vector<rt::Tensor> &params,
                         const std::vector<rt::Tensor> &cotangents, const std::vector<rt::Tensor> &gradients) {
-      int status = checkGradients(*compiled.moeModule, layer->signature(), inputs, params, cotangents, gradients);
+      if (options.checkOutputs.empty())
+        return checkGradients(*compiled.moeModule, layer->signature(), inputs, params, cotangents, gradients);
+      // The gradients of another run (a GPU's, say): those of the file.
+      std::vector<rt::Tensor> given, theirs;
+      std::vector<const rt::Tensor *> compared;
+      if (rt::readSafetensors(options.checkOutputs, given) != MOE_OK)
+        return runtimeError();
+      given.erase(std::remove_if(given.begin(), given.end(), [](const rt::Tensor &t) { return !isGradientName(t); }),
+                  given.end());
+      if (!matchOutputsByName(options.checkOutputs, given, gradients, compared))
+        return 1;
+      for (const rt::Tensor *t : compared)
+        theirs.push_back(*t);
+      llvm::outs() << "check: the gradients of " << options.checkOutputs << "\n";
+      int status = checkGradients(*compiled.moeModule, layer->signature(), inputs, params, cotangents, theirs);
       llvm::outs().flush();
       return status;
     };

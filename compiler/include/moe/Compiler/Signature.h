@@ -18,6 +18,11 @@ namespace moe {
 
 LogicalResult extractSignature(func::FuncOp layer, ::moe::runtime::Signature &out);
 
+/// The backward's signature: a gradient per result of @<layer>_backward,
+/// named and shaped after the input or parameter its moe.gradient names.
+LogicalResult extractBackward(func::FuncOp backward, const ::moe::runtime::Signature &forward,
+                              ::moe::runtime::BackwardSignature &out);
+
 } // namespace moe
 
 #endif // MOE_COMPILER_SIGNATURE_H

@@ -17,6 +17,7 @@
 #include "moe/runtime/tensor.h"
 
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -101,6 +102,11 @@ public:
   /// gets each call's time inside collectives.
   moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds,
                          bool eager = false, std::vector<double> *collectiveSeconds = nullptr);
+  /// The backward's time (forward recomputed, gradients formed) on `inputs`
+  /// and `cotangents`: on a GPU `iterations` CUDA-graph replays with every
+  /// argument on the device; on the CPU plain calls.
+  moe_status_t benchmarkBackward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
+                                 unsigned iterations, std::vector<double> &seconds);
   /// Standard normal cotangents shaped as `outputs` (for moe-run --backward
   /// without --cotangent, and the checks).
   std::vector<Tensor> randomCotangents(uint64_t seed, const std::vector<Tensor> &outputs) const;
@@ -114,7 +120,15 @@ private:
   moe_status_t callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                          const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                          std::vector<Tensor> &outputs);
-  moe_status_t runOnGpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+  /// Calls `fn` (the forward's or the backward's entry) on the GPU; its
+  /// results are `resultSpecs`.
+  /// benchmark's GPU half, for the entry `fn` with its `resultSpecs`.
+  moe_status_t benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                              const std::vector<const Tensor *> &ordered, unsigned iterations,
+                              std::vector<double> &seconds, bool eager,
+                              const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls);
+  moe_status_t runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
+                        const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                         std::vector<Tensor> &outputs);
   moe_status_t uploadParameters();
   /// The device current, the parameters uploaded, the inputs placed.

@@ -67,8 +67,8 @@ std::string blockScan(KernelEmitter &k, const std::string &scan, const std::stri
 } // namespace
 
 std::string DispatchConfig::suffix() const {
-  return llvm::formatv("e{0}_k{1}_c{2}_m{3}{4}", experts, k, static_cast<int64_t>(capacity * 1e6), blockM,
-                       keptCounts ? "_kept" : "")
+  return llvm::formatv("e{0}_k{1}_c{2}_m{3}{4}{5}", experts, k, static_cast<int64_t>(capacity * 1e6), blockM,
+                       keptCounts ? "_kept" : "", padded ? "_padded" : "")
       .str();
 }
 
@@ -102,12 +102,20 @@ std::string moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
   k.line("scf.yield " + k.i32(0) + " : i32");
   k.line("}");
   std::string tiles = k.op("arith.divui " + k.add32(count, k.i32(c.blockM - 1)) + ", " + k.i32(c.blockM) + " : i32");
-  std::string rowsEnd = blockScan(k, "%rowScan", scanType, tid, count, threads);
+  // Padded: an expert's rows take whole tiles.
+  std::string span = c.padded ? k.op("arith.muli " + tiles + ", " + k.i32(c.blockM) + " : i32") : count;
+  std::string rowsEnd = blockScan(k, "%rowScan", scanType, tid, span, threads);
   std::string tilesEnd = blockScan(k, "%tileScan", scanType, tid, tiles, threads);
-  std::string off = k.toIndex(k.op("arith.subi " + rowsEnd + ", " + count + " : i32"));
+  std::string off = k.toIndex(k.op("arith.subi " + rowsEnd + ", " + span + " : i32"));
   std::string first = k.toIndex(k.op("arith.subi " + tilesEnd + ", " + tiles + " : i32"));
   k.line("scf.if " + mine + " {");
   k.store(k.toI32(off), "%offsets", tid, "i32");
+  if (c.padded) {
+    k.store(k.add32(k.toI32(off), count), "%ends", k.add(tid, c1), "i32");
+    k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") + " {");
+    k.store(k.i32(0), "%ends", k.index(0), "i32");
+    k.line("}");
+  }
   k.line("scf.for %i = " + k.index(0) + " to " + k.toIndex(tiles) + " step " + c1 + " {");
   std::string slot = k.add(first, "%i");
   k.store(k.toI32(tid), "%tileExpert", slot, "i32");
@@ -120,7 +128,8 @@ std::string moe::gpu_kernels::scheduleKernel(const DispatchConfig &c) {
   k.line("}");
   return k.finish("@moe_schedule_" + c.suffix() +
                       "(%counts: memref<?xi32>, %offsets: memref<?xi32>, %tileExpert: memref<?xi32>, "
-                      "%tileRow: memref<?xi32>, %numTiles: memref<?xi32>)",
+                      "%tileRow: memref<?xi32>, %numTiles: memref<?xi32>" +
+                      (c.padded ? ", %ends: memref<?xi32>)" : ")"),
                   "workgroup(%rowScan : " + scanType + ", %tileScan : " + scanType + ")");
 }
 

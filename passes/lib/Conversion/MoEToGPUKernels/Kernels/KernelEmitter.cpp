@@ -3,6 +3,8 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
+
 using namespace moe::gpu_kernels;
 
 std::string KernelEmitter::constant(const std::string &valueAndType) {
@@ -139,6 +141,28 @@ std::string KernelEmitter::finish(const std::string &signature, const std::strin
                                   const std::string &attributes) {
   return "  gpu.func " + signature + " " + attributions + " kernel " + attributes + " {\n" + constants + body +
          "    gpu.return\n  }\n";
+}
+
+/// The max of a row of `experts` logits at `base` and the sum of exp(logit -
+/// max): softmax's and logsumexp's statistics, in f32.
+std::pair<std::string, std::string> moe::gpu_kernels::maxAndSumExp(KernelEmitter &k, const std::string &logits,
+                                                                   const std::string &elt, const std::string &base,
+                                                                   int64_t experts) {
+  std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(experts);
+  std::string m = k.fresh();
+  k.line(m + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%m = " + k.f32(-INFINITY) +
+         ") -> (f32) {");
+  std::string v = k.loadF32(logits, k.add(base, "%e"), elt);
+  k.line("scf.yield " + k.op("arith.maximumf %m, " + v + " : f32") + " : f32");
+  k.line("}");
+  std::string sum = k.fresh();
+  k.line(sum + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%s = " + k.f32(0.0) +
+         ") -> (f32) {");
+  std::string v2 = k.loadF32(logits, k.add(base, "%e"), elt);
+  std::string x = k.op("math.exp " + k.op("arith.subf " + v2 + ", " + m + " : f32") + " : f32");
+  k.line("scf.yield " + k.op("arith.addf %s, " + x + " : f32") + " : f32");
+  k.line("}");
+  return {m, sum};
 }
 
 std::string moe::gpu_kernels::activation(KernelEmitter &k, const std::string &name, const std::string &x) {

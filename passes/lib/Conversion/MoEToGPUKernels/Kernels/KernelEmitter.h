@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moe::gpu_kernels {
@@ -128,6 +129,11 @@ inline int64_t eltBytes(const std::string &elt) { return elt == "f32" || elt == 
 /// f32 math on `x` for activation `name`: relu, gelu (tanh form, as the
 /// reference), silu, sigmoid, identity.
 std::string activation(KernelEmitter &k, const std::string &name, const std::string &x);
+
+/// The max of a row of `experts` logits at element `base` of `logits` and the
+/// sum of exp(logit - max): softmax's and logsumexp's statistics, in f32.
+std::pair<std::string, std::string> maxAndSumExp(KernelEmitter &k, const std::string &logits, const std::string &elt,
+                                                 const std::string &base, int64_t experts);
 
 } // namespace moe::gpu_kernels
 

@@ -186,6 +186,11 @@ struct DispatchConfig {
   /// (moe_gpu_ep_plan applied the capacity in global order), so the permute
   /// keeps offsets[e + 1] - offsets[e] rows of expert e.
   bool keptCounts = false;
+  /// The backward's layout: each expert's rows start at a multiple of blockM
+  /// (offsets[e], the sum of the earlier counts rounded up) and end at
+  /// ends[e + 1] = offsets[e] + counts[e]; the schedule kernel takes `%ends`
+  /// after its other arguments, and the GEMMs take it for their offsets.
+  bool padded = false;
   std::string suffix() const;
   /// The schedule kernel's block: one thread per expert.
   static constexpr int64_t scheduleThreads = 1024;
@@ -229,6 +234,91 @@ struct CombineConfig {
   int64_t width() const;
 };
 std::string combineKernel(const CombineConfig &config);
+
+// --- the backward (Backward.cpp) ---------------------------------------------
+
+/// Weight cotangents: C[s][m][n] = sum over the rows r of segment s, in
+/// order, of A(r, m) * B(r, n), accumulated in f32, where
+///   A(r, m) = A[ra * lda + m], ra = perm[r] / topK with gatherA, else r;
+///   B(r, n) = B[rb * ldb + bColumn + n] (times w[perm[r]] with scaleB),
+///             rb = perm[r] / topK with gatherB, else r;
+/// segment s is rows [offsets[s], ends[s + 1]) of the padded layout
+/// (`segments` of them), or [0, rows) with one segment. No atomics: a block
+/// owns a 64 x 64 tile of C and walks its rows 16 at a time.
+///   (%A: memref<?xA>, %B: memref<?xB>, %C: memref<?xOut>, %perm, %offsets,
+///    %ends: memref<?xi32>, %w: memref<?xW>, %rows: index, %topK: index)
+/// Grid: (blocks()), 256 threads.
+struct WeightGradConfig {
+  std::string a = "bf16", b = "bf16", out = "bf16", w = "f32";
+  int64_t m = 0, n = 0, lda = 0, ldb = 0, bColumn = 0, segments = 1;
+  bool gatherA = false, gatherB = false, scaleB = false;
+  std::string name() const;
+  int64_t blocks() const { return segments * ((m + 63) / 64) * ((n + 63) / 64); }
+};
+std::string weightGradKernel(const WeightGradConfig &config);
+
+/// out[e][rowOffset + c][r] = in[e][r][c], for `in` [experts][rows][cols]
+/// and `out` [experts][outRows][rows]: 32 x 32 tiles through shared memory,
+/// so both the loads and the stores are coalesced.
+///   (%in: memref<?xT>, %out: memref<?xT>)
+/// Grid: (blocks()), 256 threads.
+struct TransposeConfig {
+  std::string elt = "bf16";
+  int64_t experts = 1, rows = 0, cols = 0, outRows = 0, rowOffset = 0;
+  std::string name() const;
+  int64_t blocks() const { return experts * ((rows + 31) / 32) * ((cols + 31) / 32); }
+};
+std::string transposeKernel(const TransposeConfig &config);
+
+/// The expert FFN's activation backward, a block per assignment a (`%rows`
+/// of them): its row p = slotPos[a] of the padded layout (none if dropped),
+/// g = G[p] and u = U[p] (the up products, f32), dHu[p] (the cotangent of
+/// the down product's input before the routing weight), w = w[a]:
+///   h = act(g) (.* u) rounded to `elt`, H[p] = h,
+///   dw[a] = sum_j h_j dHu_j (0 for a dropped assignment),
+///   dGU[p] = [w dHu .* u .* act'(g) | w dHu .* act(g)] (GLU), or w dHu .* act'(g).
+///   (%G, %U, %dHu: memref<?xf32>, %w: memref<?xW>, %slotPos: memref<?xi32>,
+///    %dGU: memref<?xT>, %H: memref<?xT>, %dw: memref<?xW>, %rows: index)
+/// Grid: (rows), 256 threads.
+struct FfnActivationGradConfig {
+  std::string elt = "bf16", w = "f32";
+  int64_t inner = 0;
+  bool glu = true;
+  std::string act = "silu";
+  std::string name() const;
+};
+std::string ffnActivationGradKernel(const FfnActivationGradConfig &config);
+
+/// moe.topk_grad, a thread per token: the values' cotangent through the
+/// scale, the renormalisation and the score function, into the logits.
+///   (%logits: memref<?xL>, %indices: memref<?xi32>, %dvalues: memref<?xf32>, %out: memref<?xL>, %rows: index)
+std::string topKGradKernel(const TopKConfig &config);
+std::string topKGradName(const TopKConfig &config);
+
+/// moe.gather_grad, a thread per element of the result [rows, cols]:
+/// out[t, c] = sum over j with indices[t, j] = c of dy[t, j].
+///   (%indices: memref<?xi32>, %dy: memref<?xT>, %out: memref<?xOut>, %rows: index)
+std::string gatherGradKernel(const std::string &dy, const std::string &out, int64_t cols, int64_t k);
+std::string gatherGradName(const std::string &dy, const std::string &out, int64_t cols, int64_t k);
+
+/// moe.z_loss_grad, a thread per token: 2 lse(x) softmax(x) dloss / rows.
+///   (%logits: memref<?xL>, %dloss: memref<?xf32>, %out: memref<?xL>, %rows: index)
+std::string zLossGradKernel(const std::string &elt, int64_t experts);
+std::string zLossGradName(const std::string &elt, int64_t experts);
+
+/// moe.load_balance_loss_grad from the experts' assignment counts, a
+/// thread per element: dloss * E * counts[e] / (rows * k) / rows.
+///   (%counts: memref<?xi32>, %dloss: memref<?xf32>, %out: memref<?xP>, %rows: index)
+std::string loadBalanceGradKernel(const std::string &elt, int64_t experts, int64_t k);
+std::string loadBalanceGradName(const std::string &elt, int64_t experts, int64_t k);
+
+/// dx = dy . w^T for a product whose operands differ in type (a router's
+/// f32 logits and bf16 weights), a thread per element of dx [rows, k]:
+///   (%dy: memref<?xDY>, %w: memref<?xW>, %dx: memref<?xX>, %rows: index)
+std::string denseInputGradKernel(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
+                                 int64_t n);
+std::string denseInputGradName(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
+                               int64_t n);
 
 } // namespace moe::gpu_kernels
 

@@ -38,27 +38,6 @@ std::pair<std::string, std::string> consider(KernelEmitter &k, const std::string
   return {k.select(take, s, bv, "f32"), k.select(take, e32, be, "i32")};
 }
 
-/// The max of a row of `experts` logits at `base` and the sum of exp(logit -
-/// max): softmax's and logsumexp's statistics, in f32.
-std::pair<std::string, std::string> maxAndSumExp(KernelEmitter &k, const std::string &logits, const std::string &elt,
-                                                 const std::string &base, int64_t experts) {
-  std::string c0 = k.index(0), c1 = k.index(1), cE = k.index(experts);
-  std::string m = k.fresh();
-  k.line(m + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%m = " + k.f32(-INFINITY) +
-         ") -> (f32) {");
-  std::string v = k.loadF32(logits, k.add(base, "%e"), elt);
-  k.line("scf.yield " + k.op("arith.maximumf %m, " + v + " : f32") + " : f32");
-  k.line("}");
-  std::string sum = k.fresh();
-  k.line(sum + " = scf.for %e = " + c0 + " to " + cE + " step " + c1 + " iter_args(%s = " + k.f32(0.0) +
-         ") -> (f32) {");
-  std::string v2 = k.loadF32(logits, k.add(base, "%e"), elt);
-  std::string x = k.op("math.exp " + k.op("arith.subf " + v2 + ", " + m + " : f32") + " : f32");
-  k.line("scf.yield " + k.op("arith.addf %s, " + x + " : f32") + " : f32");
-  k.line("}");
-  return {m, sum};
-}
-
 /// Opens `scf.if t < rows` for the thread's token and returns t.
 std::string openToken(KernelEmitter &k, const std::string &rows) {
   std::string t = k.globalId();

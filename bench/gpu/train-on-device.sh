@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine with .gpu/ (prepare-train.sh) carried:
+#   bash bench/gpu/train-on-device.sh [check] [sanitize] [bench] [peers] [teacher]
+# check: every check layer's outputs and gradients (moe-run --backward) at 1, 33, 4096 and 8192 tokens,
+# saved for verify-train.sh (the reference evaluator, here), and run twice to compare bits.
+set -uo pipefail
+G=.gpu
+B=$G/bin
+export LD_LIBRARY_PATH=$PWD/$B
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+steps="${*:-check sanitize bench peers teacher}"
+exec > >(tee -a "$OUT/train-log") 2>&1
+has() { [[ " $steps " == *" $1 "* ]]; }
+run() { timeout ${RUN_TIMEOUT:-60} "$@" || echo "exit $? (124: timed out): $*"; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
+if has check; then
+  o=/tmp/grads && rm -rf $o && mkdir -p $o
+  while read -r name src sets; do
+    # 8192 tokens for the layers of LARGE only: the files come back under a size limit.
+    sizes="1 33 4096"; [[ " ${LARGE:-mixtral mixtral_bf16 deepseek_v3_bf16 switch_cap} " == *" $name "* ]] && sizes="$sizes 8192"
+    for t in $sizes; do
+      run $B/moe-run $G/train/check_$name.moeb --tokens $t --seed $t --backward --output $o/${name}_$t.safetensors |
+        grep -E "backward:|error" | cut -c1-160
+    done
+    run $B/moe-run $G/train/check_$name.moeb --tokens 8192 --seed 8192 --backward --output $o/${name}_a.safetensors >/dev/null
+    run $B/moe-run $G/train/check_$name.moeb --tokens 8192 --seed 8192 --backward --output $o/${name}_b.safetensors >/dev/null
+    cmp -s $o/${name}_a.safetensors $o/${name}_b.safetensors && echo "$name: two backwards at 8192 tokens bitwise identical" ||
+      echo "$name: BACKWARDS DIFFER"
+    rm -f $o/${name}_a.safetensors $o/${name}_b.safetensors
+    mkdir -p "$OUT/grads" && cp $o/${name}_[0-9]*.safetensors "$OUT/grads/"
+  done < bench/gpu/train-checks.txt
+fi
+if has sanitize; then
+  for name in mixtral_bf16 deepseek_v3_bf16 switch_cap; do
+    timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $B/moe-run $G/train/check_$name.moeb --tokens 33 --backward >/tmp/memcheck.log 2>&1
+    echo "memcheck $name backward: exit $? $(grep 'ERROR SUMMARY' /tmp/memcheck.log)"
+  done
+  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 $B/moe-run $G/train/check_mixtral_bf16.moeb --tokens 300 --backward >/tmp/racecheck.log 2>&1
+  echo "racecheck mixtral_bf16 backward: exit $? $(grep 'RACECHECK SUMMARY\|ERROR SUMMARY' /tmp/racecheck.log | head -2 | tr '\n' ' ')"
+fi
+if has bench; then
+  for l in ${BENCH:-mixtral dsv3 qwen3}; do
+    run $B/moe-run $G/train/bench_$l.moeb --tokens 8192 --backward --bench --iterations ${ITER:-5} | grep -E "^bench|error"
+  done
+fi
+if has peers; then
+  OUT=$OUT timeout 400 python3 $G/gpu_train_peers.py ${PEERS:-mixtral-prefill dsv3-prefill qwen3-prefill}
+fi
+if has teacher; then
+  t=/tmp/teacher && rm -rf $t && mkdir -p $t
+  run $B/moe-run $G/train/teacher.moeb --seed 1 --make-data $t/data.safetensors --steps 32 --tokens 4096 | tail -1
+  start=$(date +%s)
+  RUN_TIMEOUT=300 run $B/moe-run $G/train/student.moeb --seed 2 --train --data $t/data.safetensors --steps ${STEPS:-400} \
+    --lr 1e-3 --weight-decay 0 --loss-csv $t/loss.csv 2>/dev/null | tail -3
+  echo "student: $(( $(date +%s) - start )) s"
+  awk -F, 'NR == 2 { first = $2 } NR > 1 { last = $2 } END { printf "loss %.4g -> %.4g: %.1fx lower\n", first, last, first / last }' $t/loss.csv
+  cp $t/loss.csv "$OUT/gpu_loss.csv"
+fi

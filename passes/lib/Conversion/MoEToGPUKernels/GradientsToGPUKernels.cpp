@@ -1,0 +1,397 @@
+//===- GradientsToGPUKernels.cpp - the backward's GPU kernel launches -----===//
+//
+// The backward ops moe-differentiate builds, as launches of generated
+// kernels (part of convert-moe-to-gpu-kernels; the elementwise ones are
+// linalg's, as in the forward):
+//
+// - each routed chain's backward (combine_grad -> expert_ffn_grad ->
+//   dispatch_grad, rooted at its dispatch_grad) recomputes the dispatch plan
+//   in a padded layout (each expert's rows start at a whole 128-row tile),
+//   recomputes the up products, forms the down product's input cotangent and
+//   the input rows' cotangents with the forward's grouped GEMMs through
+//   transposed weights, and the weight cotangents with a kernel that sums each
+//   expert's rows in order;
+// - moe.dense_grad: dx through the transposed weight (the forward's GEMM), dw
+//   summed over the tokens in order;
+// - the routing and the auxiliary losses' backward, a thread per token.
+//
+//===----------------------------------------------------------------------===//
+#include "GPUKernelLowering.h"
+
+#include "moe/Conversion/Patterns.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/IR/MoETypes.h"
+
+using namespace mlir;
+using namespace moe;
+using namespace moe::gpu_lowering;
+
+namespace {
+
+int64_t staticDim(Value v, int64_t d) { return cast<ShapedType>(v.getType()).getDimSize(d); }
+Type elementOf(Value v) { return getElementTypeOrSelf(v.getType()); }
+
+struct GPUGradientLowering : GPUKernelLoweringBase {
+  using GPUKernelLoweringBase::GPUKernelLoweringBase;
+
+  /// `in` ([experts][rows][cols], flat) transposed into rows
+  /// [rowOffset, rowOffset + cols) of each expert's [outRows][rows] in `out`.
+  LogicalResult transpose(Host &h, Value in, Value out, const std::string &elt, int64_t experts, int64_t rows,
+                          int64_t cols, int64_t outRows, int64_t rowOffset) {
+    gk::TransposeConfig c{elt, experts, rows, cols, outRows, rowOffset};
+    auto fn = kernel(h, c.name(), gk::transposeKernel(c));
+    if (failed(fn))
+      return failure();
+    h.launch(*fn, h.index(c.blocks()), h.index(1), 256, 0, {in, out});
+    return success();
+  }
+
+  LogicalResult weightGrad(Host &h, const gk::WeightGradConfig &c, Value a, Value b, Value out, Value perm,
+                           Value offsets, Value ends, Value w, Value rows, int64_t topK) {
+    auto fn = kernel(h, c.name(), gk::weightGradKernel(c));
+    if (failed(fn))
+      return failure();
+    h.launch(*fn, h.index(c.blocks()), h.index(1), 256, 0, {a, b, out, perm, offsets, ends, w, rows, h.index(topK)});
+    return success();
+  }
+
+  /// A grouped GEMM of the forward's kernels over the padded tiles (the
+  /// segments' ends standing for the offsets): C = A(.gathered) . B[e].
+  LogicalResult groupedGemm(Host &h, gk::GemmConfig c, const std::string &bElt, Value a, Value b, Value out,
+                            Value perm, const TilePlan &t, Value ends, Value w, Value assignments, int64_t topK,
+                            int64_t experts) {
+    c.grouped = true;
+    c.kTile = kTile();
+    c.tensorCores = gk::tensorCoresFit(c.elt, bElt, c.k, c.n, c.kTile);
+    chooseEngine(c, bElt);
+    auto fn = kernel(h, c.name(), gk::gemmKernel(c));
+    if (failed(fn))
+      return failure();
+    SmallVector<Value> args{a, b, b, out, perm, t.tileExpert, t.tileRow, ends, t.numTiles, w, assignments,
+                            h.index(topK)};
+    llvm::append_range(args, tensorMaps(h, c, b, b, experts));
+    h.launch(*fn, gemmGrid(h, c, h.mul(t.maxTiles, h.index(c.columnBlocks()))), h.index(1), c.threads(),
+             c.sharedBytes(), args);
+    return success();
+  }
+
+  /// combine_grad -> expert_ffn_grad -> dispatch_grad.
+  LogicalResult lower(Host &h, DispatchGradOp root) {
+    FailureOr<RoutedChainGrad> chain = matchRoutedChainGrad(root, "GPU");
+    if (failed(chain))
+      return failure();
+    DispatchOp dispatch = chain->dispatch;
+    ExpertFfnGradOp ffnGrad = chain->ffnGrad;
+    CombineGradOp combineGrad = chain->combineGrad;
+    RoutedType type = dispatch.getRouted().getType();
+    const int64_t experts = type.getExperts(), k = type.getK(), d = type.getHidden();
+    const bool glu = ffnGrad.getKind() != FfnKind::mlp;
+    ValueRange stacked = ffnGrad.getWeights();
+    const int64_t f = staticDim(stacked[0], 2), upWidth = glu ? 2 * f : f;
+    std::optional<Activation> activation;
+    if (ffnGrad.getActivation())
+      activation = *ffnGrad.getActivation();
+    const std::string act = gemmActivation(kernelFfn(ffnGrad.getKind(), activation));
+    Value x = dispatch.getInput(), dout = combineGrad.getGrad();
+    Type xType = elementOf(x), weightType = elementOf(stacked[0]), f32 = h.b.getF32Type(), i32 = h.b.getI32Type();
+    const std::string xElt = eltName(x.getType()), wElt = eltName(combineGrad.getWeights().getType());
+    const std::string weightElt = eltName(stacked[0].getType()), doutElt = eltName(dout.getType());
+
+    // 1. The plan, padded: expert e's rows [offsets[e], ends[e + 1]).
+    gk::DispatchConfig plan;
+    plan.experts = experts;
+    plan.k = k;
+    plan.capacity = type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0;
+    plan.blockM = 128;
+    gk::DispatchConfig countPlan = plan;
+    plan.padded = true;
+    auto count = kernel(h, "moe_count_" + countPlan.suffix(), gk::countKernel(countPlan));
+    auto schedule = kernel(h, "moe_schedule_" + plan.suffix(), gk::scheduleKernel(plan));
+    auto permute = kernel(h, "moe_permute_" + plan.suffix(), gk::permuteKernel(plan));
+    if (failed(count) || failed(schedule) || failed(permute))
+      return failure();
+    Value rows = h.dim(x, 0), assignments = h.mul(rows, h.index(k));
+    Value padded = h.add(assignments, h.index(experts * plan.blockM));
+    Value xBuf = h.input(x), idx = h.input(dispatch.getIndices()), w = h.input(combineGrad.getWeights());
+    Value doutBuf = h.input(dout);
+    SmallVector<Value> weights;
+    for (Value wt : stacked)
+      weights.push_back(h.input(wt));
+    Value counts = h.scratch(i32, experts);
+    h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
+    TilePlan t;
+    t.offsets = h.scratch(i32, experts + 1);
+    Value ends = h.scratch(i32, experts + 1);
+    t.maxTiles = h.add(h.ceilDiv(assignments, plan.blockM), h.index(experts));
+    t.tileExpert = h.scratch(i32, t.maxTiles);
+    t.tileRow = h.scratch(i32, t.maxTiles);
+    t.numTiles = h.scratch(i32, 1);
+    h.launch(*schedule, h.index(1), h.index(1), gk::DispatchConfig::scheduleThreads, 0,
+             {counts, t.offsets, t.tileExpert, t.tileRow, t.numTiles, ends});
+    Value perm = h.scratch(i32, padded), slotPos = h.scratch(i32, assignments);
+    h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
+             {idx, t.offsets, perm, slotPos, rows});
+
+    // 2. The up products again (f32, before the activation).
+    gk::GemmConfig up;
+    up.elt = xElt;
+    up.out = "f32";
+    up.weight = wElt;
+    up.k = d;
+    up.n = f;
+    up.gatherRows = true;
+    Value g = h.scratch(f32, h.mul(padded, h.index(f)));
+    Value u = glu ? h.scratch(f32, h.mul(padded, h.index(f))) : g;
+    if (failed(groupedGemm(h, up, weightElt, xBuf, weights[0], g, perm, t, ends, w, assignments, k, experts)) ||
+        (glu && failed(groupedGemm(h, up, weightElt, xBuf, weights[1], u, perm, t, ends, w, assignments, k, experts))))
+      return failure();
+
+    // 3. The down product's input cotangent: dout rows . w_down^T, unweighted.
+    Value down = weights[glu ? 2 : 1];
+    Value downT = h.scratch(weightType, experts * d * f);
+    if (failed(transpose(h, down, downT, weightElt, experts, f, d, d, 0)))
+      return failure();
+    gk::GemmConfig back;
+    back.elt = doutElt;
+    back.out = "f32";
+    back.weight = wElt;
+    back.k = d;
+    back.n = f;
+    back.gatherRows = true;
+    Value dHu = h.scratch(f32, h.mul(padded, h.index(f)));
+    if (failed(groupedGemm(h, back, weightElt, doutBuf, downT, dHu, perm, t, ends, w, assignments, k, experts)))
+      return failure();
+
+    // 4. Through the activation: the up products' cotangents, the routing
+    //    weights' cotangent, the activations for the down weights' cotangent.
+    gk::FfnActivationGradConfig ac;
+    ac.elt = xElt;
+    ac.w = wElt;
+    ac.inner = f;
+    ac.glu = glu;
+    ac.act = act;
+    auto actFn = kernel(h, ac.name(), gk::ffnActivationGradKernel(ac));
+    if (failed(actFn))
+      return failure();
+    Value dGU = h.scratch(xType, h.mul(padded, h.index(upWidth)));
+    Value hidden = h.scratch(xType, h.mul(padded, h.index(f)));
+    auto [dweights, dweightsBuf] = h.output(combineGrad.getWeightsGrad().getType(), combineGrad.getWeights());
+    h.launch(*actFn, assignments, h.index(1), 256, 0, {g, u, dHu, w, slotPos, dGU, hidden, dweightsBuf, assignments});
+
+    // 5. Each expert's weight cotangents, summed over its rows in order.
+    SmallVector<Value> dstacked, dstackedBufs;
+    for (Value wt : stacked) {
+      auto [tensor, buf] = h.output(cast<RankedTensorType>(wt.getType()), wt);
+      dstacked.push_back(tensor);
+      dstackedBufs.push_back(buf);
+    }
+    gk::WeightGradConfig upGrad;
+    upGrad.a = xElt;
+    upGrad.b = xElt;
+    upGrad.out = weightElt;
+    upGrad.w = wElt;
+    upGrad.m = d;
+    upGrad.n = f;
+    upGrad.lda = d;
+    upGrad.ldb = upWidth;
+    upGrad.segments = experts;
+    upGrad.gatherA = true;
+    for (int64_t i = 0; i < (glu ? 2 : 1); ++i) {
+      upGrad.bColumn = i * f;
+      if (failed(weightGrad(h, upGrad, xBuf, dGU, dstackedBufs[i], perm, t.offsets, ends, w, assignments, k)))
+        return failure();
+    }
+    gk::WeightGradConfig downGrad;
+    downGrad.a = xElt;
+    downGrad.b = doutElt;
+    downGrad.out = weightElt;
+    downGrad.w = wElt;
+    downGrad.m = f;
+    downGrad.n = d;
+    downGrad.lda = f;
+    downGrad.ldb = d;
+    downGrad.segments = experts;
+    downGrad.gatherB = true;
+    downGrad.scaleB = true;
+    if (failed(weightGrad(h, downGrad, hidden, doutBuf, dstackedBufs.back(), perm, t.offsets, ends, w, assignments,
+                          k)))
+      return failure();
+
+    // 6. The rows' cotangents, [dG | dU] . [w_gate; w_up]^T, then each
+    //    token's slots summed in order.
+    Value upT = h.scratch(weightType, experts * upWidth * d);
+    for (int64_t i = 0; i < (glu ? 2 : 1); ++i)
+      if (failed(transpose(h, weights[i], upT, weightElt, experts, d, f, upWidth, i * f)))
+        return failure();
+    gk::GemmConfig rowsBack;
+    rowsBack.elt = xElt;
+    rowsBack.out = "f32";
+    rowsBack.weight = wElt;
+    rowsBack.k = upWidth;
+    rowsBack.n = d;
+    Value dRows = h.scratch(f32, h.mul(padded, h.index(d)));
+    if (failed(groupedGemm(h, rowsBack, weightElt, dGU, upT, dRows, perm, t, ends, w, assignments, k, experts)))
+      return failure();
+    gk::CombineConfig cc;
+    cc.y = "f32";
+    cc.w = wElt;
+    cc.x = xElt;
+    cc.out = eltName(root.getResult().getType());
+    cc.hidden = d;
+    cc.k = k;
+    auto combineFn = kernel(h, cc.name(), gk::combineKernel(cc));
+    if (failed(combineFn))
+      return failure();
+    auto [dx, dxBuf] = h.output(root.getResult().getType(), x);
+    h.launch(*combineFn, h.ceilDiv(h.mul(rows, h.index(cc.hidden / cc.width())), 256), h.index(1), 256, 0,
+             {dRows, slotPos, w, xBuf, dxBuf, rows});
+
+    // The routed cotangents between the three ops were internal.
+    h.b.replaceOp(root, dx);
+    SmallVector<SmallVector<Value>> results{{}};
+    for (Value dw : dstacked)
+      results.push_back({dw});
+    // (The patterns' rewriter: ToKernelLaunch's.)
+    auto &rewriter = static_cast<ConversionPatternRewriter &>(h.b);
+    rewriter.replaceOpWithMultiple(ffnGrad, std::move(results));
+    rewriter.replaceOpWithMultiple(combineGrad, {{}, {dweights}});
+    return success();
+  }
+
+  LogicalResult lower(Host &h, DenseGradOp op) {
+    Value x = op.getInput(), wt = op.getWeight(), dy = op.getGrad();
+    const int64_t kDim = staticDim(wt, 0), n = staticDim(wt, 1);
+    const std::string xElt = eltName(x.getType()), wElt = eltName(wt.getType()), dyElt = eltName(dy.getType());
+    Value rows = h.dim(x, 0);
+    Value xBuf = h.input(x), wBuf = h.input(wt), dyBuf = h.input(dy);
+    Unused unusedBuffers = unused(h);
+    auto [dx, dxBuf] = h.output(op.getInputGrad().getType(), x);
+    if (xElt == wElt && wElt == dyElt) {
+      // dy . w^T: the forward's GEMM on the transposed weight.
+      Value wT = h.scratch(elementOf(wt), kDim * n);
+      if (failed(transpose(h, wBuf, wT, wElt, 1, kDim, n, n, 0)))
+        return failure();
+      gk::GemmConfig c;
+      c.elt = dyElt;
+      c.out = xElt;
+      c.k = n;
+      c.n = kDim;
+      c.kTile = kTile();
+      c.tensorCores = gk::tensorCoresFit(c.elt, wElt, c.k, c.n, c.kTile);
+      chooseEngine(c, wElt);
+      auto fn = kernel(h, c.name(), gk::gemmKernel(c));
+      if (failed(fn))
+        return failure();
+      Value i32s = unusedBuffers.i32s;
+      SmallVector<Value> args{dyBuf, wT, wT, dxBuf, i32s, i32s, i32s, i32s, i32s, unusedBuffers.f32s, rows,
+                              h.index(1)};
+      llvm::append_range(args, tensorMaps(h, c, wT, wT, 1));
+      h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
+               c.threads(), c.sharedBytes(), args);
+    } else {
+      std::string name = gk::denseInputGradName(dyElt, wElt, xElt, kDim, n);
+      auto fn = kernel(h, name, gk::denseInputGradKernel(dyElt, wElt, xElt, kDim, n));
+      if (failed(fn))
+        return failure();
+      h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(kDim)), 256), h.index(1), 256, 0, {dyBuf, wBuf, dxBuf, rows});
+    }
+    // x^T dy, over the tokens in order.
+    auto [dw, dwBuf] = h.output(op.getWeightGrad().getType(), wt);
+    gk::WeightGradConfig c;
+    c.a = xElt;
+    c.b = dyElt;
+    c.out = wElt;
+    c.m = kDim;
+    c.n = n;
+    c.lda = kDim;
+    c.ldb = n;
+    Value i32s = unusedBuffers.i32s;
+    if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
+      return failure();
+    h.b.replaceOp(op, ValueRange{dx, dw});
+    return success();
+  }
+
+  LogicalResult lower(Host &h, TopKGradOp op) {
+    Value logits = op.getLogits();
+    gk::TopKConfig c;
+    c.logits = eltName(logits.getType());
+    c.experts = staticDim(logits, 1);
+    c.k = static_cast<int64_t>(op.getK());
+    c.score = kernelScore(op.getScore());
+    c.renormalize = op.getRenormalize();
+    c.scale = op.getScale() ? op.getScale()->convertToDouble() : 1.0;
+    auto fn = kernel(h, gk::topKGradName(c), gk::topKGradKernel(c));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(logits, 0);
+    auto [out, outBuf] = h.output(op.getResult().getType(), logits);
+    h.launch(*fn, h.ceilDiv(rows, 256), h.index(1), 256, 0,
+             {h.input(logits), h.input(op.getIndices()), h.input(op.getGrad()), outBuf, rows});
+    h.b.replaceOp(op, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, GatherGradOp op) {
+    Value dy = op.getGrad();
+    const std::string dyElt = eltName(dy.getType()), outElt = eltName(op.getResult().getType());
+    const int64_t cols = op.getResult().getType().getDimSize(1), k = staticDim(dy, 1);
+    auto fn = kernel(h, gk::gatherGradName(dyElt, outElt, cols, k), gk::gatherGradKernel(dyElt, outElt, cols, k));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(dy, 0);
+    auto [out, outBuf] = h.output(op.getResult().getType(), dy);
+    h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(cols)), 256), h.index(1), 256, 0,
+             {h.input(op.getIndices()), h.input(dy), outBuf, rows});
+    h.b.replaceOp(op, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, ZLossGradOp op) {
+    Value logits = op.getLogits();
+    const std::string elt = eltName(logits.getType());
+    const int64_t experts = staticDim(logits, 1);
+    auto fn = kernel(h, gk::zLossGradName(elt, experts), gk::zLossGradKernel(elt, experts));
+    if (failed(fn))
+      return failure();
+    Value rows = h.dim(logits, 0);
+    auto [out, outBuf] = h.output(op.getResult().getType(), logits);
+    h.launch(*fn, h.ceilDiv(rows, 256), h.index(1), 256, 0, {h.input(logits), h.input(op.getGrad()), outBuf, rows});
+    h.b.replaceOp(op, out);
+    return success();
+  }
+
+  LogicalResult lower(Host &h, LoadBalanceLossGradOp op) {
+    Value probs = op.getProbs();
+    const std::string elt = eltName(probs.getType());
+    const int64_t experts = staticDim(probs, 1), k = staticDim(op.getIndices(), 1);
+    // The counts the loss saw: every assignment, no capacity.
+    gk::DispatchConfig all;
+    all.experts = experts;
+    all.k = k;
+    auto count = kernel(h, "moe_count_" + all.suffix(), gk::countKernel(all));
+    auto fn = kernel(h, gk::loadBalanceGradName(elt, experts, k), gk::loadBalanceGradKernel(elt, experts, k));
+    if (failed(count) || failed(fn))
+      return failure();
+    Value rows = h.dim(probs, 0), idx = h.input(op.getIndices());
+    Value counts = h.scratch(h.b.getI32Type(), experts);
+    h.launch(*count, h.index(experts), h.index(1), gk::kStridedBlock, 0, {idx, counts, rows});
+    auto [out, outBuf] = h.output(op.getResult().getType(), probs);
+    h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(experts)), 256), h.index(1), 256, 0,
+             {counts, h.input(op.getGrad()), outBuf, rows});
+    h.b.replaceOp(op, out);
+    return success();
+  }
+};
+
+} // namespace
+
+void moe::gpu_lowering::populateGradientsToGPUKernelsPatterns(RewritePatternSet &patterns,
+                                                              const GPUKernelOptions &options,
+                                                              std::shared_ptr<KernelModule> kernels) {
+  auto lowering = std::make_shared<GPUGradientLowering>(options, std::move(kernels));
+  using L = GPUGradientLowering;
+  patterns.add<ToKernelLaunch<L, DispatchGradOp>, ToKernelLaunch<L, DenseGradOp>, ToKernelLaunch<L, TopKGradOp>,
+               ToKernelLaunch<L, GatherGradOp>, ToKernelLaunch<L, ZLossGradOp>,
+               ToKernelLaunch<L, LoadBalanceLossGradOp>>(patterns.getContext(), lowering);
+}
