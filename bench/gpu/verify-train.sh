@@ -5,7 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 dir=$1
 moec=${MOEC:-build/bin/moec}
-work=$dir/grads
+work=$(mktemp -d)
+for t in "$dir"/grads_*.tar; do tar xf "$t" -C "$work"; done
 status=0
 while read -r name src sets; do
   for t in ${TOKENS:-1 33 4096 8192}; do
@@ -18,4 +19,5 @@ while read -r name src sets; do
     echo
   done
 done < bench/gpu/train-checks.txt
+rm -rf "$work"
 exit $status

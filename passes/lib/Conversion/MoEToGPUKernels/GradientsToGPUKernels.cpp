@@ -57,12 +57,12 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
 
   /// A grouped GEMM of the forward's kernels over the padded tiles (the
   /// segments' ends standing for the offsets): C = A(.gathered) . B[e].
-  LogicalResult groupedGemm(Host &h, gk::GemmConfig c, const std::string &bElt, Value a, Value b, Value out,
-                            Value perm, const TilePlan &t, Value ends, Value w, Value assignments, int64_t topK,
-                            int64_t experts) {
+  LogicalResult groupedGemm(Host &h, gk::GemmConfig c, const std::string &bElt, bool tensorCores, Value a, Value b,
+                            Value out, Value perm, const TilePlan &t, Value ends, Value w, Value assignments,
+                            int64_t topK, int64_t experts) {
     c.grouped = true;
     c.kTile = kTile();
-    c.tensorCores = gk::tensorCoresFit(c.elt, bElt, c.k, c.n, c.kTile);
+    c.tensorCores = tensorCores;
     chooseEngine(c, bElt);
     auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
@@ -97,12 +97,20 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     const std::string xElt = eltName(x.getType()), wElt = eltName(combineGrad.getWeights().getType());
     const std::string weightElt = eltName(stacked[0].getType()), doutElt = eltName(dout.getType());
 
+    // The chain's four GEMMs share one tile list, so one engine family (and
+    // its rows per tile): tensor cores where every product fits them.
+    const bool tensorCores = gk::tensorCoresFit(xElt, weightElt, d, f, kTile()) &&
+                             gk::tensorCoresFit(doutElt, weightElt, d, f, kTile()) &&
+                             gk::tensorCoresFit(xElt, weightElt, upWidth, d, kTile());
+    gk::GemmConfig probe;
+    probe.tensorCores = tensorCores;
+
     // 1. The plan, padded: expert e's rows [offsets[e], ends[e + 1]).
     gk::DispatchConfig plan;
     plan.experts = experts;
     plan.k = k;
     plan.capacity = type.getCapacity() ? type.getCapacity().getValueAsDouble() : 0.0;
-    plan.blockM = 128;
+    plan.blockM = probe.blockM();
     gk::DispatchConfig countPlan = plan;
     plan.padded = true;
     auto count = kernel(h, "moe_count_" + countPlan.suffix(), gk::countKernel(countPlan));
@@ -142,8 +150,10 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     up.gatherRows = true;
     Value g = h.scratch(f32, h.mul(padded, h.index(f)));
     Value u = glu ? h.scratch(f32, h.mul(padded, h.index(f))) : g;
-    if (failed(groupedGemm(h, up, weightElt, xBuf, weights[0], g, perm, t, ends, w, assignments, k, experts)) ||
-        (glu && failed(groupedGemm(h, up, weightElt, xBuf, weights[1], u, perm, t, ends, w, assignments, k, experts))))
+    if (failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[0], g, perm, t, ends, w, assignments, k,
+                           experts)) ||
+        (glu && failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[1], u, perm, t, ends, w, assignments,
+                                   k, experts))))
       return failure();
 
     // 3. The down product's input cotangent: dout rows . w_down^T, unweighted.
@@ -159,7 +169,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     back.n = f;
     back.gatherRows = true;
     Value dHu = h.scratch(f32, h.mul(padded, h.index(f)));
-    if (failed(groupedGemm(h, back, weightElt, doutBuf, downT, dHu, perm, t, ends, w, assignments, k, experts)))
+    if (failed(groupedGemm(h, back, weightElt, tensorCores, doutBuf, downT, dHu, perm, t, ends, w, assignments, k,
+                           experts)))
       return failure();
 
     // 4. Through the activation: the up products' cotangents, the routing
@@ -230,7 +241,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     rowsBack.k = upWidth;
     rowsBack.n = d;
     Value dRows = h.scratch(f32, h.mul(padded, h.index(d)));
-    if (failed(groupedGemm(h, rowsBack, weightElt, dGU, upT, dRows, perm, t, ends, w, assignments, k, experts)))
+    if (failed(groupedGemm(h, rowsBack, weightElt, tensorCores, dGU, upT, dRows, perm, t, ends, w, assignments, k,
+                           experts)))
       return failure();
     gk::CombineConfig cc;
     cc.y = "f32";

@@ -1,0 +1,94 @@
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels="chip=sm_90a" --split-input-file --verify-diagnostics | FileCheck %s
+
+// Tests the routed chain's backward on the GPU: the plan again in the padded
+// layout (each expert's rows start at a whole 128-row tile: the schedule
+// also writes the segments' ends), the up products again with f32 outputs,
+// the down weights transposed and the down product's input cotangent by the
+// forward's grouped GEMM, the activation's backward a block an assignment,
+// the weight cotangents summed over each expert's rows (no atomics), the
+// up weights transposed side by side for the rows' cotangents, and each
+// token's slots summed in order by the combine kernel. The recomputed
+// dispatch -> expert_ffn is gone.
+// CHECK-LABEL: func.func @chain_backward(
+// CHECK-NOT:     moe.dispatch
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_count_e4_k2_c0_m128
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_schedule_e4_k2_c0_m128_padded
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_permute_e4_k2_c0_m128_padded
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r128_c64_o64_at0
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_scale
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at0
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at128
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_grouped
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_f32_f32_bf16_bf16_d64_k2
+// CHECK-NOT:     moe.combine_grad
+// CHECK-NOT:     moe.expert_ffn
+// CHECK:         return
+// The weight cotangents' kernel walks a segment's rows in order, 16 at a time.
+// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga(
+// CHECK:          scf.for
+// CHECK-NOT:      atomic
+// CHECK:          gpu.return
+func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                          %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>,
+                          %dout: tensor<?x64xbf16>)
+    -> (tensor<?x64xbf16>, tensor<?x2xf32>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>) {
+  %r = moe.dispatch %x, %e : tensor<?x64xbf16>, tensor<?x2xi32> -> !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>
+  %y = moe.expert_ffn swiglu %r, %g, %u, %d : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+  %dy, %dw = moe.combine_grad %y, %w, %dout : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<?x2xf32>, tensor<?x64xbf16>
+  %dr, %dg, %du, %dd = moe.expert_ffn_grad swiglu %r, %dy, %g, %u, %d
+      : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+      -> tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+  %dx = moe.dispatch_grad %dr : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2> -> tensor<?x64xbf16>
+  return %dx, %dw, %dg, %du, %dd : tensor<?x64xbf16>, tensor<?x2xf32>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+}
+
+// -----
+
+// Tests the other backward ops, a launch (or two) each: dense_grad's input
+// cotangent by a thread an element where the operands' types differ (f32
+// logits, bf16 weights), its weight cotangent summed over the tokens; the
+// routing's and the losses' backward a thread a token (or element); the load
+// balance's counts by the forward's count kernel, with no capacity.
+// CHECK-LABEL: func.func @ops_backward(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_dense_dx_f32_bf16_bf16_k16_n4
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_f32_bf16_wf32_m16_n4_lda16_ldb4_col0_s1
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_topk_grad_
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gather_grad_f32_f32_c4_k2
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_count_e4_k2_c0_m128
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_load_balance_grad_f32_e4_k2
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_z_loss_grad_f32_e4
+func.func @ops_backward(%x: tensor<?x16xbf16>, %w: tensor<16x4xbf16>, %dl: tensor<?x4xf32>,
+                        %e: tensor<?x2xi32>, %dv: tensor<?x2xf32>, %s: tensor<f32>)
+    -> (tensor<?x16xbf16>, tensor<16x4xbf16>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>) {
+  %a, %b = moe.dense_grad %x, %w, %dl : tensor<?x16xbf16>, tensor<16x4xbf16>, tensor<?x4xf32>
+  %t = moe.topk_grad %dl, %e, %dv k = 2 score = softmax renormalize : tensor<?x4xf32>, tensor<?x2xi32>, tensor<?x2xf32>
+  %g = moe.gather_grad %e, %dv : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x4xf32>
+  %lb = moe.load_balance_loss_grad %dl, %e, %s : tensor<?x4xf32>, tensor<?x2xi32>, tensor<f32>
+  %z = moe.z_loss_grad %dl, %s : tensor<?x4xf32>, tensor<f32>
+  return %a, %b, %t, %g, %lb, %z : tensor<?x16xbf16>, tensor<16x4xbf16>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>
+}
+
+// -----
+
+// Tests what the GPU backward refuses by name: rmsnorm's backward, and a
+// routed backward op outside a chain.
+func.func @rmsnorm(%x: tensor<?x16xf32>, %n: tensor<16xf32>, %dx: tensor<?x16xf32>) -> tensor<16xf32> {
+  // expected-error @+1 {{the GPU backend has no kernel for moe.rmsnorm_grad yet: train a layer with rmsnorm on the CPU (moec build --train --target=cpu)}}
+  %c, %d = moe.rmsnorm_grad %x, %n, %dx eps = 1.0e-6 : tensor<?x16xf32>, tensor<16xf32>, tensor<?x16xf32>
+  return %d : tensor<16xf32>
+}
+
+// -----
+
+func.func @lonely(%y: !moe.routed<tensor<?x16xf32>, experts = 4, k = 2>, %w: tensor<?x2xf32>, %dout: tensor<?x16xf32>)
+    -> tensor<?x2xf32> {
+  // expected-error @+1 {{the GPU backend lowers moe.combine_grad only inside a routed chain's backward that ends in moe.dispatch_grad}}
+  %dy, %dw = moe.combine_grad %y, %w, %dout : !moe.routed<tensor<?x16xf32>, experts = 4, k = 2>, tensor<?x2xf32>, tensor<?x16xf32>
+  return %dw : tensor<?x2xf32>
+}
