@@ -67,8 +67,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
       return failure();
-    SmallVector<Value> args{a, b, b, out, perm, t.tileExpert, t.tileRow, ends, t.numTiles, w, assignments,
-                            h.index(topK)};
+    SmallVector<Value> args{a,         b,    b,          out, perm,        t.tileExpert,
+                            t.tileRow, ends, t.numTiles, w,   assignments, h.index(topK)};
     llvm::append_range(args, tensorMaps(h, c, b, b, experts));
     h.launch(*fn, gemmGrid(h, c, h.mul(t.maxTiles, h.index(c.columnBlocks()))), h.index(1), c.threads(),
              c.sharedBytes(), args);
@@ -152,8 +152,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     Value u = glu ? h.scratch(f32, h.mul(padded, h.index(f))) : g;
     if (failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[0], g, perm, t, ends, w, assignments, k,
                            experts)) ||
-        (glu && failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[1], u, perm, t, ends, w, assignments,
-                                   k, experts))))
+        (glu && failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[1], u, perm, t, ends, w, assignments, k,
+                                   experts))))
       return failure();
 
     // 3. The down product's input cotangent: dout rows . w_down^T, unweighted.
@@ -224,8 +224,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     downGrad.segments = experts;
     downGrad.gatherB = true;
     downGrad.scaleB = true;
-    if (failed(weightGrad(h, downGrad, hidden, doutBuf, dstackedBufs.back(), perm, t.offsets, ends, w, assignments,
-                          k)))
+    if (failed(weightGrad(h, downGrad, hidden, doutBuf, dstackedBufs.back(), perm, t.offsets, ends, w, assignments, k)))
       return failure();
 
     // 6. The rows' cotangents, [dG | dU] . [w_gate; w_up]^T, then each
@@ -295,8 +294,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
       if (failed(fn))
         return failure();
       Value i32s = unusedBuffers.i32s;
-      SmallVector<Value> args{dyBuf, wT, wT, dxBuf, i32s, i32s, i32s, i32s, i32s, unusedBuffers.f32s, rows,
-                              h.index(1)};
+      SmallVector<Value> args{dyBuf, wT, wT, dxBuf, i32s, i32s, i32s, i32s, i32s, unusedBuffers.f32s, rows, h.index(1)};
       llvm::append_range(args, tensorMaps(h, c, wT, wT, 1));
       h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
                c.threads(), c.sharedBytes(), args);
@@ -403,7 +401,8 @@ void moe::gpu_lowering::populateGradientsToGPUKernelsPatterns(RewritePatternSet 
                                                               std::shared_ptr<KernelModule> kernels) {
   auto lowering = std::make_shared<GPUGradientLowering>(options, std::move(kernels));
   using L = GPUGradientLowering;
-  patterns.add<ToKernelLaunch<L, DispatchGradOp>, ToKernelLaunch<L, DenseGradOp>, ToKernelLaunch<L, TopKGradOp>,
-               ToKernelLaunch<L, GatherGradOp>, ToKernelLaunch<L, ZLossGradOp>,
-               ToKernelLaunch<L, LoadBalanceLossGradOp>>(patterns.getContext(), lowering);
+  patterns
+      .add<ToKernelLaunch<L, DispatchGradOp>, ToKernelLaunch<L, DenseGradOp>, ToKernelLaunch<L, TopKGradOp>,
+           ToKernelLaunch<L, GatherGradOp>, ToKernelLaunch<L, ZLossGradOp>, ToKernelLaunch<L, LoadBalanceLossGradOp>>(
+          patterns.getContext(), lowering);
 }

@@ -95,8 +95,7 @@ std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
     return k.div(k.toIndex(k.load("%perm", clamped, "i32")), "%topK");
   };
   std::vector<std::string> acc;
-  std::string loop =
-      k.openF32Loop("r0", lo, hi, k.index(BK), "acc", std::vector<std::string>(16, k.f32(0.0)), acc);
+  std::string loop = k.openF32Loop("r0", lo, hi, k.index(BK), "acc", std::vector<std::string>(16, k.f32(0.0)), acc);
   k.line("gpu.barrier");
   for (int j = 0; j < 4; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
@@ -109,8 +108,7 @@ std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
     k.line("memref.store " + va + ", %As[" + kk + ", " + col + "] : " + tileType);
     std::string okB = k.op("arith.andi " + valid + ", " + k.lt(nn, k.index(c.n)) + " : i1");
     std::string rb = source(r, valid, c.gatherB);
-    std::string vb =
-        k.loadF32If(okB, "%B", k.add(k.add(k.mul(rb, k.index(c.ldb)), k.index(c.bColumn)), nn), c.b);
+    std::string vb = k.loadF32If(okB, "%B", k.add(k.add(k.mul(rb, k.index(c.ldb)), k.index(c.bColumn)), nn), c.b);
     if (c.scaleB) {
       std::string slot = k.toIndex(k.load("%perm", k.select(valid, r, lo, "index"), "i32"));
       vb = mulf(k, vb, k.loadF32("%w", slot, c.w));
@@ -143,10 +141,10 @@ std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
       k.line("}");
     }
   }
-  return k.finish("@" + c.name() + "(%A: " + flatMemref(c.a) + ", %B: " + flatMemref(c.b) + ", %C: " +
-                      flatMemref(c.out) +
-                      ", %perm: memref<?xi32>, %offsets: memref<?xi32>, %ends: memref<?xi32>, %w: " +
-                      flatMemref(c.w) + ", %rows: index, %topK: index)",
+  return k.finish("@" + c.name() + "(%A: " + flatMemref(c.a) + ", %B: " + flatMemref(c.b) +
+                      ", %C: " + flatMemref(c.out) +
+                      ", %perm: memref<?xi32>, %offsets: memref<?xi32>, %ends: memref<?xi32>, %w: " + flatMemref(c.w) +
+                      ", %rows: index, %topK: index)",
                   "workgroup(%As : " + tileType + ", %Bs : " + tileType + ")");
 }
 
@@ -207,8 +205,8 @@ std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradCon
   std::string w = k.loadF32("%w", a, c.w);
   std::string row = k.mul(p, f), gradRow = k.mul(p, k.index(c.glu ? 2 * c.inner : c.inner));
   std::string partial = k.fresh();
-  k.line(partial + " = scf.for %j = " + tid + " to " + f + " step " + k.index(256) + " iter_args(%acc = " +
-         k.f32(0.0) + ") -> (f32) {");
+  k.line(partial + " = scf.for %j = " + tid + " to " + f + " step " + k.index(256) + " iter_args(%acc = " + k.f32(0.0) +
+         ") -> (f32) {");
   std::string at = k.add(row, "%j");
   std::string g = k.load("%G", at, "f32"), d = k.load("%dHu", at, "f32");
   std::string act = activation(k, c.act, g);
@@ -231,10 +229,9 @@ std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradCon
   k.storeF32(k.f32(0.0), "%dw", a, c.w);
   k.line("}");
   k.line("}");
-  return k.finish("@" + c.name() +
-                  "(%G: memref<?xf32>, %U: memref<?xf32>, %dHu: memref<?xf32>, %w: " + flatMemref(c.w) +
-                  ", %slotPos: memref<?xi32>, %dGU: " + flatMemref(c.elt) + ", %H: " + flatMemref(c.elt) +
-                  ", %dw: " + flatMemref(c.w) + ", %rows: index)");
+  return k.finish("@" + c.name() + "(%G: memref<?xf32>, %U: memref<?xf32>, %dHu: memref<?xf32>, %w: " +
+                  flatMemref(c.w) + ", %slotPos: memref<?xi32>, %dGU: " + flatMemref(c.elt) +
+                  ", %H: " + flatMemref(c.elt) + ", %dw: " + flatMemref(c.w) + ", %rows: index)");
 }
 
 // --- routing and the auxiliary losses ---------------------------------------
@@ -325,8 +322,8 @@ std::string moe::gpu_kernels::zLossGradKernel(const std::string &elt, int64_t ex
   std::string base = k.mul(t, k.index(experts));
   auto [m, sum] = maxAndSumExp(k, "%logits", elt, base, experts);
   std::string lse = addf(k, m, k.op("math.log " + sum + " : f32"));
-  std::string factor = divf(k, mulf(k, mulf(k, k.load("%dloss", k.index(0), "f32"), k.f32(2.0)), lse),
-                            f32Of(k, "%rows"));
+  std::string factor =
+      divf(k, mulf(k, mulf(k, k.load("%dloss", k.index(0), "f32"), k.f32(2.0)), lse), f32Of(k, "%rows"));
   k.line("scf.for %e = " + k.index(0) + " to " + k.index(experts) + " step " + k.index(1) + " {");
   std::string v = k.loadF32("%logits", k.add(base, "%e"), elt);
   k.storeF32(mulf(k, factor, k.op("math.exp " + subf(k, v, lse) + " : f32")), "%out", k.add(base, "%e"), elt);
@@ -367,8 +364,8 @@ std::string moe::gpu_kernels::denseInputGradKernel(const std::string &dy, const 
   k.line("scf.if " + k.lt(i, k.mul("%rows", k.index(kDim))) + " {");
   std::string t = k.div(i, k.index(kDim)), c = k.rem(i, k.index(kDim));
   std::string sum = k.fresh();
-  k.line(sum + " = scf.for %j = " + k.index(0) + " to " + k.index(n) + " step " + k.index(1) + " iter_args(%acc = " +
-         k.f32(0.0) + ") -> (f32) {");
+  k.line(sum + " = scf.for %j = " + k.index(0) + " to " + k.index(n) + " step " + k.index(1) +
+         " iter_args(%acc = " + k.f32(0.0) + ") -> (f32) {");
   std::string g = k.loadF32("%dy", k.add(k.mul(t, k.index(n)), "%j"), dy);
   std::string wv = k.loadF32("%w", k.add(k.mul(c, k.index(n)), "%j"), w);
   k.line("scf.yield " + k.op("math.fma " + g + ", " + wv + ", %acc : f32") + " : f32");
