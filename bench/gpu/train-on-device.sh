@@ -53,8 +53,8 @@ if has teacher; then
   t=/tmp/teacher && rm -rf $t && mkdir -p $t
   run $B/moe-run $G/train/teacher.moeb --seed 1 --make-data $t/data.safetensors --steps 32 --tokens 4096 | tail -1
   start=$(date +%s)
-  RUN_TIMEOUT=300 run $B/moe-run $G/train/student.moeb --seed 2 --train --data $t/data.safetensors --steps ${STEPS:-400} \
-    --lr 1e-3 --weight-decay 0 --loss-csv $t/loss.csv 2>/dev/null | tail -3
+  RUN_TIMEOUT=${TEACHER_TIMEOUT:-300} run $B/moe-run $G/train/student.moeb --seed 2 --train --data $t/data.safetensors --steps ${STEPS:-400} \
+    --lr ${LR:-1e-3} --weight-decay 0 --loss-csv $t/loss.csv 2>/dev/null | tail -3
   echo "student: $(( $(date +%s) - start )) s"
   awk -F, 'NR == 2 { first = $2 } NR > 1 { last = $2 } END { printf "loss %.4g -> %.4g: %.1fx lower\n", first, last, first / last }' $t/loss.csv
   cp $t/loss.csv "$OUT/gpu_loss.csv"

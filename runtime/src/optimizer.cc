@@ -1,9 +1,43 @@
 // optimizer.cc - AdamW on f32 masters and the balance-bias update.
 #include "moe/runtime/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <thread>
 
 namespace moe::runtime {
+namespace {
+
+/// Runs f(begin, end) over [0, n) split among the machine's threads. The
+/// work is elementwise: the bits do not depend on the split.
+template <typename F> void forChunks(int64_t n, F &&f) {
+  const int64_t grain = 1 << 16;
+  const int64_t threads =
+      std::min<int64_t>((n + grain - 1) / grain, std::max(1u, std::min(32u, std::thread::hardware_concurrency())));
+  if (threads <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const int64_t chunk = (n + threads - 1) / threads;
+  for (int64_t begin = 0; begin < n; begin += chunk)
+    pool.emplace_back([&f, begin, end = std::min(n, begin + chunk)] { f(begin, end); });
+  for (std::thread &t : pool)
+    t.join();
+}
+
+/// t's elements [begin, end) as f32 (a copy for f32, else converted).
+void readFloats(const Tensor &t, int64_t begin, int64_t end, float *out) {
+  if (t.dtype == MOE_F32) {
+    std::memcpy(out, t.data.data() + begin * sizeof(float), (end - begin) * sizeof(float));
+    return;
+  }
+  for (int64_t j = begin; j < end; ++j)
+    out[j - begin] = t.at(j);
+}
+
+} // namespace
 
 moe_status_t checkAdamWOptions(const AdamWOptions &o) {
   auto bad = [](const std::string &what) { return fail(MOE_INVALID_ARGUMENT, "AdamW: " + what); };
@@ -48,24 +82,29 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
     const Tensor &g = grads[i];
     const int64_t n = p.numElements();
     State &s = state_[p.name];
-    if (s.master.empty()) {
+    const bool fresh = s.master.empty();
+    if (fresh) {
       s.master.resize(n);
-      for (int64_t j = 0; j < n; ++j)
-        s.master[j] = p.at(j);
       s.m.assign(n, 0.0f);
       s.v.assign(n, 0.0f);
     }
     const bool decayed = decays ? (*decays)[i] : p.shape.size() >= 2;
     const float decay = decayed ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
-    for (int64_t j = 0; j < n; ++j) {
-      float grad = g.at(j), &w = s.master[j], &m = s.m[j], &v = s.v[j];
-      w *= decay;
-      m += (1.0f - beta1) * (grad - m); // lerp(m, grad, 1 - beta1), weight < 0.5
-      v = v * beta2 + (1.0f - beta2) * grad * grad;
-      float denom = std::sqrt(v) / correction2Sqrt + eps;
-      w += -stepSize * m / denom;
-    }
-    storeFloats(p, 0, s.master.data(), n);
+    forChunks(n, [&](int64_t begin, int64_t end) {
+      if (fresh)
+        readFloats(p, begin, end, s.master.data() + begin);
+      std::vector<float> grads(static_cast<size_t>(end - begin));
+      readFloats(g, begin, end, grads.data());
+      for (int64_t j = begin; j < end; ++j) {
+        float grad = grads[j - begin], &w = s.master[j], &m = s.m[j], &v = s.v[j];
+        w *= decay;
+        m += (1.0f - beta1) * (grad - m); // lerp(m, grad, 1 - beta1), weight < 0.5
+        v = v * beta2 + (1.0f - beta2) * grad * grad;
+        float denom = std::sqrt(v) / correction2Sqrt + eps;
+        w += -stepSize * m / denom;
+      }
+      storeFloats(p, begin, s.master.data() + begin, end - begin);
+    });
   }
   return MOE_OK;
 }

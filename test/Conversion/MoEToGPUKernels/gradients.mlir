@@ -5,7 +5,8 @@
 // also writes the segments' ends), the up products again with f32 outputs,
 // the down weights transposed and the down product's input cotangent by the
 // forward's grouped GEMM, the activation's backward a block an assignment,
-// the weight cotangents summed over each expert's rows (no atomics), the
+// the weight cotangents summed over each expert's rows on tensor cores (no
+// atomics; the activations' rows already carry the routing weight), the
 // up weights transposed side by side for the rows' cotangents, and each
 // token's slots summed in order by the combine kernel. The recomputed
 // dispatch -> expert_ffn is gone.
@@ -18,10 +19,11 @@
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r128_c64_o64_at0
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_scale
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu_wh
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_mma
+// CHECK-SAME:      dynamic_shared_memory_size %{{.*}}
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_mma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_mma
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at0
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at128
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_grouped
@@ -29,9 +31,13 @@
 // CHECK-NOT:     moe.combine_grad
 // CHECK-NOT:     moe.expert_ffn
 // CHECK:         return
-// The weight cotangents' kernel walks a segment's rows in order, 16 at a time.
-// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga(
+// The weight cotangents' kernel walks a segment's rows in order, 32 at a
+// time, both operands transposed by ldmatrix on their way to mma.sync.
+// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_mma(
+// CHECK:          cp.async.cg.shared.global
 // CHECK:          scf.for
+// CHECK:          ldmatrix.sync.aligned.m8n8.x4.trans
+// CHECK:          mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT:      atomic
 // CHECK:          gpu.return
 func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,

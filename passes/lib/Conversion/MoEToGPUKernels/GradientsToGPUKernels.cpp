@@ -9,8 +9,8 @@
 //   in a padded layout (each expert's rows start at a whole 128-row tile),
 //   recomputes the up products, forms the down product's input cotangent and
 //   the input rows' cotangents with the forward's grouped GEMMs through
-//   transposed weights, and the weight cotangents with a kernel that sums each
-//   expert's rows in order;
+//   transposed weights, and the weight cotangents with a grouped GEMM over
+//   each expert's rows (tensor cores for 16-bit layers) that sums them in order;
 // - moe.dense_grad: dx through the transposed weight (the forward's GEMM), dw
 //   summed over the tokens in order;
 // - the routing and the auxiliary losses' backward, a thread per token.
@@ -51,7 +51,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     auto fn = kernel(h, c.name(), gk::weightGradKernel(c));
     if (failed(fn))
       return failure();
-    h.launch(*fn, h.index(c.blocks()), h.index(1), 256, 0, {a, b, out, perm, offsets, ends, w, rows, h.index(topK)});
+    h.launch(*fn, h.index(c.blocks()), h.index(1), 256, c.sharedBytes(),
+             {a, b, out, perm, offsets, ends, w, rows, h.index(topK)});
     return success();
   }
 
@@ -174,8 +175,24 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
       return failure();
 
     // 4. Through the activation: the up products' cotangents, the routing
-    //    weights' cotangent, the activations for the down weights' cotangent.
+    //    weights' cotangent, the activations for the down weights' cotangent
+    //    (times the routing weight where the tensor cores take that product:
+    //    their operands arrive untouched in shared memory).
+    gk::WeightGradConfig downGrad;
+    downGrad.a = xElt;
+    downGrad.b = doutElt;
+    downGrad.out = weightElt;
+    downGrad.w = wElt;
+    downGrad.m = f;
+    downGrad.n = d;
+    downGrad.lda = f;
+    downGrad.ldb = d;
+    downGrad.segments = experts;
+    downGrad.gatherB = true;
+    downGrad.tensorCores = downGrad.tensorCoresFit();
+    downGrad.scaleB = !downGrad.tensorCores;
     gk::FfnActivationGradConfig ac;
+    ac.scaleHidden = downGrad.tensorCores;
     ac.elt = xElt;
     ac.w = wElt;
     ac.inner = f;
@@ -207,23 +224,12 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     upGrad.ldb = upWidth;
     upGrad.segments = experts;
     upGrad.gatherA = true;
+    upGrad.tensorCores = upGrad.tensorCoresFit();
     for (int64_t i = 0; i < (glu ? 2 : 1); ++i) {
       upGrad.bColumn = i * f;
       if (failed(weightGrad(h, upGrad, xBuf, dGU, dstackedBufs[i], perm, t.offsets, ends, w, assignments, k)))
         return failure();
     }
-    gk::WeightGradConfig downGrad;
-    downGrad.a = xElt;
-    downGrad.b = doutElt;
-    downGrad.out = weightElt;
-    downGrad.w = wElt;
-    downGrad.m = f;
-    downGrad.n = d;
-    downGrad.lda = f;
-    downGrad.ldb = d;
-    downGrad.segments = experts;
-    downGrad.gatherB = true;
-    downGrad.scaleB = true;
     if (failed(weightGrad(h, downGrad, hidden, doutBuf, dstackedBufs.back(), perm, t.offsets, ends, w, assignments, k)))
       return failure();
 
@@ -315,6 +321,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     c.n = n;
     c.lda = kDim;
     c.ldb = n;
+    c.tensorCores = c.tensorCoresFit();
     Value i32s = unusedBuffers.i32s;
     if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
       return failure();

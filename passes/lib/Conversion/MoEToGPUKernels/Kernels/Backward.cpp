@@ -67,12 +67,15 @@ std::string roundedTo(KernelEmitter &k, const std::string &value, const std::str
 // --- weight cotangents ------------------------------------------------------
 
 std::string WeightGradConfig::name() const {
-  return llvm::formatv("moe_wgrad_{0}_{1}_{2}_w{3}_m{4}_n{5}_lda{6}_ldb{7}_col{8}_s{9}{10}{11}{12}", a, b, out, w, m, n,
-                       lda, ldb, bColumn, segments, gatherA ? "_ga" : "", gatherB ? "_gb" : "", scaleB ? "_scale" : "")
+  return llvm::formatv("moe_wgrad_{0}_{1}_{2}_w{3}_m{4}_n{5}_lda{6}_ldb{7}_col{8}_s{9}{10}{11}{12}{13}", a, b, out, w,
+                       m, n, lda, ldb, bColumn, segments, gatherA ? "_ga" : "", gatherB ? "_gb" : "",
+                       scaleB ? "_scale" : "", tensorCores ? "_mma" : "")
       .str();
 }
 
 std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
+  if (c.tensorCores)
+    return weightGradMmaKernel(c);
   KernelEmitter k;
   constexpr int64_t BM = 64, BN = 64, BK = 16;
   const int64_t mBlocks = (c.m + BM - 1) / BM, nBlocks = (c.n + BN - 1) / BN;
@@ -190,7 +193,9 @@ std::string moe::gpu_kernels::transposeKernel(const TransposeConfig &c) {
 // --- the expert FFN's activation --------------------------------------------
 
 std::string FfnActivationGradConfig::name() const {
-  return llvm::formatv("moe_ffn_act_grad_{0}_w{1}_f{2}_{3}{4}", elt, w, inner, act, glu ? "_glu" : "").str();
+  return llvm::formatv("moe_ffn_act_grad_{0}_w{1}_f{2}_{3}{4}{5}", elt, w, inner, act, glu ? "_glu" : "",
+                       scaleHidden ? "_wh" : "")
+      .str();
 }
 
 std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradConfig &c) {
@@ -212,7 +217,7 @@ std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradCon
   std::string act = activation(k, c.act, g);
   std::string u = c.glu ? k.load("%U", at, "f32") : "";
   std::string h = roundedTo(k, c.glu ? mulf(k, act, u) : act, c.elt);
-  k.storeF32(h, "%H", at, c.elt);
+  k.storeF32(c.scaleHidden ? mulf(k, w, h) : h, "%H", at, c.elt);
   std::string dh = mulf(k, w, d);
   std::string dg = mulf(k, c.glu ? mulf(k, dh, u) : dh, activationDerivative(k, c.act, g));
   k.storeF32(dg, "%dGU", k.add(gradRow, "%j"), c.elt);

@@ -25,32 +25,6 @@ namespace {
 
 // --- tensor cores ----------------------------------------------------------
 
-/// ldmatrix x4 (transposed for B) at a shared address: four i32 registers.
-std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans) {
-  std::string r =
-      k.op(std::string("llvm.inline_asm has_side_effects asm_dialect = att \"ldmatrix.sync.aligned.m8n8.x4") +
-           (trans ? ".trans" : "") + ".shared.b16 {$0,$1,$2,$3}, [$4];\", \"=r,=r,=r,=r,r\" " + shared +
-           " : (i32) -> !llvm.struct<(i32, i32, i32, i32)>");
-  std::vector<std::string> out;
-  for (int i = 0; i < 4; ++i)
-    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : !llvm.struct<(i32, i32, i32, i32)>"));
-  return out;
-}
-
-std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std::vector<std::string> &a,
-                             const std::string &b0, const std::string &b1, const std::vector<std::string> &acc) {
-  std::string r = k.op("llvm.inline_asm asm_dialect = att \"mma.sync.aligned.m16n8k16.row.col.f32." + elt + "." + elt +
-                       ".f32 {$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};\", "
-                       "\"=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f\" " +
-                       a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] + ", " + b0 + ", " + b1 + ", " + acc[0] + ", " +
-                       acc[1] + ", " + acc[2] + ", " + acc[3] +
-                       " : (i32, i32, i32, i32, i32, i32, f32, f32, f32, f32) -> !llvm.struct<(f32, f32, f32, f32)>");
-  std::vector<std::string> out;
-  for (int i = 0; i < 4; ++i)
-    out.push_back(k.op("llvm.extractvalue " + r + "[" + std::to_string(i) + "] : !llvm.struct<(f32, f32, f32, f32)>"));
-  return out;
-}
-
 std::string tensorCoreKernel(const GemmConfig &c) {
   KernelEmitter k;
   const int64_t eb = eltBytes(c.elt), kBK = c.kTile, kStages = c.stages(), kStageBytes = c.stageBytes();

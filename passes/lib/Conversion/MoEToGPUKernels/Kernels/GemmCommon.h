@@ -74,6 +74,15 @@ std::string rowScale(KernelEmitter &k, const GemmConfig &c, const std::string &p
 /// zero-fills them instead.
 void cpAsync(KernelEmitter &k, const std::string &shared, const std::string &global, const std::string &size);
 void cpAsyncCommit(KernelEmitter &k);
+
+/// ldmatrix x4 (transposed: for operands stored k-major) at a shared byte
+/// address: four i32 registers, of the four 8 x 8 matrices whose row
+/// addresses lanes 0-7, 8-15, 16-23 and 24-31 give.
+std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, bool trans);
+/// mma.sync m16n8k16 (row.col, f32 accumulators) of `elt` operands: A's four
+/// registers, B's two, the four accumulators in; the four sums out.
+std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std::vector<std::string> &a,
+                             const std::string &b0, const std::string &b1, const std::vector<std::string> &acc);
 void cpAsyncWait(KernelEmitter &k, int64_t pending);
 
 } // namespace moe::gpu_kernels::gemm

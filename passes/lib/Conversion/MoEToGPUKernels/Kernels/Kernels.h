@@ -244,18 +244,29 @@ std::string combineKernel(const CombineConfig &config);
 ///             rb = perm[r] / topK with gatherB, else r;
 /// segment s is rows [offsets[s], ends[s + 1]) of the padded layout
 /// (`segments` of them), or [0, rows) with one segment. No atomics: a block
-/// owns a 64 x 64 tile of C and walks its rows 16 at a time.
+/// owns a tile of C and walks its rows in order: 64 x 64, 16 rows at a
+/// time, with FMA, or 128 x 128, 32 rows at a time, on tensor cores
+/// (WeightGradMma.cpp).
 ///   (%A: memref<?xA>, %B: memref<?xB>, %C: memref<?xOut>, %perm, %offsets,
 ///    %ends: memref<?xi32>, %w: memref<?xW>, %rows: index, %topK: index)
-/// Grid: (blocks()), 256 threads.
+/// Grid: (blocks()), 256 threads, sharedBytes() of dynamic shared memory.
 struct WeightGradConfig {
   std::string a = "bf16", b = "bf16", out = "bf16", w = "f32";
   int64_t m = 0, n = 0, lda = 0, ldb = 0, bColumn = 0, segments = 1;
   bool gatherA = false, gatherB = false, scaleB = false;
+  /// mma.sync on 16-bit operands (see tensorCoresFit); else FMA in f32.
+  bool tensorCores = false;
+  /// Whether the tensor-core kernel takes these types and sizes: A and B of
+  /// one 16-bit type, no scaleB, whole 16-byte chunks in every row.
+  bool tensorCoresFit() const;
   std::string name() const;
-  int64_t blocks() const { return segments * ((m + 63) / 64) * ((n + 63) / 64); }
+  int64_t tile() const { return tensorCores ? 128 : 64; }
+  int64_t blocks() const { return segments * ((m + tile() - 1) / tile()) * ((n + tile() - 1) / tile()); }
+  int64_t sharedBytes() const;
 };
 std::string weightGradKernel(const WeightGradConfig &config);
+/// The tensor-core form (weightGradKernel calls it for `tensorCores` configs).
+std::string weightGradMmaKernel(const WeightGradConfig &config);
 
 /// out[e][rowOffset + c][r] = in[e][r][c], for `in` [experts][rows][cols]
 /// and `out` [experts][outRows][rows]: 32 x 32 tiles through shared memory,
@@ -275,6 +286,8 @@ std::string transposeKernel(const TransposeConfig &config);
 /// g = G[p] and u = U[p] (the up products, f32), dHu[p] (the cotangent of
 /// the down product's input before the routing weight), w = w[a]:
 ///   h = act(g) (.* u) rounded to `elt`, H[p] = h,
+///   (H[p] = w h rounded to `elt` with scaleHidden: the down weights'
+///   cotangent's rows with the routing weight applied),
 ///   dw[a] = sum_j h_j dHu_j (0 for a dropped assignment),
 ///   dGU[p] = [w dHu .* u .* act'(g) | w dHu .* act(g)] (GLU), or w dHu .* act'(g).
 ///   (%G, %U, %dHu: memref<?xf32>, %w: memref<?xW>, %slotPos: memref<?xi32>,
@@ -284,6 +297,7 @@ struct FfnActivationGradConfig {
   std::string elt = "bf16", w = "f32";
   int64_t inner = 0;
   bool glu = true;
+  bool scaleHidden = false;
   std::string act = "silu";
   std::string name() const;
 };
