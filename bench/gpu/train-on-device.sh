@@ -54,8 +54,11 @@ if has teacher; then
   run $B/moe-run $G/train/teacher.moeb --seed 1 --make-data $t/data.safetensors --steps 32 --tokens 4096 | tail -1
   start=$(date +%s)
   RUN_TIMEOUT=${TEACHER_TIMEOUT:-300} run $B/moe-run $G/train/student.moeb --seed 2 --train --data $t/data.safetensors --steps ${STEPS:-400} \
-    --lr ${LR:-1e-3} --weight-decay 0 --loss-csv $t/loss.csv 2>/dev/null | tail -3
+    --lr ${LR:-1e-3} --weight-decay 0 --loss-csv $t/loss.csv 2>$t/progress.log | tail -3
   echo "student: $(( $(date +%s) - start )) s"
+  # Where a step's time goes (MOE_TRAIN_PROFILE=1): the second step and the last.
+  grep '^profile:' $t/progress.log | sed -n '2p;$p'
+  grep 'error' $t/progress.log | head -3
   awk -F, 'NR == 2 { first = $2 } NR > 1 { last = $2 } END { printf "loss %.4g -> %.4g: %.1fx lower\n", first, last, first / last }' $t/loss.csv
   cp $t/loss.csv "$OUT/gpu_loss.csv"
 fi

@@ -10,6 +10,10 @@
 #include "moe/runtime/shard_io.h"
 #include "moe/runtime/trainer.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "moe/runtime/cpu_kernels.h"
 
 #include <cstdio>
@@ -244,6 +248,14 @@ int main(int argc, char **argv) {
                   makeData.c_str());
       return 0;
     }
+#ifdef __GLIBC__
+    // Every step allocates and frees the same large tensors (gradients,
+    // parameters, outputs): kept in the heap, not given back to the system
+    // and faulted in again (~120 ms a 176 MB tensor on a 2-core machine),
+    // they cost a step no page faults.
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, -1);
+#endif
     int status = moe::runtime::runTraining(*layer, train, stdout, comm.get());
     if (status != 0 && comm && comm->world() > 1)
       comm->abort(status);
