@@ -28,8 +28,8 @@ struct StepProfile {
     if (!on)
       return;
     Clock::time_point now = Clock::now();
-    line += " " + std::string(phase) + " " + std::to_string(std::chrono::duration<double, std::milli>(now - last).count()) +
-            " ms";
+    line += " " + std::string(phase) + " " +
+            std::to_string(std::chrono::duration<double, std::milli>(now - last).count()) + " ms";
     last = now;
   }
   ~StepProfile() {

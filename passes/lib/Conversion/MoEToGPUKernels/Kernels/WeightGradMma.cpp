@@ -35,8 +35,8 @@ std::string swizzled(KernelEmitter &k, const std::string &row, const std::string
 
 bool WeightGradConfig::tensorCoresFit() const {
   // Whole 16-byte chunks: every row and column block starts on one.
-  return (a == "bf16" || a == "f16") && a == b && !scaleB && m % 8 == 0 && n % 8 == 0 && lda % 8 == 0 &&
-         ldb % 8 == 0 && bColumn % 8 == 0;
+  return (a == "bf16" || a == "f16") && a == b && !scaleB && m % 8 == 0 && n % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0 &&
+         bColumn % 8 == 0;
 }
 
 int64_t WeightGradConfig::sharedBytes() const { return tensorCores ? kStages * kStageBytes : 0; }
@@ -83,12 +83,13 @@ std::string moe::gpu_kernels::weightGradMmaKernel(const WeightGradConfig &c) {
         bool gather = operand == 0 ? c.gatherA : c.gatherB;
         std::string src = gather ? k.div(k.toIndex(k.load("%perm", clamped, "i32")), "%topK") : clamped;
         std::string col = k.add(operand == 0 ? m0 : n0, k.mul(cp.chunk, k.index(8)));
-        std::string valid = k.op("arith.andi " + inside + ", " + k.lt(col, k.index(operand == 0 ? c.m : c.n)) + " : i1");
+        std::string valid =
+            k.op("arith.andi " + inside + ", " + k.lt(col, k.index(operand == 0 ? c.m : c.n)) + " : i1");
         std::string safeCol = k.select(valid, col, k.index(0), "index");
         std::string elem = operand == 0 ? k.add(k.mul(src, k.index(c.lda)), safeCol)
                                         : k.add(k.add(k.mul(src, k.index(c.ldb)), k.index(c.bColumn)), safeCol);
-        std::string global = k.op("arith.addi " + (operand == 0 ? aAddr : bAddr) + ", " +
-                                  i64(k, k.mul(elem, k.index(eb))) + " : i64");
+        std::string global =
+            k.op("arith.addi " + (operand == 0 ? aAddr : bAddr) + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64");
         std::string shared = k.add32(base, operand == 0 ? cp.shared : k.add32(cp.shared, k.i32(kOperandBytes)));
         cpAsync(k, shared, global, k.select(valid, sixteen, zero32, "i32"));
       }
@@ -165,7 +166,8 @@ std::string moe::gpu_kernels::weightGradMmaKernel(const WeightGradConfig &c) {
         std::string nn = k.add(n0, k.add(k.add(k.mul(wn, k.index(32)), k.index(nj * 8)), k.mul(tq, k.index(2))));
         k.line("scf.if " + k.lt(nn, k.index(c.n)) + " {");
         auto res = [&](int i) { return loop + "#" + std::to_string((mi * 4 + nj) * 4 + 2 * h + i); };
-        k.storeVectorF32({res(0), res(1)}, "%C", c.out, k.add(k.mul(k.add(k.mul(s, k.index(c.m)), mm), k.index(c.n)), nn));
+        k.storeVectorF32({res(0), res(1)}, "%C", c.out,
+                         k.add(k.mul(k.add(k.mul(s, k.index(c.m)), mm), k.index(c.n)), nn));
         k.line("}");
       }
       k.line("}");
