@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <thread>
 
 namespace moe::runtime {
@@ -25,16 +24,6 @@ template <typename F> void forChunks(int64_t n, F &&f) {
     pool.emplace_back([&f, begin, end = std::min(n, begin + chunk)] { f(begin, end); });
   for (std::thread &t : pool)
     t.join();
-}
-
-/// t's elements [begin, end) as f32 (a copy for f32, else converted).
-void readFloats(const Tensor &t, int64_t begin, int64_t end, float *out) {
-  if (t.dtype == MOE_F32) {
-    std::memcpy(out, t.data.data() + begin * sizeof(float), (end - begin) * sizeof(float));
-    return;
-  }
-  for (int64_t j = begin; j < end; ++j)
-    out[j - begin] = t.at(j);
 }
 
 } // namespace
@@ -92,9 +81,9 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
     const float decay = decayed ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
     forChunks(n, [&](int64_t begin, int64_t end) {
       if (fresh)
-        readFloats(p, begin, end, s.master.data() + begin);
+        loadFloats(p, begin, end - begin, s.master.data() + begin);
       std::vector<float> grads(static_cast<size_t>(end - begin));
-      readFloats(g, begin, end, grads.data());
+      loadFloats(g, begin, end - begin, grads.data());
       for (int64_t j = begin; j < end; ++j) {
         float grad = grads[j - begin], &w = s.master[j], &m = s.m[j], &v = s.v[j];
         w *= decay;

@@ -1,6 +1,8 @@
 // tensor.cc - host tensors.
 #include "moe/runtime/tensor.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace moe::runtime {
@@ -68,13 +70,37 @@ void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, floa
   }
 }
 
+void loadFloats(const Tensor &t, int64_t at, int64_t count, float *out) {
+  const uint8_t *base = t.data.data();
+  switch (t.dtype) {
+  case MOE_F32:
+    std::memcpy(out, base + at * 4, static_cast<size_t>(count) * 4);
+    break;
+  case MOE_BF16:
+  case MOE_F16:
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t v;
+      std::memcpy(&v, base + (at + i) * 2, 2);
+      out[i] = t.dtype == MOE_BF16 ? bf16ToF32(v) : f16ToF32(v);
+    }
+    break;
+  default:
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = t.at(at + i);
+    break;
+  }
+}
+
 Tensor convertFloat(const Tensor &t, moe_dtype_t to) {
   if (t.dtype == to)
     return t;
   Tensor out = Tensor::zeros(t.name, to, t.shape);
-  for (int64_t i = 0, n = t.numElements(); i < n; ++i) {
-    float v = t.at(i);
-    storeFloats(out, i, &v, 1);
+  // In pieces: a bounded buffer, the same values as element by element.
+  std::vector<float> piece(1 << 16);
+  for (int64_t i = 0, n = t.numElements(); i < n; i += static_cast<int64_t>(piece.size())) {
+    int64_t count = std::min<int64_t>(n - i, static_cast<int64_t>(piece.size()));
+    loadFloats(t, i, count, piece.data());
+    storeFloats(out, i, piece.data(), count);
   }
   return out;
 }

@@ -54,10 +54,13 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   // The loss and its cotangents: the mean over the global batch (every
   // rank's rows), the squares summed in double, the ranks' sums in rank order.
   const int64_t n = y.numElements();
+  std::vector<float> yValues(static_cast<size_t>(n)), targetValues(static_cast<size_t>(n));
+  loadFloats(y, 0, n, yValues.data());
+  loadFloats(target, 0, n, targetValues.data());
   std::vector<double> diff(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t i = 0; i < n; ++i) {
-    diff[i] = static_cast<double>(y.at(i)) - static_cast<double>(target.at(i));
+    diff[i] = static_cast<double>(yValues[i]) - static_cast<double>(targetValues[i]);
     squares += diff[i] * diff[i];
   }
   double count = static_cast<double>(n);
@@ -260,7 +263,12 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
   if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
     return s;
   // AdamW on the trainable parameters, their gradients renamed after them.
-  std::vector<Tensor> params = layer_.parameters(), trainable, grads;
+  // Updated in place and bound again, also when a step is refused.
+  std::vector<Tensor> params = layer_.takeParameters(), trainable, grads;
+  auto rebind = [&](moe_status_t status) {
+    moe_status_t bound = layer_.bindParameters(std::move(params));
+    return status != MOE_OK ? status : bound;
+  };
   std::vector<size_t> where;
   std::vector<bool> decays; // by the parameter's global rank (an FSDP chunk is 1-D)
   for (size_t i = 0; i < params.size(); ++i) {
@@ -275,10 +283,11 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
         decays.push_back(sig.params[i].shape.size() >= 2);
       }
   }
-  if (moe_status_t s = optimizer_.step(trainable, grads, &decays))
-    return s;
+  moe_status_t stepped = optimizer_.step(trainable, grads, &decays);
   for (size_t j = 0; j < where.size(); ++j)
     params[where[j]] = std::move(trainable[j]);
+  if (stepped != MOE_OK)
+    return rebind(stepped);
   // DeepSeek-V3's aux-loss-free balancing: the bias follows the load.
   for (size_t i = 0; i < params.size(); ++i) {
     if (sig.params[i].update != "balance")
@@ -288,7 +297,7 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
       if (g.name == "load." + params[i].name)
         load = &g;
     if (!load)
-      return fail(MOE_INTERNAL, "the backward returned no load for \"" + params[i].name + "\"");
+      return rebind(fail(MOE_INTERNAL, "the backward returned no load for \"" + params[i].name + "\""));
     std::vector<int64_t> counts;
     for (int64_t e = 0; e < load->numElements(); ++e)
       counts.push_back(static_cast<int64_t>(load->at(e)));
@@ -299,14 +308,14 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
       Tensor whole = Tensor::zeros(params[i].name, params[i].dtype, {static_cast<int64_t>(counts.size())});
       std::memcpy(whole.data.data() + shard.begin * 4, params[i].data.data(), static_cast<size_t>(shard.count) * 4);
       if (moe_status_t s = updateBalanceBias(whole, counts, balanceRate_))
-        return s;
+        return rebind(s);
       std::memcpy(params[i].data.data(), whole.data.data() + shard.begin * 4, static_cast<size_t>(shard.count) * 4);
       continue;
     }
     if (moe_status_t s = updateBalanceBias(params[i], counts, balanceRate_))
-      return s;
+      return rebind(s);
   }
-  return layer_.bindParameters(std::move(params));
+  return rebind(MOE_OK);
 }
 
 namespace {

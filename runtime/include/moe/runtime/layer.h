@@ -37,6 +37,12 @@ public:
   const Signature &signature() const { return artifact.signature; }
   /// The bound parameters, in signature order.
   const std::vector<Tensor> &parameters() const { return params; }
+  /// Moves the bound parameters out (an update in place, then
+  /// bindParameters); the layer has none until they are bound again.
+  std::vector<Tensor> takeParameters() {
+    deviceParams.clear();
+    return std::move(params);
+  }
 
   /// Places the layer on a rank of its mesh: the communicator its collectives
   /// run on (it must outlive the layer's calls). Without one, the layer runs

@@ -32,6 +32,10 @@ struct Tensor {
 /// `t`, rounded to its dtype (nearest even for bf16 and f16).
 void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, float scale = 1.0f);
 
+/// Elements [at, at + count) of `t` as f32 into `out` (any dtype; the
+/// values at() gives, in one pass).
+void loadFloats(const Tensor &t, int64_t at, int64_t count, float *out);
+
 /// Rows [begin, begin + count) of `t` along its first dimension (a rank's
 /// tokens, a batch's block of them), a copy with the same name.
 Tensor sliceRows(const Tensor &t, int64_t begin, int64_t count);
