@@ -73,21 +73,31 @@ std::string WeightGradConfig::name() const {
       .str();
 }
 
+WeightGradTile moe::gpu_kernels::openWeightGradTile(KernelEmitter &k, const WeightGradConfig &c) {
+  const int64_t tile = c.tile(), mBlocks = (c.m + tile - 1) / tile, nBlocks = (c.n + tile - 1) / tile;
+  WeightGradTile t;
+  std::string id = k.op("gpu.block_id x");
+  t.s = k.div(id, k.index(mBlocks * nBlocks));
+  std::string rest = k.rem(id, k.index(mBlocks * nBlocks));
+  t.m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(tile));
+  t.n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(tile));
+  t.lo = k.index(0);
+  t.hi = "%rows";
+  if (c.segments > 1) {
+    t.lo = k.toIndex(k.load("%offsets", t.s, "i32"));
+    t.hi = k.toIndex(k.load("%ends", k.add(t.s, k.index(1)), "i32"));
+  }
+  return t;
+}
+
 std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
   if (c.tensorCores)
     return weightGradMmaKernel(c);
   KernelEmitter k;
-  constexpr int64_t BM = 64, BN = 64, BK = 16;
-  const int64_t mBlocks = (c.m + BM - 1) / BM, nBlocks = (c.n + BN - 1) / BN;
-  std::string id = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
-  std::string s = k.div(id, k.index(mBlocks * nBlocks)), rest = k.rem(id, k.index(mBlocks * nBlocks));
-  std::string m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(BM));
-  std::string n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(BN));
-  std::string lo = k.index(0), hi = "%rows";
-  if (c.segments > 1) {
-    lo = k.toIndex(k.load("%offsets", s, "i32"));
-    hi = k.toIndex(k.load("%ends", k.add(s, k.index(1)), "i32"));
-  }
+  constexpr int64_t BK = 16;
+  WeightGradTile tile = openWeightGradTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  const std::string &s = tile.s, &m0 = tile.m0, &n0 = tile.n0, &lo = tile.lo, &hi = tile.hi;
   std::string tx = k.rem(tid, k.index(16)), ty = k.div(tid, k.index(16));
   std::string tileType = "memref<" + std::to_string(BK) + "x64xf32, #gpu.address_space<workgroup>>";
   // The source row of sorted row r (clamped to the segment's first while past its end).

@@ -125,23 +125,8 @@ std::string tensorCoreKernel(const GemmConfig &c) {
   commit();
   std::string stage = k.toI32(k.rem("%kt", k.index(kStages)));
   std::string stageBase = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
-  for (int kk = 0; kk < copies; ++kk) {
-    std::vector<std::string> a[4], b[4];
-    for (int mi = 0; mi < 4; ++mi)
-      a[mi] = ldmatrix(k, k.add32(stageBase, offA[kk][mi]), false);
-    for (int q = 0; q < 2; ++q) {
-      std::vector<std::string> r = ldmatrix(k, k.add32(stageBase, offB[kk][q]), true);
-      b[2 * q] = {r[0], r[1]};
-      b[2 * q + 1] = {r[2], r[3]};
-    }
-    for (int mi = 0; mi < 4; ++mi)
-      for (int nj = 0; nj < 4; ++nj) {
-        int at = (mi * 4 + nj) * 4;
-        std::vector<std::string> in(acc.begin() + at, acc.begin() + at + 4);
-        std::vector<std::string> out = mma(k, c.elt, a[mi], b[nj][0], b[nj][1], in);
-        std::copy(out.begin(), out.end(), acc.begin() + at);
-      }
-  }
+  for (int kk = 0; kk < copies; ++kk)
+    warpTileStep(k, c.elt, stageBase, {offA[kk].begin(), offA[kk].end()}, {offB[kk][0], offB[kk][1]}, false, acc);
   k.yieldF32(acc);
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");

@@ -152,6 +152,26 @@ std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std
   return out;
 }
 
+void warpTileStep(KernelEmitter &k, const std::string &elt, const std::string &stageBase,
+                  const std::vector<std::string> &offA, const std::vector<std::string> &offB, bool transA,
+                  std::vector<std::string> &acc) {
+  std::vector<std::string> a[4], b[4];
+  for (int mi = 0; mi < 4; ++mi)
+    a[mi] = ldmatrix(k, k.add32(stageBase, offA[mi]), transA);
+  for (int q = 0; q < 2; ++q) {
+    std::vector<std::string> r = ldmatrix(k, k.add32(stageBase, offB[q]), true);
+    b[2 * q] = {r[0], r[1]};
+    b[2 * q + 1] = {r[2], r[3]};
+  }
+  for (int mi = 0; mi < 4; ++mi)
+    for (int nj = 0; nj < 4; ++nj) {
+      int at = (mi * 4 + nj) * 4;
+      std::vector<std::string> in(acc.begin() + at, acc.begin() + at + 4);
+      std::vector<std::string> out = mma(k, elt, a[mi], b[nj][0], b[nj][1], in);
+      std::copy(out.begin(), out.end(), acc.begin() + at);
+    }
+}
+
 void cpAsyncCommit(KernelEmitter &k) {
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.commit_group;\", \"\"  : () -> ()");
 }

@@ -83,6 +83,14 @@ std::vector<std::string> ldmatrix(KernelEmitter &k, const std::string &shared, b
 /// registers, B's two, the four accumulators in; the four sums out.
 std::vector<std::string> mma(KernelEmitter &k, const std::string &elt, const std::vector<std::string> &a,
                              const std::string &b0, const std::string &b1, const std::vector<std::string> &acc);
+/// One 16-deep step of a warp's 64 x 32 tile of a 128 x 128 block: A's four
+/// 16-row tiles (offsets offA[0..3] from `stageBase`; `transA` where A lies
+/// k-major in shared memory) and B's two 16-column pairs (offB[0..1], k-major)
+/// by ldmatrix, into 4 x 4 mma.sync of `acc` (64 floats, tile (mi, nj) at
+/// (mi * 4 + nj) * 4).
+void warpTileStep(KernelEmitter &k, const std::string &elt, const std::string &stageBase,
+                  const std::vector<std::string> &offA, const std::vector<std::string> &offB, bool transA,
+                  std::vector<std::string> &acc);
 void cpAsyncWait(KernelEmitter &k, int64_t pending);
 
 } // namespace moe::gpu_kernels::gemm

@@ -265,6 +265,14 @@ struct WeightGradConfig {
   int64_t sharedBytes() const;
 };
 std::string weightGradKernel(const WeightGradConfig &config);
+class KernelEmitter;
+/// What both weight-cotangent kernels read first: their block's segment `s`,
+/// the first row `m0` and column `n0` of its tile of C[s], and the segment's
+/// rows [lo, hi).
+struct WeightGradTile {
+  std::string s, m0, n0, lo, hi;
+};
+WeightGradTile openWeightGradTile(KernelEmitter &k, const WeightGradConfig &config);
 /// The tensor-core form (weightGradKernel calls it for `tensorCores` configs).
 std::string weightGradMmaKernel(const WeightGradConfig &config);
 

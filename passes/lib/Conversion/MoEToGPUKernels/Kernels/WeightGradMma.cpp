@@ -43,16 +43,10 @@ int64_t WeightGradConfig::sharedBytes() const { return tensorCores ? kStages * k
 
 std::string moe::gpu_kernels::weightGradMmaKernel(const WeightGradConfig &c) {
   KernelEmitter k;
-  const int64_t eb = 2, mBlocks = (c.m + kTile - 1) / kTile, nBlocks = (c.n + kTile - 1) / kTile;
-  std::string id = k.op("gpu.block_id x"), tid = k.op("gpu.thread_id x");
-  std::string s = k.div(id, k.index(mBlocks * nBlocks)), rest = k.rem(id, k.index(mBlocks * nBlocks));
-  std::string m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(kTile));
-  std::string n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(kTile));
-  std::string lo = k.index(0), hi = "%rows";
-  if (c.segments > 1) {
-    lo = k.toIndex(k.load("%offsets", s, "i32"));
-    hi = k.toIndex(k.load("%ends", k.add(s, k.index(1)), "i32"));
-  }
+  const int64_t eb = 2;
+  WeightGradTile tile = openWeightGradTile(k, c);
+  std::string tid = k.op("gpu.thread_id x");
+  const std::string &s = tile.s, &m0 = tile.m0, &n0 = tile.n0, &lo = tile.lo, &hi = tile.hi;
   std::string depth = k.op("arith.subi " + hi + ", " + lo + " : index");
   std::string steps = k.div(k.add(depth, k.index(kRows - 1)), k.index(kRows));
   std::string lane = k.rem(tid, k.index(32)), warp = k.div(tid, k.index(32));
@@ -135,23 +129,8 @@ std::string moe::gpu_kernels::weightGradMmaKernel(const WeightGradConfig &c) {
   cpAsyncCommit(k);
   std::string stage = k.toI32(k.rem("%st", k.index(kStages)));
   std::string base = k.add32(smem, k.mul32(stage, k.i32(kStageBytes)));
-  for (int kk = 0; kk < 2; ++kk) {
-    std::vector<std::string> a[4], b[4];
-    for (int mi = 0; mi < 4; ++mi)
-      a[mi] = ldmatrix(k, k.add32(base, offA[kk][mi]), true);
-    for (int q = 0; q < 2; ++q) {
-      std::vector<std::string> r = ldmatrix(k, k.add32(base, offB[kk][q]), true);
-      b[2 * q] = {r[0], r[1]};
-      b[2 * q + 1] = {r[2], r[3]};
-    }
-    for (int mi = 0; mi < 4; ++mi)
-      for (int nj = 0; nj < 4; ++nj) {
-        int at = (mi * 4 + nj) * 4;
-        std::vector<std::string> in(acc.begin() + at, acc.begin() + at + 4);
-        std::vector<std::string> out = mma(k, c.a, a[mi], b[nj][0], b[nj][1], in);
-        std::copy(out.begin(), out.end(), acc.begin() + at);
-      }
-  }
+  for (int kk = 0; kk < 2; ++kk)
+    warpTileStep(k, c.a, base, offA[kk], offB[kk], /*transA=*/true, acc);
   k.yieldF32(acc);
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
