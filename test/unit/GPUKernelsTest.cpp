@@ -254,6 +254,92 @@ TEST_F(GPUKernelsTest, NarrowDenseKernels) {
   EXPECT_FALSE(gk::NarrowDenseConfig::fits("f32", 768, 8));
 }
 
+TEST_F(GPUKernelsTest, EveryWeightGradVariant) {
+  // Both engines; gathered or sorted rows on either side; one segment or an
+  // expert's each; a width that is not a whole tile; a second column block of B.
+  for (bool tensorCores : {true, false})
+    for (std::string elt : {"bf16", "f16", "f32"})
+      for (int gather = 0; gather < 3; ++gather)
+        for (int64_t segments : {1, 8})
+          for (auto [m, n] : {std::pair<int64_t, int64_t>{128, 256}, {200, 72}}) {
+            gk::WeightGradConfig c;
+            c.a = c.b = c.out = elt;
+            c.m = m;
+            c.n = n;
+            c.lda = m;
+            c.ldb = 2 * n;
+            c.bColumn = n;
+            c.segments = segments;
+            c.gatherA = gather == 1;
+            c.gatherB = gather == 2;
+            c.scaleB = !tensorCores && gather == 2;
+            c.tensorCores = tensorCores;
+            if (tensorCores && !c.tensorCoresFit())
+              continue;
+            SCOPED_TRACE(c.name());
+            EXPECT_EQ(check(gk::weightGradKernel(c)), "");
+          }
+}
+
+TEST_F(GPUKernelsTest, WeightGradOnTensorCoresOnlyWhereItFits) {
+  gk::WeightGradConfig c;
+  c.m = 128;
+  c.n = 256;
+  c.lda = 128;
+  c.ldb = 256;
+  EXPECT_TRUE(c.tensorCoresFit());
+  gk::WeightGradConfig f32 = c;
+  f32.a = f32.b = "f32";
+  EXPECT_FALSE(f32.tensorCoresFit());
+  gk::WeightGradConfig mixed = c;
+  mixed.b = "f32"; // a router's f32 logits against bf16 activations
+  EXPECT_FALSE(mixed.tensorCoresFit());
+  gk::WeightGradConfig scaled = c;
+  scaled.scaleB = true; // the operands reach shared memory untouched
+  EXPECT_FALSE(scaled.tensorCoresFit());
+  gk::WeightGradConfig odd = c;
+  odd.n = 250; // not whole 16-byte chunks
+  EXPECT_FALSE(odd.tensorCoresFit());
+  c.tensorCores = true;
+  EXPECT_EQ(c.sharedBytes(), 4 * 2 * 32 * 128 * 2);
+  EXPECT_EQ(c.blocks(), 1 * 2);
+  gk::WeightGradConfig fma = c;
+  fma.tensorCores = false;
+  EXPECT_NE(fma.name(), c.name());
+  EXPECT_EQ(fma.sharedBytes(), 0);
+  EXPECT_EQ(fma.blocks(), 2 * 4);
+}
+
+TEST_F(GPUKernelsTest, BackwardKernels) {
+  for (std::string elt : {"bf16", "f32"}) {
+    SCOPED_TRACE(elt);
+    gk::TransposeConfig t{elt, 4, 100, 72, 144, 72};
+    EXPECT_EQ(check(gk::transposeKernel(t)), "");
+    for (bool glu : {true, false})
+      for (std::string act : {"silu", "gelu", "relu"})
+        for (bool scaleHidden : {false, true}) {
+          gk::FfnActivationGradConfig a;
+          a.elt = elt;
+          a.inner = 96;
+          a.glu = glu;
+          a.act = act;
+          a.scaleHidden = scaleHidden;
+          SCOPED_TRACE(a.name());
+          EXPECT_EQ(check(gk::ffnActivationGradKernel(a)), "");
+        }
+  }
+  gk::TopKConfig topk;
+  topk.experts = 16;
+  topk.k = 2;
+  topk.score = MOE_SCORE_SOFTMAX;
+  topk.renormalize = true;
+  EXPECT_EQ(check(gk::topKGradKernel(topk)), "");
+  EXPECT_EQ(check(gk::gatherGradKernel("f32", "f32", 16, 2)), "");
+  EXPECT_EQ(check(gk::zLossGradKernel("f32", 16)), "");
+  EXPECT_EQ(check(gk::loadBalanceGradKernel("f32", 16, 2)), "");
+  EXPECT_EQ(check(gk::denseInputGradKernel("f32", "bf16", "bf16", 64, 16)), "");
+}
+
 TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   gk::GemmConfig a, b;
   a.k = b.k = 64;
