@@ -2,7 +2,8 @@
 # The CPU backward against PyTorch autograd, in one call (docs/performance.md,
 # "CPU backward"): the Mixtral-style layer at d_model 1024, d_ff 3584, f32.
 # moec: the forward (moe-run --bench, median of 5) plus the backward
-# (moe-run --backward, which recomputes the forward: median of 3 runs);
+# (moe-run --backward --bench, which recomputes the forward: median of 5
+# calls in one process, after a warm-up call);
 # PyTorch: bench/peers/cpu_train_peer.py (needs python3-torch).
 #   bash bench/cpu-train.sh [THREADS]          (tools from build/bin)
 set -euo pipefail
@@ -13,8 +14,8 @@ build/bin/moec build examples/mixtral.moe --set d_model=1024,d_ff=3584,T=f32 --t
 for tokens in 32 512; do
   fwd=$(build/bin/moe-run "$out/mx.moeb" --tokens $tokens --bench --iterations 5 --num-threads $threads |
     sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
-  bwd=$(for i in 1 2 3; do build/bin/moe-run "$out/mx.moeb" --tokens $tokens --backward --num-threads $threads |
-    sed -n 's/.*gradients in \([0-9.]*\) ms.*/\1/p'; done | sort -n | sed -n 2p)
+  bwd=$(build/bin/moe-run "$out/mx.moeb" --tokens $tokens --backward --bench --iterations 5 --num-threads $threads |
+    sed -n 's/^bench backward: .* median \([0-9.]*\) ms.*/\1/p')
   echo "{\"tokens\": $tokens, \"threads\": $threads, \"moec_forward_ms\": $fwd, \"moec_backward_ms\": $bwd," \
     "\"moec_forward_backward_ms\": $(echo "$fwd + $bwd" | bc)}"
 done
