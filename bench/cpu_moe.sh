@@ -13,7 +13,11 @@ moec="$root/build/bin/moec"
 peer="${MOE_PEERS:-$root/bench/peers/cpu_moe_peer.py}"
 
 echo "== PyTorch peer ($peer), $threads threads"
-if [ -f "$peer" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+# The peer is fair only on OpenBLAS: Debian's reference BLAS (the default
+# without libopenblas0-pthread) runs its products ~30x slower.
+if ! readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | grep -q openblas; then
+  echo "SKIPPED: the system BLAS is not OpenBLAS (apt-get install libopenblas0-pthread)"
+elif [ -f "$peer" ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
   sed "s/torch.set_num_threads(2)/torch.set_num_threads($threads)/" "$peer" > /tmp/moe_peer_$$.py
   OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS="$threads" /usr/bin/python3 /tmp/moe_peer_$$.py
   rm -f /tmp/moe_peer_$$.py
