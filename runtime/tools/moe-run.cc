@@ -57,6 +57,7 @@ const char *kUsage =
     "  --auto-resume      resume from --checkpoint-dir if it holds a checkpoint, else start (for restarts)\n"
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
+    "  MOE_TRAIN_PROFILE=1  print each step's forward, loss, backward and update times on stderr\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
     "  mpirun -n R*D*E moe-run LAYER.moeb ..., or torchrun --nproc-per-node=R*D*E --no-python moe-run ...\n"
     "  (CPU ranks: MPI, or TCP under torchrun; GPU: one a rank, NCCL). Every rank reads its shard of\n"
