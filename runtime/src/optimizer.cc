@@ -1,29 +1,19 @@
 // optimizer.cc - AdamW on f32 masters and the balance-bias update.
 #include "moe/runtime/optimizer.h"
 
+#include "cpu/thread_pool.h"
+
 #include <algorithm>
 #include <cmath>
-#include <thread>
 
 namespace moe::runtime {
 namespace {
 
-/// Runs f(begin, end) over [0, n) split among the machine's threads. The
+/// Runs f(begin, end) over [0, n) in pieces on the kernels' thread pool. The
 /// work is elementwise: the bits do not depend on the split.
 template <typename F> void forChunks(int64_t n, F &&f) {
-  const int64_t grain = 1 << 16;
-  const int64_t threads =
-      std::min<int64_t>((n + grain - 1) / grain, std::max(1u, std::min(32u, std::thread::hardware_concurrency())));
-  if (threads <= 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const int64_t chunk = (n + threads - 1) / threads;
-  for (int64_t begin = 0; begin < n; begin += chunk)
-    pool.emplace_back([&f, begin, end = std::min(n, begin + chunk)] { f(begin, end); });
-  for (std::thread &t : pool)
-    t.join();
+  const int64_t grain = 1 << 16, pieces = (n + grain - 1) / grain;
+  cpu::parallelFor(pieces, [&](int64_t piece) { f(piece * grain, std::min(n, (piece + 1) * grain)); });
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 // tensor.cc - host tensors.
 #include "moe/runtime/tensor.h"
 
+#include "cpu/elements.h"
+
 #include <algorithm>
 
 #include <cstring>
@@ -71,24 +73,7 @@ void storeFloats(Tensor &t, int64_t at, const float *values, int64_t count, floa
 }
 
 void loadFloats(const Tensor &t, int64_t at, int64_t count, float *out) {
-  const uint8_t *base = t.data.data();
-  switch (t.dtype) {
-  case MOE_F32:
-    std::memcpy(out, base + at * 4, static_cast<size_t>(count) * 4);
-    break;
-  case MOE_BF16:
-  case MOE_F16:
-    for (int64_t i = 0; i < count; ++i) {
-      uint16_t v;
-      std::memcpy(&v, base + (at + i) * 2, 2);
-      out[i] = t.dtype == MOE_BF16 ? bf16ToF32(v) : f16ToF32(v);
-    }
-    break;
-  default:
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = t.at(at + i);
-    break;
-  }
+  cpu::loadRow(t.data.data(), at, count, t.dtype, out);
 }
 
 Tensor convertFloat(const Tensor &t, moe_dtype_t to) {
