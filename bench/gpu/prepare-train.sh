@@ -28,5 +28,7 @@ done < bench/gpu/train-checks.txt
 # The GPU student: a teacher of 4 experts of d_ff 1024, a student of 8 of 3584, d_model 1024, bf16.
 "$moec" build examples/mixtral.moe --set d_model=1024,d_ff=1024,n_experts=4 --target=sm_90a -o "$out/train/teacher.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=1024,d_ff=3584 --target=sm_90a --train -o "$out/train/student.moeb" >/dev/null
+# The Mixtral-sized student is bench_mixtral.moeb; its teacher has 4 experts of 2048.
+"$moec" build examples/mixtral.moe --set d_ff=2048,n_experts=4 --target=sm_90a -o "$out/train/teacher_full.moeb" >/dev/null
 cp bench/peers/gpu_moe_peers.py bench/peers/gpu_train_peers.py "$out/"
 du -sh "$out"

@@ -1,13 +1,19 @@
 //===- CudaToolkit.cpp - where the CUDA toolkit's tools are -----*- C++ -*-===//
 #include "moe/Compiler/CudaToolkit.h"
 
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 
 #include <cstdlib>
+#include <optional>
+
+using namespace mlir;
 
 namespace {
 /// The candidate toolkit roots, in the order they are tried.
@@ -45,4 +51,36 @@ std::string moe::findPtxas() {
   if (llvm::ErrorOr<std::string> onPath = llvm::sys::findProgramByName("ptxas"))
     return *onPath;
   return "";
+}
+
+LogicalResult moe::assemblePtx(Location loc, const std::string &ptxas, llvm::StringRef chip, llvm::StringRef ptx,
+                               std::string &cubin) {
+  llvm::SmallString<128> in, out, log;
+  int fd;
+  if (llvm::sys::fs::createTemporaryFile("moe-kernels", "ptx", fd, in))
+    return emitError(loc) << "cannot create a temporary file for ptxas";
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << ptx;
+  }
+  llvm::sys::fs::createTemporaryFile("moe-kernels", "cubin", out);
+  llvm::sys::fs::createTemporaryFile("moe-ptxas", "log", log);
+  llvm::scope_exit cleanup([&] {
+    llvm::sys::fs::remove(in);
+    llvm::sys::fs::remove(out);
+    llvm::sys::fs::remove(log);
+  });
+  std::string arch = ("-arch=" + chip).str();
+  llvm::SmallVector<llvm::StringRef> argv{ptxas, arch, "-O3", in, "-o", out};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(log), llvm::StringRef(log)};
+  if (llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects) != 0) {
+    auto text = llvm::MemoryBuffer::getFile(log);
+    return emitError(loc) << "ptxas rejected the layer's PTX: "
+                          << (text ? (*text)->getBuffer().trim() : llvm::StringRef("(no log)"));
+  }
+  auto bytes = llvm::MemoryBuffer::getFile(out);
+  if (!bytes)
+    return emitError(loc) << "cannot read the cubin ptxas wrote";
+  cubin = (*bytes)->getBuffer().str();
+  return success();
 }

@@ -1,5 +1,6 @@
 //===- GPUCodeGen.cpp - a moe layer to a CUDA artifact ----------*- C++ -*-===//
 #include "moe/Compiler/GPUCodeGen.h"
+#include "moe/Compiler/GPUTrainKernels.h"
 
 #include "moe/Compiler/CudaToolkit.h"
 #include "moe/Compiler/HostLibrary.h"
@@ -9,6 +10,7 @@
 #include "RunPipeline.h"
 
 #include "moe/Transforms/Passes.h"
+#include "moe/runtime/train_kernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Verifier.h"
@@ -23,39 +25,6 @@
 
 using namespace mlir;
 namespace rt = ::moe::runtime;
-
-/// Assembles `ptx` for `chip` with the toolkit's ptxas into `cubin`.
-static LogicalResult assemble(Location loc, const std::string &ptxas, llvm::StringRef chip, llvm::StringRef ptx,
-                              std::string &cubin) {
-  llvm::SmallString<128> in, out, log;
-  int fd;
-  if (llvm::sys::fs::createTemporaryFile("moe-kernels", "ptx", fd, in))
-    return emitError(loc) << "cannot create a temporary file for ptxas";
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << ptx;
-  }
-  llvm::sys::fs::createTemporaryFile("moe-kernels", "cubin", out);
-  llvm::sys::fs::createTemporaryFile("moe-ptxas", "log", log);
-  llvm::scope_exit cleanup([&] {
-    llvm::sys::fs::remove(in);
-    llvm::sys::fs::remove(out);
-    llvm::sys::fs::remove(log);
-  });
-  std::string arch = ("-arch=" + chip).str();
-  llvm::SmallVector<llvm::StringRef> argv{ptxas, arch, "-O3", in, "-o", out};
-  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(log), llvm::StringRef(log)};
-  if (llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects) != 0) {
-    auto text = llvm::MemoryBuffer::getFile(log);
-    return emitError(loc) << "ptxas rejected the layer's PTX: "
-                          << (text ? (*text)->getBuffer().trim() : llvm::StringRef("(no log)"));
-  }
-  auto bytes = llvm::MemoryBuffer::getFile(out);
-  if (!bytes)
-    return emitError(loc) << "cannot read the cubin ptxas wrote";
-  cubin = (*bytes)->getBuffer().str();
-  return success();
-}
 
 LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
                                       rt::Artifact &out, CompileListing *listing) {
@@ -119,7 +88,7 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
           continue;
         }
         std::string cubin;
-        if (failed(assemble(loc, ptxas, chip, object.getObject().getValue(), cubin)))
+        if (failed(assemblePtx(loc, ptxas, chip, object.getObject().getValue(), cubin)))
           return failure();
         objects.push_back(gpu::ObjectAttr::get(module.getContext(), object.getTarget(), gpu::CompilationTarget::Binary,
                                                StringAttr::get(module.getContext(), cubin), object.getProperties(),
@@ -140,5 +109,17 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
     return failure();
   out.sections.emplace_back("code.host.so", std::move(library));
   out.sections.emplace_back("code.ptx", std::vector<uint8_t>(kernels.begin(), kernels.end()));
+  // A train artifact's step kernels (AdamW, the loss), which the runtime launches itself.
+  if (options.train) {
+    std::string stepPtx, stepCubin;
+    if (failed(compileTrainKernels(loc, out.signature, chip, ptxas, stepPtx, stepCubin)))
+      return failure();
+    out.sections.emplace_back(rt::kTrainKernelsPtxSection, std::vector<uint8_t>(stepPtx.begin(), stepPtx.end()));
+    if (!stepCubin.empty())
+      out.sections.emplace_back(rt::kTrainKernelsCubinSection,
+                                std::vector<uint8_t>(stepCubin.begin(), stepCubin.end()));
+    if (listing)
+      listing->trainPtx = stepPtx;
+  }
   return success();
 }

@@ -252,6 +252,7 @@ moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
     }
   params = std::move(bound);
   deviceParams.clear(); // uploaded again on the next GPU call
+  hostParametersBehind = false;
   return MOE_OK;
 }
 

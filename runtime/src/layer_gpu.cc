@@ -5,6 +5,7 @@
 
 #include "cuda/gpu_call.h"
 #include "layer_abi.h"
+#include "layer_gpu.h"
 
 #include <chrono>
 #include <cstdio>
@@ -57,13 +58,17 @@ moe_status_t Layer::uploadParameters() {
   return gpu->synchronize();
 }
 
-/// Inputs on the device, with the descriptors of every argument.
-struct DeviceArguments {
-  std::vector<DeviceBuffer> inputs;
-  std::vector<std::vector<int64_t>> descriptors;
-};
-
-namespace {
+moe_status_t Layer::pullParameters() {
+  if (!hostParametersBehind)
+    return MOE_OK;
+  if (moe_status_t s = gpu->makeCurrent())
+    return s;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (moe_status_t s = gpu->download(params[i].data.data(), deviceParams[i], params[i].data.size()))
+      return s;
+  hostParametersBehind = false;
+  return MOE_OK;
+}
 
 moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &ordered,
                             const std::vector<DeviceBuffer> &deviceParams, size_t numInputs, DeviceArguments &out) {
@@ -87,15 +92,6 @@ moe_status_t placeArguments(CudaDevice &gpu, const std::vector<const Tensor *> &
   return MOE_OK;
 }
 
-/// The communicator and mesh a sharded layer's collectives run on (null
-/// communicator: unsharded).
-struct Collectives {
-  Communicator *comm = nullptr;
-  const Mesh *mesh = nullptr;
-};
-
-/// Calls the entry point once under `call` (and, sharded, the layer's
-/// communicator); results land in `results`.
 moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &args, std::vector<int64_t> &results,
                        Collectives collectives) {
   std::vector<void *> pointers{results.data()};
@@ -117,6 +113,8 @@ moe_status_t callEntry(void (*entry)(void **), GpuCall &call, DeviceArguments &a
     return fail(call.errorStatus, call.error);
   return MOE_OK;
 }
+
+namespace {
 
 /// A layer's collectives (unsharded: none).
 Collectives collectivesOf(const Layer &layer) { return {layer.communicator(), &layer.signature().mesh}; }

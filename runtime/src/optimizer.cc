@@ -31,6 +31,19 @@ moe_status_t checkAdamWOptions(const AdamWOptions &o) {
   return MOE_OK;
 }
 
+AdamWScalars adamwScalars(const AdamWOptions &o, int64_t steps) {
+  AdamWScalars s;
+  const double t = static_cast<double>(steps);
+  s.decay = static_cast<float>(1 - o.lr * o.weightDecay);
+  s.oneMinusBeta1 = 1.0f - static_cast<float>(o.beta1);
+  s.beta2 = static_cast<float>(o.beta2);
+  s.oneMinusBeta2 = 1.0f - static_cast<float>(o.beta2);
+  s.correction2Sqrt = static_cast<float>(std::sqrt(1 - std::pow(o.beta2, t)));
+  s.eps = static_cast<float>(o.eps);
+  s.stepSize = static_cast<float>(o.lr / (1 - std::pow(o.beta1, t)));
+  return s;
+}
+
 moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> &grads,
                          const std::vector<bool> *decays) {
   if (moe_status_t s = checkAdamWOptions(options_))
@@ -50,12 +63,7 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
   }
   ++steps_;
   // As torch.optim.AdamW's single-tensor step, in f32.
-  // Scalars as PyTorch forms them: in double, applied in f32.
-  const float beta1 = static_cast<float>(options_.beta1), beta2 = static_cast<float>(options_.beta2),
-              eps = static_cast<float>(options_.eps);
-  const double t = static_cast<double>(steps_);
-  const float stepSize = static_cast<float>(options_.lr / (1 - std::pow(options_.beta1, t)));
-  const float correction2Sqrt = static_cast<float>(std::sqrt(1 - std::pow(options_.beta2, t)));
+  const AdamWScalars c = adamwScalars(options_, steps_);
   for (size_t i = 0; i < params.size(); ++i) {
     Tensor &p = params[i];
     const Tensor &g = grads[i];
@@ -68,7 +76,7 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
       s.v.assign(n, 0.0f);
     }
     const bool decayed = decays ? (*decays)[i] : p.shape.size() >= 2;
-    const float decay = decayed ? static_cast<float>(1 - options_.lr * options_.weightDecay) : 1.0f;
+    const float decay = decayed ? c.decay : c.undecayed;
     forChunks(n, [&](int64_t begin, int64_t end) {
       if (fresh)
         loadFloats(p, begin, end - begin, s.master.data() + begin);
@@ -77,10 +85,10 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
       for (int64_t j = begin; j < end; ++j) {
         float grad = grads[j - begin], &w = s.master[j], &m = s.m[j], &v = s.v[j];
         w *= decay;
-        m += (1.0f - beta1) * (grad - m); // lerp(m, grad, 1 - beta1), weight < 0.5
-        v = v * beta2 + (1.0f - beta2) * grad * grad;
-        float denom = std::sqrt(v) / correction2Sqrt + eps;
-        w += -stepSize * m / denom;
+        m += c.oneMinusBeta1 * (grad - m); // lerp(m, grad, 1 - beta1), weight < 0.5
+        v = v * c.beta2 + c.oneMinusBeta2 * grad * grad;
+        float denom = std::sqrt(v) / c.correction2Sqrt + c.eps;
+        w += -c.stepSize * m / denom;
       }
       storeFloats(p, begin, s.master.data() + begin, end - begin);
     });

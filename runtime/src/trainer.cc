@@ -2,6 +2,8 @@
 // teacher data for it.
 #include "moe/runtime/trainer.h"
 
+#include "gpu_train_step.h"
+
 #include "moe/runtime/kernel_abi.h"
 #include "moe/runtime/plot.h"
 #include "moe/runtime/safetensors.h"
@@ -39,10 +41,32 @@ struct StepProfile {
 };
 } // namespace
 
+Trainer::Trainer(Layer &layer, AdamWOptions options, double balanceRate, Communicator *comm)
+    : layer_(layer), optimizer_(options), balanceRate_(balanceRate), comm_(comm) {}
+
+Trainer::~Trainer() = default;
+
 moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
   const Signature &sig = layer_.signature();
   const int64_t world = comm_ ? comm_->world() : 1;
   StepProfile profile;
+  // MOE_TRAIN_STEP=host: a GPU layer's step the host's way (outputs and
+  // gradients downloaded, AdamW on the host), to check the device's against.
+  const char *where = std::getenv("MOE_TRAIN_STEP");
+  if (world == 1 && GpuTrainStep::available(layer_) && !(where && std::string(where) == "host")) {
+    if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
+      return s;
+    if (!gpuStep_)
+      if (moe_status_t s = GpuTrainStep::create(layer_, gpuStep_))
+        return s;
+    optimizer_.countStep();
+    // A restored checkpoint's moments (the host optimizer's state) seed the
+    // device's on their first step.
+    moe_status_t s = gpuStep_->step(inputs, target, optimizer_.options(), optimizer_.steps(), balanceRate_,
+                                    optimizer_.state(), loss);
+    profile.mark("device step");
+    return s;
+  }
   std::vector<Tensor> outputs;
   if (moe_status_t s = layer_.run(inputs, outputs))
     return s;
@@ -53,15 +77,17 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
                                           outputs[0].name + " " + shapeString(y.shape));
   // The loss and its cotangents: the mean over the global batch (every
   // rank's rows), the squares summed in double, the ranks' sums in rank order.
+  // The cotangent is formed as the GPU step's kernel forms it (train_kernels.h):
+  // (y - target) * (2 / elements) in f32.
   const int64_t n = y.numElements();
   std::vector<float> yValues(static_cast<size_t>(n)), targetValues(static_cast<size_t>(n));
   loadFloats(y, 0, n, yValues.data());
   loadFloats(target, 0, n, targetValues.data());
-  std::vector<double> diff(static_cast<size_t>(n));
+  std::vector<float> diff(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t i = 0; i < n; ++i) {
-    diff[i] = static_cast<double>(yValues[i]) - static_cast<double>(targetValues[i]);
-    squares += diff[i] * diff[i];
+    diff[i] = yValues[i] - targetValues[i];
+    squares += static_cast<double>(diff[i]) * static_cast<double>(diff[i]);
   }
   double count = static_cast<double>(n);
   if (world > 1) {
@@ -76,8 +102,9 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
   std::vector<Tensor> cotangents;
   Tensor dy = Tensor::zeros(y.name, y.dtype, y.shape);
   std::vector<float> dyValues(static_cast<size_t>(n));
+  const float scale = count > 0 ? static_cast<float>(2.0 / count) : 0.0f;
   for (int64_t i = 0; i < n; ++i)
-    dyValues[i] = static_cast<float>(2.0 * diff[i] / count);
+    dyValues[i] = diff[i] * scale;
   storeFloats(dy, 0, dyValues.data(), n);
   cotangents.push_back(std::move(dy));
   for (size_t o = 1; o < outputs.size(); ++o) {
@@ -109,6 +136,8 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
 }
 
 moe_status_t Trainer::globalParameters(std::vector<Tensor> &out) const {
+  if (moe_status_t s = layer_.pullParameters())
+    return s;
   if (!layer_.isSharded()) {
     out = layer_.parameters();
     return MOE_OK;
@@ -129,8 +158,17 @@ moe_status_t Trainer::state(int64_t step, TrainingState &out) const {
   out = TrainingState();
   out.step = step;
   out.optimizerSteps = optimizer_.steps();
+  if (moe_status_t s = layer_.pullParameters())
+    return s;
   out.params = layer_.parameters();
   out.optimizer = optimizer_.state();
+  if (gpuStep_) { // the device's moments, over any restored ones not stepped since
+    std::map<std::string, AdamW::State> onDevice;
+    if (moe_status_t s = gpuStep_->state(onDevice))
+      return s;
+    for (auto &[name, st] : onDevice)
+      out.optimizer[name] = std::move(st);
+  }
   // A placed layer's rank keeps its shards: each rank saves its own.
   if (layer_.isSharded())
     out.extents = shardExtents(layer_);
@@ -174,6 +212,7 @@ moe_status_t Trainer::restore(const TrainingState &state) {
   if (moe_status_t s = layer_.bindParameters(std::move(params)))
     return s;
   optimizer_.restore(std::move(optimizer), state.optimizerSteps);
+  gpuStep_.reset(); // its moments start again from the restored ones
   return MOE_OK;
 }
 
@@ -262,6 +301,9 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
   const Signature &sig = layer_.signature();
   if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
     return s;
+  if (gpuStep_)
+    return fail(MOE_INVALID_ARGUMENT, "this trainer's optimizer state is on the GPU (it has taken device steps): "
+                                      "apply() would step from the host's");
   // AdamW on the trainable parameters, their gradients renamed after them.
   // Updated in place and bound again, also when a step is refused.
   std::vector<Tensor> params = layer_.takeParameters(), trainable, grads;

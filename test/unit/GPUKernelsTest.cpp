@@ -340,6 +340,20 @@ TEST_F(GPUKernelsTest, BackwardKernels) {
   EXPECT_EQ(check(gk::denseInputGradKernel("f32", "bf16", "bf16", 64, 16)), "");
 }
 
+TEST_F(GPUKernelsTest, TrainingStepKernels) {
+  // Every parameter and gradient type pair AdamW meets, and the squared
+  // error of each output type (moe/runtime/train_kernels.h).
+  for (std::string param : {"f32", "bf16", "f16"})
+    for (std::string grad : {"f32", "bf16", "f16"}) {
+      SCOPED_TRACE(param + " " + grad);
+      EXPECT_EQ(check(gk::adamwKernel(param, grad)), "");
+    }
+  for (std::string elt : {"f32", "bf16", "f16"}) {
+    SCOPED_TRACE(elt);
+    EXPECT_EQ(check(gk::squaredErrorKernel(elt)), "");
+  }
+}
+
 TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   gk::GemmConfig a, b;
   a.k = b.k = 64;

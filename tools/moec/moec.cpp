@@ -32,7 +32,7 @@ namespace cl = llvm::cl;
 using namespace moe::frontend;
 
 namespace {
-enum class Emit { Ast, Mlir, Llvm, Ptx };
+enum class Emit { Ast, Mlir, Llvm, Ptx, TrainPtx };
 
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory mlirCategory("MLIR options (they apply to the pipeline moec runs)");
@@ -43,7 +43,9 @@ cl::opt<Emit>
          cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree, with line:col"),
                     clEnumValN(Emit::Mlir, "mlir", "moe-dialect MLIR (default)"),
                     clEnumValN(Emit::Llvm, "llvm", "the LLVM IR of the layer's host code for --target (O3)"),
-                    clEnumValN(Emit::Ptx, "ptx", "the PTX of every kernel of the layer for --target (default sm_90a)")),
+                    clEnumValN(Emit::Ptx, "ptx", "the PTX of every kernel of the layer for --target (default sm_90a)"),
+                    clEnumValN(Emit::TrainPtx, "train-ptx",
+                               "with --train: the PTX of the training step's kernels (AdamW, the loss)")),
          cl::cat(moecCategory));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output here instead of stdout"), cl::value_desc("file"),
                                 cl::init("-"), cl::cat(moecCategory));
@@ -133,6 +135,7 @@ USAGE
   moec FILE.moe --emit=ast         print the syntax tree
   moec FILE.moe --emit=llvm        print the LLVM IR of the layer compiled for the CPU
   moec FILE.moe --emit=ptx [--target=sm_80]   print the PTX of the layer's GPU kernels
+  moec FILE.moe --train --emit=train-ptx     the PTX of the GPU training step's kernels (AdamW, the loss)
   moec check FILE.moe [options]    check every layer of FILE; print nothing on success
   moec build FILE.moe -o L.moeb    compile the layer into an artifact (--target=cpu|sm_90a|sm_90|sm_80)
   moec build FILE.moe --train -o L.moeb   the same with the backward, for moe-run --backward / --train
@@ -231,7 +234,7 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
 
   // The default pipeline (verify, canonicalize, cse) opens the lowering
   // pipelines too: --emit=llvm|ptx runs it there, once.
-  bool lowering = emit == Emit::Llvm || emit == Emit::Ptx;
+  bool lowering = emit == Emit::Llvm || emit == Emit::Ptx || emit == Emit::TrainPtx;
   if (!noOptimize && !(lowering && !checkOnly)) {
     mlir::PassManager pm(&context);
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
@@ -246,16 +249,20 @@ bool compileBuffer(std::unique_ptr<llvm::MemoryBuffer> input, bool checkOnly,
   }
   if (checkOnly)
     return true;
-  if (emit == Emit::Llvm || emit == Emit::Ptx) {
+  if (lowering) {
+    const bool ptx = emit != Emit::Llvm;
     moe::runtime::Artifact artifact;
     moe::CompileListing listing;
-    moe::CompileOptions options =
-        compileOptions(emit == Emit::Ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
-    if (emit == Emit::Ptx)
+    moe::CompileOptions options = compileOptions(ptx && !parsedTarget.isCuda() ? kDefaultGpu : parsedTarget);
+    if (emit == Emit::TrainPtx && !options.train) {
+      llvm::errs() << "moec: --emit=train-ptx needs --train (the training step's kernels are a train artifact's)\n";
+      return false;
+    }
+    if (ptx)
       options.cubin = false; // the PTX is printed, not assembled: ptxas would be wasted time
     if (mlir::failed(moe::compile(*module, options, artifact, &listing)))
       return false;
-    os << (emit == Emit::Ptx ? listing.ptx : listing.llvmIR);
+    os << (emit == Emit::Ptx ? listing.ptx : emit == Emit::TrainPtx ? listing.trainPtx : listing.llvmIR);
     return true;
   }
   module->print(os, mlir::OpPrintingFlags());

@@ -34,6 +34,7 @@ struct CompileOptions {
 struct CompileListing {
   std::string llvmIR;      ///< the host code's optimised LLVM IR
   std::string ptx;         ///< GPU targets: the PTX of every kernel
+  std::string trainPtx;    ///< GPU train artifacts: the training step's kernels (GPUTrainKernels.h)
   std::string linkCommand; ///< the system linker's command line
 };
 

@@ -8,6 +8,7 @@
 #ifndef MOE_COMPILER_CUDATOOLKIT_H
 #define MOE_COMPILER_CUDATOOLKIT_H
 
+#include "mlir/IR/Location.h"
 #include "moe/Support/MLIR.h"
 #include <string>
 
@@ -18,6 +19,11 @@ std::string findLibdevice();
 
 /// The toolkit's ptxas, or "" if there is none.
 std::string findPtxas();
+
+/// Assembles `ptx` for `chip` ("sm_90a") with `ptxas` into `cubin`; ptxas's
+/// log is the error at `loc` when it refuses.
+LogicalResult assemblePtx(Location loc, const std::string &ptxas, llvm::StringRef chip, llvm::StringRef ptx,
+                          std::string &cubin);
 
 } // namespace moe
 

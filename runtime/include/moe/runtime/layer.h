@@ -39,10 +39,15 @@ public:
   const std::vector<Tensor> &parameters() const { return params; }
   /// Moves the bound parameters out (an update in place, then
   /// bindParameters); the layer has none until they are bound again.
+  /// Call pullParameters first after GPU training steps.
   std::vector<Tensor> takeParameters() {
     deviceParams.clear();
     return std::move(params);
   }
+  /// Brings the host copy of the parameters (parameters()) up to the
+  /// device's after GPU training steps updated them there; nothing to do
+  /// otherwise.
+  moe_status_t pullParameters();
 
   /// Places the layer on a rank of its mesh: the communicator its collectives
   /// run on (it must outlive the layer's calls). Without one, the layer runs
@@ -120,6 +125,7 @@ public:
                             std::vector<Tensor> &out) const;
 
 private:
+  friend class GpuTrainStep; // runs the entries on device-resident tensors
   Layer() = default;
   moe_status_t orderArguments(const std::vector<Tensor> &inputs, std::vector<const Tensor *> &ordered,
                               std::map<std::string, int64_t> &symbols);
@@ -150,6 +156,8 @@ private:
   void (*entry)(void **) = nullptr;
   void (*backwardEntry)(void **) = nullptr;
   std::vector<Tensor> params;
+  /// The device's parameters are newer than `params` (GPU training steps).
+  bool hostParametersBehind = false;
   Communicator *comm = nullptr;
   uint64_t hash = 0;
 };

@@ -23,6 +23,15 @@ struct AdamWOptions {
 /// Checks the hyperparameters (lr >= 0, betas in [0, 1), eps > 0, decay >= 0).
 moe_status_t checkAdamWOptions(const AdamWOptions &options);
 
+/// The f32 scalars of AdamW's step `t` (1, 2, ...) as PyTorch forms them (in
+/// double, applied in f32): the host's step and the GPU's kernel
+/// (train_kernels.h) both take them from here.
+struct AdamWScalars {
+  float decay = 1, undecayed = 1; ///< the master's factor, with and without weight decay
+  float oneMinusBeta1 = 0, beta2 = 0, oneMinusBeta2 = 0, correction2Sqrt = 1, eps = 0, stepSize = 0;
+};
+AdamWScalars adamwScalars(const AdamWOptions &options, int64_t t);
+
 /// AdamW as PyTorch's torch.optim.AdamW (decoupled decay, bias-corrected
 /// moments), with the decay skipped for tensors of rank below 2 (biases,
 /// norms' gains). Each parameter keeps an f32 master copy and two f32 moments;
@@ -43,6 +52,9 @@ public:
 
   /// Steps taken (the bias correction's t).
   int64_t steps() const { return steps_; }
+  /// Counts a step whose update ran elsewhere (the GPU's kernel), which
+  /// keeps the state itself.
+  void countStep() { ++steps_; }
   const AdamWOptions &options() const { return options_; }
   void setOptions(const AdamWOptions &options) { options_ = options; }
 

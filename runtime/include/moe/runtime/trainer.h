@@ -22,6 +22,8 @@
 
 namespace moe::runtime {
 
+class GpuTrainStep;
+
 class Trainer {
 public:
   /// `layer` must be a train artifact (moec build --train) with bound parameters.
@@ -32,8 +34,8 @@ public:
   /// rank's experts, and its backward forms every gradient in the
   /// single-device order; any other layer runs whole on every rank, data
   /// parallel over `comm`, each rank with its own rows of each batch.
-  Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3, Communicator *comm = nullptr)
-      : layer_(layer), optimizer_(options), balanceRate_(balanceRate), comm_(comm) {}
+  Trainer(Layer &layer, AdamWOptions options, double balanceRate = 1e-3, Communicator *comm = nullptr);
+  ~Trainer();
 
   /// One step on `inputs` toward `target` (the first output's shape and
   /// dtype; on a communicator, this rank's rows of both); `loss` gets the
@@ -43,7 +45,11 @@ public:
   ///
   /// On one device and on a placed layer's mesh, one backward over the
   /// batch (its sums over the tokens per 128-token block in f32, added in
-  /// block order: the same bits on every mesh). Data parallel over whole
+  /// block order: the same bits on every mesh). On one GPU (an unsharded
+  /// CUDA train artifact), the whole step runs on the device: outputs,
+  /// gradients and AdamW's masters and moments never leave it, and the
+  /// host's copy of the parameters is refreshed for state() and
+  /// globalParameters() (Layer::pullParameters). Data parallel over whole
   /// layers (row-independent ones only), a backward per
   /// MOE_GRADIENT_BLOCK_TOKENS rows, whose partials are summed from zeros in
   /// global block order, rank after rank: the same bits as one device for
@@ -79,7 +85,9 @@ private:
   std::vector<int64_t> everyRank() const;
 
   Layer &layer_;
+  /// The options and step count; on the GPU the state is the device step's.
   AdamW optimizer_;
+  std::unique_ptr<GpuTrainStep> gpuStep_; ///< made by the first step of a GPU layer
   double balanceRate_;
   Communicator *comm_;
 };

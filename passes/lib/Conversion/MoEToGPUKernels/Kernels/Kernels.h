@@ -342,6 +342,13 @@ std::string denseInputGradKernel(const std::string &dy, const std::string &w, co
 std::string denseInputGradName(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
                                int64_t n);
 
+/// The training step's kernels, launched by the runtime (their names,
+/// arguments and blocks: moe/runtime/train_kernels.h). AdamW, a thread an
+/// element, for a parameter of `param` and a gradient of `grad`; and the
+/// squared error's cotangent and row sums, a warp a row of `elt`.
+std::string adamwKernel(const std::string &param, const std::string &grad);
+std::string squaredErrorKernel(const std::string &elt);
+
 } // namespace moe::gpu_kernels
 
 #endif
