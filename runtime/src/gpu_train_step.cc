@@ -40,9 +40,7 @@ private:
   std::vector<void *> pointers_;
 };
 
-unsigned blocksFor(int64_t threads, unsigned block) {
-  return static_cast<unsigned>((threads + block - 1) / block);
-}
+unsigned blocksFor(int64_t threads, unsigned block) { return static_cast<unsigned>((threads + block - 1) / block); }
 
 /// `count` elements of `dtype` at `address` set to `value` (0 or 1).
 moe_status_t fillWith(CudaDevice &gpu, uint64_t address, moe_dtype_t dtype, int64_t count, float value) {
@@ -80,7 +78,8 @@ moe_status_t GpuTrainStep::create(Layer &layer, std::unique_ptr<GpuTrainStep> &o
   const std::vector<uint8_t> *ptx = layer.artifact.section(kTrainKernelsPtxSection);
   const Target &target = *parseTarget(layer.signature().target);
   bool exact = gpu.computeCapability() == target.computeCapability;
-  std::string image = cubin && exact ? std::string(cubin->begin(), cubin->end()) : std::string(ptx->begin(), ptx->end());
+  std::string image =
+      cubin && exact ? std::string(cubin->begin(), cubin->end()) : std::string(ptx->begin(), ptx->end());
   if (moe_status_t s = gpu.loadModule(image, step->module_))
     return s;
   out = std::move(step);

@@ -46,7 +46,7 @@ private:
 
   Layer &layer_;
   CudaModule module_;
-  std::map<std::string, void *> kernels_; ///< by name
+  std::map<std::string, void *> kernels_;  ///< by name
   std::map<std::string, Moments> moments_; ///< by parameter name
 };
 

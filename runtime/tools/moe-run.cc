@@ -58,6 +58,8 @@ const char *kUsage =
     "  --make-data FILE   write teacher data: --steps batches of --tokens random inputs (by --seed)\n"
     "                     and this layer's first output on each, as x and target\n"
     "  MOE_TRAIN_PROFILE=1  print each step's forward, loss, backward and update times on stderr\n"
+    "  MOE_TRAIN_STEP=host  a GPU layer's step the host's way (gradients downloaded, AdamW on the host;\n"
+    "                     by default the whole step stays on the device): the same weights, to check it\n"
     "A layer built with `moec build --mesh rep=R,dp=D,ep=E` runs on R*D*E ranks:\n"
     "  mpirun -n R*D*E moe-run LAYER.moeb ..., or torchrun --nproc-per-node=R*D*E --no-python moe-run ...\n"
     "  (CPU ranks: MPI, or TCP under torchrun; GPU: one a rank, NCCL). Every rank reads its shard of\n"

@@ -53,7 +53,7 @@ extern "C" void moe_cpu_dense_grad(int64_t x, int64_t w, int64_t dy, int64_t dx,
 }
 
 extern "C" void moe_cpu_rmsnorm_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw, int64_t rows,
-                                     int64_t cols, double eps, int32_t xDtype, int32_t wDtype) {
+                                     int64_t cols, double eps, int32_t xDtype, int32_t wDtype, int32_t dyDtype) {
   std::vector<float> ws = loadAll(w, cols, wDtype);
   // Per row: y_c = x_c s w_c with s = 1 / sqrt(mean(x^2) + eps); the gain's
   // per-row terms dy_c x_c s are kept for its blocked sum.
@@ -63,7 +63,7 @@ extern "C" void moe_cpu_rmsnorm_grad(int64_t x, int64_t w, int64_t dy, int64_t d
     xr.resize(cols);
     gr.resize(cols);
     loadRow(ptr<void>(x), r * cols, cols, xDtype, xr.data());
-    loadRow(ptr<void>(dy), r * cols, cols, xDtype, gr.data());
+    loadRow(ptr<void>(dy), r * cols, cols, dyDtype, gr.data()); // the output's type (bf16 x, f32 gain: f32)
     float ss = 0;
     for (int64_t c = 0; c < cols; ++c)
       ss += xr[c] * xr[c];

@@ -66,6 +66,7 @@ struct RMSNormGradToKernelCall : KernelCallPattern<RMSNormGradOp> {
     k.f64(g.getEps().convertToDouble());
     k.dtype(x);
     k.dtype(w);
+    k.dtype(adaptor.getGrad()); // the output's type, which may differ from the input's
     if (failed(k.call(MOE_RUNTIME_ENTRY_POINT(moe_cpu_rmsnorm_grad, b))))
       return failure();
     b.replaceOp(g, ValueRange{dx, dw});

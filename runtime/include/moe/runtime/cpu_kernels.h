@@ -65,7 +65,7 @@ void moe_cpu_dense_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw
 
 /* The cotangents of rmsnorm(x[rows, cols], w[cols]; eps); dy has x's dtype. */
 void moe_cpu_rmsnorm_grad(int64_t x, int64_t w, int64_t dy, int64_t dx, int64_t dw, int64_t rows, int64_t cols,
-                          double eps, int32_t x_dtype, int32_t w_dtype);
+                          double eps, int32_t x_dtype, int32_t w_dtype, int32_t dy_dtype);
 
 /* The cotangent of moe_cpu_topk's values (dvalues[rows, k], f32) back into
  * its logits, at the experts it chose (indices); dlogits has logits' dtype. */

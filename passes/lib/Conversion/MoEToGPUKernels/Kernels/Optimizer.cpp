@@ -36,7 +36,8 @@ std::string moe::gpu_kernels::adamwKernel(const std::string &param, const std::s
   v = binary(k, "addf", binary(k, "mulf", v, "%beta2"), binary(k, "mulf", binary(k, "mulf", "%oneMinusBeta2", g), g));
   // sqrt.rn.f32, correctly rounded as the CPU's: math.sqrt would become
   // libdevice's __nv_sqrtf, which the NVPTX back end emits as sqrt.approx.
-  std::string root = k.op("llvm.inline_asm asm_dialect = att \"sqrt.rn.f32 $0, $1;\", \"=f,f\" " + v + " : (f32) -> f32");
+  std::string root =
+      k.op("llvm.inline_asm asm_dialect = att \"sqrt.rn.f32 $0, $1;\", \"=f,f\" " + v + " : (f32) -> f32");
   std::string denom = binary(k, "addf", binary(k, "divf", root, "%correction2Sqrt"), "%eps");
   std::string negStep = k.op("arith.negf %stepSize : f32");
   w = binary(k, "addf", w, binary(k, "divf", binary(k, "mulf", negStep, m), denom));
