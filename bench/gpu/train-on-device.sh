@@ -56,7 +56,7 @@ if has step; then
   # gradients downloaded, AdamW on the host) on the same artifact: the same weights byte for byte after 6 steps,
   # and after 3 steps, a checkpoint (the device's moments downloaded) and a resume to step 6.
   d=/tmp/step && rm -rf $d && mkdir -p $d
-  for name in ${STEP_EXAMPLES:-mixtral mixtral_bf16 deepseek_v3_bf16 switch_bf16 switch_cap}; do
+  for name in ${STEP_EXAMPLES:-mixtral mixtral_bf16 deepseek_v3_bf16 switch_bf16 switch_cap rmsnorm_bf16}; do
     m=$G/train/check_$name.moeb
     train() { run $B/moe-run $m --seed 2 --train --data $d/$name.data --lr 1e-2 "$@" 2>>$d/$name.err; }
     run $B/moe-run $m --seed 1 --make-data $d/$name.data --steps 3 --tokens 384 >/dev/null

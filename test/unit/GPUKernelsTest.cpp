@@ -340,6 +340,15 @@ TEST_F(GPUKernelsTest, BackwardKernels) {
   EXPECT_EQ(check(gk::denseInputGradKernel("f32", "bf16", "bf16", 64, 16)), "");
 }
 
+TEST_F(GPUKernelsTest, RMSNormGradKernels) {
+  for (auto [x, w, dy] : {std::tuple{"f32", "f32", "f32"}, {"bf16", "f32", "f32"}, {"bf16", "bf16", "bf16"}}) {
+    gk::RMSNormGradConfig c{x, w, dy, 96, 1e-5};
+    SCOPED_TRACE(c.name());
+    EXPECT_EQ(check(gk::rmsNormGradRowsKernel(c)), "");
+    EXPECT_EQ(check(gk::rmsNormGradGainKernel(c)), "");
+  }
+}
+
 TEST_F(GPUKernelsTest, TrainingStepKernels) {
   // Every parameter and gradient type pair AdamW meets, and the squared
   // error of each output type (moe/runtime/train_kernels.h).

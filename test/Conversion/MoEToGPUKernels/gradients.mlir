@@ -82,16 +82,21 @@ func.func @ops_backward(%x: tensor<?x16xbf16>, %w: tensor<16x4xbf16>, %dl: tenso
 
 // -----
 
-// Tests what the GPU backward refuses by name: rmsnorm's backward, and a
-// routed backward op outside a chain.
-func.func @rmsnorm(%x: tensor<?x16xf32>, %n: tensor<16xf32>, %dx: tensor<?x16xf32>) -> tensor<16xf32> {
-  // expected-error @+1 {{the GPU backend has no kernel for moe.rmsnorm_grad yet: train a layer with rmsnorm on the CPU (moec build --train --target=cpu)}}
-  %c, %d = moe.rmsnorm_grad %x, %n, %dx eps = 1.0e-6 : tensor<?x16xf32>, tensor<16xf32>, tensor<?x16xf32>
-  return %d : tensor<16xf32>
+// Tests rmsnorm's backward: a warp a row (8 rows a block) for the input's
+// cotangent and the gain's per-row terms, then a thread a column summing
+// them per gradient block; a bf16 input's cotangent is read as its own type
+// (f32, the output's).
+// CHECK-LABEL: func.func @rmsnorm(
+// CHECK: gpu.launch_func @moe_kernels::@moe_rmsnorm_grad_bf16_f32_f32_c16_eps0x358637bd
+// CHECK: gpu.launch_func @moe_kernels::@moe_rmsnorm_grad_bf16_f32_f32_c16_eps0x358637bd_gain
+func.func @rmsnorm(%x: tensor<?x16xbf16>, %n: tensor<16xf32>, %dy: tensor<?x16xf32>) -> (tensor<?x16xbf16>, tensor<16xf32>) {
+  %c, %d = moe.rmsnorm_grad %x, %n, %dy eps = 1.0e-6 : tensor<?x16xbf16>, tensor<16xf32>, tensor<?x16xf32>
+  return %c, %d : tensor<?x16xbf16>, tensor<16xf32>
 }
 
 // -----
 
+// Tests what the GPU backward refuses by name: a routed backward op outside a chain.
 func.func @lonely(%y: !moe.routed<tensor<?x16xf32>, experts = 4, k = 2>, %w: tensor<?x2xf32>, %dout: tensor<?x16xf32>)
     -> tensor<?x2xf32> {
   // expected-error @+1 {{the GPU backend lowers moe.combine_grad only inside a routed chain's backward that ends in moe.dispatch_grad}}

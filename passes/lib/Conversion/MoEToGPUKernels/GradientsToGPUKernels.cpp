@@ -378,6 +378,30 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     return success();
   }
 
+  LogicalResult lower(Host &h, RMSNormGradOp op) {
+    Value x = op.getInput(), w = op.getWeight(), dy = op.getGrad();
+    gk::RMSNormGradConfig c;
+    c.x = eltName(x.getType());
+    c.w = eltName(w.getType());
+    c.dy = eltName(dy.getType());
+    c.cols = staticDim(x, 1);
+    c.eps = op.getEps().convertToDouble();
+    auto rowsFn = kernel(h, c.name(), gk::rmsNormGradRowsKernel(c));
+    auto gainFn = kernel(h, gk::rmsNormGradGainName(c), gk::rmsNormGradGainKernel(c));
+    if (failed(rowsFn) || failed(gainFn))
+      return failure();
+    Value rows = h.dim(x, 0);
+    auto [dx, dxBuf] = h.output(op.getInputGrad().getType(), x);
+    auto [dw, dwBuf] = h.output(op.getWeightGrad().getType(), w);
+    Value terms = h.scratch(h.b.getF32Type(), h.mul(rows, h.index(c.cols)));
+    // A warp a row, 8 rows a block; then a thread a column.
+    h.launch(*rowsFn, h.ceilDiv(rows, 8), h.index(1), 256, 0,
+             {h.input(x), h.input(w), h.input(dy), dxBuf, terms, rows});
+    h.launch(*gainFn, h.ceilDiv(h.index(c.cols), 256), h.index(1), 256, 0, {terms, dwBuf, rows});
+    h.b.replaceOp(op, ValueRange{dx, dw});
+    return success();
+  }
+
   LogicalResult lower(Host &h, LoadBalanceLossGradOp op) {
     Value probs = op.getProbs();
     const std::string elt = eltName(probs.getType());
@@ -408,8 +432,8 @@ void moe::gpu_lowering::populateGradientsToGPUKernelsPatterns(RewritePatternSet 
                                                               std::shared_ptr<KernelModule> kernels) {
   auto lowering = std::make_shared<GPUGradientLowering>(options, std::move(kernels));
   using L = GPUGradientLowering;
-  patterns
-      .add<ToKernelLaunch<L, DispatchGradOp>, ToKernelLaunch<L, DenseGradOp>, ToKernelLaunch<L, TopKGradOp>,
-           ToKernelLaunch<L, GatherGradOp>, ToKernelLaunch<L, ZLossGradOp>, ToKernelLaunch<L, LoadBalanceLossGradOp>>(
-          patterns.getContext(), lowering);
+  patterns.add<ToKernelLaunch<L, DispatchGradOp>, ToKernelLaunch<L, DenseGradOp>, ToKernelLaunch<L, TopKGradOp>,
+               ToKernelLaunch<L, GatherGradOp>, ToKernelLaunch<L, ZLossGradOp>,
+               ToKernelLaunch<L, LoadBalanceLossGradOp>, ToKernelLaunch<L, RMSNormGradOp>>(patterns.getContext(),
+                                                                                           lowering);
 }

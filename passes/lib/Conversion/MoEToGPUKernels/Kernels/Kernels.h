@@ -342,6 +342,23 @@ std::string denseInputGradKernel(const std::string &dy, const std::string &w, co
 std::string denseInputGradName(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
                                int64_t n);
 
+/// moe.rmsnorm_grad in two kernels. Rows, a warp a row of [rows, cols]:
+/// s = 1 / sqrt(mean(x^2) + eps), dx = dy w s - x s^3 <dy w, x> / cols, and
+/// the gain's per-row terms dy x s (f32) for the second:
+///   (%x: memref<?xX>, %w: memref<?xW>, %dy: memref<?xDY>, %dx: memref<?xX>, %terms: memref<?xf32>, %rows: index)
+/// Gain, a thread a column: dw = the terms summed per gradient block of rows,
+/// the partials in block order (the CPU kernel's order):
+///   (%terms: memref<?xf32>, %dw: memref<?xW>, %rows: index)
+struct RMSNormGradConfig {
+  std::string x = "f32", w = "f32", dy = "f32";
+  int64_t cols = 0;
+  double eps = 1e-6;
+  std::string name() const;
+};
+std::string rmsNormGradRowsKernel(const RMSNormGradConfig &config);
+std::string rmsNormGradGainKernel(const RMSNormGradConfig &config);
+std::string rmsNormGradGainName(const RMSNormGradConfig &config);
+
 /// The training step's kernels, launched by the runtime (their names,
 /// arguments and blocks: moe/runtime/train_kernels.h). AdamW, a thread an
 /// element, for a parameter of `param` and a gradient of `grad`; and the
