@@ -80,7 +80,8 @@ for size in teacher teacher_full; do
   run $B/moe-run $G/train/$teacher.moeb --seed 1 --make-data $t/data.safetensors --steps ${BATCHES:-32} --tokens 4096 | tail -1
   start=$(date +%s)
   RUN_TIMEOUT=${TEACHER_TIMEOUT:-300} run $B/moe-run $G/train/$student.moeb --seed 2 --train --data $t/data.safetensors \
-    --steps ${STEPS:-400} --lr ${LR:-1e-3} --weight-decay 0 --loss-csv $t/loss.csv 2>$t/progress.log | tail -3
+    --steps ${STEPS:-400} --lr ${LR:-1e-3} --lr-schedule ${SCHEDULE:-constant} --warmup-steps ${WARMUP:-0} \
+    --weight-decay 0 --loss-csv $t/loss.csv 2>$t/progress.log | tail -3
   echo "$size student: $(( $(date +%s) - start )) s"
   # Where a step's time goes (MOE_TRAIN_PROFILE=1): the second step and the last.
   grep '^profile:' $t/progress.log | sed -n '2p;$p'

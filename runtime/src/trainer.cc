@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -383,6 +384,28 @@ double since(std::chrono::steady_clock::time_point start) {
 
 } // namespace
 
+double scheduledLr(const TrainOptions &o, int64_t step) {
+  const double t = static_cast<double>(step - 1), warmup = static_cast<double>(o.warmupSteps);
+  const double total = static_cast<double>(o.steps);
+  if (t < warmup)
+    return o.adamw.lr * t / std::max(1.0, warmup);
+  if (o.lrSchedule == "constant" || total <= warmup)
+    return o.adamw.lr;
+  const double progress = (t - warmup) / std::max(1.0, total - warmup);
+  if (o.lrSchedule == "linear")
+    return o.adamw.lr * std::max(0.0, 1.0 - progress);
+  return o.adamw.lr * 0.5 * (1.0 + std::cos(M_PI * progress)); // cosine
+}
+
+moe_status_t checkSchedule(const TrainOptions &o) {
+  if (o.lrSchedule != "constant" && o.lrSchedule != "linear" && o.lrSchedule != "cosine")
+    return fail(MOE_INVALID_ARGUMENT, "--lr-schedule is constant, linear or cosine, not \"" + o.lrSchedule + "\"");
+  if (o.warmupSteps < 0 || o.warmupSteps >= std::max<int64_t>(o.steps, 1))
+    return fail(MOE_INVALID_ARGUMENT, "--warmup-steps " + std::to_string(o.warmupSteps) +
+                                          " must be fewer than the run's " + std::to_string(o.steps) + " steps");
+  return MOE_OK;
+}
+
 int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicator *comm) {
   const int64_t world = comm ? comm->world() : 1, rank = comm ? comm->rank() : 0;
   const std::string where = world > 1 ? " (rank " + std::to_string(rank) + ")" : "";
@@ -401,6 +424,8 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     return error();
   }
   if (moe_status_t s = checkAdamWOptions(options.adamw); s != MOE_OK)
+    return error();
+  if (moe_status_t s = checkSchedule(options); s != MOE_OK)
     return error();
   std::vector<Tensor> data;
   if (readSafetensors(options.data, data) != MOE_OK)
@@ -497,6 +522,9 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
   for (int64_t step = firstStep; step <= options.steps; ++step) {
     int64_t b = (step - 1) % batches;
     double loss = 0;
+    AdamWOptions adamw = options.adamw;
+    adamw.lr = scheduledLr(options, step);
+    trainer.setOptions(adamw);
     if (trainer.step({mine(batch(*x, b, sig.inputs[0].name))}, mine(batch(*target, b, sig.outputs[0].name)), loss) !=
         MOE_OK) {
       if (csv)

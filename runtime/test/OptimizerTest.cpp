@@ -3,6 +3,7 @@
 // sharding-independence, a convex problem it must solve, bad input; and the
 // balance-bias update.
 #include "moe/runtime/optimizer.h"
+#include "moe/runtime/trainer.h"
 
 #include <gtest/gtest.h>
 
@@ -144,6 +145,32 @@ TEST(AdamW, RefusesBadInput) {
   EXPECT_EQ(opt.step(params, {Tensor::zeros("v", MOE_F32, {2, 2})}), MOE_INVALID_ARGUMENT);
   EXPECT_EQ(opt.step(params, {}), MOE_INVALID_ARGUMENT);
   EXPECT_EQ(opt.steps(), 0); // nothing was applied
+}
+
+TEST(Schedule, FollowsTransformersSchedulesWithWarmup) {
+  moe::runtime::TrainOptions o;
+  o.adamw.lr = 1.0;
+  o.steps = 11;
+  o.warmupSteps = 2;
+  // Steps 1, 2 warm up from 0 (transformers' step 0 and 1); step 3 is the peak.
+  for (const char *schedule : {"constant", "linear", "cosine"}) {
+    o.lrSchedule = schedule;
+    EXPECT_EQ(moe::runtime::checkSchedule(o), MOE_OK);
+    EXPECT_DOUBLE_EQ(moe::runtime::scheduledLr(o, 1), 0.0);
+    EXPECT_DOUBLE_EQ(moe::runtime::scheduledLr(o, 2), 0.5);
+    EXPECT_DOUBLE_EQ(moe::runtime::scheduledLr(o, 3), 1.0);
+  }
+  o.lrSchedule = "constant";
+  EXPECT_DOUBLE_EQ(moe::runtime::scheduledLr(o, 11), 1.0);
+  o.lrSchedule = "linear"; // (11 - 1 - 2) / (11 - 2) of the way down at the last step
+  EXPECT_DOUBLE_EQ(moe::runtime::scheduledLr(o, 11), 1.0 - 8.0 / 9.0);
+  o.lrSchedule = "cosine";
+  EXPECT_NEAR(moe::runtime::scheduledLr(o, 11), 0.5 * (1 + std::cos(M_PI * 8.0 / 9.0)), 1e-15);
+  o.lrSchedule = "step";
+  EXPECT_EQ(moe::runtime::checkSchedule(o), MOE_INVALID_ARGUMENT);
+  o.lrSchedule = "cosine";
+  o.warmupSteps = 11;
+  EXPECT_EQ(moe::runtime::checkSchedule(o), MOE_INVALID_ARGUMENT);
 }
 
 TEST(BalanceBias, MovesTowardTheMeanLoad) {

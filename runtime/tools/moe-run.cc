@@ -47,6 +47,8 @@ const char *kUsage =
     "  --data FILE        x [steps, tokens, ...] and target [steps, tokens, ...] (batches cycle)\n"
     "  --steps N          train until step N; with --make-data: the batches to write\n"
     "  --lr X --beta1 X --beta2 X --eps X --weight-decay X   AdamW (1e-3, 0.9, 0.999, 1e-8, 0.01)\n"
+    "  --lr-schedule S    constant (default), linear or cosine decay to 0 at --steps\n"
+    "  --warmup-steps N   a linear warm-up from 0 over the first N steps\n"
     "  --balance-rate X   the step of an update = :balance bias (DeepSeek-V3; default 1e-3)\n"
     "  --save-weights F   write the trained weights (safetensors, the --weights format)\n"
     "  --loss-csv F       write step,loss,seconds per step\n"
@@ -152,6 +154,12 @@ int main(int argc, char **argv) {
        : arg == "--eps"          ? train.adamw.eps
        : arg == "--balance-rate" ? train.balanceRate
                                  : train.adamw.weightDecay) = v;
+    } else if (arg == "--lr-schedule") {
+      train.lrSchedule = value("--lr-schedule");
+    } else if (arg == "--warmup-steps") {
+      unsigned n = 0;
+      count("--warmup-steps", n);
+      train.warmupSteps = n;
     } else if (arg == "--save-weights") {
       train.saveWeights = value("--save-weights");
     } else if (arg == "--loss-csv") {

@@ -102,6 +102,10 @@ struct TrainOptions {
   std::string data;  ///< safetensors: x [steps, tokens, ...], target [steps, tokens, ...]
   int64_t steps = 0; ///< train until this step (the data's batches cycle)
   AdamWOptions adamw;
+  /// The learning rate over the steps (scheduledLr): "constant", "linear" or
+  /// "cosine" decay to 0 at the last step, after `warmupSteps` of linear warm-up.
+  std::string lrSchedule = "constant";
+  int64_t warmupSteps = 0;
   double balanceRate = 1e-3;    ///< DeepSeek-V3's bias update speed (update = :balance)
   std::string saveWeights;      ///< write the final weights here (safetensors)
   std::string lossCsv;          ///< write step,loss,seconds here
@@ -113,6 +117,15 @@ struct TrainOptions {
   bool autoResume = false;      ///< resume from checkpointDir if it holds a checkpoint, else start (restarts)
   bool progress = true;         ///< a progress line per step on stderr (a bar on a terminal)
 };
+
+/// The learning rate of step `step` (1-based) of `options.steps`, as
+/// transformers' get_{constant,linear,cosine}_schedule_with_warmup form it at
+/// their step `step - 1`: `lr * (step - 1) / warmup` while warming up, then
+/// constant, or decaying linearly or along a half cosine to 0 at the end.
+/// A function of the step alone: a resumed run continues the same curve.
+double scheduledLr(const TrainOptions &options, int64_t step);
+/// Refuses an unknown schedule or a warm-up longer than the run.
+moe_status_t checkSchedule(const TrainOptions &options);
 
 /// The training loop: reads the data, steps `options.steps` times, prints a
 /// summary to `out`. On `comm` (mpirun), data parallel: each rank trains on

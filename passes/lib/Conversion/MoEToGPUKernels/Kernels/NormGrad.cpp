@@ -90,6 +90,5 @@ std::string moe::gpu_kernels::rmsNormGradGainKernel(const RMSNormGradConfig &c) 
   k.line("}");
   k.storeF32(KernelEmitter::results(blocks, 1)[0], "%dw", col, c.w);
   k.line("}");
-  return k.finish("@" + rmsNormGradGainName(c) + "(%terms: memref<?xf32>, %dw: " + flatMemref(c.w) +
-                  ", %rows: index)");
+  return k.finish("@" + rmsNormGradGainName(c) + "(%terms: memref<?xf32>, %dw: " + flatMemref(c.w) + ", %rows: index)");
 }
