@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine with .gpu/ (prepare-train.sh) carried:
-#   bash bench/gpu/train-on-device.sh [check] [sanitize] [step] [bench] [peers] [teacher]
+#   bash bench/gpu/train-on-device.sh [check] [sanitize] [step] [bench] [peers] [profile] [teacher] [teacher_full]
 # check: every check layer's outputs and gradients (moe-run --backward) at 1, 33, 4096 and 8192 tokens,
 # saved for verify-train.sh (the reference evaluator, here), and run twice to compare bits.
 set -uo pipefail
@@ -70,6 +70,17 @@ if has step; then
       echo "$name: RESUMED DIFFERS"
     grep -i error $d/$name.err | head -3
   done
+fi
+if has profile; then
+  # Where the Mixtral forward + backward's time goes, kernel by kernel (Nsight Systems, when the machine has it).
+  if command -v nsys >/dev/null; then
+    nsys profile -o /tmp/fwdbwd --force-overwrite true $B/moe-run $G/train/bench_mixtral.moeb --tokens 8192 --backward \
+      --bench --iterations 3 >/dev/null 2>&1
+    nsys stats --report cuda_gpu_kern_sum --format csv /tmp/fwdbwd.nsys-rep 2>/dev/null |
+      awk -F'","' 'NR > 1 { gsub(/"/, ""); printf "%5.1f%% %10.3f ms %5d  %s\n", $1, $2 / 1e6, $3, substr($9, 1, 90) }' | head -25
+  else
+    echo "profile: no nsys on this machine"
+  fi
 fi
 # teacher: the GPU student of examples/train_teacher.sh (d_model 1024, 8 experts of 3584); teacher_full: a
 # Mixtral-sized student (d_model 4096, 8 experts of 14336, bf16) of a teacher with 4 experts of 2048.
