@@ -74,7 +74,7 @@ fi
 if has profile; then
   # Where the Mixtral forward + backward's time goes, kernel by kernel (Nsight Systems, when the machine has it).
   if command -v nsys >/dev/null; then
-    nsys profile -o /tmp/fwdbwd --force-overwrite true $B/moe-run $G/train/bench_mixtral.moeb --tokens 8192 --backward \
+    nsys profile --cuda-graph-trace=node -o /tmp/fwdbwd --force-overwrite true $B/moe-run $G/train/bench_mixtral.moeb --tokens 8192 --backward \
       --bench --iterations 3 >/dev/null 2>&1
     nsys stats --report cuda_gpu_kern_sum --format csv /tmp/fwdbwd.nsys-rep 2>/dev/null |
       awk -F'","' 'NR > 1 { gsub(/"/, ""); printf "%5.1f%% %10.3f ms %5d  %s\n", $1, $2 / 1e6, $3, substr($9, 1, 90) }' | head -25
