@@ -144,16 +144,89 @@ moe_status_t GpuTrainStep::step(const std::vector<Tensor> &inputs, const Tensor 
                                 int64_t t, double balanceRate, const std::map<std::string, AdamW::State> &initial,
                                 double &loss) {
   Layer &layer = layer_;
-  CudaDevice &gpu = *layer.gpu;
-  const Signature &sig = layer.signature();
   std::map<std::string, int64_t> symbols;
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = layer.orderArguments(inputs, ordered, symbols))
     return s;
-  // The forward, its outputs left on the device.
+  // The inputs and the target uploaded for this step.
   DeviceArguments forwardArgs;
   if (moe_status_t s = layer.prepareGpuCall(ordered, forwardArgs))
     return s;
+  DeviceBuffer targetOnDevice;
+  if (moe_status_t s = layer.gpu->allocate(target.data.size(), targetOnDevice))
+    return s;
+  if (moe_status_t s = layer.gpu->upload(targetOnDevice, target.data.data(), target.data.size()))
+    return s;
+  return run(forwardArgs, symbols, targetOnDevice.address(), target.dtype, target.shape, options, t, balanceRate,
+             initial, loss);
+}
+
+moe_status_t GpuTrainStep::holdData(const Tensor &x, const Tensor &target) {
+  CudaDevice &gpu = *layer_.gpu;
+  if (moe_status_t s = gpu.makeCurrent())
+    return s;
+  size_t freeBytes = 0, totalBytes = 0;
+  if (moe_status_t s = gpu.memoryInfo(freeBytes, totalBytes))
+    return s;
+  // At most a quarter of the free memory: the step's own buffers come first.
+  const size_t bytes = x.data.size() + target.data.size();
+  if (bytes > freeBytes / 4)
+    return fail(MOE_OUT_OF_MEMORY, "the training data (" + std::to_string(bytes) +
+                                       " bytes) is more than a quarter of " + gpu.name() + "'s free memory");
+  for (auto [buffer, tensor] : {std::pair{&data_.x, &x}, {&data_.target, &target}}) {
+    if (moe_status_t s = gpu.allocate(tensor->data.size(), *buffer))
+      return s;
+    if (moe_status_t s = gpu.upload(*buffer, tensor->data.data(), tensor->data.size()))
+      return s;
+  }
+  data_.xType = x.dtype;
+  data_.targetType = target.dtype;
+  data_.xShape = x.shape;
+  data_.targetShape = target.shape;
+  return gpu.synchronize();
+}
+
+moe_status_t GpuTrainStep::stepBatch(int64_t b, const AdamWOptions &options, int64_t t, double balanceRate,
+                                     const std::map<std::string, AdamW::State> &initial, double &loss) {
+  Layer &layer = layer_;
+  const Signature &sig = layer.signature();
+  if (!data_.x || sig.inputs.size() != 1 || data_.xShape.empty() || b < 0 || b >= data_.xShape[0])
+    return fail(MOE_INVALID_ARGUMENT, "no training data batch " + std::to_string(b) + " on the device");
+  // Batch b of the held x [batches, ...] and target [batches, ...], in place.
+  auto batchOf = [&](const std::vector<int64_t> &all, moe_dtype_t dtype, uint64_t base, std::vector<int64_t> &shape) {
+    shape.assign(all.begin() + 1, all.end());
+    int64_t elements = 1;
+    for (int64_t d : shape)
+      elements *= d;
+    return base + static_cast<uint64_t>(b * elements) * moe_dtype_size(dtype);
+  };
+  std::vector<int64_t> xShape, targetShape;
+  uint64_t x = batchOf(data_.xShape, data_.xType, data_.x.address(), xShape);
+  uint64_t target = batchOf(data_.targetShape, data_.targetType, data_.target.address(), targetShape);
+  std::map<std::string, int64_t> symbols;
+  if (moe_status_t s = checkShape(sig.inputs[0], data_.xType, xShape, "input", &symbols))
+    return s;
+  if (layer.params.size() != sig.params.size())
+    return fail(MOE_INVALID_ARGUMENT, "bind the layer's parameters before running it");
+  if (moe_status_t s = layer.gpu->makeCurrent())
+    return s;
+  if (moe_status_t s = layer.uploadParameters())
+    return s;
+  DeviceArguments forwardArgs;
+  forwardArgs.descriptors.push_back(descriptor(reinterpret_cast<const void *>(x), xShape));
+  for (size_t i = 0; i < layer.params.size(); ++i)
+    forwardArgs.descriptors.push_back(
+        descriptor(reinterpret_cast<const void *>(layer.deviceParams[i].address()), layer.params[i].shape));
+  return run(forwardArgs, symbols, target, data_.targetType, targetShape, options, t, balanceRate, initial, loss);
+}
+
+moe_status_t GpuTrainStep::run(DeviceArguments &forwardArgs, std::map<std::string, int64_t> &symbols, uint64_t target,
+                               moe_dtype_t targetType, const std::vector<int64_t> &targetShape,
+                               const AdamWOptions &options, int64_t t, double balanceRate,
+                               const std::map<std::string, AdamW::State> &initial, double &loss) {
+  Layer &layer = layer_;
+  CudaDevice &gpu = *layer.gpu;
+  const Signature &sig = layer.signature();
   GpuCall forward;
   forward.device = &gpu;
   std::vector<int64_t> forwardResults = resultSlots(sig.outputs);
@@ -164,9 +237,9 @@ moe_status_t GpuTrainStep::step(const std::vector<Tensor> &inputs, const Tensor 
   if (moe_status_t s = resultShapes(sig.outputs, forwardResults, symbols, outputs, outputAt))
     return s;
   const Tensor &y = outputs[0];
-  if (target.shape != y.shape || target.dtype != y.dtype)
-    return fail(MOE_INVALID_ARGUMENT, "the target is " + std::string(moe_dtype_name(target.dtype)) + " " +
-                                          shapeString(target.shape) + ", the layer's " + y.name + " " +
+  if (targetShape != y.shape || targetType != y.dtype)
+    return fail(MOE_INVALID_ARGUMENT, "the target is " + std::string(moe_dtype_name(targetType)) + " " +
+                                          shapeString(targetShape) + ", the layer's " + y.name + " " +
                                           moe_dtype_name(y.dtype) + " " + shapeString(y.shape));
 
   // The loss's cotangents: the squared error's for the first output (its
@@ -175,14 +248,11 @@ moe_status_t GpuTrainStep::step(const std::vector<Tensor> &inputs, const Tensor 
   const int64_t n = y.numElements();
   const int64_t rows = y.shape.empty() ? 1 : y.shape[0], cols = rows ? n / rows : 0;
   const size_t eltSize = moe_dtype_size(y.dtype);
-  DeviceBuffer targetOnDevice, rowSums;
+  DeviceBuffer rowSums;
   std::vector<DeviceBuffer> cotangents(outputs.size());
-  for (DeviceBuffer *b : {&targetOnDevice, &cotangents[0]})
-    if (moe_status_t s = gpu.allocate(static_cast<size_t>(n) * eltSize, *b))
-      return s;
-  if (moe_status_t s = gpu.allocate(static_cast<size_t>(std::max<int64_t>(rows, 1)) * sizeof(float), rowSums))
+  if (moe_status_t s = gpu.allocate(static_cast<size_t>(n) * eltSize, cotangents[0]))
     return s;
-  if (moe_status_t s = gpu.upload(targetOnDevice, target.data.data(), target.data.size()))
+  if (moe_status_t s = gpu.allocate(static_cast<size_t>(std::max<int64_t>(rows, 1)) * sizeof(float), rowSums))
     return s;
   const std::string squaredError = squaredErrorKernelName(y.dtype);
   void *&errorFn = kernels_[squaredError];
@@ -190,7 +260,7 @@ moe_status_t GpuTrainStep::step(const std::vector<Tensor> &inputs, const Tensor 
     if (moe_status_t s = module_.function(squaredError, errorFn))
       return s;
   KernelArguments errorArgs;
-  for (uint64_t at : {outputAt[0], targetOnDevice.address(), cotangents[0].address()})
+  for (uint64_t at : {outputAt[0], target, cotangents[0].address()})
     errorArgs.memref(at, n);
   errorArgs.memref(rowSums.address(), rows);
   errorArgs.index(rows);

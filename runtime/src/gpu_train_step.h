@@ -17,6 +17,8 @@
 
 namespace moe::runtime {
 
+struct DeviceArguments;
+
 class GpuTrainStep {
 public:
   /// Whether `layer` can take GPU steps: an unsharded GPU train artifact
@@ -32,6 +34,18 @@ public:
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, const AdamWOptions &options, int64_t t,
                     double balanceRate, const std::map<std::string, AdamW::State> &initial, double &loss);
 
+  /// Keeps a training data file's x [batches, ...] and target [batches, ...]
+  /// on the device (refused when they exceed a quarter of its free memory),
+  /// for stepBatch: no upload or host copy of a batch each step.
+  moe_status_t holdData(const Tensor &x, const Tensor &target);
+  /// step() on batch `b` of the held data.
+  moe_status_t stepBatch(int64_t b, const AdamWOptions &options, int64_t t, double balanceRate,
+                         const std::map<std::string, AdamW::State> &initial, double &loss);
+
+  /// Forgets the device's masters and moments (a checkpoint was restored:
+  /// the next step starts them from its state).
+  void dropMoments() { moments_.clear(); }
+
   /// AdamW's state on the device, downloaded (for checkpoints).
   moe_status_t state(std::map<std::string, AdamW::State> &out) const;
 
@@ -41,6 +55,11 @@ private:
     DeviceBuffer master, m, v;
     int64_t count = 0; ///< elements of each
   };
+  /// The step from the forward on: `forwardArgs` (inputs and parameters on
+  /// the device, symbols bound) toward the target at device address `target`.
+  moe_status_t run(DeviceArguments &forwardArgs, std::map<std::string, int64_t> &symbols, uint64_t target,
+                   moe_dtype_t targetType, const std::vector<int64_t> &targetShape, const AdamWOptions &options,
+                   int64_t t, double balanceRate, const std::map<std::string, AdamW::State> &initial, double &loss);
   moe_status_t launchAdamW(size_t param, uint64_t grad, moe_dtype_t gradType, const AdamWScalars &scalars,
                            const std::map<std::string, AdamW::State> &initial);
 
@@ -48,6 +67,11 @@ private:
   CudaModule module_;
   std::map<std::string, void *> kernels_;  ///< by name
   std::map<std::string, Moments> moments_; ///< by parameter name
+  struct HeldData {
+    DeviceBuffer x, target;
+    moe_dtype_t xType = MOE_F32, targetType = MOE_F32;
+    std::vector<int64_t> xShape, targetShape;
+  } data_;
 };
 
 } // namespace moe::runtime

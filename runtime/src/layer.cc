@@ -37,33 +37,40 @@ std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &sh
   return d;
 }
 
-namespace {
-
-moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *what,
-                         std::map<std::string, int64_t> *symbols) {
-  if (t.dtype != spec.dtype)
-    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" is " + moe_dtype_name(t.dtype) +
+moe_status_t checkShape(const TensorSpec &spec, moe_dtype_t dtype, const std::vector<int64_t> &shape, const char *what,
+                        std::map<std::string, int64_t> *symbols) {
+  if (dtype != spec.dtype)
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" is " + moe_dtype_name(dtype) +
                                           "; the layer needs " + moe_dtype_name(spec.dtype));
-  if (t.shape.size() != spec.shape.size())
-    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " + shapeString(t.shape) +
+  if (shape.size() != spec.shape.size())
+    return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " + shapeString(shape) +
                                           "; the layer needs rank " + std::to_string(spec.shape.size()));
   for (size_t d = 0; d < spec.shape.size(); ++d) {
     const Dim &want = spec.shape[d];
     if (!want.isSymbolic()) {
-      if (t.shape[d] != want.size)
-        return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " +
-                                              shapeString(t.shape) + "; dimension " + std::to_string(d + 1) +
-                                              " must be " + std::to_string(want.size));
+      if (shape[d] != want.size)
+        return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has shape " + shapeString(shape) +
+                                              "; dimension " + std::to_string(d + 1) + " must be " +
+                                              std::to_string(want.size));
       continue;
     }
     if (!symbols)
       continue;
-    auto [it, inserted] = symbols->emplace(want.symbol, t.shape[d]);
-    if (!inserted && it->second != t.shape[d])
+    auto [it, inserted] = symbols->emplace(want.symbol, shape[d]);
+    if (!inserted && it->second != shape[d])
       return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" has " + want.symbol + " = " +
-                                            std::to_string(t.shape[d]) + ", but another input set it to " +
+                                            std::to_string(shape[d]) + ", but another input set it to " +
                                             std::to_string(it->second));
   }
+  return MOE_OK;
+}
+
+namespace {
+
+moe_status_t checkTensor(const TensorSpec &spec, const Tensor &t, const char *what,
+                         std::map<std::string, int64_t> *symbols) {
+  if (moe_status_t s = checkShape(spec, t.dtype, t.shape, what, symbols))
+    return s;
   if (t.data.size() != static_cast<size_t>(t.numElements()) * moe_dtype_size(t.dtype))
     return fail(MOE_INVALID_ARGUMENT, std::string(what) + " \"" + spec.name + "\" holds " +
                                           std::to_string(t.data.size()) + " bytes for shape " + shapeString(t.shape));

@@ -33,6 +33,11 @@ inline moe_status_t outputShapes(const Signature &sig, const std::vector<int64_t
   return resultShapes(sig.outputs, results, symbols, outputs, data);
 }
 
+/// Checks a tensor's dtype and shape against `spec` (`what`: "input",
+/// "cotangent", ...), binding its symbolic dimensions into `symbols`.
+moe_status_t checkShape(const TensorSpec &spec, moe_dtype_t dtype, const std::vector<int64_t> &shape, const char *what,
+                        std::map<std::string, int64_t> *symbols);
+
 /// Opens GPU 0 for an artifact of `target` ("cuda-sm_90a", "cuda-sm_80", ...),
 /// checking that the GPU can run its code.
 moe_status_t openGpuFor(const Target &target, std::unique_ptr<CudaDevice> &out);

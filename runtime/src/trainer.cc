@@ -47,20 +47,51 @@ Trainer::Trainer(Layer &layer, AdamWOptions options, double balanceRate, Communi
 
 Trainer::~Trainer() = default;
 
+bool Trainer::onDevice() const {
+  // MOE_TRAIN_STEP=host: a GPU layer's step the host's way (outputs and
+  // gradients downloaded, AdamW on the host), to check the device's against.
+  const char *where = std::getenv("MOE_TRAIN_STEP");
+  return (!comm_ || comm_->world() == 1) && GpuTrainStep::available(layer_) && !(where && std::string(where) == "host");
+}
+
+moe_status_t Trainer::prepareDeviceStep() {
+  if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
+    return s;
+  if (!gpuStep_)
+    if (moe_status_t s = GpuTrainStep::create(layer_, gpuStep_))
+      return s;
+  optimizer_.countStep();
+  return MOE_OK;
+}
+
+bool Trainer::holdData(const Tensor &x, const Tensor &target) {
+  if (!onDevice())
+    return false;
+  if (!gpuStep_ && GpuTrainStep::create(layer_, gpuStep_) != MOE_OK)
+    return false;
+  heldData_ = gpuStep_->holdData(x, target) == MOE_OK;
+  return heldData_;
+}
+
+moe_status_t Trainer::stepBatch(int64_t batch, double &loss) {
+  if (!heldData_)
+    return fail(MOE_INVALID_ARGUMENT, "stepBatch needs the training data on the device (holdData)");
+  StepProfile profile;
+  if (moe_status_t s = prepareDeviceStep())
+    return s;
+  moe_status_t s =
+      gpuStep_->stepBatch(batch, optimizer_.options(), optimizer_.steps(), balanceRate_, optimizer_.state(), loss);
+  profile.mark("device step");
+  return s;
+}
+
 moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss) {
   const Signature &sig = layer_.signature();
   const int64_t world = comm_ ? comm_->world() : 1;
   StepProfile profile;
-  // MOE_TRAIN_STEP=host: a GPU layer's step the host's way (outputs and
-  // gradients downloaded, AdamW on the host), to check the device's against.
-  const char *where = std::getenv("MOE_TRAIN_STEP");
-  if (world == 1 && GpuTrainStep::available(layer_) && !(where && std::string(where) == "host")) {
-    if (moe_status_t s = checkAdamWOptions(optimizer_.options()))
+  if (onDevice()) {
+    if (moe_status_t s = prepareDeviceStep())
       return s;
-    if (!gpuStep_)
-      if (moe_status_t s = GpuTrainStep::create(layer_, gpuStep_))
-        return s;
-    optimizer_.countStep();
     // A restored checkpoint's moments (the host optimizer's state) seed the
     // device's on their first step.
     moe_status_t s = gpuStep_->step(inputs, target, optimizer_.options(), optimizer_.steps(), balanceRate_,
@@ -213,7 +244,8 @@ moe_status_t Trainer::restore(const TrainingState &state) {
   if (moe_status_t s = layer_.bindParameters(std::move(params)))
     return s;
   optimizer_.restore(std::move(optimizer), state.optimizerSteps);
-  gpuStep_.reset(); // its moments start again from the restored ones
+  if (gpuStep_)
+    gpuStep_->dropMoments(); // they start again from the restored ones
   return MOE_OK;
 }
 
@@ -512,6 +544,9 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     }
   }
   const int64_t batches = x->shape[0];
+  // One GPU: the whole data on the device when it fits (no batch copied or
+  // uploaded a step); else a batch at a time from the host.
+  const bool held = trainer.holdData(*x, *target);
   const int64_t tokensPerStep = x->shape.size() > 1 ? x->shape[1] : 1;
   bool terminal = isatty(fileno(stderr));
   double first = 0, last = 0;
@@ -525,8 +560,9 @@ int runTraining(Layer &layer, const TrainOptions &options, FILE *out, Communicat
     AdamWOptions adamw = options.adamw;
     adamw.lr = scheduledLr(options, step);
     trainer.setOptions(adamw);
-    if (trainer.step({mine(batch(*x, b, sig.inputs[0].name))}, mine(batch(*target, b, sig.outputs[0].name)), loss) !=
-        MOE_OK) {
+    if ((held ? trainer.stepBatch(b, loss)
+              : trainer.step({mine(batch(*x, b, sig.inputs[0].name))}, mine(batch(*target, b, sig.outputs[0].name)),
+                             loss)) != MOE_OK) {
       if (csv)
         std::fclose(csv);
       return error();

@@ -57,6 +57,13 @@ public:
   /// bf16 or f16 parameter's block partials are rounded to its type first).
   moe_status_t step(const std::vector<Tensor> &inputs, const Tensor &target, double &loss);
 
+  /// On one GPU, keeps a training data file's x [batches, ...] and target
+  /// [batches, ...] on the device for stepBatch; false where it does not
+  /// (the CPU, a mesh, data over a quarter of the free device memory).
+  bool holdData(const Tensor &x, const Tensor &target);
+  /// step() on batch `batch` of the data holdData keeps: the same bits.
+  moe_status_t stepBatch(int64_t batch, double &loss);
+
   /// The update of a step for gradients the caller got from
   /// Layer::backward (any loss): AdamW on the trainable parameters, the
   /// balance rule on update = :balance ones; the layer is rebound.
@@ -83,11 +90,16 @@ private:
   moe_status_t blockedGradients(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
                                 std::vector<Tensor> &out);
   std::vector<int64_t> everyRank() const;
+  /// Whether steps run on the device (one GPU, the artifact's step kernels).
+  bool onDevice() const;
+  /// The device step made, the options checked, the step counted.
+  moe_status_t prepareDeviceStep();
 
   Layer &layer_;
   /// The options and step count; on the GPU the state is the device step's.
   AdamW optimizer_;
   std::unique_ptr<GpuTrainStep> gpuStep_; ///< made by the first step of a GPU layer
+  bool heldData_ = false;                 ///< the data is on the device (holdData)
   double balanceRate_;
   Communicator *comm_;
 };
