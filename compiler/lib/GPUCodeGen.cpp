@@ -26,6 +26,16 @@
 using namespace mlir;
 namespace rt = ::moe::runtime;
 
+std::string moe::modulePtx(ModuleOp module) {
+  std::string ptx;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a); object && object.getFormat() == gpu::CompilationTarget::Assembly)
+        ptx += object.getObject().getValue().str();
+  });
+  return ptx;
+}
+
 LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const CompileOptions &options,
                                       rt::Artifact &out, CompileListing *listing) {
   Location loc = layer.getLoc();
@@ -69,12 +79,7 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
     return failure();
 
   // Keep the kernels' PTX beside the host code.
-  std::string kernels;
-  module.walk([&](gpu::BinaryOp binary) {
-    for (Attribute a : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(a); object && object.getFormat() == gpu::CompilationTarget::Assembly)
-        kernels += object.getObject().getValue().str();
-  });
+  std::string kernels = modulePtx(module);
   // A cubin for the chip, when the toolkit is here: no compilation when the
   // layer loads. The runtime falls back to the PTX section on other GPUs.
   std::string ptxas = options.cubin ? findPtxas() : "";

@@ -2,6 +2,7 @@
 #include "moe/Compiler/GPUTrainKernels.h"
 
 #include "moe/Compiler/CudaToolkit.h"
+#include "moe/Compiler/GPUCodeGen.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Conversion/TrainKernels.h"
 
@@ -50,12 +51,7 @@ LogicalResult moe::compileTrainKernels(Location loc, const rt::Signature &signat
         pm.addPass(createMoEGPUModuleToBinary());
       })))
     return emitError(loc) << "the training step's kernels did not compile for " << chip;
-  ptx.clear();
-  module->walk([&](gpu::BinaryOp binary) {
-    for (Attribute a : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(a); object && object.getFormat() == gpu::CompilationTarget::Assembly)
-        ptx += object.getObject().getValue().str();
-  });
+  ptx = modulePtx(*module);
   if (ptx.empty())
     return emitError(loc) << "internal error: the training step's kernels gave no PTX";
   cubin.clear();

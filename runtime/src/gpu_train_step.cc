@@ -133,8 +133,7 @@ moe_status_t GpuTrainStep::launchAdamW(size_t param, uint64_t grad, moe_dtype_t 
   for (const DeviceBuffer *b : {&mo.master, &mo.m, &mo.v})
     args.memref(b->address(), n);
   args.index(n);
-  // Decoupled decay for tensors of rank 2 or more, as AdamW::step.
-  args.f32(layer.signature().params[param].shape.size() >= 2 ? c.decay : c.undecayed);
+  args.f32(takesWeightDecay(layer.signature().params[param].shape.size()) ? c.decay : c.undecayed);
   for (float v : {c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.correction2Sqrt, c.eps, c.stepSize})
     args.f32(v);
   return gpu.launch(fn, {blocksFor(n, kAdamWThreads), 1, 1}, {kAdamWThreads, 1, 1}, args.pointers());
@@ -339,10 +338,7 @@ moe_status_t GpuTrainStep::run(DeviceArguments &forwardArgs, std::map<std::strin
       return s;
     if (moe_status_t s = gpu.download(bias.data.data(), layer.deviceParams[i].address(), bias.data.size()))
       return s;
-    std::vector<int64_t> counts;
-    for (int64_t e = 0; e < loads.numElements(); ++e)
-      counts.push_back(static_cast<int64_t>(loads.at(e)));
-    if (moe_status_t s = updateBalanceBias(bias, counts, balanceRate))
+    if (moe_status_t s = updateBalanceBias(bias, loads, balanceRate))
       return s;
     if (moe_status_t s = gpu.upload(layer.deviceParams[i], bias.data.data(), bias.data.size()))
       return s;

@@ -75,7 +75,7 @@ moe_status_t AdamW::step(std::vector<Tensor> &params, const std::vector<Tensor> 
       s.m.assign(n, 0.0f);
       s.v.assign(n, 0.0f);
     }
-    const bool decayed = decays ? (*decays)[i] : p.shape.size() >= 2;
+    const bool decayed = decays ? (*decays)[i] : takesWeightDecay(p.shape.size());
     const float decay = decayed ? c.decay : c.undecayed;
     forChunks(n, [&](int64_t begin, int64_t end) {
       if (fresh)
@@ -118,6 +118,13 @@ moe_status_t updateBalanceBias(Tensor &bias, const std::vector<int64_t> &load, d
   }
   storeFloats(bias, 0, b.data(), static_cast<int64_t>(b.size()));
   return MOE_OK;
+}
+
+moe_status_t updateBalanceBias(Tensor &bias, const Tensor &load, double rate) {
+  std::vector<int64_t> counts;
+  for (int64_t e = 0; e < load.numElements(); ++e)
+    counts.push_back(static_cast<int64_t>(load.at(e)));
+  return updateBalanceBias(bias, counts, rate);
 }
 
 } // namespace moe::runtime

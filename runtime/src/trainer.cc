@@ -355,7 +355,7 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
         grads.push_back(std::move(g));
         trainable.push_back(std::move(params[i]));
         where.push_back(i);
-        decays.push_back(sig.params[i].shape.size() >= 2);
+        decays.push_back(takesWeightDecay(sig.params[i].shape.size()));
       }
   }
   moe_status_t stepped = optimizer_.step(trainable, grads, &decays);
@@ -373,21 +373,18 @@ moe_status_t Trainer::apply(std::vector<Tensor> gradients) {
         load = &g;
     if (!load)
       return rebind(fail(MOE_INTERNAL, "the backward returned no load for \"" + params[i].name + "\""));
-    std::vector<int64_t> counts;
-    for (int64_t e = 0; e < load->numElements(); ++e)
-      counts.push_back(static_cast<int64_t>(load->at(e)));
     // An FSDP chunk of the bias: the rule on the whole vector (its mean is
     // over every expert), of which the chunk keeps its range.
     ParamShard shard = layer_.paramShardOf(sig.params[i]);
-    if (params[i].numElements() != static_cast<int64_t>(counts.size())) {
-      Tensor whole = Tensor::zeros(params[i].name, params[i].dtype, {static_cast<int64_t>(counts.size())});
+    if (params[i].numElements() != load->numElements()) {
+      Tensor whole = Tensor::zeros(params[i].name, params[i].dtype, {load->numElements()});
       std::memcpy(whole.data.data() + shard.begin * 4, params[i].data.data(), static_cast<size_t>(shard.count) * 4);
-      if (moe_status_t s = updateBalanceBias(whole, counts, balanceRate_))
+      if (moe_status_t s = updateBalanceBias(whole, *load, balanceRate_))
         return rebind(s);
       std::memcpy(params[i].data.data(), whole.data.data() + shard.begin * 4, static_cast<size_t>(shard.count) * 4);
       continue;
     }
-    if (moe_status_t s = updateBalanceBias(params[i], counts, balanceRate_))
+    if (moe_status_t s = updateBalanceBias(params[i], *load, balanceRate_))
       return rebind(s);
   }
   return rebind(MOE_OK);

@@ -20,6 +20,9 @@
 
 namespace moe {
 
+/// The PTX of every gpu.binary in `module` (compiled as assembly), in order.
+std::string modulePtx(ModuleOp module);
+
 /// Compiles `layer` (consuming `module`) for the CUDA architecture
 /// `options.target`; `listing`, if set, receives the PTX, the host LLVM IR
 /// and the link command.

@@ -76,6 +76,12 @@ private:
 /// b_e += rate * sign(mean_load - load_e), the loads counted over the global
 /// batch (sign(0) = 0). `bias` is an f32 vector of one value an expert.
 moe_status_t updateBalanceBias(Tensor &bias, const std::vector<int64_t> &load, double rate);
+/// The same with the loads as the backward returns them (`load.<name>`, counts as floats).
+moe_status_t updateBalanceBias(Tensor &bias, const Tensor &load, double rate);
+
+/// Whether a parameter of this rank takes AdamW's decoupled weight decay:
+/// matrices and stacked experts do, biases and norms' gains do not.
+inline bool takesWeightDecay(size_t rank) { return rank >= 2; }
 
 } // namespace moe::runtime
 

@@ -97,6 +97,29 @@ public:
   void storeVectorF32(const std::vector<std::string> &values, const std::string &m, const std::string &elt,
                       const std::string &i);
 
+  /// `arith.<op> a, b : f32` (addf, subf, mulf, divf): no fastmath flags, so
+  /// no FMA contraction.
+  std::string f32op(const char *op, const std::string &a, const std::string &b) {
+    return this->op(std::string("arith.") + op + " " + a + ", " + b + " : f32");
+  }
+  /// The correctly rounded square root (sqrt.rn.f32), as the CPU's:
+  /// math.sqrt would become libdevice's __nv_sqrtf, which the NVPTX back end
+  /// emits as sqrt.approx.
+  std::string sqrtRn(const std::string &x) {
+    return op("llvm.inline_asm asm_dialect = att \"sqrt.rn.f32 $0, $1;\", \"=f,f\" " + x + " : (f32) -> f32");
+  }
+  /// The sum over a row's columns [0, `cols`) of `term(column)` by a warp:
+  /// each lane (`lane`) its columns in order, stride 32, then the warp's
+  /// tree (the same bits in every lane and call). `iv` names the loop.
+  template <typename Term>
+  std::string warpRowSum(const std::string &lane, const std::string &cols, const std::string &iv, Term term) {
+    std::vector<std::string> acc;
+    std::string loop = openF32Loop(iv, lane, cols, index(32), iv + "acc", {f32(0.0)}, acc);
+    yieldF32({f32op("addf", acc[0], term("%" + iv))});
+    line("}");
+    return warpReduce(results(loop, 1)[0], "addf");
+  }
+
   /// `value` (f32 or i32) of the lane whose id differs from this one's in `mask`.
   std::string shuffleXor(const std::string &value, int64_t mask, const std::string &type);
   /// `combine` (an f32 arith op: maximumf, addf) of `value` over the warp, the

@@ -14,25 +14,6 @@
 
 using namespace moe::gpu_kernels;
 
-namespace {
-
-std::string binary(KernelEmitter &k, const char *op, const std::string &a, const std::string &b) {
-  return k.op(std::string("arith.") + op + " " + a + ", " + b + " : f32");
-}
-
-/// A lane-strided sum over the row's columns of `term(c)`, then the warp's tree.
-template <typename Term>
-std::string rowSum(KernelEmitter &k, const std::string &lane, const std::string &cols, const std::string &iv,
-                   Term term) {
-  std::vector<std::string> acc;
-  std::string loop = k.openF32Loop(iv, lane, cols, k.index(32), iv + "acc", {k.f32(0.0)}, acc);
-  k.yieldF32({binary(k, "addf", acc[0], term("%" + iv))});
-  k.line("}");
-  return k.warpReduce(KernelEmitter::results(loop, 1)[0], "addf");
-}
-
-} // namespace
-
 std::string RMSNormGradConfig::name() const {
   float e = static_cast<float>(eps);
   uint32_t bits;
@@ -48,26 +29,24 @@ std::string moe::gpu_kernels::rmsNormGradRowsKernel(const RMSNormGradConfig &c) 
   k.line("scf.if " + k.lt(row, "%rows") + " {");
   std::string base = k.mul(row, cols);
   auto at = [&](const std::string &col) { return k.add(base, col); };
-  std::string ss = rowSum(k, lane, cols, "a", [&](const std::string &col) {
+  std::string ss = k.warpRowSum(lane, cols, "a", [&](const std::string &col) {
     std::string x = k.loadF32("%x", at(col), c.x);
-    return binary(k, "mulf", x, x);
+    return k.f32op("mulf", x, x);
   });
-  std::string mean = binary(k, "divf", ss, k.f32(static_cast<double>(c.cols)));
-  std::string root = k.op("llvm.inline_asm asm_dialect = att \"sqrt.rn.f32 $0, $1;\", \"=f,f\" " +
-                          binary(k, "addf", mean, k.f32(c.eps)) + " : (f32) -> f32");
-  std::string s = binary(k, "divf", k.f32(1.0), root);
-  std::string dot = rowSum(k, lane, cols, "b", [&](const std::string &col) {
+  std::string mean = k.f32op("divf", ss, k.f32(static_cast<double>(c.cols)));
+  std::string root = k.sqrtRn(k.f32op("addf", mean, k.f32(c.eps)));
+  std::string s = k.f32op("divf", k.f32(1.0), root);
+  std::string dot = k.warpRowSum(lane, cols, "b", [&](const std::string &col) {
     std::string dy = k.loadF32("%dy", at(col), c.dy), w = k.loadF32("%w", col, c.w);
-    return binary(k, "mulf", binary(k, "mulf", dy, w), k.loadF32("%x", at(col), c.x));
+    return k.f32op("mulf", k.f32op("mulf", dy, w), k.loadF32("%x", at(col), c.x));
   });
-  std::string s3dot = binary(k, "divf", binary(k, "mulf", binary(k, "mulf", binary(k, "mulf", s, s), s), dot),
-                             k.f32(static_cast<double>(c.cols)));
+  std::string s3dot = k.f32op("divf", k.f32op("mulf", k.f32op("mulf", k.f32op("mulf", s, s), s), dot),
+                              k.f32(static_cast<double>(c.cols)));
   k.line("scf.for %c = " + lane + " to " + cols + " step " + c32 + " {");
   std::string i = at("%c");
   std::string x = k.loadF32("%x", i, c.x), dy = k.loadF32("%dy", i, c.dy), w = k.loadF32("%w", "%c", c.w);
-  k.store(binary(k, "mulf", binary(k, "mulf", dy, x), s), "%terms", i, "f32");
-  k.storeF32(binary(k, "subf", binary(k, "mulf", binary(k, "mulf", dy, w), s), binary(k, "mulf", x, s3dot)), "%dx", i,
-             c.x);
+  k.store(k.f32op("mulf", k.f32op("mulf", dy, x), s), "%terms", i, "f32");
+  k.storeF32(k.f32op("subf", k.f32op("mulf", k.f32op("mulf", dy, w), s), k.f32op("mulf", x, s3dot)), "%dx", i, c.x);
   k.line("}");
   k.line("}");
   return k.finish("@" + c.name() + "(%x: " + flatMemref(c.x) + ", %w: " + flatMemref(c.w) + ", %dy: " +
@@ -84,9 +63,9 @@ std::string moe::gpu_kernels::rmsNormGradGainKernel(const RMSNormGradConfig &c) 
   std::string blocks = k.openF32Loop("b", k.index(0), "%rows", block, "acc", {k.f32(0.0)}, acc);
   std::string end = k.minIndex(k.add("%b", block), "%rows");
   std::string rowsLoop = k.openF32Loop("r", "%b", end, k.index(1), "part", {k.f32(0.0)}, partial);
-  k.yieldF32({binary(k, "addf", partial[0], k.load("%terms", k.add(k.mul("%r", cols), col), "f32"))});
+  k.yieldF32({k.f32op("addf", partial[0], k.load("%terms", k.add(k.mul("%r", cols), col), "f32"))});
   k.line("}");
-  k.yieldF32({binary(k, "addf", acc[0], KernelEmitter::results(rowsLoop, 1)[0])});
+  k.yieldF32({k.f32op("addf", acc[0], KernelEmitter::results(rowsLoop, 1)[0])});
   k.line("}");
   k.storeF32(KernelEmitter::results(blocks, 1)[0], "%dw", col, c.w);
   k.line("}");

@@ -15,14 +15,6 @@
 
 using namespace moe::gpu_kernels;
 
-namespace {
-
-std::string binary(KernelEmitter &k, const char *op, const std::string &a, const std::string &b) {
-  return k.op(std::string("arith.") + op + " " + a + ", " + b + " : f32");
-}
-
-} // namespace
-
 std::string moe::gpu_kernels::adamwKernel(const std::string &param, const std::string &grad) {
   // Each operation on its own (no fastmath flags, so no FMA contraction):
   // the order of AdamW::step, which rounds as PyTorch's single-tensor step.
@@ -30,17 +22,14 @@ std::string moe::gpu_kernels::adamwKernel(const std::string &param, const std::s
   std::string i = k.globalId();
   k.line("scf.if " + k.lt(i, "%n") + " {");
   std::string g = k.loadF32("%grad", i, grad);
-  std::string w = binary(k, "mulf", k.load("%master", i, "f32"), "%decay");
+  std::string w = k.f32op("mulf", k.load("%master", i, "f32"), "%decay");
   std::string m = k.load("%m", i, "f32"), v = k.load("%v", i, "f32");
-  m = binary(k, "addf", m, binary(k, "mulf", "%oneMinusBeta1", binary(k, "subf", g, m)));
-  v = binary(k, "addf", binary(k, "mulf", v, "%beta2"), binary(k, "mulf", binary(k, "mulf", "%oneMinusBeta2", g), g));
-  // sqrt.rn.f32, correctly rounded as the CPU's: math.sqrt would become
-  // libdevice's __nv_sqrtf, which the NVPTX back end emits as sqrt.approx.
-  std::string root =
-      k.op("llvm.inline_asm asm_dialect = att \"sqrt.rn.f32 $0, $1;\", \"=f,f\" " + v + " : (f32) -> f32");
-  std::string denom = binary(k, "addf", binary(k, "divf", root, "%correction2Sqrt"), "%eps");
+  m = k.f32op("addf", m, k.f32op("mulf", "%oneMinusBeta1", k.f32op("subf", g, m)));
+  v = k.f32op("addf", k.f32op("mulf", v, "%beta2"), k.f32op("mulf", k.f32op("mulf", "%oneMinusBeta2", g), g));
+  std::string root = k.sqrtRn(v);
+  std::string denom = k.f32op("addf", k.f32op("divf", root, "%correction2Sqrt"), "%eps");
   std::string negStep = k.op("arith.negf %stepSize : f32");
-  w = binary(k, "addf", w, binary(k, "divf", binary(k, "mulf", negStep, m), denom));
+  w = k.f32op("addf", w, k.f32op("divf", k.f32op("mulf", negStep, m), denom));
   k.store(w, "%master", i, "f32");
   k.store(m, "%m", i, "f32");
   k.store(v, "%v", i, "f32");
@@ -61,14 +50,12 @@ std::string moe::gpu_kernels::squaredErrorKernel(const std::string &elt) {
   // The row is the warp's: every lane takes part in the shuffles or none.
   k.line("scf.if " + k.lt(row, "%rows") + " {");
   std::string base = k.mul(row, "%cols");
-  std::vector<std::string> acc;
-  std::string loop = k.openF32Loop("c", lane, "%cols", c32, "acc", {k.f32(0.0)}, acc);
-  std::string at = k.add(base, "%c");
-  std::string d = binary(k, "subf", k.loadF32("%y", at, elt), k.loadF32("%target", at, elt));
-  k.storeF32(binary(k, "mulf", d, "%scale"), "%dy", at, elt);
-  k.yieldF32({binary(k, "addf", acc[0], binary(k, "mulf", d, d))});
-  k.line("}");
-  std::string sum = k.warpReduce(KernelEmitter::results(loop, 1)[0], "addf");
+  std::string sum = k.warpRowSum(lane, "%cols", "c", [&](const std::string &col) {
+    std::string at = k.add(base, col);
+    std::string d = k.f32op("subf", k.loadF32("%y", at, elt), k.loadF32("%target", at, elt));
+    k.storeF32(k.f32op("mulf", d, "%scale"), "%dy", at, elt);
+    return k.f32op("mulf", d, d);
+  });
   k.line("scf.if " + k.op("arith.cmpi eq, " + lane + ", " + k.index(0) + " : index") + " {");
   k.store(sum, "%rowSums", row, "f32");
   k.line("}");
