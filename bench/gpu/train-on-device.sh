@@ -72,15 +72,13 @@ if has step; then
   done
 fi
 if has profile; then
-  # Where the Mixtral forward + backward's time goes, kernel by kernel (Nsight Systems, when the machine has it).
-  if command -v nsys >/dev/null; then
-    nsys profile --cuda-graph-trace=node -o /tmp/fwdbwd --force-overwrite true $B/moe-run $G/train/bench_mixtral.moeb --tokens 8192 --backward \
-      --bench --iterations 3 >/dev/null 2>&1
-    nsys stats --report cuda_gpu_kern_sum --format csv /tmp/fwdbwd.nsys-rep 2>/dev/null |
-      awk -F'","' 'NR > 1 { gsub(/"/, ""); printf "%5.1f%% %10.3f ms %5d  %s\n", $1, $2 / 1e6, $3, substr($9, 1, 90) }' | head -25
-  else
-    echo "profile: no nsys on this machine"
-  fi
+  # Where each shape's forward + backward time goes, kernel by kernel: MOE_KERNEL_PROFILE's events around each
+  # launch of plain (not graph-replayed) calls, the warm-up call included (the device machine has no Nsight).
+  for l in ${BENCH:-mixtral dsv3 qwen3}; do
+    echo "profile: $l forward + backward, 8192 tokens"
+    MOE_KERNEL_PROFILE=1 run $B/moe-run $G/train/bench_$l.moeb --tokens 8192 --backward --bench-eager --iterations 3 2>&1 |
+      grep -E "^bench|error|kernel profile|^  " | grep -v "^  grad\|^  output" | head -30 | cut -c1-150
+  done
 fi
 # teacher: the GPU student of examples/train_teacher.sh (d_model 1024, 8 experts of 3584); teacher_full: a
 # Mixtral-sized student (d_model 4096, 8 experts of 14336, bf16) of a teacher with 4 experts of 2048.

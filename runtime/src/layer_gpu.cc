@@ -197,11 +197,11 @@ moe_status_t Layer::benchmark(const std::vector<Tensor> &inputs, unsigned iterat
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
-  return benchmarkOnGpu(entry, signature().outputs, ordered, iterations, seconds, eager, timeCalls);
+  return benchmarkOnGpu({{entry, &signature().outputs, ordered}}, iterations, seconds, eager, timeCalls);
 }
 
 moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
-                                      unsigned iterations, std::vector<double> &seconds) {
+                                      unsigned iterations, std::vector<double> &seconds, bool eager) {
   seconds.clear();
   auto timeCalls = [&](const std::function<moe_status_t()> &once) {
     for (unsigned i = 0; i < iterations; ++i) {
@@ -212,11 +212,15 @@ moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const s
     }
     return MOE_OK;
   };
-  std::vector<Tensor> gradients;
+  std::vector<Tensor> outputs, gradients;
   if (!gpu || isSharded()) {
-    if (moe_status_t s = backward(inputs, cotangents, gradients)) // warm-up
+    auto step = [&] {
+      moe_status_t s = run(inputs, outputs);
+      return s != MOE_OK ? s : backward(inputs, cotangents, gradients);
+    };
+    if (moe_status_t s = step()) // warm-up
       return s;
-    return timeCalls([&] { return backward(inputs, cotangents, gradients); });
+    return timeCalls(step);
   }
   if (!backwardEntry)
     return fail(MOE_INVALID_ARGUMENT, "the artifact has no backward: build it with moec build --train");
@@ -224,28 +228,38 @@ moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const s
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
+  GpuBenchCall forward{entry, &signature().outputs, ordered};
   for (const TensorSpec &spec : signature().outputs)
     for (const Tensor &t : cotangents)
       if (t.name == spec.name)
         ordered.push_back(&t);
   if (ordered.size() != signature().inputs.size() + signature().params.size() + signature().outputs.size())
     return fail(MOE_INVALID_ARGUMENT, "the backward's benchmark needs a cotangent per output, named as the output");
-  return benchmarkOnGpu(backwardEntry, signature().backward->gradients, ordered, iterations, seconds, false, timeCalls);
+  return benchmarkOnGpu({forward, {backwardEntry, &signature().backward->gradients, ordered}}, iterations, seconds,
+                        eager, timeCalls);
 }
 
 moe_status_t
-Layer::benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
-                      const std::vector<const Tensor *> &ordered, unsigned iterations, std::vector<double> &seconds,
+Layer::benchmarkOnGpu(const std::vector<GpuBenchCall> &calls, unsigned iterations, std::vector<double> &seconds,
                       bool eager, const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls) {
-  void (*entry)(void **) = fn;
-  DeviceArguments args;
-  if (moe_status_t s = prepareGpuCall(ordered, args))
-    return s;
-  std::vector<int64_t> results = resultSlots(resultSpecs);
+  std::vector<DeviceArguments> args(calls.size());
+  std::vector<std::vector<int64_t>> results;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (moe_status_t s = prepareGpuCall(calls[i].ordered, args[i]))
+      return s;
+    results.push_back(resultSlots(*calls[i].results));
+  }
+  // The calls in order on `call` (one arena for all of them).
+  auto callAll = [&](GpuCall &call, Collectives collectives) {
+    for (size_t i = 0; i < calls.size(); ++i)
+      if (moe_status_t s = callEntry(calls[i].fn, call, args[i], results[i], collectives))
+        return s;
+    return MOE_OK;
+  };
   {
     GpuCall warm; // loads nothing new: the first call's JIT work stays out of the graph
     warm.device = gpu.get();
-    if (moe_status_t s = callEntry(entry, warm, args, results, collectivesOf(*this)))
+    if (moe_status_t s = callAll(warm, collectivesOf(*this)))
       return s;
     if (moe_status_t s = gpu->synchronize())
       return s;
@@ -255,7 +269,7 @@ Layer::benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &result
     return timeCalls([&] {
       GpuCall call;
       call.device = gpu.get();
-      if (moe_status_t s = callEntry(entry, call, args, results, collectivesOf(*this)))
+      if (moe_status_t s = callAll(call, collectivesOf(*this)))
         return s;
       return gpu->synchronize();
     });
@@ -264,7 +278,7 @@ Layer::benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &result
   GpuCall captured;
   captured.device = gpu.get();
   CudaGraph graph;
-  if (moe_status_t s = gpu->capture([&] { return callEntry(entry, captured, args, results, {}); }, graph))
+  if (moe_status_t s = gpu->capture([&] { return callAll(captured, {}); }, graph))
     return s;
   if (moe_status_t s = gpu->replay(graph))
     return s;

@@ -173,7 +173,8 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
   if (options.bench && !comm) {
     // Forward and backward: the backward recomputes the forward.
     std::vector<double> times;
-    if (layer.benchmarkBackward(inputs, cotangents, std::max(1u, options.iterations), times) != MOE_OK)
+    if (layer.benchmarkBackward(inputs, cotangents, std::max(1u, options.iterations), times, options.benchEager) !=
+        MOE_OK)
       return error(options);
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
@@ -183,7 +184,8 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
     std::fprintf(out,
                  "bench backward: %s tokens=%lld median %.4f ms forward + backward over %zu %s, %.1f TFLOP/s (%s)\n",
                  layer.signature().layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(),
-                 layer.onGpu() ? "CUDA-graph replays" : "calls", tflops, layer.deviceName().c_str());
+                 layer.onGpu() && !options.benchEager ? "CUDA-graph replays" : "calls", tflops,
+                 layer.deviceName().c_str());
   }
   std::fflush(out);
   return status;

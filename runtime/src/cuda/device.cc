@@ -2,6 +2,7 @@
 #include "moe/runtime/cuda.h"
 
 #include "driver.h"
+#include "kernel_profile.h"
 
 namespace moe::runtime {
 
@@ -109,6 +110,7 @@ moe_status_t CudaDevice::open(int ordinal, std::unique_ptr<CudaDevice> &out) {
   if (moe_status_t s = check(d->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate"))
     return s;
   device->stream = stream;
+  device->profile = cuda::KernelProfile::fromEnvironment();
   out = std::move(device);
   return MOE_OK;
 }
@@ -118,6 +120,8 @@ CudaDevice::~CudaDevice() {
   if (!d || !context)
     return;
   d->cuCtxSetCurrent(static_cast<CUcontext>(context));
+  if (profile)
+    profile->report(*d, stderr);
   if (stream) {
     d->cuStreamSynchronize(static_cast<CUstream>(stream));
     d->cuStreamDestroy(static_cast<CUstream>(stream));
@@ -212,9 +216,17 @@ moe_status_t CudaDevice::download(void *to, uint64_t from, size_t bytes) {
 
 moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
                                 std::vector<void *> args, unsigned sharedBytes) {
-  return check(api()->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0], block[1],
-                                     block[2], sharedBytes, static_cast<CUstream>(stream), args.data(), nullptr),
-               "launching a kernel");
+  const Driver *d = api();
+  CUstream s = static_cast<CUstream>(stream);
+  cuda::KernelProfile *timer = kernelProfile();
+  if (timer)
+    timer->begin(*d, static_cast<CUfunction>(function), s);
+  moe_status_t status = check(d->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
+                                                block[1], block[2], sharedBytes, s, args.data(), nullptr),
+                              "launching a kernel");
+  if (timer)
+    timer->end(*d, s);
+  return status;
 }
 
 moe_status_t CudaDevice::memoryInfo(size_t &freeBytes, size_t &totalBytes) const {
@@ -231,7 +243,9 @@ moe_status_t CudaDevice::capture(const std::function<moe_status_t()> &body, Cuda
   if (moe_status_t st =
           check(d->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "beginning a CUDA graph capture"))
     return st;
+  capturing = true;
   moe_status_t inner = body();
+  capturing = false;
   CUgraph graph = nullptr;
   moe_status_t ended = check(d->cuStreamEndCapture(s, &graph), "ending a CUDA graph capture");
   if (inner != MOE_OK || ended != MOE_OK) {

@@ -68,6 +68,7 @@ void load() {
     return;
   driver.cuTensorMapEncodeTiled =
       reinterpret_cast<decltype(driver.cuTensorMapEncodeTiled)>(dlsym(library, "cuTensorMapEncodeTiled"));
+  driver.cuFuncGetName = reinterpret_cast<decltype(driver.cuFuncGetName)>(dlsym(library, "cuFuncGetName"));
   CUresult r = driver.cuInit(0);
   if (r != CUDA_SUCCESS) {
     loadError = "cuInit failed with CUDA error " + std::to_string(r) + " (no usable GPU?)";

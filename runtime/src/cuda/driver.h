@@ -82,6 +82,8 @@ struct Driver {
   /// With CU_POINTER_ATTRIBUTE_MEMORY_TYPE: CU_MEMORYTYPE_DEVICE for device
   /// memory; an error for host memory the driver does not know.
   CUresult (*cuPointerGetAttribute)(void *data, int attribute, CUdeviceptr pointer);
+  /// Optional (CUDA 12.3 and later drivers): a kernel's name, for MOE_KERNEL_PROFILE.
+  CUresult (*cuFuncGetName)(const char **name, CUfunction function);
   /// Optional (drivers for sm_90 and later): null when the driver lacks it.
   CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType, unsigned rank, void *globalAddress,
                                      const unsigned long long *globalDim, const unsigned long long *globalStrides,

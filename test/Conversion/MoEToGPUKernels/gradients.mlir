@@ -3,13 +3,15 @@
 // Tests the routed chain's backward on the GPU: the plan again in the padded
 // layout (each expert's rows start at a whole 128-row tile: the schedule
 // also writes the segments' ends), the up products again with f32 outputs,
-// the down weights transposed and the down product's input cotangent by the
-// forward's grouped GEMM, the activation's backward a block an assignment,
-// the weight cotangents summed over each expert's rows on tensor cores (no
-// atomics; the activations' rows already carry the routing weight), the
-// up weights transposed side by side for the rows' cotangents, and each
-// token's slots summed in order by the combine kernel. The recomputed
-// dispatch -> expert_ffn is gone.
+// the down product's input cotangent by the forward's grouped GEMM reading
+// the down weights k-major (`_kb`: no transposed copy), the activation's
+// backward a block an assignment, the weight cotangents summed over each
+// expert's rows on tensor cores (no atomics; the activations' rows already
+// carry the routing weight), the rows' cotangents through the gate and up
+// weights read k-major side by side (`_kb128`: k below 128 from the gate's,
+// the rest from the up's), and each token's slots summed in order by the
+// combine kernel. The recomputed dispatch -> expert_ffn is gone, and no
+// weight is transposed.
 // CHECK-LABEL: func.func @chain_backward(
 // CHECK-NOT:     moe.dispatch
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_count_e4_k2_c0_m128
@@ -17,16 +19,15 @@
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_permute_e4_k2_c0_m128_padded
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r128_c64_o64_at0
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_gather_grouped
+// CHECK-NOT:     moe_transpose
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_kb_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu_wh
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_mma
 // CHECK-SAME:      dynamic_shared_memory_size %{{.*}}
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_mma
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_mma
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at0
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_transpose_bf16_e4_r64_c128_o256_at128
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_grouped
+// CHECK-NOT:     moe_transpose
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_kb128_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_f32_f32_bf16_bf16_d64_k2
 // CHECK-NOT:     moe.combine_grad
 // CHECK-NOT:     moe.expert_ffn
@@ -40,6 +41,10 @@
 // CHECK:          mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT:      atomic
 // CHECK:          gpu.return
+// The k-major B: wgmma's B untransposed (the last immediate 0), B1's rows
+// from k = 128 on.
+// CHECK-LABEL:  gpu.func @moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_kb128_grouped(
+// CHECK:          wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, 1, 1, 0, 0;
 func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                           %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>,
                           %dout: tensor<?x64xbf16>)
@@ -78,6 +83,26 @@ func.func @ops_backward(%x: tensor<?x16xbf16>, %w: tensor<16x4xbf16>, %dl: tenso
   %lb = moe.load_balance_loss_grad %dl, %e, %s : tensor<?x4xf32>, tensor<?x2xi32>, tensor<f32>
   %z = moe.z_loss_grad %dl, %s : tensor<?x4xf32>, tensor<f32>
   return %a, %b, %t, %g, %lb, %z : tensor<?x16xbf16>, tensor<16x4xbf16>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>, tensor<?x4xf32>
+}
+
+// -----
+
+// Tests a 16-bit router's input cotangent at a size the tensor cores take:
+// the f32 cotangent split into high and low bf16 halves, then one GEMM,
+// [high | low] . [w; w]^T, reading w k-major at both halves (`_kb64`).
+// CHECK-LABEL: func.func @router_backward(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_split_high_low_f32_bf16_n64
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n128_identity_se_kb64
+// CHECK-NOT:     moe_dense_dx
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_f32_bf16_wf32_m128_n64
+// CHECK-LABEL:  gpu.func @moe_split_high_low_f32_bf16_n64(
+// CHECK:          arith.truncf {{.*}} : f32 to bf16
+// CHECK:          arith.extf
+// CHECK:          arith.subf
+func.func @router_backward(%x: tensor<?x128xbf16>, %w: tensor<128x64xbf16>, %dl: tensor<?x64xf32>)
+    -> (tensor<?x128xbf16>, tensor<128x64xbf16>) {
+  %a, %b = moe.dense_grad %x, %w, %dl : tensor<?x128xbf16>, tensor<128x64xbf16>, tensor<?x64xf32>
+  return %a, %b : tensor<?x128xbf16>, tensor<128x64xbf16>
 }
 
 // -----

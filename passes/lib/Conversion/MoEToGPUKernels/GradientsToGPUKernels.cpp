@@ -65,15 +65,63 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     c.kTile = kTile();
     c.tensorCores = tensorCores;
     chooseEngine(c, bElt);
+    return launchGemm(h, c, a, b, b, out, &t, perm, ends, w, assignments, topK, experts);
+  }
+
+  /// A configured GEMM's launch: grouped over the padded tiles of `t`
+  /// (perm, ends, w, assignments, topK as there), or with `t` null over the
+  /// `rows` rows of A (the remaining arguments unused).
+  LogicalResult launchGemm(Host &h, const gk::GemmConfig &c, Value a, Value b0, Value b1, Value out, const TilePlan *t,
+                           Value perm, Value ends, Value w, Value rows, int64_t topK, int64_t experts) {
     auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
       return failure();
-    SmallVector<Value> args{a,         b,    b,          out, perm,        t.tileExpert,
-                            t.tileRow, ends, t.numTiles, w,   assignments, h.index(topK)};
-    llvm::append_range(args, tensorMaps(h, c, b, b, experts));
-    h.launch(*fn, gemmGrid(h, c, h.mul(t.maxTiles, h.index(c.columnBlocks()))), h.index(1), c.threads(),
-             c.sharedBytes(), args);
+    SmallVector<Value> args;
+    Value blocks;
+    if (t) {
+      args = {a, b0, b1, out, perm, t->tileExpert, t->tileRow, ends, t->numTiles, w, rows, h.index(topK)};
+      blocks = h.mul(t->maxTiles, h.index(c.columnBlocks()));
+    } else {
+      Unused u = unused(h);
+      args = {a, b0, b1, out, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
+      blocks = h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()));
+    }
+    llvm::append_range(args, tensorMaps(h, c, b0, b1, experts));
+    h.launch(*fn, gemmGrid(h, c, blocks), h.index(1), c.threads(), c.sharedBytes(), args);
     return success();
+  }
+
+  /// `c` (k, n and types set) configured for C = A . W^T with W[e] [n][k]
+  /// (split along k at `split` into two weights, or 0): grouped or not, the
+  /// engine chosen, and B read k-major where the engine can (wgmma, one
+  /// block a tile, no TMA), so W^T is never written.
+  gk::GemmConfig transposedProduct(gk::GemmConfig c, const std::string &wElt, bool tensorCores, bool grouped,
+                                   int64_t split) {
+    c.grouped = grouped;
+    c.kTile = kTile();
+    c.tensorCores = tensorCores;
+    chooseEngine(c, wElt);
+    c.kMajorB = c.wgmma && !c.persistent && !c.tmaB && !c.glu && split % 64 == 0;
+    c.bSplitK = c.kMajorB ? split : 0;
+    return c;
+  }
+
+  /// C = A . [W0 | W1]^T (W1 null: A . W0^T), W0[e] [n][split or k] and
+  /// W1[e] [n][k - split], from transposedProduct's config: the weights as
+  /// they lie when it reads them k-major, else a transposed copy ([e][k][n],
+  /// written each call).
+  LogicalResult transposedGemm(Host &h, const gk::GemmConfig &c, Type wType, Value a, Value w0, Value w1,
+                               int64_t split, Value out, const TilePlan *t, Value perm, Value ends, Value w, Value rows,
+                               int64_t topK, int64_t experts) {
+    if (c.kMajorB)
+      return launchGemm(h, c, a, w0, w1 ? w1 : w0, out, t, perm, ends, w, rows, topK, experts);
+    const std::string wElt = eltName(wType);
+    const int64_t first = w1 ? split : c.k;
+    Value wT = h.scratch(wType, experts * c.k * c.n);
+    if (failed(transpose(h, w0, wT, wElt, experts, c.n, first, c.k, 0)) ||
+        (w1 && failed(transpose(h, w1, wT, wElt, experts, c.n, c.k - first, c.k, first))))
+      return failure();
+    return launchGemm(h, c, a, wT, wT, out, t, perm, ends, w, rows, topK, experts);
   }
 
   /// combine_grad -> expert_ffn_grad -> dispatch_grad.
@@ -159,9 +207,6 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
 
     // 3. The down product's input cotangent: dout rows . w_down^T, unweighted.
     Value down = weights[glu ? 2 : 1];
-    Value downT = h.scratch(weightType, experts * d * f);
-    if (failed(transpose(h, down, downT, weightElt, experts, f, d, d, 0)))
-      return failure();
     gk::GemmConfig back;
     back.elt = doutElt;
     back.out = "f32";
@@ -169,9 +214,10 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     back.k = d;
     back.n = f;
     back.gatherRows = true;
+    back = transposedProduct(back, weightElt, tensorCores, /*grouped=*/true, 0);
     Value dHu = h.scratch(f32, h.mul(padded, h.index(f)));
-    if (failed(groupedGemm(h, back, weightElt, tensorCores, doutBuf, downT, dHu, perm, t, ends, w, assignments, k,
-                           experts)))
+    if (failed(transposedGemm(h, back, weightType, doutBuf, down, Value(), 0, dHu, &t, perm, ends, w, assignments, k,
+                              experts)))
       return failure();
 
     // 4. Through the activation: the up products' cotangents, the routing
@@ -235,19 +281,16 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
 
     // 6. The rows' cotangents, [dG | dU] . [w_gate; w_up]^T, then each
     //    token's slots summed in order.
-    Value upT = h.scratch(weightType, experts * upWidth * d);
-    for (int64_t i = 0; i < (glu ? 2 : 1); ++i)
-      if (failed(transpose(h, weights[i], upT, weightElt, experts, d, f, upWidth, i * f)))
-        return failure();
     gk::GemmConfig rowsBack;
     rowsBack.elt = xElt;
     rowsBack.out = "f32";
     rowsBack.weight = wElt;
     rowsBack.k = upWidth;
     rowsBack.n = d;
+    rowsBack = transposedProduct(rowsBack, weightElt, tensorCores, /*grouped=*/true, glu ? f : 0);
     Value dRows = h.scratch(f32, h.mul(padded, h.index(d)));
-    if (failed(groupedGemm(h, rowsBack, weightElt, tensorCores, dGU, upT, dRows, perm, t, ends, w, assignments, k,
-                           experts)))
+    if (failed(transposedGemm(h, rowsBack, weightType, dGU, weights[0], glu ? weights[1] : Value(), glu ? f : 0, dRows,
+                              &t, perm, ends, w, assignments, k, experts)))
       return failure();
     gk::CombineConfig cc;
     cc.y = "f32";
@@ -283,27 +326,30 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     Value xBuf = h.input(x), wBuf = h.input(wt), dyBuf = h.input(dy);
     Unused unusedBuffers = unused(h);
     auto [dx, dxBuf] = h.output(op.getInputGrad().getType(), x);
-    if (xElt == wElt && wElt == dyElt) {
-      // dy . w^T: the forward's GEMM on the transposed weight.
-      Value wT = h.scratch(elementOf(wt), kDim * n);
-      if (failed(transpose(h, wBuf, wT, wElt, 1, kDim, n, n, 0)))
+    // dy . w^T on tensor cores: the forward's GEMM reading w k-major (or
+    // transposed). A 16-bit layer's router has an f32 cotangent: split into
+    // high and low 16-bit halves, [high | low] . [w; w]^T.
+    const bool sameTypes = xElt == wElt && wElt == dyElt;
+    const bool split = dyElt == "f32" && xElt == wElt && (xElt == "bf16" || xElt == "f16");
+    gk::GemmConfig g;
+    g.elt = sameTypes ? dyElt : xElt;
+    g.out = xElt;
+    g.k = split ? 2 * n : n;
+    g.n = kDim;
+    g = transposedProduct(g, wElt, gk::tensorCoresFit(g.elt, wElt, g.k, g.n, kTile()), /*grouped=*/false,
+                          split ? n : 0);
+    if (sameTypes || (split && g.tensorCores)) {
+      Value a = dyBuf;
+      if (split) {
+        auto splitFn = kernel(h, gk::splitHighLowName(xElt, n), gk::splitHighLowKernel(xElt, n));
+        if (failed(splitFn))
+          return failure();
+        a = h.scratch(elementOf(x), h.mul(rows, h.index(2 * n)));
+        h.launch(*splitFn, h.ceilDiv(h.mul(rows, h.index(n)), 256), h.index(1), 256, 0, {dyBuf, a, rows});
+      }
+      if (failed(transposedGemm(h, g, elementOf(wt), a, wBuf, split ? wBuf : Value(), split ? n : 0, dxBuf, nullptr,
+                                Value(), Value(), Value(), rows, 1, 1)))
         return failure();
-      gk::GemmConfig c;
-      c.elt = dyElt;
-      c.out = xElt;
-      c.k = n;
-      c.n = kDim;
-      c.kTile = kTile();
-      c.tensorCores = gk::tensorCoresFit(c.elt, wElt, c.k, c.n, c.kTile);
-      chooseEngine(c, wElt);
-      auto fn = kernel(h, c.name(), gk::gemmKernel(c));
-      if (failed(fn))
-        return failure();
-      Value i32s = unusedBuffers.i32s;
-      SmallVector<Value> args{dyBuf, wT, wT, dxBuf, i32s, i32s, i32s, i32s, i32s, unusedBuffers.f32s, rows, h.index(1)};
-      llvm::append_range(args, tensorMaps(h, c, wT, wT, 1));
-      h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
-               c.threads(), c.sharedBytes(), args);
     } else {
       std::string name = gk::denseInputGradName(dyElt, wElt, xElt, kDim, n);
       auto fn = kernel(h, name, gk::denseInputGradKernel(dyElt, wElt, xElt, kDim, n));

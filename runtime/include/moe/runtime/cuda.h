@@ -28,6 +28,9 @@
 namespace moe::runtime {
 
 class CudaDevice;
+namespace cuda {
+class KernelProfile;
+}
 
 /// Device memory from the pool; returned to it (not freed) on destruction.
 class DeviceBuffer {
@@ -137,6 +140,10 @@ public:
   /// Makes this device's context current on the calling thread.
   moe_status_t makeCurrent();
 
+  /// MOE_KERNEL_PROFILE's per-kernel timer, null when off or while a graph
+  /// is being captured (its launches are not run then).
+  cuda::KernelProfile *kernelProfile() const { return capturing ? nullptr : profile.get(); }
+
   /// Pool statistics: buffers handed out by cuMemAlloc, and reused ones.
   size_t allocations() const { return deviceAllocations; }
   size_t reuses() const { return poolReuses; }
@@ -152,6 +159,8 @@ private:
   std::multimap<size_t, uint64_t> freeBuffers; ///< capacity -> address
   std::vector<uint64_t> allBuffers;
   size_t deviceAllocations = 0, poolReuses = 0;
+  std::unique_ptr<cuda::KernelProfile> profile;
+  bool capturing = false;
   /// tensorMap's descriptors: the host copy (the source of the enqueued
   /// upload) and the device buffer, by what they describe. Declared after the
   /// pool, so their buffers return to it before it goes.

@@ -113,11 +113,13 @@ public:
   /// gets each call's time inside collectives.
   moe_status_t benchmark(const std::vector<Tensor> &inputs, unsigned iterations, std::vector<double> &seconds,
                          bool eager = false, std::vector<double> *collectiveSeconds = nullptr);
-  /// The backward's time (forward recomputed, gradients formed) on `inputs`
-  /// and `cotangents`: on a GPU `iterations` CUDA-graph replays with every
-  /// argument on the device; on the CPU plain calls.
+  /// A training step's forward and backward time on `inputs` and
+  /// `cotangents`: the forward's call, then the backward's (which recomputes
+  /// what the forward does not keep); on a GPU `iterations` CUDA-graph
+  /// replays of both with every argument on the device (plain calls with
+  /// `eager`); on the CPU plain calls.
   moe_status_t benchmarkBackward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
-                                 unsigned iterations, std::vector<double> &seconds);
+                                 unsigned iterations, std::vector<double> &seconds, bool eager = false);
   /// Standard normal cotangents shaped as `outputs` (for moe-run --backward
   /// without --cotangent, and the checks).
   std::vector<Tensor> randomCotangents(uint64_t seed, const std::vector<Tensor> &outputs) const;
@@ -132,13 +134,20 @@ private:
   moe_status_t callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                          const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                          std::vector<Tensor> &outputs);
-  /// Calls `fn` (the forward's or the backward's entry) on the GPU; its
-  /// results are `resultSpecs`.
-  /// benchmark's GPU half, for the entry `fn` with its `resultSpecs`.
-  moe_status_t benchmarkOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
-                              const std::vector<const Tensor *> &ordered, unsigned iterations,
+  /// One entry's call in a GPU benchmark: the entry (the forward's or the
+  /// backward's), its results and its arguments in order.
+  struct GpuBenchCall {
+    void (*fn)(void **);
+    const std::vector<TensorSpec> *results;
+    std::vector<const Tensor *> ordered;
+  };
+  /// The benchmarks' GPU half: `calls` one after another, captured as one
+  /// CUDA graph and replayed `iterations` times (plain calls with `eager`).
+  moe_status_t benchmarkOnGpu(const std::vector<GpuBenchCall> &calls, unsigned iterations,
                               std::vector<double> &seconds, bool eager,
                               const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls);
+  /// Calls `fn` (the forward's or the backward's entry) on the GPU; its
+  /// results are `resultSpecs`.
   moe_status_t runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                         const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                         std::vector<Tensor> &outputs);

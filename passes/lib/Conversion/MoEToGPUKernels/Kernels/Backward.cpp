@@ -390,3 +390,22 @@ std::string moe::gpu_kernels::denseInputGradKernel(const std::string &dy, const 
   return k.finish("@" + denseInputGradName(dy, w, dx, kDim, n) + "(%dy: " + flatMemref(dy) + ", %w: " + flatMemref(w) +
                   ", %dx: " + flatMemref(dx) + ", %rows: index)");
 }
+
+std::string moe::gpu_kernels::splitHighLowName(const std::string &elt, int64_t n) {
+  return llvm::formatv("moe_split_high_low_f32_{0}_n{1}", elt, n).str();
+}
+
+std::string moe::gpu_kernels::splitHighLowKernel(const std::string &elt, int64_t n) {
+  KernelEmitter k;
+  std::string i = k.globalId();
+  k.line("scf.if " + k.lt(i, k.mul("%rows", k.index(n))) + " {");
+  std::string r = k.div(i, k.index(n)), j = k.rem(i, k.index(n));
+  std::string v = k.load("%x", i, "f32");
+  std::string high = k.op("arith.truncf " + v + " : f32 to " + elt);
+  std::string rest = k.f32op("subf", v, k.op("arith.extf " + high + " : " + elt + " to f32"));
+  std::string row = k.mul(r, k.index(2 * n));
+  k.store(high, "%out", k.add(row, j), elt);
+  k.store(k.op("arith.truncf " + rest + " : f32 to " + elt), "%out", k.add(k.add(row, k.index(n)), j), elt);
+  k.line("}");
+  return k.finish("@" + splitHighLowName(elt, n) + "(%x: memref<?xf32>, %out: " + flatMemref(elt) + ", %rows: index)");
+}

@@ -257,6 +257,8 @@ std::string GemmConfig::name() const {
     s += "_tma";
   if (persistent)
     s += "_persistent";
+  if (kMajorB)
+    s += "_kb" + (bSplitK ? std::to_string(bSplitK) : "");
   if (glu)
     s += "_glu";
   if (gatherRows)

@@ -47,6 +47,8 @@ std::string sourceRow(KernelEmitter &k, const GemmConfig &c, const Tile &t, cons
 /// sizes (i32: 16, or 0 to zero-fill).
 struct StageCopies {
   std::vector<std::string> global, shared, size;
+  /// A k-major B split along k (GemmConfig::bSplitK): the same copies' B1 addresses.
+  std::vector<std::string> globalSplit;
 };
 
 /// The copies of A's 128-row tile, `chunksPerRow` 16-byte chunks a row, split

@@ -106,13 +106,14 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
   for (int64_t j = 0; j < steps; ++j)
     text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(s.n) + "k16.f32." + c.elt + "." + c.elt + " " + d +
             ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) +
-            (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, 0, 1; ";
+            (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, 0, " + (c.kMajorB ? "0" : "1") + "; ";
   text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; }";
   std::string constraints, operands, types;
   for (int64_t j = 0; j < steps; ++j) {
     constraints += "l,l,";
-    // Along k: A moves 32 bytes within its swizzled line, B two 8-row atoms.
-    operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * 2 * kAtomBytes / 16) + ", ";
+    // Along k: A moves 32 bytes within its swizzled line, B two 8-row atoms
+    // (a k-major B, like A, 32 bytes).
+    operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * (c.kMajorB ? 32 : 2 * kAtomBytes) / 16) + ", ";
     types += "i64, i64, ";
   }
   return accumulatorAsm(k, s, text, constraints + "r",
@@ -169,8 +170,38 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
   storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
 }
 
+/// A k-major B ([experts][n][k]): the block's s.n rows of B, each a 128-byte
+/// line of the stage's 64 k, chunk c of row r at c ^ (r % 8) as in A.
+StageCopies bKMajorCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
+                          const std::string &b0Addr, const std::string &b1Addr) {
+  StageCopies out;
+  const int64_t eb = eltBytes(c.elt);
+  const int64_t ld0 = c.bSplitK ? c.bSplitK : c.k, ld1 = c.k - c.bSplitK;
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+  for (int64_t j = 0; j < s.n * 8 / 256; ++j) {
+    std::string q = k.add(tid, k.index(256 * j));
+    std::string r = k.div(q, k.index(8)), chunk = k.rem(q, k.index(8));
+    std::string col = k.add(t.n0, r), valid = k.lt(col, k.index(c.n));
+    std::string row = k.add(k.mul(t.e, k.index(c.n)), k.select(valid, col, k.index(0), "index"));
+    std::string inRow = k.mul(chunk, k.index(8));
+    auto at = [&](const std::string &base, int64_t ld) {
+      std::string elem = k.add(k.mul(row, k.index(ld)), inRow);
+      return k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64");
+    };
+    out.global.push_back(at(b0Addr, ld0));
+    if (c.bSplitK)
+      out.globalSplit.push_back(at(b1Addr, ld1));
+    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(r, k.index(8)) + " : index");
+    out.shared.push_back(k.toI32(k.add(k.index(kABytes), k.add(k.mul(r, k.index(128)), k.mul(swz, k.index(16))))));
+    out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
+  }
+  return out;
+}
+
 StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
                         const std::string &b0Addr, const std::string &b1Addr) {
+  if (c.kMajorB)
+    return bKMajorCopies(k, c, s, t, tid, b0Addr, b1Addr);
   StageCopies out;
   const int64_t eb = eltBytes(c.elt);
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
@@ -227,7 +258,8 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   StageCopies aCopies = aSwizzledCopies(k, c, t, tid, aAddr);
   std::vector<std::string> &gA = aCopies.global, &sA = aCopies.shared, &sizeA = aCopies.size;
   StageCopies bCopies = bTileCopies(k, c, s, t, tid, b0Addr, b1Addr);
-  std::vector<std::string> &gB = bCopies.global, &sB = bCopies.shared, &sizeB = bCopies.size;
+  std::vector<std::string> &gB = bCopies.global, &sB = bCopies.shared, &sizeB = bCopies.size,
+                           &gB1 = bCopies.globalSplit;
 
   auto stageBaseOf = [&](const std::string &kt) {
     std::string stage = k.toI32(k.rem(kt, k.index(s.stages)));
@@ -282,11 +314,25 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     std::string stageBase = stageBaseOf(kt);
     std::string kt64 = i64(k, kt);
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
-    std::string stepB = c.tmaB ? "" : k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
+    // B's rows advance by 64 k: along a k-major row (stepA's bytes), else 64 rows.
+    std::string stepB =
+        c.tmaB ? "" : c.kMajorB ? stepA : k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
+    // A split B: stages past bSplitK read B1's rows from their start.
+    std::string inB0, stepB1;
+    if (!gB1.empty()) {
+      std::string splitTiles = k.index(c.bSplitK / kBK);
+      inB0 = k.lt(kt, splitTiles);
+      stepB1 = k.op("arith.muli " + i64(k, k.op("arith.subi " + kt + ", " + splitTiles + " : index")) + ", " +
+                    constant64(k, kBK * eb) + " : i64");
+    }
     for (size_t j = 0; j < gA.size(); ++j)
       cpAsync(k, k.add32(stageBase, sA[j]), k.op("arith.addi " + gA[j] + ", " + stepA + " : i64"), sizeA[j]);
-    for (size_t j = 0; j < gB.size(); ++j)
-      cpAsync(k, k.add32(stageBase, sB[j]), k.op("arith.addi " + gB[j] + ", " + stepB + " : i64"), sizeB[j]);
+    for (size_t j = 0; j < gB.size(); ++j) {
+      std::string from = k.op("arith.addi " + gB[j] + ", " + stepB + " : i64");
+      if (!gB1.empty())
+        from = k.select(inB0, from, k.op("arith.addi " + gB1[j] + ", " + stepB1 + " : i64"), "i64");
+      cpAsync(k, k.add32(stageBase, sB[j]), from, sizeB[j]);
+    }
     if (c.tmaB)
       loadB(kt, stageBase);
   };
@@ -316,7 +362,8 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   std::string stageBase = stageBaseOf("%kt");
   std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
   std::string descA = descriptor(k, aBase, 16, kAtomBytes);
-  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
+  // B N-major: 64-column slices kSliceBytes apart; k-major: A's form over its s.n rows.
+  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), c.kMajorB ? 16 : kSliceBytes, kAtomBytes);
   // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
   // partial tile) leaves the tensor cores to the SM's other warpgroups.
   if (c.tmaB) {

@@ -65,6 +65,15 @@ struct GemmConfig {
   /// steps (copies running ahead across tiles), its epilogue through shared
   /// memory past the stages, 64 rows at a time; the grid is the SM count.
   bool persistent = false;
+  /// wgmma, one block a tile, no TMA or GLU: B lies k-major, [experts][n][k]
+  /// (a weight read through its transpose, the backward's dY . W^T), its
+  /// rows 128-byte lines swizzled as A's, wgmma's untransposed B; so the
+  /// backward multiplies by W^T without writing W^T. With bSplitK > 0, B0
+  /// holds k in [0, bSplitK) ([experts][n][bSplitK]) and B1 the rest
+  /// ([experts][n][k - bSplitK]): [dG | dU] . [W_gate; W_up]^T. bSplitK is a
+  /// multiple of 64.
+  bool kMajorB = false;
+  int64_t bSplitK = 0;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -337,6 +346,14 @@ std::string loadBalanceGradName(const std::string &elt, int64_t experts, int64_t
 /// dx = dy . w^T for a product whose operands differ in type (a router's
 /// f32 logits and bf16 weights), a thread per element of dx [rows, k]:
 ///   (%dy: memref<?xDY>, %w: memref<?xW>, %dx: memref<?xX>, %rows: index)
+/// Each f32 row of %x [rows][n] as two rows' worth of `elt`: out[r] =
+/// [high | low], high = x rounded to elt, low = (x - high) rounded: high + low
+/// keeps ~16 of f32's 24 bits, so a tensor-core GEMM over [high | low] .
+/// [W; W] (k = 2n, f32 sums) multiplies the f32 x nearly exactly (moe.dense_grad's
+/// f32 cotangent of a 16-bit layer's router).
+///   (%x: memref<?xf32>, %out: memref<?xT>, %rows: index); a thread an element.
+std::string splitHighLowKernel(const std::string &elt, int64_t n);
+std::string splitHighLowName(const std::string &elt, int64_t n);
 std::string denseInputGradKernel(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
                                  int64_t n);
 std::string denseInputGradName(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
