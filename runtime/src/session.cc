@@ -181,11 +181,10 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
     int64_t tokens = inputs.empty() || inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
     // Useful work: the forward's products and the backward's two (3x the forward's).
     double tflops = 3 * layer.signature().flopsPerToken * static_cast<double>(tokens) / median / 1e12;
-    std::fprintf(out,
-                 "bench backward: %s tokens=%lld median %.4f ms forward + backward over %zu %s, %.1f TFLOP/s (%s)\n",
-                 layer.signature().layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(),
-                 layer.onGpu() && !options.benchEager ? "CUDA-graph replays" : "calls", tflops,
-                 layer.deviceName().c_str());
+    std::fprintf(
+        out, "bench backward: %s tokens=%lld median %.4f ms forward + backward over %zu %s, %.1f TFLOP/s (%s)\n",
+        layer.signature().layer.c_str(), static_cast<long long>(tokens), median * 1e3, times.size(),
+        layer.onGpu() && !options.benchEager ? "CUDA-graph replays" : "calls", tflops, layer.deviceName().c_str());
   }
   std::fflush(out);
   return status;

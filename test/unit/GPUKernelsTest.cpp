@@ -133,6 +133,25 @@ TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
             }
 }
 
+TEST_F(GPUKernelsTest, EveryKMajorWgmmaGemmVariant) {
+  // B read k-major ([experts][n][k]), whole or split along k between two
+  // weights; wgmma's B untransposed.
+  for (int64_t n : {128, 256})
+    for (int64_t split : {0, 128})
+      for (bool grouped : {false, true}) {
+        gk::GemmConfig c = wgmmaConfig("bf16", 192, /*glu=*/false, grouped);
+        c.wgmmaN = n;
+        c.stagedEpilogue = true;
+        c.kMajorB = true;
+        c.bSplitK = split;
+        std::string kernel = gk::gemmKernel(c);
+        EXPECT_NE(kernel.find(", 1, 1, 0, 0;"), std::string::npos) << c.name();
+        EXPECT_EQ(kernel.find(", 1, 1, 0, 1;"), std::string::npos) << c.name();
+        EXPECT_NE(c.name().find(split ? "_kb128" : "_kb"), std::string::npos);
+        EXPECT_EQ(check(kernel), "") << c.name();
+      }
+}
+
 TEST_F(GPUKernelsTest, EveryPersistentWgmmaGemmVariant) {
   for (std::string elt : {"bf16", "f16"})
     for (bool glu : {false, true})
@@ -257,7 +276,8 @@ TEST_F(GPUKernelsTest, NarrowDenseKernels) {
 TEST_F(GPUKernelsTest, EveryWeightGradVariant) {
   // Both engines; gathered or sorted rows on either side; one segment or an
   // expert's each; a width that is not a whole tile; a second column block of B.
-  for (bool tensorCores : {true, false})
+  // engine 0: FMA, 1: mma.sync, 2 and 3: wgmma with 128 and 256 columns.
+  for (int engine = 0; engine < 4; ++engine)
     for (std::string elt : {"bf16", "f16", "f32"})
       for (int gather = 0; gather < 3; ++gather)
         for (int64_t segments : {1, 8})
@@ -272,12 +292,19 @@ TEST_F(GPUKernelsTest, EveryWeightGradVariant) {
             c.segments = segments;
             c.gatherA = gather == 1;
             c.gatherB = gather == 2;
+            const bool tensorCores = engine > 0;
             c.scaleB = !tensorCores && gather == 2;
             c.tensorCores = tensorCores;
+            c.wgmma = engine >= 2;
+            c.wgmmaN = engine == 3 ? 256 : 128;
             if (tensorCores && !c.tensorCoresFit())
               continue;
             SCOPED_TRACE(c.name());
-            EXPECT_EQ(check(gk::weightGradKernel(c)), "");
+            std::string kernel = gk::weightGradKernel(c);
+            if (c.wgmma) // A m-major and B n-major: both transposed
+              EXPECT_NE(kernel.find("m64n" + std::to_string(c.wgmmaN) + "k16.f32." + elt + "." + elt),
+                        std::string::npos);
+            EXPECT_EQ(check(kernel), "");
           }
 }
 
@@ -308,6 +335,12 @@ TEST_F(GPUKernelsTest, WeightGradOnTensorCoresOnlyWhereItFits) {
   EXPECT_NE(fma.name(), c.name());
   EXPECT_EQ(fma.sharedBytes(), 0);
   EXPECT_EQ(fma.blocks(), 2 * 4);
+  gk::WeightGradConfig wide = c;
+  wide.wgmma = true;
+  wide.wgmmaN = 256;
+  EXPECT_EQ(wide.sharedBytes(), 4 * (128 * 64 * 2 + 64 * 256 * 2));
+  EXPECT_EQ(wide.blocks(), 1 * 1); // one 128 x 256 tile
+  EXPECT_NE(wide.name(), c.name());
 }
 
 TEST_F(GPUKernelsTest, BackwardKernels) {

@@ -127,12 +127,12 @@ __attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, int
   CUstream stream = static_cast<CUstream>(c->device->streamHandle());
   if (profile)
     profile->begin(*d, static_cast<CUfunction>(function), stream);
-  if (moe_status_t s = check(d->cuLaunchKernel(static_cast<CUfunction>(function), static_cast<unsigned>(gridX),
-                                               static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
-                                               static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
-                                               static_cast<unsigned>(blockZ), static_cast<unsigned>(smem), stream,
-                                               params, extra),
-                             "launching a kernel"))
+  if (moe_status_t s =
+          check(d->cuLaunchKernel(static_cast<CUfunction>(function), static_cast<unsigned>(gridX),
+                                  static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
+                                  static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
+                                  static_cast<unsigned>(blockZ), static_cast<unsigned>(smem), stream, params, extra),
+                "launching a kernel"))
     c->failWith(s);
   if (profile)
     profile->end(*d, stream);

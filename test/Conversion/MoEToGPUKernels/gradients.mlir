@@ -22,10 +22,10 @@
 // CHECK-NOT:     moe_transpose
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_kb_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu_wh
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_mma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_wgmma
 // CHECK-SAME:      dynamic_shared_memory_size %{{.*}}
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_mma
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_mma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_wgmma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_wgmma
 // CHECK-NOT:     moe_transpose
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_kb128_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_f32_f32_bf16_bf16_d64_k2
@@ -34,11 +34,11 @@
 // CHECK:         return
 // The weight cotangents' kernel walks a segment's rows in order, 32 at a
 // time, both operands transposed by ldmatrix on their way to mma.sync.
-// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_mma(
+// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_wgmma(
 // CHECK:          cp.async.cg.shared.global
 // CHECK:          scf.for
-// CHECK:          ldmatrix.sync.aligned.m8n8.x4.trans
-// CHECK:          mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// CHECK:          fence.proxy.async.shared::cta
+// CHECK:          wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, 1, 1, 1, 1;
 // CHECK-NOT:      atomic
 // CHECK:          gpu.return
 // The k-major B: wgmma's B untransposed (the last immediate 0), B1's rows

@@ -220,6 +220,15 @@ struct GPUKernelLoweringBase {
     }
   }
 
+  /// A tensor-core weight cotangent's engine: wgmma where the GEMMs get it,
+  /// 256-column blocks where C is that wide (as chooseEngine decides).
+  void chooseWeightGradEngine(gk::WeightGradConfig &c) const {
+    if (engine == GemmEngine::Wgmma && c.tensorCores) {
+      c.wgmma = true;
+      c.wgmmaN = options.gemmN ? options.gemmN : c.n >= 256 ? 256 : 128;
+    }
+  }
+
   /// The private declaration of runtime function `name` (one of ours in the
   /// runtime's mgpu ABI library), added to the module on first use.
   func::FuncOp runtimeFunction(Host &h, StringRef name, FunctionType type) {

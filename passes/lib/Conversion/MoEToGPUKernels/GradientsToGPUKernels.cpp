@@ -110,9 +110,9 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
   /// W1[e] [n][k - split], from transposedProduct's config: the weights as
   /// they lie when it reads them k-major, else a transposed copy ([e][k][n],
   /// written each call).
-  LogicalResult transposedGemm(Host &h, const gk::GemmConfig &c, Type wType, Value a, Value w0, Value w1,
-                               int64_t split, Value out, const TilePlan *t, Value perm, Value ends, Value w, Value rows,
-                               int64_t topK, int64_t experts) {
+  LogicalResult transposedGemm(Host &h, const gk::GemmConfig &c, Type wType, Value a, Value w0, Value w1, int64_t split,
+                               Value out, const TilePlan *t, Value perm, Value ends, Value w, Value rows, int64_t topK,
+                               int64_t experts) {
     if (c.kMajorB)
       return launchGemm(h, c, a, w0, w1 ? w1 : w0, out, t, perm, ends, w, rows, topK, experts);
     const std::string wElt = eltName(wType);
@@ -236,6 +236,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     downGrad.segments = experts;
     downGrad.gatherB = true;
     downGrad.tensorCores = downGrad.tensorCoresFit();
+    chooseWeightGradEngine(downGrad);
     downGrad.scaleB = !downGrad.tensorCores;
     gk::FfnActivationGradConfig ac;
     ac.scaleHidden = downGrad.tensorCores;
@@ -271,6 +272,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     upGrad.segments = experts;
     upGrad.gatherA = true;
     upGrad.tensorCores = upGrad.tensorCoresFit();
+    chooseWeightGradEngine(upGrad);
     for (int64_t i = 0; i < (glu ? 2 : 1); ++i) {
       upGrad.bColumn = i * f;
       if (failed(weightGrad(h, upGrad, xBuf, dGU, dstackedBufs[i], perm, t.offsets, ends, w, assignments, k)))
@@ -368,6 +370,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     c.lda = kDim;
     c.ldb = n;
     c.tensorCores = c.tensorCoresFit();
+    chooseWeightGradEngine(c);
     Value i32s = unusedBuffers.i32s;
     if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
       return failure();

@@ -143,8 +143,8 @@ private:
   };
   /// The benchmarks' GPU half: `calls` one after another, captured as one
   /// CUDA graph and replayed `iterations` times (plain calls with `eager`).
-  moe_status_t benchmarkOnGpu(const std::vector<GpuBenchCall> &calls, unsigned iterations,
-                              std::vector<double> &seconds, bool eager,
+  moe_status_t benchmarkOnGpu(const std::vector<GpuBenchCall> &calls, unsigned iterations, std::vector<double> &seconds,
+                              bool eager,
                               const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls);
   /// Calls `fn` (the forward's or the backward's entry) on the GPU; its
   /// results are `resultSpecs`.

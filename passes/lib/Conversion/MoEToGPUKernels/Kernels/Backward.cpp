@@ -69,18 +69,22 @@ std::string roundedTo(KernelEmitter &k, const std::string &value, const std::str
 std::string WeightGradConfig::name() const {
   return llvm::formatv("moe_wgrad_{0}_{1}_{2}_w{3}_m{4}_n{5}_lda{6}_ldb{7}_col{8}_s{9}{10}{11}{12}{13}", a, b, out, w,
                        m, n, lda, ldb, bColumn, segments, gatherA ? "_ga" : "", gatherB ? "_gb" : "",
-                       scaleB ? "_scale" : "", tensorCores ? "_mma" : "")
+                       scaleB ? "_scale" : "",
+                       !tensorCores    ? ""
+                       : !wgmma        ? "_mma"
+                       : wgmmaN == 256 ? "_wgmmaw"
+                                       : "_wgmma")
       .str();
 }
 
 WeightGradTile moe::gpu_kernels::openWeightGradTile(KernelEmitter &k, const WeightGradConfig &c) {
-  const int64_t tile = c.tile(), mBlocks = (c.m + tile - 1) / tile, nBlocks = (c.n + tile - 1) / tile;
+  const int64_t mBlocks = (c.m + c.tileM() - 1) / c.tileM(), nBlocks = (c.n + c.tileN() - 1) / c.tileN();
   WeightGradTile t;
   std::string id = k.op("gpu.block_id x");
   t.s = k.div(id, k.index(mBlocks * nBlocks));
   std::string rest = k.rem(id, k.index(mBlocks * nBlocks));
-  t.m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(tile));
-  t.n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(tile));
+  t.m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(c.tileM()));
+  t.n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(c.tileN()));
   t.lo = k.index(0);
   t.hi = "%rows";
   if (c.segments > 1) {
@@ -92,7 +96,7 @@ WeightGradTile moe::gpu_kernels::openWeightGradTile(KernelEmitter &k, const Weig
 
 std::string moe::gpu_kernels::weightGradKernel(const WeightGradConfig &c) {
   if (c.tensorCores)
-    return weightGradMmaKernel(c);
+    return c.wgmma ? weightGradWgmmaKernel(c) : weightGradMmaKernel(c);
   KernelEmitter k;
   constexpr int64_t BK = 16;
   WeightGradTile tile = openWeightGradTile(k, c);

@@ -98,22 +98,30 @@ std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const 
 std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const Shape &s, const std::string &descA,
                                     const std::string &descB, const std::vector<std::string> &acc,
                                     const std::string &firstAccumulates) {
+  return wgmmaStage(k, StageOperands{c.elt, false, c.kMajorB}, s, descA, descB, acc, firstAccumulates);
+}
+
+std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, const Shape &s, const std::string &descA,
+                                    const std::string &descB, const std::vector<std::string> &acc,
+                                    const std::string &firstAccumulates) {
   std::string d = "{";
   for (int64_t i = 0; i < s.accumulators; ++i)
     d += "$" + std::to_string(i) + (i + 1 < s.accumulators ? "," : "}");
   const int64_t steps = kBK / 16, descs = s.accumulators, pred = descs + 2 * steps;
   std::string text = "{ .reg .pred p; setp.ne.b32 p, $" + std::to_string(pred) + ", 0; wgmma.fence.sync.aligned; ";
   for (int64_t j = 0; j < steps; ++j)
-    text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(s.n) + "k16.f32." + c.elt + "." + c.elt + " " + d +
+    text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(s.n) + "k16.f32." + o.elt + "." + o.elt + " " + d +
             ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) +
-            (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, 0, " + (c.kMajorB ? "0" : "1") + "; ";
+            (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, " + (o.mMajorA ? "1" : "0") + ", " +
+            (o.kMajorB ? "0" : "1") + "; ";
   text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; }";
   std::string constraints, operands, types;
   for (int64_t j = 0; j < steps; ++j) {
     constraints += "l,l,";
-    // Along k: A moves 32 bytes within its swizzled line, B two 8-row atoms
-    // (a k-major B, like A, 32 bytes).
-    operands += plus64(k, descA, j * 32 / 16) + ", " + plus64(k, descB, j * (c.kMajorB ? 32 : 2 * kAtomBytes) / 16) + ", ";
+    // Along k a k-major operand moves 32 bytes within its swizzled lines, an
+    // m- or n-major one two 8-row atoms.
+    const int64_t aStep = o.mMajorA ? 2 * kAtomBytes : 32, bStep = o.kMajorB ? 32 : 2 * kAtomBytes;
+    operands += plus64(k, descA, j * aStep / 16) + ", " + plus64(k, descB, j * bStep / 16) + ", ";
     types += "i64, i64, ";
   }
   return accumulatorAsm(k, s, text, constraints + "r",
@@ -170,6 +178,14 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
   storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
 }
 
+std::string majorAtomOffset(KernelEmitter &k, const std::string &r, const std::string &chunk) {
+  std::string slice = k.div(chunk, k.index(8)), inSlice = k.rem(chunk, k.index(8));
+  std::string r8 = k.rem(r, k.index(8));
+  std::string swz = k.op("arith.xori " + inSlice + ", " + r8 + " : index");
+  return k.add(k.add(k.mul(slice, k.index(kSliceBytes)), k.mul(k.div(r, k.index(8)), k.index(kAtomBytes))),
+               k.add(k.mul(r8, k.index(128)), k.mul(swz, k.index(16))));
+}
+
 /// A k-major B ([experts][n][k]): the block's s.n rows of B, each a 128-byte
 /// line of the stage's 64 k, chunk c of row r at c ^ (r % 8) as in A.
 StageCopies bKMajorCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t, const std::string &tid,
@@ -208,7 +224,6 @@ StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, c
   for (int64_t j = 0; j < (c.tmaB ? 0 : s.bCopies); ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string kr = k.div(q, k.index(s.bChunks)), chunk = k.rem(q, k.index(s.bChunks));
-    std::string slice = k.div(chunk, k.index(8)), inSlice = k.rem(chunk, k.index(8));
     // GLU: the first half of B's columns are the gate's, the second the up projection's.
     std::string col, base = b0Addr;
     if (c.glu) {
@@ -222,11 +237,7 @@ StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, c
     std::string safeCol = k.select(valid, col, k.index(0), "index");
     std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr), k.index(c.n)), safeCol);
     out.global.push_back(k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
-    std::string r8 = k.rem(kr, k.index(8));
-    std::string swz = k.op("arith.xori " + inSlice + ", " + r8 + " : index");
-    std::string at = k.add(k.add(k.mul(slice, k.index(kSliceBytes)), k.mul(k.div(kr, k.index(8)), k.index(kAtomBytes))),
-                           k.add(k.mul(r8, k.index(128)), k.mul(swz, k.index(16))));
-    out.shared.push_back(k.toI32(k.add(k.index(kABytes), at)));
+    out.shared.push_back(k.toI32(k.add(k.index(kABytes), majorAtomOffset(k, kr, chunk))));
     out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
   return out;
@@ -315,8 +326,9 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
     std::string kt64 = i64(k, kt);
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
     // B's rows advance by 64 k: along a k-major row (stepA's bytes), else 64 rows.
-    std::string stepB =
-        c.tmaB ? "" : c.kMajorB ? stepA : k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
+    std::string stepB = c.tmaB      ? ""
+                        : c.kMajorB ? stepA
+                                    : k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
     // A split B: stages past bSplitK read B1's rows from their start.
     std::string inB0, stepB1;
     if (!gB1.empty()) {

@@ -62,6 +62,20 @@ std::vector<std::string> accumulatorAsm(KernelEmitter &k, const Shape &s, const 
 std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const Shape &s, const std::string &descA,
                                     const std::string &descB, const std::vector<std::string> &acc,
                                     const std::string &firstAccumulates = "");
+/// How a stage's operands lie in shared memory: A k-major (GEMM rows of 64 k,
+/// the forward's) or m-major (atoms of 8 k rows x 64 m, a weight cotangent's
+/// X^T); B n-major (atoms of 8 k rows x 64 n, the weights' [k][n]) or k-major.
+struct StageOperands {
+  std::string elt;
+  bool mMajorA = false, kMajorB = false;
+};
+std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, const Shape &s, const std::string &descA,
+                                    const std::string &descB, const std::vector<std::string> &acc,
+                                    const std::string &firstAccumulates = "");
+/// The 16-byte copy's shared offset of row `r` (of a stage's 64 k rows),
+/// chunk `chunk` (8 elements) of an m- or n-major operand: 64-column slices
+/// kSliceBytes apart, 1 KiB atoms of 8 rows, chunks XOR-swizzled by the row.
+std::string majorAtomOffset(KernelEmitter &k, const std::string &r, const std::string &chunk);
 
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory at `smemPtr`.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,

@@ -265,12 +265,18 @@ struct WeightGradConfig {
   bool gatherA = false, gatherB = false, scaleB = false;
   /// mma.sync on 16-bit operands (see tensorCoresFit); else FMA in f32.
   bool tensorCores = false;
+  /// Tensor cores on sm_90a: wgmma reading both operands from shared memory
+  /// (WeightGradWgmma.cpp), a block 128 x wgmmaN of C[s]: 128 (3 stages of
+  /// 32 KiB, two blocks an SM) or 256 (4 stages of 48 KiB, one).
+  bool wgmma = false;
+  int64_t wgmmaN = 128;
   /// Whether the tensor-core kernel takes these types and sizes: A and B of
   /// one 16-bit type, no scaleB, whole 16-byte chunks in every row.
   bool tensorCoresFit() const;
   std::string name() const;
-  int64_t tile() const { return tensorCores ? 128 : 64; }
-  int64_t blocks() const { return segments * ((m + tile() - 1) / tile()) * ((n + tile() - 1) / tile()); }
+  int64_t tileM() const { return tensorCores ? 128 : 64; }
+  int64_t tileN() const { return wgmma ? wgmmaN : tileM(); }
+  int64_t blocks() const { return segments * ((m + tileM() - 1) / tileM()) * ((n + tileN() - 1) / tileN()); }
   int64_t sharedBytes() const;
 };
 std::string weightGradKernel(const WeightGradConfig &config);
@@ -282,8 +288,10 @@ struct WeightGradTile {
   std::string s, m0, n0, lo, hi;
 };
 WeightGradTile openWeightGradTile(KernelEmitter &k, const WeightGradConfig &config);
-/// The tensor-core form (weightGradKernel calls it for `tensorCores` configs).
+/// The tensor-core forms (weightGradKernel calls them for `tensorCores`
+/// configs): mma.sync, or wgmma with `wgmma`.
 std::string weightGradMmaKernel(const WeightGradConfig &config);
+std::string weightGradWgmmaKernel(const WeightGradConfig &config);
 
 /// out[e][rowOffset + c][r] = in[e][r][c], for `in` [experts][rows][cols]
 /// and `out` [experts][outRows][rows]: 32 x 32 tiles through shared memory,

@@ -39,7 +39,17 @@ bool WeightGradConfig::tensorCoresFit() const {
          bColumn % 8 == 0;
 }
 
-int64_t WeightGradConfig::sharedBytes() const { return tensorCores ? kStages * kStageBytes : 0; }
+int64_t WeightGradConfig::sharedBytes() const {
+  if (!tensorCores)
+    return 0;
+  if (!wgmma)
+    return kStages * kStageBytes;
+  GemmConfig shape;
+  shape.wgmma = true;
+  shape.kTile = 64;
+  shape.wgmmaN = wgmmaN;
+  return shape.stages() * shape.stageBytes();
+}
 
 std::string moe::gpu_kernels::weightGradMmaKernel(const WeightGradConfig &c) {
   KernelEmitter k;

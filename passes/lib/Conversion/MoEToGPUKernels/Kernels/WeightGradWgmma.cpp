@@ -1,0 +1,156 @@
+//===- WeightGradWgmma.cpp - weight cotangents on sm_90a's warpgroup MMA --===//
+//
+// C[s] = A_s^T . B_s for each segment s of the padded layout (the expert
+// weights' cotangents X_e^T dY_e), as WeightGradMma.cpp computes it, on
+// wgmma: the operands are read by the tensor cores from shared memory, so
+// no thread spends issue slots on ldmatrix.
+//
+// A block owns a 128 x N tile of one C[s] (N = 128 or 256) and walks its
+// segment's rows 64 at a time. Both operands arrive row by row as they lie
+// in memory (a row of A holds m values, a row of B n values), through
+// 16-byte cp.async (zero-filled past the segment's end and the last column)
+// into the layout of the forward's weights: atoms of 8 rows x 64 columns,
+// chunks XOR-swizzled by the row, 64-column slices 8 KiB apart. For B that
+// is wgmma's n-major B, as in the forward; for A it is the m-major
+// (transposed) A, X^T without a transpose. Two warpgroups take 64 of the
+// tile's m each. The pipeline is the forward's (GemmWgmma.cpp): 3 stages
+// and two blocks an SM for N = 128, 4 stages with a stage's wgmma in flight
+// for N = 256. Each block sums its rows in one fixed order: the bits repeat
+// from call to call, and a segment without rows stores zeros.
+//
+//===----------------------------------------------------------------------===//
+#include "GemmWgmmaParts.h"
+
+using namespace moe::gpu_kernels;
+using namespace moe::gpu_kernels::gemm;
+using namespace moe::gpu_kernels::gemm::wgmma;
+
+namespace {
+
+/// One thread's 16-byte copy of an operand's stage: row `row` (of 64) and
+/// 8-element chunk `chunk` of it, at `shared` within the stage.
+struct RowCopy {
+  std::string row, chunk, shared, col, colValid;
+};
+
+std::vector<RowCopy> rowCopies(KernelEmitter &k, const std::string &tid, int64_t columns, const std::string &col0,
+                               int64_t limit, int64_t sharedBase) {
+  std::vector<RowCopy> out;
+  const int64_t chunksPerRow = columns / 8;
+  for (int64_t j = 0; j < kBK * chunksPerRow / 256; ++j) {
+    RowCopy c;
+    std::string q = k.add(tid, k.index(256 * j));
+    c.row = k.div(q, k.index(chunksPerRow));
+    c.chunk = k.rem(q, k.index(chunksPerRow));
+    c.shared = k.toI32(k.add(k.index(sharedBase), majorAtomOffset(k, c.row, c.chunk)));
+    c.col = k.add(col0, k.mul(c.chunk, k.index(8)));
+    c.colValid = k.lt(c.col, k.index(limit));
+    out.push_back(c);
+  }
+  return out;
+}
+
+} // namespace
+
+std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
+  KernelEmitter k;
+  const int64_t eb = 2;
+  GemmConfig shapeConfig;
+  shapeConfig.elt = c.a;
+  shapeConfig.wgmma = true;
+  shapeConfig.kTile = kBK;
+  shapeConfig.wgmmaN = c.wgmmaN;
+  const Shape s(shapeConfig);
+  WeightGradTile tile = openWeightGradTile(k, c);
+  const std::string &seg = tile.s, &m0 = tile.m0, &n0 = tile.n0, &lo = tile.lo, &hi = tile.hi;
+  std::string tid = k.op("gpu.thread_id x");
+  std::string lane = k.rem(tid, k.index(32)), warpgroup = k.div(tid, k.index(128));
+  std::string warpInGroup = k.rem(k.div(tid, k.index(32)), k.index(4));
+  std::string smemPtr = k.op("llvm.mlir.addressof @moe_smem : !llvm.ptr<3>");
+  std::string smem = k.op("llvm.ptrtoint " + smemPtr + " : !llvm.ptr<3> to i32");
+  std::string aAddr = address(k, "%A", c.a), bAddr = address(k, "%B", c.b);
+  std::string zero32 = k.i32(0), sixteen = k.i32(16);
+  std::string depth = k.op("arith.subi " + hi + ", " + lo + " : index");
+  std::string steps = k.div(k.add(depth, k.index(kBK - 1)), k.index(kBK));
+
+  std::vector<RowCopy> aCopies = rowCopies(k, tid, 128, m0, c.m, 0);
+  std::vector<RowCopy> bCopies = rowCopies(k, tid, s.n, n0, c.n, kABytes);
+  auto stageBaseOf = [&](const std::string &step) {
+    std::string stage = k.toI32(k.rem(step, k.index(s.stages)));
+    return k.add32(smem, k.mul32(stage, k.i32(s.stageBytes)));
+  };
+  // The copies of the segment's rows [lo + step * 64, ...) into the step's stage.
+  auto loadStep = [&](const std::string &step) {
+    std::string base = stageBaseOf(step), first = k.add(lo, k.mul(step, k.index(kBK)));
+    auto copy = [&](const RowCopy &cp, bool gather, const std::string &addr, int64_t ld, int64_t column) {
+      std::string r = k.add(first, cp.row), inside = k.lt(r, hi);
+      std::string clamped = k.select(inside, r, lo, "index");
+      std::string src = gather ? k.div(k.toIndex(k.load("%perm", clamped, "i32")), "%topK") : clamped;
+      std::string valid = k.op("arith.andi " + inside + ", " + cp.colValid + " : i1");
+      std::string safeCol = k.select(valid, cp.col, k.index(0), "index");
+      std::string elem = k.add(k.add(k.mul(src, k.index(ld)), k.index(column)), safeCol);
+      std::string global = k.op("arith.addi " + addr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64");
+      cpAsync(k, k.add32(base, cp.shared), global, k.select(valid, sixteen, zero32, "i32"));
+    };
+    for (const RowCopy &cp : aCopies)
+      copy(cp, c.gatherA, aAddr, c.lda, 0);
+    for (const RowCopy &cp : bCopies)
+      copy(cp, c.gatherB, bAddr, c.ldb, c.bColumn);
+  };
+
+  for (int64_t i = 0; i < s.lookahead; ++i) {
+    k.line("scf.if " + k.lt(k.index(i), steps) + " {");
+    loadStep(k.index(i));
+    k.line("}");
+    cpAsyncCommit(k);
+  }
+  std::vector<std::string> acc;
+  std::string loop =
+      k.openF32Loop("st", k.index(0), steps, k.index(1), "acc", std::vector<std::string>(s.accumulators, k.f32(0.0)), acc);
+  cpAsyncWait(k, s.lookahead - 1);
+  // As in the forward: each thread orders its own copies before the async
+  // proxy reads them, the barrier everyone's; past it the stage `lookahead`
+  // ahead is free (every warpgroup waited for all but `inFlight` stages).
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
+  k.line("gpu.barrier");
+  std::string next = k.add("%st", k.index(s.lookahead));
+  k.line("scf.if " + k.lt(next, steps) + " {");
+  loadStep(next);
+  k.line("}");
+  cpAsyncCommit(k);
+  std::string stageBase = stageBaseOf("%st");
+  // A m-major: this warpgroup's 64 of m are one 64-column slice; B n-major as the forward's.
+  std::string descA = descriptor(k, k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(kSliceBytes))), kSliceBytes,
+                                 kAtomBytes);
+  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
+  k.yieldF32(wgmmaStage(k, StageOperands{c.a, /*mMajorA=*/true, /*kMajorB=*/false}, s, descA, descB, acc));
+  k.line("}");
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
+  std::vector<std::string> result = KernelEmitter::results(loop, s.accumulators);
+  if (s.inFlight)
+    result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "", result);
+
+  // Accumulator 4j + 2i + h of a thread: row 16 * warp + lane / 4 + 8i of
+  // its warpgroup's 64, column 8j + 2 (lane % 4) + h.
+  std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
+  for (int i = 0; i < 2; ++i) {
+    std::string mm = k.add(m0, k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
+                                      k.add(g, k.index(8 * i))));
+    k.line("scf.if " + k.lt(mm, k.index(c.m)) + " {");
+    std::string rowAt = k.mul(k.add(k.mul(seg, k.index(c.m)), mm), k.index(c.n));
+    for (int64_t j = 0; j < s.n / 8; ++j) {
+      std::string nn = k.add(n0, k.add(k.index(8 * j), k.mul(tq, k.index(2))));
+      k.line("scf.if " + k.lt(nn, k.index(c.n)) + " {");
+      k.storeVectorF32({result[4 * j + 2 * i], result[4 * j + 2 * i + 1]}, "%C", c.out, k.add(rowAt, nn));
+      k.line("}");
+    }
+    k.line("}");
+  }
+  return k.finish("@" + c.name() + "(%A: " + flatMemref(c.a) + ", %B: " + flatMemref(c.b) +
+                      ", %C: " + flatMemref(c.out) +
+                      ", %perm: memref<?xi32>, %offsets: memref<?xi32>, %ends: memref<?xi32>, %w: " + flatMemref(c.w) +
+                      ", %rows: index, %topK: index)",
+                  "",
+                  "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
+                      std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
+}
