@@ -220,12 +220,15 @@ struct GPUKernelLoweringBase {
     }
   }
 
-  /// A tensor-core weight cotangent's engine: wgmma where the GEMMs get it,
-  /// 256-column blocks where C is that wide (as chooseEngine decides).
+  /// A tensor-core weight cotangent's engine: wgmma where the GEMMs get it;
+  /// 256-column blocks where C is that wide and the segments are few (so
+  /// deep: Mixtral's 8 experts, ~2048 rows each at 8192 tokens), else 128,
+  /// two blocks an SM, one's prologue and epilogue under the other's loop
+  /// (DeepSeek-V3's 256 experts, ~256 rows each).
   void chooseWeightGradEngine(gk::WeightGradConfig &c) const {
     if (engine == GemmEngine::Wgmma && c.tensorCores) {
       c.wgmma = true;
-      c.wgmmaN = options.gemmN ? options.gemmN : c.n >= 256 ? 256 : 128;
+      c.wgmmaN = options.gemmN ? options.gemmN : c.n >= 256 && c.segments <= 16 ? 256 : 128;
     }
   }
 

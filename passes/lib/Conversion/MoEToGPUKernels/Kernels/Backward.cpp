@@ -7,6 +7,7 @@
 // fixed order (no atomics), so a backward's bits repeat from call to call.
 //
 //===----------------------------------------------------------------------===//
+#include "GemmCommon.h"
 #include "Kernels.h"
 
 #include "KernelEmitter.h"
@@ -83,8 +84,12 @@ WeightGradTile moe::gpu_kernels::openWeightGradTile(KernelEmitter &k, const Weig
   std::string id = k.op("gpu.block_id x");
   t.s = k.div(id, k.index(mBlocks * nBlocks));
   std::string rest = k.rem(id, k.index(mBlocks * nBlocks));
-  t.m0 = k.mul(k.div(rest, k.index(nBlocks)), k.index(c.tileM()));
-  t.n0 = k.mul(k.rem(rest, k.index(nBlocks)), k.index(c.tileN()));
+  // In the GEMMs' grouped order: the blocks running at once share a few A
+  // and B panels of the segment in L2 (row-major order re-read all of B's
+  // panel from memory for every tile of m).
+  auto [mt, nt] = gemm::groupedTile(k, nBlocks, rest, k.index(mBlocks));
+  t.m0 = k.mul(mt, k.index(c.tileM()));
+  t.n0 = k.mul(nt, k.index(c.tileN()));
   t.lo = k.index(0);
   t.hi = "%rows";
   if (c.segments > 1) {

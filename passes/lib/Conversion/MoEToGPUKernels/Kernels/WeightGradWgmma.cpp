@@ -15,8 +15,9 @@
 // (transposed) A, X^T without a transpose. Two warpgroups take 64 of the
 // tile's m each. The pipeline is the forward's (GemmWgmma.cpp): 3 stages
 // and two blocks an SM for N = 128, 4 stages with a stage's wgmma in flight
-// for N = 256. Each block sums its rows in one fixed order: the bits repeat
-// from call to call, and a segment without rows stores zeros.
+// for N = 256; the epilogue stages the tile in shared memory for 16-byte
+// stores. Each block sums its rows in one fixed order: the bits repeat from
+// call to call, and a segment without rows stores zeros.
 //
 //===----------------------------------------------------------------------===//
 #include "GemmWgmmaParts.h"
@@ -105,8 +106,8 @@ std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
     cpAsyncCommit(k);
   }
   std::vector<std::string> acc;
-  std::string loop =
-      k.openF32Loop("st", k.index(0), steps, k.index(1), "acc", std::vector<std::string>(s.accumulators, k.f32(0.0)), acc);
+  std::string loop = k.openF32Loop("st", k.index(0), steps, k.index(1), "acc",
+                                   std::vector<std::string>(s.accumulators, k.f32(0.0)), acc);
   cpAsyncWait(k, s.lookahead - 1);
   // As in the forward: each thread orders its own copies before the async
   // proxy reads them, the barrier everyone's; past it the stage `lookahead`
@@ -120,8 +121,8 @@ std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
   cpAsyncCommit(k);
   std::string stageBase = stageBaseOf("%st");
   // A m-major: this warpgroup's 64 of m are one 64-column slice; B n-major as the forward's.
-  std::string descA = descriptor(k, k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(kSliceBytes))), kSliceBytes,
-                                 kAtomBytes);
+  std::string descA =
+      descriptor(k, k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(kSliceBytes))), kSliceBytes, kAtomBytes);
   std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
   k.yieldF32(wgmmaStage(k, StageOperands{c.a, /*mMajorA=*/true, /*kMajorB=*/false}, s, descA, descB, acc));
   k.line("}");
@@ -130,27 +131,36 @@ std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
   if (s.inFlight)
     result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "", result);
 
-  // Accumulator 4j + 2i + h of a thread: row 16 * warp + lane / 4 + 8i of
-  // its warpgroup's 64, column 8j + 2 (lane % 4) + h.
+  // The forward's staged epilogue: the tile through shared memory (the
+  // stages are free once every warpgroup is past its last wgmma), then
+  // 16-byte stores of whole row segments. Accumulator 4j + 2i + h of a
+  // thread is row 16 * warp + lane / 4 + 8i of its warpgroup's 64, column
+  // 8j + 2 (lane % 4) + h. C[s]'s rows are rows s * m + [0, m) of C.
+  GemmConfig out;
+  out.out = c.out;
+  out.n = c.n;
+  out.wgmma = true;
+  out.wgmmaN = s.n;
+  Tile rows;
+  std::string segmentRow = k.mul(seg, k.index(c.m));
+  rows.rowStart = k.add(segmentRow, m0);
+  rows.rowEnd = k.add(segmentRow, k.index(c.m));
+  rows.n0 = n0;
   std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
+  k.line("gpu.barrier");
   for (int i = 0; i < 2; ++i) {
-    std::string mm = k.add(m0, k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))),
-                                      k.add(g, k.index(8 * i))));
-    k.line("scf.if " + k.lt(mm, k.index(c.m)) + " {");
-    std::string rowAt = k.mul(k.add(k.mul(seg, k.index(c.m)), mm), k.index(c.n));
-    for (int64_t j = 0; j < s.n / 8; ++j) {
-      std::string nn = k.add(n0, k.add(k.index(8 * j), k.mul(tq, k.index(2))));
-      k.line("scf.if " + k.lt(nn, k.index(c.n)) + " {");
-      k.storeVectorF32({result[4 * j + 2 * i], result[4 * j + 2 * i + 1]}, "%C", c.out, k.add(rowAt, nn));
-      k.line("}");
-    }
-    k.line("}");
+    std::string rowL =
+        k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))), k.add(g, k.index(8 * i)));
+    for (int64_t j = 0; j < s.n / 8; ++j)
+      stagePair(k, out, smemPtr, rowL, k.add(k.index(8 * j), k.mul(tq, k.index(2))), result[4 * j + 2 * i],
+                result[4 * j + 2 * i + 1]);
   }
-  return k.finish("@" + c.name() + "(%A: " + flatMemref(c.a) + ", %B: " + flatMemref(c.b) +
-                      ", %C: " + flatMemref(c.out) +
-                      ", %perm: memref<?xi32>, %offsets: memref<?xi32>, %ends: memref<?xi32>, %w: " + flatMemref(c.w) +
-                      ", %rows: index, %topK: index)",
-                  "",
-                  "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
-                      std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
+  storeStagedTile(k, out, rows, tid, smemPtr);
+  return k.finish(
+      "@" + c.name() + "(%A: " + flatMemref(c.a) + ", %B: " + flatMemref(c.b) + ", %C: " + flatMemref(c.out) +
+          ", %perm: memref<?xi32>, %offsets: memref<?xi32>, %ends: memref<?xi32>, %w: " + flatMemref(c.w) +
+          ", %rows: index, %topK: index)",
+      "",
+      "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " + std::to_string(s.n == 256 ? 1 : 2) +
+          " : i32}");
 }
