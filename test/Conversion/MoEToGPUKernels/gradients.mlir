@@ -89,12 +89,15 @@ func.func @ops_backward(%x: tensor<?x16xbf16>, %w: tensor<16x4xbf16>, %dl: tenso
 
 // Tests a 16-bit router's input cotangent at a size the tensor cores take:
 // the f32 cotangent split into high and low bf16 halves, then one GEMM,
-// [high | low] . [w; w]^T, reading w k-major at both halves (`_kb64`).
+// [high | low] . [w; w]^T, reading w k-major at both halves (`_kb64`); the
+// weight's cotangent x^T [high | low] on tensor cores in f32, its halves
+// then added.
 // CHECK-LABEL: func.func @router_backward(
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_split_high_low_f32_bf16_n64
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n128_identity_se_kb64
 // CHECK-NOT:     moe_dense_dx
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_f32_bf16_wf32_m128_n64
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_f32_wf32_m128_n128_lda128_ldb128_col0_s1_wgmma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_sum_halves_f32_bf16_n64
 // CHECK-LABEL:  gpu.func @moe_split_high_low_f32_bf16_n64(
 // CHECK:          arith.truncf {{.*}} : f32 to bf16
 // CHECK:          arith.extf

@@ -340,6 +340,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     g.n = kDim;
     g = transposedProduct(g, wElt, gk::tensorCoresFit(g.elt, wElt, g.k, g.n, kTile()), /*grouped=*/false,
                           split ? n : 0);
+    Value halves; // [high | low] of the f32 cotangent, where split
     if (sameTypes || (split && g.tensorCores)) {
       Value a = dyBuf;
       if (split) {
@@ -348,6 +349,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
           return failure();
         a = h.scratch(elementOf(x), h.mul(rows, h.index(2 * n)));
         h.launch(*splitFn, h.ceilDiv(h.mul(rows, h.index(n)), 256), h.index(1), 256, 0, {dyBuf, a, rows});
+        halves = a;
       }
       if (failed(transposedGemm(h, g, elementOf(wt), a, wBuf, split ? wBuf : Value(), split ? n : 0, dxBuf, nullptr,
                                 Value(), Value(), Value(), rows, 1, 1)))
@@ -359,21 +361,36 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
         return failure();
       h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(kDim)), 256), h.index(1), 256, 0, {dyBuf, wBuf, dxBuf, rows});
     }
-    // x^T dy, over the tokens in order.
+    // x^T dy, over the tokens in order; from the split cotangent x^T [high |
+    // low] on tensor cores (f32), its two halves then added.
     auto [dw, dwBuf] = h.output(op.getWeightGrad().getType(), wt);
     gk::WeightGradConfig c;
     c.a = xElt;
-    c.b = dyElt;
-    c.out = wElt;
+    c.b = halves ? xElt : dyElt;
+    c.out = halves ? "f32" : wElt;
     c.m = kDim;
-    c.n = n;
+    c.n = halves ? 2 * n : n;
     c.lda = kDim;
-    c.ldb = n;
+    c.ldb = c.n;
     c.tensorCores = c.tensorCoresFit();
     chooseWeightGradEngine(c);
     Value i32s = unusedBuffers.i32s;
-    if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
-      return failure();
+    if (halves && c.tensorCores) {
+      Value both = h.scratch(h.b.getF32Type(), kDim * 2 * n);
+      auto sumFn = kernel(h, gk::sumHalvesName(wElt, n), gk::sumHalvesKernel(wElt, n));
+      if (failed(sumFn) || failed(weightGrad(h, c, xBuf, halves, both, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
+        return failure();
+      h.launch(*sumFn, h.index((kDim * n + 255) / 256), h.index(1), 256, 0, {both, dwBuf, h.index(kDim)});
+    } else {
+      c.b = dyElt;
+      c.out = wElt;
+      c.n = c.ldb = n;
+      c.tensorCores = c.tensorCoresFit();
+      c.wgmma = false;
+      chooseWeightGradEngine(c);
+      if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
+        return failure();
+    }
     h.b.replaceOp(op, ValueRange{dx, dw});
     return success();
   }

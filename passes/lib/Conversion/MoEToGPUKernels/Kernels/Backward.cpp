@@ -418,3 +418,19 @@ std::string moe::gpu_kernels::splitHighLowKernel(const std::string &elt, int64_t
   k.line("}");
   return k.finish("@" + splitHighLowName(elt, n) + "(%x: memref<?xf32>, %out: " + flatMemref(elt) + ", %rows: index)");
 }
+
+std::string moe::gpu_kernels::sumHalvesName(const std::string &elt, int64_t n) {
+  return llvm::formatv("moe_sum_halves_f32_{0}_n{1}", elt, n).str();
+}
+
+std::string moe::gpu_kernels::sumHalvesKernel(const std::string &elt, int64_t n) {
+  KernelEmitter k;
+  std::string i = k.globalId();
+  k.line("scf.if " + k.lt(i, k.mul("%rows", k.index(n))) + " {");
+  std::string r = k.div(i, k.index(n)), j = k.rem(i, k.index(n));
+  std::string row = k.mul(r, k.index(2 * n));
+  std::string high = k.load("%in", k.add(row, j), "f32"), low = k.load("%in", k.add(k.add(row, k.index(n)), j), "f32");
+  k.storeF32(k.f32op("addf", high, low), "%out", i, elt);
+  k.line("}");
+  return k.finish("@" + sumHalvesName(elt, n) + "(%in: memref<?xf32>, %out: " + flatMemref(elt) + ", %rows: index)");
+}

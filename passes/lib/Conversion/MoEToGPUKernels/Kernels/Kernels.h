@@ -360,6 +360,11 @@ std::string loadBalanceGradName(const std::string &elt, int64_t experts, int64_t
 /// [W; W] (k = 2n, f32 sums) multiplies the f32 x nearly exactly (moe.dense_grad's
 /// f32 cotangent of a 16-bit layer's router).
 ///   (%x: memref<?xf32>, %out: memref<?xT>, %rows: index); a thread an element.
+/// out[r][j] = in[r][j] + in[r][n + j] rounded to `elt`: the two halves
+/// of a product with [high | low] (splitHighLowKernel) added in f32.
+///   (%in: memref<?xf32>, %out: memref<?xT>, %rows: index); a thread an element.
+std::string sumHalvesKernel(const std::string &elt, int64_t n);
+std::string sumHalvesName(const std::string &elt, int64_t n);
 std::string splitHighLowKernel(const std::string &elt, int64_t n);
 std::string splitHighLowName(const std::string &elt, int64_t n);
 std::string denseInputGradKernel(const std::string &dy, const std::string &w, const std::string &dx, int64_t k,
