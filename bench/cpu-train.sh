@@ -3,9 +3,10 @@
 # "CPU backward"), f32, on the forward benchmark's shapes (bench/cpu_moe.sh)
 # and the Mixtral-like one at 32 tokens: the same layer on both sides (softmax
 # top-k, renormalised, SwiGLU experts).
-# moec: the forward (moe-run --bench, median of 5) plus the backward
-# (moe-run --backward --bench, which recomputes the forward: median of 5
-# calls in one process, after a warm-up call);
+# moec: a training step's forward and backward calls (moe-run --backward
+# --bench times both, the backward recomputing what the forward does not
+# keep: median of 5 in one process, after a warm-up), and the forward alone
+# (moe-run --bench, median of 5) for reference;
 # PyTorch: bench/peers/cpu_train_peer.py (needs python3-torch), with the
 # OpenBLAS core type that bench/cpu_moe.sh gives its peer.
 #   bash bench/cpu-train.sh [THREADS]          (tools from build/bin)
@@ -29,7 +30,7 @@ for s in $shapes; do
   bwd=$(build/bin/moe-run "$out/l.moeb" --tokens $t --backward --bench --iterations 5 --num-threads $threads |
     sed -n 's/^bench backward: .* median \([0-9.]*\) ms.*/\1/p')
   echo "{\"shape\": \"$name\", \"tokens\": $t, \"threads\": $threads, \"moec_forward_ms\": $fwd," \
-    "\"moec_backward_ms\": $bwd, \"moec_forward_backward_ms\": $(echo "$fwd + $bwd" | bc)}"
+    "\"moec_forward_backward_ms\": $bwd}"
 done
 OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=$threads /usr/bin/python3 bench/peers/cpu_train_peer.py "$threads" $shapes
 rm -rf "$out"

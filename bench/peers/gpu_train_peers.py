@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch autograd peers of an MoE layer's forward + backward on one GPU (bf16), measured in the
-same call as moec's (moe-run --backward --bench: its backward recomputes the forward).
+same call as moec's (moe-run --backward --bench: the forward's call then the backward's, one CUDA graph).
 
 The layer is gpu_moe_peers.py's (softmax top-k, renormalised, SwiGLU experts); each peer runs the
 forward and torch.autograd.grad of <out, dy> for x, the router and the three expert weights:
