@@ -114,7 +114,10 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, co
             ", $" + std::to_string(descs + 2 * j) + ", $" + std::to_string(descs + 2 * j + 1) +
             (firstAccumulates.empty() || j == 0 ? ", p" : ", 1") + ", 1, 1, " + (o.mMajorA ? "1" : "0") + ", " +
             (o.kMajorB ? "0" : "1") + "; ";
-  text += "wgmma.commit_group.sync.aligned; wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; }";
+  text += "wgmma.commit_group.sync.aligned; ";
+  if (!o.issueOnly)
+    text += "wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + "; ";
+  text += "}";
   std::string constraints, operands, types;
   for (int64_t j = 0; j < steps; ++j) {
     constraints += "l,l,";

@@ -68,6 +68,9 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const GemmConfig &c, const
 struct StageOperands {
   std::string elt;
   bool mMajorA = false, kMajorB = false;
+  /// Commit the stage's wgmma without waiting: the caller issues other work
+  /// (the next copies) and then waits (wgmma.wait_group over the accumulators).
+  bool issueOnly = false;
 };
 std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, const Shape &s, const std::string &descA,
                                     const std::string &descB, const std::vector<std::string> &acc,

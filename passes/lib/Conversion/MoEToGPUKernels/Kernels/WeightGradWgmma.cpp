@@ -114,17 +114,26 @@ std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
   // ahead is free (every warpgroup waited for all but `inFlight` stages).
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
   k.line("gpu.barrier");
-  std::string next = k.add("%st", k.index(s.lookahead));
-  k.line("scf.if " + k.lt(next, steps) + " {");
-  loadStep(next);
-  k.line("}");
-  cpAsyncCommit(k);
   std::string stageBase = stageBaseOf("%st");
   // A m-major: this warpgroup's 64 of m are one 64-column slice; B n-major as the forward's.
   std::string descA =
       descriptor(k, k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(kSliceBytes))), kSliceBytes, kAtomBytes);
   std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), kSliceBytes, kAtomBytes);
-  k.yieldF32(wgmmaStage(k, StageOperands{c.a, /*mMajorA=*/true, /*kMajorB=*/false}, s, descA, descB, acc));
+  // The stage's wgmma first, then the copies `lookahead` steps ahead while
+  // it runs: their row lookups (the dispatch permutation, a dependent load a
+  // row each step, unlike the forward's fixed rows) would otherwise stall
+  // every step before the tensor cores get work. The stage they fill was
+  // last read by step st - 1 - inFlight, whose wgmma every warpgroup waited
+  // for before the barrier.
+  std::vector<std::string> issued =
+      wgmmaStage(k, StageOperands{c.a, /*mMajorA=*/true, /*kMajorB=*/false, /*issueOnly=*/true}, s, descA, descB, acc);
+  std::string next = k.add("%st", k.index(s.lookahead));
+  k.line("scf.if " + k.lt(next, steps) + " {");
+  loadStep(next);
+  k.line("}");
+  cpAsyncCommit(k);
+  k.yieldF32(
+      accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned " + std::to_string(s.inFlight) + ";", "", "", "", issued));
   k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
   std::vector<std::string> result = KernelEmitter::results(loop, s.accumulators);
