@@ -22,10 +22,10 @@
 // CHECK-NOT:     moe_transpose
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_kb_gather_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu_wh
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_wgmma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_t2_wgmma
 // CHECK-SAME:      dynamic_shared_memory_size %{{.*}}
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_wgmma
-// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_wgmma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col128_s4_ga_t2_wgmma
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_wgrad_bf16_bf16_bf16_wf32_m128_n64_lda128_ldb64_col0_s4_gb_t2_wgmma
 // CHECK-NOT:     moe_transpose
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k256_n64_identity_se_kb128_grouped
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_combine_f32_f32_bf16_bf16_d64_k2
@@ -34,7 +34,7 @@
 // CHECK:         return
 // The weight cotangents' kernel walks a segment's rows in order, 32 at a
 // time, both operands transposed by ldmatrix on their way to mma.sync.
-// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_wgmma(
+// CHECK-LABEL:  gpu.func @moe_wgrad_bf16_bf16_bf16_wf32_m64_n128_lda64_ldb256_col0_s4_ga_t2_wgmma(
 // CHECK:          cp.async.cg.shared.global
 // CHECK:          scf.for
 // CHECK:          fence.proxy.async.shared::cta

@@ -237,6 +237,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     downGrad.gatherB = true;
     downGrad.tensorCores = downGrad.tensorCoresFit();
     chooseWeightGradEngine(downGrad);
+    downGrad.topK = downGrad.wgmma ? k : 0;
     downGrad.scaleB = !downGrad.tensorCores;
     gk::FfnActivationGradConfig ac;
     ac.scaleHidden = downGrad.tensorCores;
@@ -273,6 +274,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     upGrad.gatherA = true;
     upGrad.tensorCores = upGrad.tensorCoresFit();
     chooseWeightGradEngine(upGrad);
+    upGrad.topK = upGrad.wgmma ? k : 0;
     for (int64_t i = 0; i < (glu ? 2 : 1); ++i) {
       upGrad.bColumn = i * f;
       if (failed(weightGrad(h, upGrad, xBuf, dGU, dstackedBufs[i], perm, t.offsets, ends, w, assignments, k)))

@@ -68,9 +68,9 @@ std::string roundedTo(KernelEmitter &k, const std::string &value, const std::str
 // --- weight cotangents ------------------------------------------------------
 
 std::string WeightGradConfig::name() const {
-  return llvm::formatv("moe_wgrad_{0}_{1}_{2}_w{3}_m{4}_n{5}_lda{6}_ldb{7}_col{8}_s{9}{10}{11}{12}{13}", a, b, out, w,
-                       m, n, lda, ldb, bColumn, segments, gatherA ? "_ga" : "", gatherB ? "_gb" : "",
-                       scaleB ? "_scale" : "",
+  return llvm::formatv("moe_wgrad_{0}_{1}_{2}_w{3}_m{4}_n{5}_lda{6}_ldb{7}_col{8}_s{9}{10}{11}{12}{13}{14}", a, b, out,
+                       w, m, n, lda, ldb, bColumn, segments, gatherA ? "_ga" : "", gatherB ? "_gb" : "",
+                       topK ? "_t" + std::to_string(topK) : std::string(), scaleB ? "_scale" : "",
                        !tensorCores    ? ""
                        : !wgmma        ? "_mma"
                        : wgmmaN == 256 ? "_wgmmaw"

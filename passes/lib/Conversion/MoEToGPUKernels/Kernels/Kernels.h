@@ -270,6 +270,9 @@ struct WeightGradConfig {
   /// 32 KiB, two blocks an SM) or 256 (4 stages of 48 KiB, one).
   bool wgmma = false;
   int64_t wgmmaN = 128;
+  /// The gather's slots per token when known here (0: the %topK argument),
+  /// so the wgmma kernel divides by a constant.
+  int64_t topK = 0;
   /// Whether the tensor-core kernel takes these types and sizes: A and B of
   /// one 16-bit type, no scaleB, whole 16-byte chunks in every row.
   bool tensorCoresFit() const;

@@ -74,29 +74,60 @@ std::string moe::gpu_kernels::weightGradWgmmaKernel(const WeightGradConfig &c) {
   std::string depth = k.op("arith.subi " + hi + ", " + lo + " : index");
   std::string steps = k.div(k.add(depth, k.index(kBK - 1)), k.index(kBK));
 
-  std::vector<RowCopy> aCopies = rowCopies(k, tid, 128, m0, c.m, 0);
-  std::vector<RowCopy> bCopies = rowCopies(k, tid, s.n, n0, c.n, kABytes);
   auto stageBaseOf = [&](const std::string &step) {
     std::string stage = k.toI32(k.rem(step, k.index(s.stages)));
     return k.add32(smem, k.mul32(stage, k.i32(s.stageBytes)));
   };
-  // The copies of the segment's rows [lo + step * 64, ...) into the step's stage.
+  // The copies of the segment's rows [lo + step * 64, ...) into the step's
+  // stage. What does not change from step to step is formed once: each
+  // copy's column offset and, for an operand read in row order, its row's
+  // address at step 0 (a step then adds 64 rows). Rows past the segment's
+  // end copy nothing (size 0) from a row that exists.
+  struct Operand {
+    std::vector<RowCopy> copies;
+    bool gather;
+    std::string addr;
+    int64_t ld, column;
+    std::vector<std::string> offset; // i64 bytes: the column, plus the step-0 row where not gathered
+    std::string firstRow;            // i64 address of a row that exists (lo, or a token's 0), column `column`
+  };
+  auto prepare = [&](std::vector<RowCopy> copies, bool gather, const std::string &addr, int64_t ld, int64_t column) {
+    Operand o{std::move(copies), gather, addr, ld, column, {}, ""};
+    for (const RowCopy &cp : o.copies) {
+      std::string col = k.add(k.index(column), k.select(cp.colValid, cp.col, k.index(0), "index"));
+      std::string elem = gather ? col : k.add(k.mul(k.add(lo, cp.row), k.index(ld)), col);
+      o.offset.push_back(i64(k, k.mul(elem, k.index(eb))));
+    }
+    // (A gathered operand's rows are the tokens': its row 0.)
+    std::string firstElem = gather ? k.index(column) : k.add(k.mul(lo, k.index(ld)), k.index(column));
+    o.firstRow = k.op("arith.addi " + addr + ", " + i64(k, k.mul(firstElem, k.index(eb))) + " : i64");
+    return o;
+  };
+  Operand aOp = prepare(rowCopies(k, tid, 128, m0, c.m, 0), c.gatherA, aAddr, c.lda, 0);
+  Operand bOp = prepare(rowCopies(k, tid, s.n, n0, c.n, kABytes), c.gatherB, bAddr, c.ldb, c.bColumn);
+  const std::string topK = c.topK ? k.index(c.topK) : "%topK";
   auto loadStep = [&](const std::string &step) {
     std::string base = stageBaseOf(step), first = k.add(lo, k.mul(step, k.index(kBK)));
-    auto copy = [&](const RowCopy &cp, bool gather, const std::string &addr, int64_t ld, int64_t column) {
-      std::string r = k.add(first, cp.row), inside = k.lt(r, hi);
-      std::string clamped = k.select(inside, r, lo, "index");
-      std::string src = gather ? k.div(k.toIndex(k.load("%perm", clamped, "i32")), "%topK") : clamped;
-      std::string valid = k.op("arith.andi " + inside + ", " + cp.colValid + " : i1");
-      std::string safeCol = k.select(valid, cp.col, k.index(0), "index");
-      std::string elem = k.add(k.add(k.mul(src, k.index(ld)), k.index(column)), safeCol);
-      std::string global = k.op("arith.addi " + addr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64");
-      cpAsync(k, k.add32(base, cp.shared), global, k.select(valid, sixteen, zero32, "i32"));
-    };
-    for (const RowCopy &cp : aCopies)
-      copy(cp, c.gatherA, aAddr, c.lda, 0);
-    for (const RowCopy &cp : bCopies)
-      copy(cp, c.gatherB, bAddr, c.ldb, c.bColumn);
+    for (const Operand *o : {&aOp, &bOp}) {
+      std::string stepBytes =
+          o->gather ? "" : k.op("arith.muli " + i64(k, step) + ", " + constant64(k, kBK * o->ld * eb) + " : i64");
+      for (size_t j = 0; j < o->copies.size(); ++j) {
+        const RowCopy &cp = o->copies[j];
+        std::string r = k.add(first, cp.row), inside = k.lt(r, hi);
+        std::string rowBytes;
+        if (o->gather) {
+          std::string src = k.div(k.toIndex(k.load("%perm", k.select(inside, r, lo, "index"), "i32")), topK);
+          rowBytes = i64(k, k.mul(src, k.index(o->ld * eb)));
+        } else {
+          rowBytes = stepBytes;
+        }
+        std::string at = k.op("arith.addi " + o->addr + ", " +
+                              k.op("arith.addi " + rowBytes + ", " + o->offset[j] + " : i64") + " : i64");
+        std::string valid = k.op("arith.andi " + inside + ", " + cp.colValid + " : i1");
+        cpAsync(k, k.add32(base, cp.shared), k.select(inside, at, o->firstRow, "i64"),
+                k.select(valid, sixteen, zero32, "i32"));
+      }
+    }
   };
 
   for (int64_t i = 0; i < s.lookahead; ++i) {
