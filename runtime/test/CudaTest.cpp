@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -169,6 +170,45 @@ TEST(Cuda, GraphReplaysTheCapturedLaunches) {
       want = std::fma(a, x[i], want);
     ASSERT_EQ(got[i], want) << "element " << i;
   }
+}
+
+TEST(Cuda, KernelProfileTimesPlainLaunchesOnly) {
+  // MOE_KERNEL_PROFILE=1: the device times each launch made outside a graph
+  // capture and prints the table when it closes.
+  setenv("MOE_KERNEL_PROFILE", "1", 1);
+  std::unique_ptr<CudaDevice> gpu;
+  moe_status_t opened = CudaDevice::open(0, gpu);
+  unsetenv("MOE_KERNEL_PROFILE");
+  if (opened) {
+    ASSERT_EQ(opened, MOE_UNAVAILABLE) << moe_last_error();
+    GTEST_SKIP() << "no GPU: " << moe_last_error();
+  }
+  {
+    CudaModule module;
+    ASSERT_EQ(gpu->loadModule(kSaxpyPtx, module), MOE_OK) << moe_last_error();
+    void *saxpy;
+    ASSERT_EQ(module.function("saxpy", saxpy), MOE_OK);
+    const uint32_t n = 1 << 20;
+    DeviceBuffer dx, dy;
+    ASSERT_EQ(gpu->allocate(n * 4, dx), MOE_OK);
+    ASSERT_EQ(gpu->allocate(n * 4, dy), MOE_OK);
+    uint64_t px = dx.address(), py = dy.address();
+    float a = 0.5f;
+    uint32_t count = n;
+    for (int i = 0; i < 2; ++i)
+      ASSERT_EQ(gpu->launch(saxpy, {n / 256, 1, 1}, {256, 1, 1}, {&px, &py, &a, &count}), MOE_OK);
+    CudaGraph graph; // captured launches run later, untimed
+    ASSERT_EQ(
+        gpu->capture([&] { return gpu->launch(saxpy, {n / 256, 1, 1}, {256, 1, 1}, {&px, &py, &a, &count}); }, graph),
+        MOE_OK)
+        << moe_last_error();
+    ASSERT_EQ(gpu->replay(graph), MOE_OK);
+  } // the module, buffers and graph go before the device
+  testing::internal::CaptureStderr();
+  gpu.reset();
+  std::string table = testing::internal::GetCapturedStderr();
+  EXPECT_NE(table.find("kernel profile: 2 launches"), std::string::npos) << table;
+  EXPECT_NE(table.find("saxpy"), std::string::npos) << table;
 }
 
 TEST(Cuda, RejectsBadCodeAndUnknownKernels) {
