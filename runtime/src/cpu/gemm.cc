@@ -31,6 +31,14 @@ template <bool kAvx512> struct Kernel;
       acc[r][1] += b1 * av;                                                                                            \
     }                                                                                                                  \
   }                                                                                                                    \
+  if (cols == kNR) {                                                                                                   \
+    /* a full panel: two vector stores a row, not a copy through memory */                                             \
+    for (int64_t r = 0; r < rows; ++r) {                                                                               \
+      *reinterpret_cast<v16 *>(c + r * ldc) = acc[r][0];                                                               \
+      *reinterpret_cast<v16 *>(c + r * ldc + 16) = acc[r][1];                                                          \
+    }                                                                                                                  \
+    return;                                                                                                            \
+  }                                                                                                                    \
   for (int64_t r = 0; r < rows; ++r) {                                                                                 \
     float tmp[kNR];                                                                                                    \
     *reinterpret_cast<v16 *>(tmp) = acc[r][0];                                                                         \
@@ -79,8 +87,15 @@ void panelProduct(const float *a, int64_t lda, const void *b, int32_t bDtype, fl
       packed.assign(static_cast<size_t>(k * kNR), 0.0f);
     else
       packed.resize(static_cast<size_t>(k * kNR));
-    for (int64_t p = 0; p < k; ++p)
-      loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
+    if (bDtype == MOE_F32 && cols == kNR) // whole rows of 32: two vectors each, no copy call a row
+      for (int64_t p = 0; p < k; ++p) {
+        const float *row = static_cast<const float *>(b) + p * n + j0;
+        *reinterpret_cast<v16 *>(packed.data() + p * kNR) = *reinterpret_cast<const v16 *>(row);
+        *reinterpret_cast<v16 *>(packed.data() + p * kNR + 16) = *reinterpret_cast<const v16 *>(row + 16);
+      }
+    else
+      for (int64_t p = 0; p < k; ++p)
+        loadRow(b, p * n + j0, cols, bDtype, packed.data() + p * kNR);
     bp = packed.data();
     ldb = kNR;
   }
