@@ -363,35 +363,32 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
         return failure();
       h.launch(*fn, h.ceilDiv(h.mul(rows, h.index(kDim)), 256), h.index(1), 256, 0, {dyBuf, wBuf, dxBuf, rows});
     }
-    // x^T dy, over the tokens in order; from the split cotangent x^T [high |
+    // x^T dy, over the tokens in order; from the split cotangent, x^T [high |
     // low] on tensor cores (f32), its two halves then added.
     auto [dw, dwBuf] = h.output(op.getWeightGrad().getType(), wt);
-    gk::WeightGradConfig c;
-    c.a = xElt;
-    c.b = halves ? xElt : dyElt;
-    c.out = halves ? "f32" : wElt;
-    c.m = kDim;
-    c.n = halves ? 2 * n : n;
-    c.lda = kDim;
-    c.ldb = c.n;
-    c.tensorCores = c.tensorCoresFit();
-    chooseWeightGradEngine(c);
-    Value i32s = unusedBuffers.i32s;
-    if (halves && c.tensorCores) {
+    auto weightGradOf = [&](const std::string &bElt, const std::string &out, int64_t columns) {
+      gk::WeightGradConfig c;
+      c.a = xElt;
+      c.b = bElt;
+      c.out = out;
+      c.m = kDim;
+      c.n = c.ldb = columns;
+      c.lda = kDim;
+      c.tensorCores = c.tensorCoresFit();
+      chooseWeightGradEngine(c);
+      return c;
+    };
+    Value i32s = unusedBuffers.i32s, f32s = unusedBuffers.f32s;
+    gk::WeightGradConfig ofHalves = weightGradOf(xElt, "f32", 2 * n);
+    if (halves && ofHalves.tensorCores) {
       Value both = h.scratch(h.b.getF32Type(), kDim * 2 * n);
       auto sumFn = kernel(h, gk::sumHalvesName(wElt, n), gk::sumHalvesKernel(wElt, n));
-      if (failed(sumFn) || failed(weightGrad(h, c, xBuf, halves, both, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
+      if (failed(sumFn) || failed(weightGrad(h, ofHalves, xBuf, halves, both, i32s, i32s, i32s, f32s, rows, 1)))
         return failure();
       h.launch(*sumFn, h.index((kDim * n + 255) / 256), h.index(1), 256, 0, {both, dwBuf, h.index(kDim)});
-    } else {
-      c.b = dyElt;
-      c.out = wElt;
-      c.n = c.ldb = n;
-      c.tensorCores = c.tensorCoresFit();
-      c.wgmma = false;
-      chooseWeightGradEngine(c);
-      if (failed(weightGrad(h, c, xBuf, dyBuf, dwBuf, i32s, i32s, i32s, unusedBuffers.f32s, rows, 1)))
-        return failure();
+    } else if (failed(
+                   weightGrad(h, weightGradOf(dyElt, wElt, n), xBuf, dyBuf, dwBuf, i32s, i32s, i32s, f32s, rows, 1))) {
+      return failure();
     }
     h.b.replaceOp(op, ValueRange{dx, dw});
     return success();
