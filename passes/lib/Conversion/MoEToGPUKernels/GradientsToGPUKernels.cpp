@@ -61,11 +61,17 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
   LogicalResult groupedGemm(Host &h, gk::GemmConfig c, const std::string &bElt, bool tensorCores, Value a, Value b,
                             Value out, Value perm, const TilePlan &t, Value ends, Value w, Value assignments,
                             int64_t topK, int64_t experts) {
-    c.grouped = true;
+    return launchGemm(h, withEngine(c, bElt, tensorCores, /*grouped=*/true), a, b, b, out, &t, perm, ends, w,
+                      assignments, topK, experts);
+  }
+
+  /// `c` grouped or not, on tensor cores or not, with its engine chosen.
+  gk::GemmConfig withEngine(gk::GemmConfig c, const std::string &wElt, bool tensorCores, bool grouped) {
+    c.grouped = grouped;
     c.kTile = kTile();
     c.tensorCores = tensorCores;
-    chooseEngine(c, bElt);
-    return launchGemm(h, c, a, b, b, out, &t, perm, ends, w, assignments, topK, experts);
+    chooseEngine(c, wElt);
+    return c;
   }
 
   /// A configured GEMM's launch: grouped over the padded tiles of `t`
@@ -97,10 +103,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
   /// block a tile, no TMA), so W^T is never written.
   gk::GemmConfig transposedProduct(gk::GemmConfig c, const std::string &wElt, bool tensorCores, bool grouped,
                                    int64_t split) {
-    c.grouped = grouped;
-    c.kTile = kTile();
-    c.tensorCores = tensorCores;
-    chooseEngine(c, wElt);
+    c = withEngine(c, wElt, tensorCores, grouped);
     c.kMajorB = c.wgmma && !c.persistent && !c.tmaB && !c.glu && split % 64 == 0;
     c.bSplitK = c.kMajorB ? split : 0;
     return c;
@@ -110,11 +113,12 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
   /// W1[e] [n][k - split], from transposedProduct's config: the weights as
   /// they lie when it reads them k-major, else a transposed copy ([e][k][n],
   /// written each call).
-  LogicalResult transposedGemm(Host &h, const gk::GemmConfig &c, Type wType, Value a, Value w0, Value w1, int64_t split,
-                               Value out, const TilePlan *t, Value perm, Value ends, Value w, Value rows, int64_t topK,
+  LogicalResult transposedGemm(Host &h, const gk::GemmConfig &c, Value a, Value w0, Value w1, int64_t split, Value out,
+                               const TilePlan *t, Value perm, Value ends, Value w, Value rows, int64_t topK,
                                int64_t experts) {
     if (c.kMajorB)
       return launchGemm(h, c, a, w0, w1 ? w1 : w0, out, t, perm, ends, w, rows, topK, experts);
+    Type wType = elementOf(w0);
     const std::string wElt = eltName(wType);
     const int64_t first = w1 ? split : c.k;
     Value wT = h.scratch(wType, experts * c.k * c.n);
@@ -142,7 +146,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
       activation = *ffnGrad.getActivation();
     const std::string act = gemmActivation(kernelFfn(ffnGrad.getKind(), activation));
     Value x = dispatch.getInput(), dout = combineGrad.getGrad();
-    Type xType = elementOf(x), weightType = elementOf(stacked[0]), f32 = h.b.getF32Type(), i32 = h.b.getI32Type();
+    Type xType = elementOf(x), f32 = h.b.getF32Type(), i32 = h.b.getI32Type();
     const std::string xElt = eltName(x.getType()), wElt = eltName(combineGrad.getWeights().getType());
     const std::string weightElt = eltName(stacked[0].getType()), doutElt = eltName(dout.getType());
 
@@ -216,8 +220,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     back.gatherRows = true;
     back = transposedProduct(back, weightElt, tensorCores, /*grouped=*/true, 0);
     Value dHu = h.scratch(f32, h.mul(padded, h.index(f)));
-    if (failed(transposedGemm(h, back, weightType, doutBuf, down, Value(), 0, dHu, &t, perm, ends, w, assignments, k,
-                              experts)))
+    if (failed(transposedGemm(h, back, doutBuf, down, Value(), 0, dHu, &t, perm, ends, w, assignments, k, experts)))
       return failure();
 
     // 4. Through the activation: the up products' cotangents, the routing
@@ -293,8 +296,8 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     rowsBack.n = d;
     rowsBack = transposedProduct(rowsBack, weightElt, tensorCores, /*grouped=*/true, glu ? f : 0);
     Value dRows = h.scratch(f32, h.mul(padded, h.index(d)));
-    if (failed(transposedGemm(h, rowsBack, weightType, dGU, weights[0], glu ? weights[1] : Value(), glu ? f : 0, dRows,
-                              &t, perm, ends, w, assignments, k, experts)))
+    if (failed(transposedGemm(h, rowsBack, dGU, weights[0], glu ? weights[1] : Value(), glu ? f : 0, dRows, &t, perm,
+                              ends, w, assignments, k, experts)))
       return failure();
     gk::CombineConfig cc;
     cc.y = "f32";
@@ -344,17 +347,15 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
                           split ? n : 0);
     Value halves; // [high | low] of the f32 cotangent, where split
     if (sameTypes || (split && g.tensorCores)) {
-      Value a = dyBuf;
       if (split) {
         auto splitFn = kernel(h, gk::splitHighLowName(xElt, n), gk::splitHighLowKernel(xElt, n));
         if (failed(splitFn))
           return failure();
-        a = h.scratch(elementOf(x), h.mul(rows, h.index(2 * n)));
-        h.launch(*splitFn, h.ceilDiv(h.mul(rows, h.index(n)), 256), h.index(1), 256, 0, {dyBuf, a, rows});
-        halves = a;
+        halves = h.scratch(elementOf(x), h.mul(rows, h.index(2 * n)));
+        h.launch(*splitFn, h.ceilDiv(h.mul(rows, h.index(n)), 256), h.index(1), 256, 0, {dyBuf, halves, rows});
       }
-      if (failed(transposedGemm(h, g, elementOf(wt), a, wBuf, split ? wBuf : Value(), split ? n : 0, dxBuf, nullptr,
-                                Value(), Value(), Value(), rows, 1, 1)))
+      if (failed(transposedGemm(h, g, split ? halves : dyBuf, wBuf, split ? wBuf : Value(), split ? n : 0, dxBuf,
+                                nullptr, Value(), Value(), Value(), rows, 1, 1)))
         return failure();
     } else {
       std::string name = gk::denseInputGradName(dyElt, wElt, xElt, kDim, n);

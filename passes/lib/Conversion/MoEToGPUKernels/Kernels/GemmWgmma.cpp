@@ -181,6 +181,14 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
   storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
 }
 
+/// The byte offset of 16-byte chunk `chunk` of 128-byte line `row` in the
+/// hardware's 128-byte swizzle (the chunk at chunk ^ (row % 8)): a k-major
+/// operand's layout, A's and a k-major B's.
+std::string lineOffset(KernelEmitter &k, const std::string &row, const std::string &chunk) {
+  std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
+  return k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16)));
+}
+
 std::string majorAtomOffset(KernelEmitter &k, const std::string &r, const std::string &chunk) {
   std::string slice = k.div(chunk, k.index(8)), inSlice = k.rem(chunk, k.index(8));
   std::string r8 = k.rem(r, k.index(8));
@@ -210,8 +218,7 @@ StageCopies bKMajorCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s,
     out.global.push_back(at(b0Addr, ld0));
     if (c.bSplitK)
       out.globalSplit.push_back(at(b1Addr, ld1));
-    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(r, k.index(8)) + " : index");
-    out.shared.push_back(k.toI32(k.add(k.index(kABytes), k.add(k.mul(r, k.index(128)), k.mul(swz, k.index(16))))));
+    out.shared.push_back(k.toI32(k.add(k.index(kABytes), lineOffset(k, r, chunk))));
     out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
   return out;
@@ -249,8 +256,7 @@ StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, c
 StageCopies aSwizzledCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
                             const std::string &aAddr) {
   return aTileCopies(k, c, t, tid, aAddr, 8, [&](const std::string &row, const std::string &chunk) {
-    std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
-    return k.toI32(k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16))));
+    return k.toI32(lineOffset(k, row, chunk));
   });
 }
 
