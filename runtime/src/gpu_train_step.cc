@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <optional>
 
 namespace moe::runtime {
 
@@ -76,8 +77,12 @@ moe_status_t GpuTrainStep::create(Layer &layer, std::unique_ptr<GpuTrainStep> &o
   // The cubin when this GPU is the chip it was assembled for, else the PTX.
   const std::vector<uint8_t> *cubin = layer.artifact.section(kTrainKernelsCubinSection);
   const std::vector<uint8_t> *ptx = layer.artifact.section(kTrainKernelsPtxSection);
-  const Target &target = *parseTarget(layer.signature().target);
-  bool exact = gpu.computeCapability() == target.computeCapability;
+  // Held by value: a reference into parseTarget's temporary would dangle.
+  std::optional<Target> target = parseTarget(layer.signature().target);
+  if (!target)
+    return fail(MOE_INVALID_FORMAT,
+                "the artifact's target '" + layer.signature().target + "' is not one this runtime knows");
+  bool exact = gpu.computeCapability() == target->computeCapability;
   std::string image =
       cubin && exact ? std::string(cubin->begin(), cubin->end()) : std::string(ptx->begin(), ptx->end());
   if (moe_status_t s = gpu.loadModule(image, step->module_))
