@@ -216,13 +216,18 @@ moe_status_t CudaDevice::download(void *to, uint64_t from, size_t bytes) {
 
 moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
                                 std::vector<void *> args, unsigned sharedBytes) {
+  return launch(function, grid, block, args.data(), nullptr, sharedBytes);
+}
+
+moe_status_t CudaDevice::launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
+                                void **params, void **extra, unsigned sharedBytes) {
   const Driver *d = api();
   CUstream s = static_cast<CUstream>(stream);
   cuda::KernelProfile *timer = kernelProfile();
   if (timer)
     timer->begin(*d, static_cast<CUfunction>(function), s);
   moe_status_t status = check(d->cuLaunchKernel(static_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
-                                                block[1], block[2], sharedBytes, s, args.data(), nullptr),
+                                                block[1], block[2], sharedBytes, s, params, extra),
                               "launching a kernel");
   if (timer)
     timer->end(*d, s);

@@ -17,7 +17,6 @@
 #include "moe/runtime/gpu_entry_points.h"
 
 #include "driver.h"
-#include "kernel_profile.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -123,19 +122,11 @@ __attribute__((visibility("default"))) void mgpuLaunchKernel(void *function, int
       c->failWith(s);
       return;
     }
-  cuda::KernelProfile *profile = c->device->kernelProfile();
-  CUstream stream = static_cast<CUstream>(c->device->streamHandle());
-  if (profile)
-    profile->begin(*d, static_cast<CUfunction>(function), stream);
-  if (moe_status_t s =
-          check(d->cuLaunchKernel(static_cast<CUfunction>(function), static_cast<unsigned>(gridX),
-                                  static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
-                                  static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
-                                  static_cast<unsigned>(blockZ), static_cast<unsigned>(smem), stream, params, extra),
-                "launching a kernel"))
+  if (moe_status_t s = c->device->launch(
+          function, {static_cast<unsigned>(gridX), static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ)},
+          {static_cast<unsigned>(blockX), static_cast<unsigned>(blockY), static_cast<unsigned>(blockZ)}, params, extra,
+          static_cast<unsigned>(smem)))
     c->failWith(s);
-  if (profile)
-    profile->end(*d, stream);
 }
 
 // Not MLIR's: the TMA descriptor the wgmma GEMM with --gpu-gemm-tma loads its

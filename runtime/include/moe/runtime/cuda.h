@@ -107,6 +107,10 @@ public:
   moe_status_t download(void *to, uint64_t from, size_t bytes);
   moe_status_t launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block,
                       std::vector<void *> args, unsigned sharedBytes = 0);
+  /// The same with the driver's argument arrays (`params`, `extra`), for the
+  /// compiled code's runtime ABI; timed when MOE_KERNEL_PROFILE is on.
+  moe_status_t launch(void *function, std::array<unsigned, 3> grid, std::array<unsigned, 3> block, void **params,
+                      void **extra, unsigned sharedBytes);
   moe_status_t synchronize();
   /// The device's free and total memory in bytes (cuMemGetInfo).
   moe_status_t memoryInfo(size_t &freeBytes, size_t &totalBytes) const;
