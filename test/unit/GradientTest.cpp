@@ -7,6 +7,7 @@
 // routing choice (an index output) is at a tie and is skipped, since the
 // gradient is the forward's selection's.
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Reference/Evaluator.h"
 #include "moe/Frontend/Parser.h"
 #include "moe/Frontend/Sema.h"
@@ -313,16 +314,24 @@ TEST_F(Gradient, EveryExample) {
 
 /// moe-differentiate's @<layer>_backward, run by the evaluator on the
 /// arguments and cotangents, must give reference::gradient's gradients.
-void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Tensor> args, std::mt19937 &rng) {
+/// With `keepUpProducts`, the backward takes the residuals @<layer>_train
+/// returned on the same arguments.
+void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Tensor> args, std::mt19937 &rng,
+                            bool keepUpProducts = false) {
   std::string name = layer.getName().str();
+  const bool hasExperts = !layer.getBody().front().getOps<moe::ExpertFfnOp>().empty();
   PassManager pm(module.getContext());
-  pm.addPass(moe::createMoEDifferentiate());
+  moe::MoEDifferentiateOptions options;
+  options.keepUpProducts = keepUpProducts;
+  pm.addPass(moe::createMoEDifferentiate(options));
   ASSERT_TRUE(succeeded(pm.run(module))) << "moe-differentiate failed on @" << name;
   auto backward = module.lookupSymbol<func::FuncOp>(name + "_backward");
   ASSERT_TRUE(backward);
   layer = module.lookupSymbol<func::FuncOp>(name);
+  auto train = module.lookupSymbol<func::FuncOp>(name + "_train");
+  ASSERT_EQ(static_cast<bool>(train), keepUpProducts && hasExperts) << "@" << name << "_train";
   std::string error;
-  auto out = moe::reference::evaluateExact(layer, args, error);
+  auto out = moe::reference::evaluateExact(train ? train : layer, args, error);
   ASSERT_TRUE(succeeded(out)) << error;
   std::normal_distribution<double> normal;
   std::vector<Tensor> cotangents, backwardArgs = args;
@@ -334,6 +343,9 @@ void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Ten
     cotangents.push_back(c);
     backwardArgs.push_back(c);
   }
+  // The residuals, after the forward's results.
+  for (size_t r = layer.getNumResults(); r < out->size(); ++r)
+    backwardArgs.push_back((*out)[r]);
   auto want = moe::reference::gradient(layer, args, cotangents, nullptr, error);
   ASSERT_TRUE(succeeded(want)) << error;
   auto got = moe::reference::evaluateExact(backward, backwardArgs, error);
@@ -364,6 +376,20 @@ void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Ten
     ++result;
   }
   EXPECT_EQ(result, got->size());
+  // The backward reads the residuals: doubled, they change its gradients.
+  if (train) {
+    std::vector<Tensor> doubled = backwardArgs;
+    for (size_t r = args.size() + layer.getNumResults(); r < doubled.size(); ++r)
+      for (double &v : doubled[r].data)
+        v *= 2;
+    auto changed = moe::reference::evaluateExact(backward, doubled, error);
+    ASSERT_TRUE(succeeded(changed)) << error;
+    double difference = 0;
+    for (size_t r = 0; r < got->size(); ++r)
+      for (size_t i = 0; i < (*got)[r].data.size(); ++i)
+        difference = std::max(difference, std::fabs((*got)[r].data[i] - (*changed)[r].data[i]));
+    EXPECT_GT(difference, 1e-6) << "@" << name << "_backward ignores its residuals";
+  }
 }
 
 TEST_F(Gradient, DifferentiatePassOnEveryOp) {
@@ -403,6 +429,16 @@ TEST_F(Gradient, DifferentiatePassOnEveryOp) {
   for (const char *ir : layers) {
     func::FuncOp f = parse(ir);
     checkDifferentiatePass(*module, f, randomArgs(f, 7, rng, 4), rng);
+  }
+}
+
+TEST_F(Gradient, DifferentiatePassKeepingUpProducts) {
+  const std::vector<std::pair<std::string, std::string>> small{{"d_model", "8"}, {"d_ff", "6"}, {"T", "f32"}};
+  for (const char *name : {"mixtral", "deepseek_v3", "switch"}) {
+    OwningOpRef<ModuleOp> example = elaborateExample(context, name, small);
+    ASSERT_TRUE(example) << name;
+    func::FuncOp f = *example->getOps<func::FuncOp>().begin();
+    checkDifferentiatePass(*example, f, randomArgs(f, 9, rng), rng, /*keepUpProducts=*/true);
   }
 }
 

@@ -64,7 +64,8 @@ TEST_F(OpBuilderTest, MixtralLayerBuildsAndVerifies) {
   Value logits = DenseOp::create(builder, loc, args[0], args[1], Value(), f32);
   auto topk = TopKOp::create(builder, loc, logits, 2, ScoreFn::softmax, true);
   Value routed = DispatchOp::create(builder, loc, args[0], topk.getIndices(), 8);
-  Value y = ExpertFfnOp::create(builder, loc, FfnKind::swiglu, routed, ValueRange{args[2], args[3], args[4]});
+  Value y =
+      ExpertFfnOp::create(builder, loc, FfnKind::swiglu, routed, ValueRange{args[2], args[3], args[4]}).getResult();
   Value out = CombineOp::create(builder, loc, y, topk.getValues());
   func::ReturnOp::create(builder, loc, out);
   func.setType(builder.getFunctionType(func.getArgumentTypes(), {out.getType()}));

@@ -131,6 +131,13 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regio
                              << " to be the index of a forward result";
     return success();
   }
+  if (name == getResidualAttrName()) {
+    auto index = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!index || index.getInt() < 0)
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
+                             << " to be the index of a residual";
+    return success();
+  }
   return op->emitError() << "unknown moe argument attribute '" << name << "'";
 }
 
@@ -148,6 +155,13 @@ LogicalResult MoEDialect::verifyRegionResultAttribute(Operation *op, unsigned, u
     auto str = dyn_cast<StringAttr>(attr.getValue());
     if (!str || str.getValue().empty())
       return op->emitError() << "expects '" << name << "' of result #" << resultIndex << " to be a non-empty string";
+    return success();
+  }
+  if (name == getResidualAttrName()) {
+    auto index = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!index || index.getInt() < 0)
+      return op->emitError() << "expects '" << name << "' of result #" << resultIndex
+                             << " to be the index of a residual";
     return success();
   }
   return op->emitError() << "unknown moe result attribute '" << name << "'";

@@ -63,8 +63,9 @@ LogicalResult DispatchOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGra
 LogicalResult ExpertFfnOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                           SmallVectorImpl<Value> &operandGrads) {
   SmallVector<Type> weightTypes(getWeights().getTypes());
+  // The kept up products, when this forward keeps them (moe-differentiate's residuals).
   auto g = ExpertFfnGradOp::create(b, getLoc(), getRouted().getType(), weightTypes, getKindAttr(), getActivationAttr(),
-                                   getRouted(), getWeights(), resultGrads[0]);
+                                   getRouted(), getWeights(), resultGrads[0], getUp());
   operandGrads.assign({g.getRoutedGrad()});
   llvm::append_range(operandGrads, g.getWeightsGrad());
   return success();
@@ -154,5 +155,14 @@ LogicalResult ExpertFfnGradOp::verify() {
   if (getWeights().size() != ExpertFfnOp::getNumWeightsFor(getKind()))
     return emitOpError() << "kind " << stringifyFfnKind(getKind()) << " takes "
                          << ExpertFfnOp::getNumWeightsFor(getKind()) << " weights, got " << getWeights().size();
+  if (Value up = getUp()) {
+    RoutedType routed = getRouted().getType();
+    int64_t f = cast<RankedTensorType>(getWeights().front().getType()).getDimSize(2);
+    auto want =
+        RankedTensorType::get({routed.getTokens().getDimSize(0), routed.getK(), getKind() == FfnKind::mlp ? f : 2 * f},
+                              routed.getTokens().getElementType());
+    if (up.getType() != want)
+      return emitOpError() << "expects the kept up products as " << want << ", got " << up.getType();
+  }
   return success();
 }

@@ -211,8 +211,14 @@ LogicalResult DispatchOp::verify() {
 
 void ExpertFfnOp::build(OpBuilder &b, OperationState &state, FfnKind kind, Value routed, ValueRange weights,
                         std::optional<Activation> activation) {
-  build(b, state, routed.getType(), kind,
+  build(b, state, routed.getType(), /*up=*/Type(), kind,
         activation ? ActivationAttr::get(b.getContext(), *activation) : ActivationAttr(), routed, weights);
+}
+
+RankedTensorType ExpertFfnOp::getUpType() {
+  RoutedType routed = getRouted().getType();
+  return RankedTensorType::get({routed.getTokens().getDimSize(0), routed.getK(), getUpWidth()},
+                               routed.getTokens().getElementType());
 }
 
 LogicalResult ExpertFfnOp::verify() {
@@ -237,6 +243,9 @@ LogicalResult ExpertFfnOp::verify() {
     if (failed(verifyShape(*this, what, want, shapeOf(w))))
       return failure();
   }
+  if (Value up = getUp())
+    if (up.getType() != getUpType())
+      return emitOpError() << "expects the kept up products as " << getUpType() << ", got " << up.getType();
   return success();
 }
 

@@ -494,8 +494,11 @@ private:
     std::vector<const Tensor *> w;
     for (Value v : f.getWeights())
       w.push_back(&in(v));
-    int64_t d = r.hidden, inner = f.getInnerDim();
+    int64_t d = r.hidden, inner = f.getInnerDim(), upWidth = f.getUpWidth();
     Type elt = cast<RoutedType>(f.getResult().getType()).getElementType();
+    // The kept up products ([tokens, k, upWidth]; a dropped row stays zero).
+    Tensor up{{r.tokens, r.k, upWidth}, std::vector<double>(r.expert.size() * upWidth, 0.0)};
+    auto rounded = [&](double v) { return exact ? v : reference::roundTo(elt, v); };
     for (int64_t a = 0; a < static_cast<int64_t>(r.expert.size()); ++a) {
       if (!r.kept[a])
         continue;
@@ -509,6 +512,9 @@ private:
           if (f.getKind() != FfnKind::mlp)
             u += x[p] * w[1]->data[(e * d + p) * inner + j];
         }
+        up.data[a * upWidth + j] = rounded(g);
+        if (f.getKind() != FfnKind::mlp)
+          up.data[a * upWidth + inner + j] = rounded(u);
         switch (f.getKind()) {
         case FfnKind::swiglu:
           h[j] = g * sigmoid(g) * u;
@@ -529,6 +535,8 @@ private:
         r.rows[a * d + c] = exact ? y[c] : reference::roundTo(elt, y[c]);
       }
     }
+    if (f.getUp())
+      set(f.getUp(), up);
     routed[f.getResult()] = std::move(r);
     return success();
   }

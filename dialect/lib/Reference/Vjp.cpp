@@ -257,7 +257,8 @@ std::pair<Vec, Vec> combine(const Routed &r, const Tensor &w, const Vec &dout) {
 }
 
 std::pair<Vec, std::vector<Vec>> expertFfn(FfnKind kind, std::optional<Activation> activation, const Routed &in,
-                                           const std::vector<const Tensor *> &w, int64_t inner, const Vec &dyRows) {
+                                           const std::vector<const Tensor *> &w, int64_t inner, const Vec &dyRows,
+                                           const Tensor *up) {
   std::vector<Vec> dw;
   for (const Tensor *t : w)
     dw.emplace_back(t->data.size(), 0.0);
@@ -271,13 +272,20 @@ std::pair<Vec, std::vector<Vec>> expertFfn(FfnKind kind, std::optional<Activatio
       continue;
     int64_t e = in.expert[a];
     const double *x = &in.rows[a * d], *dy = &dyRows[a * d];
-    // The forward's pre-activations again, then the chain rule.
+    // The forward's pre-activations (kept, or again), then the chain rule.
     std::vector<double> g(inner, 0.0), u(inner, 0.0), h(inner), dh(inner, 0.0);
+    const int64_t upWidth = glu ? 2 * inner : inner;
     for (int64_t j = 0; j < inner; ++j) {
-      for (int64_t p = 0; p < d; ++p) {
-        g[j] += x[p] * w[0]->data[(e * d + p) * inner + j];
+      if (up) {
+        g[j] = up->data[a * upWidth + j];
         if (glu)
-          u[j] += x[p] * w[1]->data[(e * d + p) * inner + j];
+          u[j] = up->data[a * upWidth + inner + j];
+      } else {
+        for (int64_t p = 0; p < d; ++p) {
+          g[j] += x[p] * w[0]->data[(e * d + p) * inner + j];
+          if (glu)
+            u[j] += x[p] * w[1]->data[(e * d + p) * inner + j];
+        }
       }
       switch (kind) {
       case FfnKind::swiglu:
@@ -445,7 +453,8 @@ LogicalResult evaluateGradOp(Interpreter &in, Operation &op) {
         if (auto a = g.getActivation())
           act = *a;
         int64_t inner = cast<RankedTensorType>(g.getWeights().front().getType()).getDimSize(2);
-        auto [dRows, dw] = vjp::expertFfn(g.getKind(), act, x, w, inner, in.routed[g.getGrad()].rows);
+        auto [dRows, dw] = vjp::expertFfn(g.getKind(), act, x, w, inner, in.routed[g.getGrad()].rows,
+                                          g.getUp() ? &value(g.getUp()) : nullptr);
         in.routed[g.getRoutedGrad()] = withRows(x, std::move(dRows));
         for (auto [result, weight, d] : llvm::zip(g.getWeightsGrad(), w, dw))
           put(result, *weight, d);

@@ -36,8 +36,8 @@ Vec gather(const Tensor &indices, int64_t cols, const Vec &dy);
 std::pair<Vec, Vec> combine(const Routed &y, const Tensor &weights, const Vec &dout);
 /// (d rows, d weight of each stacked weight) of an expert FFN on `x`'s rows.
 std::pair<Vec, std::vector<Vec>> expertFfn(FfnKind kind, std::optional<Activation> activation, const Routed &x,
-                                           const std::vector<const Tensor *> &weights, int64_t inner,
-                                           const Vec &dyRows);
+                                           const std::vector<const Tensor *> &weights, int64_t inner, const Vec &dyRows,
+                                           const Tensor *up = nullptr);
 /// Each token's slots summed.
 Vec dispatch(const Routed &r, const Vec &dRows);
 Vec loadBalanceLoss(const Tensor &probs, const Tensor &indices, double dloss);

@@ -331,7 +331,7 @@ Val Elaborator::callField(const Field &field, const CallExpr &call, Args &args, 
       x.dtype = wide;
     }
     Val r = x;
-    r.value = moe::ExpertFfnOp::create(builder, l, kind, x.value, weights, activation);
+    r.value = moe::ExpertFfnOp::create(builder, l, kind, x.value, weights, activation).getResult();
     return r;
   }
 

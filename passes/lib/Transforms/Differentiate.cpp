@@ -116,15 +116,52 @@ private:
 };
 
 struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
+  using MoEDifferentiateBase::MoEDifferentiateBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<func::FuncOp> layers;
     for (auto fn : module.getOps<func::FuncOp>())
-      if (!fn.isDeclaration() && !fn.getName().ends_with("_backward"))
+      if (!fn.isDeclaration() && !fn.getName().ends_with("_backward") && !fn.getName().ends_with("_train"))
         layers.push_back(fn);
     for (func::FuncOp fn : layers)
       if (failed(differentiate(fn)))
         return signalPassFailure();
+  }
+
+  /// `@<layer>_train`: the forward with each of `kept` (its expert_ffns, in
+  /// order) keeping its up products, returned after the forward's results.
+  LogicalResult addTrainForward(func::FuncOp forward, ArrayRef<ExpertFfnOp> kept) {
+    std::string name = (forward.getName() + "_train").str();
+    if (getOperation().lookupSymbol(name))
+      return forward.emitError() << "the module already has a function @" << name;
+    func::FuncOp train = forward.clone();
+    train.setName(name);
+    OpBuilder b(forward->getContext());
+    b.setInsertionPointAfter(forward);
+    b.insert(train);
+    SmallVector<Value> ups;
+    SmallVector<ExpertFfnOp> ffns(train.getBody().front().getOps<ExpertFfnOp>());
+    for (ExpertFfnOp ffn : ffns) {
+      b.setInsertionPoint(ffn);
+      auto keeping = ExpertFfnOp::create(b, ffn.getLoc(), ffn.getResult().getType(), ffn.getUpType(), ffn.getKindAttr(),
+                                         ffn.getActivationAttr(), ffn.getRouted(), ffn.getWeights());
+      ffn.getResult().replaceAllUsesWith(keeping.getResult());
+      ffn.erase();
+      ups.push_back(keeping.getUp());
+    }
+    auto ret = cast<func::ReturnOp>(train.getBody().front().getTerminator());
+    const unsigned results = ret.getNumOperands();
+    ret.getOperandsMutable().append(ups);
+    train.setFunctionType(b.getFunctionType(train.getArgumentTypes(), ret.getOperandTypes()));
+    SmallVector<DictionaryAttr> resultAttrs;
+    for (unsigned r = 0; r < results; ++r)
+      resultAttrs.push_back(forward.getResultAttrDict(r));
+    for (unsigned i = 0; i < ups.size(); ++i)
+      resultAttrs.push_back(
+          b.getDictionaryAttr(b.getNamedAttr(MoEDialect::getResidualAttrName(), b.getI64IntegerAttr(i))));
+    train.setAllResultAttrs(resultAttrs);
+    return success();
   }
 
   LogicalResult differentiate(func::FuncOp forward) {
@@ -134,14 +171,21 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
     ModuleOp module = getOperation();
     if (module.lookupSymbol(name))
       return forward.emitError() << "the module already has a function @" << name;
+    // The residuals: each expert_ffn's up products, when kept.
+    SmallVector<ExpertFfnOp> kept;
+    if (keepUpProducts)
+      llvm::append_range(kept, forward.getBody().front().getOps<ExpertFfnOp>());
     OpBuilder b(forward->getContext());
     b.setInsertionPointAfter(forward);
     Location loc = forward.getLoc();
 
-    // Arguments: the forward's, then a cotangent per result.
+    // Arguments: the forward's, a cotangent per result, then the residuals.
     FunctionType type = forward.getFunctionType();
     SmallVector<Type> argTypes(type.getInputs()), resultTypes;
     llvm::append_range(argTypes, type.getResults());
+    const unsigned firstResidual = argTypes.size();
+    for (ExpertFfnOp ffn : kept)
+      argTypes.push_back(ffn.getUpType());
     SmallVector<unsigned> differentiable;
     for (unsigned i = 0; i < type.getNumInputs(); ++i)
       if (isFloatTensor(type.getInput(i))) {
@@ -166,6 +210,8 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       backward.setArgAttrs(i, forward.getArgAttrDict(i));
     for (unsigned r = 0; r < type.getNumResults(); ++r)
       backward.setArgAttr(type.getNumInputs() + r, "moe.cotangent", b.getI64IntegerAttr(r));
+    for (unsigned i = 0; i < kept.size(); ++i)
+      backward.setArgAttr(firstResidual + i, MoEDialect::getResidualAttrName(), b.getI64IntegerAttr(i));
     for (auto [out, i] : llvm::enumerate(differentiable)) {
       auto input = forward.getArgAttrOfType<StringAttr>(i, MoEDialect::getInputAttrName());
       auto param = forward.getArgAttrOfType<StringAttr>(i, MoEDialect::getParamAttrName());
@@ -184,8 +230,14 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
       map.map(forward.getArgument(i), body->getArgument(i));
     Block &fwd = forward.getBody().front();
     SmallVector<Operation *> ops;
-    for (Operation &op : fwd.without_terminator())
+    // Each kept expert_ffn's recomputed copy, with its residual argument.
+    llvm::DenseMap<Operation *, Value> residualOf;
+    for (Operation &op : fwd.without_terminator()) {
       ops.push_back(b.clone(op, map));
+      if (auto ffn = dyn_cast<ExpertFfnOp>(op))
+        if (auto at = llvm::find(kept, ffn); at != kept.end())
+          residualOf[ops.back()] = body->getArgument(firstResidual + (at - kept.begin()));
+    }
 
     // Cotangents, last op first.
     Adjoints adjoints(b);
@@ -204,6 +256,11 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
         continue;
       if (failed(rule(b, op, resultGrads, adjoints)))
         return failure();
+      // A kept expert_ffn's rule reads its residual, not the recomputed up products.
+      if (Value up = residualOf.lookup(op))
+        if (Value routedGrad = adjoints.get(cast<ExpertFfnOp>(op).getRouted()))
+          if (auto grad = routedGrad.getDefiningOp<ExpertFfnGradOp>())
+            grad.getUpMutable().assign(up);
     }
     if (adjoints.failed)
       return failure();
@@ -216,6 +273,8 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
     for (auto [arg, chosen] : balanced)
       grads.push_back(expertLoad(b, loc, map.lookup(chosen), cast<RankedTensorType>(type.getInput(arg)).getDimSize(0)));
     func::ReturnOp::create(b, loc, grads);
+    if (!kept.empty() && failed(addTrainForward(forward, kept)))
+      return failure();
     // What the backward did not read of the recomputed forward (its outputs, a
     // rule's unused operand) goes; walking backwards frees chains of it.
     for (Operation *op : llvm::reverse(ops))

@@ -87,7 +87,9 @@ private:
         continue;
       }
       ok &= succeeded(verifyElementType(func, type));
-      bool cotangent = func.getArgAttr(i, MoEDialect::getCotangentAttrName()) != nullptr; // a backward's
+      // A backward's cotangents and residuals.
+      bool cotangent = func.getArgAttr(i, MoEDialect::getCotangentAttrName()) != nullptr ||
+                       func.getArgAttr(i, MoEDialect::getResidualAttrName()) != nullptr;
       if (requireArgNames && !input && !param && !cotangent) {
         ok = false;
         func.emitError() << "argument #" << i << " of @" << func.getSymName()

@@ -94,8 +94,14 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
     of every floating-point argument (`moe.gradient = "x"` or the
     parameter's name, e.g. `"experts.w_gate"`), of `sum_i <c_i, y_i>`.
 
-    - The forward is recomputed in the backward (no residuals are kept yet);
-      what the backward does not read of it is removed.
+    - The forward is recomputed in the backward; what the backward does not
+      read of it is removed. With `keep-up-products`, each `moe.expert_ffn`'s
+      up products are residuals instead (the recompute would be two of the
+      backward's GEMMs): `@f_train` is `@f` returning them after its results
+      (`moe.residual = i`), and `@f_backward` takes them after the
+      cotangents, its `moe.expert_ffn_grad` reading them. The routing is
+      recomputed (a small GEMM and a top-k a token); so are the activations
+      (elementwise).
     - Each op's rule is its `DifferentiableOpInterface`
       (dialect/lib/IR/MoEGradients.cpp); the backward ops are those of
       `MoEGradOps.td`. Casts and reshapes are inverted here.
@@ -121,6 +127,10 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
     }
     ```
   }];
+  let options = [
+    Option<"keepUpProducts", "keep-up-products", "bool", /*default=*/"false",
+           "keep each expert_ffn's up products for the backward (adds @f_train)">
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::tensor::TensorDialect"];
 }
 

@@ -56,6 +56,9 @@ def MoE_Dialect : Dialect {
     /// argument (input or parameter) a gradient is of.
     static constexpr ::llvm::StringLiteral getCotangentAttrName() { return "moe.cotangent"; }
     static constexpr ::llvm::StringLiteral getGradientAttrName() { return "moe.gradient"; }
+    /// A residual: a value the train forward (`@<layer>_train`) returns for
+    /// the backward, which takes it as an argument; its index among them.
+    static constexpr ::llvm::StringLiteral getResidualAttrName() { return "moe.residual"; }
     /// A parameter updated after each training step by a rule rather than by
     /// its gradient: "balance" (DeepSeek-V3's aux-loss-free bias, spec
     /// "Training"); and the backward's result holding the per-expert load that

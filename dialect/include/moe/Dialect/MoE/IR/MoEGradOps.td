@@ -156,25 +156,32 @@ def MoE_CombineGradOp : MoE_GradOp<"combine_grad", [AllTypesMatch<["routed", "ro
   }];
 }
 
-def MoE_ExpertFfnGradOp : MoE_GradOp<"expert_ffn_grad", [AllTypesMatch<["routed", "grad", "routed_grad"]>]> {
+def MoE_ExpertFfnGradOp : MoE_GradOp<"expert_ffn_grad", [AttrSizedOperandSegments,
+                                                         AllTypesMatch<["routed", "grad", "routed_grad"]>]> {
   let summary = "cotangents of moe.expert_ffn: of its rows and of each stacked weight";
   let description = [{
     Per kept assignment, through the down product, the activation (and the
     GLU product) and the up products; each expert's weight cotangent sums
-    its own rows.
+    its own rows. With `up` (the forward's kept up products, `moe.expert_ffn`'s
+    second result) the up products are read rather than recomputed.
 
     ```mlir
     %dr, %dg, %du, %dd = moe.expert_ffn_grad swiglu %r, %dy, %wg, %wu, %wd
         : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>,
           tensor<8x64x128xf32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>
         -> tensor<8x64x128xf32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>
+    %dr2, %dg2, %du2, %dd2 = moe.expert_ffn_grad swiglu %r, %dy, %wg, %wu, %wd up(%up : tensor<?x2x256xf32>)
+        : !moe.routed<tensor<?x64xf32>, experts = 8, k = 2>,
+          tensor<8x64x128xf32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>
+        -> tensor<8x64x128xf32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>
     ```
   }];
   let arguments = (ins MoE_FfnKind:$kind, OptionalAttr<MoE_Activation>:$activation,
-                       MoE_Routed:$routed, Variadic<MoE_Float3D>:$weights, MoE_Routed:$grad);
+                       MoE_Routed:$routed, Variadic<MoE_Float3D>:$weights, MoE_Routed:$grad,
+                       Optional<AnyRankedTensor>:$up);
   let results = (outs MoE_Routed:$routed_grad, Variadic<MoE_Float3D>:$weights_grad);
   let assemblyFormat = [{
-    $kind (`(` $activation^ `)`)? $routed `,` $grad `,` $weights attr-dict
+    $kind (`(` $activation^ `)`)? $routed `,` $grad `,` $weights (`up` `(` $up^ `:` type($up) `)`)? attr-dict
         `:` qualified(type($routed)) `,` type($weights) `->` type($weights_grad)
   }];
   let hasVerifier = 1;

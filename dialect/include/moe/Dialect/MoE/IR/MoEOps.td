@@ -179,6 +179,12 @@ def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "resu
 
     Products accumulate in f32 and are rounded to the routed element type.
 
+    An optional second result, `up`, keeps the up products before the
+    activation for the backward (moe-differentiate's residuals): `[tokens, k,
+    f]` (mlp) or `[tokens, k, 2f]` (GLUs: the gate's `x w_gate`, then
+    `x w_up`), one row per assignment in slot order, rounded to the routed
+    element type; a dropped assignment's row is never read.
+
     ```mlir
     %y = moe.expert_ffn swiglu %r, %wg, %wu, %wd
         : !moe.routed<tensor<?x4096xbf16>, experts = 8, k = 2>,
@@ -186,14 +192,17 @@ def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "resu
     %z = moe.expert_ffn mlp(gelu) %r, %wi, %wo
         : !moe.routed<tensor<?x512xf32>, experts = 4, k = 1>,
           tensor<4x512x2048xf32>, tensor<4x2048x512xf32>
+    %y2, %up = moe.expert_ffn swiglu %r, %wg, %wu, %wd
+        : !moe.routed<tensor<?x64xbf16>, experts = 8, k = 2>,
+          tensor<8x64x128xbf16>, tensor<8x64x128xbf16>, tensor<8x128x64xbf16> -> tensor<?x2x256xbf16>
     ```
   }];
   let arguments = (ins MoE_FfnKind:$kind, OptionalAttr<MoE_Activation>:$activation,
                        MoE_Routed:$routed, Variadic<MoE_Float3D>:$weights);
-  let results = (outs MoE_Routed:$result);
+  let results = (outs MoE_Routed:$result, Optional<AnyRankedTensor>:$up);
   let assemblyFormat = [{
     $kind (`(` $activation^ `)`)? $routed `,` $weights attr-dict
-        `:` qualified(type($routed)) `,` type($weights)
+        `:` qualified(type($routed)) `,` type($weights) (`->` type($up)^)?
   }];
   let builders = [
     OpBuilder<(ins "FfnKind":$kind, "::mlir::Value":$routed,
@@ -205,6 +214,10 @@ def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "resu
     static unsigned getNumWeightsFor(FfnKind kind) { return kind == FfnKind::mlp ? 2 : 3; }
     /// The FFN's inner width `f`.
     int64_t getInnerDim() { return ::llvm::cast<::mlir::RankedTensorType>(getWeights().front().getType()).getDimSize(2); }
+    /// The width of a row of the kept up products: 2f for GLUs, f for an mlp.
+    int64_t getUpWidth() { return getKind() == FfnKind::mlp ? getInnerDim() : 2 * getInnerDim(); }
+    /// The type of the kept up products, [tokens, k, getUpWidth()].
+    ::mlir::RankedTensorType getUpType();
   }];
   let hasVerifier = 1;
 }
