@@ -51,9 +51,13 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
     if (fn != layer)
       fn.erase();
   // The backward (moec build --train), built from the single-device layer.
-  if (options.train && failed(runPipeline(module, [](OpPassManager &pm) {
+  // On one device the forward keeps the experts' up products (two of the
+  // backward's GEMMs otherwise); the GPU backend keeps none on a mesh.
+  MoEDifferentiateOptions differentiate;
+  differentiate.keepUpProducts = !options.mesh.isPlaced();
+  if (options.train && failed(runPipeline(module, [&](OpPassManager &pm) {
         pm.addPass(createMoEVerifyInput());
-        pm.addPass(createMoEDifferentiate());
+        pm.addPass(createMoEDifferentiate(differentiate));
       })))
     return failure();
   if (failed(extractSignature(layer, out.signature)))
@@ -108,9 +112,10 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
   if (listing)
     listing->ptx = kernels;
   std::vector<uint8_t> library;
-  if (failed(buildHostLibrary(module, layerName, loc, out.signature.entry, library,
-                              listing ? &listing->linkCommand : nullptr, listing ? &listing->llvmIR : nullptr,
-                              options.train ? &out.signature.backward->entry : nullptr)))
+  if (failed(buildHostLibrary(
+          module, layerName, loc, out.signature.entry, library, listing ? &listing->linkCommand : nullptr,
+          listing ? &listing->llvmIR : nullptr, options.train ? &out.signature.backward->entry : nullptr,
+          options.train && !out.signature.backward->residuals.empty() ? &out.signature.backward->trainEntry : nullptr)))
     return failure();
   out.sections.emplace_back("code.host.so", std::move(library));
   out.sections.emplace_back("code.ptx", std::vector<uint8_t>(kernels.begin(), kernels.end()));

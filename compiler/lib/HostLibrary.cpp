@@ -49,7 +49,7 @@ LogicalResult addEntryPoint(llvm::Module &module, StringRef layer, std::string &
 
 LogicalResult moe::buildHostLibrary(ModuleOp module, StringRef layerName, Location loc, std::string &entry,
                                     std::vector<uint8_t> &library, std::string *commandLog, std::string *llvmIR,
-                                    std::string *backwardEntry) {
+                                    std::string *backwardEntry, std::string *trainEntry) {
   // The moe.* argument attributes documented the signature; LLVM has no use for them.
   module.walk([](FunctionOpInterface fn) {
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
@@ -70,6 +70,8 @@ LogicalResult moe::buildHostLibrary(ModuleOp module, StringRef layerName, Locati
     return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName;
   if (backwardEntry && failed(addEntryPoint(*llvmModule, (layerName + "_backward").str(), *backwardEntry)))
     return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName << "_backward";
+  if (trainEntry && failed(addEntryPoint(*llvmModule, (layerName + "_train").str(), *trainEntry)))
+    return emitError(loc) << "the lowered layer has no C interface _mlir_ciface_" << layerName << "_train";
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();

@@ -242,5 +242,31 @@ LogicalResult moe::extractBackward(func::FuncOp backward, const rt::Signature &f
     grad.name = "grad." + primal->name;
     out.gradients.push_back(grad);
   }
+  // The residuals @<layer>_train returns after the outputs (moe-differentiate
+  // keep-up-products), taken by the backward after the cotangents.
+  out.trainEntry.clear();
+  out.residuals.clear();
+  auto module = backward->getParentOfType<ModuleOp>();
+  StringRef layer = backward.getName().drop_back(StringRef("_backward").size());
+  auto train = module ? module.lookupSymbol<func::FuncOp>((layer + "_train").str()) : nullptr;
+  if (!train)
+    return success();
+  for (unsigned i = forward.outputs.size(); i < train.getNumResults(); ++i) {
+    auto type = cast<RankedTensorType>(train.getResultTypes()[i]);
+    std::optional<moe_dtype_t> dtype = runtimeDType(type.getElementType());
+    if (!dtype || !train.getResultAttr(i, moe::MoEDialect::getResidualAttrName()))
+      return train.emitError() << "result #" << i << " of the train forward is not a residual the runtime can hold";
+    rt::TensorSpec spec;
+    spec.name = "residual." + std::to_string(out.residuals.size());
+    spec.dtype = *dtype;
+    // A dynamic size is the rows of the experts' dispatch: not an input's
+    // symbol, so the runtime takes it as the train forward returns it.
+    SmallVector<Attribute> names;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      names.push_back(StringAttr::get(train.getContext(), type.isDynamicDim(d) ? "rows" : ""));
+    if (failed(specShape(train, type, ArrayAttr::get(train.getContext(), names), spec.shape)))
+      return failure();
+    out.residuals.push_back(spec);
+  }
   return success();
 }

@@ -196,6 +196,11 @@ std::string signatureToJson(const Signature &s) {
     out += ",\"backward\":{\"entry\":";
     json::writeString(out, s.backward->entry);
     writeSpecs(out, "gradients", s.backward->gradients, false);
+    if (!s.backward->trainEntry.empty()) {
+      out += ",\"train_entry\":";
+      json::writeString(out, s.backward->trainEntry);
+      writeSpecs(out, "residuals", s.backward->residuals, false);
+    }
     out += "}";
   }
   char flops[40];
@@ -271,6 +276,15 @@ moe_status_t signatureFromJson(const std::string &text, Signature &out) {
     backward.entry = entry->string;
     if (moe_status_t s = readSpecs(*b, "gradients", backward.gradients, false))
       return s;
+    if (const json::Value *train = b->find("train_entry")) {
+      if (!train->isString() || train->string.empty())
+        return bad("signature \"backward\" has a \"train_entry\" that is not a symbol");
+      backward.trainEntry = train->string;
+      if (moe_status_t s = readSpecs(*b, "residuals", backward.residuals, false))
+        return s;
+      if (backward.residuals.empty())
+        return bad("signature \"backward\" has a \"train_entry\" but no \"residuals\"");
+    }
     out.backward = std::move(backward);
   }
   for (const TensorSpec &p : out.params)

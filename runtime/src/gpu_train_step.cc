@@ -233,8 +233,12 @@ moe_status_t GpuTrainStep::run(DeviceArguments &forwardArgs, std::map<std::strin
   const Signature &sig = layer.signature();
   GpuCall forward;
   forward.device = &gpu;
-  std::vector<int64_t> forwardResults = resultSlots(sig.outputs);
-  if (moe_status_t s = callEntry(layer.entry, forward, forwardArgs, forwardResults, {}))
+  // The train forward where the backward takes residuals (the outputs, then
+  // those); they stay in `forward`'s arena until the backward has run.
+  const std::vector<TensorSpec> trainSpecs = trainForwardResults(sig);
+  std::vector<int64_t> forwardResults = resultSlots(trainSpecs);
+  if (moe_status_t s =
+          callEntry(layer.trainEntry ? layer.trainEntry : layer.entry, forward, forwardArgs, forwardResults, {}))
     return s;
   std::vector<Tensor> outputs;
   std::vector<uint64_t> outputAt;
@@ -289,6 +293,7 @@ moe_status_t GpuTrainStep::run(DeviceArguments &forwardArgs, std::map<std::strin
   for (size_t o = 0; o < outputs.size(); ++o)
     backwardArgs.descriptors.push_back(
         descriptor(reinterpret_cast<const void *>(cotangents[o].address()), outputs[o].shape));
+  appendResultDescriptors(trainSpecs, forwardResults, sig.outputs.size(), backwardArgs.descriptors);
   GpuCall backward;
   backward.device = &gpu;
   std::vector<int64_t> backwardResults = resultSlots(sig.backward->gradients);

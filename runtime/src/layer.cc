@@ -204,8 +204,19 @@ moe_status_t Layer::load(Artifact artifact, std::unique_ptr<Layer> &out) {
                   "the layer's code has no backward entry point \"" + artifact.signature.backward->entry + "\"");
     }
   }
+  void (*trainEntry)(void **) = nullptr;
+  if (artifact.signature.backward && !artifact.signature.backward->trainEntry.empty()) {
+    const std::string &name = artifact.signature.backward->trainEntry;
+    trainEntry = reinterpret_cast<void (*)(void **)>(dlsym(library, name.c_str()));
+    if (!trainEntry) {
+      dlclose(library);
+      close(fd);
+      return fail(MOE_NOT_FOUND, "the layer's code has no train forward entry point \"" + name + "\"");
+    }
+  }
   out.reset(new Layer());
   out->backwardEntry = backwardEntry;
+  out->trainEntry = trainEntry;
   out->hash = hashArtifact(artifact);
   out->gpu = std::move(gpu);
   out->artifact = std::move(artifact);
@@ -307,6 +318,24 @@ std::vector<int64_t> resultSlots(const std::vector<TensorSpec> &specs) {
   return std::vector<int64_t>(resultWords, 0);
 }
 
+std::vector<TensorSpec> trainForwardResults(const Signature &sig) {
+  std::vector<TensorSpec> specs = sig.outputs;
+  if (sig.backward)
+    specs.insert(specs.end(), sig.backward->residuals.begin(), sig.backward->residuals.end());
+  return specs;
+}
+
+void appendResultDescriptors(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results, size_t first,
+                             std::vector<std::vector<int64_t>> &descriptors) {
+  size_t at = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    size_t words = 3 + 2 * specs[i].shape.size();
+    if (i >= first)
+      descriptors.emplace_back(results.begin() + at, results.begin() + at + words);
+    at += words;
+  }
+}
+
 moe_status_t resultShapes(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results,
                           std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
                           std::vector<uint64_t> &data) {
@@ -387,7 +416,17 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
       spec.shape = std::move(local);
     }
   if (gpu)
-    return runOnGpu(backwardEntry, results, ordered, symbols, gradients);
+    return runOnGpu(backwardEntry, results, ordered, symbols, gradients, /*residualsFirst=*/trainEntry != nullptr);
+  // The residuals: the train forward's results after the outputs, on the
+  // same inputs and parameters.
+  std::vector<Tensor> trained;
+  if (trainEntry) {
+    std::vector<const Tensor *> forwardArgs(ordered.begin(), ordered.begin() + sig.inputs.size() + sig.params.size());
+    if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), forwardArgs, symbols, trained))
+      return s;
+    for (size_t r = sig.outputs.size(); r < trained.size(); ++r)
+      ordered.push_back(&trained[r]);
+  }
   return callOnCpu(backwardEntry, results, ordered, symbols, gradients);
 }
 

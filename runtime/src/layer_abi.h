@@ -22,6 +22,16 @@ std::vector<int64_t> descriptor(const void *data, const std::vector<int64_t> &sh
 std::vector<int64_t> resultSlots(const std::vector<TensorSpec> &specs);
 inline std::vector<int64_t> resultSlots(const Signature &sig) { return resultSlots(sig.outputs); }
 
+/// The results of the forward a backward follows: the outputs, then the
+/// residuals when the artifact keeps any (BackwardSignature::residuals).
+std::vector<TensorSpec> trainForwardResults(const Signature &sig);
+
+/// The descriptors of results [first, specs.size()) of `results` (as
+/// resultSlots laid them out), appended to `descriptors`: a train forward's
+/// residuals, passed on to the backward as they lie.
+void appendResultDescriptors(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results, size_t first,
+                             std::vector<std::vector<int64_t>> &descriptors);
+
 /// The results' names, dtypes and shapes read from `results` and checked
 /// against `specs` (data left empty); `data` receives each one's address.
 moe_status_t resultShapes(const std::vector<TensorSpec> &specs, const std::vector<int64_t> &results,

@@ -131,7 +131,7 @@ moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, D
 
 moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                              const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
-                             std::vector<Tensor> &outputs) {
+                             std::vector<Tensor> &outputs, bool residualsFirst) {
   if (isSharded() && !comm)
     return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + signature().mesh.toString() +
                                           "; attach the rank's NCCL communicator first (moe-run does)");
@@ -140,6 +140,18 @@ moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> 
     return s;
   GpuCall call;
   call.device = gpu.get();
+  if (residualsFirst) {
+    // The train forward in this call: its residuals stay in the call's arena.
+    const Signature &sig = signature();
+    DeviceArguments forwardArgs;
+    forwardArgs.descriptors.assign(args.descriptors.begin(),
+                                   args.descriptors.begin() + sig.inputs.size() + sig.params.size());
+    std::vector<TensorSpec> trainSpecs = trainForwardResults(sig);
+    std::vector<int64_t> trained = resultSlots(trainSpecs);
+    if (moe_status_t s = callEntry(trainEntry, call, forwardArgs, trained, collectivesOf(*this)))
+      return s;
+    appendResultDescriptors(trainSpecs, trained, sig.outputs.size(), args.descriptors);
+  }
   std::vector<int64_t> results = resultSlots(resultSpecs);
   if (moe_status_t s = callEntry(fn, call, args, results, collectivesOf(*this)))
     return s;
@@ -214,8 +226,9 @@ moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const s
   };
   std::vector<Tensor> outputs, gradients;
   if (!gpu || isSharded()) {
+    // A backward that runs the train forward itself is the whole step.
     auto step = [&] {
-      moe_status_t s = run(inputs, outputs);
+      moe_status_t s = trainEntry ? MOE_OK : run(inputs, outputs);
       return s != MOE_OK ? s : backward(inputs, cotangents, gradients);
     };
     if (moe_status_t s = step()) // warm-up
@@ -228,15 +241,17 @@ moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const s
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
-  GpuBenchCall forward{entry, &signature().outputs, ordered};
+  // The forward a training step runs: the train forward where it keeps residuals.
+  const std::vector<TensorSpec> trainSpecs = trainForwardResults(signature());
+  GpuBenchCall forward{trainEntry ? trainEntry : entry, &trainSpecs, ordered};
   for (const TensorSpec &spec : signature().outputs)
     for (const Tensor &t : cotangents)
       if (t.name == spec.name)
         ordered.push_back(&t);
   if (ordered.size() != signature().inputs.size() + signature().params.size() + signature().outputs.size())
     return fail(MOE_INVALID_ARGUMENT, "the backward's benchmark needs a cotangent per output, named as the output");
-  return benchmarkOnGpu({forward, {backwardEntry, &signature().backward->gradients, ordered}}, iterations, seconds,
-                        eager, timeCalls);
+  GpuBenchCall back{backwardEntry, &signature().backward->gradients, ordered, /*residualsFromPrevious=*/true};
+  return benchmarkOnGpu({forward, back}, iterations, seconds, eager, timeCalls);
 }
 
 moe_status_t
@@ -251,9 +266,15 @@ Layer::benchmarkOnGpu(const std::vector<GpuBenchCall> &calls, unsigned iteration
   }
   // The calls in order on `call` (one arena for all of them).
   auto callAll = [&](GpuCall &call, Collectives collectives) {
-    for (size_t i = 0; i < calls.size(); ++i)
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (calls[i].residualsFromPrevious && i > 0) {
+        // This call's residuals: where the previous call just put them.
+        args[i].descriptors.resize(calls[i].ordered.size());
+        appendResultDescriptors(*calls[i - 1].results, results[i - 1], signature().outputs.size(), args[i].descriptors);
+      }
       if (moe_status_t s = callEntry(calls[i].fn, call, args[i], results[i], collectives))
         return s;
+    }
     return MOE_OK;
   };
   {

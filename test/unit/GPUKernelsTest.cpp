@@ -112,6 +112,52 @@ gk::GemmConfig wgmmaConfig(const std::string &elt, int64_t k, bool glu, bool gro
   return c;
 }
 
+TEST_F(GPUKernelsTest, EveryGemmVariantKeepingUpProducts) {
+  // A train forward's up GEMM: every engine also stores its pre-activation
+  // products into %R (the kernel's extra argument), at the row's assignment.
+  auto variants = [] {
+    std::vector<gk::GemmConfig> out;
+    for (bool glu : {false, true}) {
+      gk::GemmConfig c;
+      c.elt = c.out = "f32";
+      c.tensorCores = false;
+      c.k = 128;
+      c.n = 192;
+      c.glu = glu;
+      c.act = glu ? "silu" : "gelu";
+      c.grouped = c.gatherRows = true;
+      out.push_back(c); // FMA
+      c.elt = c.out = "bf16";
+      c.tensorCores = true;
+      out.push_back(c); // mma.sync
+      for (bool staged : {false, true})
+        for (int64_t n : {128, 256}) {
+          gk::GemmConfig w = wgmmaConfig("bf16", 192, glu, /*grouped=*/true);
+          w.scaleRows = false;
+          w.stagedEpilogue = staged;
+          w.wgmmaN = n;
+          out.push_back(w);
+        }
+      gk::GemmConfig p = wgmmaConfig("bf16", 256, glu, /*grouped=*/true);
+      p.scaleRows = false;
+      p.stagedEpilogue = p.persistent = true;
+      p.wgmmaN = 256;
+      out.push_back(p);
+    }
+    return out;
+  };
+  for (gk::GemmConfig c : variants()) {
+    c.keepUp = true;
+    std::string kernel = gk::gemmKernel(c);
+    EXPECT_NE(c.name().find("_keep"), std::string::npos);
+    EXPECT_NE(kernel.find("%R: memref<?x" + c.out + ">"), std::string::npos) << c.name();
+    EXPECT_NE(kernel.find(", %R["), std::string::npos) << c.name() << ": nothing stored into %R";
+    EXPECT_EQ(check(kernel), "") << c.name();
+    c.keepUp = false;
+    EXPECT_EQ(gk::gemmKernel(c).find("%R"), std::string::npos) << c.name();
+  }
+}
+
 TEST_F(GPUKernelsTest, EveryWgmmaGemmVariant) {
   for (bool tma : {false, true})
     for (bool staged : {false, true})
@@ -350,16 +396,20 @@ TEST_F(GPUKernelsTest, BackwardKernels) {
     EXPECT_EQ(check(gk::transposeKernel(t)), "");
     for (bool glu : {true, false})
       for (std::string act : {"silu", "gelu", "relu"})
-        for (bool scaleHidden : {false, true}) {
-          gk::FfnActivationGradConfig a;
-          a.elt = elt;
-          a.inner = 96;
-          a.glu = glu;
-          a.act = act;
-          a.scaleHidden = scaleHidden;
-          SCOPED_TRACE(a.name());
-          EXPECT_EQ(check(gk::ffnActivationGradKernel(a)), "");
-        }
+        for (bool scaleHidden : {false, true})
+          for (bool keptUp : {false, true}) {
+            gk::FfnActivationGradConfig a;
+            a.elt = elt;
+            a.inner = 96;
+            a.glu = glu;
+            a.act = act;
+            a.scaleHidden = scaleHidden;
+            a.keptUp = keptUp; // the forward's up products, in elt, by assignment
+            SCOPED_TRACE(a.name());
+            std::string kernel = gk::ffnActivationGradKernel(a);
+            EXPECT_EQ(kernel.find("%G: memref<?x" + elt + ">") != std::string::npos, keptUp || elt == "f32");
+            EXPECT_EQ(check(kernel), "");
+          }
   }
   gk::TopKConfig topk;
   topk.experts = 16;

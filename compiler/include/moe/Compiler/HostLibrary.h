@@ -24,7 +24,8 @@ namespace moe {
 /// set) receives the linker command, `llvmIR` the optimised LLVM IR.
 LogicalResult buildHostLibrary(ModuleOp module, StringRef layerName, Location loc, std::string &entry,
                                std::vector<uint8_t> &library, std::string *commandLog = nullptr,
-                               std::string *llvmIR = nullptr, std::string *backwardEntry = nullptr);
+                               std::string *llvmIR = nullptr, std::string *backwardEntry = nullptr,
+                               std::string *trainEntry = nullptr);
 
 } // namespace moe
 

@@ -210,9 +210,11 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
   }
 
   /// The experts' grouped GEMMs on `rows` (`assignments` of them, A row
-  /// perm[i] / topK, scaled by w[perm[i]]), into a fresh buffer in tile order.
+  /// perm[i] / topK, scaled by w[perm[i]]), into a fresh buffer in tile order;
+  /// the up GEMM also stores the kept up products into `up` (g.up.keepUp).
   FailureOr<Value> runExperts(Host &h, ExpertFfnOp ffn, const ExpertGemms &g, Type elt, Value rows, Value perm,
-                              const TilePlan &t, Value w, Value assignments, int64_t topK, int64_t experts) {
+                              const TilePlan &t, Value w, Value assignments, int64_t topK, int64_t experts,
+                              Value up = Value()) {
     SmallVector<Value> weights;
     for (Value wt : ffn.getWeights())
       weights.push_back(h.input(wt));
@@ -227,6 +229,8 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     Value k = h.index(topK);
     SmallVector<Value> upArgs{rows,      weights[0], b1,         hBuf, perm,        t.tileExpert,
                               t.tileRow, t.offsets,  t.numTiles, w,    assignments, k};
+    if (g.up.keepUp)
+      upArgs.push_back(up);
     llvm::append_range(upArgs, tensorMaps(h, g.up, weights[0], b1, experts));
     h.launch(*upFn, gemmGrid(h, g.up, h.mul(t.maxTiles, h.index(g.up.columnBlocks()))), h.index(1), g.up.threads(),
              g.up.sharedBytes(), upArgs);
@@ -297,14 +301,24 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
              {idx, tiles->offsets, perm, slotPos, rows});
     Value y = xBuf;
+    // A train forward's kept up products (moe-differentiate's residuals).
+    Value upTensor, upBuf;
+    if (ffn && ffn.getUp()) {
+      g.up.keepUp = true;
+      std::tie(upTensor, upBuf) = h.output(ffn.getUpType(), x);
+    }
     if (ffn) {
       FailureOr<Value> out = runExperts(h, ffn, g, cast<ShapedType>(x.getType()).getElementType(), xBuf, perm, *tiles,
-                                        w, assignments, k, experts);
+                                        w, assignments, k, experts, upBuf);
       if (failed(out))
         return failure();
       y = *out;
     }
-    return combineSlots(h, combine, y, slotPos, /*identity=*/!ffn);
+    if (failed(combineSlots(h, combine, y, slotPos, /*identity=*/!ffn)))
+      return failure();
+    if (upTensor) // the routed result was internal to the chain (the patterns' rewriter: ToKernelLaunch's)
+      static_cast<ConversionPatternRewriter &>(h.b).replaceOpWithMultiple(ffn, {{}, {upTensor}});
+    return success();
   }
 
   /// moe.all_gather along dimension 0 over device buffers, by the runtime's
@@ -524,6 +538,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
         if (failed(matched))
           return WalkResult::interrupt();
         RoutedChain chain = *matched;
+        if (chain.toExperts && chain.ffn.getUp())
+          return chain.ffn.emitError() << "the GPU backend keeps the up products of experts on one device only, not "
+                                          "of an expert-parallel chain";
         RoutedType type = chain.dispatch.getRouted().getType();
         if (type.getExperts() > gk::DispatchConfig::scheduleThreads)
           return combine.emitError() << "the GPU backend supports up to " << gk::DispatchConfig::scheduleThreads

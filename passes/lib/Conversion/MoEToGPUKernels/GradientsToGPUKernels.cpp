@@ -7,7 +7,7 @@
 // - each routed chain's backward (combine_grad -> expert_ffn_grad ->
 //   dispatch_grad, rooted at its dispatch_grad) recomputes the dispatch plan
 //   in a padded layout (each expert's rows start at a whole 128-row tile),
-//   recomputes the up products, forms the down product's input cotangent and
+//   reads the up products the forward kept (or recomputes them), forms the down product's input cotangent and
 //   the input rows' cotangents with the forward's grouped GEMMs through
 //   transposed weights, and the weight cotangents with a grouped GEMM over
 //   each expert's rows (tensor cores for 16-bit layers) that sums them in order;
@@ -193,7 +193,9 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     h.launch(*permute, h.index(experts), h.index(1), gk::DispatchConfig::permuteThreads, 0,
              {idx, t.offsets, perm, slotPos, rows});
 
-    // 2. The up products again (f32, before the activation).
+    // 2. The up products: kept by the forward (moe-differentiate's
+    //    residual, read by slot), or again (f32, before the activation).
+    Value kept = ffnGrad.getUp() ? h.input(ffnGrad.getUp()) : Value();
     gk::GemmConfig up;
     up.elt = xElt;
     up.out = "f32";
@@ -201,13 +203,16 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     up.k = d;
     up.n = f;
     up.gatherRows = true;
-    Value g = h.scratch(f32, h.mul(padded, h.index(f)));
-    Value u = glu ? h.scratch(f32, h.mul(padded, h.index(f))) : g;
-    if (failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[0], g, perm, t, ends, w, assignments, k,
-                           experts)) ||
-        (glu && failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[1], u, perm, t, ends, w, assignments, k,
-                                   experts))))
-      return failure();
+    Value g = kept, u = kept;
+    if (!kept) {
+      g = h.scratch(f32, h.mul(padded, h.index(f)));
+      u = glu ? h.scratch(f32, h.mul(padded, h.index(f))) : g;
+      if (failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[0], g, perm, t, ends, w, assignments, k,
+                             experts)) ||
+          (glu && failed(groupedGemm(h, up, weightElt, tensorCores, xBuf, weights[1], u, perm, t, ends, w, assignments,
+                                     k, experts))))
+        return failure();
+    }
 
     // 3. The down product's input cotangent: dout rows . w_down^T, unweighted.
     Value down = weights[glu ? 2 : 1];
@@ -249,6 +254,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     ac.inner = f;
     ac.glu = glu;
     ac.act = act;
+    ac.keptUp = static_cast<bool>(kept);
     auto actFn = kernel(h, ac.name(), gk::ffnActivationGradKernel(ac));
     if (failed(actFn))
       return failure();

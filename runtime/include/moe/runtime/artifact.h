@@ -74,6 +74,12 @@ struct TensorSpec {
 struct BackwardSignature {
   std::string entry;
   std::vector<TensorSpec> gradients;
+  /// The train forward (`moe_entry_<layer>_train`), when the backward takes
+  /// residuals: the forward's outputs, then `residuals` (named "residual.0",
+  /// ...), which the backward takes after the cotangents. Empty when the
+  /// backward recomputes everything it needs.
+  std::string trainEntry;
+  std::vector<TensorSpec> residuals;
 };
 
 struct Signature {

@@ -83,10 +83,12 @@ public:
   /// Whether the artifact has a backward (moec build --train).
   bool hasBackward() const { return backwardEntry != nullptr; }
 
-  /// The backward of a train artifact: the forward recomputed on `inputs`,
-  /// then the gradients of every float input and parameter ("grad.x",
-  /// "grad.<param>", signature().backward->gradients) for `cotangents`, one
-  /// per output, named as the output ("output", or "output1", ...).
+  /// The backward of a train artifact: the gradients of every float input
+  /// and parameter ("grad.x", "grad.<param>", signature().backward->gradients)
+  /// on `inputs` for `cotangents`, one per output, named as the output
+  /// ("output", or "output1", ...). It recomputes what the forward does not
+  /// keep; where the artifact keeps residuals (the experts' up products on a
+  /// GPU) it runs the train forward first, in the same call.
   moe_status_t backward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
                         std::vector<Tensor> &gradients);
 
@@ -140,6 +142,9 @@ private:
     void (*fn)(void **);
     const std::vector<TensorSpec> *results;
     std::vector<const Tensor *> ordered;
+    /// The previous call's results past its outputs (a train forward's
+    /// residuals) follow `ordered`.
+    bool residualsFromPrevious = false;
   };
   /// The benchmarks' GPU half: `calls` one after another, captured as one
   /// CUDA graph and replayed `iterations` times (plain calls with `eager`).
@@ -148,9 +153,12 @@ private:
                               const std::function<moe_status_t(const std::function<moe_status_t()> &)> &timeCalls);
   /// Calls `fn` (the forward's or the backward's entry) on the GPU; its
   /// results are `resultSpecs`.
+  /// With `residualsFirst` (a backward whose artifact keeps residuals), the
+  /// train forward runs first in the same call, on the first inputs and
+  /// parameters of `ordered`, and its residuals follow `ordered`.
   moe_status_t runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                         const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
-                        std::vector<Tensor> &outputs);
+                        std::vector<Tensor> &outputs, bool residualsFirst = false);
   moe_status_t uploadParameters();
   /// The device current, the parameters uploaded, the inputs placed.
   moe_status_t prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args);
@@ -164,6 +172,8 @@ private:
   int libraryFd = -1;
   void (*entry)(void **) = nullptr;
   void (*backwardEntry)(void **) = nullptr;
+  /// The train forward (outputs, then residuals), when the backward takes residuals.
+  void (*trainEntry)(void **) = nullptr;
   std::vector<Tensor> params;
   /// The device's parameters are newer than `params` (GPU training steps).
   bool hostParametersBehind = false;

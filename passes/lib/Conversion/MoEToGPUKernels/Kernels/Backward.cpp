@@ -212,8 +212,8 @@ std::string moe::gpu_kernels::transposeKernel(const TransposeConfig &c) {
 // --- the expert FFN's activation --------------------------------------------
 
 std::string FfnActivationGradConfig::name() const {
-  return llvm::formatv("moe_ffn_act_grad_{0}_w{1}_f{2}_{3}{4}{5}", elt, w, inner, act, glu ? "_glu" : "",
-                       scaleHidden ? "_wh" : "")
+  return llvm::formatv("moe_ffn_act_grad_{0}_w{1}_f{2}_{3}{4}{5}{6}", elt, w, inner, act, glu ? "_glu" : "",
+                       scaleHidden ? "_wh" : "", keptUp ? "_kept" : "")
       .str();
 }
 
@@ -232,9 +232,12 @@ std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradCon
   k.line(partial + " = scf.for %j = " + tid + " to " + f + " step " + k.index(256) + " iter_args(%acc = " + k.f32(0.0) +
          ") -> (f32) {");
   std::string at = k.add(row, "%j");
-  std::string g = k.load("%G", at, "f32"), d = k.load("%dHu", at, "f32");
+  std::string d = k.load("%dHu", at, "f32");
+  // The kept products: assignment a's row of [G | U].
+  std::string upAt = k.add(k.mul(a, k.index(c.glu ? 2 * c.inner : c.inner)), "%j");
+  std::string g = c.keptUp ? k.loadF32("%G", upAt, c.elt) : k.load("%G", at, "f32");
   std::string act = activation(k, c.act, g);
-  std::string u = c.glu ? k.load("%U", at, "f32") : "";
+  std::string u = !c.glu ? "" : c.keptUp ? k.loadF32("%U", k.add(upAt, f), c.elt) : k.load("%U", at, "f32");
   std::string h = roundedTo(k, c.glu ? mulf(k, act, u) : act, c.elt);
   k.storeF32(c.scaleHidden ? mulf(k, w, h) : h, "%H", at, c.elt);
   std::string dh = mulf(k, w, d);
@@ -253,7 +256,8 @@ std::string moe::gpu_kernels::ffnActivationGradKernel(const FfnActivationGradCon
   k.storeF32(k.f32(0.0), "%dw", a, c.w);
   k.line("}");
   k.line("}");
-  return k.finish("@" + c.name() + "(%G: memref<?xf32>, %U: memref<?xf32>, %dHu: memref<?xf32>, %w: " +
+  const std::string upType = c.keptUp ? flatMemref(c.elt) : "memref<?xf32>";
+  return k.finish("@" + c.name() + "(%G: " + upType + ", %U: " + upType + ", %dHu: memref<?xf32>, %w: " +
                   flatMemref(c.w) + ", %slotPos: memref<?xi32>, %dGU: " + flatMemref(c.elt) +
                   ", %H: " + flatMemref(c.elt) + ", %dw: " + flatMemref(c.w) + ", %rows: index)");
 }

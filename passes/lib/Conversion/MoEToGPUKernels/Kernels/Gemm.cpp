@@ -231,9 +231,17 @@ std::string fmaKernel(const GemmConfig &c) {
     for (int j = 0; j < 4; ++j) {
       std::string col = k.add(t.n0, k.add(k.mul(tx, k.index(4)), k.index(j)));
       k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
-      std::string v = activation(k, c.act, loop + "#" + std::to_string(i * 4 + j));
+      std::string g = loop + "#" + std::to_string(i * 4 + j), u = loop + "#" + std::to_string(16 + i * 4 + j);
+      if (c.keepUp) {
+        std::string a = k.toIndex(k.load("%perm", p, "i32"));
+        std::string at = k.add(k.mul(a, k.index(c.glu ? 2 * c.n : c.n)), col);
+        k.storeF32(g, "%R", at, c.out);
+        if (c.glu)
+          k.storeF32(u, "%R", k.add(at, k.index(c.n)), c.out);
+      }
+      std::string v = activation(k, c.act, g);
       if (c.glu)
-        v = k.op("arith.mulf " + v + ", " + loop + "#" + std::to_string(16 + i * 4 + j) + " : f32");
+        v = k.op("arith.mulf " + v + ", " + u + " : f32");
       if (c.scaleRows)
         v = k.op("arith.mulf " + v + ", " + scale + " : f32");
       k.storeF32(v, "%C", k.add(k.mul(p, k.index(c.n)), col), c.out);
@@ -267,6 +275,8 @@ std::string GemmConfig::name() const {
     s += "_scale";
   if (grouped)
     s += "_grouped";
+  if (keepUp)
+    s += "_keep";
   return s;
 }
 

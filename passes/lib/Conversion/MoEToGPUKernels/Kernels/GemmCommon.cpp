@@ -11,7 +11,8 @@ std::string signature(const GemmConfig &c) {
          ", %C: " + flatMemref(c.out) +
          ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
          "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
-         flatMemref(c.weight) + ", %rows: index, %topK: index" + (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + ")";
+         flatMemref(c.weight) + ", %rows: index, %topK: index" + (c.keepUp ? ", %R: " + flatMemref(c.out) : "") +
+         (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + ")";
 }
 
 /// Row tiles per group of the block order (see openTile).
@@ -86,9 +87,27 @@ std::pair<std::string, std::string> epiloguePair(KernelEmitter &k, const GemmCon
   return {v0, v1};
 }
 
+void keepUpPair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+                const std::string &g0, const std::string &g1, const std::string &u0, const std::string &u1) {
+  if (!c.keepUp)
+    return;
+  k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
+  std::string a = k.toIndex(k.load("%perm", p, "i32"));
+  std::string at = k.add(k.mul(a, k.index(c.glu ? 2 * c.n : c.n)), col);
+  std::string next = k.add(at, k.index(1));
+  k.storeF32(g0, "%R", at, c.out);
+  k.storeF32(g1, "%R", next, c.out);
+  if (c.glu) {
+    k.storeF32(u0, "%R", k.add(at, k.index(c.n)), c.out);
+    k.storeF32(u1, "%R", k.add(next, k.index(c.n)), c.out);
+  }
+  k.line("}");
+}
+
 void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
                const std::string &scale, const std::string &g0, const std::string &g1, const std::string &u0,
                const std::string &u1) {
+  keepUpPair(k, c, p, col, g0, g1, u0, u1);
   auto [v0, v1] = epiloguePair(k, c, scale, g0, g1, u0, u1);
   std::string at = k.add(k.mul(p, k.index(c.n)), col);
   k.storeF32(v0, "%C", at, c.out);

@@ -64,7 +64,13 @@ std::pair<std::string, std::string> epiloguePair(KernelEmitter &k, const GemmCon
                                                  std::string v0, std::string v1, const std::string &u0,
                                                  const std::string &u1);
 
-/// epiloguePair, stored at row `p`, columns `col` and `col + 1` of C.
+/// With GemmConfig::keepUp, the pair before the epilogue (A.B0 at columns
+/// `col`, `col + 1`, and a GLU's A.B1) stored into the kept up products at
+/// output row `p`'s assignment (columns past n skipped); nothing otherwise.
+void keepUpPair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
+                const std::string &g0, const std::string &g1, const std::string &u0, const std::string &u1);
+
+/// keepUpPair, then epiloguePair stored at row `p`, columns `col` and `col + 1` of C.
 void storePair(KernelEmitter &k, const GemmConfig &c, const std::string &p, const std::string &col,
                const std::string &scale, const std::string &g0, const std::string &g1, const std::string &u0,
                const std::string &u1);

@@ -426,6 +426,7 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
       auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
       std::string u0 = c.glu ? res(j + columnTiles, 0) : "", u1 = c.glu ? res(j + columnTiles, 1) : "";
       if (c.stagedEpilogue) {
+        keepUpPair(k, c, p, k.add(t.n0, k.add(k.index(8 * j), k.mul(tq, k.index(2)))), res(j, 0), res(j, 1), u0, u1);
         auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), u0, u1);
         stagePair(k, c, smemPtr, rowL, k.add(k.index(8 * j), k.mul(tq, k.index(2))), v0, v1);
         continue;

@@ -74,6 +74,12 @@ struct GemmConfig {
   /// multiple of 64.
   bool kMajorB = false;
   int64_t bSplitK = 0;
+  /// Grouped with gatherRows (the forward's up GEMM of a train forward): the
+  /// epilogue also stores A.B0 (and a GLU's A.B1) before the activation, as
+  /// the out type, into `%R` (one more argument after `%topK`): the kept up
+  /// products, row perm[p] (the assignment), [A.B0 | A.B1] (2n wide; n
+  /// without a GLU).
+  bool keepUp = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -327,6 +333,10 @@ struct FfnActivationGradConfig {
   bool glu = true;
   bool scaleHidden = false;
   std::string act = "silu";
+  /// %G and %U are the forward's kept up products (elt, one row of
+  /// [G | U] an assignment, read at the block's assignment) rather than the
+  /// recomputed f32 products in the padded plan's rows.
+  bool keptUp = false;
   std::string name() const;
 };
 std::string ffnActivationGradKernel(const FfnActivationGradConfig &config);
