@@ -166,8 +166,12 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
   int status = check ? check(inputs, layer.parameters(), outputs) : 0;
   if (gradientCheck)
     status |= gradientCheck(inputs, layer.parameters(), cotangents, gradients);
-  std::fprintf(out, "%s backward: %zu gradients in %.2f ms (forward recomputed), %d threads\n",
-               layer.signature().layer.c_str(), gradients.size(), ms, moe_cpu_get_num_threads());
+  // What the backward's call ran before its gradients: the train forward
+  // (the residuals it keeps) or the forward inside the backward.
+  const bool keeps = layer.signature().backward && !layer.signature().backward->residuals.empty();
+  std::fprintf(out, "%s backward: %zu gradients in %.2f ms (%s), %d threads\n", layer.signature().layer.c_str(),
+               gradients.size(), ms, keeps ? "the train forward's residuals" : "forward recomputed",
+               moe_cpu_get_num_threads());
   for (const Tensor &g : gradients)
     std::fprintf(out, "  %s\n", describe(g).c_str());
   if (options.bench && !comm) {

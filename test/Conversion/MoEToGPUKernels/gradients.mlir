@@ -61,6 +61,49 @@ func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor
 
 // -----
 
+// Tests the residuals: a train forward's up GEMM keeps the up products
+// (`_keep`: its kernel gets the [tokens, k, 2f] result's buffer after the
+// top-k), and the backward that takes them launches no up GEMM: its
+// activation kernel reads them by assignment (`_kept`).
+// CHECK-LABEL: func.func @train_forward(
+// CHECK:         %[[UP:.*]] = memref.alloc(%{{.*}}) : memref<?x2x256xbf16>
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k64_n128_silu_se_glu_gather_grouped_keep
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_bf16_wf32_k128_n64_identity_se_scale_grouped
+// CHECK-NOT:     moe.expert_ffn
+// CHECK:         return
+// CHECK-LABEL: func.func @kept_backward(
+// CHECK-NOT:     _gather_grouped(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma64_bf16_f32_wf32_k64_n128_identity_se_kb_gather_grouped
+// CHECK-NOT:     _gather_grouped(
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_ffn_act_grad_bf16_wf32_f128_silu_glu_wh_kept
+// CHECK:         return
+// CHECK-LABEL:  gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k64_n128_silu_se_glu_gather_grouped_keep(
+// CHECK-SAME:     %arg11: index, %[[R:.*]]: memref<?xbf16>)
+// CHECK:          memref.store {{.*}}, %[[R]][
+func.func @train_forward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                         %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>)
+    -> (tensor<?x64xbf16>, tensor<?x2x256xbf16>) {
+  %r = moe.dispatch %x, %e : tensor<?x64xbf16>, tensor<?x2xi32> -> !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>
+  %y, %up = moe.expert_ffn swiglu %r, %g, %u, %d : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16> -> tensor<?x2x256xbf16>
+  %o = moe.combine %y, %w : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<?x2xf32> -> tensor<?x64xbf16>
+  return %o, %up : tensor<?x64xbf16>, tensor<?x2x256xbf16>
+}
+func.func @kept_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                         %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>,
+                         %dout: tensor<?x64xbf16>, %up: tensor<?x2x256xbf16>)
+    -> (tensor<?x64xbf16>, tensor<?x2xf32>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>) {
+  %r = moe.dispatch %x, %e : tensor<?x64xbf16>, tensor<?x2xi32> -> !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>
+  %y = moe.expert_ffn swiglu %r, %g, %u, %d : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+  %dy, %dw = moe.combine_grad %y, %w, %dout : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<?x2xf32>, tensor<?x64xbf16>
+  %dr, %dg, %du, %dd = moe.expert_ffn_grad swiglu %r, %dy, %g, %u, %d up(%up : tensor<?x2x256xbf16>)
+      : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+      -> tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+  %dx = moe.dispatch_grad %dr : !moe.routed<tensor<?x64xbf16>, experts = 4, k = 2> -> tensor<?x64xbf16>
+  return %dx, %dw, %dg, %du, %dd : tensor<?x64xbf16>, tensor<?x2xf32>, tensor<4x64x128xbf16>, tensor<4x64x128xbf16>, tensor<4x128x64xbf16>
+}
+
+// -----
+
 // Tests the other backward ops, a launch (or two) each: dense_grad's input
 // cotangent by a thread an element where the operands' types differ (f32
 // logits, bf16 weights), its weight cotangent summed over the tokens; the
