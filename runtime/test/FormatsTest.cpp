@@ -133,6 +133,31 @@ TEST(Artifact, RoundTrips) {
   EXPECT_EQ(back.section("code.cpu.so")->size(), 7u);
 }
 
+TEST(Artifact, RoundTripsATrainForwardAndItsResiduals) {
+  Artifact a = sampleArtifact();
+  a.signature.backward.emplace();
+  a.signature.backward->entry = "moe_entry_Tiny_backward";
+  a.signature.backward->gradients.push_back({"grad.x", MOE_BF16, {Dim{0, "tokens"}, Dim{16, ""}}, "normal", true});
+  a.signature.backward->trainEntry = "moe_entry_Tiny_train";
+  a.signature.backward->residuals.push_back(
+      {"residual.0", MOE_BF16, {Dim{0, "rows"}, Dim{2, ""}, Dim{64, ""}}, "normal", true});
+  std::string json = signatureToJson(a.signature);
+  Signature back;
+  ASSERT_EQ(signatureFromJson(json, back), MOE_OK) << moe_last_error();
+  ASSERT_TRUE(back.backward);
+  EXPECT_EQ(back.backward->trainEntry, "moe_entry_Tiny_train");
+  ASSERT_EQ(back.backward->residuals.size(), 1u);
+  EXPECT_EQ(back.backward->residuals[0].name, "residual.0");
+  EXPECT_EQ(back.backward->residuals[0].shape[0].symbol, "rows");
+  EXPECT_EQ(back.backward->residuals[0].shape[2].size, 64);
+  // A train forward whose residuals are missing is refused, not half-read.
+  std::string bare = json;
+  const std::string list = bare.substr(bare.find(",\"residuals\":"));
+  bare.erase(bare.find(",\"residuals\":"), list.find("]}]") + 3);
+  EXPECT_EQ(signatureFromJson(bare, back), MOE_INVALID_FORMAT) << bare;
+  EXPECT_NE(std::string(moe_last_error()).find("residuals"), std::string::npos) << moe_last_error();
+}
+
 TEST(Artifact, RefusesAParameterWhoseBytesOverflow) {
   Artifact huge = sampleArtifact();
   huge.signature.params[0].shape = {Dim{64, ""}, Dim{4000000000, ""}, Dim{4000000000, ""}};

@@ -79,7 +79,8 @@ func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor
 // CHECK:         return
 // CHECK-LABEL:  gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k64_n128_silu_se_glu_gather_grouped_keep(
 // CHECK-SAME:     %arg11: index, %[[R:.*]]: memref<?xbf16>)
-// CHECK:          memref.store {{.*}}, %[[R]][
+// CHECK:          memref.extract_aligned_pointer_as_index %[[R]]
+// CHECK:          llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : vector<2xbf16>, !llvm.ptr
 func.func @train_forward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                          %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>)
     -> (tensor<?x64xbf16>, tensor<?x2x256xbf16>) {

@@ -37,8 +37,10 @@ typedef enum {
  * change. 2: dense_grad's `results`, expert owners across replicas and FSDP
  * ranks in moe_cpu_moe_ffn_ep_grad, moe_comm_rows_before. 3: the cotangent's
  * dtype in moe_cpu_rmsnorm_grad (a bf16 input with an f32 gain has f32
- * outputs). */
-#define MOE_KERNEL_ABI_VERSION 3
+ * outputs). 4: a train artifact's backward entry may take the train
+ * forward's residuals after the cotangents (the signature's
+ * backward.train_entry and backward.residuals). */
+#define MOE_KERNEL_ABI_VERSION 4
 
 /* Which cotangents a backward kernel forms (a bit mask): a mesh's backward
  * sums a parameter's cotangent over the gathered rows of every rank and the

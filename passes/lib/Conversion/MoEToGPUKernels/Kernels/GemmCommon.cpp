@@ -94,13 +94,28 @@ void keepUpPair(KernelEmitter &k, const GemmConfig &c, const std::string &p, con
   k.line("scf.if " + k.lt(col, k.index(c.n)) + " {");
   std::string a = k.toIndex(k.load("%perm", p, "i32"));
   std::string at = k.add(k.mul(a, k.index(c.glu ? 2 * c.n : c.n)), col);
-  std::string next = k.add(at, k.index(1));
-  k.storeF32(g0, "%R", at, c.out);
-  k.storeF32(g1, "%R", next, c.out);
-  if (c.glu) {
-    k.storeF32(u0, "%R", k.add(at, k.index(c.n)), c.out);
-    k.storeF32(u1, "%R", k.add(next, k.index(c.n)), c.out);
-  }
+  // Each pair as one store: 4 bytes of a 16-bit type (col is even, and so is
+  // every row's width), two stores of f32.
+  auto store = [&](const std::string &first, const std::string &v0, const std::string &v1) {
+    if (c.out == "f32") {
+      k.storeF32(v0, "%R", first, c.out);
+      k.storeF32(v1, "%R", k.add(first, k.index(1)), c.out);
+      return;
+    }
+    const std::string vec = "vector<2x" + c.out + ">";
+    std::string pair = k.op("llvm.mlir.undef : " + vec);
+    for (int i = 0; i < 2; ++i) {
+      std::string v = k.op("arith.truncf " + std::string(i ? v1 : v0) + " : f32 to " + c.out);
+      pair = k.op("llvm.insertelement " + v + ", " + pair + "[" + k.i32(i) + " : i32] : " + vec);
+    }
+    std::string base = k.op("llvm.inttoptr " + address(k, "%R", c.out) + " : i64 to !llvm.ptr");
+    std::string bytes = i64(k, k.mul(first, k.index(eltBytes(c.out))));
+    std::string ptr = k.op("llvm.getelementptr " + base + "[" + bytes + "] : (!llvm.ptr, i64) -> !llvm.ptr, i8");
+    k.line("llvm.store " + pair + ", " + ptr + " {alignment = 4 : i64} : " + vec + ", !llvm.ptr");
+  };
+  store(at, g0, g1);
+  if (c.glu)
+    store(k.add(at, k.index(c.n)), u0, u1);
   k.line("}");
 }
 
