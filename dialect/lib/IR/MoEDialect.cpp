@@ -124,18 +124,11 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op, unsigned regio
       return op->emitError() << "expects '" << name << "' of argument #" << argIndex << " to be \"balance\"";
     return success();
   }
-  if (name == getCotangentAttrName()) {
+  if (name == getCotangentAttrName() || name == getResidualAttrName()) {
     auto index = dyn_cast<IntegerAttr>(attr.getValue());
     if (!index || index.getInt() < 0)
-      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
-                             << " to be the index of a forward result";
-    return success();
-  }
-  if (name == getResidualAttrName()) {
-    auto index = dyn_cast<IntegerAttr>(attr.getValue());
-    if (!index || index.getInt() < 0)
-      return op->emitError() << "expects '" << name << "' of argument #" << argIndex
-                             << " to be the index of a residual";
+      return op->emitError() << "expects '" << name << "' of argument #" << argIndex << " to be the index of a "
+                             << (name == getResidualAttrName() ? "residual" : "forward result");
     return success();
   }
   return op->emitError() << "unknown moe argument attribute '" << name << "'";
