@@ -26,9 +26,15 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const
     if (fn != layer)
       fn.erase();
   // The backward is built from the single-device layer, then both are placed.
-  if (train && failed(runPipeline(module, [](OpPassManager &pm) {
+  // On one process the train forward keeps what the backward reads of the
+  // forward's moe ops (the routing, the router's logits); the experts' up
+  // products the CPU backward recomputes per block, in cache, inside its
+  // kernel. A mesh keeps nothing (its backward is placed apart).
+  MoEDifferentiateOptions differentiate;
+  differentiate.keepTensors = !mesh.isPlaced();
+  if (train && failed(runPipeline(module, [&](OpPassManager &pm) {
         pm.addPass(createMoEVerifyInput());
-        pm.addPass(createMoEDifferentiate());
+        pm.addPass(createMoEDifferentiate(differentiate));
       })))
     return failure();
   // On a mesh, the signature is the placed program's (shards, mesh).
@@ -47,8 +53,10 @@ LogicalResult moe::compileLayerForCPU(ModuleOp module, func::FuncOp layer, const
     return failure();
 
   std::vector<uint8_t> library;
-  if (failed(moe::buildHostLibrary(module, layerName, loc, out.signature.entry, library, commandLog, llvmIR,
-                                   train ? &out.signature.backward->entry : nullptr)))
+  if (failed(moe::buildHostLibrary(
+          module, layerName, loc, out.signature.entry, library, commandLog, llvmIR,
+          train ? &out.signature.backward->entry : nullptr,
+          train && !out.signature.backward->residuals.empty() ? &out.signature.backward->trainEntry : nullptr)))
     return failure();
   out.sections.emplace_back("code.cpu.so", std::move(library));
   return success();

@@ -52,9 +52,10 @@ LogicalResult moe::compileLayerForGPU(ModuleOp module, func::FuncOp layer, const
       fn.erase();
   // The backward (moec build --train), built from the single-device layer.
   // On one device the forward keeps the experts' up products (two of the
-  // backward's GEMMs otherwise); the GPU backend keeps none on a mesh.
+  // backward's GEMMs otherwise) and what the backward reads of its other moe
+  // ops (the routing); the GPU backend keeps none on a mesh.
   MoEDifferentiateOptions differentiate;
-  differentiate.keepUpProducts = !options.mesh.isPlaced();
+  differentiate.keepUpProducts = differentiate.keepTensors = !options.mesh.isPlaced();
   if (options.train && failed(runPipeline(module, [&](OpPassManager &pm) {
         pm.addPass(createMoEVerifyInput());
         pm.addPass(createMoEDifferentiate(differentiate));

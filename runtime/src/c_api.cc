@@ -110,6 +110,9 @@ extern "C" moe_status_t moe_layer_set_input(moe_layer_t *layer, const char *name
 extern "C" moe_status_t moe_layer_run(moe_layer_t *layer) {
   if (!layer)
     return fail(MOE_INVALID_ARGUMENT, "moe_layer_run: null layer");
+  // A train artifact's forward keeps what moe_layer_backward on these inputs takes.
+  if (layer->layer->hasBackward())
+    return layer->layer->forwardForBackward(layer->inputs, layer->outputs);
   return layer->layer->run(layer->inputs, layer->outputs);
 }
 

@@ -238,6 +238,7 @@ void Layer::convertWeightTypes(std::vector<Tensor> &weights, FILE *notes) const 
 }
 
 moe_status_t Layer::bindParameters(std::vector<Tensor> given) {
+  kept.reset(); // residuals of other parameters
   std::vector<Tensor> bound;
   std::set<std::string> used;
   for (const TensorSpec &spec : signature().params) {
@@ -375,8 +376,47 @@ moe_status_t Layer::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &
   return callOnCpu(entry, sig.outputs, ordered, symbols, outputs);
 }
 
+namespace {
+
+bool sameTensors(const std::vector<Tensor> &a, const std::vector<Tensor> &b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || a[i].dtype != b[i].dtype || a[i].shape != b[i].shape || a[i].data != b[i].data)
+      return false;
+  return true;
+}
+
+} // namespace
+
+moe_status_t Layer::forwardForBackward(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) {
+  kept.reset();
+  if (!trainEntry || gpu)
+    return run(inputs, outputs);
+  const Signature &sig = signature();
+  std::map<std::string, int64_t> symbols;
+  std::vector<const Tensor *> ordered;
+  if (moe_status_t s = orderArguments(inputs, ordered, symbols))
+    return s;
+  std::vector<Tensor> trained;
+  if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), ordered, symbols, trained))
+    return s;
+  auto residuals = std::make_unique<KeptResiduals>();
+  residuals->inputs = inputs;
+  residuals->residuals.assign(std::make_move_iterator(trained.begin() + sig.outputs.size()),
+                              std::make_move_iterator(trained.end()));
+  trained.resize(sig.outputs.size());
+  outputs = std::move(trained);
+  kept = std::move(residuals);
+  return MOE_OK;
+}
+
 moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
                              std::vector<Tensor> &gradients) {
+  // Residuals kept for these inputs, used once.
+  std::unique_ptr<KeptResiduals> residuals = std::move(kept);
+  if (residuals && !sameTensors(residuals->inputs, inputs))
+    residuals.reset();
   const Signature &sig = signature();
   if (!sig.backward || !backwardEntry)
     return fail(MOE_INVALID_ARGUMENT,
@@ -420,7 +460,10 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
   // The residuals: the train forward's results after the outputs, on the
   // same inputs and parameters.
   std::vector<Tensor> trained;
-  if (trainEntry) {
+  if (residuals) {
+    for (const Tensor &r : residuals->residuals)
+      ordered.push_back(&r);
+  } else if (trainEntry) {
     std::vector<const Tensor *> forwardArgs(ordered.begin(), ordered.begin() + sig.inputs.size() + sig.params.size());
     if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), forwardArgs, symbols, trained))
       return s;

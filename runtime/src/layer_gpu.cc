@@ -226,9 +226,9 @@ moe_status_t Layer::benchmarkBackward(const std::vector<Tensor> &inputs, const s
   };
   std::vector<Tensor> outputs, gradients;
   if (!gpu || isSharded()) {
-    // A backward that runs the train forward itself is the whole step.
+    // A training step: the forward keeping its residuals, then the backward.
     auto step = [&] {
-      moe_status_t s = trainEntry ? MOE_OK : run(inputs, outputs);
+      moe_status_t s = forwardForBackward(inputs, outputs);
       return s != MOE_OK ? s : backward(inputs, cotangents, gradients);
     };
     if (moe_status_t s = step()) // warm-up

@@ -170,7 +170,7 @@ int backwardSession(Layer &layer, const SessionOptions &options, const std::vect
   // (the residuals it keeps) or the forward inside the backward.
   const bool keeps = layer.signature().backward && !layer.signature().backward->residuals.empty();
   std::fprintf(out, "%s backward: %zu gradients in %.2f ms (%s), %d threads\n", layer.signature().layer.c_str(),
-               gradients.size(), ms, keeps ? "the train forward's residuals" : "forward recomputed",
+               gradients.size(), ms, keeps ? "with the train forward's residuals" : "forward recomputed",
                moe_cpu_get_num_threads());
   for (const Tensor &g : gradients)
     std::fprintf(out, "  %s\n", describe(g).c_str());
@@ -259,7 +259,8 @@ int runSession(Layer &layer, const SessionOptions &options, FILE *out, const Ses
   }
   std::vector<Tensor> outputs;
   auto start = std::chrono::steady_clock::now();
-  if (layer.run(inputs, outputs) != MOE_OK)
+  // A backward's forward keeps the residuals the backward takes.
+  if ((options.backward ? layer.forwardForBackward(inputs, outputs) : layer.run(inputs, outputs)) != MOE_OK)
     return error(options);
   double firstMs = seconds(start) * 1e3;
   if (options.backward)

@@ -100,7 +100,8 @@ moe_status_t Trainer::step(const std::vector<Tensor> &inputs, const Tensor &targ
     return s;
   }
   std::vector<Tensor> outputs;
-  if (moe_status_t s = layer_.run(inputs, outputs))
+  // The backward below takes this forward's residuals.
+  if (moe_status_t s = layer_.forwardForBackward(inputs, outputs))
     return s;
   profile.mark("forward");
   const Tensor &y = outputs[0];

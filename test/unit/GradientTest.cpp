@@ -317,19 +317,23 @@ TEST_F(Gradient, EveryExample) {
 /// With `keepUpProducts`, the backward takes the residuals @<layer>_train
 /// returned on the same arguments.
 void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Tensor> args, std::mt19937 &rng,
-                            bool keepUpProducts = false) {
+                            bool keepUpProducts = false, bool keepTensors = false) {
   std::string name = layer.getName().str();
   const bool hasExperts = !layer.getBody().front().getOps<moe::ExpertFfnOp>().empty();
   PassManager pm(module.getContext());
   moe::MoEDifferentiateOptions options;
   options.keepUpProducts = keepUpProducts;
+  options.keepTensors = keepTensors;
   pm.addPass(moe::createMoEDifferentiate(options));
   ASSERT_TRUE(succeeded(pm.run(module))) << "moe-differentiate failed on @" << name;
   auto backward = module.lookupSymbol<func::FuncOp>(name + "_backward");
   ASSERT_TRUE(backward);
   layer = module.lookupSymbol<func::FuncOp>(name);
   auto train = module.lookupSymbol<func::FuncOp>(name + "_train");
-  ASSERT_EQ(static_cast<bool>(train), keepUpProducts && hasExperts) << "@" << name << "_train";
+  if (!keepTensors)
+    ASSERT_EQ(static_cast<bool>(train), keepUpProducts && hasExperts) << "@" << name << "_train";
+  else
+    ASSERT_TRUE(train) << "@" << name << "_train";
   std::string error;
   auto out = moe::reference::evaluateExact(train ? train : layer, args, error);
   ASSERT_TRUE(succeeded(out)) << error;
@@ -380,8 +384,9 @@ void checkDifferentiatePass(ModuleOp module, func::FuncOp layer, std::vector<Ten
   if (train) {
     std::vector<Tensor> doubled = backwardArgs;
     for (size_t r = args.size() + layer.getNumResults(); r < doubled.size(); ++r)
-      for (double &v : doubled[r].data)
-        v *= 2;
+      if (!isIndexTensor(backward.getArgumentTypes()[r])) // the routing's indices stay valid
+        for (double &v : doubled[r].data)
+          v *= 2;
     auto changed = moe::reference::evaluateExact(backward, doubled, error);
     ASSERT_TRUE(succeeded(changed)) << error;
     double difference = 0;
@@ -440,6 +445,24 @@ TEST_F(Gradient, DifferentiatePassKeepingUpProducts) {
     func::FuncOp f = *example->getOps<func::FuncOp>().begin();
     checkDifferentiatePass(*example, f, randomArgs(f, 9, rng), rng, /*keepUpProducts=*/true);
   }
+}
+
+TEST_F(Gradient, DifferentiatePassKeepingTheForwardsTensors) {
+  // The CPU's choice (the routing and the router's logits kept, the up
+  // products recomputed) and the GPU's (both), on every example.
+  const std::vector<std::pair<std::string, std::string>> small{{"d_model", "8"}, {"d_ff", "6"}, {"T", "f32"}};
+  for (bool up : {false, true})
+    for (const char *name : {"mixtral", "deepseek_v3", "qwen3_30b_a3b", "switch"}) {
+      OwningOpRef<ModuleOp> example = elaborateExample(context, name, small);
+      ASSERT_TRUE(example) << name;
+      func::FuncOp f = *example->getOps<func::FuncOp>().begin();
+      checkDifferentiatePass(*example, f, randomArgs(f, 9, rng), rng, up, /*keepTensors=*/true);
+      // The routing is not recomputed: no top-k is left in the backward.
+      auto backward = example->lookupSymbol<func::FuncOp>(f.getName().str() + "_backward");
+      ASSERT_TRUE(backward);
+      EXPECT_TRUE(backward.getBody().front().getOps<moe::TopKOp>().empty()) << name;
+      EXPECT_TRUE(backward.getBody().front().getOps<moe::GroupTopKOp>().empty()) << name;
+    }
 }
 
 TEST_F(Gradient, DifferentiatePassOnEveryExample) {

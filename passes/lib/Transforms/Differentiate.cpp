@@ -130,38 +130,50 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
   }
 
   /// `@<layer>_train`: the forward with each of `kept` (its expert_ffns, in
-  /// order) keeping its up products, returned after the forward's results.
-  LogicalResult addTrainForward(func::FuncOp forward, ArrayRef<ExpertFfnOp> kept) {
+  /// order) keeping its up products, returned after the forward's results,
+  /// then `values` (values of the forward).
+  LogicalResult addTrainForward(func::FuncOp forward, ArrayRef<ExpertFfnOp> kept, ArrayRef<Value> values) {
     std::string name = (forward.getName() + "_train").str();
     if (getOperation().lookupSymbol(name))
       return forward.emitError() << "the module already has a function @" << name;
-    func::FuncOp train = forward.clone();
+    IRMapping toTrain;
+    func::FuncOp train = forward.clone(toTrain);
     train.setName(name);
     OpBuilder b(forward->getContext());
     b.setInsertionPointAfter(forward);
     b.insert(train);
-    SmallVector<Value> ups;
-    SmallVector<ExpertFfnOp> ffns(train.getBody().front().getOps<ExpertFfnOp>());
-    for (ExpertFfnOp ffn : ffns) {
+    SmallVector<Value> residuals;
+    for (ExpertFfnOp original : kept) {
+      auto ffn = cast<ExpertFfnOp>(toTrain.lookup(original.getOperation()));
       b.setInsertionPoint(ffn);
       auto keeping = ExpertFfnOp::create(b, ffn.getLoc(), ffn.getResult().getType(), ffn.getUpType(), ffn.getKindAttr(),
                                          ffn.getActivationAttr(), ffn.getRouted(), ffn.getWeights());
       ffn.getResult().replaceAllUsesWith(keeping.getResult());
       ffn.erase();
-      ups.push_back(keeping.getUp());
+      residuals.push_back(keeping.getUp());
     }
+    for (Value v : values)
+      residuals.push_back(toTrain.lookup(v));
     auto ret = cast<func::ReturnOp>(train.getBody().front().getTerminator());
     const unsigned results = ret.getNumOperands();
-    ret.getOperandsMutable().append(ups);
+    ret.getOperandsMutable().append(residuals);
     train.setFunctionType(b.getFunctionType(train.getArgumentTypes(), ret.getOperandTypes()));
     SmallVector<DictionaryAttr> resultAttrs;
     for (unsigned r = 0; r < results; ++r)
       resultAttrs.push_back(forward.getResultAttrDict(r));
-    for (unsigned i = 0; i < ups.size(); ++i)
+    for (unsigned i = 0; i < residuals.size(); ++i)
       resultAttrs.push_back(
           b.getDictionaryAttr(b.getNamedAttr(MoEDialect::getResidualAttrName(), b.getI64IntegerAttr(i))));
     train.setAllResultAttrs(resultAttrs);
     return success();
+  }
+
+  /// Whether a recomputed op's tensor results the backward reads are kept
+  /// instead (keep-tensors): the moe ops' but the routed chain's (dispatch
+  /// and expert_ffn give routed values, which never cross a call).
+  static bool keepsResults(Operation *op) {
+    return isa<MoEDialect>(op->getDialect()) && !isa<DispatchOp, ExpertFfnOp>(op) &&
+           llvm::all_of(op->getResultTypes(), [](Type t) { return isa<RankedTensorType>(t); });
   }
 
   LogicalResult differentiate(func::FuncOp forward) {
@@ -273,12 +285,36 @@ struct DifferentiatePass : moe::impl::MoEDifferentiateBase<DifferentiatePass> {
     for (auto [arg, chosen] : balanced)
       grads.push_back(expertLoad(b, loc, map.lookup(chosen), cast<RankedTensorType>(type.getInput(arg)).getDimSize(0)));
     func::ReturnOp::create(b, loc, grads);
-    if (!kept.empty() && failed(addTrainForward(forward, kept)))
+    // The recomputed values the backward reads, kept instead (keep-tensors):
+    // last op first, so that a kept op's operands count only the uses left.
+    SmallVector<Value> keptValues;
+    if (keepTensors)
+      for (size_t i = ops.size(); i-- > 0;) {
+        Operation *copy = ops[i];
+        if (!keepsResults(copy) || copy->use_empty())
+          continue;
+        Operation &original = *std::next(fwd.begin(), static_cast<std::ptrdiff_t>(i));
+        for (auto [result, primal] : llvm::zip(copy->getResults(), original.getResults())) {
+          if (result.use_empty())
+            continue;
+          keptValues.push_back(primal);
+          const unsigned at = backward.getNumArguments();
+          auto index = b.getI64IntegerAttr(static_cast<int64_t>(kept.size() + keptValues.size() - 1));
+          if (failed(backward.insertArgument(
+                  at, result.getType(), b.getDictionaryAttr(b.getNamedAttr(MoEDialect::getResidualAttrName(), index)),
+                  result.getLoc())))
+            return failure();
+          result.replaceAllUsesWith(body->getArgument(at));
+        }
+        copy->erase();
+        ops[i] = nullptr;
+      }
+    if ((!kept.empty() || !keptValues.empty()) && failed(addTrainForward(forward, kept, keptValues)))
       return failure();
     // What the backward did not read of the recomputed forward (its outputs, a
     // rule's unused operand) goes; walking backwards frees chains of it.
     for (Operation *op : llvm::reverse(ops))
-      if (isOpTriviallyDead(op))
+      if (op && isOpTriviallyDead(op))
         op->erase();
     return success();
   }

@@ -99,9 +99,12 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
       up products are residuals instead (the recompute would be two of the
       backward's GEMMs): `@f_train` is `@f` returning them after its results
       (`moe.residual = i`), and `@f_backward` takes them after the
-      cotangents, its `moe.expert_ffn_grad` reading them. The routing is
-      recomputed (a small GEMM and a top-k a token); so are the activations
-      (elementwise).
+      cotangents, its `moe.expert_ffn_grad` reading them. With
+      `keep-tensors`, the results of the forward's other moe ops that the
+      backward reads (the router's logits, the routing, a shared expert's
+      products) are residuals too, after the up products; only the routed
+      chain (`dispatch`, a view of the rows, and `expert_ffn`) and the glue
+      (casts, reshapes, constants) are recomputed.
     - Each op's rule is its `DifferentiableOpInterface`
       (dialect/lib/IR/MoEGradients.cpp); the backward ops are those of
       `MoEGradOps.td`. Casts and reshapes are inverted here.
@@ -129,7 +132,10 @@ def MoEDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"keepUpProducts", "keep-up-products", "bool", /*default=*/"false",
-           "keep each expert_ffn's up products for the backward (adds @f_train)">
+           "keep each expert_ffn's up products for the backward (adds @f_train)">,
+    Option<"keepTensors", "keep-tensors", "bool", /*default=*/"false",
+           "keep the results of the forward's moe ops (but dispatch and expert_ffn) that the backward reads, "
+           "rather than recomputing them (adds @f_train)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::tensor::TensorDialect"];
 }

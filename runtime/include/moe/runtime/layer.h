@@ -42,6 +42,7 @@ public:
   /// Call pullParameters first after GPU training steps.
   std::vector<Tensor> takeParameters() {
     deviceParams.clear();
+    kept.reset(); // residuals of these parameters
     return std::move(params);
   }
   /// Brings the host copy of the parameters (parameters()) up to the
@@ -80,6 +81,13 @@ public:
   /// "output1", "output2", ... (several).
   moe_status_t run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
 
+  /// A training step's forward: run(), keeping for the next backward on the
+  /// same inputs (and parameters) the residuals it takes, where the artifact
+  /// has any: the train forward's results after the outputs. On the CPU they
+  /// are kept here; on a GPU the backward's call runs the train forward again
+  /// (GpuTrainStep keeps them on the device instead).
+  moe_status_t forwardForBackward(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
+
   /// Whether the artifact has a backward (moec build --train).
   bool hasBackward() const { return backwardEntry != nullptr; }
 
@@ -87,8 +95,9 @@ public:
   /// and parameter ("grad.x", "grad.<param>", signature().backward->gradients)
   /// on `inputs` for `cotangents`, one per output, named as the output
   /// ("output", or "output1", ...). It recomputes what the forward does not
-  /// keep; where the artifact keeps residuals (the experts' up products on a
-  /// GPU) it runs the train forward first, in the same call.
+  /// keep; where the artifact keeps residuals it takes those of the last
+  /// forwardForBackward on these inputs, or runs the train forward first (on
+  /// a GPU in the same call). Kept residuals are used once.
   moe_status_t backward(const std::vector<Tensor> &inputs, const std::vector<Tensor> &cotangents,
                         std::vector<Tensor> &gradients);
 
@@ -174,6 +183,11 @@ private:
   void (*backwardEntry)(void **) = nullptr;
   /// The train forward (outputs, then residuals), when the backward takes residuals.
   void (*trainEntry)(void **) = nullptr;
+  /// forwardForBackward's residuals (CPU), and the inputs they are of.
+  struct KeptResiduals {
+    std::vector<Tensor> inputs, residuals;
+  };
+  std::unique_ptr<KeptResiduals> kept;
   std::vector<Tensor> params;
   /// The device's parameters are newer than `params` (GPU training steps).
   bool hostParametersBehind = false;
