@@ -63,9 +63,8 @@ func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor
 
 // Tests the residuals: a train forward's up GEMM keeps the up products
 // (`_keep`: its kernel gets the [tokens, k, 2f] result's buffer after the
-// top-k, and stages them through shared memory as it stages its output), and
-// the backward that takes them launches no up GEMM: its activation kernel
-// reads them by assignment (`_kept`).
+// top-k), and the backward that takes them launches no up GEMM: its
+// activation kernel reads them by assignment (`_kept`).
 // CHECK-LABEL: func.func @train_forward(
 // CHECK:         %[[UP:.*]] = memref.alloc(%{{.*}}) : memref<?x2x256xbf16>
 // CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmmaw64_bf16_bf16_wf32_k64_n128_silu_se_glu_gather_grouped_keep
@@ -81,7 +80,7 @@ func.func @chain_backward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor
 // CHECK-LABEL:  gpu.func @moe_gemm_wgmmaw64_bf16_bf16_wf32_k64_n128_silu_se_glu_gather_grouped_keep(
 // CHECK-SAME:     %arg11: index, %[[R:.*]]: memref<?xbf16>)
 // CHECK:          memref.extract_aligned_pointer_as_index %[[R]]
-// CHECK:          llvm.store %{{.*}}, %{{.*}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK:          llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : vector<2xbf16>, !llvm.ptr
 func.func @train_forward(%x: tensor<?x64xbf16>, %e: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                          %g: tensor<4x64x128xbf16>, %u: tensor<4x64x128xbf16>, %d: tensor<4x128x64xbf16>)
     -> (tensor<?x64xbf16>, tensor<?x2x256xbf16>) {

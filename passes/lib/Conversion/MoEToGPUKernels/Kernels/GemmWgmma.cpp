@@ -152,11 +152,10 @@ void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr
 }
 
 void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
-                     const std::string &smemPtr, int64_t firstRow, int64_t rows, const StagedDestination &to) {
+                     const std::string &smemPtr, int64_t firstRow, int64_t rows) {
   const int64_t outBytes = eltBytes(c.out), rowBytes = c.stagedRowBytes();
   const int64_t chunksPerRow = c.blockN() * outBytes / 16, perChunk = 16 / outBytes;
-  const int64_t width = to.rowWidth ? to.rowWidth : c.n;
-  std::string cBase = k.op("llvm.inttoptr " + address(k, to.memref, c.out) + " : i64 to !llvm.ptr");
+  std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
   for (int64_t j = 0; j < rows * chunksPerRow / 256; ++j) {
     std::string q = k.add(tid, k.index(256 * j));
     std::string row = k.div(q, k.index(chunksPerRow)), chunk = k.rem(q, k.index(chunksPerRow));
@@ -169,19 +168,17 @@ void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
     std::string src =
         k.op("llvm.getelementptr " + smemPtr + "[" + from + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
     std::string v = k.op("llvm.load " + src + " {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>");
-    std::string outRow = to.byAssignment ? k.toIndex(k.load("%perm", p, "i32")) : p;
-    std::string outCol = to.columnOffset ? k.add(col, k.index(to.columnOffset)) : col;
-    std::string at = i64(k, k.mul(k.add(k.mul(outRow, k.index(width)), outCol), k.index(outBytes)));
-    std::string dst = k.op("llvm.getelementptr " + cBase + "[" + at + "] : (!llvm.ptr, i64) -> !llvm.ptr, i8");
+    std::string to = i64(k, k.mul(k.add(k.mul(p, k.index(c.n)), col), k.index(outBytes)));
+    std::string dst = k.op("llvm.getelementptr " + cBase + "[" + to + "] : (!llvm.ptr, i64) -> !llvm.ptr, i8");
     k.line("llvm.store " + v + ", " + dst + " {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr");
     k.line("}");
   }
 }
 
 void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
-                     const std::string &smemPtr, const StagedDestination &to) {
+                     const std::string &smemPtr) {
   k.line("gpu.barrier");
-  storeStagedRows(k, c, t, tid, smemPtr, 0, 128, to);
+  storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
 }
 
 /// The byte offset of 16-byte chunk `chunk` of 128-byte line `row` in the
@@ -429,7 +426,7 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
       auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
       std::string u0 = c.glu ? res(j + columnTiles, 0) : "", u1 = c.glu ? res(j + columnTiles, 1) : "";
       if (c.stagedEpilogue) {
-        // (The kept up products follow the tile, staged the same way.)
+        keepUpPair(k, c, p, k.add(t.n0, k.add(k.index(8 * j), k.mul(tq, k.index(2)))), res(j, 0), res(j, 1), u0, u1);
         auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), u0, u1);
         stagePair(k, c, smemPtr, rowL, k.add(k.index(8 * j), k.mul(tq, k.index(2))), v0, v1);
         continue;
@@ -443,28 +440,6 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   }
   if (c.stagedEpilogue)
     storeStagedTile(k, c, t, tid, smemPtr);
-  // The kept up products (keepUp): A.B0's tile, then a GLU's A.B1, each
-  // through the same shared memory into %R's rows of the tile's assignments.
-  for (int64_t part = 0; c.stagedEpilogue && c.keepUp && part < (c.glu ? 2 : 1); ++part) {
-    k.line("gpu.barrier"); // the stage's previous tile is stored
-    for (int i = 0; i < 2; ++i) {
-      std::string rowL =
-          k.add(k.add(k.mul(warpgroup, k.index(64)), k.mul(warpInGroup, k.index(16))), k.add(g, k.index(8 * i)));
-      k.line("scf.if " + k.lt(k.add(t.rowStart, rowL), t.rowEnd) + " {");
-      for (int64_t j = 0; j < columnTiles; ++j) {
-        auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
-        stagePair(k, c, smemPtr, rowL, k.add(k.index(8 * j), k.mul(tq, k.index(2))), res(j + part * columnTiles, 0),
-                  res(j + part * columnTiles, 1));
-      }
-      k.line("}");
-    }
-    StagedDestination kept;
-    kept.memref = "%R";
-    kept.byAssignment = true;
-    kept.rowWidth = c.glu ? 2 * c.n : c.n;
-    kept.columnOffset = part * c.n;
-    storeStagedTile(k, c, t, tid, smemPtr, kept);
-  }
   k.line("}");
   // N = 128: two blocks an SM, so at most 128 registers a thread; N = 256: one.
   return k.finish(signature(c), "",

@@ -83,22 +83,13 @@ std::string majorAtomOffset(KernelEmitter &k, const std::string &r, const std::s
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory at `smemPtr`.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
                const std::string &colL, const std::string &v0, const std::string &v1);
-/// Where a staged tile goes: C's rows (the default), or the kept up
-/// products' (GemmConfig::keepUp): `%R`, row perm[p], rows 2n (GLU) or n
-/// wide, the tile's columns from `columnOffset` on.
-struct StagedDestination {
-  std::string memref = "%C";
-  bool byAssignment = false;
-  int64_t rowWidth = 0; ///< 0: n
-  int64_t columnOffset = 0;
-};
-/// Rows [firstRow, firstRow + rows) of the staged tile at `smemPtr` to C (or
-/// `to`), 16 bytes a thread at a time (the caller has synchronised the writes).
+/// Rows [firstRow, firstRow + rows) of the staged tile at `smemPtr` to C, 16
+/// bytes a thread at a time (the caller has synchronised the writes).
 void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
-                     const std::string &smemPtr, int64_t firstRow, int64_t rows, const StagedDestination &to = {});
-/// A barrier, then the whole 128-row staged tile to C (or `to`).
+                     const std::string &smemPtr, int64_t firstRow, int64_t rows);
+/// A barrier, then the whole 128-row staged tile to C.
 void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
-                     const std::string &smemPtr, const StagedDestination &to = {});
+                     const std::string &smemPtr);
 
 /// This thread's cp.async copies of tile `t`'s A (swizzled, K-major) and B
 /// (N-major atoms; none with TMA) for the first stage.
