@@ -391,17 +391,26 @@ bool sameTensors(const std::vector<Tensor> &a, const std::vector<Tensor> &b) {
 
 moe_status_t Layer::forwardForBackward(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) {
   kept.reset();
-  if (!trainEntry || gpu)
+  if (!trainEntry)
     return run(inputs, outputs);
   const Signature &sig = signature();
   std::map<std::string, int64_t> symbols;
   std::vector<const Tensor *> ordered;
   if (moe_status_t s = orderArguments(inputs, ordered, symbols))
     return s;
+  auto residuals = std::make_unique<KeptResiduals>();
+  if (gpu) {
+    // The residuals stay in device memory, moved out of the call's arena.
+    if (moe_status_t s =
+            runOnGpu(trainEntry, trainForwardResults(sig), ordered, symbols, outputs, false, nullptr, residuals.get()))
+      return s;
+    residuals->inputs = inputs;
+    kept = std::move(residuals);
+    return MOE_OK;
+  }
   std::vector<Tensor> trained;
   if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), ordered, symbols, trained))
     return s;
-  auto residuals = std::make_unique<KeptResiduals>();
   residuals->inputs = inputs;
   residuals->residuals.assign(std::make_move_iterator(trained.begin() + sig.outputs.size()),
                               std::make_move_iterator(trained.end()));
@@ -456,7 +465,8 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
       spec.shape = std::move(local);
     }
   if (gpu)
-    return runOnGpu(backwardEntry, results, ordered, symbols, gradients, /*residualsFirst=*/trainEntry != nullptr);
+    return runOnGpu(backwardEntry, results, ordered, symbols, gradients,
+                    /*residualsFirst=*/trainEntry != nullptr && !residuals, residuals.get());
   // The residuals: the train forward's results after the outputs, on the
   // same inputs and parameters.
   std::vector<Tensor> trained;

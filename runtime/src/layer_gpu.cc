@@ -7,6 +7,7 @@
 #include "layer_abi.h"
 #include "layer_gpu.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -131,7 +132,8 @@ moe_status_t Layer::prepareGpuCall(const std::vector<const Tensor *> &ordered, D
 
 moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                              const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
-                             std::vector<Tensor> &outputs, bool residualsFirst) {
+                             std::vector<Tensor> &outputs, bool residualsFirst, const KeptResiduals *residuals,
+                             KeptResiduals *keepResults) {
   if (isSharded() && !comm)
     return fail(MOE_INVALID_ARGUMENT, "the artifact is placed on mesh " + signature().mesh.toString() +
                                           "; attach the rank's NCCL communicator first (moe-run does)");
@@ -152,11 +154,33 @@ moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> 
       return s;
     appendResultDescriptors(trainSpecs, trained, sig.outputs.size(), args.descriptors);
   }
+  if (residuals)
+    args.descriptors.insert(args.descriptors.end(), residuals->deviceDescriptors.begin(),
+                            residuals->deviceDescriptors.end());
   std::vector<int64_t> results = resultSlots(resultSpecs);
   if (moe_status_t s = callEntry(fn, call, args, results, collectivesOf(*this)))
     return s;
   std::vector<uint64_t> data;
   moe_status_t status = resultShapes(resultSpecs, results, symbols, outputs, data);
+  // A train forward's residuals: their buffers move out of the call's arena,
+  // their descriptors kept; only the outputs are downloaded.
+  const size_t downloaded = keepResults ? signature().outputs.size() : outputs.size();
+  if (keepResults) {
+    appendResultDescriptors(resultSpecs, results, downloaded, keepResults->deviceDescriptors);
+    for (size_t i = downloaded; i < data.size(); ++i) {
+      auto holder = std::find_if(call.buffers.begin(), call.buffers.end(), [&](const DeviceBuffer &b) {
+        return data[i] >= b.address() && data[i] < b.address() + b.size();
+      });
+      if (holder == call.buffers.end()) {
+        if (outputs[i].numElements() == 0)
+          continue;
+        return fail(MOE_INTERNAL, "residual \"" + outputs[i].name + "\" does not lie in GPU memory of this call");
+      }
+      keepResults->deviceBuffers.push_back(std::move(*holder));
+      call.buffers.erase(holder);
+    }
+    outputs.resize(downloaded);
+  }
   for (size_t i = 0; i < outputs.size(); ++i) {
     size_t bytes = static_cast<size_t>(outputs[i].numElements()) * moe_dtype_size(outputs[i].dtype);
     outputs[i].data.resize(bytes);

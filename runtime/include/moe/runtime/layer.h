@@ -25,6 +25,14 @@ namespace moe::runtime {
 
 struct DeviceArguments;
 
+/// forwardForBackward's residuals and the inputs they are of: host tensors
+/// (CPU), or device buffers and their descriptors (GPU).
+struct KeptResiduals {
+  std::vector<Tensor> inputs, residuals;
+  std::vector<DeviceBuffer> deviceBuffers;
+  std::vector<std::vector<int64_t>> deviceDescriptors;
+};
+
 class Layer {
 public:
   ~Layer();
@@ -83,9 +91,8 @@ public:
 
   /// A training step's forward: run(), keeping for the next backward on the
   /// same inputs (and parameters) the residuals it takes, where the artifact
-  /// has any: the train forward's results after the outputs. On the CPU they
-  /// are kept here; on a GPU the backward's call runs the train forward again
-  /// (GpuTrainStep keeps them on the device instead).
+  /// has any: the train forward's results after the outputs, kept in host
+  /// memory on the CPU and in device memory on a GPU.
   moe_status_t forwardForBackward(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs);
 
   /// Whether the artifact has a backward (moec build --train).
@@ -164,10 +171,14 @@ private:
   /// results are `resultSpecs`.
   /// With `residualsFirst` (a backward whose artifact keeps residuals), the
   /// train forward runs first in the same call, on the first inputs and
-  /// parameters of `ordered`, and its residuals follow `ordered`.
+  /// parameters of `ordered`, and its residuals follow `ordered`; with
+  /// `residuals` (kept device residuals), those follow `ordered`. With
+  /// `keepResults` (a train forward), the buffers of results past the
+  /// outputs move there instead of being downloaded.
   moe_status_t runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                         const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
-                        std::vector<Tensor> &outputs, bool residualsFirst = false);
+                        std::vector<Tensor> &outputs, bool residualsFirst = false,
+                        const KeptResiduals *residuals = nullptr, KeptResiduals *keepResults = nullptr);
   moe_status_t uploadParameters();
   /// The device current, the parameters uploaded, the inputs placed.
   moe_status_t prepareGpuCall(const std::vector<const Tensor *> &ordered, DeviceArguments &args);
@@ -183,10 +194,6 @@ private:
   void (*backwardEntry)(void **) = nullptr;
   /// The train forward (outputs, then residuals), when the backward takes residuals.
   void (*trainEntry)(void **) = nullptr;
-  /// forwardForBackward's residuals (CPU), and the inputs they are of.
-  struct KeptResiduals {
-    std::vector<Tensor> inputs, residuals;
-  };
   std::unique_ptr<KeptResiduals> kept;
   std::vector<Tensor> params;
   /// The device's parameters are newer than `params` (GPU training steps).
