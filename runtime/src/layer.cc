@@ -408,15 +408,23 @@ moe_status_t Layer::forwardForBackward(const std::vector<Tensor> &inputs, std::v
     kept = std::move(residuals);
     return MOE_OK;
   }
-  std::vector<Tensor> trained;
-  if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), ordered, symbols, trained))
+  if (moe_status_t s = trainForwardOnCpu(ordered, symbols, outputs, residuals->residuals))
     return s;
   residuals->inputs = inputs;
-  residuals->residuals.assign(std::make_move_iterator(trained.begin() + sig.outputs.size()),
-                              std::make_move_iterator(trained.end()));
-  trained.resize(sig.outputs.size());
-  outputs = std::move(trained);
   kept = std::move(residuals);
+  return MOE_OK;
+}
+
+moe_status_t Layer::trainForwardOnCpu(const std::vector<const Tensor *> &ordered,
+                                      std::map<std::string, int64_t> &symbols, std::vector<Tensor> &outputs,
+                                      std::vector<Tensor> &residuals) {
+  const Signature &sig = signature();
+  std::vector<const Tensor *> arguments(ordered.begin(), ordered.begin() + sig.inputs.size() + sig.params.size());
+  if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), arguments, symbols, outputs))
+    return s;
+  residuals.assign(std::make_move_iterator(outputs.begin() + sig.outputs.size()),
+                   std::make_move_iterator(outputs.end()));
+  outputs.resize(sig.outputs.size());
   return MOE_OK;
 }
 
@@ -468,18 +476,13 @@ moe_status_t Layer::backward(const std::vector<Tensor> &inputs, const std::vecto
     return runOnGpu(backwardEntry, results, ordered, symbols, gradients,
                     /*residualsFirst=*/trainEntry != nullptr && !residuals, residuals.get());
   // The residuals: the train forward's results after the outputs, on the
-  // same inputs and parameters.
-  std::vector<Tensor> trained;
-  if (residuals) {
-    for (const Tensor &r : residuals->residuals)
-      ordered.push_back(&r);
-  } else if (trainEntry) {
-    std::vector<const Tensor *> forwardArgs(ordered.begin(), ordered.begin() + sig.inputs.size() + sig.params.size());
-    if (moe_status_t s = callOnCpu(trainEntry, trainForwardResults(sig), forwardArgs, symbols, trained))
+  // same inputs and parameters (kept, or formed now).
+  std::vector<Tensor> trainedOutputs, trained;
+  if (!residuals && trainEntry)
+    if (moe_status_t s = trainForwardOnCpu(ordered, symbols, trainedOutputs, trained))
       return s;
-    for (size_t r = sig.outputs.size(); r < trained.size(); ++r)
-      ordered.push_back(&trained[r]);
-  }
+  for (const Tensor &r : residuals ? residuals->residuals : trained)
+    ordered.push_back(&r);
   return callOnCpu(backwardEntry, results, ordered, symbols, gradients);
 }
 

@@ -7,7 +7,6 @@
 #include "layer_abi.h"
 #include "layer_gpu.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -168,16 +167,15 @@ moe_status_t Layer::runOnGpu(void (*fn)(void **), const std::vector<TensorSpec> 
   if (keepResults) {
     appendResultDescriptors(resultSpecs, results, downloaded, keepResults->deviceDescriptors);
     for (size_t i = downloaded; i < data.size(); ++i) {
-      auto holder = std::find_if(call.buffers.begin(), call.buffers.end(), [&](const DeviceBuffer &b) {
-        return data[i] >= b.address() && data[i] < b.address() + b.size();
-      });
-      if (holder == call.buffers.end()) {
+      const DeviceBuffer *holder = call.find(data[i]);
+      if (!holder) {
         if (outputs[i].numElements() == 0)
           continue;
         return fail(MOE_INTERNAL, "residual \"" + outputs[i].name + "\" does not lie in GPU memory of this call");
       }
-      keepResults->deviceBuffers.push_back(std::move(*holder));
-      call.buffers.erase(holder);
+      auto at = call.buffers.begin() + (holder - call.buffers.data());
+      keepResults->deviceBuffers.push_back(std::move(*at));
+      call.buffers.erase(at);
     }
     outputs.resize(downloaded);
   }

@@ -149,6 +149,10 @@ private:
   Layer() = default;
   moe_status_t orderArguments(const std::vector<Tensor> &inputs, std::vector<const Tensor *> &ordered,
                               std::map<std::string, int64_t> &symbols);
+  /// The train forward on the inputs and parameters that lead `ordered`: its
+  /// outputs, and its residuals moved into `residuals`.
+  moe_status_t trainForwardOnCpu(const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
+                                 std::vector<Tensor> &outputs, std::vector<Tensor> &residuals);
   moe_status_t callOnCpu(void (*fn)(void **), const std::vector<TensorSpec> &resultSpecs,
                          const std::vector<const Tensor *> &ordered, std::map<std::string, int64_t> &symbols,
                          std::vector<Tensor> &outputs);
