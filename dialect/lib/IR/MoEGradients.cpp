@@ -156,11 +156,8 @@ LogicalResult ExpertFfnGradOp::verify() {
     return emitOpError() << "kind " << stringifyFfnKind(getKind()) << " takes "
                          << ExpertFfnOp::getNumWeightsFor(getKind()) << " weights, got " << getWeights().size();
   if (Value up = getUp()) {
-    RoutedType routed = getRouted().getType();
     int64_t f = cast<RankedTensorType>(getWeights().front().getType()).getDimSize(2);
-    auto want =
-        RankedTensorType::get({routed.getTokens().getDimSize(0), routed.getK(), getKind() == FfnKind::mlp ? f : 2 * f},
-                              routed.getTokens().getElementType());
+    RankedTensorType want = ExpertFfnOp::getUpTypeFor(getRouted().getType(), getKind(), f);
     if (up.getType() != want)
       return emitOpError() << "expects the kept up products as " << want << ", got " << up.getType();
   }

@@ -215,10 +215,10 @@ void ExpertFfnOp::build(OpBuilder &b, OperationState &state, FfnKind kind, Value
         activation ? ActivationAttr::get(b.getContext(), *activation) : ActivationAttr(), routed, weights);
 }
 
-RankedTensorType ExpertFfnOp::getUpType() {
-  RoutedType routed = getRouted().getType();
-  return RankedTensorType::get({routed.getTokens().getDimSize(0), routed.getK(), getUpWidth()},
-                               routed.getTokens().getElementType());
+RankedTensorType ExpertFfnOp::getUpTypeFor(RoutedType routed, FfnKind kind, int64_t inner) {
+  return RankedTensorType::get(
+      {routed.getTokens().getDimSize(0), routed.getK(), kind == FfnKind::mlp ? inner : 2 * inner},
+      routed.getTokens().getElementType());
 }
 
 LogicalResult ExpertFfnOp::verify() {

@@ -217,7 +217,10 @@ def MoE_ExpertFfnOp : MoE_Op<"expert_ffn", [Pure, AllTypesMatch<["routed", "resu
     /// The width of a row of the kept up products: 2f for GLUs, f for an mlp.
     int64_t getUpWidth() { return getKind() == FfnKind::mlp ? getInnerDim() : 2 * getInnerDim(); }
     /// The type of the kept up products, [tokens, k, getUpWidth()].
-    ::mlir::RankedTensorType getUpType();
+    ::mlir::RankedTensorType getUpType() { return getUpTypeFor(getRouted().getType(), getKind(), getInnerDim()); }
+    /// The same for experts of `kind` and inner width `inner` on `routed`
+    /// (expert_ffn_grad's `up` operand too).
+    static ::mlir::RankedTensorType getUpTypeFor(RoutedType routed, FfnKind kind, int64_t inner);
   }];
   let hasVerifier = 1;
 }
