@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
 # prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [stalls] [timeline] [peers]
-# (the steps run in that order; W128=0, PERSISTENT=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
+# (the steps run in that order; W128=0, WS=0, PERSISTENT=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
 # bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
 # reference evaluator afterwards by verify.sh, on the compiler's machine) and logs.
@@ -75,6 +75,7 @@ if has bench; then
   # The persistent, TMA, direct-epilogue, 256-column wgmma and mma.sync builds of the same layers,
   # unless PERSISTENT=0 / TMA=0 / DIRECT=0 / W256=0 / MMA=0.
   [ "${PERSISTENT:-1}" = 0 ] || specs+=("peer_mixtral_persistent 8192 32" "peer_dsv3_persistent 8192 32" "peer_qwen3_persistent 8192")
+  [ "${WS:-1}" = 0 ] || specs+=("peer_mixtral_ws 8192 32" "peer_dsv3_ws 8192 32" "peer_qwen3_ws 8192 32")
   [ "${TMA:-1}" = 0 ] || specs+=("peer_mixtral_tma 8192 32" "peer_dsv3_tma 8192 32" "peer_qwen3_tma 8192")
   [ "${DIRECT:-1}" = 0 ] || specs+=("peer_mixtral_direct 8192 32" "peer_dsv3_direct 8192 32" "peer_qwen3_direct 8192")
   [ "${W256:-1}" = 0 ] || specs+=("peer_mixtral_w256 8192 32" "peer_dsv3_w256 8192 32" "peer_qwen3_w256 8192")

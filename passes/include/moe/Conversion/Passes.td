@@ -119,7 +119,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
     Option<"gemmPersistent", "gemm-persistent", "bool", /*default=*/"false",
            "wgmma, 256-column blocks, 2-byte outputs, k of 192 or more: one block an SM walks its tiles as one "
            "stream of k steps (the next tile's copies overlap this one's end); the grid is the SM count "
-           "(moeCudaMultiprocessors)">
+           "(moeCudaMultiprocessors)">,
+    Option<"gemmWarpSpecialized", "gemm-warp-specialized", "bool", /*default=*/"false",
+           "wgmma, 256-column blocks, 2-byte outputs, B n-major without TMA: one block an SM of a producer "
+           "warpgroup (cp.async into a ring of stages, mbarriers full/empty) and two consumer warpgroups "
+           "(wgmma, the epilogue overlapping the next tile's loads); the grid is the SM count">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

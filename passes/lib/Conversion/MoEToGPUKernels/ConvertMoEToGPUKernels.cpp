@@ -453,7 +453,9 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
   using Base::Base;
 
   /// The options as the typed struct (parseGPUKernelOptions).
-  GPUKernelOptions options() const { return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent}; }
+  GPUKernelOptions options() const {
+    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent, gemmWarpSpecialized};
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();

@@ -217,6 +217,12 @@ struct GPUKernelLoweringBase {
       // no room for the epilogue past four stages), more k steps than the
       // copies run ahead.
       c.persistent = options.gemmPersistent && c.wgmmaN == 256 && !c.tmaB && c.out != "f32" && c.k / 64 > 2;
+      // Warp-specialised: the same blocks, roles split between warpgroups
+      // (a transposed product's k-major B keeps the one-tile kernel: see
+      // transposedProduct).
+      c.warpSpecialized = options.gemmWarpSpecialized && c.wgmmaN == 256 && !c.tmaB && c.out != "f32";
+      if (c.warpSpecialized)
+        c.persistent = false;
     }
   }
 
@@ -280,7 +286,7 @@ struct GPUKernelLoweringBase {
   /// A GEMM's grid: `blocks`, or for a persistent kernel one block an SM
   /// (the runtime's moeCudaMultiprocessors) when there are more.
   Value gemmGrid(Host &h, const gk::GemmConfig &c, Value blocks) {
-    if (!c.persistent)
+    if (!c.oneBlockAnSM())
       return blocks;
     Value sms = callRuntime(h, MOE_RUNTIME_ENTRY_POINT(moeCudaMultiprocessors, h.b), {});
     return arith::MinUIOp::create(h.b, h.loc, blocks, toIndex(h, sms));

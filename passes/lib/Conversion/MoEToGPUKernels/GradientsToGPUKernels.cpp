@@ -104,6 +104,10 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
   gk::GemmConfig transposedProduct(gk::GemmConfig c, const std::string &wElt, bool tensorCores, bool grouped,
                                    int64_t split) {
     c = withEngine(c, wElt, tensorCores, grouped);
+    // The warp-specialised kernel reads B n-major only: a k-major B (no W^T
+    // written) is worth more than it.
+    if (c.wgmma && !c.tmaB && !c.glu && split % 64 == 0)
+      c.warpSpecialized = false;
     c.kMajorB = c.wgmma && !c.persistent && !c.tmaB && !c.glu && split % 64 == 0;
     c.bSplitK = c.kMajorB ? split : 0;
     return c;

@@ -265,6 +265,8 @@ std::string GemmConfig::name() const {
     s += "_tma";
   if (persistent)
     s += "_persistent";
+  if (warpSpecialized)
+    s += "_ws";
   if (kMajorB)
     s += "_kb" + (bSplitK ? std::to_string(bSplitK) : "");
   if (glu)
@@ -281,6 +283,7 @@ std::string GemmConfig::name() const {
 }
 
 int64_t GemmConfig::stagedRowBytes() const { return blockN() * eltBytes(out) + 16; }
+int64_t GemmConfig::epilogueRowBytes() const { return epilogueColumns() * eltBytes(out) + 16; }
 
 int64_t GemmConfig::sharedBytes() const {
   return tensorCores ? stages() * stageBytes() + barrierBytes() + epilogueBytes() : 0;
@@ -294,6 +297,8 @@ bool moe::gpu_kernels::tensorCoresFit(const std::string &elt, const std::string 
 std::string moe::gpu_kernels::gemmKernel(const GemmConfig &config) {
   if (!config.tensorCores)
     return fmaKernel(config);
+  if (config.warpSpecialized)
+    return warpSpecializedWgmmaGemmKernel(config);
   if (config.persistent)
     return persistentWgmmaGemmKernel(config);
   return config.wgmma ? wgmmaGemmKernel(config) : tensorCoreKernel(config);

@@ -138,9 +138,10 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, co
 
 /// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory.
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
-               const std::string &colL, const std::string &v0, const std::string &v1) {
+               const std::string &colL, const std::string &v0, const std::string &v1, int64_t rowBytes) {
   const int64_t outBytes = eltBytes(c.out);
-  std::string at = k.toI32(k.add(k.mul(rowL, k.index(c.stagedRowBytes())), k.mul(colL, k.index(outBytes))));
+  std::string at = k.toI32(
+      k.add(k.mul(rowL, k.index(rowBytes ? rowBytes : c.stagedRowBytes())), k.mul(colL, k.index(outBytes))));
   for (int h = 0; h < 2; ++h) {
     std::string v = h ? v1 : v0;
     if (c.out != "f32")
@@ -181,9 +182,7 @@ void storeStagedTile(KernelEmitter &k, const GemmConfig &c, const Tile &t, const
   storeStagedRows(k, c, t, tid, smemPtr, 0, 128);
 }
 
-/// The byte offset of 16-byte chunk `chunk` of 128-byte line `row` in the
-/// hardware's 128-byte swizzle (the chunk at chunk ^ (row % 8)): a k-major
-/// operand's layout, A's and a k-major B's.
+// The chunk at chunk ^ (row % 8): A's layout and a k-major B's.
 std::string lineOffset(KernelEmitter &k, const std::string &row, const std::string &chunk) {
   std::string swz = k.op("arith.xori " + chunk + ", " + k.rem(row, k.index(8)) + " : index");
   return k.add(k.mul(row, k.index(128)), k.mul(swz, k.index(16)));
@@ -251,6 +250,14 @@ StageCopies bTileCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, c
     out.size.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
   return out;
+}
+
+void waitParity(KernelEmitter &k, const std::string &bar, const std::string &parity) {
+  // The label's ${:uid} is a module-wide count; moe-gpu-module-to-binary
+  // renumbers `waitB<N>` when it merges kernels compiled apart.
+  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred ready; waitB${:uid}: "
+         "mbarrier.try_wait.parity.shared::cta.b64 ready, [$0], $1; @!ready bra waitB${:uid}; }\", \"r,r\" " +
+         bar + ", " + parity + " : (i32, i32) -> ()");
 }
 
 StageCopies aSwizzledCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,
@@ -389,12 +396,7 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   // partial tile) leaves the tensor cores to the SM's other warpgroups.
   if (c.tmaB) {
     // The stage's k-th use completes the barrier's phase k: wait for parity k % 2.
-    std::string parity = k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2)));
-    // The label's ${:uid} is a module-wide count; moe-gpu-module-to-binary
-    // renumbers `waitB<N>` when it merges kernels compiled apart.
-    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg .pred ready; waitB${:uid}: "
-           "mbarrier.try_wait.parity.shared::cta.b64 ready, [$0], $1; @!ready bra waitB${:uid}; }\", \"r,r\" " +
-           barrierOf("%kt") + ", " + parity + " : (i32, i32) -> ()");
+    waitParity(k, barrierOf("%kt"), k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2))));
   }
   std::string stageResult = k.fresh();
   k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + warpgroupHasRows + " -> (" +

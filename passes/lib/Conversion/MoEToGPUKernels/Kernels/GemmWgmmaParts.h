@@ -42,6 +42,8 @@ struct Prelude {
 Prelude prelude(KernelEmitter &k, const GemmConfig &c);
 
 std::string constant64(KernelEmitter &k, int64_t v);
+/// a + v (i64), or a itself for v = 0.
+std::string plus64(KernelEmitter &k, const std::string &a, int64_t v);
 /// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix
 /// at shared address `shared` (i32, 1 KiB aligned), with leading and stride
 /// byte offsets `lbo` and `sbo`.
@@ -79,10 +81,17 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, co
 /// chunk `chunk` (8 elements) of an m- or n-major operand: 64-column slices
 /// kSliceBytes apart, 1 KiB atoms of 8 rows, chunks XOR-swizzled by the row.
 std::string majorAtomOffset(KernelEmitter &k, const std::string &r, const std::string &chunk);
+/// The byte offset of 16-byte chunk `chunk` of 128-byte line `row` in the
+/// hardware's 128-byte swizzle (a k-major operand's layout: A's).
+std::string lineOffset(KernelEmitter &k, const std::string &row, const std::string &chunk);
+/// Waits until the mbarrier at shared address `bar` (i32) has completed the
+/// phase of parity `parity` (i32, 0 or 1).
+void waitParity(KernelEmitter &k, const std::string &bar, const std::string &parity);
 
-/// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared memory at `smemPtr`.
+/// Output pair (v0, v1) of tile row `rowL`, tile column `colL` into shared
+/// memory at `smemPtr`, rows `rowBytes` apart (0: GemmConfig::stagedRowBytes).
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
-               const std::string &colL, const std::string &v0, const std::string &v1);
+               const std::string &colL, const std::string &v0, const std::string &v1, int64_t rowBytes = 0);
 /// Rows [firstRow, firstRow + rows) of the staged tile at `smemPtr` to C, 16
 /// bytes a thread at a time (the caller has synchronised the writes).
 void storeStagedRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &tid,

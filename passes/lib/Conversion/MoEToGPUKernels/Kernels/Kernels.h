@@ -65,6 +65,14 @@ struct GemmConfig {
   /// steps (copies running ahead across tiles), its epilogue through shared
   /// memory past the stages, 64 rows at a time; the grid is the SM count.
   bool persistent = false;
+  /// wgmma, 256 columns, 16-bit outputs, B n-major without TMA: the
+  /// warp-specialised persistent kernel (GemmWgmmaWarpSpecialized.cpp). One
+  /// block an SM of three warpgroups: a producer issuing the stages' cp.async
+  /// (its arrival on a stage's mbarrier counts them), two consumers issuing
+  /// wgmma on 64 rows each and releasing each stage by another mbarrier; the
+  /// producer runs ahead across tiles, so the next tile's stages load while
+  /// the consumers store this one's epilogue. The grid is the SM count.
+  bool warpSpecialized = false;
   /// wgmma, one block a tile, no TMA or GLU: B lies k-major, [experts][n][k]
   /// (a weight read through its transpose, the backward's dY . W^T), its
   /// rows 128-byte lines swizzled as A's, wgmma's untransposed B; so the
@@ -93,8 +101,15 @@ struct GemmConfig {
   int64_t stagedRowBytes() const;
   /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with
   /// TMA, or the persistent kernel's 64 epilogue rows.
-  int64_t barrierBytes() const { return tmaB ? stages() * 8 : 0; }
-  int64_t epilogueBytes() const { return persistent ? 64 * stagedRowBytes() : 0; }
+  int64_t barrierBytes() const { return warpSpecialized ? 2 * stages() * 8 : tmaB ? stages() * 8 : 0; }
+  /// The persistent kernel's 64 epilogue rows; the warp-specialised one's
+  /// 64 rows of up to 128 columns for each consumer warpgroup.
+  int64_t epilogueBytes() const {
+    return warpSpecialized ? 2 * 64 * epilogueRowBytes() : persistent ? 64 * stagedRowBytes() : 0;
+  }
+  /// Warp-specialised: the columns a consumer stages at once, and the bytes of such a row (padded by 16).
+  int64_t epilogueColumns() const { return blockN() < 128 ? blockN() : 128; }
+  int64_t epilogueRowBytes() const;
 
   std::string name() const;
   int64_t blockM() const { return tensorCores ? 128 : 64; }
@@ -103,7 +118,9 @@ struct GemmConfig {
     int64_t b = wgmma ? wgmmaN : 128;
     return tensorCores ? (glu ? b / 2 : b) : 64;
   }
-  int64_t threads() const { return 256; }
+  int64_t threads() const { return warpSpecialized ? 384 : 256; }
+  /// The grid is min(blocks, the SM count): each block walks its tiles.
+  bool oneBlockAnSM() const { return persistent || warpSpecialized; }
   /// Column blocks of the grid (the kernel derives the same number).
   int64_t columnBlocks() const { return (n + blockN() - 1) / blockN(); }
   /// Dynamic shared memory bytes per block.
@@ -137,6 +154,8 @@ std::string gemmKernel(const GemmConfig &config);
 std::string wgmmaGemmKernel(const GemmConfig &config);
 /// Its persistent form (GemmWgmmaPersistent.cpp), for `persistent` configs.
 std::string persistentWgmmaGemmKernel(const GemmConfig &config);
+/// Its warp-specialised form (GemmWgmmaWarpSpecialized.cpp), for `warpSpecialized` configs.
+std::string warpSpecializedWgmmaGemmKernel(const GemmConfig &config);
 
 // --- routing (Routing.cpp): one warp per token --------------------------------
 
