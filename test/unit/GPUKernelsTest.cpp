@@ -215,6 +215,33 @@ TEST_F(GPUKernelsTest, EveryPersistentWgmmaGemmVariant) {
       }
 }
 
+TEST_F(GPUKernelsTest, EveryWarpSpecializedWgmmaGemmVariant) {
+  for (std::string elt : {"bf16", "f16"})
+    for (bool glu : {false, true})
+      for (bool grouped : {false, true})
+        for (bool keepUp : {false, true}) {
+          gk::GemmConfig c = wgmmaConfig(elt, 192, glu, grouped);
+          c.stagedEpilogue = c.warpSpecialized = true;
+          c.wgmmaN = 256;
+          c.keepUp = keepUp && grouped && glu;
+          std::string kernel = gk::gemmKernel(c);
+          EXPECT_NE(c.name().find("_ws"), std::string::npos);
+          // The roles' registers, the producer's arrivals, the consumers' waits and releases.
+          EXPECT_NE(kernel.find("setmaxnreg.dec.sync.aligned.u32"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("setmaxnreg.inc.sync.aligned.u32"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("cp.async.mbarrier.arrive.noinc.shared::cta.b64"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("mbarrier.try_wait.parity"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("mbarrier.arrive.shared::cta.b64"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n256k16.f32." + elt), std::string::npos);
+          EXPECT_NE(kernel.find("nvvm.maxntid = array<i32: 384, 1, 1>"), std::string::npos) << c.name();
+          // No block-wide barrier past the roles' split: only the one after the mbarriers' init.
+          size_t first = kernel.find("gpu.barrier");
+          EXPECT_NE(first, std::string::npos);
+          EXPECT_EQ(kernel.find("gpu.barrier", first + 1), std::string::npos) << c.name();
+          EXPECT_EQ(check(kernel), "") << c.name();
+        }
+}
+
 TEST_F(GPUKernelsTest, StagedEpilogueToF32) {
   gk::GemmConfig c;
   c.wgmma = c.stagedEpilogue = true;
@@ -482,6 +509,19 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   EXPECT_EQ(persistent.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 64 * (128 * 2 + 16));
   persistent.glu = false;
   EXPECT_LE(persistent.sharedBytes(), 227 * 1024);
+  // Warp-specialised: four stages, each consumer warpgroup's 64 rows of up
+  // to 128 columns, and a full and an empty mbarrier a stage, in 227 KiB.
+  gk::GemmConfig ws = wide;
+  ws.tmaB = false;
+  ws.warpSpecialized = true;
+  EXPECT_NE(ws.name(), wide.name());
+  EXPECT_EQ(ws.threads(), 384);
+  EXPECT_TRUE(ws.oneBlockAnSM());
+  EXPECT_EQ(ws.epilogueColumns(), 128);
+  EXPECT_EQ(ws.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 2 * 64 * (128 * 2 + 16) + 2 * 4 * 8);
+  ws.glu = false;
+  EXPECT_EQ(ws.epilogueColumns(), 128); // 256 output columns: two passes of 128
+  EXPECT_LE(ws.sharedBytes(), 227 * 1024);
 }
 
 } // namespace

@@ -140,8 +140,8 @@ std::vector<std::string> wgmmaStage(KernelEmitter &k, const StageOperands &o, co
 void stagePair(KernelEmitter &k, const GemmConfig &c, const std::string &smemPtr, const std::string &rowL,
                const std::string &colL, const std::string &v0, const std::string &v1, int64_t rowBytes) {
   const int64_t outBytes = eltBytes(c.out);
-  std::string at = k.toI32(
-      k.add(k.mul(rowL, k.index(rowBytes ? rowBytes : c.stagedRowBytes())), k.mul(colL, k.index(outBytes))));
+  std::string at =
+      k.toI32(k.add(k.mul(rowL, k.index(rowBytes ? rowBytes : c.stagedRowBytes())), k.mul(colL, k.index(outBytes))));
   for (int h = 0; h < 2; ++h) {
     std::string v = h ? v1 : v0;
     if (c.out != "f32")

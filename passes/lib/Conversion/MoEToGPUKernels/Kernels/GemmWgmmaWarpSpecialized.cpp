@@ -29,7 +29,6 @@
 #include "GemmWgmmaParts.h"
 
 #include <algorithm>
-#include <cassert>
 
 using namespace moe::gpu_kernels;
 using namespace moe::gpu_kernels::gemm;
@@ -38,9 +37,9 @@ using namespace moe::gpu_kernels::gemm::wgmma;
 namespace {
 
 constexpr int64_t kGroupThreads = 128;
-/// Registers a thread after setmaxnreg: 128 x 56 + 256 x 224 = the 384 x 168
+/// Registers a thread after setmaxnreg: 128 x 104 + 256 x 200 = the 384 x 168
 /// the block is launched with (65536 / 384, rounded down to a multiple of 8).
-constexpr int64_t kProducerRegisters = 56, kConsumerRegisters = 224;
+constexpr int64_t kProducerRegisters = 104, kConsumerRegisters = 200;
 
 void asmLine(KernelEmitter &k, const std::string &text, const std::string &constraints = "",
              const std::string &operands = "", const std::string &types = "") {
@@ -50,19 +49,66 @@ void asmLine(KernelEmitter &k, const std::string &text, const std::string &const
 
 /// The producer's 16-byte copies of one tile, per k step. A thread copies
 /// chunk tid % 8 of A's rows tid / 8 + 16 j (each row gathered on its own)
-/// and chunk tid % (n / 8) of B's k rows tid / (n / 8) + (128 / (n / 8)) j,
-/// so its B copies share one column (and one source size) and differ by
-/// constant offsets.
-struct ProducerCopies {
+/// and chunk tid % 32 of B's k rows tid / 32 + 4 j, so its B copies share one
+/// column (and one source size) and differ by constant offsets. What depends
+/// on the tile is carried through the tile loop, one tile ahead: its loads
+/// (the schedule, the permutation) are issued a tile before they are needed.
+struct TileCopies {
   std::vector<std::string> aGlobal, aSize; ///< per A copy: address of k step 0, source size
-  std::string aShared;                     ///< the first A copy's offset in a stage (the rest 16 rows apart)
   std::string bGlobal, bSize;              ///< the first B copy's address of k step 0, every B copy's size
-  std::vector<std::string> bShared;        ///< per B copy: offset in a stage
+  std::vector<std::string> values() const {
+    std::vector<std::string> v = aGlobal;
+    v.insert(v.end(), aSize.begin(), aSize.end());
+    v.push_back(bGlobal);
+    v.push_back(bSize);
+    return v;
+  }
+  std::string types() const {
+    std::string t;
+    for (size_t i = 0; i < aGlobal.size(); ++i)
+      t += "i64, ";
+    for (size_t i = 0; i < aSize.size(); ++i)
+      t += "i32, ";
+    return t + "i64, i32";
+  }
+  /// The same shape, value i named `prefix` + i.
+  TileCopies named(const std::string &prefix) const {
+    TileCopies r = *this;
+    size_t i = 0;
+    for (std::string &name : r.aGlobal)
+      name = prefix + std::to_string(i++);
+    for (std::string &name : r.aSize)
+      name = prefix + std::to_string(i++);
+    r.bGlobal = prefix + std::to_string(i++);
+    r.bSize = prefix + std::to_string(i++);
+    return r;
+  }
 };
 
-ProducerCopies producerCopies(KernelEmitter &k, const GemmConfig &c, const Shape &s, const Tile &t,
-                              const std::string &ptid, const Prelude &pre) {
-  ProducerCopies out;
+/// The copies' places in a stage, the same for every tile.
+struct StagePlaces {
+  std::string aShared;              ///< the first A copy's offset (the rest 16 rows apart)
+  std::vector<std::string> bShared; ///< per B copy
+};
+
+constexpr int64_t kBRowsPerPass = kGroupThreads / 32; // 256 columns: 32 chunks a row of B
+
+StagePlaces stagePlaces(KernelEmitter &k, const std::string &ptid) {
+  StagePlaces out;
+  out.aShared = k.toI32(lineOffset(k, k.div(ptid, k.index(8)), k.rem(ptid, k.index(8))));
+  // Copy j's row kr0 + 4j (kr0 < 4) lies in atom j / 2 at the line of copy
+  // j % 2: two offsets and constants.
+  std::string kr0 = k.div(ptid, k.index(32)), chunk = k.rem(ptid, k.index(32));
+  std::string even = k.toI32(k.add(k.index(kABytes), majorAtomOffset(k, kr0, chunk)));
+  std::string odd = k.toI32(k.add(k.index(kABytes), majorAtomOffset(k, k.add(kr0, k.index(4)), chunk)));
+  for (int64_t j = 0; j < kBK / kBRowsPerPass; ++j)
+    out.bShared.push_back(k.add32(j % 2 ? odd : even, k.i32((j / 2) * kAtomBytes)));
+  return out;
+}
+
+TileCopies tileCopies(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &ptid,
+                      const Prelude &pre) {
+  TileCopies out;
   const int64_t eb = eltBytes(c.elt);
   std::string zero32 = k.i32(0), sixteen = k.i32(16);
   std::string aRow = k.div(ptid, k.index(8)), aChunk = k.rem(ptid, k.index(8));
@@ -73,14 +119,11 @@ ProducerCopies producerCopies(KernelEmitter &k, const GemmConfig &c, const Shape
     out.aGlobal.push_back(k.op("arith.addi " + pre.aAddr + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64"));
     out.aSize.push_back(k.select(valid, sixteen, zero32, "i32"));
   }
-  out.aShared = k.toI32(lineOffset(k, aRow, aChunk));
-
-  const int64_t rowsPerPass = kGroupThreads / s.bChunks;
-  std::string kr0 = k.div(ptid, k.index(s.bChunks)), chunk = k.rem(ptid, k.index(s.bChunks));
+  std::string kr0 = k.div(ptid, k.index(32)), chunk = k.rem(ptid, k.index(32));
   std::string col, base = pre.b0Addr;
   if (c.glu) {
     // The first half of B's columns are the gate's, the second the up projection's.
-    std::string half = k.index(s.bChunks / 2);
+    std::string half = k.index(16);
     col = k.add(t.n0, k.mul(k.rem(chunk, half), k.index(8)));
     base = k.select(k.op("arith.cmpi uge, " + chunk + ", " + half + " : index"), pre.b1Addr, pre.b0Addr, "i64");
   } else {
@@ -91,21 +134,13 @@ ProducerCopies producerCopies(KernelEmitter &k, const GemmConfig &c, const Shape
   std::string elem = k.add(k.mul(k.add(k.mul(t.e, k.index(c.k)), kr0), k.index(c.n)), safeCol);
   out.bGlobal = k.op("arith.addi " + base + ", " + i64(k, k.mul(elem, k.index(eb))) + " : i64");
   out.bSize = k.select(valid, sixteen, zero32, "i32");
-  // 256 columns: 4 k rows a pass, so copy j's row kr0 + 4j (kr0 < 4) lies in
-  // atom j / 2 at the line of copy j % 2: two offsets and constants.
-  assert(rowsPerPass == 4 && "the warp-specialised kernel has 256-column blocks");
-  std::string even = k.toI32(k.add(k.index(kABytes), majorAtomOffset(k, kr0, chunk)));
-  std::string odd = k.toI32(k.add(k.index(kABytes), majorAtomOffset(k, k.add(kr0, k.index(4)), chunk)));
-  for (int64_t j = 0; j < kBK / rowsPerPass; ++j)
-    out.bShared.push_back(k.add32(j % 2 ? odd : even, k.i32((j / 2) * kAtomBytes)));
   return out;
 }
 
 /// The consumer warpgroup's 64 staged rows (`cols` columns from tile column
 /// `col0`, rows `rowBytes` apart at `ptr`) to C, 16 bytes a thread at a time.
 void storeGroupRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const std::string &gtid,
-                    const std::string &ptr, const std::string &firstRow, int64_t col0, int64_t cols,
-                    int64_t rowBytes) {
+                    const std::string &ptr, const std::string &firstRow, int64_t col0, int64_t cols, int64_t rowBytes) {
   const int64_t outBytes = eltBytes(c.out), chunksPerRow = cols * outBytes / 16, perChunk = 16 / outBytes;
   std::string cBase = k.op("llvm.inttoptr " + address(k, "%C", c.out) + " : i64 to !llvm.ptr");
   for (int64_t j = 0; j < 64 * chunksPerRow / kGroupThreads; ++j) {
@@ -160,8 +195,8 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   };
   k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") + " {");
   for (int64_t i = 0; i < s.stages; ++i) {
-    asmLine(k, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(kGroupThreads) + ";", "r",
-            fullBarrier(k.i32(i)), "i32");
+    asmLine(k, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(kGroupThreads) + ";", "r", fullBarrier(k.i32(i)),
+            "i32");
     asmLine(k, "mbarrier.init.shared::cta.b64 [$0], 8;", "r", emptyBarrier(k.i32(i)), "i32");
   }
   asmLine(k, "fence.mbarrier_init.release.cluster;");
@@ -183,13 +218,24 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   };
   auto stepOf = [&](const std::string &i, const std::string &kt) { return k.add(k.mul(i, k.index(kTiles)), kt); };
 
+  // The last tile's successor is itself (its loads repeat, nothing reads past the schedule).
+  auto nextOf = [&](const std::string &i) {
+    return k.minIndex(k.add(i, k.index(1)), k.op("arith.subi " + mine + ", " + k.index(1) + " : index"));
+  };
+
   // The producer.
   k.line("scf.if " + k.op("arith.cmpi eq, " + warpgroup + ", " + k.index(0) + " : index") + " {");
   asmLine(k, "setmaxnreg.dec.sync.aligned.u32 " + std::to_string(kProducerRegisters) + ";");
-  k.line("scf.for %i = " + k.index(0) + " to " + mine + " step " + k.index(1) + " {");
   {
-    Tile t = tileOf("%i");
-    ProducerCopies copies = producerCopies(k, c, s, t, tid, pre);
+    StagePlaces places = stagePlaces(k, tid);
+    TileCopies first = tileCopies(k, c, tileOf(k.index(0)), tid, pre), copies = first.named("%pc_");
+    std::string carried;
+    for (size_t i = 0; i < first.values().size(); ++i)
+      carried += (i ? ", " : "") + copies.values()[i] + " = " + first.values()[i];
+    std::string loop = k.fresh();
+    k.line(loop + ":" + std::to_string(first.values().size()) + " = scf.for %i = " + k.index(0) + " to " + mine +
+           " step " + k.index(1) + " iter_args(" + carried + ") -> (" + first.types() + ") {");
+    TileCopies next = tileCopies(k, c, tileOf(nextOf("%i")), tid, pre);
     k.line("scf.for %kt = " + k.index(0) + " to " + k.index(kTiles) + " step " + k.index(1) + " {");
     std::string g = stepOf("%i", "%kt"), stage = stageOf(g);
     waitParity(k, emptyBarrier(stage), parityOf(g, /*previous=*/true));
@@ -197,19 +243,19 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
     std::string kt64 = i64(k, "%kt");
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
     std::string stepB = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
-    std::string aShared = k.add32(stageBase, copies.aShared);
+    std::string aShared = k.add32(stageBase, places.aShared);
     for (size_t j = 0; j < copies.aGlobal.size(); ++j)
       cpAsync(k, k.add32(aShared, k.i32(int64_t(j) * 16 * 128)),
               k.op("arith.addi " + copies.aGlobal[j] + ", " + stepA + " : i64"), copies.aSize[j]);
     std::string bFrom = k.op("arith.addi " + copies.bGlobal + ", " + stepB + " : i64");
-    const int64_t rowsPerPass = kGroupThreads / s.bChunks;
-    for (size_t j = 0; j < copies.bShared.size(); ++j)
-      cpAsync(k, k.add32(stageBase, copies.bShared[j]), plus64(k, bFrom, int64_t(j) * rowsPerPass * c.n * eb),
+    for (size_t j = 0; j < places.bShared.size(); ++j)
+      cpAsync(k, k.add32(stageBase, places.bShared[j]), plus64(k, bFrom, int64_t(j) * kBRowsPerPass * c.n * eb),
               copies.bSize);
     asmLine(k, "cp.async.mbarrier.arrive.noinc.shared::cta.b64 [$0];", "r", fullBarrier(stage), "i32");
     k.line("}");
+    k.line("scf.yield " + joined(next.values()) + " : " + first.types());
+    k.line("}");
   }
-  k.line("}");
   asmLine(k, "cp.async.wait_all;");
   k.line("} else {");
 
@@ -220,18 +266,31 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   std::string isLane0 = k.op("arith.cmpi eq, " + lane + ", " + k.index(0) + " : index");
   // The accumulators are carried from tile to tile: a tile's first stage
   // ignores them (wgmma's scale-d), so nothing clears or copies them.
+  // The tile's rows and columns come one tile ahead too (%trs, %tre, %tn0).
   std::vector<std::string> tacc;
-  std::string outerCarried, outerTypes = f32Types(s.accumulators);
+  std::string outerCarried, accTypes = f32Types(s.accumulators);
   for (int64_t i = 0; i < s.accumulators; ++i) {
     tacc.push_back("%tacc" + std::to_string(i));
     outerCarried += (i ? ", " : "") + tacc.back() + " = " + k.f32(0.0);
   }
+  Tile firstTile = tileOf(k.index(0));
+  outerCarried += ", %trs = " + firstTile.rowStart + ", %tre = " + firstTile.rowEnd + ", %tn0 = " + firstTile.n0;
+  const std::string outerTypes = accTypes + ", index, index, index";
   std::string tilesLoop = k.fresh();
-  k.line(tilesLoop + ":" + std::to_string(s.accumulators) + " = scf.for %i = " + k.index(0) + " to " + mine +
+  k.line(tilesLoop + ":" + std::to_string(s.accumulators + 3) + " = scf.for %i = " + k.index(0) + " to " + mine +
          " step " + k.index(1) + " iter_args(" + outerCarried + ") -> (" + outerTypes + ") {");
-  Tile t = tileOf("%i");
+  Tile t{"", "%trs", "%tre", "%tn0"};
+  Tile nextTile = tileOf(nextOf("%i"));
   std::string firstRow = k.mul(half, k.index(64));
   std::string hasRows = k.lt(k.add(t.rowStart, firstRow), t.rowEnd);
+  // The epilogue's routing weights, loaded before the tile's k steps.
+  std::string g8 = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
+  std::string rowL[2], scale[2];
+  for (int i = 0; i < 2; ++i) {
+    rowL[i] = k.add(k.mul(warpInGroup, k.index(16)), k.add(g8, k.index(8 * i)));
+    std::string p = k.add(t.rowStart, k.add(firstRow, rowL[i]));
+    scale[i] = rowScale(k, c, k.select(k.lt(p, t.rowEnd), p, t.rowStart, "index"));
+  }
   std::vector<std::string> acc;
   std::string stepsLoop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc", tacc, acc);
   std::string g = stepOf("%i", "%kt"), stage = stageOf(g);
@@ -244,14 +303,14 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   std::string accumulate = k.select(k.op("arith.cmpi eq, %kt, " + k.index(0) + " : index"), k.i32(0), k.i32(1), "i32");
   // A warpgroup whose rows all lie past the tile's end leaves the tensor cores to the other.
   std::string stageResult = k.fresh();
-  k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + hasRows + " -> (" + outerTypes + ") {");
+  k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + hasRows + " -> (" + accTypes + ") {");
   k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc, accumulate)); // leaves this stage's wgmma in flight
   k.line("} else {");
   k.yieldF32(acc);
   k.line("}");
   // The previous stage's wgmma are done: give it back to the producer.
-  std::string release = k.op("arith.andi " + isLane0 + ", " +
-                             k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
+  std::string release =
+      k.op("arith.andi " + isLane0 + ", " + k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
   k.line("scf.if " + release + " {");
   asmLine(k, "{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [$0]; }", "r",
           emptyBarrier(stageOf(k.op("arith.subi " + g + ", " + k.index(1) + " : index"))), "i32");
@@ -267,28 +326,24 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
 
   // The epilogue, through this warpgroup's rows past the ring, `cols` columns at a time.
   const int64_t cols = c.epilogueColumns(), rowBytes = c.epilogueRowBytes();
-  std::string ptr =
-      k.op("llvm.getelementptr " + pre.smemPtr + "[" +
-           k.add32(k.i32(epilogueAt), k.mul32(k.toI32(half), k.i32(64 * rowBytes))) +
-           "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+  std::string ptr = k.op("llvm.getelementptr " + pre.smemPtr + "[" +
+                         k.add32(k.i32(epilogueAt), k.mul32(k.toI32(half), k.i32(64 * rowBytes))) +
+                         "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
   std::string groupBarrier = k.toI32(warpgroup); // named barriers 1 and 2 (0 is the block's)
   auto syncGroup = [&] { asmLine(k, "bar.sync $0, 128;", "r", groupBarrier, "i32"); };
-  std::string g8 = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
   const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8, tilesPerPass = cols / 8;
   for (int64_t pass = 0; pass < c.blockN() / cols; ++pass) {
     syncGroup(); // the rows' last reader (the previous pass or tile) is done
     for (int i = 0; i < 2; ++i) {
-      std::string rowL = k.add(k.mul(warpInGroup, k.index(16)), k.add(g8, k.index(8 * i)));
-      std::string p = k.add(t.rowStart, k.add(firstRow, rowL));
+      std::string p = k.add(t.rowStart, k.add(firstRow, rowL[i]));
       k.line("scf.if " + k.lt(p, t.rowEnd) + " {");
-      std::string scale = rowScale(k, c, p);
       for (int64_t j = pass * tilesPerPass; j < std::min(columnTiles, (pass + 1) * tilesPerPass); ++j) {
         auto res = [&](int64_t tile, int h) { return result[4 * tile + 2 * i + h]; };
         std::string u0 = c.glu ? res(j + columnTiles, 0) : "", u1 = c.glu ? res(j + columnTiles, 1) : "";
         std::string colL = k.add(k.index(8 * j), k.mul(tq, k.index(2)));
         keepUpPair(k, c, p, k.add(t.n0, colL), res(j, 0), res(j, 1), u0, u1);
-        auto [v0, v1] = epiloguePair(k, c, scale, res(j, 0), res(j, 1), u0, u1);
-        stagePair(k, c, ptr, rowL, k.add(k.index(8 * (j - pass * tilesPerPass)), k.mul(tq, k.index(2))), v0, v1,
+        auto [v0, v1] = epiloguePair(k, c, scale[i], res(j, 0), res(j, 1), u0, u1);
+        stagePair(k, c, ptr, rowL[i], k.add(k.index(8 * (j - pass * tilesPerPass)), k.mul(tq, k.index(2))), v0, v1,
                   rowBytes);
       }
       k.line("}");
@@ -296,7 +351,8 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
     syncGroup();
     storeGroupRows(k, c, t, gtid, ptr, firstRow, pass * cols, cols, rowBytes);
   }
-  k.line("scf.yield " + joined(result) + " : " + outerTypes);
+  k.line("scf.yield " + joined(result) + ", " + nextTile.rowStart + ", " + nextTile.rowEnd + ", " + nextTile.n0 +
+         " : " + outerTypes);
   k.line("}");
   k.line("}");
   k.line("}");
