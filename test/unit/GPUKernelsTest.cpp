@@ -234,6 +234,9 @@ TEST_F(GPUKernelsTest, EveryWarpSpecializedWgmmaGemmVariant) {
           EXPECT_NE(kernel.find("mbarrier.arrive.shared::cta.b64"), std::string::npos) << c.name();
           EXPECT_NE(kernel.find("wgmma.mma_async.sync.aligned.m64n256k16.f32." + elt), std::string::npos);
           EXPECT_NE(kernel.find("nvvm.maxntid = array<i32: 384, 1, 1>"), std::string::npos) << c.name();
+          // The tile scheduler's counter, the last operand.
+          EXPECT_NE(kernel.find("%tileCounter: memref<?xi32>)"), std::string::npos) << c.name();
+          EXPECT_NE(kernel.find("memref.atomic_rmw addi"), std::string::npos) << c.name();
           // No block-wide barrier past the roles' split: only the one after the mbarriers' init.
           size_t first = kernel.find("gpu.barrier");
           EXPECT_NE(first, std::string::npos);
@@ -510,7 +513,8 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   persistent.glu = false;
   EXPECT_LE(persistent.sharedBytes(), 227 * 1024);
   // Warp-specialised: four stages, each consumer warpgroup's 64 rows of up
-  // to 128 columns, and a full and an empty mbarrier a stage, in 227 KiB.
+  // to 128 columns, a full and an empty mbarrier a stage, each stage's tile
+  // and two fetched tile numbers, in 227 KiB.
   gk::GemmConfig ws = wide;
   ws.tmaB = false;
   ws.warpSpecialized = true;
@@ -518,7 +522,7 @@ TEST_F(GPUKernelsTest, NamesTellVariantsApart) {
   EXPECT_EQ(ws.threads(), 384);
   EXPECT_TRUE(ws.oneBlockAnSM());
   EXPECT_EQ(ws.epilogueColumns(), 128);
-  EXPECT_EQ(ws.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 2 * 64 * (128 * 2 + 16) + 2 * 4 * 8);
+  EXPECT_EQ(ws.sharedBytes(), 4 * (128 * 64 + 64 * 256) * 2 + 2 * 64 * (128 * 2 + 16) + 2 * 4 * 8 + 4 * 16 + 8);
   ws.glu = false;
   EXPECT_EQ(ws.epilogueColumns(), 128); // 256 output columns: two passes of 128
   EXPECT_LE(ws.sharedBytes(), 227 * 1024);

@@ -150,6 +150,7 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     Unused u = unused(h);
     SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
     llvm::append_range(args, tensorMaps(h, c, w, w, 1));
+    llvm::append_range(args, tileCounter(h, c));
     h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
              c.threads(), c.sharedBytes(), args);
     if (Value bias = d.getBias())
@@ -232,11 +233,13 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     if (g.up.keepUp)
       upArgs.push_back(up);
     llvm::append_range(upArgs, tensorMaps(h, g.up, weights[0], b1, experts));
+    llvm::append_range(upArgs, tileCounter(h, g.up));
     h.launch(*upFn, gemmGrid(h, g.up, h.mul(t.maxTiles, h.index(g.up.columnBlocks()))), h.index(1), g.up.threads(),
              g.up.sharedBytes(), upArgs);
     SmallVector<Value> downArgs{hBuf,      bDown,     bDown,      yBuf, perm,        t.tileExpert,
                                 t.tileRow, t.offsets, t.numTiles, w,    assignments, k};
     llvm::append_range(downArgs, tensorMaps(h, g.down, bDown, bDown, experts));
+    llvm::append_range(downArgs, tileCounter(h, g.down));
     h.launch(*downFn, gemmGrid(h, g.down, h.mul(t.maxTiles, h.index(g.down.columnBlocks()))), h.index(1),
              g.down.threads(), g.down.sharedBytes(), downArgs);
     return yBuf;

@@ -283,6 +283,19 @@ struct GPUKernelLoweringBase {
     return {first, b1 == b0 ? first : mapOf(b1)};
   }
 
+  /// The last kernel operand of a warp-specialised GEMM (none otherwise):
+  /// its tile scheduler's counter, one i32 zeroed on the stream before the
+  /// launch (so every call, and every replay of a captured graph, starts at
+  /// tile 0).
+  SmallVector<Value> tileCounter(Host &h, const gk::GemmConfig &c) {
+    if (!c.warpSpecialized)
+      return {};
+    Value counter = h.scratch(h.b.getI32Type(), 1);
+    Value zero = arith::ConstantIntOp::create(h.b, h.loc, 0, 32);
+    gpu::MemsetOp::create(h.b, h.loc, /*asyncToken=*/Type(), /*asyncDependencies=*/ValueRange{}, counter, zero);
+    return {counter};
+  }
+
   /// A GEMM's grid: `blocks`, or for a persistent kernel one block an SM
   /// (the runtime's moeCudaMultiprocessors) when there are more.
   Value gemmGrid(Host &h, const gk::GemmConfig &c, Value blocks) {

@@ -93,6 +93,7 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
       blocks = h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()));
     }
     llvm::append_range(args, tensorMaps(h, c, b0, b1, experts));
+    llvm::append_range(args, tileCounter(h, c));
     h.launch(*fn, gemmGrid(h, c, blocks), h.index(1), c.threads(), c.sharedBytes(), args);
     return success();
   }

@@ -177,9 +177,12 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   const Prelude pre = prelude(k, c);
   const std::string &tid = pre.tid, &lane = pre.lane, &warpgroup = pre.warpgroup, &warpInGroup = pre.warpInGroup;
 
-  // Shared memory: the ring of stages, the consumers' epilogue rows, then
-  // the `full` and `empty` barriers of each stage.
+  // Shared memory: the ring of stages, the consumers' epilogue rows, the
+  // `full` and `empty` barriers of each stage, each stage's tile (its number,
+  // first row, end row and first column, i32), and the producer's two slots
+  // for a fetched tile number.
   const int64_t epilogueAt = s.stages * s.stageBytes, barriersAt = epilogueAt + c.epilogueBytes();
+  const int64_t stageTilesAt = barriersAt + 2 * s.stages * 8, fetchedAt = stageTilesAt + s.stages * 16;
   auto stageOf = [&](const std::string &g) { return k.toI32(k.rem(g, k.index(s.stages))); };
   auto fullBarrier = [&](const std::string &stage) {
     return k.add32(pre.smem, k.add32(k.i32(barriersAt), k.mul32(stage, k.i32(8))));
@@ -193,67 +196,151 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
       use = k.add(use, k.index(1));
     return k.toI32(k.rem(use, k.index(2)));
   };
-  k.line("scf.if " + k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index") + " {");
+  auto sharedI32 = [&](const std::string &offset) {
+    return k.op("llvm.getelementptr " + pre.smemPtr + "[" + offset + "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
+  };
+  auto storeShared = [&](const std::string &offset, const std::string &index) {
+    k.line("llvm.store " + k.toI32(index) + ", " + sharedI32(offset) + " : i32, !llvm.ptr<3>");
+  };
+  auto loadShared = [&](const std::string &offset) {
+    return k.toIndex(k.op("llvm.load " + sharedI32(offset) + " : !llvm.ptr<3> -> i32"));
+  };
+  auto stageTile = [&](const std::string &stage, int64_t field) {
+    return k.add32(k.i32(stageTilesAt + 4 * field), k.mul32(stage, k.i32(16)));
+  };
+  auto arrive = [&](const std::string &bar) {
+    asmLine(k, "{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [$0]; }", "r", bar, "i32");
+  };
+  std::string isThread0 = k.op("arith.cmpi eq, " + tid + ", " + k.index(0) + " : index");
+  k.line("scf.if " + isThread0 + " {");
   for (int64_t i = 0; i < s.stages; ++i) {
-    asmLine(k, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(kGroupThreads) + ";", "r", fullBarrier(k.i32(i)),
-            "i32");
+    // The producer's 128 copy arrivals and its thread 0's, which publishes the stage's tile.
+    asmLine(k, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(kGroupThreads + 1) + ";", "r",
+            fullBarrier(k.i32(i)), "i32");
     asmLine(k, "mbarrier.init.shared::cta.b64 [$0], 8;", "r", emptyBarrier(k.i32(i)), "i32");
   }
   asmLine(k, "fence.mbarrier_init.release.cluster;");
   k.line("}");
   k.line("gpu.barrier");
 
-  // This block's tiles: numbers b, b + G, ... below tiles x column blocks.
+  // The tiles: numbers below tiles x column blocks in the grouped order,
+  // handed out by a counter (zeroed before the launch) in the order the
+  // producers ask, so tiles that share operands run together as they would
+  // in a grid of one block a tile.
   std::string tiles = c.grouped ? k.toIndex(k.load("%numTiles", k.index(0), "i32"))
                                 : k.div(k.add("%rows", k.index(c.blockM() - 1)), k.index(c.blockM()));
-  std::string block = k.op("gpu.block_id x"), blocks = k.op("gpu.grid_dim x");
   std::string total = k.mul(tiles, k.index(nBlocks));
-  k.line("scf.if " + k.lt(block, total) + " {");
-  std::string mine = k.div(k.add(k.op("arith.subi " + total + ", " + block + " : index"),
-                                 k.op("arith.subi " + blocks + ", " + k.index(1) + " : index")),
-                           blocks);
-  auto tileOf = [&](const std::string &i) {
-    auto [bx, by] = groupedTile(k, nBlocks, k.add(block, k.mul(i, blocks)), tiles);
+  std::string lastTile = k.op("arith.subi " + total + ", " + k.index(1) + " : index");
+  auto tileOf = [&](const std::string &linear) {
+    // Past the end (the fetch that finds no more) reads the last tile: nothing reads past the schedule.
+    auto [bx, by] = groupedTile(k, nBlocks, k.minIndex(linear, lastTile), tiles);
     return tileAt(k, c, bx, by);
   };
-  auto stepOf = [&](const std::string &i, const std::string &kt) { return k.add(k.mul(i, k.index(kTiles)), kt); };
-
-  // The last tile's successor is itself (its loads repeat, nothing reads past the schedule).
-  auto nextOf = [&](const std::string &i) {
-    return k.minIndex(k.add(i, k.index(1)), k.op("arith.subi " + mine + ", " + k.index(1) + " : index"));
-  };
+  auto stepOf = [&](const std::string &g, const std::string &kt) { return k.add(g, kt); };
+  k.line("scf.if " + k.lt(k.index(0), total) + " {");
 
   // The producer.
   k.line("scf.if " + k.op("arith.cmpi eq, " + warpgroup + ", " + k.index(0) + " : index") + " {");
   asmLine(k, "setmaxnreg.dec.sync.aligned.u32 " + std::to_string(kProducerRegisters) + ";");
   {
+    // Thread 0 takes the next tile number into slot `slot`; the warpgroup's
+    // named barrier 3 then shows it to all 128 (two slots: a slot is written
+    // again only after every thread has passed the barrier behind its read).
+    auto fetch = [&](const std::string &slot) {
+      std::string at = k.add32(k.i32(fetchedAt), k.mul32(k.toI32(slot), k.i32(4)));
+      k.line("scf.if " + isThread0 + " {");
+      std::string t = k.op("memref.atomic_rmw addi " + k.i32(1) + ", %tileCounter[" + k.index(0) +
+                           "] : (i32, memref<?xi32>) -> i32");
+      k.line("llvm.store " + t + ", " + sharedI32(at) + " : i32, !llvm.ptr<3>");
+      k.line("}");
+      asmLine(k, "bar.sync 3, 128;");
+      return loadShared(at);
+    };
     StagePlaces places = stagePlaces(k, tid);
-    TileCopies first = tileCopies(k, c, tileOf(k.index(0)), tid, pre), copies = first.named("%pc_");
-    std::string carried;
-    for (size_t i = 0; i < first.values().size(); ++i)
-      carried += (i ? ", " : "") + copies.values()[i] + " = " + first.values()[i];
+    std::string first = fetch(k.index(0));
+    Tile firstTile = tileOf(first);
+    TileCopies firstCopies = tileCopies(k, c, firstTile, tid, pre);
+    // Carried: the tile number, its first stage, the loop count, its rows and columns, its copies.
+    std::vector<std::string> inits = {first, k.index(0), k.index(0), firstTile.rowStart, firstTile.rowEnd,
+                                      firstTile.n0};
+    std::vector<std::string> copyInits = firstCopies.values();
+    inits.insert(inits.end(), copyInits.begin(), copyInits.end());
+    const std::string types = "index, index, index, index, index, index, " + firstCopies.types();
+    std::vector<std::string> names = {"%pt", "%pg", "%pj", "%prs", "%pre", "%pn0"};
+    TileCopies copies = firstCopies.named("%pc_");
+    std::vector<std::string> copyNames = copies.values();
+    names.insert(names.end(), copyNames.begin(), copyNames.end());
+    std::vector<std::string> typeList;
+    for (size_t at = 0, end; at < types.size(); at = end + 2) {
+      end = std::min(types.find(", ", at), types.size());
+      typeList.push_back(types.substr(at, end - at));
+    }
+    std::string carried, after;
+    for (size_t i = 0; i < inits.size(); ++i) {
+      carried += (i ? ", " : "") + names[i] + " = " + inits[i];
+      after += (i ? ", " : "") + names[i] + "_a: " + typeList[i];
+    }
     std::string loop = k.fresh();
-    k.line(loop + ":" + std::to_string(first.values().size()) + " = scf.for %i = " + k.index(0) + " to " + mine +
-           " step " + k.index(1) + " iter_args(" + carried + ") -> (" + first.types() + ") {");
-    TileCopies next = tileCopies(k, c, tileOf(nextOf("%i")), tid, pre);
+    k.line(loop + ":" + std::to_string(inits.size()) + " = scf.while (" + carried + ") : (" + types + ") -> (" +
+           types + ") {");
+    k.line("scf.condition(" + k.lt("%pt", total) + ") " + joined(names) + " : " + types);
+    k.line("} do {");
+    std::vector<std::string> a;
+    for (const std::string &n : names)
+      a.push_back(n + "_a");
+    k.line("^bb0(" + after + "):");
+    TileCopies cur = firstCopies.named("%pc_");
+    {
+      std::vector<std::string> curValues(a.begin() + 6, a.end());
+      size_t i = 0;
+      for (std::string &v : cur.aGlobal)
+        v = curValues[i++];
+      for (std::string &v : cur.aSize)
+        v = curValues[i++];
+      cur.bGlobal = curValues[i++];
+      cur.bSize = curValues[i++];
+    }
+    // The next tile's number, rows and copies, a tile ahead.
+    std::string next = fetch(k.rem(k.add(a[2], k.index(1)), k.index(2)));
+    Tile nextTile = tileOf(next);
+    TileCopies nextCopies = tileCopies(k, c, nextTile, tid, pre);
     k.line("scf.for %kt = " + k.index(0) + " to " + k.index(kTiles) + " step " + k.index(1) + " {");
-    std::string g = stepOf("%i", "%kt"), stage = stageOf(g);
+    std::string g = stepOf(a[1], "%kt"), stage = stageOf(g);
     waitParity(k, emptyBarrier(stage), parityOf(g, /*previous=*/true));
     std::string stageBase = k.add32(pre.smem, k.mul32(stage, k.i32(s.stageBytes)));
     std::string kt64 = i64(k, "%kt");
     std::string stepA = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * eb) + " : i64");
     std::string stepB = k.op("arith.muli " + kt64 + ", " + constant64(k, kBK * c.n * eb) + " : i64");
     std::string aShared = k.add32(stageBase, places.aShared);
-    for (size_t j = 0; j < copies.aGlobal.size(); ++j)
+    for (size_t j = 0; j < cur.aGlobal.size(); ++j)
       cpAsync(k, k.add32(aShared, k.i32(int64_t(j) * 16 * 128)),
-              k.op("arith.addi " + copies.aGlobal[j] + ", " + stepA + " : i64"), copies.aSize[j]);
-    std::string bFrom = k.op("arith.addi " + copies.bGlobal + ", " + stepB + " : i64");
+              k.op("arith.addi " + cur.aGlobal[j] + ", " + stepA + " : i64"), cur.aSize[j]);
+    std::string bFrom = k.op("arith.addi " + cur.bGlobal + ", " + stepB + " : i64");
     for (size_t j = 0; j < places.bShared.size(); ++j)
       cpAsync(k, k.add32(stageBase, places.bShared[j]), plus64(k, bFrom, int64_t(j) * kBRowsPerPass * c.n * eb),
-              copies.bSize);
+              cur.bSize);
     asmLine(k, "cp.async.mbarrier.arrive.noinc.shared::cta.b64 [$0];", "r", fullBarrier(stage), "i32");
+    k.line("scf.if " + isThread0 + " {");
+    storeShared(stageTile(stage, 0), a[0]);
+    storeShared(stageTile(stage, 1), a[3]);
+    storeShared(stageTile(stage, 2), a[4]);
+    storeShared(stageTile(stage, 3), a[5]);
+    arrive(fullBarrier(stage));
     k.line("}");
-    k.line("scf.yield " + joined(next.values()) + " : " + first.types());
+    k.line("}");
+    std::vector<std::string> yielded = {next, k.add(a[1], k.index(kTiles)), k.add(a[2], k.index(1)),
+                                        nextTile.rowStart, nextTile.rowEnd, nextTile.n0};
+    std::vector<std::string> nextValues = nextCopies.values();
+    yielded.insert(yielded.end(), nextValues.begin(), nextValues.end());
+    k.line("scf.yield " + joined(yielded) + " : " + types);
+    k.line("}");
+    // No more tiles: a last stage names a tile past the end, which ends the consumers.
+    std::string endStep = loop + "#1", endStage = stageOf(endStep);
+    waitParity(k, emptyBarrier(endStage), parityOf(endStep, /*previous=*/true));
+    asmLine(k, "cp.async.mbarrier.arrive.noinc.shared::cta.b64 [$0];", "r", fullBarrier(endStage), "i32");
+    k.line("scf.if " + isThread0 + " {");
+    storeShared(stageTile(endStage, 0), total);
+    arrive(fullBarrier(endStage));
     k.line("}");
   }
   asmLine(k, "cp.async.wait_all;");
@@ -264,23 +351,35 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   std::string half = k.op("arith.subi " + warpgroup + ", " + k.index(1) + " : index");
   std::string gtid = k.rem(tid, k.index(kGroupThreads));
   std::string isLane0 = k.op("arith.cmpi eq, " + lane + ", " + k.index(0) + " : index");
-  // The accumulators are carried from tile to tile: a tile's first stage
-  // ignores them (wgmma's scale-d), so nothing clears or copies them.
-  // The tile's rows and columns come one tile ahead too (%trs, %tre, %tn0).
-  std::vector<std::string> tacc;
-  std::string outerCarried, accTypes = f32Types(s.accumulators);
+  // Carried: the accumulators (a tile's first stage ignores them, wgmma's
+  // scale-d, so nothing clears or copies them) and the next tile's first stage.
+  std::string accTypes = f32Types(s.accumulators);
+  std::string carried, condArgs, after;
   for (int64_t i = 0; i < s.accumulators; ++i) {
-    tacc.push_back("%tacc" + std::to_string(i));
-    outerCarried += (i ? ", " : "") + tacc.back() + " = " + k.f32(0.0);
+    carried += "%tacc" + std::to_string(i) + " = " + k.f32(0.0) + ", ";
+    condArgs += "%tacc" + std::to_string(i) + ", ";
+    after += "%acc_in" + std::to_string(i) + ": f32, ";
   }
-  Tile firstTile = tileOf(k.index(0));
-  outerCarried += ", %trs = " + firstTile.rowStart + ", %tre = " + firstTile.rowEnd + ", %tn0 = " + firstTile.n0;
-  const std::string outerTypes = accTypes + ", index, index, index";
+  carried += "%cg = " + k.index(0);
   std::string tilesLoop = k.fresh();
-  k.line(tilesLoop + ":" + std::to_string(s.accumulators + 3) + " = scf.for %i = " + k.index(0) + " to " + mine +
-         " step " + k.index(1) + " iter_args(" + outerCarried + ") -> (" + outerTypes + ") {");
+  k.line(tilesLoop + ":" + std::to_string(s.accumulators + 4) + " = scf.while (" + carried + ") : (" + accTypes +
+         ", index) -> (" + accTypes + ", index, index, index, index) {");
+  {
+    // The tile's first stage names it: a number past the end ends the loop.
+    std::string stage = stageOf("%cg");
+    waitParity(k, fullBarrier(stage), parityOf("%cg", /*previous=*/false));
+    std::string number = loadShared(stageTile(stage, 0));
+    std::string rs = loadShared(stageTile(stage, 1)), re = loadShared(stageTile(stage, 2)),
+                n0 = loadShared(stageTile(stage, 3));
+    k.line("scf.condition(" + k.lt(number, total) + ") " + condArgs + "%cg, " + rs + ", " + re + ", " + n0 + " : " +
+           accTypes + ", index, index, index, index");
+  }
+  k.line("} do {");
+  k.line("^bb0(" + after + "%g0: index, %trs: index, %tre: index, %tn0: index):");
+  std::vector<std::string> tacc;
+  for (int64_t i = 0; i < s.accumulators; ++i)
+    tacc.push_back("%acc_in" + std::to_string(i));
   Tile t{"", "%trs", "%tre", "%tn0"};
-  Tile nextTile = tileOf(nextOf("%i"));
   std::string firstRow = k.mul(half, k.index(64));
   std::string hasRows = k.lt(k.add(t.rowStart, firstRow), t.rowEnd);
   // The epilogue's routing weights, loaded before the tile's k steps.
@@ -293,7 +392,7 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   }
   std::vector<std::string> acc;
   std::string stepsLoop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc", tacc, acc);
-  std::string g = stepOf("%i", "%kt"), stage = stageOf(g);
+  std::string g = stepOf("%g0", "%kt"), stage = stageOf(g);
   waitParity(k, fullBarrier(stage), parityOf(g, /*previous=*/false));
   // cp.async wrote the stage through the generic proxy; wgmma reads it through the async proxy.
   asmLine(k, "fence.proxy.async.shared::cta;");
@@ -309,27 +408,23 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   k.yieldF32(acc);
   k.line("}");
   // The previous stage's wgmma are done: give it back to the producer.
-  std::string release =
-      k.op("arith.andi " + isLane0 + ", " + k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
+  std::string release = k.op("arith.andi " + isLane0 + ", " +
+                             k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
   k.line("scf.if " + release + " {");
-  asmLine(k, "{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [$0]; }", "r",
-          emptyBarrier(stageOf(k.op("arith.subi " + g + ", " + k.index(1) + " : index"))), "i32");
+  arrive(emptyBarrier(stageOf(k.op("arith.subi " + g + ", " + k.index(1) + " : index"))));
   k.line("}");
   k.yieldF32(KernelEmitter::results(stageResult, s.accumulators));
   k.line("}");
   std::vector<std::string> result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "",
                                                    KernelEmitter::results(stepsLoop, s.accumulators));
   k.line("scf.if " + isLane0 + " {");
-  asmLine(k, "{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [$0]; }", "r",
-          emptyBarrier(stageOf(stepOf("%i", k.index(kTiles - 1)))), "i32");
+  arrive(emptyBarrier(stageOf(stepOf("%g0", k.index(kTiles - 1)))));
   k.line("}");
 
   // The epilogue, through this warpgroup's rows past the ring, `cols` columns at a time.
   const int64_t cols = c.epilogueColumns(), rowBytes = c.epilogueRowBytes();
-  std::string ptr = k.op("llvm.getelementptr " + pre.smemPtr + "[" +
-                         k.add32(k.i32(epilogueAt), k.mul32(k.toI32(half), k.i32(64 * rowBytes))) +
-                         "] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8");
-  std::string groupBarrier = k.toI32(warpgroup); // named barriers 1 and 2 (0 is the block's)
+  std::string ptr = sharedI32(k.add32(k.i32(epilogueAt), k.mul32(k.toI32(half), k.i32(64 * rowBytes))));
+  std::string groupBarrier = k.toI32(warpgroup); // named barriers 1 and 2 (0 is the block's, 3 the producer's)
   auto syncGroup = [&] { asmLine(k, "bar.sync $0, 128;", "r", groupBarrier, "i32"); };
   const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8, tilesPerPass = cols / 8;
   for (int64_t pass = 0; pass < c.blockN() / cols; ++pass) {
@@ -351,8 +446,7 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
     syncGroup();
     storeGroupRows(k, c, t, gtid, ptr, firstRow, pass * cols, cols, rowBytes);
   }
-  k.line("scf.yield " + joined(result) + ", " + nextTile.rowStart + ", " + nextTile.rowEnd + ", " + nextTile.n0 +
-         " : " + outerTypes);
+  k.line("scf.yield " + joined(result) + ", " + k.add("%g0", k.index(kTiles)) + " : " + accTypes + ", index");
   k.line("}");
   k.line("}");
   k.line("}");

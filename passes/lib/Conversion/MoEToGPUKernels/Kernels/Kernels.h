@@ -27,7 +27,9 @@ constexpr int64_t kStridedBlock = 256;
 /// over a tile schedule. The signature is the same for every variant:
 ///   (A, B0, B1: memref<?xT>, C: memref<?xOut>, perm, tileExpert, tileRow,
 ///    offsets, numTiles: memref<?xi32>, w: memref<?xW>, rows: index, topK: index)
-/// and, with tmaB, two i64 tensor-map addresses after them.
+/// and, with tmaB, two i64 tensor-map addresses after them; warp-specialised,
+/// `%tileCounter: memref<?xi32>` last (one i32, zero at the launch: the tile
+/// scheduler's counter).
 /// Grid: (tiles * ceil(n / blockN()), 1, 1), block: threads(); the kernel
 /// orders the blocks in groups of row tiles for L2 reuse.
 struct GemmConfig {
@@ -71,7 +73,8 @@ struct GemmConfig {
   /// (its arrival on a stage's mbarrier counts them), two consumers issuing
   /// wgmma on 64 rows each and releasing each stage by another mbarrier; the
   /// producer runs ahead across tiles, so the next tile's stages load while
-  /// the consumers store this one's epilogue. The grid is the SM count.
+  /// the consumers store this one's epilogue. The grid is the SM count; the
+  /// producers take tile numbers from a counter (the last argument).
   bool warpSpecialized = false;
   /// wgmma, one block a tile, no TMA or GLU: B lies k-major, [experts][n][k]
   /// (a weight read through its transpose, the backward's dY . W^T), its
@@ -99,9 +102,12 @@ struct GemmConfig {
   /// block's outputs, padded by 16 bytes (so the 8 rows a warp writes at once
   /// fall in different banks).
   int64_t stagedRowBytes() const;
-  /// Bytes of shared memory past the stages: one 8-byte mbarrier a stage with
-  /// TMA, or the persistent kernel's 64 epilogue rows.
-  int64_t barrierBytes() const { return warpSpecialized ? 2 * stages() * 8 : tmaB ? stages() * 8 : 0; }
+  /// Bytes past the stages and the epilogue rows: one 8-byte mbarrier a stage
+  /// with TMA; warp-specialised, a full and an empty one a stage, each
+  /// stage's tile (4 x i32) and two fetched tile numbers.
+  int64_t barrierBytes() const {
+    return warpSpecialized ? 2 * stages() * 8 + stages() * 16 + 8 : tmaB ? stages() * 8 : 0;
+  }
   /// The persistent kernel's 64 epilogue rows; the warp-specialised one's
   /// 64 rows of up to 128 columns for each consumer warpgroup.
   int64_t epilogueBytes() const {
