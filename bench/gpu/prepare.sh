@@ -50,9 +50,9 @@ done
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-persistent -o "$out/check_mixtral_odd_persistent.moeb" >/dev/null
 # The warp-specialised GEMM (a producer warpgroup, two consumers, mbarriers between them).
 for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
-  "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-warp-specialized -o "$out/check_${ex}_ws.moeb" >/dev/null
+  "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-warp-specialized=true -o "$out/check_${ex}_ws.moeb" >/dev/null
 done
-"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-warp-specialized -o "$out/check_mixtral_odd_ws.moeb" >/dev/null
+"$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-warp-specialized=true -o "$out/check_mixtral_odd_ws.moeb" >/dev/null
 # TMA loads of the weights.
 for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
@@ -77,11 +77,11 @@ done
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a \
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
-"$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-warp-specialized -o "$out/full_deepseek_v3_ws.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-warp-specialized=true -o "$out/full_deepseek_v3_ws.moeb" >/dev/null
 # The same three with TMA, the direct epilogue, 256-column wgmma blocks, and mma.sync, for the comparison
 # in one call.
 for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct" "persistent --gpu-gemm-persistent" \
-  "ws --gpu-gemm-warp-specialized"; do
+  "ws --gpu-gemm-warp-specialized=true" "onetile --gpu-gemm-warp-specialized=false"; do
   set -- $v
   name=$1; shift
   "$moec" build examples/mixtral.moe --target=sm_90a "$@" -o "$out/peer_mixtral_$name.moeb" >/dev/null

@@ -1,10 +1,10 @@
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-n=128' --split-input-file | FileCheck %s
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma' --split-input-file | FileCheck %s --check-prefix=WIDE
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma' --split-input-file | FileCheck %s --check-prefix=MMA
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels --split-input-file | FileCheck %s --check-prefix=STAGED
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=direct' --split-input-file | FileCheck %s --check-prefix=DIRECT
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-tma=true' --split-input-file | FileCheck %s --check-prefix=TMA
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-persistent=true' --split-input-file | FileCheck %s --check-prefix=PERSISTENT
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-n=128 gemm-warp-specialized=false' --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=wgmma gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=WIDE
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm=mma gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=MMA
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=STAGED
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-epilogue=direct gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=DIRECT
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-tma=true gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=TMA
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-persistent=true gemm-warp-specialized=false' --split-input-file | FileCheck %s --check-prefix=PERSISTENT
 
 // Tests that gemm=wgmma gives a bf16 product the warpgroup-MMA GEMM: 64-deep
 // stages, 3 of 32 KiB (96 KiB of dynamic shared memory), two 128-byte-swizzle

@@ -30,6 +30,18 @@ enum class GemmEpilogue {
   Direct, ///< each thread stores its element pairs
 };
 
+/// Whether a 256-column wgmma GEMM runs warp-specialised (a producer
+/// warpgroup and two consumers, one block an SM, a device tile scheduler).
+enum class GemmWarpSpecialization {
+  Auto,   ///< where the product's k is at most kWarpSpecializedMaxK (the measured rule, docs/gpu.md)
+  Always, ///< every product that has the form
+  Never,  ///< one block a tile
+};
+/// Auto's bound: short products pay each tile's start and end most, which
+/// the warp-specialised kernel overlaps; deeper ones ran as fast or faster
+/// one block a tile (H200, docs/performance.md).
+constexpr int64_t kWarpSpecializedMaxK = 2048;
+
 struct ConvertMoEToGPUKernelsOptions;
 using GPUKernelOptions = ConvertMoEToGPUKernelsOptions;
 

@@ -120,10 +120,16 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "wgmma, 256-column blocks, 2-byte outputs, k of 192 or more: one block an SM walks its tiles as one "
            "stream of k steps (the next tile's copies overlap this one's end); the grid is the SM count "
            "(moeCudaMultiprocessors)">,
-    Option<"gemmWarpSpecialized", "gemm-warp-specialized", "bool", /*default=*/"false",
+    Option<"gemmWarpSpecialized", "gemm-warp-specialized", "::moe::GemmWarpSpecialization",
+           /*default=*/"::moe::GemmWarpSpecialization::Auto",
            "wgmma, 256-column blocks, 2-byte outputs, B n-major without TMA: one block an SM of a producer "
-           "warpgroup (cp.async into a ring of stages, mbarriers full/empty) and two consumer warpgroups "
-           "(wgmma, the epilogue overlapping the next tile's loads); the grid is the SM count">
+           "warpgroup (cp.async into a ring of stages, mbarriers full/empty, tiles from a device counter) and "
+           "two consumer warpgroups (wgmma, the epilogue overlapping the next tile's loads)",
+           [{::llvm::cl::values(
+             clEnumValN(::moe::GemmWarpSpecialization::Auto, "auto",
+                        "for products with k of at most 2048 (the default)"),
+             clEnumValN(::moe::GemmWarpSpecialization::Always, "true", "for every product that has the form"),
+             clEnumValN(::moe::GemmWarpSpecialization::Never, "false", "never: one block a tile"))}]>
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

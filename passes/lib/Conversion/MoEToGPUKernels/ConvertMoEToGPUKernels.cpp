@@ -308,6 +308,9 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     Value upTensor, upBuf;
     if (ffn && ffn.getUp()) {
       g.up.keepUp = true;
+      // The kept up products' stores are checked on the device in the one-tile kernel only.
+      if (options.gemmWarpSpecialized == GemmWarpSpecialization::Auto)
+        g.up.warpSpecialized = false;
       std::tie(upTensor, upBuf) = h.output(ffn.getUpType(), x);
     }
     if (ffn) {

@@ -220,7 +220,10 @@ struct GPUKernelLoweringBase {
       // Warp-specialised: the same blocks, roles split between warpgroups
       // (a transposed product's k-major B keeps the one-tile kernel: see
       // transposedProduct).
-      c.warpSpecialized = options.gemmWarpSpecialized && c.wgmmaN == 256 && !c.tmaB && c.out != "f32";
+      const bool wsFits = c.wgmmaN == 256 && !c.tmaB && c.out != "f32";
+      c.warpSpecialized = wsFits && (options.gemmWarpSpecialized == GemmWarpSpecialization::Always ||
+                                     (options.gemmWarpSpecialized == GemmWarpSpecialization::Auto &&
+                                      !options.gemmPersistent && c.k <= kWarpSpecializedMaxK));
       if (c.warpSpecialized)
         c.persistent = false;
     }

@@ -71,6 +71,10 @@ struct GPUGradientLowering : GPUKernelLoweringBase {
     c.kTile = kTile();
     c.tensorCores = tensorCores;
     chooseEngine(c, wElt);
+    // The backward's GEMMs are checked on the device in the one-tile kernel;
+    // the warp-specialised one only where asked for.
+    if (options.gemmWarpSpecialized == GemmWarpSpecialization::Auto)
+      c.warpSpecialized = false;
     return c;
   }
 

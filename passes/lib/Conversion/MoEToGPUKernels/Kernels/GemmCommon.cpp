@@ -12,8 +12,7 @@ std::string signature(const GemmConfig &c) {
          ", %perm: memref<?xi32>, %tileExpert: memref<?xi32>, %tileRow: memref<?xi32>, "
          "%offsets: memref<?xi32>, %numTiles: memref<?xi32>, %w: " +
          flatMemref(c.weight) + ", %rows: index, %topK: index" + (c.keepUp ? ", %R: " + flatMemref(c.out) : "") +
-         (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + (c.warpSpecialized ? ", %tileCounter: memref<?xi32>" : "") +
-         ")";
+         (c.tmaB ? ", %tmB0: i64, %tmB1: i64" : "") + (c.warpSpecialized ? ", %tileCounter: memref<?xi32>" : "") + ")";
 }
 
 /// Row tiles per group of the block order (see openTile).

@@ -261,7 +261,7 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
     Tile firstTile = tileOf(first);
     TileCopies firstCopies = tileCopies(k, c, firstTile, tid, pre);
     // Carried: the tile number, its first stage, the loop count, its rows and columns, its copies.
-    std::vector<std::string> inits = {first, k.index(0), k.index(0), firstTile.rowStart, firstTile.rowEnd,
+    std::vector<std::string> inits = {first,       k.index(0), k.index(0), firstTile.rowStart, firstTile.rowEnd,
                                       firstTile.n0};
     std::vector<std::string> copyInits = firstCopies.values();
     inits.insert(inits.end(), copyInits.begin(), copyInits.end());
@@ -281,8 +281,8 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
       after += (i ? ", " : "") + names[i] + "_a: " + typeList[i];
     }
     std::string loop = k.fresh();
-    k.line(loop + ":" + std::to_string(inits.size()) + " = scf.while (" + carried + ") : (" + types + ") -> (" +
-           types + ") {");
+    k.line(loop + ":" + std::to_string(inits.size()) + " = scf.while (" + carried + ") : (" + types + ") -> (" + types +
+           ") {");
     k.line("scf.condition(" + k.lt("%pt", total) + ") " + joined(names) + " : " + types);
     k.line("} do {");
     std::vector<std::string> a;
@@ -328,8 +328,8 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
     arrive(fullBarrier(stage));
     k.line("}");
     k.line("}");
-    std::vector<std::string> yielded = {next, k.add(a[1], k.index(kTiles)), k.add(a[2], k.index(1)),
-                                        nextTile.rowStart, nextTile.rowEnd, nextTile.n0};
+    std::vector<std::string> yielded = {
+        next, k.add(a[1], k.index(kTiles)), k.add(a[2], k.index(1)), nextTile.rowStart, nextTile.rowEnd, nextTile.n0};
     std::vector<std::string> nextValues = nextCopies.values();
     yielded.insert(yielded.end(), nextValues.begin(), nextValues.end());
     k.line("scf.yield " + joined(yielded) + " : " + types);
@@ -408,8 +408,10 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   k.yieldF32(acc);
   k.line("}");
   // The previous stage's wgmma are done: give it back to the producer.
-  std::string release = k.op("arith.andi " + isLane0 + ", " +
-                             k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
+  // Every lane's reads of the stage (its tile's numbers) come before lane 0's release.
+  asmLine(k, "bar.warp.sync -1;");
+  std::string release =
+      k.op("arith.andi " + isLane0 + ", " + k.op("arith.cmpi ugt, %kt, " + k.index(0) + " : index") + " : i1");
   k.line("scf.if " + release + " {");
   arrive(emptyBarrier(stageOf(k.op("arith.subi " + g + ", " + k.index(1) + " : index"))));
   k.line("}");
@@ -417,6 +419,7 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
   k.line("}");
   std::vector<std::string> result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "",
                                                    KernelEmitter::results(stepsLoop, s.accumulators));
+  asmLine(k, "bar.warp.sync -1;");
   k.line("scf.if " + isLane0 + " {");
   arrive(emptyBarrier(stageOf(stepOf("%g0", k.index(kTiles - 1)))));
   k.line("}");
