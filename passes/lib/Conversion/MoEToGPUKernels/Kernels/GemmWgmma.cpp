@@ -48,6 +48,13 @@ Prelude prelude(KernelEmitter &k, const GemmConfig &c) {
 
 std::string constant64(KernelEmitter &k, int64_t v) { return k.op("arith.constant " + std::to_string(v) + " : i64"); }
 
+std::string joined(const std::vector<std::string> &values) {
+  std::string s;
+  for (const std::string &v : values)
+    s += (s.empty() ? "" : ", ") + v;
+  return s;
+}
+
 /// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix
 /// at shared address `shared` (i32, 1 KiB aligned), with leading and stride
 /// byte offsets `lbo` and `sbo`.

@@ -42,6 +42,8 @@ struct Prelude {
 Prelude prelude(KernelEmitter &k, const GemmConfig &c);
 
 std::string constant64(KernelEmitter &k, int64_t v);
+/// `v0, v1, ...`: SSA values (or types) as an operand list.
+std::string joined(const std::vector<std::string> &values);
 /// a + v (i64), or a itself for v = 0.
 std::string plus64(KernelEmitter &k, const std::string &a, int64_t v);
 /// wgmma's shared-memory matrix descriptor (128-byte swizzle) for the matrix

@@ -40,13 +40,6 @@ std::string iterArgs(const std::vector<std::string> &names, const std::vector<st
   return s;
 }
 
-std::string joined(const std::vector<std::string> &values) {
-  std::string s;
-  for (const std::string &v : values)
-    s += (s.empty() ? "" : ", ") + v;
-  return s;
-}
-
 /// The copies of a load tile, carried through the loop: A's and B's global
 /// addresses of the first stage and source sizes.
 struct LoadState {

@@ -63,13 +63,13 @@ struct TileCopies {
     v.push_back(bSize);
     return v;
   }
-  std::string types() const {
-    std::string t;
-    for (size_t i = 0; i < aGlobal.size(); ++i)
-      t += "i64, ";
-    for (size_t i = 0; i < aSize.size(); ++i)
-      t += "i32, ";
-    return t + "i64, i32";
+  /// The type of each of values().
+  std::vector<std::string> types() const {
+    std::vector<std::string> t(aGlobal.size(), "i64");
+    t.insert(t.end(), aSize.size(), "i32");
+    t.push_back("i64");
+    t.push_back("i32");
+    return t;
   }
   /// The same shape, value i named `prefix` + i.
   TileCopies named(const std::string &prefix) const {
@@ -159,13 +159,6 @@ void storeGroupRows(KernelEmitter &k, const GemmConfig &c, const Tile &t, const 
     k.line("llvm.store " + v + ", " + dst + " {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr");
     k.line("}");
   }
-}
-
-std::string joined(const std::vector<std::string> &values) {
-  std::string s;
-  for (const std::string &v : values)
-    s += (s.empty() ? "" : ", ") + v;
-  return s;
 }
 
 } // namespace
@@ -265,41 +258,29 @@ std::string moe::gpu_kernels::warpSpecializedWgmmaGemmKernel(const GemmConfig &c
                                       firstTile.n0};
     std::vector<std::string> copyInits = firstCopies.values();
     inits.insert(inits.end(), copyInits.begin(), copyInits.end());
-    const std::string types = "index, index, index, index, index, index, " + firstCopies.types();
+    std::vector<std::string> typeList(6, "index"), copyTypes = firstCopies.types();
+    typeList.insert(typeList.end(), copyTypes.begin(), copyTypes.end());
+    const std::string types = joined(typeList);
+    // The before region's names, and the do region's: the same with `_a`
+    // (the copies %pa_0, ... as TileCopies::named gives them).
     std::vector<std::string> names = {"%pt", "%pg", "%pj", "%prs", "%pre", "%pn0"};
-    TileCopies copies = firstCopies.named("%pc_");
-    std::vector<std::string> copyNames = copies.values();
+    std::vector<std::string> copyNames = firstCopies.named("%pc_").values();
     names.insert(names.end(), copyNames.begin(), copyNames.end());
-    std::vector<std::string> typeList;
-    for (size_t at = 0, end; at < types.size(); at = end + 2) {
-      end = std::min(types.find(", ", at), types.size());
-      typeList.push_back(types.substr(at, end - at));
-    }
+    TileCopies cur = firstCopies.named("%pa_");
+    std::vector<std::string> a = {"%pt_a", "%pg_a", "%pj_a", "%prs_a", "%pre_a", "%pn0_a"};
+    std::vector<std::string> curNames = cur.values();
+    a.insert(a.end(), curNames.begin(), curNames.end());
     std::string carried, after;
     for (size_t i = 0; i < inits.size(); ++i) {
       carried += (i ? ", " : "") + names[i] + " = " + inits[i];
-      after += (i ? ", " : "") + names[i] + "_a: " + typeList[i];
+      after += (i ? ", " : "") + a[i] + ": " + typeList[i];
     }
     std::string loop = k.fresh();
     k.line(loop + ":" + std::to_string(inits.size()) + " = scf.while (" + carried + ") : (" + types + ") -> (" + types +
            ") {");
     k.line("scf.condition(" + k.lt("%pt", total) + ") " + joined(names) + " : " + types);
     k.line("} do {");
-    std::vector<std::string> a;
-    for (const std::string &n : names)
-      a.push_back(n + "_a");
     k.line("^bb0(" + after + "):");
-    TileCopies cur = firstCopies.named("%pc_");
-    {
-      std::vector<std::string> curValues(a.begin() + 6, a.end());
-      size_t i = 0;
-      for (std::string &v : cur.aGlobal)
-        v = curValues[i++];
-      for (std::string &v : cur.aSize)
-        v = curValues[i++];
-      cur.bGlobal = curValues[i++];
-      cur.bSize = curValues[i++];
-    }
     // The next tile's number, rows and copies, a tile ahead.
     std::string next = fetch(k.rem(k.add(a[2], k.index(1)), k.index(2)));
     Tile nextTile = tileOf(next);
