@@ -245,6 +245,62 @@ TEST_F(GPUKernelsTest, EveryWarpSpecializedWgmmaGemmVariant) {
         }
 }
 
+/// A router's product (Qwen3-30B-A3B's: 2048 -> 128, DeepSeek-V3's: 7168 -> 256).
+gk::GemmConfig routerConfig(int64_t k, int64_t n) {
+  gk::GemmConfig c;
+  c.tensorCores = c.wgmma = c.stagedEpilogue = true;
+  c.kTile = 64;
+  c.elt = "bf16";
+  c.out = "f32";
+  c.k = k;
+  c.n = n;
+  c.act = "identity";
+  return c;
+}
+
+TEST_F(GPUKernelsTest, SplitKRouterProducts) {
+  struct Router {
+    int64_t k, n, chunks;
+  };
+  // One row tile's chunks fill the 132 SMs (2 steps of 64 a chunk at most).
+  for (Router r : {Router{2048, 128, 16}, Router{7168, 256, 56}, Router{1024, 72, 8}}) {
+    gk::GemmConfig c = routerConfig(r.k, r.n);
+    ASSERT_TRUE(gk::splitKFits(c)) << c.name();
+    EXPECT_EQ(gk::splitKChunks(c), r.chunks) << c.name();
+    c.kChunks = gk::splitKChunks(c);
+    // Worth it at decode (a tile of 128 rows), not at prefill.
+    const int64_t maxRows = gk::splitKMaxRows(c);
+    EXPECT_GE(maxRows, 128) << c.name();
+    EXPECT_LT(maxRows, 8192) << c.name();
+    EXPECT_EQ(maxRows % c.blockM(), 0) << c.name();
+    gk::GemmConfig split = c;
+    split.splitK = true;
+    EXPECT_NE(c.name().find("_kc" + std::to_string(r.chunks)), std::string::npos) << c.name();
+    EXPECT_NE(split.name().find("_splitk" + std::to_string(r.chunks)), std::string::npos) << split.name();
+    // The whole form loops over the chunks, the split one takes its chunk from the grid's y.
+    std::string whole = gk::gemmKernel(c), part = gk::gemmKernel(split);
+    EXPECT_NE(part.find("gpu.block_id y"), std::string::npos) << split.name();
+    EXPECT_EQ(whole.find("gpu.block_id y"), std::string::npos) << c.name();
+    EXPECT_EQ(check(whole), "") << c.name();
+    EXPECT_EQ(check(part), "") << split.name();
+  }
+  for (std::string out : {"f32", "bf16", "f16"})
+    EXPECT_EQ(check(gk::splitKSumKernel(out)), "") << out;
+  // Not where the chunk sums would not fit beside the accumulators, nor
+  // where an epilogue or a gather would have to run on partial sums.
+  gk::GemmConfig wide = routerConfig(2048, 512);
+  EXPECT_FALSE(gk::splitKFits(wide));
+  gk::GemmConfig shallow = routerConfig(192, 128);
+  EXPECT_FALSE(gk::splitKFits(shallow));
+  gk::GemmConfig glu = routerConfig(2048, 128);
+  glu.glu = true;
+  glu.act = "silu";
+  EXPECT_FALSE(gk::splitKFits(glu));
+  gk::GemmConfig grouped = routerConfig(2048, 128);
+  grouped.grouped = true;
+  EXPECT_FALSE(gk::splitKFits(grouped));
+}
+
 TEST_F(GPUKernelsTest, StagedEpilogueToF32) {
   gk::GemmConfig c;
   c.wgmma = c.stagedEpilogue = true;

@@ -129,7 +129,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
              clEnumValN(::moe::GemmWarpSpecialization::Auto, "auto",
                         "for products with k of at most 2048 (the default)"),
              clEnumValN(::moe::GemmWarpSpecialization::Always, "true", "for every product that has the form"),
-             clEnumValN(::moe::GemmWarpSpecialization::Never, "false", "never: one block a tile"))}]>
+             clEnumValN(::moe::GemmWarpSpecialization::Never, "false", "never: one block a tile"))}]>,
+    Option<"gemmSplitK", "gemm-split-k", "bool", /*default=*/"true",
+           "wgmma: a dense product whose row tiles and column blocks leave most SMs idle (a router or shared "
+           "expert at decode) is split along k at run time, its f32 partial sums added in order by a second "
+           "kernel">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

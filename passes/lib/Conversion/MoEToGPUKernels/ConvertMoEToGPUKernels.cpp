@@ -141,6 +141,7 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     c.kTile = kTile();
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
     chooseEngine(c, eltName(wType));
+    chunkAlongK(c);
     auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
       return failure();
@@ -149,14 +150,76 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
     SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
-    llvm::append_range(args, tensorMaps(h, c, w, w, 1));
-    llvm::append_range(args, tileCounter(h, c));
-    h.launch(*fn, gemmGrid(h, c, h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()))), h.index(1),
-             c.threads(), c.sharedBytes(), args);
+    Value tiles = h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()));
+    auto launchWhole = [&] {
+      llvm::append_range(args, tensorMaps(h, c, w, w, 1));
+      llvm::append_range(args, tileCounter(h, c));
+      h.launch(*fn, gemmGrid(h, c, tiles), h.index(1), c.threads(), c.sharedBytes(), args);
+    };
+    if (failed(splitAlongK(h, c, tiles, args, launchWhole)))
+      return failure();
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
     h.b.replaceOp(d, out);
     return success();
+  }
+
+  /// A dense product summed in k chunks (GemmConfig::kChunks): with at most
+  /// splitKMaxRows rows (known at run time, from the token count), split
+  /// along the chunks into a grid (tiles, kChunks) whose f32 chunk sums a
+  /// second kernel adds in chunk order; else `launchWhole`. Both give the
+  /// same bits, so the choice is only one of speed. `args` are the GEMM's
+  /// operands, C the result.
+  LogicalResult splitAlongK(Host &h, const gk::GemmConfig &c, Value tiles, ArrayRef<Value> args,
+                            function_ref<void()> launchWhole) {
+    const int64_t maxRows = c.kChunks ? gk::splitKMaxRows(c) : 0;
+    if (maxRows == 0) {
+      launchWhole();
+      return success();
+    }
+    // Copied first: launchWhole appends to the vector `args` views.
+    SmallVector<Value> splitArgs(args);
+    Value outBuf = args[3], rows = args[10];
+    gk::GemmConfig split = c;
+    split.splitK = true;
+    split.out = "f32";
+    auto splitFn = kernel(h, split.name(), gk::gemmKernel(split));
+    auto sumFn = kernel(h, gk::splitKSumName(c.out), gk::splitKSumKernel(c.out));
+    if (failed(splitFn) || failed(sumFn))
+      return failure();
+    Value few = arith::CmpIOp::create(h.b, h.loc, arith::CmpIPredicate::ule, rows, h.index(maxRows));
+    auto branch = scf::IfOp::create(h.b, h.loc, few, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(h.b);
+    h.b.setInsertionPointToStart(&branch.getThenRegion().front());
+    Value chunks = h.index(c.kChunks);
+    Value cells = h.mul(rows, h.index(c.n));
+    Value partials = h.scratch(h.b.getF32Type(), h.mul(cells, chunks));
+    splitArgs[3] = partials;
+    h.launch(*splitFn, tiles, chunks, split.threads(), split.sharedBytes(), splitArgs);
+    h.launch(*sumFn, h.ceilDiv(cells, 256), h.index(1), 256, 0, {partials, outBuf, cells, chunks});
+    h.b.setInsertionPointToStart(&branch.getElseRegion().front());
+    launchWhole();
+    return success();
+  }
+
+  /// Sums `c` in fixed k chunks (GemmConfig::kChunks) where it may be split
+  /// along them at decode: a router's product, whose one or two tiles would
+  /// leave most SMs idle, where the cost model expects the split to win at
+  /// some token count. It takes the place of the engine chosen (TMA,
+  /// persistent, warp-specialised: none splits). The chunks are fixed by the
+  /// shape, so a product gives the same bits at every token count and on
+  /// every mesh.
+  void chunkAlongK(gk::GemmConfig &c) const {
+    if (!options.gemmSplitK)
+      return;
+    gk::GemmConfig chunked = c;
+    chunked.wgmmaN = 128;
+    chunked.tmaB = chunked.persistent = chunked.warpSpecialized = false;
+    if (!gk::splitKFits(chunked) || gk::splitKChunks(chunked) < 2)
+      return;
+    chunked.kChunks = gk::splitKChunks(chunked);
+    if (gk::splitKMaxRows(chunked) > 0)
+      c = chunked;
   }
 
   /// A product with few output columns (a router): a block a few tokens.
@@ -460,7 +523,7 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
 
   /// The options as the typed struct (parseGPUKernelOptions).
   GPUKernelOptions options() const {
-    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent, gemmWarpSpecialized};
+    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent, gemmWarpSpecialized, gemmSplitK};
   }
 
   void runOnOperation() override {

@@ -279,6 +279,8 @@ std::string GemmConfig::name() const {
     s += "_grouped";
   if (keepUp)
     s += "_keep";
+  if (kChunks)
+    s += (splitK ? "_splitk" : "_kc") + std::to_string(kChunks);
   return s;
 }
 

@@ -372,55 +372,96 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
       loadB(kt, stageBase);
   };
 
+  // k chunks (kChunks): chunk z is steps [z * steps / chunks, (z + 1) *
+  // steps / chunks); a split block (splitK) does chunk gpu.block_id y only.
+  auto chunkStart = [&](const std::string &z) { return k.div(k.mul(z, k.index(kTiles)), k.index(c.kChunks)); };
+  std::string kBegin = k.index(0), kEnd = k.index(kTiles);
+  if (c.splitK) {
+    std::string z = k.op("gpu.block_id y");
+    kBegin = chunkStart(z);
+    kEnd = chunkStart(k.add(z, k.index(1)));
+  }
   for (int64_t i = 0; i < s.lookahead; ++i) {
-    if (i < kTiles)
+    if (c.splitK) {
+      std::string kt = k.add(kBegin, k.index(i));
+      k.line("scf.if " + k.lt(kt, kEnd) + " {");
+      loadTile(kt);
+      k.line("}");
+    } else if (i < kTiles) {
       loadTile(k.index(i));
+    }
     cpAsyncCommit(k);
   }
 
   std::string warpgroupHasRows = k.lt(k.add(t.rowStart, k.mul(warpgroup, k.index(64))), t.rowEnd);
-  std::vector<std::string> acc;
-  std::string loop = k.openF32Loop("kt", k.index(0), k.index(kTiles), k.index(1), "acc",
-                                   std::vector<std::string>(s.accumulators, k.f32(0.0)), acc);
-  cpAsyncWait(k, s.lookahead - 1);
-  // cp.async writes shared memory through the generic proxy, wgmma reads it
-  // through the async proxy: each thread orders its own copies, the barrier
-  // everyone's. Past the barrier every warpgroup has also waited for all but
-  // its last `inFlight` stages' wgmma, so the stage `lookahead` ahead is free.
-  k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
-  k.line("gpu.barrier");
-  std::string next = k.add("%kt", k.index(s.lookahead));
-  k.line("scf.if " + k.lt(next, k.index(kTiles)) + " {");
-  loadTile(next);
-  k.line("}");
-  cpAsyncCommit(k);
-  std::string stageBase = stageBaseOf("%kt");
-  std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
-  std::string descA = descriptor(k, aBase, 16, kAtomBytes);
-  // B N-major: 64-column slices kSliceBytes apart; k-major: A's form over its s.n rows.
-  std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), c.kMajorB ? 16 : kSliceBytes, kAtomBytes);
-  // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
-  // partial tile) leaves the tensor cores to the SM's other warpgroups.
-  if (c.tmaB) {
-    // The stage's k-th use completes the barrier's phase k: wait for parity k % 2.
-    waitParity(k, barrierOf("%kt"), k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2))));
+  const std::vector<std::string> zeros(s.accumulators, k.f32(0.0));
+  // Steps [lo, hi) summed from zero; the copies run `lookahead` steps ahead
+  // up to kEnd, across chunk boundaries.
+  auto sumSteps = [&](const std::string &lo, const std::string &hi) {
+    std::vector<std::string> acc;
+    std::string loop = k.openF32Loop("kt", lo, hi, k.index(1), "acc", zeros, acc);
+    cpAsyncWait(k, s.lookahead - 1);
+    // cp.async writes shared memory through the generic proxy, wgmma reads it
+    // through the async proxy: each thread orders its own copies, the barrier
+    // everyone's. Past the barrier every warpgroup has also waited for all but
+    // its last `inFlight` stages' wgmma, so the stage `lookahead` ahead is free.
+    k.line("llvm.inline_asm has_side_effects asm_dialect = att \"fence.proxy.async.shared::cta;\", \"\" : () -> ()");
+    k.line("gpu.barrier");
+    std::string next = k.add("%kt", k.index(s.lookahead));
+    k.line("scf.if " + k.lt(next, kEnd) + " {");
+    loadTile(next);
+    k.line("}");
+    cpAsyncCommit(k);
+    std::string stageBase = stageBaseOf("%kt");
+    std::string aBase = k.add32(stageBase, k.mul32(k.toI32(warpgroup), k.i32(64 * 128)));
+    std::string descA = descriptor(k, aBase, 16, kAtomBytes);
+    // B N-major: 64-column slices kSliceBytes apart; k-major: A's form over its s.n rows.
+    std::string descB = descriptor(k, k.add32(stageBase, k.i32(kABytes)), c.kMajorB ? 16 : kSliceBytes, kAtomBytes);
+    // A warpgroup whose 64 rows all lie past the tile's end (an expert's last,
+    // partial tile) leaves the tensor cores to the SM's other warpgroups.
+    if (c.tmaB) {
+      // The stage's k-th use completes the barrier's phase k: wait for parity k % 2.
+      waitParity(k, barrierOf("%kt"), k.toI32(k.rem(k.div("%kt", k.index(s.stages)), k.index(2))));
+    }
+    std::string stageResult = k.fresh();
+    k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + warpgroupHasRows + " -> (" +
+           f32Types(s.accumulators) + ") {");
+    k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc));
+    k.line("} else {");
+    k.yieldF32(acc);
+    k.line("}");
+    k.yieldF32(KernelEmitter::results(stageResult, s.accumulators));
+    k.line("}");
+    std::vector<std::string> sum = KernelEmitter::results(loop, s.accumulators);
+    if (s.inFlight)
+      sum = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "", sum);
+    return sum;
+  };
+  std::vector<std::string> result;
+  if (c.kChunks && !c.splitK) {
+    // The chunk sums added in chunk order, as splitKSumKernel adds them.
+    std::vector<std::string> total;
+    std::string chunks = k.openF32Loop("chunk", k.index(0), k.index(c.kChunks), k.index(1), "total", zeros, total);
+    std::vector<std::string> chunk = sumSteps(chunkStart("%chunk"), chunkStart(k.add("%chunk", k.index(1))));
+    std::vector<std::string> added;
+    for (int64_t i = 0; i < s.accumulators; ++i)
+      added.push_back(k.f32op("addf", total[i], chunk[i]));
+    k.yieldF32(added);
+    k.line("}");
+    result = KernelEmitter::results(chunks, s.accumulators);
+  } else {
+    result = sumSteps(kBegin, kEnd);
   }
-  std::string stageResult = k.fresh();
-  k.line(stageResult + ":" + std::to_string(s.accumulators) + " = scf.if " + warpgroupHasRows + " -> (" +
-         f32Types(s.accumulators) + ") {");
-  k.yieldF32(wgmmaStage(k, c, s, descA, descB, acc));
-  k.line("} else {");
-  k.yieldF32(acc);
-  k.line("}");
-  k.yieldF32(KernelEmitter::results(stageResult, s.accumulators));
-  k.line("}");
   k.line("llvm.inline_asm has_side_effects asm_dialect = att \"cp.async.wait_all;\", \"\" : () -> ()");
-  std::vector<std::string> result = KernelEmitter::results(loop, s.accumulators);
-  if (s.inFlight)
-    result = accumulatorAsm(k, s, "wgmma.wait_group.sync.aligned 0;", "", "", "", result);
 
   // Epilogue: accumulator 4j + 2i + h of a thread is row 16 * warp + lane / 4
-  // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h.
+  // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h. A split's
+  // partial sums go to its own rows of C, [split][rows][n].
+  if (c.splitK) {
+    std::string shift = k.mul(k.op("gpu.block_id y"), "%rows");
+    t.rowStart = k.add(t.rowStart, shift);
+    t.rowEnd = k.add(t.rowEnd, shift);
+  }
   std::string g = k.div(lane, k.index(4)), tq = k.rem(lane, k.index(4));
   const int64_t columnTiles = c.glu ? s.n / 16 : s.n / 8;
   if (c.stagedEpilogue)
@@ -450,8 +491,9 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   if (c.stagedEpilogue)
     storeStagedTile(k, c, t, tid, smemPtr);
   k.line("}");
-  // N = 128: two blocks an SM, so at most 128 registers a thread; N = 256: one.
+  // N = 128: two blocks an SM, so at most 128 registers a thread; N = 256
+  // or k chunks (the chunk sums beside the accumulators): one.
   return k.finish(signature(c), "",
                   "attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = " +
-                      std::to_string(s.n == 256 ? 1 : 2) + " : i32}");
+                      std::to_string(s.n == 256 || c.kChunks ? 1 : 2) + " : i32}");
 }

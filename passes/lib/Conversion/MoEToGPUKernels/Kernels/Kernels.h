@@ -91,6 +91,19 @@ struct GemmConfig {
   /// products, row perm[p] (the assignment), [A.B0 | A.B1] (2n wide; n
   /// without a GLU).
   bool keepUp = false;
+  /// wgmma, one block a tile, a dense product (not grouped, no GLU,
+  /// activation, row scale, TMA or k-major B; splitKFits): k's steps in
+  /// `kChunks` chunks, chunk z = steps [z * steps / kChunks, (z + 1) * steps
+  /// / kChunks), each summed from zero and the chunk sums added in z order.
+  /// So a block that does the whole product and the split form (`splitK`)
+  /// give the same bits: the sum's order is fixed by the shape, never by the
+  /// token count or the SMs (layout and batch invariance). 0: one sum.
+  int64_t kChunks = 0;
+  /// With kChunks: block (x, z) of a grid (tiles, kChunks) multiplies chunk
+  /// z of tile x and stores it (f32) at rows z * rows + p of `%C`
+  /// ([kChunks][rows][n]); splitKSumKernel adds them in z order. For
+  /// products whose tiles leave most SMs idle (a router at decode).
+  bool splitK = false;
   /// Tensor cores: the k depth of a pipeline stage, 32 (4 stages, 64 KiB of
   /// shared memory) or 64 (3 stages, 96 KiB); two blocks fit an SM either way.
   int64_t kTile = 32;
@@ -151,6 +164,32 @@ struct NarrowDenseConfig {
   static bool fits(const std::string &elt, int64_t k, int64_t n);
 };
 std::string narrowDenseKernel(const NarrowDenseConfig &config);
+
+/// out[i] = sum over z in order of partials[z * cells + i] (a split-k GEMM's
+/// f32 partial sums, GemmConfig::splitK), rounded once to `out`; a thread an
+/// element.  (%partials: memref<?xf32>, %out: memref<?xOut>, %cells: index,
+/// %splits: index). Grid: ceil(cells / 256), block: 256.
+std::string splitKSumKernel(const std::string &out);
+std::string splitKSumName(const std::string &out);
+/// Whether a GEMM of `c`'s form may be summed in k chunks and split along
+/// them (GemmConfig::kChunks): wgmma, dense, no epilogue beyond the store,
+/// at most 256 columns (a router: the whole chunk sums stay in registers
+/// beside the accumulators), at least 2 * kSplitKMinSteps k steps.
+bool splitKFits(const GemmConfig &c);
+/// The fewest k steps (of 64) a chunk takes: fewer leave the pipeline no
+/// stages to overlap.
+constexpr int64_t kSplitKMinSteps = 2;
+/// The SMs the chunks are cut for: an H100 SXM's or an H200's 132. A
+/// constant, not the device's count: the chunks fix the sum's order, which
+/// must not depend on the GPU.
+constexpr int64_t kSplitKSMs = 132;
+/// The chunks of `c`'s k (splitKFits): min(steps / kSplitKMinSteps,
+/// kSplitKSMs / column blocks), so one row tile's split fills the SMs.
+int64_t splitKChunks(const GemmConfig &c);
+/// The most rows (tokens) for which the split form of `c` (kChunks set) is
+/// expected to beat the whole one, by the cost model of docs/gpu.md
+/// ("Split-k"); 0 where it never does. Both give the same bits.
+int64_t splitKMaxRows(const GemmConfig &c);
 
 /// Whether the tensor-core GEMM can take these sizes and types.
 bool tensorCoresFit(const std::string &elt, const std::string &weightElt, int64_t k, int64_t n, int64_t kTile);
