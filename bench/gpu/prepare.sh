@@ -58,6 +58,11 @@ for ex in mixtral deepseek_v3 qwen3_30b_a3b; do
   "$moec" build examples/$ex.moe --set $check_sizes --target=sm_90a --gpu-gemm-tma -o "$out/check_${ex}_tma.moeb" >/dev/null
 done
 "$moec" build examples/mixtral.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-tma -o "$out/check_mixtral_odd_tma.moeb" >/dev/null
+# Split-k router products (Qwen3-30B-A3B's 2048 -> 128 and DeepSeek-V3's shape at 1024 -> 256), split up to
+# 2048 and 768 tokens, whole past them (docs/gpu.md, "Split-k"); checked with TOKENS="1 33 700 2100" (under
+# 16 MiB of outputs) and by run-on-device.sh invariance (33 tokens split, the same among 4096 whole).
+"$moec" build examples/qwen3_30b_a3b.moe --set d_model=2048,d_ff=256 --target=sm_90a --gpu-gemm-split-k -o "$out/check_qwen3_router.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --set d_model=1024,d_ff=256 --target=sm_90a --gpu-gemm-split-k -o "$out/check_deepseek_v3_router.moeb" >/dev/null
 # Layers beyond the examples: scalar arithmetic on the auxiliary losses (one-thread kernels), and a
 # bf16 router whose logits rounded to bf16 would flip expert choices (routing stays in f32).
 for l in switch_aux routing_f32; do
@@ -78,10 +83,11 @@ done
   -o "$out/peer_qwen3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-warp-specialized=true -o "$out/full_deepseek_v3_ws.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-split-k -o "$out/full_deepseek_v3_splitk.moeb" >/dev/null
 # The same three with TMA, the direct epilogue, 256-column wgmma blocks, and mma.sync, for the comparison
 # in one call.
 for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct" "persistent --gpu-gemm-persistent" \
-  "ws --gpu-gemm-warp-specialized=true" "onetile --gpu-gemm-warp-specialized=false"; do
+  "ws --gpu-gemm-warp-specialized=true" "onetile --gpu-gemm-warp-specialized=false" "splitk --gpu-gemm-split-k"; do
   set -- $v
   name=$1; shift
   "$moec" build examples/mixtral.moe --target=sm_90a "$@" -o "$out/peer_mixtral_$name.moeb" >/dev/null
@@ -100,5 +106,5 @@ done
   -o "$out/peer_dsv3_mma.moeb" >/dev/null
 "$moec" build examples/mixtral.moe --set d_model=2048,d_ff=768,n_experts=128,top_k=8 --target=sm_90a --gpu-gemm=mma \
   -o "$out/peer_qwen3_mma.moeb" >/dev/null
-cp bench/peers/gpu_moe_peers.py "$out/"
+cp bench/peers/gpu_moe_peers.py bench/gpu/batch_invariance.py "$out/"
 du -sh "$out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .gpu/ (from
-# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [load] [bench] [profile] [stalls] [timeline] [peers]
+# prepare.sh) carried:  bash bench/gpu/run-on-device.sh [check] [sanitize] [invariance] [load] [bench] [profile] [stalls] [timeline] [peers]
 # (the steps run in that order; W128=0, WS=0, PERSISTENT=0, TMA=0, DIRECT=0, W256=0, MMA=0 leave variants out of
 # bench; EXAMPLES names the check artifacts; the whole log is also $OUT/log).
 # Results land in $OUT: outputs of the correctness runs (compared with the
@@ -24,12 +24,13 @@ if has check; then
   echo "== correctness runs (compared with the reference by verify.sh)"
   o=/tmp/outputs && rm -rf $o && mkdir -p $o
   for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
-    for t in 1 33 4096 8192; do
+    for t in ${TOKENS:-1 33 4096 8192}; do
       run $B/moe-run $G/check_$ex.moeb --tokens $t --seed $t --output $o/${ex}_$t.safetensors | tail -1 | cut -c1-160
     done
     # Bitwise reproducibility: the same call twice.
-    run $B/moe-run $G/check_$ex.moeb --tokens 8192 --seed 8192 --output $o/${ex}_again.safetensors >/dev/null &&
-      cmp -s $o/${ex}_8192.safetensors $o/${ex}_again.safetensors && echo "$ex: two runs bitwise identical" ||
+    last=${TOKENS:-8192}; last=${last##* }
+    run $B/moe-run $G/check_$ex.moeb --tokens $last --seed $last --output $o/${ex}_again.safetensors >/dev/null &&
+      cmp -s $o/${ex}_$last.safetensors $o/${ex}_again.safetensors && echo "$ex: two runs bitwise identical" ||
       echo "$ex: RUNS DIFFER"
     rm -f $o/${ex}_again.safetensors
   done
@@ -41,6 +42,15 @@ if has check; then
   (cd $o && for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtral_kt64 mixtral_odd}; do
      tar cf "$OUT/outputs_$ex.tar" ${ex}_[0-9]*.safetensors; done; ls one_* >/dev/null 2>&1 && tar cf "$OUT/outputs_one.tar" one_*)
   ls -la "$OUT"
+fi
+
+if has invariance; then
+  echo "== batch invariance: a token's output rows the same at 33 tokens as among 4096 (split-k and whole routers)"
+  for ex in ${INVARIANT:-qwen3_router deepseek_v3_router mixtral deepseek_v3 qwen3_30b_a3b}; do
+    run $B/moe-run $G/check_$ex.moeb --tokens 33 --seed 7 --output /tmp/inv_small.safetensors >/dev/null
+    run $B/moe-run $G/check_$ex.moeb --tokens 4096 --seed 7 --output /tmp/inv_large.safetensors >/dev/null
+    echo "$ex: $(python3 $G/batch_invariance.py /tmp/inv_small.safetensors /tmp/inv_large.safetensors 33 | tr '\n' ' ')"
+  done
 fi
 
 if has load; then

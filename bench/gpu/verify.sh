@@ -15,6 +15,8 @@ for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtr
   case $ex in
     mixtral_odd*) src=mixtral sizes=d_model=192,d_ff=320 ;;
     mixtral_e12) src=mixtral sizes=$sizes,n_experts=12,top_k=3 ;;
+    qwen3_router) src=qwen3_30b_a3b sizes=d_model=2048,d_ff=256 ;;
+    deepseek_v3_router) src=deepseek_v3 sizes=d_model=1024,d_ff=256 ;;
     switch_odd) src=switch sizes=d_model=202,d_ff=256,n_experts=12 ;;
     mixtral*) src=mixtral ;;
     deepseek_v3*) src=deepseek_v3 ;;
@@ -24,7 +26,7 @@ for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtr
     switch*) src=switch ;;
     *) src=$ex ;;
   esac
-  for t in 1 33 4096 8192; do
+  for t in ${TOKENS:-1 33 4096 8192}; do
     printf '%s tokens=%s: ' "$ex" "$t"
     $moec run examples/$src.moe --set $sizes --tokens $t --seed $t --check \
       --check-outputs "$work/${ex}_$t.safetensors" | grep -E "^check: output" | tr '\n' ' '

@@ -1,5 +1,5 @@
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels | FileCheck %s
-// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-split-k=false' | FileCheck %s --check-prefix=OFF
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels='gemm-split-k=true' | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu-kernels | FileCheck %s --check-prefix=OFF
 
 // Tests split-k for a router's product (Qwen3-30B-A3B's, 2048 -> 128): summed
 // in 16 fixed chunks of two k steps (GemmConfig::kChunks). Up to the cost
@@ -30,7 +30,7 @@
 // CHECK:       gpu.func @moe_split_k_sum_f32_f32(
 // CHECK:         scf.for %{{.*}} = %c0 to %arg3 step %c1 iter_args(%{{.*}} = %cst) -> (f32)
 
-// Off: one launch of the engine chosen, no chunks.
+// Off (the default until checked on a GPU): one launch of the engine chosen, no chunks.
 // OFF-LABEL: func.func @router(
 // OFF-NOT:     scf.if
 // OFF:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma{{.*}}_bf16_f32_wf32_k2048_n128_identity_se{{(_ws)?}} blocks

@@ -130,10 +130,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
                         "for products with k of at most 2048 (the default)"),
              clEnumValN(::moe::GemmWarpSpecialization::Always, "true", "for every product that has the form"),
              clEnumValN(::moe::GemmWarpSpecialization::Never, "false", "never: one block a tile"))}]>,
-    Option<"gemmSplitK", "gemm-split-k", "bool", /*default=*/"true",
-           "wgmma: a dense product whose row tiles and column blocks leave most SMs idle (a router or shared "
-           "expert at decode) is split along k at run time, its f32 partial sums added in order by a second "
-           "kernel">
+    Option<"gemmSplitK", "gemm-split-k", "bool", /*default=*/"false",
+           "wgmma: a router's dense product (at most 256 columns, no epilogue) is summed in fixed k chunks and, "
+           "up to the cost model's row count, split along them at run time, its f32 chunk sums added in chunk "
+           "order by a second kernel; the same bits either way (docs/gpu.md, \"Split-k\"). Off until checked "
+           "on a GPU">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
