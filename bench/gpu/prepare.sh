@@ -63,6 +63,9 @@ done
 # 16 MiB of outputs) and by run-on-device.sh invariance (33 tokens split, the same among 4096 whole).
 "$moec" build examples/qwen3_30b_a3b.moe --set d_model=2048,d_ff=256 --target=sm_90a --gpu-gemm-split-k -o "$out/check_qwen3_router.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --set d_model=1024,d_ff=256 --target=sm_90a --gpu-gemm-split-k -o "$out/check_deepseek_v3_router.moeb" >/dev/null
+# The shared expert's SwiGLU as one GEMM of both weights (docs/gpu.md, "The shared expert's SwiGLU").
+"$moec" build examples/deepseek_v3.moe --set $check_sizes --target=sm_90a --gpu-gemm-dense-glu -o "$out/check_deepseek_v3_glu.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --set d_model=192,d_ff=320 --target=sm_90a --gpu-gemm-dense-glu -o "$out/check_deepseek_v3_glu_odd.moeb" >/dev/null
 # Layers beyond the examples: scalar arithmetic on the auxiliary losses (one-thread kernels), and a
 # bf16 router whose logits rounded to bf16 would flip expert choices (routing stays in f32).
 for l in switch_aux routing_f32; do
@@ -84,6 +87,8 @@ done
 "$moec" build examples/deepseek_v3.moe --target=sm_90a -o "$out/full_deepseek_v3.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-warp-specialized=true -o "$out/full_deepseek_v3_ws.moeb" >/dev/null
 "$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-split-k -o "$out/full_deepseek_v3_splitk.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-dense-glu -o "$out/full_deepseek_v3_glu.moeb" >/dev/null
+"$moec" build examples/deepseek_v3.moe --target=sm_90a --gpu-gemm-dense-glu --gpu-gemm-split-k -o "$out/full_deepseek_v3_both.moeb" >/dev/null
 # The same three with TMA, the direct epilogue, 256-column wgmma blocks, and mma.sync, for the comparison
 # in one call.
 for v in "tma --gpu-gemm-tma" "direct --gpu-gemm-epilogue=direct" "persistent --gpu-gemm-persistent" \

@@ -17,6 +17,7 @@ for ex in ${EXAMPLES:-mixtral deepseek_v3 qwen3_30b_a3b switch mixtral_mma mixtr
     mixtral_e12) src=mixtral sizes=$sizes,n_experts=12,top_k=3 ;;
     qwen3_router) src=qwen3_30b_a3b sizes=d_model=2048,d_ff=256 ;;
     deepseek_v3_router) src=deepseek_v3 sizes=d_model=1024,d_ff=256 ;;
+    deepseek_v3_glu_odd) src=deepseek_v3 sizes=d_model=192,d_ff=320 ;;
     switch_odd) src=switch sizes=d_model=202,d_ff=256,n_experts=12 ;;
     mixtral*) src=mixtral ;;
     deepseek_v3*) src=deepseek_v3 ;;

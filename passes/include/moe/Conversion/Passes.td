@@ -134,7 +134,11 @@ def ConvertMoEToGPUKernels : Pass<"convert-moe-to-gpu-kernels", "::mlir::ModuleO
            "wgmma: a router's dense product (at most 256 columns, no epilogue) is summed in fixed k chunks and, "
            "up to the cost model's row count, split along them at run time, its f32 chunk sums added in chunk "
            "order by a second kernel; the same bits either way (docs/gpu.md, \"Split-k\"). Off until checked "
-           "on a GPU">
+           "on a GPU">,
+    Option<"gemmDenseGlu", "gemm-dense-glu", "bool", /*default=*/"false",
+           "tensor cores: a gated product written out, silu.(x W_gate) .* (x W_up) (a shared expert's SwiGLU), "
+           "as one GEMM of both weights with SwiGLU in its epilogue (f32, rounded once), the up product and "
+           "the elementwise kernels gone. Off until checked on a GPU">
   ];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

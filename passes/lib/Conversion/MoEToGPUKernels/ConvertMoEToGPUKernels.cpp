@@ -140,19 +140,26 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
       return lowerNarrowDense(h, d, {c.elt, c.out, c.k, c.n});
     c.kTile = kTile();
     c.tensorCores = gk::tensorCoresFit(c.elt, eltName(wType), c.k, c.n, c.kTile);
+    DenseGlu glu = options.gemmDenseGlu && c.tensorCores ? matchDenseGlu(d) : DenseGlu{};
+    if (glu.mul) {
+      c.glu = true;
+      c.act = "silu";
+    }
     chooseEngine(c, eltName(wType));
-    chunkAlongK(c);
+    if (!c.glu)
+      chunkAlongK(c);
     auto fn = kernel(h, c.name(), gk::gemmKernel(c));
     if (failed(fn))
       return failure();
     Value rows = h.dim(d.getInput(), 0);
     Value a = h.input(d.getInput()), w = h.input(d.getWeight());
+    Value w1 = glu.up ? h.input(glu.up.getWeight()) : w;
     auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
-    SmallVector<Value> args{a, w, w, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
+    SmallVector<Value> args{a, w, w1, outBuf, u.i32s, u.i32s, u.i32s, u.i32s, u.i32s, u.f32s, rows, h.index(1)};
     Value tiles = h.mul(h.ceilDiv(rows, c.blockM()), h.index(c.columnBlocks()));
     auto launchWhole = [&] {
-      llvm::append_range(args, tensorMaps(h, c, w, w, 1));
+      llvm::append_range(args, tensorMaps(h, c, w, w1, 1));
       llvm::append_range(args, tileCounter(h, c));
       h.launch(*fn, gemmGrid(h, c, tiles), h.index(1), c.threads(), c.sharedBytes(), args);
     };
@@ -160,8 +167,52 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
       return failure();
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
+    if (glu.mul) {
+      // silu(x W_gate) .* (x W_up) is the product's result: the mul takes
+      // it, the silu and the up product go.
+      h.b.replaceOp(glu.mul, out);
+      h.b.eraseOp(glu.unary);
+      h.b.eraseOp(glu.up);
+      h.b.eraseOp(d);
+      return success();
+    }
     h.b.replaceOp(d, out);
     return success();
+  }
+
+  /// A gated product written out, `silu.(x W_gate) .* (x W_up)` (a shared
+  /// expert's SwiGLU): the three ops after `gate` and the up product, or
+  /// none (mul null). Only where nothing else reads the intermediates (a
+  /// training forward keeps them for the backward) and both products are
+  /// unbiased, of one input, weight type and result type.
+  struct DenseGlu {
+    UnaryOp unary;
+    BinaryOp mul;
+    DenseOp up;
+  };
+  static DenseGlu matchDenseGlu(DenseOp gate) {
+    if (gate.getBias() || !gate.getResult().hasOneUse())
+      return {};
+    auto unary = dyn_cast<UnaryOp>(*gate.getResult().getUsers().begin());
+    if (!unary || unary.getFn() != UnaryFn::silu || !unary.getResult().hasOneUse())
+      return {};
+    auto mul = dyn_cast<BinaryOp>(*unary.getResult().getUsers().begin());
+    if (!mul || mul.getFn() != BinaryFn::mul || mul.getType() != gate.getType())
+      return {};
+    Value other = mul.getLhs() == unary.getResult() ? mul.getRhs() : mul.getLhs();
+    auto up = other.getDefiningOp<DenseOp>();
+    if (!up || up == gate || up.getBias() || up.getInput() != gate.getInput() || !other.hasOneUse() ||
+        up.getType() != gate.getType() || up.getWeight().getType() != gate.getWeight().getType())
+      return {};
+    // The fused product is built where the gate's is: the up weight must be there.
+    Value wUp = up.getWeight();
+    if (Operation *def = wUp.getDefiningOp())
+      if (def->getBlock() != gate->getBlock() || !def->isBeforeInBlock(gate))
+        return {};
+    if (auto arg = dyn_cast<BlockArgument>(wUp); arg && arg.getOwner() != gate->getBlock())
+      if (!arg.getOwner()->getParentOp()->isProperAncestor(gate))
+        return {};
+    return {unary, mul, up};
   }
 
   /// A dense product summed in k chunks (GemmConfig::kChunks): with at most
@@ -523,7 +574,8 @@ struct ConvertMoEToGPUKernels : moe::impl::ConvertMoEToGPUKernelsBase<ConvertMoE
 
   /// The options as the typed struct (parseGPUKernelOptions).
   GPUKernelOptions options() const {
-    return {chip, gemm, gemmKTile, gemmN, gemmEpilogue, gemmTma, gemmPersistent, gemmWarpSpecialized, gemmSplitK};
+    return {chip,    gemm,           gemmKTile,           gemmN,      gemmEpilogue,
+            gemmTma, gemmPersistent, gemmWarpSpecialized, gemmSplitK, gemmDenseGlu};
   }
 
   void runOnOperation() override {
