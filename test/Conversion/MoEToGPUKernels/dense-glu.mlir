@@ -58,3 +58,26 @@ func.func @gelu_gate(%x: tensor<?x256xbf16>, %wg: tensor<256x512xbf16>, %wu: ten
   %h = moe.binary mul %a, %u : tensor<?x512xbf16>, tensor<?x512xbf16> -> tensor<?x512xbf16>
   return %h : tensor<?x512xbf16>
 }
+
+// -----
+
+// The up product first: fused all the same, the gate's weight still B0.
+// CHECK-LABEL: func.func @up_first(
+// CHECK:         %[[GATE:.*]] = bufferization.to_buffer %arg1
+// CHECK:         %[[GATE2:.*]] = memref.collapse_shape %[[GATE]]
+// CHECK:         %[[GATE1:.*]] = memref.cast %[[GATE2]]
+// CHECK:         %[[UP:.*]] = bufferization.to_buffer %arg2
+// CHECK:         %[[UP2:.*]] = memref.collapse_shape %[[UP]]
+// CHECK:         %[[UP1:.*]] = memref.cast %[[UP2]]
+// CHECK:         gpu.launch_func  @moe_kernels::@moe_gemm_wgmma{{.*}}_k256_n512_silu_se{{(_ws)?}}_glu blocks
+// CHECK-SAME:      args(%{{[^:]*}} : memref<?xbf16>, %[[GATE1]] : memref<?xbf16>, %[[UP1]] : memref<?xbf16>,
+// CHECK-NOT:     gpu.launch_func
+// CHECK-NOT:     moe.binary
+// CHECK:         return
+func.func @up_first(%x: tensor<?x256xbf16>, %wg: tensor<256x512xbf16>, %wu: tensor<256x512xbf16>) -> tensor<?x512xbf16> {
+  %u = moe.dense %x, %wu : tensor<?x256xbf16>, tensor<256x512xbf16> -> tensor<?x512xbf16>
+  %g = moe.dense %x, %wg : tensor<?x256xbf16>, tensor<256x512xbf16> -> tensor<?x512xbf16>
+  %a = moe.unary silu %g : tensor<?x512xbf16>
+  %h = moe.binary mul %a, %u : tensor<?x512xbf16>, tensor<?x512xbf16> -> tensor<?x512xbf16>
+  return %h : tensor<?x512xbf16>
+}

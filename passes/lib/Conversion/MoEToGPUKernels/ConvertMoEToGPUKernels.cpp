@@ -152,7 +152,8 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     if (failed(fn))
       return failure();
     Value rows = h.dim(d.getInput(), 0);
-    Value a = h.input(d.getInput()), w = h.input(d.getWeight());
+    Value a = h.input(d.getInput());
+    Value w = h.input(glu.gate ? glu.gate.getWeight() : d.getWeight());
     Value w1 = glu.up ? h.input(glu.up.getWeight()) : w;
     auto [out, outBuf] = h.output(type, d.getInput());
     Unused u = unused(h);
@@ -172,8 +173,8 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
       // it, the silu and the up product go.
       h.b.replaceOp(glu.mul, out);
       h.b.eraseOp(glu.unary);
+      h.b.eraseOp(glu.gate);
       h.b.eraseOp(glu.up);
-      h.b.eraseOp(d);
       return success();
     }
     h.b.replaceOp(d, out);
@@ -181,38 +182,57 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
   }
 
   /// A gated product written out, `silu.(x W_gate) .* (x W_up)` (a shared
-  /// expert's SwiGLU): the three ops after `gate` and the up product, or
-  /// none (mul null). Only where nothing else reads the intermediates (a
-  /// training forward keeps them for the backward) and both products are
-  /// unbiased, of one input, weight type and result type.
+  /// expert's SwiGLU), of which `d` is either product (whichever comes first
+  /// is lowered first): both products, the silu and the mul, or none (mul
+  /// null). Only where nothing else reads the intermediates (a training
+  /// forward keeps them for the backward) and both products are unbiased, of
+  /// one input, weight type and result type.
   struct DenseGlu {
+    DenseOp gate, up;
     UnaryOp unary;
     BinaryOp mul;
-    DenseOp up;
   };
-  static DenseGlu matchDenseGlu(DenseOp gate) {
-    if (gate.getBias() || !gate.getResult().hasOneUse())
+  static DenseGlu matchDenseGlu(DenseOp d) {
+    if (d.getBias() || !d.getResult().hasOneUse())
       return {};
-    auto unary = dyn_cast<UnaryOp>(*gate.getResult().getUsers().begin());
-    if (!unary || unary.getFn() != UnaryFn::silu || !unary.getResult().hasOneUse())
-      return {};
-    auto mul = dyn_cast<BinaryOp>(*unary.getResult().getUsers().begin());
-    if (!mul || mul.getFn() != BinaryFn::mul || mul.getType() != gate.getType())
-      return {};
-    Value other = mul.getLhs() == unary.getResult() ? mul.getRhs() : mul.getLhs();
-    auto up = other.getDefiningOp<DenseOp>();
-    if (!up || up == gate || up.getBias() || up.getInput() != gate.getInput() || !other.hasOneUse() ||
-        up.getType() != gate.getType() || up.getWeight().getType() != gate.getWeight().getType())
-      return {};
-    // The fused product is built where the gate's is: the up weight must be there.
-    Value wUp = up.getWeight();
-    if (Operation *def = wUp.getDefiningOp())
-      if (def->getBlock() != gate->getBlock() || !def->isBeforeInBlock(gate))
+    Operation *user = *d.getResult().getUsers().begin();
+    DenseGlu g;
+    if (auto unary = dyn_cast<UnaryOp>(user)) { // d is the gate
+      if (!unary.getResult().hasOneUse())
         return {};
-    if (auto arg = dyn_cast<BlockArgument>(wUp); arg && arg.getOwner() != gate->getBlock())
-      if (!arg.getOwner()->getParentOp()->isProperAncestor(gate))
+      g.gate = d;
+      g.unary = unary;
+      g.mul = dyn_cast<BinaryOp>(*unary.getResult().getUsers().begin());
+      if (!g.mul)
         return {};
-    return {unary, mul, up};
+      Value other = g.mul.getLhs() == unary.getResult() ? g.mul.getRhs() : g.mul.getLhs();
+      g.up = other.getDefiningOp<DenseOp>();
+    } else if ((g.mul = dyn_cast<BinaryOp>(user))) { // d is the up product
+      g.up = d;
+      Value other = g.mul.getLhs() == d.getResult() ? g.mul.getRhs() : g.mul.getLhs();
+      g.unary = other.getDefiningOp<UnaryOp>();
+      if (!g.unary)
+        return {};
+      g.gate = g.unary.getInput().getDefiningOp<DenseOp>();
+    }
+    if (!g.gate || !g.up || !g.unary || !g.mul || g.gate == g.up || g.unary.getFn() != UnaryFn::silu ||
+        g.mul.getFn() != BinaryFn::mul || g.mul.getType() != d.getType())
+      return {};
+    for (DenseOp p : {g.gate, g.up})
+      if (p.getBias() || !p.getResult().hasOneUse() || p.getInput() != d.getInput() || p.getType() != d.getType() ||
+          p.getWeight().getType() != d.getWeight().getType())
+        return {};
+    if (!g.unary.getResult().hasOneUse() || g.unary.getInput() != g.gate.getResult())
+      return {};
+    // The fused product is built where `d` is: the other weight must be there.
+    Value other = (d == g.gate ? g.up : g.gate).getWeight();
+    if (Operation *def = other.getDefiningOp())
+      if (def->getBlock() != d->getBlock() || !def->isBeforeInBlock(d))
+        return {};
+    if (auto arg = dyn_cast<BlockArgument>(other); arg && arg.getOwner() != d->getBlock())
+      if (!arg.getOwner()->getParentOp()->isProperAncestor(d))
+        return {};
+    return g;
   }
 
   /// A dense product summed in k chunks (GemmConfig::kChunks): with at most
