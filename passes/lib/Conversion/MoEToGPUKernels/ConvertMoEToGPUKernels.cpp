@@ -14,6 +14,7 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/IR/MoETypes.h"
 
+#include "mlir/IR/Dominance.h"
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "convert-moe-to-gpu-kernels"
@@ -164,7 +165,7 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
       llvm::append_range(args, tileCounter(h, c));
       h.launch(*fn, gemmGrid(h, c, tiles), h.index(1), c.threads(), c.sharedBytes(), args);
     };
-    if (failed(splitAlongK(h, c, tiles, args, launchWhole)))
+    if (failed(splitAlongK(h, c, tiles, rows, outBuf, args, launchWhole)))
       return failure();
     if (Value bias = d.getBias())
       out = addDenseBias(h.b, h.loc, out, bias);
@@ -226,12 +227,8 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
       return {};
     // The fused product is built where `d` is: the other weight must be there.
     Value other = (d == g.gate ? g.up : g.gate).getWeight();
-    if (Operation *def = other.getDefiningOp())
-      if (def->getBlock() != d->getBlock() || !def->isBeforeInBlock(d))
-        return {};
-    if (auto arg = dyn_cast<BlockArgument>(other); arg && arg.getOwner() != d->getBlock())
-      if (!arg.getOwner()->getParentOp()->isProperAncestor(d))
-        return {};
+    if (!DominanceInfo(d->getParentOp()).properlyDominates(other, d))
+      return {};
     return g;
   }
 
@@ -240,9 +237,9 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
   /// along the chunks into a grid (tiles, kChunks) whose f32 chunk sums a
   /// second kernel adds in chunk order; else `launchWhole`. Both give the
   /// same bits, so the choice is only one of speed. `args` are the GEMM's
-  /// operands, C the result.
-  LogicalResult splitAlongK(Host &h, const gk::GemmConfig &c, Value tiles, ArrayRef<Value> args,
-                            function_ref<void()> launchWhole) {
+  /// operands, `outBuf` (C) the result's buffer, `rows` its rows.
+  LogicalResult splitAlongK(Host &h, const gk::GemmConfig &c, Value tiles, Value rows, Value outBuf,
+                            ArrayRef<Value> args, function_ref<void()> launchWhole) {
     const int64_t maxRows = c.kChunks ? gk::splitKMaxRows(c) : 0;
     if (maxRows == 0) {
       launchWhole();
@@ -250,7 +247,6 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     }
     // Copied first: launchWhole appends to the vector `args` views.
     SmallVector<Value> splitArgs(args);
-    Value outBuf = args[3], rows = args[10];
     gk::GemmConfig split = c;
     split.splitK = true;
     split.out = "f32";
@@ -286,7 +282,7 @@ struct GPUKernelLowering : GPUKernelLoweringBase {
     gk::GemmConfig chunked = c;
     chunked.wgmmaN = 128;
     chunked.tmaB = chunked.persistent = chunked.warpSpecialized = false;
-    if (!gk::splitKFits(chunked) || gk::splitKChunks(chunked) < 2)
+    if (!gk::splitKFits(chunked)) // at least 4 k steps: 2 or more chunks
       return;
     chunked.kChunks = gk::splitKChunks(chunked);
     if (gk::splitKMaxRows(chunked) > 0)

@@ -375,11 +375,11 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   // k chunks (kChunks): chunk z is steps [z * steps / chunks, (z + 1) *
   // steps / chunks); a split block (splitK) does chunk gpu.block_id y only.
   auto chunkStart = [&](const std::string &z) { return k.div(k.mul(z, k.index(kTiles)), k.index(c.kChunks)); };
-  std::string kBegin = k.index(0), kEnd = k.index(kTiles);
+  std::string kBegin = k.index(0), kEnd = k.index(kTiles), chunkOfBlock;
   if (c.splitK) {
-    std::string z = k.op("gpu.block_id y");
-    kBegin = chunkStart(z);
-    kEnd = chunkStart(k.add(z, k.index(1)));
+    chunkOfBlock = k.op("gpu.block_id y");
+    kBegin = chunkStart(chunkOfBlock);
+    kEnd = chunkStart(k.add(chunkOfBlock, k.index(1)));
   }
   for (int64_t i = 0; i < s.lookahead; ++i) {
     if (c.splitK) {
@@ -458,7 +458,7 @@ std::string moe::gpu_kernels::wgmmaGemmKernel(const GemmConfig &c) {
   // + 8i of its warpgroup's 64, column 8j + 2 (lane % 4) + h. A split's
   // partial sums go to its own rows of C, [split][rows][n].
   if (c.splitK) {
-    std::string shift = k.mul(k.op("gpu.block_id y"), "%rows");
+    std::string shift = k.mul(chunkOfBlock, "%rows");
     t.rowStart = k.add(t.rowStart, shift);
     t.rowEnd = k.add(t.rowEnd, shift);
   }
